@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// The `reselqos` command. Everything is in src/cli/main.ts so tests can import it.
+import { main } from './cli/main.js';
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

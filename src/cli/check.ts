@@ -1,0 +1,62 @@
+// `reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json]`: validate qos.conf and
+// show what is in force at an instant: thresholds, the active rate rule, the rates.
+
+import { DateTime } from 'luxon';
+import type { Config } from '../config/config.js';
+import { formatRate, formatSize, formatTimeOfDay } from '../config/units.js';
+import { effectiveRates, thresholds } from '../policy/policy.js';
+import type { Clock } from '../clock.js';
+import { EXIT, UsageError, loadConfigOrReport, type Io } from './common.js';
+
+export interface CheckJson {
+  groups: { group: number; limitBytes: number | null }[];
+  rates: { down: { totalBps: number }; up: { totalBps: number } };
+  rule: string | null;
+}
+
+export function checkReport(config: Config, at: DateTime): CheckJson {
+  const limits = thresholds(config.qos);
+  const eff = effectiveRates(config, at);
+  return {
+    groups: Array.from({ length: config.qos.groups }, (_, g) => ({ group: g, limitBytes: limits[g] ?? null })),
+    rates: { down: { totalBps: eff.rates['down']! }, up: { totalBps: eff.rates['up']! } },
+    rule: eff.rule,
+  };
+}
+
+export function parseAt(raw: string | undefined, config: Config, clock: Clock): DateTime {
+  if (raw === undefined) return clock().setZone(config.qos.timezone);
+  const at = DateTime.fromISO(raw, { zone: config.qos.timezone, setZone: true });
+  if (!at.isValid) throw new UsageError(`--at: expected an ISO local time such as 2026-11-22T21:30, got "${raw}"`);
+  return at.setZone(config.qos.timezone);
+}
+
+export async function runCheck(opts: { config?: string; at?: string; json: boolean }, io: Io, clock: Clock): Promise<number> {
+  const config = await loadConfigOrReport(opts.config, io);
+  if (!config) return EXIT.invalid;
+  const at = parseAt(opts.at, config, clock);
+  const report = checkReport(config, at);
+  if (opts.json) {
+    io.out(JSON.stringify(report));
+    return EXIT.ok;
+  }
+  const eff = effectiveRates(config, at);
+  const lines: string[] = [];
+  lines.push(`${config.file}: valid${config.warnings.length ? ` (${config.warnings.length} warning(s))` : ''}`);
+  lines.push(`at ${at.toFormat('yyyy-MM-dd HH:mm ZZZZ')} (${config.qos.timezone}): ${eff.rule ? `${eff.rule} in force` : 'no rate rule in force'}`);
+  for (const r of config.rateRules) {
+    lines.push(`  ${r.name}: ${formatTimeOfDay(r.from)}-${formatTimeOfDay(r.to)} down ${r.down ? formatRate(r.down) : 'unchanged'}, up ${r.up ? formatRate(r.up) : 'unchanged'}`);
+  }
+  lines.push('rates:');
+  for (const [key, v] of Object.entries(eff.rates)) {
+    const base = config.rates[key]!;
+    lines.push(`  ${key.padEnd(12)} ${formatRate(v)}${v !== base ? ` (base ${formatRate(base)})` : ''}`);
+  }
+  lines.push(`groups (${config.qos.enabled ? 'QoS enabled' : 'QoS disabled: everyone in group 0'}), daily reset at ${config.qos.resetHour}:00:`);
+  for (const g of report.groups) {
+    const share = (config.qos.factor ** g.group * 100).toFixed(0);
+    lines.push(`  group ${g.group}: ${g.limitBytes === null ? 'above the last limit'.padEnd(22) : ('up to ' + formatSize(g.limitBytes)).padEnd(22)} per-user rate ${share} % of group 0`);
+  }
+  io.out(lines.join('\n'));
+  return EXIT.ok;
+}

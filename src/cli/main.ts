@@ -1,0 +1,65 @@
+// Entry point of the `reselqos` command: parses argv and dispatches to one verb.
+// Verbs live in src/cli/*.ts; this file only routes and maps errors to exit codes.
+
+import { parseArgs } from 'node:util';
+import { systemClock } from '../clock.js';
+import { runCheck } from './check.js';
+import { EXIT, UsageError, processIo, type Io } from './common.js';
+
+interface Verb {
+  summary: string;
+  usage: string;
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[], io: Io): Promise<number>;
+}
+
+const CONFIG_OPT = { config: { type: 'string' as const, short: 'c' } };
+
+const VERBS: Record<string, Verb> = {
+  check: {
+    summary: 'validate qos.conf and show thresholds, the rate rule and the rates in force',
+    usage: 'reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json]',
+    options: { ...CONFIG_OPT, at: { type: 'string' }, json: { type: 'boolean' } },
+    run: (v, _p, io) => runCheck({ config: v['config'] as string | undefined, at: v['at'] as string | undefined, json: v['json'] === true }, io, systemClock),
+  },
+};
+
+function help(io: Io): number {
+  const lines = [
+    'reselqos — dynamic firewall and fair-share QoS for a Linux gateway',
+    '',
+    'usage: reselqos <verb> [options]',
+    '',
+    'verbs:',
+    ...Object.entries(VERBS).map(([name, v]) => `  ${name.padEnd(8)} ${v.summary}\n           ${v.usage}`),
+    `  ${'help'.padEnd(8)} this text`,
+    '',
+    'The configuration file is -c FILE, else $RESELQOS_CONF, else /etc/reselqos/qos.conf.',
+    'Exit codes: 0 ok, 1 failed, 2 invalid configuration, 64 usage error.',
+  ];
+  io.out(lines.join('\n'));
+  return EXIT.ok;
+}
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') return help(io);
+  const verb = VERBS[name];
+  if (!verb) {
+    io.err(`reselqos: unknown verb "${name}" (try: reselqos help)`);
+    return EXIT.usage;
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: verb.options, allowPositionals: true, strict: true });
+    return await verb.run(values as Record<string, string | boolean | undefined>, positionals, io);
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`reselqos ${name}: ${(e as Error).message}\nusage: ${verb.usage}`);
+      return EXIT.usage;
+    }
+    io.err(`reselqos ${name}: ${(e as Error).stack ?? String(e)}`);
+    return EXIT.failed;
+  }
+}
+
+

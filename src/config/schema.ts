@@ -1,0 +1,127 @@
+// The list of every qos.conf key: section, name, default, whether `reload` can change
+// it live, and one line of documentation. The loader uses it to tell unknown keys
+// (warnings) and restart-only keys (named in the reload answer); docs/CONFIG.md is
+// checked against it by a test. Pure data: no I/O here.
+
+export type Section = 'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'path' | 'log';
+
+export interface KeySpec {
+  readonly section: Section;
+  readonly key: string;
+  /** Default as it would be written in qos.conf; undefined = required; '' = empty. */
+  readonly def: string | undefined;
+  /** true if `reload` applies a change without restart. */
+  readonly live: boolean;
+  readonly doc: string;
+}
+
+const k = (section: Section, key: string, def: string | undefined, live: boolean, doc: string): KeySpec =>
+  ({ section, key, def, live, doc });
+
+export const RESEL_PEOPLE = 'ou=people,dc=maisel,dc=enst-bretagne,dc=fr';
+export const RESEL_ORGA = 'ou=organisations,dc=maisel,dc=enst-bretagne,dc=fr';
+export const RESEL_HOSTS = 'ou=machines,dc=resel,dc=enst-bretagne,dc=fr';
+
+export const KEYS: readonly KeySpec[] = [
+  // [ldap]
+  k('ldap', 'host', undefined, true, 'LDAP server: host name, host:port, or ldap:// / ldaps:// URL'),
+  k('ldap', 'user', '', true, 'bind DN; empty = anonymous bind'),
+  k('ldap', 'password', '', true, 'bind password (file must then be mode 0600)'),
+  k('ldap', 'starttls', '0', true, '1 = upgrade ldap:// with StartTLS (certificate verified; no plaintext fallback)'),
+  k('ldap', 'caFile', '', true, 'PEM CA bundle to verify the server certificate (ldaps:// or StartTLS); empty = system CAs'),
+  k('ldap', 'basepeople', RESEL_PEOPLE, true, 'base DN of people'),
+  k('ldap', 'baseorga', RESEL_ORGA, true, 'base DN of organisations (clubs) that own machines; empty = none'),
+  k('ldap', 'basehosts', RESEL_HOSTS, true, 'base DN of machines'),
+  k('ldap', 'peopleFilter', '(uid=*)', true, 'filter for people'),
+  k('ldap', 'orgaFilter', '(uid=*)', true, 'filter for organisations'),
+  k('ldap', 'hostsFilter', '(objectClass=reselMachine)', true, 'filter for machines'),
+  k('ldap', 'uidAttr', 'uid', true, 'attribute holding an owner\'s identity'),
+  k('ldap', 'ownerAttr', 'uidProprio', true, 'machine attribute holding its owner\'s DN'),
+  k('ldap', 'ipAttr', 'ipHostNumber', true, 'machine attribute holding IPv4 (suffix such as 200.3, or a full address)'),
+  k('ldap', 'ip6Attr', 'ipv6HostNumber', true, 'machine attribute holding IPv6 addresses (or suffixes to area6Prefix)'),
+  k('ldap', 'zoneAttr', 'zone', true, 'machine attribute holding zones'),
+  k('ldap', 'inactiveZone', 'Inactive', true, 'zone value that marks a machine disabled'),
+  k('ldap', 'hostAttr', 'host', true, 'machine name attribute'),
+  k('ldap', 'endInternetAttr', 'endInternet', true, 'owner attribute: end of internet rights (generalizedTime)'),
+  k('ldap', 'coupureAttr', 'coupure', true, 'owner attribute: TRUE = internet cut'),
+  k('ldap', 'banAttr', 'ban', true, 'owner attribute: services the owner is banned from'),
+  k('ldap', 'cotizAttr', 'cotiz', true, 'owner attribute: years paid, BLACKLIST<year> = blacklisted'),
+  k('ldap', 'pageSize', '500', true, 'entries per page of the paged search (keep at or below the server size limit)'),
+  k('ldap', 'connectTimeout', '5s', true, 'TCP/TLS connect timeout'),
+  k('ldap', 'timeout', '20s', true, 'timeout of one LDAP operation (each page)'),
+  k('ldap', 'maxShrink', '20%', true, 'refuse a directory that lost more than this share of machines since the last good one'),
+  // [database]
+  k('database', 'host', undefined, true, 'MySQL/MariaDB server: host name or host:port'),
+  k('database', 'port', '3306', true, 'TCP port (when host has none)'),
+  k('database', 'socket', '', true, 'unix socket path; overrides host/port when set'),
+  k('database', 'user', 'qos', true, 'user (needs SELECT on the traffic tables)'),
+  k('database', 'password', '', true, 'password (file must then be mode 0600)'),
+  k('database', 'db', 'netacct', true, 'database holding the netacct tables'),
+  k('database', 'table', 'traffic', true, 'netacct table of IPv4 hour buckets'),
+  k('database', 'table6', '', true, 'optional table of the same shape with IPv6 volumes; empty = none'),
+  k('database', 'ipColumn', 'ip', true, 'column holding the IP string'),
+  k('database', 'timeColumn', 'time', true, 'column holding the hour bucket (server local time)'),
+  k('database', 'downColumn', 'input', true, 'column of bytes towards the user (download)'),
+  k('database', 'upColumn', 'output', true, 'column of bytes from the user (upload)'),
+  k('database', 'exclude', '', true, 'comma list of peer, direct, local: bytes in those <kind>_input/<kind>_output columns are not counted'),
+  k('database', 'connectTimeout', '5s', true, 'connect timeout'),
+  k('database', 'timeout', '20s', true, 'query timeout'),
+  // [firewall]
+  k('firewall', 'enabled', '1', true, '0 = no filtering at all (QoS only)'),
+  k('firewall', 'areaPrefix', '172.22.', true, 'IPv4 prefix of this campus, prepended to ipHostNumber suffixes'),
+  k('firewall', 'areaOtherPrefix', '172.23.', true, 'IPv4 prefix of the other campus'),
+  k('firewall', 'area6Prefix', '', true, 'IPv6 prefix prepended to ipv6HostNumber suffixes'),
+  k('firewall', 'eth_ext', undefined, false, 'interface towards the internet (upload is shaped on its egress)'),
+  k('firewall', 'eth_int', undefined, false, 'interface towards the users (download is shaped on its egress)'),
+  k('firewall', 'tunnel_name', '', true, 'tunnel interface to the other campus (not internet)'),
+  k('firewall', 'ip_int', '', true, 'the gateway\'s own internal address (never locked out)'),
+  k('firewall', 'net6', '', true, 'IPv6 network of the users'),
+  k('firewall', 'v6Enabled', '1', true, '0 = no IPv6 filtering or shaping (accept all IPv6)'),
+  // [rates]
+  k('rates', 'down', undefined, true, 'rate shared between the users, download (e.g. 100Mbit)'),
+  k('rates', 'up', undefined, true, 'rate shared between the users, upload'),
+  k('rates', 'globalDown', '', true, 'rate of both campuses together, download (informative)'),
+  k('rates', 'globalUp', '', true, 'rate of both campuses together, upload (informative)'),
+  // [qos]
+  k('qos', 'enabled', '1', true, '0 = everyone in group 0, volumes ignored'),
+  k('qos', 'groups', '6', false, 'number of groups per direction'),
+  k('qos', 'classSeperationBase', '1250MB', true, 'limit of group 0 (bare number = MB)'),
+  k('qos', 'classSeperationParameter', '1.6', true, 'limit(n) = limit(n-1) x parameter + base'),
+  k('qos', 'classRateFactor', '0.8', true, 'per-user rate of group n+1 / group n (0 < f <= 1)'),
+  k('qos', 'resetHour', '5', true, 'hour (local, 0-23) at which daily volumes restart from zero'),
+  k('qos', 'timezone', '', true, 'IANA time zone for rate rules and the reset; empty = the system\'s'),
+  k('qos', 'interval', '10s', true, 'time between cycles'),
+  k('qos', 'count', 'all', true, 'which users count in a group: all (every user with an IP) or active (volume > 0 today in that direction)'),
+  k('qos', 'emptyClassRate', '8kbit', true, 'rate given to a group class with no user (floor)'),
+  k('qos', 'ceil', '100%', true, 'ceil of every group class, as a share of the direction total'),
+  k('qos', 'defaultRate', '1Mbit', true, 'guaranteed rate of the default class (traffic of no user: servers, infrastructure), taken from the total'),
+  k('qos', 'classifier', 'fw', false, 'fw (MARK + tc fw filter) or classify (iptables CLASSIFY straight to the class)'),
+  k('qos', 'leaf', 'sfq', false, 'leaf qdisc of each class: sfq, fq_codel, cake, pfifo or none'),
+  k('qos', 'setPrefix', 'qos_', false, 'prefix of IPv4 ipsets (qos_d0, qos_u0, ...)'),
+  k('qos', 'set6Prefix', 'v6qos_', false, 'prefix of IPv6 ipsets'),
+  k('qos', 'chainPrefix', 'RESELQOS', false, 'prefix of our iptables chains'),
+  k('qos', 'markDown', '1000', false, 'mark of download group X = markDown + X'),
+  k('qos', 'markUp', '2000', false, 'mark of upload group X = markUp + X'),
+  k('qos', 'fullSyncInterval', '5m', true, 'period of the full read-back of the kernel state'),
+  // [path]
+  k('path', 'log', '/var/log/reselqos', false, 'log directory (reselqos.log inside)'),
+  k('path', 'state', '/var/lib/reselqos', false, 'state directory (last good snapshots)'),
+  k('path', 'run', '/run/reselqos', false, 'runtime directory (pid file, control socket)'),
+  // [log]
+  k('log', 'level', 'info', true, 'error, warn, info or debug'),
+];
+
+export const SECTIONS: readonly Section[] = ['ldap', 'database', 'firewall', 'rates', 'ratesrules', 'qos', 'path', 'log'];
+
+export function specOf(section: Section, key: string): KeySpec | undefined {
+  const lower = key.toLowerCase();
+  return KEYS.find((s) => s.section === section && s.key.toLowerCase() === lower);
+}
+
+/** Keys accepted in a section beyond the table: [rates] any name, [ratesrules] ruleN*, [firewall] eth_*, ip_*, net*. */
+export function isPatternKey(section: Section, key: string): boolean {
+  if (section === 'rates') return /^[A-Za-z][A-Za-z0-9_]*$/.test(key);
+  if (section === 'ratesrules') return /^rule[0-9]+(from|to|globalup|globaldown|up|down)$/i.test(key);
+  if (section === 'firewall') return /^(eth_|ip_|net)/i.test(key);
+  return false;
+}

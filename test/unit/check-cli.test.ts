@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { minimalConf } from './fixtures.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const cli = join(root, 'dist/cli.js');
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, cwd: root }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('check --json on conf/qos.conf prints exactly one object of the contract shape', async () => {
+  const r = await run(['check', '-c', 'conf/qos.conf', '--json', '--at', '2026-11-22T21:30']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1);
+  const j = JSON.parse(lines[0]!);
+  assert.deepEqual(Object.keys(j).sort(), ['groups', 'rates', 'rule']);
+  assert.deepEqual(j.groups, [
+    { group: 0, limitBytes: 1250000000 }, { group: 1, limitBytes: 3250000000 }, { group: 2, limitBytes: 6450000000 },
+    { group: 3, limitBytes: 11570000000 }, { group: 4, limitBytes: 19762000000 }, { group: 5, limitBytes: null },
+  ]);
+  assert.equal(j.rule, 'rule1');
+  assert.deepEqual(j.rates, { down: { totalBps: 160000000 }, up: { totalBps: 160000000 } });
+  const day = await run(['check', '-c', 'conf/qos.conf', '--json', '--at', '2026-11-22T12:00']);
+  const jd = JSON.parse(day.stdout);
+  assert.equal(jd.rule, null);
+  assert.deepEqual(jd.rates, { down: { totalBps: 100000000 }, up: { totalBps: 100000000 } });
+});
+
+test('check refuses an invalid file with every error on stderr, exit 2', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rq-check-'));
+  try {
+    const f = join(dir, 'qos.conf');
+    writeFileSync(f, minimalConf({ qos: 'groups = 0', ratesrules: 'rule2From = 20:00\nrule2To = 25:00' }));
+    const r = await run(['check', '-c', f]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /\[qos\] groups: expected an integer from 1 to 64, got 0/);
+    assert.match(r.stderr, /\[ratesrules\] rule2To: expected HH:MM, got "25:00"/);
+    assert.match(r.stderr, /rule2GlobalUp: is missing/);
+    // $RESELQOS_CONF is used when -c is absent
+    const viaEnv = await run(['check', '--json'], { RESELQOS_CONF: f });
+    assert.equal(viaEnv.code, 2);
+    // a missing file is named
+    const missing = await run(['check', '-c', join(dir, 'nope.conf')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /nope\.conf.*file not found/);
+    // a password in a world-readable file
+    writeFileSync(f, minimalConf({ ldap: 'password = hunter2' }));
+    chmodSync(f, 0o644);
+    const pw = await run(['check', '-c', f]);
+    assert.equal(pw.code, 2);
+    assert.match(pw.stderr, /chmod 600/);
+    assert.doesNotMatch(pw.stderr, /hunter2/);
+    chmodSync(f, 0o600);
+    assert.equal((await run(['check', '-c', f])).code, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('help lists check; an unknown verb is a usage error', async () => {
+  const h = await run(['help']);
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /check/);
+  const u = await run(['frobnicate']);
+  assert.equal(u.code, 64);
+  assert.match(u.stderr, /unknown verb/);
+  const bad = await run(['check', '--at', 'yesterday-ish', '-c', 'conf/qos.conf']);
+  assert.equal(bad.code, 64);
+});

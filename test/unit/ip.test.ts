@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseIp, parseIpv4, parseIpv6, joinIpv4, joinIpv6, compareIp } from '../../src/net/ip.js';
+
+const bad4: [string, RegExp][] = [
+  ['172.22.200.03', /leading zero/],
+  ['172.022.200.3', /leading zero/],
+  ['172.22.200.3/32', /CIDR/],
+  ['0.0.0.0', /unspecified/],
+  ['255.255.255.255', /broadcast/],
+  ['224.0.0.1', /multicast/],
+  ['239.1.2.3', /multicast/],
+  ['127.0.0.1', /loopback/],
+  ['172.22.200.256', /above 255/],
+  ['172.22.200', /not a dotted-quad/],
+  ['172.22.200.3 ', /whitespace/],
+  ['172.22.200.3\n10.0.0.1', /newline/],
+  ['172.22.200.3;rm -rf /', /characters/],
+  ['$(reboot)', /characters/],
+  ['', /empty/],
+];
+
+test('IPv4 is parsed strictly', () => {
+  assert.deepEqual(parseIpv4('172.22.200.3'), { ok: true, ip: '172.22.200.3', family: 4 });
+  assert.deepEqual(parseIpv4('10.0.0.0'), { ok: true, ip: '10.0.0.0', family: 4 });
+  for (const [raw, why] of bad4) {
+    const r = parseIpv4(raw);
+    assert.equal(r.ok, false, raw);
+    if (!r.ok) assert.match(r.reason, why, raw);
+  }
+});
+
+test('IPv6 is returned in RFC 5952 canonical form', () => {
+  const cases: [string, string][] = [
+    ['2001:0660:7302:D000::1', '2001:660:7302:d000::1'],
+    ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['2001:db8::0:1', '2001:db8::1'],
+    ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    ['fe80::1', 'fe80::1'],
+  ];
+  for (const [raw, want] of cases) {
+    const r = parseIpv6(raw);
+    assert.ok(r.ok, raw);
+    if (r.ok) assert.equal(r.ip, want, raw);
+  }
+  for (const raw of ['::', '::1', 'ff02::1', '2001:db8::/64', '2001:db8::1%eth0', '2001:db8:::1', '::ffff:10.0.0.1', '2001:db8::1 ']) {
+    assert.equal(parseIpv6(raw).ok, false, raw);
+  }
+});
+
+test('suffixes join the campus prefix; full quads are taken as is', () => {
+  assert.deepEqual(joinIpv4('172.22.', '200.3'), { ok: true, ip: '172.22.200.3', family: 4 });
+  assert.deepEqual(joinIpv4('172.22.', '10.1.2.3'), { ok: true, ip: '10.1.2.3', family: 4 });
+  assert.equal(joinIpv4('172.22.', '200.03').ok, false);
+  assert.equal(joinIpv4('172.22.', '1.200.3').ok, false);
+  assert.equal(joinIpv4('172.22.', '200.3\n').ok, false);
+  assert.equal(joinIpv4('', '200.3').ok, false);
+  const v6 = joinIpv6('2001:660:7302:d', '200::3');
+  assert.ok(v6.ok);
+  if (v6.ok) assert.equal(v6.ip, '2001:660:7302:d200::3');
+  const full6 = joinIpv6('2001:660:7302:d', '2001:db8::5');
+  assert.ok(full6.ok && full6.ip === '2001:db8::5');
+});
+
+test('parseIp dispatches on the family and compareIp sorts numerically', () => {
+  assert.equal(parseIp('2001:db8::1').ok, true);
+  assert.equal(parseIp('172.22.1.1').ok, true);
+  const sorted = ['172.22.10.1', '2001:db8::2', '172.22.9.1', '2001:db8::10', '10.0.0.1'].sort(compareIp);
+  assert.deepEqual(sorted, ['10.0.0.1', '172.22.9.1', '172.22.10.1', '2001:db8::2', '2001:db8::10']);
+});
