@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { systemClock } from '../clock.js';
 import { runCheck } from './check.js';
+import { runPlan } from './plan.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
 interface Verb {
@@ -21,6 +22,12 @@ const VERBS: Record<string, Verb> = {
     usage: 'reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json]',
     options: { ...CONFIG_OPT, at: { type: 'string' }, json: { type: 'boolean' } },
     run: (v, _p, io) => runCheck({ config: v['config'] as string | undefined, at: v['at'] as string | undefined, json: v['json'] === true }, io, systemClock),
+  },
+  plan: {
+    summary: 'fetch LDAP and MySQL once and print the desired state (changes nothing)',
+    usage: 'reselqos plan [-c FILE] [--json] [--force]',
+    options: { ...CONFIG_OPT, json: { type: 'boolean' }, force: { type: 'boolean' } },
+    run: (v, _p, io) => runPlan({ config: v['config'] as string | undefined, json: v['json'] === true, force: v['force'] === true }, io, systemClock),
   },
 };
 

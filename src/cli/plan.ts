@@ -1,0 +1,79 @@
+// `reselqos plan [-c FILE] [--json] [--force]`: fetch both sources once, compute the
+// desired state and print it. Changes nothing anywhere (no kernel, no state files).
+
+import type { Config } from '../config/config.js';
+import { formatRate, formatSize } from '../config/units.js';
+import type { Clock } from '../clock.js';
+import { MemoryLogger } from '../log.js';
+import { planDesired, type Desired } from '../plan/desired.js';
+import { perUserRate, resetInstant } from '../policy/policy.js';
+import { Sources } from '../sources/index.js';
+import { EXIT, loadConfigOrReport, type Io } from './common.js';
+
+export interface PlanJson {
+  users: { uid: string; ips: string[]; down: { bytes: number; group: number }; up: { bytes: number; group: number } }[];
+  classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
+  skipped: { dn: string; reason: string }[];
+}
+
+export function planJson(d: Desired): PlanJson {
+  return {
+    users: d.users.map((u) => ({ uid: u.uid, ips: [...u.ips], down: { bytes: u.down.bytes, group: u.down.group }, up: { bytes: u.up.bytes, group: u.up.group } })),
+    classes: d.classes.map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
+    skipped: d.skipped.map((s) => ({ dn: s.dn, reason: s.reason })),
+  };
+}
+
+export function planText(d: Desired): string {
+  const ips = d.users.reduce((a, u) => a + u.ips.length, 0);
+  const lines = [`plan at ${d.at}${d.rule ? ` (${d.rule} in force)` : ''}, volumes since ${d.resetAt}`, `users ${d.users.length}, IPs ${ips}, skipped entries ${d.skipped.length}`];
+  for (const dir of ['down', 'up'] as const) {
+    lines.push(`${dir === 'down' ? 'download' : 'upload'} (total ${formatRate(d.totals[dir])}):`);
+    for (const c of d.classes.filter((x) => x.direction === dir)) {
+      const limit = d.limits[c.group];
+      lines.push(`  group ${c.group} ${limit === undefined ? '(last)'.padEnd(12) : ('<= ' + formatSize(limit)).padEnd(12)} users ${String(c.users).padStart(6)}  class ${formatRate(c.rateBps).padStart(11)}  per user ${c.users ? formatRate(perUserRate(c)) : '-'}`);
+    }
+  }
+  if (d.skipped.length) {
+    lines.push('skipped:');
+    for (const s of d.skipped.slice(0, 50)) lines.push(`  ${s.dn}: ${s.reason}`);
+    if (d.skipped.length > 50) lines.push(`  ... and ${d.skipped.length - 50} more (see --json)`);
+  }
+  return lines.join('\n');
+}
+
+/** Fetches both sources once (no fallback: a failure is reported) and plans. */
+export async function fetchAndPlan(config: Config, clock: Clock, force: boolean): Promise<{ desired: Desired; warnings: string[] } | { error: string }> {
+  const log = new MemoryLogger();
+  const sources = new Sources(config, log, { persist: false });
+  try {
+    await sources.init();
+    const now = clock().setZone(config.qos.timezone);
+    const reset = resetInstant(config.qos, now);
+    const [dir, usage] = await Promise.allSettled([
+      sources.fetchDirectory(now.toJSDate(), { force }),
+      sources.fetchUsage(now.toJSDate(), reset),
+    ]);
+    if (dir.status === 'rejected') return { error: (dir.reason as Error).message };
+    if (!dir.value.fresh) return { error: dir.value.error ?? 'ldap failed' };
+    if (usage.status === 'rejected') return { error: (usage.reason as Error).message };
+    if (!usage.value.fresh) return { error: usage.value.error ?? 'mysql failed' };
+    const desired = planDesired(config, dir.value.directory, usage.value.usage, now, reset);
+    return { desired, warnings: log.of('warn') };
+  } finally {
+    await sources.close();
+  }
+}
+
+export async function runPlan(opts: { config?: string; json: boolean; force: boolean }, io: Io, clock: Clock): Promise<number> {
+  const config = await loadConfigOrReport(opts.config, io);
+  if (!config) return EXIT.invalid;
+  const r = await fetchAndPlan(config, clock, opts.force);
+  if ('error' in r) {
+    io.err(`reselqos plan: ${r.error}`);
+    return EXIT.failed;
+  }
+  for (const w of r.warnings) io.err(`warning: ${w}`);
+  io.out(opts.json ? JSON.stringify(planJson(r.desired)) : planText(r.desired));
+  return EXIT.ok;
+}

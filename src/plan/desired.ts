@@ -1,0 +1,128 @@
+// (config, directory, usage, instant) -> desired state. Pure: the whole QoS decision
+// of a cycle, with no I/O and no clock of its own. The kernel layer diffs this against
+// what it reads back; `reselqos plan` prints it.
+
+import type { DateTime } from 'luxon';
+import type { Config } from '../config/config.js';
+import { compareIp } from '../net/ip.js';
+import { classRates, effectiveRates, groupOf, thresholds, type Direction, DIRECTIONS } from '../policy/policy.js';
+import type { Directory, Skipped, Usage } from '../sources/types.js';
+
+export interface UserPlan {
+  readonly uid: string;
+  readonly ips: readonly string[];
+  readonly down: { readonly bytes: number; readonly group: number };
+  readonly up: { readonly bytes: number; readonly group: number };
+}
+
+export interface ClassPlan {
+  readonly direction: Direction;
+  readonly group: number;
+  readonly users: number;
+  readonly rateBps: number;
+  readonly ceilBps: number;
+}
+
+export type SetFamily = 'inet' | 'inet6';
+
+export interface SetPlan {
+  readonly name: string;
+  readonly family: SetFamily;
+  readonly direction: Direction;
+  readonly group: number;
+  readonly members: ReadonlySet<string>;
+}
+
+export interface Desired {
+  readonly at: string;
+  readonly rule: string | null;
+  readonly resetAt: string;
+  readonly totals: Readonly<Record<Direction, number>>;
+  readonly limits: readonly number[];
+  readonly users: readonly UserPlan[];
+  readonly classes: readonly ClassPlan[];
+  /** every QoS set, empty ones included, in a fixed order (v4 down, v4 up, v6 down, v6 up; by group) */
+  readonly sets: readonly SetPlan[];
+  readonly skipped: readonly Skipped[];
+}
+
+export function setName(config: Pick<Config, 'qos'>, family: SetFamily, direction: Direction, group: number): string {
+  return `${family === 'inet' ? config.qos.setPrefix : config.qos.set6Prefix}${direction === 'down' ? 'd' : 'u'}${group}`;
+}
+
+export function planDesired(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
+  const q = config.qos;
+  const limits = thresholds(q);
+  const eff = effectiveRates(config, instant);
+  const totals = { down: eff.rates['down']!, up: eff.rates['up']! };
+
+  // Owner -> IPs of its active machines.
+  const ipsOf = new Map<string, string[]>();
+  for (const m of directory.machines) {
+    if (!m.active) continue;
+    const ips = m.ips4.length + m.ips6.length;
+    if (ips === 0) continue;
+    let list = ipsOf.get(m.owner);
+    if (!list) ipsOf.set(m.owner, (list = []));
+    for (const ip of m.ips4) list.push(ip);
+    for (const ip of m.ips6) list.push(ip);
+  }
+
+  const users: UserPlan[] = [];
+  const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
+  const byIp = usage?.byIp;
+  for (const uid of [...ipsOf.keys()].sort()) {
+    const ips = ipsOf.get(uid)!.sort(compareIp);
+    let down = 0;
+    let up = 0;
+    if (byIp) {
+      for (const ip of ips) {
+        const v = byIp.get(ip);
+        if (v) {
+          down += v.down;
+          up += v.up;
+        }
+      }
+    }
+    const gDown = q.enabled ? groupOf(down, limits) : 0;
+    const gUp = q.enabled ? groupOf(up, limits) : 0;
+    if (q.count === 'all' || down > 0) counts.down[gDown]!++;
+    if (q.count === 'all' || up > 0) counts.up[gUp]!++;
+    users.push({ uid, ips, down: { bytes: down, group: gDown }, up: { bytes: up, group: gUp } });
+  }
+
+  const classes: ClassPlan[] = [];
+  for (const dir of DIRECTIONS) {
+    const rates = classRates(counts[dir], {
+      totalBps: totals[dir], factor: q.factor, floorBps: q.emptyClassRate, defaultBps: q.defaultRate, ceilShare: q.ceilShare,
+    });
+    for (const r of rates) classes.push({ direction: dir, group: r.group, users: r.users, rateBps: r.rateBps, ceilBps: r.ceilBps });
+  }
+
+  const families: SetFamily[] = config.firewall.v6Enabled ? ['inet', 'inet6'] : ['inet'];
+  const members = new Map<string, Set<string>>();
+  const sets: SetPlan[] = [];
+  for (const family of families) {
+    for (const dir of DIRECTIONS) {
+      for (let g = 0; g < q.groups; g++) {
+        const name = setName(config, family, dir, g);
+        const set = new Set<string>();
+        members.set(name, set);
+        sets.push({ name, family, direction: dir, group: g, members: set });
+      }
+    }
+  }
+  for (const u of users) {
+    for (const ip of u.ips) {
+      const family: SetFamily = ip.includes(':') ? 'inet6' : 'inet';
+      if (family === 'inet6' && !config.firewall.v6Enabled) continue;
+      members.get(setName(config, family, 'down', u.down.group))!.add(ip);
+      members.get(setName(config, family, 'up', u.up.group))!.add(ip);
+    }
+  }
+
+  return {
+    at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
+    users, classes, sets, skipped: directory.skipped,
+  };
+}
