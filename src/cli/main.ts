@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { systemClock } from '../clock.js';
 import { runCheck } from './check.js';
 import { runPlan } from './plan.js';
+import { runOnce, runClear } from './kernel.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
 interface Verb {
@@ -28,6 +29,18 @@ const VERBS: Record<string, Verb> = {
     usage: 'reselqos plan [-c FILE] [--json] [--force]',
     options: { ...CONFIG_OPT, json: { type: 'boolean' }, force: { type: 'boolean' } },
     run: (v, _p, io) => runPlan({ config: v['config'] as string | undefined, json: v['json'] === true, force: v['force'] === true }, io, systemClock),
+  },
+  run: {
+    summary: 'run one full cycle (LDAP + MySQL -> plan -> kernel) and exit',
+    usage: 'reselqos run --once [-c FILE] [--force]',
+    options: { ...CONFIG_OPT, once: { type: 'boolean' }, force: { type: 'boolean' } },
+    run: (v, _p, io) => runOnce({ config: v['config'] as string | undefined, once: v['once'] === true, force: v['force'] === true }, io, systemClock),
+  },
+  clear: {
+    summary: 'remove every kernel object reselqos owns (chains, rules, qdiscs, sets), nothing else',
+    usage: 'reselqos clear [-c FILE]',
+    options: { ...CONFIG_OPT },
+    run: (v, _p, io) => runClear({ config: v['config'] as string | undefined }, io),
   },
 };
 

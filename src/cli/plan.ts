@@ -8,16 +8,40 @@ import { MemoryLogger } from '../log.js';
 import { planDesired, type Desired } from '../plan/desired.js';
 import { perUserRate, resetInstant } from '../policy/policy.js';
 import { Sources } from '../sources/index.js';
+import { Reconciler, type ReconcileResult } from '../kernel/reconciler.js';
+import { kernelExec } from '../daemon/runtime.js';
 import { EXIT, loadConfigOrReport, type Io } from './common.js';
+
+export interface ChangesJson {
+  ipset: { add: number; del: number };
+  tc: { change: number; add: number };
+  iptables: number;
+  lists: { ipset: { set: string; add: string[]; del: string[]; rebuild: number | null; create: boolean }[]; destroy: string[]; iptables: string[]; tc: string[] };
+}
+
+export function changesJson(r: ReconcileResult): ChangesJson {
+  const ipt = [r.batches.iptables[4], r.batches.iptables[6]].flatMap((b, i) => (b ? b.trim().split('\n').map((l) => `${i === 0 ? 'v4' : 'v6'} ${l}`) : []));
+  return {
+    ipset: r.counts.ipset, tc: r.counts.tc, iptables: r.counts.iptables,
+    lists: {
+      ipset: r.plan.sets.map((s) => ({ set: s.name, create: s.create, add: [...s.add], del: [...s.del], rebuild: s.rebuild ? s.rebuild.length : null })),
+      destroy: [...r.plan.destroy],
+      iptables: ipt,
+      tc: r.batches.tc ? r.batches.tc.trim().split('\n') : [],
+    },
+  };
+}
 
 export interface PlanJson {
   users: { uid: string; ips: string[]; down: { bytes: number; group: number }; up: { bytes: number; group: number } }[];
   classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
   skipped: { dn: string; reason: string }[];
+  changes?: ChangesJson | null;
 }
 
-export function planJson(d: Desired): PlanJson {
+export function planJson(d: Desired, changes?: ReconcileResult | null): PlanJson {
   return {
+    ...(changes === undefined ? {} : { changes: changes ? changesJson(changes) : null }),
     users: d.users.map((u) => ({ uid: u.uid, ips: [...u.ips], down: { bytes: u.down.bytes, group: u.down.group }, up: { bytes: u.up.bytes, group: u.up.group } })),
     classes: d.classes.map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
     skipped: d.skipped.map((s) => ({ dn: s.dn, reason: s.reason })),
@@ -43,7 +67,7 @@ export function planText(d: Desired): string {
 }
 
 /** Fetches both sources once (no fallback: a failure is reported) and plans. */
-export async function fetchAndPlan(config: Config, clock: Clock, force: boolean): Promise<{ desired: Desired; warnings: string[] } | { error: string }> {
+export async function fetchAndPlan(config: Config, clock: Clock, force: boolean): Promise<{ desired: Desired; changes: ReconcileResult | null; warnings: string[] } | { error: string }> {
   const log = new MemoryLogger();
   const sources = new Sources(config, log, { persist: false });
   try {
@@ -59,7 +83,14 @@ export async function fetchAndPlan(config: Config, clock: Clock, force: boolean)
     if (usage.status === 'rejected') return { error: (usage.reason as Error).message };
     if (!usage.value.fresh) return { error: usage.value.error ?? 'mysql failed' };
     const desired = planDesired(config, dir.value.directory, usage.value.usage, now, reset);
-    return { desired, warnings: log.of('warn') };
+    // The changes against the live kernel (read only; nothing is applied).
+    let changes: ReconcileResult | null = null;
+    try {
+      changes = await new Reconciler(config, kernelExec(config), log).reconcile(desired, { dryRun: true });
+    } catch (e) {
+      log.warn(`kernel: cannot compare with the live kernel: ${(e as Error).message}`);
+    }
+    return { desired, changes, warnings: log.of('warn') };
   } finally {
     await sources.close();
   }
@@ -74,6 +105,14 @@ export async function runPlan(opts: { config?: string; json: boolean; force: boo
     return EXIT.failed;
   }
   for (const w of r.warnings) io.err(`warning: ${w}`);
-  io.out(opts.json ? JSON.stringify(planJson(r.desired)) : planText(r.desired));
+  if (opts.json) {
+    io.out(JSON.stringify(planJson(r.desired, r.changes)));
+  } else {
+    const c = r.changes;
+    const tail = c
+      ? `changes against the kernel: ipset +${c.counts.ipset.add}/-${c.counts.ipset.del}, tc ${c.counts.tc.change} change(s) ${c.counts.tc.add} add(s), iptables ${c.counts.iptables} rule(s)`
+      : 'changes against the kernel: unknown (kernel state not readable here)';
+    io.out(planText(r.desired) + '\n' + tail);
+  }
   return EXIT.ok;
 }

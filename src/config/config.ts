@@ -83,6 +83,8 @@ export interface FirewallConfig {
   /** every net* key */
   readonly networks: Readonly<Record<string, string>>;
   readonly v6Enabled: boolean;
+  /** network namespace of the data plane; '' = our own */
+  readonly netns: string;
 }
 
 export interface QosConfig {
@@ -548,6 +550,10 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     ipInt: gatewayIps['ip_int'] ?? '',
     gatewayIps, interfaces, networks,
     v6Enabled: f.bool('v6Enabled'),
+    netns: f.parse('netns', (raw) => {
+      if (raw !== '' && !/^[A-Za-z0-9_.-]{1,64}$/.test(raw)) throw new UnitError(`expected a network namespace name (letters, digits, _ . -), got "${raw}"`);
+      return raw;
+    }, ''),
   };
   if (firewall.ethExt !== '' && firewall.ethExt === firewall.ethInt) {
     ctx.problem('firewall', 'eth_int', `must differ from eth_ext (both "${firewall.ethExt}")`);

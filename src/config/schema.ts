@@ -77,6 +77,7 @@ export const KEYS: readonly KeySpec[] = [
   k('firewall', 'ip_int', '', true, 'the gateway\'s own internal address (never locked out)'),
   k('firewall', 'net6', '', true, 'IPv6 network of the users'),
   k('firewall', 'v6Enabled', '1', true, '0 = no IPv6 filtering or shaping (accept all IPv6)'),
+  k('firewall', 'netns', '', false, 'network namespace holding the interfaces, sets and rules (kernel tools run through ip netns exec); empty = the daemon\'s own'),
   // [rates]
   k('rates', 'down', undefined, true, 'rate shared between the users, download (e.g. 100Mbit)'),
   k('rates', 'up', undefined, true, 'rate shared between the users, upload'),

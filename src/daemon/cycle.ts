@@ -1,0 +1,129 @@
+// One cycle: fetch LDAP and MySQL concurrently, plan, reconcile the kernel. Owns the
+// cycle report and its one-line summary; the loop, the control socket and the CLI all
+// run cycles through here. Never applies a directory it does not have: with no
+// directory at all (no fetch, no snapshot) the cycle fails and the kernel is untouched.
+
+import pLimit from 'p-limit';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import { planDesired, type Desired } from '../plan/desired.js';
+import { resetInstant } from '../policy/policy.js';
+import type { Sources } from '../sources/index.js';
+import type { Reconciler, ReconcileResult } from '../kernel/reconciler.js';
+import type { PlanCounts } from '../kernel/diff.js';
+
+export interface CycleReport {
+  readonly ok: boolean;
+  readonly at: string;
+  readonly error: string | null;
+  readonly users: number;
+  readonly ips: number;
+  readonly skipped: number;
+  readonly moves: { readonly down: number; readonly up: number };
+  /** tc class changes */
+  readonly tc: number;
+  readonly counts: PlanCounts | null;
+  readonly applied: boolean;
+  readonly sources: { readonly ldap: 'fresh' | 'snapshot' | 'none'; readonly mysql: 'fresh' | 'snapshot' };
+  readonly timings: { readonly ldapMs: number; readonly mysqlMs: number; readonly planMs: number; readonly readMs: number; readonly diffMs: number; readonly applyMs: number; readonly totalMs: number };
+  readonly desired: Desired | null;
+  readonly result: ReconcileResult | null;
+}
+
+const ms = (x: number): number => Math.round(x);
+
+export function summaryLine(r: CycleReport): string {
+  const t = r.timings;
+  const stale = [r.sources.ldap !== 'fresh' ? `ldap:${r.sources.ldap}` : '', r.sources.mysql !== 'fresh' ? `mysql:${r.sources.mysql}` : ''].filter(Boolean);
+  const head = r.ok ? 'cycle ok' : 'cycle failed';
+  return `${head} users=${r.users} ips=${r.ips} moves=d${r.moves.down}/u${r.moves.up} tc=${r.tc} skipped=${r.skipped}` +
+    ` ldap=${ms(t.ldapMs)}ms mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
+    (stale.length ? ` using=${stale.join(',')}` : '') + (r.error ? `: ${r.error}` : '');
+}
+
+/** Users whose IPs entered a set of that direction in this plan. */
+function moves(desired: Desired, result: ReconcileResult): { down: number; up: number } {
+  const uidOf = new Map<string, string>();
+  for (const u of desired.users) for (const ip of u.ips) uidOf.set(ip, u.uid);
+  const dirOf = new Map(desired.sets.map((s) => [s.name, s.direction]));
+  const moved = { down: new Set<string>(), up: new Set<string>() };
+  for (const op of result.plan.sets) {
+    const dir = dirOf.get(op.name);
+    if (!dir || op.create) continue;
+    for (const ip of op.add) {
+      const uid = uidOf.get(ip);
+      if (uid) moved[dir].add(uid);
+    }
+  }
+  return { down: moved.down.size, up: moved.up.size };
+}
+
+export class CycleRunner {
+  private readonly limit = pLimit(2);
+
+  constructor(
+    private config: Config,
+    private readonly sources: Sources,
+    private readonly reconciler: Reconciler,
+    private readonly log: Logger,
+    private readonly clock: Clock,
+  ) {}
+
+  reconfigure(config: Config): void {
+    this.config = config;
+  }
+
+  async run(opts: { force?: boolean; dryRun?: boolean } = {}): Promise<CycleReport> {
+    const t0 = performance.now();
+    const at = this.clock().setZone(this.config.qos.timezone);
+    const reset = resetInstant(this.config.qos, at);
+    const nowDate = at.toJSDate();
+    let ldapMs = 0;
+    let mysqlMs = 0;
+    const timed = async <T>(fn: () => Promise<T>, set: (x: number) => void): Promise<T> => {
+      const s = performance.now();
+      try {
+        return await fn();
+      } finally {
+        set(performance.now() - s);
+      }
+    };
+    const base = {
+      at: at.toISO() ?? '', users: 0, ips: 0, skipped: 0, moves: { down: 0, up: 0 }, tc: 0, counts: null, applied: false,
+      desired: null, result: null,
+    };
+    const [dir, usage] = await Promise.allSettled([
+      this.limit(() => timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force }), (x) => (ldapMs = x))),
+      this.limit(() => timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x))),
+    ]);
+    const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
+    if (dir.status === 'rejected' || usage.status === 'rejected') {
+      const reason = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
+      return { ...base, ok: false, error: (reason as Error).message, sources: { ldap: 'none', mysql: 'snapshot' }, timings: { ...timings, totalMs: performance.now() - t0 } };
+    }
+    const sources = { ldap: dir.value.fresh ? 'fresh' as const : 'snapshot' as const, mysql: usage.value.fresh ? 'fresh' as const : 'snapshot' as const };
+    const tp = performance.now();
+    const desired = planDesired(this.config, dir.value.directory, usage.value.usage, at, reset);
+    timings.planMs = performance.now() - tp;
+    const counted = {
+      users: desired.users.length,
+      ips: desired.users.reduce((a, u) => a + u.ips.length, 0),
+      skipped: desired.skipped.length,
+    };
+    try {
+      const result = await this.reconciler.reconcile(desired, { dryRun: opts.dryRun });
+      timings.readMs = result.timings.readMs;
+      timings.diffMs = result.timings.diffMs;
+      timings.applyMs = result.timings.applyMs;
+      timings.totalMs = performance.now() - t0;
+      return {
+        ...base, ...counted, ok: true, error: null, sources, timings, desired, result,
+        moves: moves(desired, result), tc: result.counts.tc.change, counts: result.counts, applied: result.applied,
+      };
+    } catch (e) {
+      timings.totalMs = performance.now() - t0;
+      return { ...base, ...counted, ok: false, error: (e as Error).message, sources, timings, desired };
+    }
+  }
+}

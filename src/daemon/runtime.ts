@@ -1,0 +1,45 @@
+// Wiring: the one place that builds the real collaborators (logger, exec seam,
+// sources, reconciler, cycle runner) from a Config. Commands and the daemon call this;
+// tests build the same objects with their own logger or exec.
+
+import type { Config } from '../config/config.js';
+import { systemClock, type Clock } from '../clock.js';
+import { createLogger, registerSecret, type FileLogger, type Logger } from '../log.js';
+import { inNetns, realExec, type Exec } from '../kernel/exec.js';
+import { Reconciler } from '../kernel/reconciler.js';
+import { Sources } from '../sources/index.js';
+import { CycleRunner } from './cycle.js';
+
+export interface Runtime {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly exec: Exec;
+  readonly sources: Sources;
+  readonly reconciler: Reconciler;
+  readonly cycles: CycleRunner;
+  close(): Promise<void>;
+}
+
+export function fileLogger(config: Config, stderr: boolean): FileLogger {
+  registerSecret(config.ldap.password);
+  registerSecret(config.database.password);
+  return createLogger({ level: config.log.level, dir: config.paths.log, stderr });
+}
+
+/** The exec seam for the data plane: our own namespace, or [firewall] netns. */
+export function kernelExec(config: Config, base: Exec = realExec): Exec {
+  return config.firewall.netns ? inNetns(base, config.firewall.netns) : base;
+}
+
+export async function openRuntime(config: Config, opts: { log: Logger; exec?: Exec; clock?: Clock; persist?: boolean }): Promise<Runtime> {
+  const exec = opts.exec ?? kernelExec(config);
+  const clock = opts.clock ?? systemClock;
+  const sources = new Sources(config, opts.log, { persist: opts.persist ?? true });
+  await sources.init();
+  const reconciler = new Reconciler(config, exec, opts.log);
+  const cycles = new CycleRunner(config, sources, reconciler, opts.log, clock);
+  return {
+    config, log: opts.log, exec, sources, reconciler, cycles,
+    close: () => sources.close(),
+  };
+}

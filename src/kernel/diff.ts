@@ -1,0 +1,232 @@
+// Desired (model.ts) vs actual (read back from the kernel) -> a typed plan of changes.
+// Pure: never runs a tool. The plan holds only what differs; an empty plan means the
+// kernel already is as desired and nothing will be spawned to apply it.
+
+import type { MangleState, TcState } from './read.js';
+import { splitIptablesArgs, tcReportedRate } from './read.js';
+import type { IpFamily, SetFamily } from './names.js';
+import type { KernelDesired, RuleArgs, SetSpec, TcClassSpec } from './model.js';
+
+export interface ActualSet {
+  readonly family: SetFamily;
+  readonly maxelem: number;
+  /** members, or null when only the count is known (cheap verification) */
+  readonly members: ReadonlySet<string> | null;
+  readonly count: number;
+}
+
+export interface KernelActual {
+  /** our sets only */
+  readonly sets: ReadonlyMap<string, ActualSet>;
+  readonly mangle: ReadonlyMap<IpFamily, MangleState>;
+  readonly tc: ReadonlyMap<string, TcState>;
+}
+
+export interface SetOp {
+  readonly name: string;
+  readonly family: SetFamily;
+  readonly maxelem: number;
+  /** the set does not exist: create it (and add every member) */
+  readonly create: boolean;
+  readonly add: readonly string[];
+  readonly del: readonly string[];
+  /** rebuild through <name>-tmp and swap (maxelem too small, family changed): the full member list */
+  readonly rebuild: readonly string[] | null;
+}
+
+export type IptOp =
+  | { readonly kind: 'chain'; readonly chain: string; readonly rules: readonly RuleArgs[] }
+  | { readonly kind: 'hook-add'; readonly builtin: string; readonly args: RuleArgs }
+  | { readonly kind: 'hook-del'; readonly builtin: string; readonly args: RuleArgs }
+  | { readonly kind: 'chain-del'; readonly chain: string };
+
+export type TcOp =
+  | { readonly kind: 'root'; readonly dev: string; readonly defaultMinor: number }
+  | { readonly kind: 'class'; readonly verb: 'add' | 'change'; readonly dev: string; readonly spec: TcClassSpec }
+  | { readonly kind: 'class-del'; readonly dev: string; readonly classid: string }
+  | { readonly kind: 'leaf'; readonly verb: 'add' | 'replace'; readonly dev: string; readonly parent: string; readonly handle: string; readonly qdisc: readonly string[] }
+  | { readonly kind: 'leaf-del'; readonly dev: string; readonly parent: string }
+  | { readonly kind: 'filter'; readonly verb: 'add' | 'replace'; readonly dev: string; readonly mark: number; readonly classid: string }
+  | { readonly kind: 'filter-del'; readonly dev: string; readonly mark: number };
+
+export interface KernelPlan {
+  readonly sets: readonly SetOp[];
+  /** our sets nothing desires any more (destroyed last, after the rules that used them) */
+  readonly destroy: readonly string[];
+  readonly iptables: Readonly<Record<IpFamily, readonly IptOp[]>>;
+  readonly tc: readonly TcOp[];
+}
+
+export interface PlanCounts {
+  ipset: { add: number; del: number };
+  tc: { change: number; add: number };
+  iptables: number;
+}
+
+export function countPlan(p: KernelPlan): PlanCounts {
+  let add = 0;
+  let del = 0;
+  for (const s of p.sets) {
+    add += s.add.length + (s.rebuild?.length ?? 0);
+    del += s.del.length;
+  }
+  let tcChange = 0;
+  let tcAdd = 0;
+  for (const op of p.tc) {
+    if (op.kind === 'class' && op.verb === 'change') tcChange++;
+    else tcAdd++;
+  }
+  let ipt = 0;
+  for (const fam of [4, 6] as const) {
+    for (const op of p.iptables[fam]) ipt += op.kind === 'chain' ? op.rules.length : 1;
+  }
+  return { ipset: { add, del }, tc: { change: tcChange, add: tcAdd }, iptables: ipt };
+}
+
+export function isEmptyPlan(p: KernelPlan): boolean {
+  return p.sets.length === 0 && p.destroy.length === 0 && p.iptables[4].length === 0 && p.iptables[6].length === 0 && p.tc.length === 0;
+}
+
+/** maxelem for a set that may hold `count` members: twice that, a power of two, at least 65536. */
+export function maxelemFor(count: number): number {
+  let m = 65536;
+  while (m < count * 2) m *= 2;
+  return m;
+}
+
+export interface DiffOptions {
+  /** remove leftovers we own (only after a first complete sync) */
+  readonly sweep: boolean;
+  /** re-issue `class change` for every class (first sync of a process: tc's text read-back is rounded) */
+  readonly refreshClasses?: boolean;
+}
+
+function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, ActualSet>): SetOp[] {
+  // Every set of a family may in the worst case hold every IP of that family.
+  const totals = new Map<SetFamily, number>();
+  for (const s of desired) if (s.direction === 'down') totals.set(s.family, (totals.get(s.family) ?? 0) + s.members.size);
+  const ops: SetOp[] = [];
+  for (const s of desired) {
+    const total = totals.get(s.family) ?? s.members.size;
+    const a = actual.get(s.name);
+    if (!a) {
+      ops.push({ name: s.name, family: s.family, maxelem: maxelemFor(total), create: true, add: [...s.members], del: [], rebuild: null });
+      continue;
+    }
+    if (a.family !== s.family || a.maxelem < total * 1.25) {
+      ops.push({ name: s.name, family: s.family, maxelem: Math.max(a.family === s.family ? a.maxelem : 0, maxelemFor(total)), create: false, add: [], del: [], rebuild: [...s.members] });
+      continue;
+    }
+    if (a.members === null) {
+      // Only the count is known; equal counts are trusted (the caller reads members when in doubt).
+      continue;
+    }
+    const add: string[] = [];
+    const del: string[] = [];
+    for (const ip of s.members) if (!a.members.has(ip)) add.push(ip);
+    for (const ip of a.members) if (!s.members.has(ip)) del.push(ip);
+    if (add.length || del.length) ops.push({ name: s.name, family: s.family, maxelem: a.maxelem, create: false, add, del, rebuild: null });
+  }
+  return ops;
+}
+
+const key = (args: RuleArgs): string => args.join('\u0000');
+
+function parseRule(line: string): { chain: string; args: string[] } {
+  const t = splitIptablesArgs(line);
+  return { chain: t[1] ?? '', args: t.slice(2) };
+}
+
+function diffMangle(desired: KernelDesired['mangle'][number], actual: MangleState | undefined, sweep: boolean): IptOp[] {
+  const dels: IptOp[] = [];
+  const writes: IptOp[] = [];
+  const adds: IptOp[] = [];
+  const chainDels: IptOp[] = [];
+  const actualChains = actual?.chains ?? new Map<string, string[]>();
+  const wanted = new Set(desired.chains.map((c) => c.name));
+
+  for (const c of desired.chains) {
+    const have = actualChains.get(c.name);
+    const same = have !== undefined && have.length === c.rules.length && have.every((line, i) => key(parseRule(line).args) === key(c.rules[i]!));
+    if (!same) writes.push({ kind: 'chain', chain: c.name, rules: c.rules });
+  }
+
+  // Hooks: exactly one of each desired hook; any other jump to our chains goes.
+  const haveHooks = (actual?.hooks ?? []).map(parseRule);
+  const desiredKeys = new Map(desired.hooks.map((h) => [`${h.builtin}\u0001${key(h.args)}`, h]));
+  const seen = new Map<string, number>();
+  for (const h of haveHooks) {
+    const k = `${h.chain}\u0001${key(h.args)}`;
+    const n = (seen.get(k) ?? 0) + 1;
+    seen.set(k, n);
+    const target = h.args[h.args.indexOf('-j') + 1] ?? h.args[h.args.indexOf('-g') + 1];
+    const goingAway = target !== undefined && !wanted.has(target);
+    if (!desiredKeys.has(k) || n > 1) {
+      // A stale hook to a chain that stays is removed at once; one to a chain that goes, with it.
+      if (!goingAway || sweep) dels.push({ kind: 'hook-del', builtin: h.chain, args: h.args });
+    }
+  }
+  for (const [k, h] of desiredKeys) if (!seen.has(k)) adds.push({ kind: 'hook-add', builtin: h.builtin, args: h.args });
+
+  if (sweep) {
+    for (const name of actualChains.keys()) if (!wanted.has(name)) chainDels.push({ kind: 'chain-del', chain: name });
+  }
+  return [...dels, ...writes, ...adds, ...chainDels];
+}
+
+function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o: DiffOptions): TcOp[] {
+  const ops: TcOp[] = [];
+  const name = dev.dev;
+  const root = actual?.qdiscs.find((q) => q.parent === null);
+  const defaultOpt = root?.options?.['default'];
+  const ours = root !== undefined && root.kind === 'htb' && root.handle === '1:' &&
+    (defaultOpt === undefined || Number(defaultOpt) === dev.defaultMinor);
+  const fresh = !ours;
+  if (fresh) ops.push({ kind: 'root', dev: name, defaultMinor: dev.defaultMinor });
+  const classes = fresh ? [] : actual?.classes ?? [];
+  const qdiscs = fresh ? [] : actual?.qdiscs ?? [];
+  const filters = fresh ? [] : (actual?.filters ?? []).filter((f) => f.kind === 'fw' && f.handle !== undefined && f.parent === '1:');
+
+  for (const c of dev.classes) {
+    const a = classes.find((x) => x.classid === c.classid);
+    if (!a) {
+      ops.push({ kind: 'class', verb: 'add', dev: name, spec: c });
+    } else {
+      const wantParent = c.parent === '1:' ? null : c.parent;
+      const differs = a.parent !== wantParent ||
+        a.rateBps !== tcReportedRate(c.rateBps, a.exact) || a.ceilBps !== tcReportedRate(c.ceilBps, a.exact) ||
+        (c.quantum !== null && a.quantum !== undefined && a.quantum !== c.quantum);
+      if (differs || o.refreshClasses) ops.push({ kind: 'class', verb: 'change', dev: name, spec: c });
+    }
+    const leaf = qdiscs.find((q) => q.parent === c.classid);
+    if (c.leaf) {
+      if (!leaf) ops.push({ kind: 'leaf', verb: 'add', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
+      else if (leaf.kind !== c.leaf.qdisc[0] || leaf.handle !== c.leaf.handle) ops.push({ kind: 'leaf', verb: 'replace', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
+    } else if (leaf && c.classid !== '1:1') {
+      ops.push({ kind: 'leaf-del', dev: name, parent: c.classid });
+    }
+  }
+  const wantedFilters = new Map(dev.filters.map((f) => [f.mark, f]));
+  const haveFilters = new Map(filters.map((f) => [Number(f.handle), f]));
+  for (const f of dev.filters) {
+    const a = haveFilters.get(f.mark);
+    if (!a) ops.push({ kind: 'filter', verb: 'add', dev: name, mark: f.mark, classid: f.classid });
+    else if (a.classid !== f.classid) ops.push({ kind: 'filter', verb: 'replace', dev: name, mark: f.mark, classid: f.classid });
+  }
+  for (const [mark] of haveFilters) if (!wantedFilters.has(mark)) ops.push({ kind: 'filter-del', dev: name, mark });
+  if (o.sweep) {
+    const wanted = new Set(dev.classes.map((c) => c.classid));
+    for (const a of classes) if (!wanted.has(a.classid)) ops.push({ kind: 'class-del', dev: name, classid: a.classid });
+  }
+  return ops;
+}
+
+export function diffKernel(desired: KernelDesired, actual: KernelActual, o: DiffOptions): KernelPlan {
+  const sets = diffSets(desired.sets, actual.sets);
+  const wantedSets = new Set(desired.sets.map((s) => s.name));
+  const destroy = o.sweep ? [...actual.sets.keys()].filter((n) => !wantedSets.has(n)).sort() : [];
+  const iptables: Record<IpFamily, IptOp[]> = { 4: [], 6: [] };
+  for (const m of desired.mangle) iptables[m.family] = diffMangle(m, actual.mangle.get(m.family), o.sweep);
+  const tc = desired.tc.flatMap((d) => diffTc(d, actual.tc.get(d.dev), o));
+  return { sets, destroy, iptables, tc };
+}

@@ -1,0 +1,282 @@
+// The reconciler: read back what the kernel holds, diff it against the desired state,
+// apply the typed plan in the fixed order, remember what was applied.
+//
+// Apply order (docs/DESIGN.md): create/fill sets -> iptables rules -> tc classes ->
+// destroy sets nothing references. Each step is one batch through the exec seam, and
+// only when it has something to do: a cycle with nothing to change spawns read-back
+// commands only.
+//
+// Read-back policy: a full `ipset save` at start, every [qos] fullSyncInterval, and
+// whenever the cheap check (`ipset list -t` entry counts against what we applied)
+// disagrees; mangle chains and tc classes are read every cycle (small). After any
+// failure the memory is dropped, so the next cycle reads everything and converges.
+// Leftovers we own are removed only after the first complete sync of this process.
+
+import type { Config } from '../config/config.js';
+import type { Desired } from '../plan/desired.js';
+import type { Logger } from '../log.js';
+import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
+import { readIpsetHeaders, readIpsets, readMangle, readTc, splitIptablesArgs, type MangleState, type TcState } from './read.js';
+import { Names, type IpFamily } from './names.js';
+import { buildKernelDesired } from './model.js';
+import { countPlan, diffKernel, isEmptyPlan, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp } from './diff.js';
+import { renderPlan, renderIptables, type Batches } from './render.js';
+
+/** A batch the kernel refused; names the tool, the line and the object. */
+export class KernelApplyError extends Error {
+  constructor(
+    readonly tool: string,
+    readonly line: number | null,
+    readonly text: string | null,
+    readonly object: string | null,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${tool} failed${line !== null ? ` at line ${line}` : ''}${object ? ` (${object})` : ''}: ${reason}${text ? ` [${text}]` : ''}`, options);
+    this.name = 'KernelApplyError';
+  }
+}
+
+/** A configured interface does not exist or cannot be read. */
+export class KernelReadError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'KernelReadError';
+  }
+}
+
+export interface ReconcileResult {
+  readonly plan: KernelPlan;
+  readonly counts: PlanCounts;
+  readonly batches: Batches;
+  readonly applied: boolean;
+  readonly fullRead: boolean;
+  readonly timings: { readMs: number; diffMs: number; applyMs: number };
+}
+
+function objectOf(tool: string, text: string | undefined): string | null {
+  if (!text) return null;
+  const t = text.trim().split(/\s+/);
+  if (tool.startsWith('ipset')) {
+    if (t[0] === 'add' || t[0] === 'del') return `set ${t[1]}, IP ${t[2]}`;
+    return t[1] ? `set ${t[1]}` : null;
+  }
+  if (tool.startsWith('tc')) {
+    const dev = t[t.indexOf('dev') + 1];
+    const cls = t.includes('classid') ? t[t.indexOf('classid') + 1] : t.includes('parent') ? t[t.indexOf('parent') + 1] : null;
+    return `${t[0]} ${cls ?? ''} on ${dev}`.replace(/\s+/g, ' ');
+  }
+  if (t[0] === '-A' || t[0] === '-I' || t[0] === '-D' || t[0] === '-X') return `chain ${t[1]}`;
+  return null;
+}
+
+const now = (): number => performance.now();
+
+export class Reconciler {
+  private names: Names;
+  /** our sets as the kernel holds them after our last apply or full read; null = unknown */
+  private known: Map<string, ActualSet> | null = null;
+  private lastFullRead = -Infinity;
+  private synced = false;
+  /** last applied class rates per "dev classid", to catch changes finer than tc's text read-back */
+  private appliedRates = new Map<string, { rate: number; ceil: number }>();
+
+  constructor(private config: Config, private readonly exec: Exec, private readonly log: Logger, private readonly clock: () => number = Date.now) {
+    this.names = new Names(config);
+  }
+
+  reconfigure(config: Config): void {
+    this.config = config;
+    this.names = new Names(config);
+  }
+
+  /** Forget what we know: the next cycle reads everything back. */
+  invalidate(): void {
+    this.known = null;
+  }
+
+  private async readSets(forceFull: boolean): Promise<{ sets: Map<string, ActualSet>; full: boolean }> {
+    const due = this.clock() - this.lastFullRead >= this.config.qos.fullSyncIntervalMs;
+    if (!forceFull && !due && this.known) {
+      const headers = await readIpsetHeaders(this.exec);
+      let consistent = true;
+      for (const [name, h] of headers) {
+        if (!this.names.isOurSet(name)) continue;
+        const k = this.known.get(name);
+        if (!k || k.count !== h.entries) {
+          consistent = false;
+          break;
+        }
+      }
+      for (const name of this.known.keys()) if (!headers.has(name)) consistent = false;
+      if (consistent) return { sets: this.known, full: false };
+      this.log.warn('kernel: our ipsets differ from what was applied (changed from outside?): full read-back');
+    }
+    const read = await readIpsets(this.exec, this.names.isOurSet);
+    const sets = new Map<string, ActualSet>();
+    for (const [name, info] of read) {
+      sets.set(name, { family: info.family, maxelem: info.maxelem, members: new Set(info.entries), count: info.entries.length });
+    }
+    this.known = sets;
+    this.lastFullRead = this.clock();
+    return { sets, full: true };
+  }
+
+  private async readTcDev(dev: string): Promise<TcState> {
+    try {
+      return await readTc(this.exec, dev);
+    } catch (e) {
+      const msg = e instanceof ExecError ? e.stderr.trim().split('\n')[0] ?? e.message : (e as Error).message;
+      throw new KernelReadError(`cannot read tc state of interface ${dev}: ${msg}`, { cause: e });
+    }
+  }
+
+  async readActual(forceFull = false): Promise<{ actual: KernelActual; full: boolean }> {
+    const { sets, full } = await this.readSets(forceFull);
+    const mangle = new Map<IpFamily, MangleState>();
+    mangle.set(4, await readMangle(this.exec, 4, this.names.isOurChain));
+    mangle.set(6, await readMangle(this.exec, 6, this.names.isOurChain));
+    const tc = new Map<string, TcState>();
+    for (const dev of new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])) tc.set(dev, await this.readTcDev(dev));
+    return { actual: { sets, mangle, tc }, full };
+  }
+
+  /** Plans (and unless dryRun, applies) one reconciliation. */
+  async reconcile(desired: Desired, opts: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
+    const first = await this.pass(desired, opts, this.synced);
+    if (opts.dryRun || this.synced) return first;
+    // First complete sync of this process done: now (and only now) sweep leftovers we own.
+    this.synced = true;
+    const sweep = await this.pass(desired, opts, true);
+    if (!sweep.applied) return first;
+    return {
+      plan: first.plan, batches: first.batches, applied: true, fullRead: first.fullRead,
+      counts: addCounts(first.counts, sweep.counts),
+      timings: { readMs: first.timings.readMs + sweep.timings.readMs, diffMs: first.timings.diffMs + sweep.timings.diffMs, applyMs: first.timings.applyMs + sweep.timings.applyMs },
+    };
+  }
+
+  private async pass(desired: Desired, opts: { dryRun?: boolean }, sweep: boolean): Promise<ReconcileResult> {
+    const t0 = now();
+    let read;
+    try {
+      read = await this.readActual();
+    } catch (e) {
+      this.known = null;
+      throw e;
+    }
+    const t1 = now();
+    const kd = buildKernelDesired(this.config, desired, this.names);
+    const plan = withAppliedRates(diffKernel(kd, read.actual, { sweep }), kd, this.appliedRates);
+    const batches = renderPlan(plan);
+    const counts = countPlan(plan);
+    const t2 = now();
+    if (opts.dryRun || isEmptyPlan(plan)) {
+      return { plan, counts, batches, applied: false, fullRead: read.full, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: 0 } };
+    }
+    try {
+      await this.apply(batches);
+    } catch (e) {
+      this.known = null; // re-read everything next cycle
+      throw e;
+    }
+    // Remember what the kernel now holds.
+    const known = new Map(this.known ?? []);
+    for (const s of kd.sets) {
+      const op = plan.sets.find((o) => o.name === s.name);
+      const prev = known.get(s.name);
+      known.set(s.name, { family: s.family, maxelem: op?.maxelem ?? prev?.maxelem ?? 65536, members: s.members, count: s.members.size });
+    }
+    for (const name of plan.destroy) known.delete(name);
+    this.known = known;
+    for (const d of kd.tc) for (const c of d.classes) this.appliedRates.set(`${d.dev} ${c.classid}`, { rate: c.rateBps, ceil: c.ceilBps });
+    return { plan, counts, batches, applied: true, fullRead: read.full, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: now() - t2 } };
+  }
+
+  private async run(tool: BatchTool, cmd: string, args: string[], input: string): Promise<void> {
+    try {
+      await this.exec(cmd, args, { input, timeoutMs: 120_000 });
+    } catch (e) {
+      if (!(e instanceof ExecError)) throw e;
+      const where = batchErrorLine(e.stderr, input, tool);
+      const label = `${cmd} ${args.join(' ')}`;
+      throw new KernelApplyError(label, where?.line ?? null, where?.text ?? null, objectOf(cmd, where?.text), where?.reason ?? e.message, { cause: e });
+    }
+  }
+
+  /** Runs the batches in the fixed order. */
+  async apply(b: Batches): Promise<void> {
+    if (b.ipset) await this.run('ipset', 'ipset', ['restore'], b.ipset);
+    if (b.iptables[4]) await this.run('iptables-restore', 'iptables-restore', ['--noflush', '-w'], b.iptables[4]);
+    if (b.iptables[6]) await this.run('iptables-restore', 'ip6tables-restore', ['--noflush', '-w'], b.iptables[6]);
+    if (b.tc) await this.run('tc', 'tc', ['-batch', '-'], b.tc);
+    if (b.destroy) await this.run('ipset', 'ipset', ['restore'], b.destroy);
+  }
+
+  /** Removes every object reselqos owns (hooks, chains, root qdiscs of our interfaces, sets), nothing else. */
+  async clear(): Promise<{ chains: number; hooks: number; qdiscs: number; sets: number }> {
+    const out = { chains: 0, hooks: 0, qdiscs: 0, sets: 0 };
+    for (const family of [4, 6] as const) {
+      const m = await readMangle(this.exec, family, this.names.isOurChain);
+      const ops: IptOp[] = [];
+      for (const line of m.hooks) {
+        const t = splitRule(line);
+        ops.push({ kind: 'hook-del', builtin: t.chain, args: t.args });
+      }
+      for (const chain of m.chains.keys()) ops.push({ kind: 'chain-del', chain });
+      const text = renderIptables(ops);
+      if (text) await this.run('iptables-restore', family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], text);
+      out.hooks += m.hooks.length;
+      out.chains += m.chains.size;
+    }
+    const lines: string[] = [];
+    for (const dev of new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])) {
+      let st: TcState;
+      try {
+        st = await readTc(this.exec, dev);
+      } catch {
+        continue; // no such interface: nothing of ours there
+      }
+      const root = st.qdiscs.find((q) => q.parent === null);
+      if (root && root.kind === 'htb' && root.handle === '1:') lines.push(`qdisc del dev ${dev} root`);
+    }
+    if (lines.length) await this.run('tc', 'tc', ['-batch', '-'], lines.join('\n') + '\n');
+    out.qdiscs = lines.length;
+    const headers = await readIpsetHeaders(this.exec);
+    const ours = [...headers.keys()].filter(this.names.isOurSet).sort();
+    if (ours.length) await this.run('ipset', 'ipset', ['restore'], ours.map((n) => `destroy ${n}`).join('\n') + '\n');
+    out.sets = ours.length;
+    this.known = null;
+    this.synced = false;
+    this.appliedRates.clear();
+    return out;
+  }
+}
+
+function splitRule(line: string): { chain: string; args: string[] } {
+  // "-A POSTROUTING -o int0 ... -j RESELQOS-down"
+  const t = splitIptablesArgs(line);
+  return { chain: t[1] ?? '', args: t.slice(2) };
+}
+
+/** A class whose desired rate differs from what this process last applied is changed, even if tc's rounded read-back hides it. */
+function withAppliedRates(plan: KernelPlan, kd: ReturnType<typeof buildKernelDesired>, applied: ReadonlyMap<string, { rate: number; ceil: number }>): KernelPlan {
+  const extra = [];
+  for (const d of kd.tc) {
+    for (const c of d.classes) {
+      const prev = applied.get(`${d.dev} ${c.classid}`);
+      if (!prev || (prev.rate === c.rateBps && prev.ceil === c.ceilBps)) continue;
+      const already = plan.tc.some((op) => (op.kind === 'class' && op.dev === d.dev && op.spec.classid === c.classid) || (op.kind === 'root' && op.dev === d.dev));
+      if (!already) extra.push({ kind: 'class' as const, verb: 'change' as const, dev: d.dev, spec: c });
+    }
+  }
+  return extra.length ? { ...plan, tc: [...plan.tc, ...extra] } : plan;
+}
+
+function addCounts(a: PlanCounts, b: PlanCounts): PlanCounts {
+  return {
+    ipset: { add: a.ipset.add + b.ipset.add, del: a.ipset.del + b.ipset.del },
+    tc: { change: a.tc.change + b.tc.change, add: a.tc.add + b.tc.add },
+    iptables: a.iptables + b.iptables,
+  };
+}

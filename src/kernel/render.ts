@@ -1,0 +1,127 @@
+// A typed plan -> the batch texts the kernel tools read on stdin: one `ipset restore`
+// (lines grouped by set, a `create ... -exist` line first for each), one
+// `iptables-restore --noflush` per family, one `tc -batch`, and a final `ipset restore`
+// that destroys sets nothing references any more. Pure. An empty part renders as null:
+// nothing to spawn.
+
+import type { IpFamily } from './names.js';
+import { TMP_SUFFIX, markHex } from './names.js';
+import type { IptOp, KernelPlan, SetOp, TcOp } from './diff.js';
+
+export interface Batches {
+  readonly ipset: string | null;
+  readonly iptables: Readonly<Record<IpFamily, string | null>>;
+  readonly tc: string | null;
+  readonly destroy: string | null;
+}
+
+function createLine(name: string, op: Pick<SetOp, 'family' | 'maxelem'>): string {
+  return `create ${name} hash:ip family ${op.family} hashsize 1024 maxelem ${op.maxelem} -exist`;
+}
+
+export function renderIpset(sets: readonly SetOp[]): string | null {
+  if (sets.length === 0) return null;
+  const out: string[] = [];
+  for (const s of sets) {
+    if (s.rebuild) {
+      // Not atomic line by line: fill a temporary set, then swap it in at once.
+      const tmp = `${s.name}${TMP_SUFFIX}`;
+      out.push(createLine(s.name, s));
+      out.push(createLine(tmp, s), `flush ${tmp}`);
+      for (const ip of s.rebuild) out.push(`add ${tmp} ${ip} -exist`);
+      out.push(`swap ${tmp} ${s.name}`, `destroy ${tmp}`);
+      continue;
+    }
+    out.push(createLine(s.name, s));
+    for (const ip of s.del) out.push(`del ${s.name} ${ip} -exist`);
+    for (const ip of s.add) out.push(`add ${s.name} ${ip} -exist`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** Quotes an argument for iptables-restore when it is not a plain word. */
+export function iptArg(a: string): string {
+  return /^[A-Za-z0-9_.:/=+,@%-]+$/.test(a) ? a : `"${a.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+export function renderIptables(ops: readonly IptOp[]): string | null {
+  if (ops.length === 0) return null;
+  const declare = new Set<string>();
+  const body: string[] = [];
+  for (const op of ops) {
+    switch (op.kind) {
+      case 'hook-del':
+        body.push(`-D ${op.builtin} ${op.args.map(iptArg).join(' ')}`);
+        break;
+      case 'chain':
+        // In --noflush mode, declaring a user chain creates it or flushes it: the chain is
+        // rewritten whole, inside the same transaction (no window without rules).
+        declare.add(op.chain);
+        for (const r of op.rules) body.push(`-A ${op.chain} ${r.map(iptArg).join(' ')}`);
+        break;
+      case 'hook-add':
+        body.push(`-I ${op.builtin} 1 ${op.args.map(iptArg).join(' ')}`);
+        break;
+      case 'chain-del':
+        declare.add(op.chain); // flushed first, then deleted
+        body.push(`-X ${op.chain}`);
+        break;
+    }
+  }
+  return ['*mangle', ...[...declare].map((c) => `:${c} - [0:0]`), ...body, 'COMMIT', ''].join('\n');
+}
+
+function tcLine(op: TcOp): string {
+  switch (op.kind) {
+    case 'root':
+      return `qdisc replace dev ${op.dev} root handle 1: htb default ${op.defaultMinor.toString(16)} r2q 10`;
+    case 'class': {
+      const c = op.spec;
+      const q = c.quantum === null ? '' : ` quantum ${c.quantum}`;
+      return `class ${op.verb} dev ${op.dev} parent ${c.parent} classid ${c.classid} htb rate ${c.rateBps}bit ceil ${c.ceilBps}bit${q}`;
+    }
+    case 'class-del':
+      return `class del dev ${op.dev} classid ${op.classid}`;
+    case 'leaf':
+      return `qdisc ${op.verb} dev ${op.dev} parent ${op.parent} handle ${op.handle} ${op.qdisc.join(' ')}`;
+    case 'leaf-del':
+      return `qdisc del dev ${op.dev} parent ${op.parent}`;
+    case 'filter':
+      return `filter ${op.verb} dev ${op.dev} parent 1: protocol all prio 1 handle ${markHex(op.mark)} fw classid ${op.classid}`;
+    case 'filter-del':
+      return `filter del dev ${op.dev} parent 1: protocol all prio 1 handle ${markHex(op.mark)} fw`;
+  }
+}
+
+/** Order inside tc's batch: root, classes (parents first), leaves, filters, then deletions. */
+export function renderTc(ops: readonly TcOp[]): string | null {
+  if (ops.length === 0) return null;
+  const rank = (op: TcOp): number => {
+    switch (op.kind) {
+      case 'root': return 0;
+      case 'class': return op.spec.parent === '1:' ? 1 : 2;
+      case 'leaf': return 3;
+      case 'leaf-del': return 4;
+      case 'filter': return 5;
+      case 'filter-del': return 6;
+      case 'class-del': return 7;
+    }
+  };
+  const sorted = ops.map((op, i) => ({ op, i })).sort((a, b) => rank(a.op) - rank(b.op) || a.i - b.i).map((x) => x.op);
+  return sorted.map(tcLine).join('\n') + '\n';
+}
+
+export function renderDestroy(names: readonly string[]): string | null {
+  if (names.length === 0) return null;
+  return names.map((n) => `destroy ${n}`).join('\n') + '\n';
+}
+
+export function renderPlan(p: KernelPlan): Batches {
+  return {
+    ipset: renderIpset(p.sets),
+    iptables: { 4: renderIptables(p.iptables[4]), 6: renderIptables(p.iptables[6]) },
+    tc: renderTc(p.tc),
+    destroy: renderDestroy(p.destroy),
+  };
+}
+

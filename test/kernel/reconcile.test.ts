@@ -1,0 +1,313 @@
+// The reconciler on a real kernel: a three-namespace gateway (users / gw / wan), real
+// slapd and MariaDB, and the real `reselqos` binary acting on the gw namespace
+// ([firewall] netns). Proves set membership, rules, class rates, idempotence, drift
+// repair, crash recovery, clear, and shaping of real iperf3 traffic.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { DateTime } from 'luxon';
+import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../src/sandbox/slapd.js';
+import { startMariadb, type MariadbServer } from '../../src/sandbox/mariadb.js';
+import { createGateway, startIperfServer, runIperf, type Gateway } from '../../src/sandbox/netns.js';
+import { sandboxConf } from '../../src/sandbox/conf.js';
+import { parseConfig } from '../../src/config/config.js';
+import { readIpsets, readMangle, readTc, tcReportedRate } from '../../src/kernel/read.js';
+import { openRuntime } from '../../src/daemon/runtime.js';
+import { MemoryLogger } from '../../src/log.js';
+import type { Exec } from '../../src/kernel/exec.js';
+
+const cli = fileURLToPath(new URL('../../../dist/cli.js', import.meta.url));
+
+let slapd: SlapdServer;
+let db: MariadbServer;
+let gw: Gateway;
+let dir: string;
+let conf: string;
+
+const USERS: Record<string, { v4: string[]; v6: string[] }> = {
+  alice: { v4: ['200.3', '200.4'], v6: ['2001:db8:d200::3'] },
+  bob: { v4: ['201.1'], v6: [] },
+  carol: { v4: ['202.1'], v6: [] },
+  dave: { v4: ['203.1'], v6: [] },
+};
+const full4 = (s: string): string => `172.22.${s}`;
+
+function ldif(): string {
+  let out = '';
+  for (const [uid, m] of Object.entries(USERS)) {
+    out += `dn: uid=${uid},${PEOPLE_BASE}\nobjectClass: genericPerson\nobjectClass: reselPerson\nuid: ${uid}\nendInternet: 20300101000000Z\n\n`;
+    m.v4.forEach((ip, i) => {
+      out += `dn: host=${uid}-${i},${MACHINES_BASE}\nobjectClass: reselMachine\nhost: ${uid}-${i}\nuidProprio: uid=${uid},${PEOPLE_BASE}\nipHostNumber: ${ip}\n` +
+        (i === 0 ? m.v6.map((v) => `ipv6HostNumber: ${v}\n`).join('') : '') + 'zone: Brest\nzone: User\n\n';
+    });
+  }
+  return out;
+}
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+  });
+}
+
+async function once(file = conf): Promise<string> {
+  const r = await run(['run', '--once', '-c', file]);
+  assert.equal(r.code, 0, `run --once failed:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout.trim();
+}
+
+async function planJson(file = conf): Promise<{ classes: { direction: string; group: number; users: number; rateBps: number; ceilBps: number }[]; users: { uid: string; down: { group: number }; up: { group: number } }[]; changes: { ipset: { add: number; del: number }; tc: { change: number; add: number }; iptables: number } }> {
+  const r = await run(['plan', '-c', file, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+const bucket = (): string => DateTime.utc().startOf('hour').toFormat('yyyy-MM-dd HH:mm:ss');
+
+async function setVolume(uid: string, downBytes: number, upBytes = 0): Promise<void> {
+  const ips = USERS[uid]!.v4.map(full4);
+  await db.query(`DELETE FROM netacct.traffic WHERE ip IN (${ips.map((ip) => `'${ip}'`).join(',')});`);
+  // a user's volume is the sum over their IPs: put it all on the first, as INT-sized rows
+  const rows = [];
+  let left = downBytes;
+  let leftUp = upBytes;
+  while (left > 0 || leftUp > 0) {
+    const d = Math.min(left, 2_000_000_000);
+    const u = Math.min(leftUp, 2_000_000_000);
+    rows.push({ ip: ips[0]!, time: bucket(), input: d, output: u });
+    left -= d;
+    leftUp -= u;
+  }
+  if (rows.length) await db.insertTraffic(rows);
+}
+
+const gwExec = (): Exec => gw.execIn('gw');
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rq-kernel-'));
+  const v4 = Object.values(USERS).flatMap((u) => u.v4.map(full4));
+  const v6 = Object.values(USERS).flatMap((u) => u.v6);
+  [slapd, db, gw] = await Promise.all([startSlapd(), startMariadb({ timezone: '+00:00' }), createGateway({ userIps: v4, userIps6: v6 })]);
+  await slapd.add(ldif());
+  conf = join(dir, 'qos.conf');
+  writeFileSync(conf, sandboxConf({
+    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
+    firewall: `netns = ${gw.names.gw}`, down: '50Mbit', up: '50Mbit', timezone: 'UTC',
+  }));
+  chmodSync(conf, 0o600);
+});
+
+after(async () => {
+  await Promise.allSettled([slapd?.stop(), db?.stop(), gw?.destroy()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function kernelState(): Promise<{ setOf: Map<string, string[]>; sets: Map<string, Set<string>> }> {
+  const sets = await readIpsets(gwExec(), (n) => /^(v6)?qos_[du]\d+$/.test(n));
+  const setOf = new Map<string, string[]>();
+  const out = new Map<string, Set<string>>();
+  for (const [name, info] of sets) {
+    out.set(name, new Set(info.entries));
+    for (const ip of info.entries) setOf.set(ip, [...(setOf.get(ip) ?? []), name].sort());
+  }
+  return { setOf, sets: out };
+}
+
+async function assertClassesMatch(plan: Awaited<ReturnType<typeof planJson>>): Promise<void> {
+  for (const [dir, dev] of [['down', 'int0'], ['up', 'ext0']] as const) {
+    const tc = await readTc(gwExec(), dev);
+    for (const c of plan.classes.filter((x) => x.direction === dir)) {
+      const cls = tc.classes.find((x) => x.classid === `1:${(0x10 + c.group).toString(16)}`);
+      assert.ok(cls, `class of ${dir} group ${c.group} on ${dev}`);
+      assert.equal(cls.rateBps, tcReportedRate(c.rateBps, cls.exact), `rate of ${dir} group ${c.group}`);
+      assert.equal(cls.ceilBps, tcReportedRate(c.ceilBps, cls.exact), `ceil of ${dir} group ${c.group}`);
+    }
+    assert.ok(tc.classes.find((x) => x.classid === '1:2'), `default class on ${dev}`);
+    assert.ok(tc.qdiscs.some((q) => q.parent === null && q.kind === 'htb' && q.handle === '1:'));
+    assert.equal(tc.qdiscs.filter((q) => q.kind === 'pfifo').length, 7, 'a pfifo leaf per group class and the default class');
+  }
+}
+
+async function assertRulesOnce(): Promise<void> {
+  for (const family of [4, 6] as const) {
+    const m = await readMangle(gwExec(), family, (n) => n.startsWith('RESELQOS-'));
+    assert.deepEqual([...m.chains.keys()].sort(), ['RESELQOS-down', 'RESELQOS-up']);
+    assert.equal(m.hooks.length, 2, `exactly one hook per direction (v${family}): ${m.hooks.join(' | ')}`);
+    for (const rules of m.chains.values()) {
+      assert.equal(rules.length, 6);
+      assert.equal(new Set(rules).size, 6, 'no duplicate rule');
+      assert.ok(rules.every((r) => /--comment "?reselqos:/.test(r) && /CLASSIFY --set-class 0001:001[0-5]/.test(r)));
+    }
+  }
+}
+
+test('run --once: IPs in exactly the right sets, rules once, class rates as the policy', async () => {
+  await setVolume('carol', 4_000_000_000, 0); // 4 GB down: group 2
+  const line = await once();
+  assert.match(line, /^cycle ok users=4 ips=6 /);
+  const { setOf } = await kernelState();
+  assert.deepEqual(setOf.get('172.22.200.3'), ['qos_d0', 'qos_u0']);
+  assert.deepEqual(setOf.get('172.22.200.4'), ['qos_d0', 'qos_u0']);
+  assert.deepEqual(setOf.get('2001:db8:d200::3'), ['v6qos_d0', 'v6qos_u0']);
+  assert.deepEqual(setOf.get('172.22.202.1'), ['qos_d2', 'qos_u0']);
+  assert.equal(setOf.size, 6);
+  await assertRulesOnce();
+  const plan = await planJson();
+  await assertClassesMatch(plan);
+  assert.deepEqual([plan.changes.ipset, plan.changes.tc, plan.changes.iptables], [{ add: 0, del: 0 }, { change: 0, add: 0 }, 0]);
+});
+
+test('a volume change moves only that user; an unchanged run changes nothing', async () => {
+  await once();
+  await setVolume('bob', 7_000_000_000, 3_500_000_000); // down group 3 (> 6450 MB), up group 2
+  const before = await planJson();
+  assert.deepEqual(before.changes.ipset, { add: 2, del: 2 }, 'one del and one add per direction for bob\'s one IP');
+  assert.ok(before.changes.tc.change > 0);
+  assert.equal(before.changes.iptables, 0);
+  const line = await once();
+  assert.match(line, /moves=d1\/u1 /);
+  const { setOf } = await kernelState();
+  assert.deepEqual(setOf.get('172.22.201.1'), ['qos_d3', 'qos_u2']);
+  assert.deepEqual(setOf.get('172.22.200.3'), ['qos_d0', 'qos_u0']);
+  const after = await planJson();
+  await assertClassesMatch(after);
+  assert.deepEqual([after.changes.ipset, after.changes.tc, after.changes.iptables], [{ add: 0, del: 0 }, { change: 0, add: 0 }, 0]);
+  const again = await once();
+  assert.match(again, /moves=d0\/u0 tc=0 /);
+});
+
+test('drift: a set flushed and a class deleted from outside are repaired by the next cycle', async () => {
+  await once();
+  await gw.exec('gw', 'ipset', ['flush', 'qos_d0']);
+  await gw.exec('gw', 'tc', ['class', 'del', 'dev', 'int0', 'classid', '1:12']);
+  await gw.exec('gw', 'iptables', ['-t', 'mangle', '-F', 'RESELQOS-up']);
+  const drift = await planJson();
+  assert.equal(drift.changes.ipset.add, 3, 'alice\'s two IPs and dave\'s go back into qos_d0');
+  await once();
+  const { setOf } = await kernelState();
+  assert.deepEqual(setOf.get('172.22.200.3'), ['qos_d0', 'qos_u0']);
+  assert.deepEqual(setOf.get('172.22.203.1'), ['qos_d0', 'qos_u0']);
+  await assertClassesMatch(await planJson());
+  await assertRulesOnce();
+});
+
+test('killed between the ipset and tc steps: the next run converges, no duplicates', async () => {
+  await setVolume('dave', 2_000_000_000); // dave to down group 1
+  const config = parseConfig(sandboxConfForTest(), 'qos.conf');
+  const base = gwExec();
+  let died = false;
+  // A process that dies right after its ipset and iptables batches: tc never runs.
+  const dying: Exec = async (cmd, args, opts) => {
+    if (cmd === 'tc' && args[0] === '-batch') {
+      died = true;
+      throw new Error('simulated crash before tc');
+    }
+    return base(cmd, args, opts);
+  };
+  const log = new MemoryLogger();
+  const rt = await openRuntime(config, { log, exec: dying, persist: false });
+  try {
+    await rt.reconciler.reconcile((await rt.cycles.run({ dryRun: true })).desired!).catch(() => undefined);
+  } finally {
+    await rt.close();
+  }
+  assert.ok(died);
+  const { setOf } = await kernelState();
+  assert.deepEqual(setOf.get('172.22.203.1'), ['qos_d1', 'qos_u0'], 'the sets were applied before the crash');
+  const pending = await planJson();
+  assert.ok(pending.changes.tc.change > 0, 'tc still to do');
+  await once();
+  await assertRulesOnce();
+  const done = await planJson();
+  await assertClassesMatch(done);
+  assert.deepEqual([done.changes.ipset, done.changes.tc, done.changes.iptables], [{ add: 0, del: 0 }, { change: 0, add: 0 }, 0]);
+});
+
+function sandboxConfForTest(qos = ''): string {
+  return sandboxConf({
+    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
+    firewall: `netns = ${gw.names.gw}`, down: '50Mbit', up: '50Mbit', timezone: 'UTC', qos,
+  });
+}
+
+test('shaping truth: group 0 and group 5 users get the policy per-user rates; a move mid-flow takes effect within one cycle', async () => {
+  // Two active users, both saturating: alice in group 0, bob in group 5 (download). With
+  // count = active, the idle carol and dave (no volume today) do not count in n_k.
+  const active = join(dir, 'active.conf');
+  writeFileSync(active, sandboxConfForTest('count = active'));
+  chmodSync(active, 0o600);
+  await db.query('DELETE FROM netacct.traffic;');
+  await setVolume('alice', 1_000_000);
+  await setVolume('bob', 40_000_000_000); // > 19762 MB: group 5
+  await once(active);
+  const plan = await planJson(active);
+  const down = plan.classes.filter((c) => c.direction === 'down');
+  assert.deepEqual(down.map((c) => c.users), [1, 0, 0, 0, 0, 1]);
+  const rateA = down[0]!.rateBps;
+  const rateB = down[5]!.rateBps;
+  const servers = await Promise.all([startIperfServer(gw, 5201), startIperfServer(gw, 5202)]);
+  try {
+    // Both saturating at once, download (server in wan sends to the user).
+    const [a, b] = await Promise.all([
+      runIperf(gw, { bindIp: '172.22.200.3', port: 5201, seconds: 6, reverse: true }),
+      runIperf(gw, { bindIp: '172.22.201.1', port: 5202, seconds: 6, reverse: true }),
+    ]);
+    const within = (got: number, want: number): boolean => Math.abs(got - want) / want <= 0.1;
+    assert.ok(within(a.bitsPerSecond, rateA), `alice (group 0) ${(a.bitsPerSecond / 1e6).toFixed(2)} Mbit/s vs policy ${(rateA / 1e6).toFixed(2)}`);
+    assert.ok(within(b.bitsPerSecond, rateB), `bob (group 5) ${(b.bitsPerSecond / 1e6).toFixed(2)} Mbit/s vs policy ${(rateB / 1e6).toFixed(2)}`);
+    console.log(`# shaping: alice g0 ${(a.bitsPerSecond / 1e6).toFixed(2)} Mbit/s (policy ${(rateA / 1e6).toFixed(2)}), bob g5 ${(b.bitsPerSecond / 1e6).toFixed(2)} Mbit/s (policy ${(rateB / 1e6).toFixed(2)}), retransmits ${a.retransmits}/${b.retransmits}`);
+
+    // alice moves from group 0 to group 5 in the middle of a 12 s flow.
+    const flowA = runIperf(gw, { bindIp: '172.22.200.3', port: 5201, seconds: 12, reverse: true });
+    const flowB = runIperf(gw, { bindIp: '172.22.201.1', port: 5202, seconds: 12, reverse: true });
+    await new Promise((r) => setTimeout(r, 4000));
+    await setVolume('alice', 40_000_000_000);
+    const t0 = Date.now();
+    await once(active);
+    const movedAt = (Date.now() - t0) / 1000 + 4;
+    const [ra, rb] = await Promise.all([flowA, flowB]);
+    const after = await planJson(active);
+    const d5 = after.classes.find((c) => c.direction === 'down' && c.group === 5)!;
+    assert.equal(d5.users, 2);
+    const newRate = d5.rateBps / 2;
+    const intervals = (ra.json as { intervals: { sum: { start: number; bits_per_second: number } }[] }).intervals;
+    const late = intervals.filter((i) => i.sum.start >= movedAt + 1).map((i) => i.sum.bits_per_second);
+    const early = intervals.filter((i) => i.sum.start >= 1 && i.sum.start < 3).map((i) => i.sum.bits_per_second);
+    const avg = (xs: number[]): number => xs.reduce((x, y) => x + y, 0) / xs.length;
+    assert.ok(late.length >= 3, `intervals after the move: ${late.length}`);
+    assert.ok(within(avg(early), rateA), `alice before the move ${(avg(early) / 1e6).toFixed(2)} vs ${(rateA / 1e6).toFixed(2)}`);
+    assert.ok(within(avg(late), newRate), `alice after the move ${(avg(late) / 1e6).toFixed(2)} Mbit/s vs policy ${(newRate / 1e6).toFixed(2)}`);
+    console.log(`# move mid-flow: alice ${(avg(early) / 1e6).toFixed(2)} -> ${(avg(late) / 1e6).toFixed(2)} Mbit/s (policy ${(newRate / 1e6).toFixed(2)}), retransmits during the change: alice ${ra.retransmits}, bob ${rb.retransmits}`);
+  } finally {
+    await Promise.allSettled(servers.map((s) => s.stop()));
+  }
+});
+
+test('clear removes every object we own and nothing else', async () => {
+  await once();
+  await gw.exec('gw', 'ipset', ['create', 'foreign_set', 'hash:ip']);
+  await gw.exec('gw', 'iptables', ['-t', 'mangle', '-N', 'FOREIGN']);
+  await gw.exec('gw', 'iptables', ['-t', 'mangle', '-A', 'FOREIGN', '-j', 'RETURN']);
+  await gw.exec('gw', 'iptables', ['-t', 'mangle', '-A', 'POSTROUTING', '-j', 'FOREIGN']);
+  const r = await run(['clear', '-c', conf]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /removed 4 hook\(s\), 4 chain\(s\), 2 root qdisc\(s\), 24 set\(s\)/);
+  const sets = await readIpsets(gwExec(), () => true);
+  assert.deepEqual([...sets.keys()], ['foreign_set']);
+  const m4 = await readMangle(gwExec(), 4, (n) => n !== 'FOREIGN' && !['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(n));
+  assert.equal(m4.chains.size, 0);
+  const all = await readMangle(gwExec(), 4, (n) => n === 'FOREIGN');
+  assert.deepEqual([...all.chains.keys()], ['FOREIGN']);
+  assert.equal(all.hooks.length, 1);
+  for (const dev of ['int0', 'ext0']) {
+    const tc = await readTc(gwExec(), dev);
+    assert.ok(!tc.qdiscs.some((q) => q.kind === 'htb'), `no htb left on ${dev}`);
+  }
+  // and a fresh run rebuilds everything from nothing
+  await once();
+  await assertRulesOnce();
+});
