@@ -1,7 +1,11 @@
 // Shared plumbing of the command line: exit codes, output helpers, config loading
 // with errors printed the way operators read them. No verb logic here.
 
+import { readFile } from 'node:fs/promises';
+import * as ini from 'ini';
 import { ConfigError, loadConfig, resolveConfigPath, type Config } from '../config/config.js';
+
+const DEFAULT_RUN_DIR = '/run/reselqos';
 
 export const EXIT = { ok: 0, failed: 1, invalid: 2, usage: 64 } as const;
 
@@ -30,5 +34,26 @@ export async function loadConfigOrReport(flag: string | undefined, io: Io): Prom
       return null;
     }
     throw e;
+  }
+}
+
+/**
+ * The run directory (control socket) named by the config, even when the file is invalid:
+ * client verbs must reach the daemon to let it judge a file (reload) or to run a cycle.
+ */
+export async function runDirOf(flag: string | undefined): Promise<string> {
+  const file = resolveConfigPath(flag);
+  try {
+    return (await loadConfig(file)).paths.run;
+  } catch {
+    try {
+      const raw = ini.parse(await readFile(file, 'utf8')) as Record<string, Record<string, unknown> | undefined>;
+      const path = Object.entries(raw).find(([k]) => k.toLowerCase() === 'path')?.[1];
+      const run = path && Object.entries(path).find(([k]) => k.toLowerCase() === 'run')?.[1];
+      if (typeof run === 'string' && run.startsWith('/')) return run.replace(/\/+$/, '');
+    } catch {
+      // unreadable: the default
+    }
+    return DEFAULT_RUN_DIR;
   }
 }

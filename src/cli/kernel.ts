@@ -7,10 +7,9 @@ import { Reconciler } from '../kernel/reconciler.js';
 import { summaryLine } from '../daemon/cycle.js';
 import { fileLogger, kernelExec, openRuntime } from '../daemon/runtime.js';
 import type { Clock } from '../clock.js';
-import { EXIT, UsageError, loadConfigOrReport, type Io } from './common.js';
+import { EXIT, loadConfigOrReport, type Io } from './common.js';
 
-export async function runOnce(opts: { config?: string; once: boolean; force: boolean }, io: Io, clock: Clock): Promise<number> {
-  if (!opts.once) throw new UsageError('this version runs one cycle: reselqos run --once');
+export async function runOnce(opts: { config?: string; force: boolean }, io: Io, clock: Clock): Promise<number> {
   const config = await loadConfigOrReport(opts.config, io);
   if (!config) return EXIT.invalid;
   const log = fileLogger(config, true);

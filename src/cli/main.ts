@@ -6,6 +6,7 @@ import { systemClock } from '../clock.js';
 import { runCheck } from './check.js';
 import { runPlan } from './plan.js';
 import { runOnce, runClear } from './kernel.js';
+import { runForeground, runStart, runStop, runUpdate, runReload, runStatus, runExplain } from './service.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
 interface Verb {
@@ -31,10 +32,57 @@ const VERBS: Record<string, Verb> = {
     run: (v, _p, io) => runPlan({ config: v['config'] as string | undefined, json: v['json'] === true, force: v['force'] === true }, io, systemClock),
   },
   run: {
-    summary: 'run one full cycle (LDAP + MySQL -> plan -> kernel) and exit',
-    usage: 'reselqos run --once [-c FILE] [--force]',
+    summary: 'the daemon in the foreground (what systemd starts); --once: one full cycle, then exit',
+    usage: 'reselqos run [--once] [-c FILE] [--force]',
     options: { ...CONFIG_OPT, once: { type: 'boolean' }, force: { type: 'boolean' } },
-    run: (v, _p, io) => runOnce({ config: v['config'] as string | undefined, once: v['once'] === true, force: v['force'] === true }, io, systemClock),
+    run: (v, _p, io) => (v['once'] === true
+      ? runOnce({ config: v['config'] as string | undefined, force: v['force'] === true }, io, systemClock)
+      : runForeground(v['config'] as string | undefined, io, systemClock)),
+  },
+  start: {
+    summary: 'fetch a fresh snapshot, rebuild every object in one go, start the daemon in the background',
+    usage: 'reselqos start [-c FILE]',
+    options: { ...CONFIG_OPT },
+    run: (v, _p, io) => runStart(v['config'] as string | undefined, io, systemClock),
+  },
+  stop: {
+    summary: 'stop the daemon after any apply in flight; kernel state is kept',
+    usage: 'reselqos stop [-c FILE]',
+    options: { ...CONFIG_OPT },
+    run: (v, _p, io) => runStop(v['config'] as string | undefined, io),
+  },
+  restart: {
+    summary: 'stop, then start',
+    usage: 'reselqos restart [-c FILE]',
+    options: { ...CONFIG_OPT },
+    run: async (v, _p, io) => {
+      const code = await runStop(v['config'] as string | undefined, io);
+      return code === EXIT.ok ? runStart(v['config'] as string | undefined, io, systemClock) : code;
+    },
+  },
+  update: {
+    summary: 'run a cycle now; prints its summary line, exit 1 if it failed',
+    usage: 'reselqos update [-c FILE] [--force]',
+    options: { ...CONFIG_OPT, force: { type: 'boolean' } },
+    run: (v, _p, io) => runUpdate(v['config'] as string | undefined, v['force'] === true, io),
+  },
+  reload: {
+    summary: 're-read qos.conf: applied live, or rejected with every error (the running config stays)',
+    usage: 'reselqos reload [-c FILE]',
+    options: { ...CONFIG_OPT },
+    run: (v, _p, io) => runReload(v['config'] as string | undefined, io),
+  },
+  status: {
+    summary: 'running or not, last cycle, sources, users and rate per group',
+    usage: 'reselqos status [-c FILE] [--json]',
+    options: { ...CONFIG_OPT, json: { type: 'boolean' } },
+    run: (v, _p, io) => runStatus(v['config'] as string | undefined, v['json'] === true, io),
+  },
+  explain: {
+    summary: "why is my connection slow: a user's volumes, groups, next threshold and rate",
+    usage: 'reselqos explain <uid|ip> [-c FILE] [--json]',
+    options: { ...CONFIG_OPT, json: { type: 'boolean' } },
+    run: (v, p, io) => runExplain(v['config'] as string | undefined, p[0], v['json'] === true, io, systemClock),
   },
   clear: {
     summary: 'remove every kernel object reselqos owns (chains, rules, qdiscs, sets), nothing else',
@@ -55,7 +103,9 @@ function help(io: Io): number {
     `  ${'help'.padEnd(8)} this text`,
     '',
     'The configuration file is -c FILE, else $RESELQOS_CONF, else /etc/reselqos/qos.conf.',
-    'Exit codes: 0 ok, 1 failed, 2 invalid configuration, 64 usage error.',
+    'Exit codes: 0 ok, 1 failed, 2 invalid configuration, 3 not running (status),',
+    '7 not running (update, reload), 64 usage error.',
+    'Signals to the daemon: SIGHUP reload, SIGTERM/SIGINT stop, SIGUSR2 reopen the log file.',
   ];
   io.out(lines.join('\n'));
   return EXIT.ok;
@@ -73,7 +123,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     const { values, positionals } = parseArgs({ args: rest, options: verb.options, allowPositionals: true, strict: true });
     return await verb.run(values as Record<string, string | boolean | undefined>, positionals, io);
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    const code = (e as { code?: unknown }).code;
+    if (e instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
       io.err(`reselqos ${name}: ${(e as Error).message}\nusage: ${verb.usage}`);
       return EXIT.usage;
     }

@@ -41,7 +41,7 @@ export type IptOp =
   | { readonly kind: 'chain-del'; readonly chain: string };
 
 export type TcOp =
-  | { readonly kind: 'root'; readonly dev: string; readonly defaultMinor: number }
+  | { readonly kind: 'root'; readonly dev: string; readonly defaultMinor: number; /** an htb 1: is there already (HTB cannot be changed in place) */ readonly delFirst: boolean }
   | { readonly kind: 'class'; readonly verb: 'add' | 'change'; readonly dev: string; readonly spec: TcClassSpec }
   | { readonly kind: 'class-del'; readonly dev: string; readonly classid: string }
   | { readonly kind: 'leaf'; readonly verb: 'add' | 'replace'; readonly dev: string; readonly parent: string; readonly handle: string; readonly qdisc: readonly string[] }
@@ -99,6 +99,8 @@ export interface DiffOptions {
   readonly sweep: boolean;
   /** re-issue `class change` for every class (first sync of a process: tc's text read-back is rounded) */
   readonly refreshClasses?: boolean;
+  /** replace the whole tc tree even when ours is there (start) */
+  readonly rebuild?: boolean;
 }
 
 function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, ActualSet>): SetOp[] {
@@ -181,8 +183,8 @@ function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o
   const defaultOpt = root?.options?.['default'];
   const ours = root !== undefined && root.kind === 'htb' && root.handle === '1:' &&
     (defaultOpt === undefined || Number(defaultOpt) === dev.defaultMinor);
-  const fresh = !ours;
-  if (fresh) ops.push({ kind: 'root', dev: name, defaultMinor: dev.defaultMinor });
+  const fresh = !ours || o.rebuild === true;
+  if (fresh) ops.push({ kind: 'root', dev: name, defaultMinor: dev.defaultMinor, delFirst: root !== undefined && root.kind === 'htb' && root.handle === '1:' });
   const classes = fresh ? [] : actual?.classes ?? [];
   const qdiscs = fresh ? [] : actual?.qdiscs ?? [];
   const filters = fresh ? [] : (actual?.filters ?? []).filter((f) => f.kind === 'fw' && f.handle !== undefined && f.parent === '1:');

@@ -17,9 +17,9 @@ import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
 import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
 import { readIpsetHeaders, readIpsets, readMangle, readTc, splitIptablesArgs, type MangleState, type TcState } from './read.js';
-import { Names, type IpFamily } from './names.js';
+import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
 import { buildKernelDesired } from './model.js';
-import { countPlan, diffKernel, isEmptyPlan, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp } from './diff.js';
+import { countPlan, diffKernel, isEmptyPlan, maxelemFor, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp } from './diff.js';
 import { renderPlan, renderIptables, type Batches } from './render.js';
 
 /** A batch the kernel refused; names the tool, the line and the object. */
@@ -211,6 +211,79 @@ export class Reconciler {
     if (b.iptables[6]) await this.run('iptables-restore', 'ip6tables-restore', ['--noflush', '-w'], b.iptables[6]);
     if (b.tc) await this.run('tc', 'tc', ['-batch', '-'], b.tc);
     if (b.destroy) await this.run('ipset', 'ipset', ['restore'], b.destroy);
+  }
+
+  /**
+   * `start`: remove our rules, chains, queues and sets and rebuild them in one go. The slow
+   * part (filling every set) happens in temporary sets while the old state still serves;
+   * then sets are swapped, chains rewritten, hooks replaced and the tc tree replaced in
+   * quick succession. Returns the time users may see partial state (the switch).
+   */
+  async rebuild(desired: Desired): Promise<{ fillMs: number; gapMs: number; sets: number; ips: number }> {
+    const kd = buildKernelDesired(this.config, desired, this.names);
+    const t0 = now();
+    let actual: KernelActual;
+    try {
+      actual = (await this.readActual(true)).actual;
+    } catch (e) {
+      this.known = null;
+      throw e;
+    }
+    // 1. Fill temporary sets (no user-visible change).
+    const totals = new Map<string, number>();
+    for (const s of kd.sets) if (s.direction === 'down') totals.set(s.family, (totals.get(s.family) ?? 0) + s.members.size);
+    const maxelemOf = (s: { name: string; family: string }): number => {
+      const a = actual.sets.get(s.name);
+      return Math.max(a?.family === s.family ? a.maxelem : 0, maxelemFor(totals.get(s.family) ?? 0));
+    };
+    const fill: string[] = [];
+    const swap: string[] = [];
+    for (const s of kd.sets) {
+      const tmp = `${s.name}${TMP_SUFFIX}`;
+      const m = maxelemOf(s);
+      fill.push(`create ${tmp} hash:ip family ${s.family} hashsize 1024 maxelem ${m} -exist`, `flush ${tmp}`);
+      for (const ip of s.members) fill.push(`add ${tmp} ${ip} -exist`);
+      const a = actual.sets.get(s.name);
+      if (a && a.family !== s.family) throw new KernelApplyError('ipset', null, null, `set ${s.name}`, `exists with family ${a.family}, ${s.family} wanted: run reselqos clear first`);
+      swap.push(`create ${s.name} hash:ip family ${s.family} hashsize 1024 maxelem ${m} -exist`, `swap ${tmp} ${s.name}`, `destroy ${tmp}`);
+    }
+    try {
+      await this.run('ipset', 'ipset', ['restore'], fill.join('\n') + '\n');
+      const t1 = now();
+      // 2. The switch: sets, rules, then the whole tc tree.
+      await this.run('ipset', 'ipset', ['restore'], swap.join('\n') + '\n');
+      for (const m of kd.mangle) {
+        const have = actual.mangle.get(m.family);
+        const ops: IptOp[] = [];
+        for (const line of have?.hooks ?? []) {
+          const t = splitRule(line);
+          ops.push({ kind: 'hook-del', builtin: t.chain, args: t.args });
+        }
+        for (const c of m.chains) ops.push({ kind: 'chain', chain: c.name, rules: c.rules });
+        for (const h of m.hooks) ops.push({ kind: 'hook-add', builtin: h.builtin, args: h.args });
+        const wanted = new Set(m.chains.map((c) => c.name));
+        for (const name of have?.chains.keys() ?? []) if (!wanted.has(name)) ops.push({ kind: 'chain-del', chain: name });
+        const text = renderIptables(ops);
+        if (text) await this.run('iptables-restore', m.family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], text);
+      }
+      const tcPlan = diffKernel({ sets: [], mangle: [], tc: kd.tc }, { sets: new Map(), mangle: new Map(), tc: actual.tc }, { sweep: false, rebuild: true });
+      const tcText = renderPlan(tcPlan).tc;
+      if (tcText) await this.run('tc', 'tc', ['-batch', '-'], tcText);
+      const t2 = now();
+      // 3. Sets nothing uses any more.
+      const wantedSets = new Set(kd.sets.map((s) => s.name));
+      const stale = [...actual.sets.keys()].filter((n) => !wantedSets.has(n));
+      if (stale.length) await this.run('ipset', 'ipset', ['restore'], stale.map((n) => `destroy ${n}`).join('\n') + '\n');
+      this.known = new Map(kd.sets.map((s) => [s.name, { family: s.family, maxelem: maxelemOf(s), members: s.members, count: s.members.size }]));
+      this.lastFullRead = this.clock();
+      this.synced = true;
+      this.appliedRates.clear();
+      for (const d of kd.tc) for (const c of d.classes) this.appliedRates.set(`${d.dev} ${c.classid}`, { rate: c.rateBps, ceil: c.ceilBps });
+      return { fillMs: t1 - t0, gapMs: t2 - t1, sets: kd.sets.length, ips: kd.sets.reduce((a, s) => a + s.members.size, 0) / 2 };
+    } catch (e) {
+      this.known = null;
+      throw e;
+    }
   }
 
   /** Removes every object reselqos owns (hooks, chains, root qdiscs of our interfaces, sets), nothing else. */

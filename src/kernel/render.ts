@@ -74,7 +74,8 @@ export function renderIptables(ops: readonly IptOp[]): string | null {
 function tcLine(op: TcOp): string {
   switch (op.kind) {
     case 'root':
-      return `qdisc replace dev ${op.dev} root handle 1: htb default ${op.defaultMinor.toString(16)} r2q 10`;
+      return (op.delFirst ? `qdisc del dev ${op.dev} root\n` : '') +
+        `qdisc ${op.delFirst ? 'add' : 'replace'} dev ${op.dev} root handle 1: htb default ${op.defaultMinor.toString(16)} r2q 10`;
     case 'class': {
       const c = op.spec;
       const q = c.quantum === null ? '' : ` quantum ${c.quantum}`;

@@ -7,8 +7,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../src/sandbox/slapd.js';
 import { startMariadb, type MariadbServer } from '../../src/sandbox/mariadb.js';
@@ -19,8 +17,7 @@ import { readIpsets, readMangle, readTc, tcReportedRate } from '../../src/kernel
 import { openRuntime } from '../../src/daemon/runtime.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Exec } from '../../src/kernel/exec.js';
-
-const cli = fileURLToPath(new URL('../../../dist/cli.js', import.meta.url));
+import { ourSets, assertRulesOnce as assertRulesOnceIn, runCli } from '../helpers/kernel.js';
 
 let slapd: SlapdServer;
 let db: MariadbServer;
@@ -48,11 +45,7 @@ function ldif(): string {
   return out;
 }
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 120_000 }, (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 async function once(file = conf): Promise<string> {
   const r = await run(['run', '--once', '-c', file]);
@@ -106,16 +99,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function kernelState(): Promise<{ setOf: Map<string, string[]>; sets: Map<string, Set<string>> }> {
-  const sets = await readIpsets(gwExec(), (n) => /^(v6)?qos_[du]\d+$/.test(n));
-  const setOf = new Map<string, string[]>();
-  const out = new Map<string, Set<string>>();
-  for (const [name, info] of sets) {
-    out.set(name, new Set(info.entries));
-    for (const ip of info.entries) setOf.set(ip, [...(setOf.get(ip) ?? []), name].sort());
-  }
-  return { setOf, sets: out };
-}
+const kernelState = (): ReturnType<typeof ourSets> => ourSets(gwExec());
 
 async function assertClassesMatch(plan: Awaited<ReturnType<typeof planJson>>): Promise<void> {
   for (const [dir, dev] of [['down', 'int0'], ['up', 'ext0']] as const) {
@@ -132,18 +116,7 @@ async function assertClassesMatch(plan: Awaited<ReturnType<typeof planJson>>): P
   }
 }
 
-async function assertRulesOnce(): Promise<void> {
-  for (const family of [4, 6] as const) {
-    const m = await readMangle(gwExec(), family, (n) => n.startsWith('RESELQOS-'));
-    assert.deepEqual([...m.chains.keys()].sort(), ['RESELQOS-down', 'RESELQOS-up']);
-    assert.equal(m.hooks.length, 2, `exactly one hook per direction (v${family}): ${m.hooks.join(' | ')}`);
-    for (const rules of m.chains.values()) {
-      assert.equal(rules.length, 6);
-      assert.equal(new Set(rules).size, 6, 'no duplicate rule');
-      assert.ok(rules.every((r) => /--comment "?reselqos:/.test(r) && /CLASSIFY --set-class 0001:001[0-5]/.test(r)));
-    }
-  }
-}
+const assertRulesOnce = (): Promise<void> => assertRulesOnceIn(gwExec());
 
 test('run --once: IPs in exactly the right sets, rules once, class rates as the policy', async () => {
   await setVolume('carol', 4_000_000_000, 0); // 4 GB down: group 2

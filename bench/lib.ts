@@ -1,0 +1,128 @@
+// bench/lib.ts — what the benchmark's orchestrator (bench.ts) and its daemon-side worker
+// (worker.ts) share: the IPC message shapes, the summary of one cycle, small statistics.
+// Benchmark-only code; never used by the daemon.
+
+import type { PlanCounts } from '../src/kernel/diff.js';
+
+export type Timings = { ldapMs: number; mysqlMs: number; planMs: number; readMs: number; diffMs: number; applyMs: number; totalMs: number };
+
+/** A set change of one cycle, as the daemon planned it (SetOp without the member lists of created sets). */
+export interface SetMove {
+  name: string;
+  family: 'inet' | 'inet6';
+  maxelem: number;
+  add: string[];
+  del: string[];
+}
+
+export interface CycleSummary {
+  ok: boolean;
+  error: string | null;
+  users: number;
+  ips: number;
+  skipped: number;
+  moves: { down: number; up: number };
+  tc: number;
+  counts: PlanCounts | null;
+  applied: boolean;
+  fullRead: boolean;
+  timings: Timings;
+  /** set changes (only when asked for, and never for created sets) */
+  sets: SetMove[] | null;
+  /** bytes of each batch the daemon sent */
+  batchBytes: { ipset: number; ipt4: number; ipt6: number; tc: number; destroy: number };
+  /** warnings and errors the daemon logged during the cycle */
+  warnings: string[];
+  rssMB: number;
+  maxRssMB: number;
+  heapUsedMB: number;
+}
+
+export interface PickedRow {
+  ip: string;
+  input: number;
+  output: number;
+}
+
+export interface Picked {
+  uids: string[];
+  /** IPs of the picked users (both families), i.e. the set members expected to move per direction */
+  ips: number;
+  rows: PickedRow[];
+}
+
+export interface MemInfo {
+  maxRssMB: number;
+  rssMB: number;
+  heapUsedMB: number;
+  heapTotalMB: number;
+  externalMB: number;
+  arrayBuffersMB: number;
+}
+
+/** Where the time and memory of one cycle go, measured piece by piece after the timed cycles. */
+export interface Probe {
+  ldap: {
+    /** ldapts Client.search of the three bases (concurrently, as the daemon does), raw entries */
+    rawSearchMs: number;
+    /** the daemon's LdapSource search (ldapts + normalizeEntry), three bases concurrently */
+    searchMs: number;
+    /** buildDirectory over the normalized entries */
+    buildDirectoryMs: number;
+    /** LdapSource.fetch (all of the above) */
+    fetchMs: number;
+    entries: { people: number; orgas: number; hosts: number };
+    /** retained heap (after GC) of the normalized entries and of the Directory */
+    rawEntriesHeapMB: number;
+    directoryHeapMB: number;
+  };
+  mysql: { fetchMs: number; rows: number; usageHeapMB: number };
+  plan: { planMs: number; desiredHeapMB: number };
+  kernel: {
+    /** `ipset list -t` (the cheap check of a steady cycle), exec + parse */
+    headersMs: number;
+    /** `ipset save` exec (full read-back) */
+    saveExecMs: number;
+    saveBytes: number;
+    /** parseIpsetSave of that text */
+    saveParseMs: number;
+    /** iptables-save + ip6tables-save, exec + parse */
+    mangleMs: number;
+    /** tc qdisc/class/filter reads of both interfaces */
+    tcMs: number;
+    /** buildKernelDesired + diffKernel against the full read-back (members known) */
+    diffFullMs: number;
+    /** buildKernelDesired alone */
+    modelMs: number;
+  };
+  /** SnapshotStore.persist of a fresh directory: first write, then the same content fetched again (the daemon loop's steady case) */
+  persist: { writeMs: number; unchangedMs: number; fileMB: number };
+}
+
+export type Request =
+  | { cmd: 'init'; conf: string; clockIso: string }
+  | { cmd: 'clear' }
+  | { cmd: 'cycle'; withSets: boolean }
+  | { cmd: 'pick'; users: number }
+  | { cmd: 'applyOwnIpset' }
+  | { cmd: 'mem' }
+  | { cmd: 'probe'; reps: number }
+  | { cmd: 'exit' };
+
+export type Envelope = Request & { id: number };
+export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function round(x: number, digits = 1): number {
+  if (!Number.isFinite(x)) return x;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export const MB = 1024 * 1024;

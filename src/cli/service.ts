@@ -1,0 +1,268 @@
+// The service verbs: run (foreground daemon), start, stop, restart, update, reload,
+// status, explain. Each talks to the running daemon over its control socket and prints
+// a result, not just "signal sent".
+// Exit codes (LSB-like): 0 ok, 1 failed, 2 invalid configuration, 3 not running
+// (status), 7 not running (update, reload), 64 usage.
+
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveConfigPath, type Config } from '../config/config.js';
+import type { Clock } from '../clock.js';
+import { Daemon, type StatusJson } from '../daemon/daemon.js';
+import { askDaemon, NotRunningError, pidPath } from '../daemon/control.js';
+import { acquire, release, AlreadyRunningError, isAlive, readPid } from '../daemon/pidfile.js';
+import { fileLogger, openRuntime } from '../daemon/runtime.js';
+import { explain, explainText, type ExplainJson } from '../daemon/explain.js';
+import { KernelFeatureError, checkKernel } from '../kernel/features.js';
+import { realExec } from '../kernel/exec.js';
+import { kernelExec } from '../daemon/runtime.js';
+import { planDesired } from '../plan/desired.js';
+import { resetInstant } from '../policy/policy.js';
+import { formatRate } from '../config/units.js';
+import { NoDirectoryError } from '../sources/index.js';
+import { fetchAndPlan } from './plan.js';
+import { EXIT, UsageError, loadConfigOrReport, runDirOf, type Io } from './common.js';
+
+export const NOT_RUNNING_STATUS = 3;
+export const NOT_RUNNING = 7;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const cliPath = (): string => fileURLToPath(new URL('../cli.js', import.meta.url));
+
+async function running(config: Pick<Config, 'paths'>): Promise<StatusJson | null> {
+  try {
+    const a = await askDaemon(config.paths.run, { cmd: 'status' }, 10_000);
+    return a.ok ? (a['status'] as StatusJson) : null;
+  } catch (e) {
+    if (e instanceof NotRunningError) return null;
+    throw e;
+  }
+}
+
+/** `reselqos run` in the foreground (what systemd starts). */
+export async function runForeground(configFlag: string | undefined, io: Io, clock: Clock): Promise<number> {
+  const config = await loadConfigOrReport(configFlag, io);
+  if (!config) return EXIT.invalid;
+  const log = fileLogger(config, true);
+  const daemon = new Daemon(resolveConfigPath(configFlag), config, log, clock);
+  try {
+    await daemon.start();
+  } catch (e) {
+    if (e instanceof KernelFeatureError) for (const p of e.problems) log.error(p);
+    else log.error(`cannot start: ${(e as Error).message}`);
+    await log.close();
+    return EXIT.failed;
+  }
+  await daemon.whenStopped();
+  await log.close();
+  return EXIT.ok;
+}
+
+/** `start`: fresh snapshot first, then remove and rebuild every object in one go, then the daemon in the background. */
+export async function runStart(configFlag: string | undefined, io: Io, clock: Clock): Promise<number> {
+  const config = await loadConfigOrReport(configFlag, io);
+  if (!config) return EXIT.invalid;
+  const file = resolveConfigPath(configFlag);
+  const already = await running(config);
+  if (already) {
+    io.out(`reselqos already running (pid ${already.pid})`);
+    return EXIT.ok;
+  }
+  const lock = join(config.paths.run, 'start.lock');
+  try {
+    await acquire(lock);
+  } catch (e) {
+    if (!(e instanceof AlreadyRunningError)) throw e;
+    // Another `start` is at work: wait for its daemon.
+    for (let i = 0; i < 240; i++) {
+      const s = await running(config);
+      if (s) {
+        io.out(`reselqos already running (pid ${s.pid})`);
+        return EXIT.ok;
+      }
+      if (!isAlive(e.pid)) break;
+      await sleep(250);
+    }
+    io.err(`reselqos start: another start (pid ${e.pid}) did not bring the daemon up`);
+    return EXIT.failed;
+  }
+  const log = fileLogger(config, true);
+  try {
+    const s = await running(config);
+    if (s) {
+      io.out(`reselqos already running (pid ${s.pid})`);
+      return EXIT.ok;
+    }
+    const holder = await readPid(pidPath(config.paths.run));
+    if (holder !== null && isAlive(holder)) {
+      io.err(`reselqos start: pid ${holder} holds ${pidPath(config.paths.run)} but does not answer on its socket`);
+      return EXIT.failed;
+    }
+    try {
+      await checkKernel(config, realExec); // kernel features are global
+    } catch (e) {
+      if (e instanceof KernelFeatureError) {
+        for (const p of e.problems) log.error(p);
+        return EXIT.failed;
+      }
+      throw e;
+    }
+    // 1. A fresh snapshot before touching anything.
+    const rt = await openRuntime(config, { log, clock });
+    try {
+      const at = clock().setZone(config.qos.timezone);
+      const reset = resetInstant(config.qos, at);
+      let dir;
+      try {
+        dir = await rt.sources.fetchDirectory(at.toJSDate());
+      } catch (e) {
+        if (e instanceof NoDirectoryError) {
+          log.error(`start: ${e.message}; the kernel was not touched`);
+          return EXIT.failed;
+        }
+        throw e;
+      }
+      if (!dir.fresh) io.out(`LDAP unreachable (${dir.error}): rebuilding from the snapshot of ${dir.directory.fetchedAt}`);
+      const usage = await rt.sources.fetchUsage(at.toJSDate(), reset);
+      if (!usage.fresh) io.out(`MySQL unreachable (${usage.error}): using the volumes of ${usage.usage.fetchedAt}`);
+      const desired = planDesired(config, dir.directory, usage.usage, at, reset);
+      // 2. Remove and rebuild in one go.
+      const r = await rt.reconciler.rebuild(desired);
+      const line = `start: rebuilt ${r.sets} sets with ${r.ips} IPs for ${desired.users.length} users: filled in ${Math.round(r.fillMs)} ms, switched in ${r.gapMs.toFixed(1)} ms`;
+      log.info(line);
+      io.out(line);
+      await rt.sources.persist({ forceUsage: true });
+    } finally {
+      await rt.close();
+    }
+    // 3. The daemon, in the background.
+    const child = spawn(process.execPath, [cliPath(), 'run', '-c', file], { detached: true, stdio: 'ignore', env: { ...process.env, RESELQOS_CONF: file } });
+    child.unref();
+    for (let i = 0; i < 240; i++) {
+      const st = await running(config);
+      if (st) {
+        io.out(`reselqos started (pid ${st.pid})`);
+        return EXIT.ok;
+      }
+      if (child.exitCode !== null || (child.pid !== undefined && !isAlive(child.pid))) break;
+      await sleep(250);
+    }
+    io.err(`reselqos start: the daemon did not come up; see ${join(config.paths.log, 'reselqos.log')}`);
+    return EXIT.failed;
+  } finally {
+    await release(lock);
+    await log.close();
+  }
+}
+
+export async function runStop(configFlag: string | undefined, io: Io): Promise<number> {
+  const runDir = await runDirOf(configFlag);
+  let pid: number;
+  try {
+    const a = await askDaemon(runDir, { cmd: 'stop' });
+    pid = Number(a['pid']);
+  } catch (e) {
+    if (e instanceof NotRunningError) {
+      io.out('reselqos is not running');
+      return EXIT.ok;
+    }
+    throw e;
+  }
+  for (let i = 0; i < 600; i++) {
+    if (!isAlive(pid)) {
+      io.out(`reselqos stopped (pid ${pid}); kernel state kept`);
+      return EXIT.ok;
+    }
+    await sleep(100);
+  }
+  io.err(`reselqos stop: pid ${pid} still running after 60 s`);
+  return EXIT.failed;
+}
+
+export async function runUpdate(configFlag: string | undefined, force: boolean, io: Io): Promise<number> {
+  try {
+    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'update', force });
+    (a.ok ? io.out : io.err)(String(a['summary'] ?? a['error']));
+    return a.ok ? EXIT.ok : EXIT.failed;
+  } catch (e) {
+    if (e instanceof NotRunningError) {
+      io.err(`${e.message}: start it, or run one cycle with reselqos run --once`);
+      return NOT_RUNNING;
+    }
+    throw e;
+  }
+}
+
+export async function runReload(configFlag: string | undefined, io: Io): Promise<number> {
+  try {
+    // The daemon judges the file: an invalid one is rejected with every error.
+    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'reload' });
+    if (!a.ok) {
+      io.err(`reload rejected; the running configuration stays:\n${String(a['error'])}`);
+      return EXIT.invalid;
+    }
+    io.out(String(a['message']));
+    if (a['summary']) io.out(String(a['summary']));
+    return a['cycleOk'] === false ? EXIT.failed : EXIT.ok;
+  } catch (e) {
+    if (e instanceof NotRunningError) {
+      io.err(e.message);
+      return NOT_RUNNING;
+    }
+    throw e;
+  }
+}
+
+export function statusText(s: StatusJson): string {
+  const lines = [
+    `reselqos running (pid ${s.pid}, up ${s.uptimeS}s, config ${s.config})`,
+    `sources: ldap ${s.sources.ldap}; mysql ${s.sources.mysql}`,
+    s.lastCycle ? `last cycle: ${s.lastCycle.at} ${s.lastCycle.ok ? 'ok' : 'FAILED'} in ${s.lastCycle.ms} ms, moves d${s.lastCycle.moves.down}/u${s.lastCycle.moves.up}${s.lastCycle.error ? `: ${s.lastCycle.error}` : ''}` : 'last cycle: none yet',
+  ];
+  for (const dir of ['down', 'up'] as const) {
+    lines.push(`${dir === 'down' ? 'download' : 'upload'}:`);
+    for (const c of s.classes.filter((x) => x.direction === dir)) {
+      lines.push(`  group ${c.group}: ${String(c.users).padStart(6)} users, class ${formatRate(c.rateBps)}${c.users ? `, ${formatRate(Math.floor(c.rateBps / c.users))} per user` : ''}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export async function runStatus(configFlag: string | undefined, json: boolean, io: Io): Promise<number> {
+  const s = await running({ paths: { run: await runDirOf(configFlag), log: '', state: '' } });
+  if (!s) {
+    io.out(json ? JSON.stringify({ running: false }) : 'reselqos is not running');
+    return NOT_RUNNING_STATUS;
+  }
+  io.out(json ? JSON.stringify(s) : statusText(s));
+  return EXIT.ok;
+}
+
+export async function runExplain(configFlag: string | undefined, who: string | undefined, json: boolean, io: Io, clock: Clock): Promise<number> {
+  if (!who) throw new UsageError('explain needs a uid or an IP');
+  let e: ExplainJson | null = null;
+  let error: string | null = null;
+  try {
+    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'explain', who });
+    if (a.ok) e = a['explain'] as ExplainJson;
+    else error = String(a['error']);
+  } catch (err) {
+    if (!(err instanceof NotRunningError)) throw err;
+    // Not running: answer from a fresh fetch.
+    const config = await loadConfigOrReport(configFlag, io);
+    if (!config) return EXIT.invalid;
+    const r = await fetchAndPlan(config, clock, false);
+    if ('error' in r) error = r.error;
+    else {
+      e = explain(r.desired, who);
+      if (!e) error = `no user or IP "${who}" in the directory`;
+    }
+  }
+  if (!e) {
+    io.err(`reselqos explain: ${error}`);
+    return EXIT.failed;
+  }
+  io.out(json ? JSON.stringify(e) : explainText(e));
+  return EXIT.ok;
+}

@@ -1,0 +1,209 @@
+// The long-running daemon (`reselqos run`): a cycle every [qos] interval, never two at
+// once; the control socket (status, update, reload, stop, explain); signals (SIGHUP
+// reload, SIGTERM/SIGINT stop, SIGUSR2 reopen logs); the pid file. Owns the daemon's
+// mutable state (current config, last cycle, source states) and nothing else: cycles go
+// through CycleRunner, kernel work through the Reconciler.
+// Never flushes the gateway: stop keeps every kernel object as it is.
+
+import type { Server } from 'node:net';
+import { ConfigError, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
+import type { Clock } from '../clock.js';
+import type { FileLogger } from '../log.js';
+import { registerSecret } from '../log.js';
+import type { Exec } from '../kernel/exec.js';
+import { checkKernel } from '../kernel/features.js';
+import { realExec } from '../kernel/exec.js';
+import { openRuntime, kernelExec, type Runtime } from './runtime.js';
+import { summaryLine, type CycleReport } from './cycle.js';
+import { explain } from './explain.js';
+import { serveControl, pidPath, type ControlAnswer, type ControlRequest } from './control.js';
+import { acquire, release } from './pidfile.js';
+
+export interface StatusJson {
+  running: true;
+  pid: number;
+  uptimeS: number;
+  config: string;
+  sources: { ldap: string; mysql: string };
+  lastCycle: { at: string; ok: boolean; ms: number; moves: { down: number; up: number }; summary: string; error: string | null } | null;
+  classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
+}
+
+export class Daemon {
+  private rt!: Runtime;
+  private server: Server | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private stopping = false;
+  private last: CycleReport | null = null;
+  private failing: string | null = null;
+  private readonly startedAt = Date.now();
+  private stopped!: Promise<void>;
+  private resolveStopped!: () => void;
+
+  constructor(
+    private readonly configPath: string,
+    private config: Config,
+    private readonly log: FileLogger,
+    private readonly clock: Clock,
+    private readonly exec?: Exec,
+  ) {}
+
+  /** Takes the pid file, checks the kernel, opens the sources and the socket, starts the loop. */
+  async start(): Promise<void> {
+    const pidFile = pidPath(this.config.paths.run);
+    await acquire(pidFile);
+    try {
+      await checkKernel(this.config, realExec); // kernel features are global: probe from our own namespace
+      this.rt = await openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec });
+      this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
+    } catch (e) {
+      await release(pidFile);
+      throw e;
+    }
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+    process.on('SIGHUP', () => void this.reload().then((a) => this.log.info(`SIGHUP: ${String(a['message'] ?? '')}`)));
+    process.on('SIGTERM', () => void this.stop('SIGTERM'));
+    process.on('SIGINT', () => void this.stop('SIGINT'));
+    process.on('SIGUSR2', () => {
+      this.log.reopen();
+      this.log.info('log file reopened (SIGUSR2)');
+    });
+    this.log.info(`reselqos started (pid ${process.pid}, config ${this.configPath}, interval ${this.config.qos.intervalMs / 1000}s)`);
+    this.schedule(0);
+  }
+
+  /** Resolves when the daemon has stopped. */
+  whenStopped(): Promise<void> {
+    return this.stopped;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopping) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.cycle().finally(() => this.schedule(this.config.qos.intervalMs));
+    }, delayMs);
+  }
+
+  /** Runs a cycle after any cycle in flight: cycles never overlap. */
+  cycle(opts: { force?: boolean } = {}): Promise<CycleReport> {
+    const run = this.queue.then(() => this.runCycle(opts));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async runCycle(opts: { force?: boolean }): Promise<CycleReport> {
+    const report = await this.rt.cycles.run({ force: opts.force });
+    this.last = report;
+    const line = summaryLine(report);
+    if (report.ok) {
+      if (this.failing !== null) this.log.info(`cycles recovered (failing since ${this.failing})`);
+      this.failing = null;
+      this.log.info(line);
+    } else if (this.failing === null) {
+      this.failing = report.at;
+      this.log.error(line);
+    } else {
+      this.log.debug(line);
+    }
+    await this.rt.sources.persist();
+    return report;
+  }
+
+  async reload(): Promise<ControlAnswer> {
+    let next: Config;
+    try {
+      next = await loadConfig(this.configPath);
+    } catch (e) {
+      if (e instanceof ConfigError) {
+        this.log.error(`reload rejected, the running configuration stays: ${e.message}`);
+        return { ok: false, error: e.message, problems: e.problems.length };
+      }
+      throw e;
+    }
+    const restart = restartOnlyChanges(this.config, next);
+    registerSecret(next.ldap.password);
+    registerSecret(next.database.password);
+    // Keys that need a restart keep their running values: the kernel object names, paths, interfaces.
+    const applied: Config = restart.length ? mergeRestartOnly(this.config, next) : next;
+    await this.queue; // not in the middle of a cycle
+    this.config = applied;
+    await this.rt.sources.reconfigure(applied);
+    this.rt.reconciler.reconfigure(applied);
+    this.rt.cycles.reconfigure(applied);
+    this.log.setLevel(applied.log.level);
+    for (const w of next.warnings) this.log.warn(`reload: ${w}`);
+    const message = `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
+    this.log.info(message);
+    const report = await this.cycle();
+    return { ok: true, message, restartNeeded: restart, summary: summaryLine(report), cycleOk: report.ok };
+  }
+
+  status(): StatusJson {
+    const r = this.last;
+    return {
+      running: true,
+      pid: process.pid,
+      uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      config: this.configPath,
+      sources: { ldap: this.rt.sources.health.ldap.describe(), mysql: this.rt.sources.health.mysql.describe() },
+      lastCycle: r ? { at: r.at, ok: r.ok, ms: Math.round(r.timings.totalMs), moves: r.moves, summary: summaryLine(r), error: r.error } : null,
+      classes: (r?.desired?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
+    };
+  }
+
+  private async handle(req: ControlRequest): Promise<ControlAnswer> {
+    switch (req.cmd) {
+      case 'status':
+        return { ok: true, status: this.status() };
+      case 'update': {
+        const r = await this.cycle({ force: req.force === true });
+        return { ok: r.ok, summary: summaryLine(r) };
+      }
+      case 'reload':
+        return this.reload();
+      case 'stop':
+        setImmediate(() => void this.stop('stop command'));
+        return { ok: true, pid: process.pid };
+      case 'explain': {
+        const d = this.last?.desired;
+        if (!d) return { ok: false, error: 'no cycle has completed yet' };
+        const e = explain(d, req.who);
+        return e ? { ok: true, explain: e } : { ok: false, error: `no user or IP "${req.who}" in the directory` };
+      }
+      default:
+        return { ok: false, error: 'unknown command' };
+    }
+  }
+
+  /** Finishes any cycle in flight, keeps the kernel as it is, and exits the loop. */
+  async stop(why: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.log.info(`stopping (${why}); kernel state is kept`);
+    await this.queue;
+    await this.rt.sources.persist({ forceUsage: true });
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.rt.close();
+    await release(pidPath(this.config.paths.run));
+    this.log.info('stopped');
+    this.resolveStopped();
+  }
+}
+
+/** The new config with every restart-only key kept at its running value. */
+function mergeRestartOnly(running: Config, next: Config): Config {
+  return Object.freeze({
+    ...next,
+    firewall: Object.freeze({ ...next.firewall, ethExt: running.firewall.ethExt, ethInt: running.firewall.ethInt, netns: running.firewall.netns }),
+    qos: Object.freeze({
+      ...next.qos, groups: running.qos.groups, classifier: running.qos.classifier, leaf: running.qos.leaf,
+      setPrefix: running.qos.setPrefix, set6Prefix: running.qos.set6Prefix, chainPrefix: running.qos.chainPrefix,
+      markDown: running.qos.markDown, markUp: running.qos.markUp,
+    }),
+    paths: running.paths,
+  });
+}

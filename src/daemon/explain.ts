@@ -1,0 +1,58 @@
+// "Why is my connection slow?": one user's IPs, volumes since the reset, group per
+// direction, the next threshold and how far it is, and the current per-user rate.
+// Pure: computed from a desired state the daemon (or a one-off fetch) produced.
+
+import { formatRate, formatSize } from '../config/units.js';
+import type { Desired } from '../plan/desired.js';
+import { DIRECTIONS, nextThreshold, perUserRate } from '../policy/policy.js';
+
+export interface ExplainJson {
+  uid: string;
+  ips: string[];
+  resetAt: string;
+  rule: string | null;
+  down: ExplainDirection;
+  up: ExplainDirection;
+}
+
+export interface ExplainDirection {
+  bytes: number;
+  group: number;
+  groups: number;
+  nextThresholdBytes: number | null;
+  bytesToNextGroup: number | null;
+  classRateBps: number;
+  usersInGroup: number;
+  perUserRateBps: number;
+}
+
+/** Finds a user by uid (case-insensitive) or by one of its IPs. */
+export function explain(d: Desired, who: string): ExplainJson | null {
+  const lower = who.trim().toLowerCase();
+  const u = d.users.find((x) => x.uid.toLowerCase() === lower || x.ips.includes(lower));
+  if (!u) return null;
+  const dir = (direction: 'down' | 'up'): ExplainDirection => {
+    const v = u[direction];
+    const cls = d.classes.find((c) => c.direction === direction && c.group === v.group)!;
+    const next = nextThreshold(v.bytes, d.limits);
+    return {
+      bytes: v.bytes, group: v.group, groups: d.limits.length + 1,
+      nextThresholdBytes: next, bytesToNextGroup: next === null ? null : next - v.bytes,
+      classRateBps: cls.rateBps, usersInGroup: cls.users, perUserRateBps: perUserRate(cls),
+    };
+  };
+  return { uid: u.uid, ips: [...u.ips], resetAt: d.resetAt, rule: d.rule, down: dir('down'), up: dir('up') };
+}
+
+export function explainText(e: ExplainJson): string {
+  const lines = [`${e.uid}: ${e.ips.join(', ')}`, `volumes since ${e.resetAt}${e.rule ? ` (${e.rule} in force)` : ''}:`];
+  for (const d of DIRECTIONS) {
+    const x = e[d];
+    const next = x.nextThresholdBytes === null
+      ? 'last group: no further threshold'
+      : `next group above ${formatSize(x.nextThresholdBytes)} (${formatSize(x.bytesToNextGroup!)} to go)`;
+    lines.push(`  ${d === 'down' ? 'download' : 'upload  '} ${formatSize(x.bytes).padStart(10)}  group ${x.group}/${x.groups - 1}  ${next}`);
+    lines.push(`           rate now ${formatRate(x.perUserRateBps)} per user (class ${formatRate(x.classRateBps)} shared by ${x.usersInGroup} user(s))`);
+  }
+  return lines.join('\n');
+}
