@@ -8,7 +8,7 @@ import * as ini from 'ini';
 import { IANAZone } from 'luxon';
 import { KEYS, SECTIONS, type Section, specOf, isPatternKey } from './schema.js';
 import { UnitError, parseDuration, parseRate, parseSize, parseTimeOfDay } from './units.js';
-import { parseIp, isValidIpv4Prefix } from '../net/ip.js';
+import { parseIp, isValidIpv4Prefix, parseCidr, prefixNetwork } from '../net/ip.js';
 
 export type Classifier = 'fw' | 'classify';
 export type Leaf = 'sfq' | 'fq_codel' | 'cake' | 'pfifo' | 'none';
@@ -85,6 +85,19 @@ export interface FirewallConfig {
   readonly v6Enabled: boolean;
   /** network namespace of the data plane; '' = our own */
   readonly netns: string;
+  readonly userNetworks: readonly string[];
+  readonly user6Networks: readonly string[];
+  readonly checkPayment: boolean;
+  readonly checkCoupure: boolean;
+  readonly checkBan: boolean;
+  /** lowercased */
+  readonly banServices: readonly string[];
+  readonly checkBlacklist: boolean;
+  readonly openDestinations: readonly string[];
+  readonly refuse: 'reject' | 'drop';
+  readonly portal: { readonly ip: string; readonly port: number } | null;
+  readonly portalBan: { readonly ip: string; readonly port: number } | null;
+  readonly portalPorts: readonly number[];
 }
 
 export interface QosConfig {
@@ -534,14 +547,23 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
       const ip = parseIp(value.trim());
       if (!ip.ok) ctx.problem('firewall', key, `expected an IP address, got "${value}" (${ip.reason})`);
       else gatewayIps[key] = ip.ip;
-    } else if (lower.startsWith('net')) {
+    } else if (lower.startsWith('net') && !specOf('firewall', key)) {
       f.used.add(lower);
       networks[key] = value.trim();
     }
   }
+  const areaPrefix = prefix4('areaPrefix');
+  // Defaults: the network of the campus prefix, and net6.
+  let userNetworks = f.parse('userNetworks', (raw) => cidrList(raw, 4), [] as string[]);
+  if (userNetworks.length === 0) userNetworks = [prefixNetwork(areaPrefix)].filter((x): x is string => x !== null);
+  let user6Networks = f.parse('user6Networks', (raw) => cidrList(raw, 6), [] as string[]);
+  if (user6Networks.length === 0) {
+    user6Networks = Object.entries(networks).filter(([key]) => key.toLowerCase() === 'net6')
+      .flatMap(([, v]) => { const r = parseCidr(v); return r.ok && r.family === 6 ? [r.cidr] : []; });
+  }
   const firewall: FirewallConfig = {
     enabled: f.bool('enabled'),
-    areaPrefix: prefix4('areaPrefix'),
+    areaPrefix,
     areaOtherPrefix: prefix4('areaOtherPrefix'),
     area6Prefix: f.str('area6Prefix'),
     ethExt: ifname('eth_ext'),
@@ -554,7 +576,26 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
       if (raw !== '' && !/^[A-Za-z0-9_.-]{1,64}$/.test(raw)) throw new UnitError(`expected a network namespace name (letters, digits, _ . -), got "${raw}"`);
       return raw;
     }, ''),
+    userNetworks,
+    user6Networks,
+    checkPayment: f.bool('checkPayment'),
+    checkCoupure: f.bool('checkCoupure'),
+    checkBan: f.bool('checkBan'),
+    banServices: f.str('banServices').split(',').map((x) => x.trim().toLowerCase()).filter(Boolean),
+    checkBlacklist: f.bool('checkBlacklist'),
+    openDestinations: f.parse('openDestinations', (raw) => cidrList(raw, null), [] as string[]),
+    refuse: f.oneOf('refuse', ['reject', 'drop'] as const),
+    portal: f.parse('portal', parseEndpoint, null),
+    portalBan: f.parse('portalBan', parseEndpoint, null),
+    portalPorts: f.parse('portalPorts', (raw) => raw.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
+      if (!/^[0-9]{1,5}$/.test(x) || Number(x) < 1 || Number(x) > 65535) throw new UnitError(`expected TCP ports such as 80, got "${x}"`);
+      return Number(x);
+    }), [80]),
   };
+  for (const [key, value] of Object.entries(firewall.networks)) {
+    const r = parseCidr(value);
+    if (value !== '' && !r.ok) ctx.problem('firewall', key, r.reason);
+  }
   if (firewall.ethExt !== '' && firewall.ethExt === firewall.ethInt) {
     ctx.problem('firewall', 'eth_int', `must differ from eth_ext (both "${firewall.ethExt}")`);
   }
@@ -663,6 +704,27 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     file, ldap, database, firewall, rates, rateRules, qos, paths, log,
     warnings: ctx.warnings, raw,
   });
+}
+
+function cidrList(raw: string, family: 4 | 6 | null): string[] {
+  const out: string[] = [];
+  for (const part of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const r = parseCidr(part);
+    if (!r.ok) throw new UnitError(r.reason);
+    if (family !== null && r.family !== family) throw new UnitError(`"${part}" is not an IPv${family} network`);
+    out.push(r.cidr);
+  }
+  return out;
+}
+
+function parseEndpoint(raw: string): { ip: string; port: number } | null {
+  if (raw === '') return null;
+  const m = /^([0-9.]+):([0-9]{1,5})$/.exec(raw);
+  const ip = m ? parseIp(m[1]!) : null;
+  if (!m || !ip?.ok || ip.family !== 4 || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    throw new UnitError(`expected an IPv4 address and port such as 172.22.199.5:80, got "${raw}"`);
+  }
+  return { ip: ip.ip, port: Number(m[2]) };
 }
 
 function checkFilter(raw: string): string {

@@ -5,7 +5,7 @@
 import type { MangleState, TcState } from './read.js';
 import { splitIptablesArgs, tcReportedRate } from './read.js';
 import type { IpFamily, SetFamily } from './names.js';
-import type { KernelDesired, RuleArgs, SetSpec, TcClassSpec } from './model.js';
+import type { KernelDesired, RuleArgs, SetSpec, TableName, TableSpec, TcClassSpec } from './model.js';
 
 export interface ActualSet {
   readonly family: SetFamily;
@@ -18,9 +18,12 @@ export interface ActualSet {
 export interface KernelActual {
   /** our sets only */
   readonly sets: ReadonlyMap<string, ActualSet>;
-  readonly mangle: ReadonlyMap<IpFamily, MangleState>;
+  /** our chains and hooks per "family:table" (e.g. "4:mangle") */
+  readonly tables: ReadonlyMap<string, MangleState>;
   readonly tc: ReadonlyMap<string, TcState>;
 }
+
+export const tableKey = (family: IpFamily, table: TableName): string => `${family}:${table}`;
 
 export interface SetOp {
   readonly name: string;
@@ -34,11 +37,11 @@ export interface SetOp {
   readonly rebuild: readonly string[] | null;
 }
 
-export type IptOp =
+export type IptOp = { readonly table: TableName } & (
   | { readonly kind: 'chain'; readonly chain: string; readonly rules: readonly RuleArgs[] }
   | { readonly kind: 'hook-add'; readonly builtin: string; readonly args: RuleArgs }
   | { readonly kind: 'hook-del'; readonly builtin: string; readonly args: RuleArgs }
-  | { readonly kind: 'chain-del'; readonly chain: string };
+  | { readonly kind: 'chain-del'; readonly chain: string });
 
 export type TcOp =
   | { readonly kind: 'root'; readonly dev: string; readonly defaultMinor: number; /** an htb 1: is there already (HTB cannot be changed in place) */ readonly delFirst: boolean }
@@ -105,11 +108,9 @@ export interface DiffOptions {
 
 function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, ActualSet>): SetOp[] {
   // Every set of a family may in the worst case hold every IP of that family.
-  const totals = new Map<SetFamily, number>();
-  for (const s of desired) if (s.direction === 'down') totals.set(s.family, (totals.get(s.family) ?? 0) + s.members.size);
   const ops: SetOp[] = [];
   for (const s of desired) {
-    const total = totals.get(s.family) ?? s.members.size;
+    const total = Math.max(s.capacity, s.members.size);
     const a = actual.get(s.name);
     if (!a) {
       ops.push({ name: s.name, family: s.family, maxelem: maxelemFor(total), create: true, add: [...s.members], del: [], rebuild: null });
@@ -139,7 +140,8 @@ function parseRule(line: string): { chain: string; args: string[] } {
   return { chain: t[1] ?? '', args: t.slice(2) };
 }
 
-function diffMangle(desired: KernelDesired['mangle'][number], actual: MangleState | undefined, sweep: boolean): IptOp[] {
+function diffTable(desired: TableSpec, actual: MangleState | undefined, sweep: boolean): IptOp[] {
+  const table = desired.table;
   const dels: IptOp[] = [];
   const writes: IptOp[] = [];
   const adds: IptOp[] = [];
@@ -150,7 +152,7 @@ function diffMangle(desired: KernelDesired['mangle'][number], actual: MangleStat
   for (const c of desired.chains) {
     const have = actualChains.get(c.name);
     const same = have !== undefined && have.length === c.rules.length && have.every((line, i) => key(parseRule(line).args) === key(c.rules[i]!));
-    if (!same) writes.push({ kind: 'chain', chain: c.name, rules: c.rules });
+    if (!same) writes.push({ table, kind: 'chain', chain: c.name, rules: c.rules });
   }
 
   // Hooks: exactly one of each desired hook; any other jump to our chains goes.
@@ -165,13 +167,13 @@ function diffMangle(desired: KernelDesired['mangle'][number], actual: MangleStat
     const goingAway = target !== undefined && !wanted.has(target);
     if (!desiredKeys.has(k) || n > 1) {
       // A stale hook to a chain that stays is removed at once; one to a chain that goes, with it.
-      if (!goingAway || sweep) dels.push({ kind: 'hook-del', builtin: h.chain, args: h.args });
+      if (!goingAway || sweep) dels.push({ table, kind: 'hook-del', builtin: h.chain, args: h.args });
     }
   }
-  for (const [k, h] of desiredKeys) if (!seen.has(k)) adds.push({ kind: 'hook-add', builtin: h.builtin, args: h.args });
+  for (const [k, h] of desiredKeys) if (!seen.has(k)) adds.push({ table, kind: 'hook-add', builtin: h.builtin, args: h.args });
 
   if (sweep) {
-    for (const name of actualChains.keys()) if (!wanted.has(name)) chainDels.push({ kind: 'chain-del', chain: name });
+    for (const name of actualChains.keys()) if (!wanted.has(name)) chainDels.push({ table, kind: 'chain-del', chain: name });
   }
   return [...dels, ...writes, ...adds, ...chainDels];
 }
@@ -228,7 +230,7 @@ export function diffKernel(desired: KernelDesired, actual: KernelActual, o: Diff
   const wantedSets = new Set(desired.sets.map((s) => s.name));
   const destroy = o.sweep ? [...actual.sets.keys()].filter((n) => !wantedSets.has(n)).sort() : [];
   const iptables: Record<IpFamily, IptOp[]> = { 4: [], 6: [] };
-  for (const m of desired.mangle) iptables[m.family] = diffMangle(m, actual.mangle.get(m.family), o.sweep);
+  for (const t of desired.tables) iptables[t.family].push(...diffTable(t, actual.tables.get(tableKey(t.family, t.table)), o.sweep));
   const tc = desired.tc.flatMap((d) => diffTc(d, actual.tc.get(d.dev), o));
   return { sets, destroy, iptables, tc };
 }

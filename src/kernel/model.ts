@@ -14,8 +14,9 @@ import {
 export interface SetSpec {
   readonly name: string;
   readonly family: SetFamily;
-  readonly direction: Direction;
   readonly members: ReadonlySet<string>;
+  /** how many members the set may come to hold (sizes maxelem): the user IPs of its family */
+  readonly capacity: number;
 }
 
 /** A rule as the argument list that follows "-A <chain>" in iptables-save output. */
@@ -26,13 +27,18 @@ export interface ChainSpec {
   readonly rules: readonly RuleArgs[];
 }
 
+export type TableName = 'mangle' | 'filter' | 'nat';
+export const TABLES: readonly TableName[] = ['mangle', 'filter', 'nat'];
+
 export interface HookSpec {
-  readonly builtin: 'POSTROUTING';
+  readonly builtin: 'POSTROUTING' | 'PREROUTING' | 'FORWARD';
   readonly args: RuleArgs;
 }
 
-export interface MangleSpec {
+/** Our chains and hooks in one table of one family; an empty spec removes what we had there. */
+export interface TableSpec {
   readonly family: IpFamily;
+  readonly table: TableName;
   readonly chains: readonly ChainSpec[];
   readonly hooks: readonly HookSpec[];
 }
@@ -64,7 +70,8 @@ export interface TcDevSpec {
 
 export interface KernelDesired {
   readonly sets: readonly SetSpec[];
-  readonly mangle: readonly MangleSpec[];
+  /** every (family, table) pair, in apply order */
+  readonly tables: readonly TableSpec[];
   readonly tc: readonly TcDevSpec[];
 }
 
@@ -88,35 +95,117 @@ export function htbRate(bps: number): number {
   return Math.max(8, Math.floor(bps / 8) * 8);
 }
 
+const hook = (builtin: HookSpec['builtin'], match: string[], chain: string): HookSpec =>
+  ({ builtin, args: [...match, '-m', 'comment', '--comment', `${COMMENT_PREFIX}hook`, '-j', chain] });
+
+/** Mangle: one rule per group and direction, marking or classifying by set. */
+function mangleTable(config: Config, names: Names, family: IpFamily): TableSpec {
+  const q = config.qos;
+  const setFamily: SetFamily = family === 4 ? 'inet' : 'inet6';
+  const chains: ChainSpec[] = [];
+  const hooks: HookSpec[] = [];
+  for (const dir of DIRECTIONS) {
+    const chain = names.chain(dir);
+    const match = dir === 'down' ? 'dst' : 'src';
+    const rules: RuleArgs[] = [];
+    for (let g = 0; g < q.groups; g++) {
+      const target = q.classifier === 'fw'
+        ? ['-j', 'MARK', '--set-xmark', `${markHex(names.mark(dir, g))}/0xffffffff`]
+        : ['-j', 'CLASSIFY', '--set-class', classifyId(names.groupMinor(g))];
+      rules.push(['-m', 'set', '--match-set', names.set(setFamily, dir, g), match, '-m', 'comment', '--comment', `${COMMENT_PREFIX}${dir}:${g}`, ...target]);
+    }
+    chains.push({ name: chain, rules });
+    hooks.push(hook('POSTROUTING', ['-o', names.dev(dir)], chain));
+  }
+  return { family, table: 'mangle', chains, hooks };
+}
+
+const host = (ip: string): string => (ip.includes(':') ? `${ip}/128` : `${ip}/32`);
+const comment = (what: string): string[] => ['-m', 'comment', '--comment', `${COMMENT_PREFIX}${what}`];
+
+/**
+ * Filter: FORWARD from the users' side goes through <prefix>-fwout, towards it through
+ * <prefix>-fwin. Allowed machines, the gateway's own addresses, open destinations and
+ * the tunnel to the other campus pass (RETURN: the rest of FORWARD decides); anything
+ * else from (to) the user networks is refused. The hooks are the first rules of FORWARD
+ * and match every packet, not only new connections: a ban cuts established flows too.
+ */
+function filterTable(config: Config, names: Names, family: IpFamily): TableSpec {
+  const fw = config.firewall;
+  if (!fw.enabled || (family === 6 && !fw.v6Enabled)) return { family, table: 'filter', chains: [], hooks: [] };
+  const allow = names.allowSet(family === 4 ? 'inet' : 'inet6');
+  const ofFamily = (cidr: string): boolean => cidr.includes(':') === (family === 6);
+  const nets = family === 4 ? fw.userNetworks : fw.user6Networks;
+  const gateway = Object.values(fw.gatewayIps).filter((ip) => ip.includes(':') === (family === 6));
+  const portals = family === 4 ? [...new Map([fw.portal, fw.portalBan].flatMap((p) => (p ? [[`${p.ip}:${p.port}`, p] as const] : []))).values()] : [];
+  const open = fw.openDestinations.filter(ofFamily);
+  const out: RuleArgs[] = [];
+  const inn: RuleArgs[] = [];
+  for (const ip of gateway) out.push(['-d', host(ip), ...comment('gateway'), '-j', 'RETURN']);
+  for (const net of open) {
+    out.push(['-d', net, ...comment('open'), '-j', 'RETURN']);
+    inn.push(['-s', net, ...comment('open'), '-j', 'RETURN']);
+  }
+  // The portal pages (reached through DNAT) are open to everyone, on their port only.
+  for (const p of portals) {
+    out.push(['-d', host(p.ip), '-p', 'tcp', '-m', 'tcp', '--dport', String(p.port), ...comment('portal'), '-j', 'RETURN']);
+    inn.push(['-s', host(p.ip), '-p', 'tcp', '-m', 'tcp', '--sport', String(p.port), ...comment('portal'), '-j', 'RETURN']);
+  }
+  if (fw.tunnelName) {
+    out.push(['-o', fw.tunnelName, ...comment('tunnel'), '-j', 'RETURN']);
+    inn.push(['-i', fw.tunnelName, ...comment('tunnel'), '-j', 'RETURN']);
+  }
+  out.push(['-m', 'set', '--match-set', allow, 'src', ...comment('allowed'), '-j', 'RETURN']);
+  inn.push(['-m', 'set', '--match-set', allow, 'dst', ...comment('allowed'), '-j', 'RETURN']);
+  for (const net of nets) {
+    if (fw.refuse === 'reject') {
+      out.push(['-s', net, '-p', 'tcp', ...comment('refused'), '-j', 'REJECT', '--reject-with', 'tcp-reset']);
+      out.push(['-s', net, ...comment('refused'), '-j', 'REJECT', '--reject-with', family === 4 ? 'icmp-admin-prohibited' : 'icmp6-adm-prohibited']);
+    } else {
+      out.push(['-s', net, ...comment('refused'), '-j', 'DROP']);
+    }
+    inn.push(['-d', net, ...comment('refused'), '-j', 'DROP']);
+  }
+  const fwout = names.fwChain('out');
+  const fwin = names.fwChain('in');
+  return {
+    family, table: 'filter',
+    chains: [{ name: fwout, rules: out }, { name: fwin, rules: inn }],
+    hooks: [hook('FORWARD', ['-i', fw.ethInt], fwout), hook('FORWARD', ['-o', fw.ethInt], fwin)],
+  };
+}
+
+/** NAT (IPv4): web traffic of machines that are not allowed goes to the portal (banned ones to the ban page). */
+function natTable(config: Config, names: Names): TableSpec {
+  const fw = config.firewall;
+  if (!fw.enabled || (!fw.portal && !fw.portalBan)) return { family: 4, table: 'nat', chains: [], hooks: [] };
+  const rules: RuleArgs[] = [];
+  const gateway = Object.values(fw.gatewayIps).filter((ip) => !ip.includes(':'));
+  for (const ip of gateway) rules.push(['-d', host(ip), ...comment('gateway'), '-j', 'RETURN']);
+  for (const net of fw.openDestinations.filter((c) => !c.includes(':'))) rules.push(['-d', net, ...comment('open'), '-j', 'RETURN']);
+  rules.push(['-m', 'set', '--match-set', names.allowSet('inet'), 'src', ...comment('allowed'), '-j', 'RETURN']);
+  const ban = fw.portalBan ?? fw.portal;
+  for (const port of fw.portalPorts) {
+    if (ban) rules.push(['-p', 'tcp', '-m', 'set', '--match-set', names.bannedSet(), 'src', '-m', 'tcp', '--dport', String(port), ...comment('ban-page'), '-j', 'DNAT', '--to-destination', `${ban.ip}:${ban.port}`]);
+    if (fw.portal) {
+      for (const net of fw.userNetworks) rules.push(['-s', net, '-p', 'tcp', '-m', 'tcp', '--dport', String(port), ...comment('portal'), '-j', 'DNAT', '--to-destination', `${fw.portal.ip}:${fw.portal.port}`]);
+    }
+  }
+  const chain = names.fwChain('portal');
+  return { family: 4, table: 'nat', chains: [{ name: chain, rules }], hooks: [hook('PREROUTING', ['-i', fw.ethInt, '-p', 'tcp'], chain)] };
+}
+
 export function buildKernelDesired(config: Config, desired: Desired, names: Names = new Names(config)): KernelDesired {
   const q = config.qos;
-  const sets: SetSpec[] = desired.sets.map((s) => ({ name: s.name, family: s.family, direction: s.direction, members: s.members }));
-
-  const families: IpFamily[] = config.firewall.v6Enabled ? [4, 6] : [4];
-  const mangle: MangleSpec[] = [];
-  for (const family of [4, 6] as const) {
-    if (!families.includes(family)) {
-      mangle.push({ family, chains: [], hooks: [] });
-      continue;
-    }
-    const setFamily: SetFamily = family === 4 ? 'inet' : 'inet6';
-    const chains: ChainSpec[] = [];
-    const hooks: HookSpec[] = [];
-    for (const dir of DIRECTIONS) {
-      const chain = names.chain(dir);
-      const match = dir === 'down' ? 'dst' : 'src';
-      const rules: RuleArgs[] = [];
-      for (let g = 0; g < q.groups; g++) {
-        const target = q.classifier === 'fw'
-          ? ['-j', 'MARK', '--set-xmark', `${markHex(names.mark(dir, g))}/0xffffffff`]
-          : ['-j', 'CLASSIFY', '--set-class', classifyId(names.groupMinor(g))];
-        rules.push(['-m', 'set', '--match-set', names.set(setFamily, dir, g), match, '-m', 'comment', '--comment', `${COMMENT_PREFIX}${dir}:${g}`, ...target]);
-      }
-      chains.push({ name: chain, rules });
-      hooks.push({ builtin: 'POSTROUTING', args: ['-o', names.dev(dir), '-m', 'comment', '--comment', `${COMMENT_PREFIX}hook`, '-j', chain] });
-    }
-    mangle.push({ family, chains, hooks });
-  }
+  const sets: SetSpec[] = desired.sets.map((s) => ({ name: s.name, family: s.family, members: s.members, capacity: desired.ipCount[s.family] }));
+  const v6 = config.firewall.v6Enabled;
+  const tables: TableSpec[] = [
+    mangleTable(config, names, 4),
+    v6 ? mangleTable(config, names, 6) : { family: 6, table: 'mangle', chains: [], hooks: [] },
+    filterTable(config, names, 4),
+    filterTable(config, names, 6),
+    natTable(config, names),
+  ];
 
   const leaf = leafQdisc(q.leaf);
   const tc: TcDevSpec[] = DIRECTIONS.map((dir) => {
@@ -137,5 +226,5 @@ export function buildKernelDesired(config: Config, desired: Desired, names: Name
     return { dev: names.dev(dir), direction: dir, defaultMinor: DEFAULT_MINOR, classes, filters };
   });
 
-  return { sets, mangle, tc };
+  return { sets, tables, tc };
 }

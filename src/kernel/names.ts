@@ -27,7 +27,7 @@ export class Names {
 
   constructor(private readonly config: Pick<Config, 'qos' | 'firewall'>) {
     const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
-    this.setRe = new RegExp(`^(?:${esc(config.qos.setPrefix)}|${esc(config.qos.set6Prefix)})[du][0-9]+(?:${esc(TMP_SUFFIX)})?$`);
+    this.setRe = new RegExp(`^(?:${esc(config.qos.setPrefix)}|${esc(config.qos.set6Prefix)})(?:[du][0-9]+|allow|banned)(?:${esc(TMP_SUFFIX)})?$`);
   }
 
   set(family: SetFamily, direction: Direction, group: number): string {
@@ -36,6 +36,21 @@ export class Names {
   }
 
   isOurSet = (name: string): boolean => this.setRe.test(name);
+
+  /** the dynamic firewall's set of allowed machines */
+  allowSet(family: SetFamily): string {
+    return `${family === 'inet' ? this.config.qos.setPrefix : this.config.qos.set6Prefix}allow`;
+  }
+
+  /** IPv4 machines of cut or banned owners (ban page) */
+  bannedSet(): string {
+    return `${this.config.qos.setPrefix}banned`;
+  }
+
+  /** filter/nat chains of the firewall: <prefix>-fwout, <prefix>-fwin, <prefix>-portal */
+  fwChain(which: 'out' | 'in' | 'portal'): string {
+    return `${this.config.qos.chainPrefix}-${which === 'portal' ? 'portal' : `fw${which}`}`;
+  }
 
   chain(direction: Direction): string {
     return `${this.config.qos.chainPrefix}-${direction}`;

@@ -298,7 +298,12 @@ export function ruleTarget(line: string): string | undefined {
 }
 
 export function parseMangle(text: string, isOurChain: (name: string) => boolean): MangleState {
-  const saved = parseIptablesSave(text, 'mangle');
+  return parseTable(text, 'mangle', isOurChain);
+}
+
+/** Our chains and their hooks in one table of an iptables-save dump (all tables or one). */
+export function parseTable(text: string, table: string, isOurChain: (name: string) => boolean): MangleState {
+  const saved = parseIptablesSave(text, table);
   const chains = new Map<string, string[]>();
   const hooks: string[] = [];
   for (const [chain, rules] of saved.rules) {
@@ -332,6 +337,17 @@ export async function readMangle(
 ): Promise<MangleState> {
   const { stdout } = await exec(saveCommand(family, opts.backend ?? 'default'), ['-t', 'mangle']);
   return parseMangle(stdout, isOurChain);
+}
+
+/** Our chains and hooks in each of `tables`, from one `iptables-save` (`ip6tables-save`) of every table. */
+export async function readTables(
+  exec: Exec,
+  family: 4 | 6,
+  tables: readonly string[],
+  isOurChain: (name: string) => boolean,
+): Promise<Map<string, MangleState>> {
+  const { stdout } = await exec(saveCommand(family, 'default'), []);
+  return new Map(tables.map((t) => [t, parseTable(stdout, t, isOurChain)]));
 }
 
 // ====================================================================== tc

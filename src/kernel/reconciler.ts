@@ -16,10 +16,10 @@ import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
 import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
-import { readIpsetHeaders, readIpsets, readMangle, readTc, splitIptablesArgs, type MangleState, type TcState } from './read.js';
+import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, type MangleState, type TcState } from './read.js';
 import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
-import { buildKernelDesired } from './model.js';
-import { countPlan, diffKernel, isEmptyPlan, maxelemFor, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp } from './diff.js';
+import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
+import { countPlan, diffKernel, isEmptyPlan, maxelemFor, tableKey, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp } from './diff.js';
 import { renderPlan, renderIptables, type Batches } from './render.js';
 
 /** A batch the kernel refused; names the tool, the line and the object. */
@@ -133,12 +133,20 @@ export class Reconciler {
 
   async readActual(forceFull = false): Promise<{ actual: KernelActual; full: boolean }> {
     const { sets, full } = await this.readSets(forceFull);
-    const mangle = new Map<IpFamily, MangleState>();
-    mangle.set(4, await readMangle(this.exec, 4, this.names.isOurChain));
-    mangle.set(6, await readMangle(this.exec, 6, this.names.isOurChain));
+    const tables = await this.readAllTables();
     const tc = new Map<string, TcState>();
     for (const dev of new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])) tc.set(dev, await this.readTcDev(dev));
-    return { actual: { sets, mangle, tc }, full };
+    return { actual: { sets, tables, tc }, full };
+  }
+
+  /** Our chains and hooks in every table, one iptables-save and one ip6tables-save. */
+  private async readAllTables(): Promise<Map<string, MangleState>> {
+    const out = new Map<string, MangleState>();
+    for (const family of [4, 6] as const) {
+      const t = await readTables(this.exec, family, TABLES, this.names.isOurChain);
+      for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);
+    }
+    return out;
   }
 
   /** Plans (and unless dryRun, applies) one reconciliation. */
@@ -230,11 +238,9 @@ export class Reconciler {
       throw e;
     }
     // 1. Fill temporary sets (no user-visible change).
-    const totals = new Map<string, number>();
-    for (const s of kd.sets) if (s.direction === 'down') totals.set(s.family, (totals.get(s.family) ?? 0) + s.members.size);
-    const maxelemOf = (s: { name: string; family: string }): number => {
+    const maxelemOf = (s: SetSpec): number => {
       const a = actual.sets.get(s.name);
-      return Math.max(a?.family === s.family ? a.maxelem : 0, maxelemFor(totals.get(s.family) ?? 0));
+      return Math.max(a?.family === s.family ? a.maxelem : 0, maxelemFor(Math.max(s.capacity, s.members.size)));
     };
     const fill: string[] = [];
     const swap: string[] = [];
@@ -252,21 +258,25 @@ export class Reconciler {
       const t1 = now();
       // 2. The switch: sets, rules, then the whole tc tree.
       await this.run('ipset', 'ipset', ['restore'], swap.join('\n') + '\n');
-      for (const m of kd.mangle) {
-        const have = actual.mangle.get(m.family);
-        const ops: IptOp[] = [];
+      // Every table of a family in one iptables-restore: hooks replaced, chains rewritten.
+      const byFamily: Record<IpFamily, IptOp[]> = { 4: [], 6: [] };
+      for (const t of kd.tables) {
+        const have = actual.tables.get(tableKey(t.family, t.table));
+        const table = t.table;
         for (const line of have?.hooks ?? []) {
-          const t = splitRule(line);
-          ops.push({ kind: 'hook-del', builtin: t.chain, args: t.args });
+          const r = splitRule(line);
+          byFamily[t.family].push({ table, kind: 'hook-del', builtin: r.chain, args: r.args });
         }
-        for (const c of m.chains) ops.push({ kind: 'chain', chain: c.name, rules: c.rules });
-        for (const h of m.hooks) ops.push({ kind: 'hook-add', builtin: h.builtin, args: h.args });
-        const wanted = new Set(m.chains.map((c) => c.name));
-        for (const name of have?.chains.keys() ?? []) if (!wanted.has(name)) ops.push({ kind: 'chain-del', chain: name });
-        const text = renderIptables(ops);
-        if (text) await this.run('iptables-restore', m.family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], text);
+        for (const c of t.chains) byFamily[t.family].push({ table, kind: 'chain', chain: c.name, rules: c.rules });
+        for (const h of t.hooks) byFamily[t.family].push({ table, kind: 'hook-add', builtin: h.builtin, args: h.args });
+        const wanted = new Set(t.chains.map((c) => c.name));
+        for (const name of have?.chains.keys() ?? []) if (!wanted.has(name)) byFamily[t.family].push({ table, kind: 'chain-del', chain: name });
       }
-      const tcPlan = diffKernel({ sets: [], mangle: [], tc: kd.tc }, { sets: new Map(), mangle: new Map(), tc: actual.tc }, { sweep: false, rebuild: true });
+      for (const family of [4, 6] as const) {
+        const text = renderIptables(byFamily[family]);
+        if (text) await this.run('iptables-restore', family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], text);
+      }
+      const tcPlan = diffKernel({ sets: [], tables: [], tc: kd.tc }, { sets: new Map(), tables: new Map(), tc: actual.tc }, { sweep: false, rebuild: true });
       const tcText = renderPlan(tcPlan).tc;
       if (tcText) await this.run('tc', 'tc', ['-batch', '-'], tcText);
       const t2 = now();
@@ -279,7 +289,7 @@ export class Reconciler {
       this.synced = true;
       this.appliedRates.clear();
       for (const d of kd.tc) for (const c of d.classes) this.appliedRates.set(`${d.dev} ${c.classid}`, { rate: c.rateBps, ceil: c.ceilBps });
-      return { fillMs: t1 - t0, gapMs: t2 - t1, sets: kd.sets.length, ips: kd.sets.reduce((a, s) => a + s.members.size, 0) / 2 };
+      return { fillMs: t1 - t0, gapMs: t2 - t1, sets: kd.sets.length, ips: desired.users.reduce((a, u) => a + u.ips.length, 0) };
     } catch (e) {
       this.known = null;
       throw e;
@@ -289,18 +299,22 @@ export class Reconciler {
   /** Removes every object reselqos owns (hooks, chains, root qdiscs of our interfaces, sets), nothing else. */
   async clear(): Promise<{ chains: number; hooks: number; qdiscs: number; sets: number }> {
     const out = { chains: 0, hooks: 0, qdiscs: 0, sets: 0 };
+    const tables = await this.readAllTables();
     for (const family of [4, 6] as const) {
-      const m = await readMangle(this.exec, family, this.names.isOurChain);
       const ops: IptOp[] = [];
-      for (const line of m.hooks) {
-        const t = splitRule(line);
-        ops.push({ kind: 'hook-del', builtin: t.chain, args: t.args });
+      for (const table of TABLES) {
+        const m = tables.get(tableKey(family, table));
+        if (!m) continue;
+        for (const line of m.hooks) {
+          const t = splitRule(line);
+          ops.push({ table, kind: 'hook-del', builtin: t.chain, args: t.args });
+        }
+        for (const chain of m.chains.keys()) ops.push({ table, kind: 'chain-del', chain });
+        out.hooks += m.hooks.length;
+        out.chains += m.chains.size;
       }
-      for (const chain of m.chains.keys()) ops.push({ kind: 'chain-del', chain });
       const text = renderIptables(ops);
       if (text) await this.run('iptables-restore', family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], text);
-      out.hooks += m.hooks.length;
-      out.chains += m.chains.size;
     }
     const lines: string[] = [];
     for (const dev of new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])) {

@@ -44,31 +44,38 @@ export function iptArg(a: string): string {
   return /^[A-Za-z0-9_.:/=+,@%-]+$/.test(a) ? a : `"${a.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
+/** One iptables-restore input for all tables of a family: `*table`, declarations, rules, COMMIT. */
 export function renderIptables(ops: readonly IptOp[]): string | null {
   if (ops.length === 0) return null;
-  const declare = new Set<string>();
-  const body: string[] = [];
-  for (const op of ops) {
-    switch (op.kind) {
-      case 'hook-del':
-        body.push(`-D ${op.builtin} ${op.args.map(iptArg).join(' ')}`);
-        break;
-      case 'chain':
-        // In --noflush mode, declaring a user chain creates it or flushes it: the chain is
-        // rewritten whole, inside the same transaction (no window without rules).
-        declare.add(op.chain);
-        for (const r of op.rules) body.push(`-A ${op.chain} ${r.map(iptArg).join(' ')}`);
-        break;
-      case 'hook-add':
-        body.push(`-I ${op.builtin} 1 ${op.args.map(iptArg).join(' ')}`);
-        break;
-      case 'chain-del':
-        declare.add(op.chain); // flushed first, then deleted
-        body.push(`-X ${op.chain}`);
-        break;
+  const out: string[] = [];
+  for (const table of ['mangle', 'filter', 'nat'] as const) {
+    const mine = ops.filter((o) => o.table === table);
+    if (mine.length === 0) continue;
+    const declare = new Set<string>();
+    const body: string[] = [];
+    for (const op of mine) {
+      switch (op.kind) {
+        case 'hook-del':
+          body.push(`-D ${op.builtin} ${op.args.map(iptArg).join(' ')}`);
+          break;
+        case 'chain':
+          // In --noflush mode, declaring a user chain creates it or flushes it: the chain is
+          // rewritten whole, inside the same transaction (no window without rules).
+          declare.add(op.chain);
+          for (const r of op.rules) body.push(`-A ${op.chain} ${r.map(iptArg).join(' ')}`);
+          break;
+        case 'hook-add':
+          body.push(`-I ${op.builtin} 1 ${op.args.map(iptArg).join(' ')}`);
+          break;
+        case 'chain-del':
+          declare.add(op.chain); // flushed first, then deleted
+          body.push(`-X ${op.chain}`);
+          break;
+      }
     }
+    out.push(`*${table}`, ...[...declare].map((c) => `:${c} - [0:0]`), ...body, 'COMMIT');
   }
-  return ['*mangle', ...[...declare].map((c) => `:${c} - [0:0]`), ...body, 'COMMIT', ''].join('\n');
+  return out.join('\n') + '\n';
 }
 
 function tcLine(op: TcOp): string {

@@ -146,3 +146,36 @@ export function compareIp(a: string, b: string): number {
   for (let i = 0; i < 8; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
   return 0;
 }
+
+export type CidrParse = { ok: true; cidr: string; family: Family } | { ok: false; reason: string };
+
+/** Strict CIDR ("172.22.192.0/19", "2001:660:7302:d000::/52"): host bits must be zero. */
+export function parseCidr(raw: string): CidrParse {
+  const m = /^([^/\s]+)\/([0-9]{1,3})$/.exec(raw);
+  if (!m) return { ok: false, reason: `expected a network such as 172.22.192.0/19, got "${raw}"` };
+  const addr = m[1]!;
+  const len = Number(m[2]);
+  if (addr.includes(':')) {
+    if (!isIPv6(addr) || len > 128) return { ok: false, reason: `not an IPv6 network: "${raw}"` };
+    const g = groups6(addr);
+    for (let bit = len; bit < 128; bit++) {
+      if ((g[Math.floor(bit / 16)]! >> (15 - (bit % 16))) & 1) return { ok: false, reason: `"${raw}" has host bits set` };
+    }
+    return { ok: true, cidr: `${canonical6(g)}/${len}`, family: 6 };
+  }
+  if (!V4.test(addr) || len > 32) return { ok: false, reason: `not an IPv4 network: "${raw}"` };
+  const o = addr.split('.').map(Number);
+  if (o.some((x) => x > 255)) return { ok: false, reason: `not an IPv4 network: "${raw}"` };
+  const n = ((o[0]! << 24) >>> 0) + (o[1]! << 16) + (o[2]! << 8) + o[3]!;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  if ((n & ~mask) >>> 0 !== 0) return { ok: false, reason: `"${raw}" has host bits set` };
+  return { ok: true, cidr: `${o.join('.')}/${len}`, family: 4 };
+}
+
+/** The network a campus prefix covers: "172.22." -> 172.22.0.0/16. */
+export function prefixNetwork(prefix: string): string | null {
+  if (!isValidIpv4Prefix(prefix)) return null;
+  const octets = prefix.split('.').filter((x) => x !== '');
+  const full = [...octets, ...new Array<string>(4 - octets.length).fill('0')];
+  return `${full.join('.')}/${octets.length * 8}`;
+}

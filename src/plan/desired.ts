@@ -7,6 +7,7 @@ import type { Config } from '../config/config.js';
 import { compareIp } from '../net/ip.js';
 import { classRates, effectiveRates, groupOf, thresholds, type Direction, DIRECTIONS } from '../policy/policy.js';
 import type { Directory, Skipped, Usage } from '../sources/types.js';
+import { planFirewall, type FirewallPlan } from './firewall.js';
 
 export interface UserPlan {
   readonly uid: string;
@@ -25,11 +26,15 @@ export interface ClassPlan {
 
 export type SetFamily = 'inet' | 'inet6';
 
+export type SetRole = 'qos' | 'allow' | 'banned';
+
 export interface SetPlan {
   readonly name: string;
   readonly family: SetFamily;
-  readonly direction: Direction;
-  readonly group: number;
+  readonly role: SetRole;
+  /** QoS sets only */
+  readonly direction?: Direction;
+  readonly group?: number;
   readonly members: ReadonlySet<string>;
 }
 
@@ -41,9 +46,13 @@ export interface Desired {
   readonly limits: readonly number[];
   readonly users: readonly UserPlan[];
   readonly classes: readonly ClassPlan[];
-  /** every QoS set, empty ones included, in a fixed order (v4 down, v4 up, v6 down, v6 up; by group) */
+  /** every set, empty ones included, in a fixed order: QoS (v4 down, v4 up, v6 down, v6 up; by group), then firewall */
   readonly sets: readonly SetPlan[];
   readonly skipped: readonly Skipped[];
+  /** the dynamic firewall; null when [firewall] enabled = 0 */
+  readonly firewall: FirewallPlan | null;
+  /** user IPs per family (sizes every set) */
+  readonly ipCount: Readonly<Record<SetFamily, number>>;
 }
 
 export function setName(config: Pick<Config, 'qos'>, family: SetFamily, direction: Direction, group: number): string {
@@ -108,21 +117,30 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
         const name = setName(config, family, dir, g);
         const set = new Set<string>();
         members.set(name, set);
-        sets.push({ name, family, direction: dir, group: g, members: set });
+        sets.push({ name, family, role: 'qos', direction: dir, group: g, members: set });
       }
     }
   }
+  const ipCount = { inet: 0, inet6: 0 };
   for (const u of users) {
     for (const ip of u.ips) {
       const family: SetFamily = ip.includes(':') ? 'inet6' : 'inet';
+      ipCount[family]++;
       if (family === 'inet6' && !config.firewall.v6Enabled) continue;
       members.get(setName(config, family, 'down', u.down.group))!.add(ip);
       members.get(setName(config, family, 'up', u.up.group))!.add(ip);
     }
   }
 
+  const fw = config.firewall.enabled ? planFirewall(directory, config.firewall, instant.toMillis()) : null;
+  if (fw) {
+    sets.push({ name: `${q.setPrefix}allow`, family: 'inet', role: 'allow', members: fw.allow4 });
+    if (config.firewall.v6Enabled) sets.push({ name: `${q.set6Prefix}allow`, family: 'inet6', role: 'allow', members: fw.allow6 });
+    if (config.firewall.portal || config.firewall.portalBan) sets.push({ name: `${q.setPrefix}banned`, family: 'inet', role: 'banned', members: fw.banned4 });
+  }
+
   return {
     at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
-    users, classes, sets, skipped: directory.skipped,
+    users, classes, sets, skipped: directory.skipped, firewall: fw, ipCount,
   };
 }

@@ -75,7 +75,7 @@ after(async () => {
 test('start, status, update', async () => {
   const r = await c('start');
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /rebuilt 24 sets with 2 IPs for 2 users: filled in \d+ ms, switched in [\d.]+ ms/);
+  assert.match(r.stdout, /rebuilt 26 sets with 2 IPs for 2 users: filled in \d+ ms, switched in [\d.]+ ms/);
   assert.match(r.stdout, /reselqos started \(pid \d+\)/);
   const s = await status();
   assert.equal(s.running, true);

@@ -268,7 +268,7 @@ test('clear removes every object we own and nothing else', async () => {
   await gw.exec('gw', 'iptables', ['-t', 'mangle', '-A', 'POSTROUTING', '-j', 'FOREIGN']);
   const r = await run(['clear', '-c', conf]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /removed 4 hook\(s\), 4 chain\(s\), 2 root qdisc\(s\), 24 set\(s\)/);
+  assert.match(r.stdout, /removed 8 hook\(s\), 8 chain\(s\), 2 root qdisc\(s\), 26 set\(s\)/);
   const sets = await readIpsets(gwExec(), () => true);
   assert.deepEqual([...sets.keys()], ['foreign_set']);
   const m4 = await readMangle(gwExec(), 4, (n) => n !== 'FOREIGN' && !['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(n));

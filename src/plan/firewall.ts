@@ -1,0 +1,48 @@
+// Who may go out: the dynamic firewall's decision per owner and machine, as a pure
+// function of the directory, the config and the instant. A machine may reach the
+// internet when it is active, its owner exists and the owner is entitled (paid, not
+// cut, not banned from the internet, not blacklisted; each rule switchable).
+
+import type { FirewallConfig } from '../config/config.js';
+import type { Directory, Owner } from '../sources/types.js';
+
+export type Refusal = 'unpaid' | 'cut' | 'banned' | 'blacklisted';
+
+export function refusalOf(o: Owner, fw: Pick<FirewallConfig, 'checkPayment' | 'checkCoupure' | 'checkBan' | 'banServices' | 'checkBlacklist'>, nowMs: number): Refusal | null {
+  if (fw.checkCoupure && o.coupure) return 'cut';
+  if (fw.checkBan && o.ban.some((b) => fw.banServices.includes(b.trim().toLowerCase()))) return 'banned';
+  if (fw.checkBlacklist && o.cotiz.some((c) => /^BLACKLIST[0-9]{4}$/i.test(c.trim()))) return 'blacklisted';
+  if (fw.checkPayment && (o.endInternet === null || o.endInternet <= nowMs)) return 'unpaid';
+  return null;
+}
+
+export interface FirewallPlan {
+  /** IPs of active machines whose owner is entitled */
+  readonly allow4: ReadonlySet<string>;
+  readonly allow6: ReadonlySet<string>;
+  /** IPs of active machines whose owner is cut or banned (for the ban page) */
+  readonly banned4: ReadonlySet<string>;
+  /** owners refused, with the reason */
+  readonly refused: readonly { readonly uid: string; readonly reason: Refusal }[];
+}
+
+export function planFirewall(d: Directory, fw: FirewallConfig, nowMs: number): FirewallPlan {
+  const refusal = new Map<string, Refusal | null>();
+  for (const o of d.owners) refusal.set(o.uid, refusalOf(o, fw, nowMs));
+  const allow4 = new Set<string>();
+  const allow6 = new Set<string>();
+  const banned4 = new Set<string>();
+  for (const m of d.machines) {
+    if (!m.active) continue;
+    const r = refusal.get(m.owner);
+    if (r === undefined) continue; // owner unknown: never allowed
+    if (r === null) {
+      for (const ip of m.ips4) allow4.add(ip);
+      for (const ip of m.ips6) allow6.add(ip);
+    } else if (r === 'cut' || r === 'banned') {
+      for (const ip of m.ips4) banned4.add(ip);
+    }
+  }
+  const refused = [...refusal].flatMap(([uid, reason]) => (reason ? [{ uid, reason }] : []));
+  return { allow4, allow6, banned4, refused };
+}
