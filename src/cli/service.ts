@@ -16,7 +16,6 @@ import { fileLogger, openRuntime } from '../daemon/runtime.js';
 import { explain, explainText, type ExplainJson } from '../daemon/explain.js';
 import { KernelFeatureError, checkKernel } from '../kernel/features.js';
 import { realExec } from '../kernel/exec.js';
-import { kernelExec } from '../daemon/runtime.js';
 import { planDesired } from '../plan/desired.js';
 import { resetInstant } from '../policy/policy.js';
 import { formatRate } from '../config/units.js';

@@ -113,6 +113,7 @@ export class CycleRunner {
     };
     try {
       const result = await this.reconciler.reconcile(desired, { dryRun: opts.dryRun });
+      this.log.debug(() => `kernel: ${result.fullRead ? 'full' : 'cheap'} read-back, changes ${JSON.stringify(result.counts)}, read ${Math.round(result.timings.readMs)}ms apply ${Math.round(result.timings.applyMs)}ms`);
       timings.readMs = result.timings.readMs;
       timings.diffMs = result.timings.diffMs;
       timings.applyMs = result.timings.applyMs;

@@ -13,7 +13,7 @@ import { registerSecret } from '../log.js';
 import type { Exec } from '../kernel/exec.js';
 import { checkKernel } from '../kernel/features.js';
 import { realExec } from '../kernel/exec.js';
-import { openRuntime, kernelExec, type Runtime } from './runtime.js';
+import { openRuntime, type Runtime } from './runtime.js';
 import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';
 import { serveControl, pidPath, type ControlAnswer, type ControlRequest } from './control.js';

@@ -200,6 +200,30 @@ test('killed between the ipset and tc steps: the next run converges, no duplicat
   assert.deepEqual([done.changes.ipset, done.changes.tc, done.changes.iptables], [{ add: 0, del: 0 }, { change: 0, add: 0 }, 0]);
 });
 
+test('a cycle with nothing to change spawns read-back commands only, and a cheap one for sets', async () => {
+  const config = parseConfig(sandboxConfForTest(), 'qos.conf');
+  const base = gwExec();
+  const calls: string[] = [];
+  const recording: Exec = (cmd, args, opts) => {
+    calls.push(`${cmd} ${args.join(' ')}`);
+    return base(cmd, args, opts);
+  };
+  const rt = await openRuntime(config, { log: new MemoryLogger(), exec: recording, persist: false });
+  try {
+    const first = await rt.cycles.run();
+    assert.ok(first.ok, first.error ?? '');
+    calls.length = 0;
+    const second = await rt.cycles.run();
+    assert.ok(second.ok, second.error ?? '');
+    assert.equal(second.applied, false);
+    assert.deepEqual(calls, ['ipset list -t', 'iptables-save ', 'ip6tables-save ',
+      'tc -j qdisc show dev int0', 'tc -j -d class show dev int0', 'tc filter show dev int0',
+      'tc -j qdisc show dev ext0', 'tc -j -d class show dev ext0', 'tc filter show dev ext0']);
+  } finally {
+    await rt.close();
+  }
+});
+
 function sandboxConfForTest(qos = ''): string {
   return sandboxConf({
     ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
