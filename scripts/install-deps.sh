@@ -5,8 +5,8 @@
 # mariadb services running: the test suite starts its own private servers (src/sandbox/).
 set -euo pipefail
 
-PACKAGES=(slapd ldap-utils mariadb-server mariadb-client ipset iptables iproute2 iperf3)
-COMMANDS=(slapd ldapsearch mariadbd mariadb-install-db mariadb ipset iptables ip6tables ip tc iperf3)
+PACKAGES=(slapd ldap-utils mariadb-server mariadb-client ipset iptables iproute2 iperf3 logrotate openssl)
+COMMANDS=(slapd ldapsearch mariadbd mariadb-install-db mariadb ipset iptables ip6tables ip tc iperf3 logrotate openssl)
 
 # sbin dirs are not always on root's PATH (sudo, containers)
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

@@ -94,6 +94,24 @@ test('start, status, update', async () => {
   assert.match(text.stdout, /sources: ldap ok; mysql ok/);
 });
 
+test('explain: why is my connection slow', async () => {
+  const r = await c('explain', 'alice');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^alice: 172\.22\.200\.3\n/);
+  assert.match(r.stdout, /download .* group 0\/5 +next group above 1\.25 GB \(1\.25 GB to go\)/);
+  assert.match(r.stdout, /rate now [\d.]+Mbit per user \(class [\d.]+Mbit shared by 2 user\(s\)\)/);
+  const j = JSON.parse((await c('explain', '172.22.201.1', '--json')).stdout);
+  assert.equal(j.uid, 'bob');
+  assert.deepEqual(j.ips, ['172.22.201.1']);
+  assert.equal(j.down.group, 0);
+  assert.equal(j.down.nextThresholdBytes, 1_250_000_000);
+  assert.equal(j.down.usersInGroup, 2);
+  assert.equal(j.down.perUserRateBps, Math.floor(j.down.classRateBps / 2));
+  const none = await c('explain', 'nobody');
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no user or IP "nobody"/);
+});
+
 test('reload: a new rate applies within one cycle; an invalid file is rejected and the old config runs', async () => {
   const pid = (await status()).pid;
   writeConf({ down: '40Mbit' });

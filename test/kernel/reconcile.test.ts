@@ -200,6 +200,21 @@ test('killed between the ipset and tc steps: the next run converges, no duplicat
   assert.deepEqual([done.changes.ipset, done.changes.tc, done.changes.iptables], [{ add: 0, del: 0 }, { change: 0, add: 0 }, 0]);
 });
 
+test('a batch the kernel refuses: the error names the tool, the line and the object; the next run converges', async () => {
+  await once();
+  // Someone replaces one of our sets with one of another type.
+  await gw.exec('gw', 'iptables', ['-t', 'mangle', '-F', 'RESELQOS-down']);
+  await gw.exec('gw', 'ipset', ['destroy', 'qos_d4']);
+  await gw.exec('gw', 'ipset', ['create', 'qos_d4', 'hash:net']);
+  await gw.exec('gw', 'ipset', ['add', 'qos_d4', '10.9.0.0/16']);
+  const r = await run(['run', '--once', '-c', conf]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout + r.stderr, /ipset restore failed at line \d+ \(set qos_d4.*\): .*\[(create|del) qos_d4/);
+  await gw.exec('gw', 'ipset', ['destroy', 'qos_d4']);
+  await once();
+  await assertRulesOnce();
+});
+
 test('a cycle with nothing to change spawns read-back commands only, and a cheap one for sets', async () => {
   const config = parseConfig(sandboxConfForTest(), 'qos.conf');
   const base = gwExec();

@@ -183,6 +183,23 @@ test('volumes: duplicate hour rows summed, reset hour respected in the server ti
   }
 });
 
+test('volumes: an optional second table gives IPv6 volumes', async () => {
+  await db.query(`USE netacct; DELETE FROM traffic; DELETE FROM traffic6;
+    INSERT INTO traffic (ip, time, input, output) VALUES ('172.22.200.3', '2026-11-22 13:00:00', 100, 10);
+    INSERT INTO traffic6 (ip, time, input, output) VALUES
+      ('2001:DB8:D200:0000::0003', '2026-11-22 13:00:00', 300, 30),
+      ('2001:db8:d200::3', '2026-11-22 14:00:00', 400, 40);`);
+  const reset = DateTime.fromISO('2026-11-22T05:00', { zone: 'Europe/Paris' }).toJSDate();
+  const v = new VolumeSource(configFor({ database: 'table6 = traffic6' }), new MemoryLogger());
+  try {
+    const u = await v.fetch(reset);
+    assert.deepEqual(u.byIp.get('172.22.200.3'), { down: 100, up: 10 });
+    assert.deepEqual(u.byIp.get('2001:db8:d200::3'), { down: 700, up: 70 }, 'IPv6 rows in any spelling meet in canonical form');
+  } finally {
+    await v.close();
+  }
+});
+
 test('volumes: exclude peer/direct/local columns when configured', async () => {
   await db.query(`USE netacct; DELETE FROM traffic;
     INSERT INTO traffic (ip, time, input, output, peer_input, peer_output, local_input) VALUES
