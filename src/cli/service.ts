@@ -86,7 +86,8 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
     io.err(`reselqos start: another start (pid ${e.pid}) did not bring the daemon up`);
     return EXIT.failed;
   }
-  const log = fileLogger(config, true);
+  // The file gets the log; the operator's terminal gets the result lines (io) and errors.
+  const log = fileLogger(config, false);
   try {
     const s = await running(config);
     if (s) {
@@ -102,7 +103,10 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
       await checkKernel(config, realExec); // kernel features are global
     } catch (e) {
       if (e instanceof KernelFeatureError) {
-        for (const p of e.problems) log.error(p);
+        for (const p of e.problems) {
+          log.error(p);
+          io.err(`reselqos start: ${p}`);
+        }
         return EXIT.failed;
       }
       throw e;
@@ -118,6 +122,7 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
       } catch (e) {
         if (e instanceof NoDirectoryError) {
           log.error(`start: ${e.message}; the kernel was not touched`);
+          io.err(`reselqos start: ${e.message}; the kernel was not touched`);
           return EXIT.failed;
         }
         throw e;

@@ -28,7 +28,9 @@ import { formatRate, formatSize } from '../config/units.js';
 
 const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const say = (s: string): void => void process.stdout.write(s + '\n');
+const say = (s: string): void => {
+  if (process.stdout.writable) process.stdout.write(s + '\n');
+};
 
 interface Sandbox {
   dir: string;
@@ -74,13 +76,18 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'rq-demo-'));
   const sb: Sandbox = { dir, conf: join(dir, 'qos.conf'), servers: [], daemonStarted: false };
   let stopping = false;
+  let down: Promise<void> | null = null;
+  const takeDown = (): Promise<void> => (down ??= teardown(sb));
   const onSignal = (): void => {
     if (stopping) return;
     stopping = true;
-    void teardown(sb).finally(() => process.exit(130));
+    void takeDown().finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  // Output piped to a reader that went away (| head): take everything down all the same.
+  process.stdout.on('error', onSignal);
 
   try {
     const { campus, unpaid, banned } = sampleCampus();
@@ -192,10 +199,8 @@ async function main(): Promise<void> {
       await new Promise(() => undefined);
     }
   } finally {
-    if (!stopping) {
-      stopping = true;
-      await teardown(sb);
-    }
+    stopping = true;
+    await takeDown();
   }
 }
 
