@@ -4,6 +4,8 @@
 // for writes, a size limit that non-paged searches hit but paged searches do not, starting slapd
 // in the foreground as our child on a free loopback port, adding/modifying entries with
 // ldapadd/ldapmodify, fast offline bulk loads with slapadd -q, and leaving nothing behind.
+// With `tls`, also a throw-away CA and a server certificate (openssl) and an ldaps:// listener;
+// the ldap:// listener then offers StartTLS.
 // Must run as root (slapd runs as root, without -u). Test-only code; never used by the daemon.
 
 import { randomBytes } from 'node:crypto';
@@ -61,12 +63,24 @@ export interface SlapdOptions {
   ous?: string[];
   /** Time allowed for slapd to answer, ms. Default 15 000. */
   startTimeoutMs?: number;
+  /**
+   * TLS: generate (openssl) a throw-away CA and a server certificate for CN=localhost with
+   * subjectAltName DNS:localhost, IP:127.0.0.1 in the temp dir, offer StartTLS on the ldap://
+   * listener and listen on ldaps://127.0.0.1:TLSPORT/ as well. Default false.
+   */
+  tls?: boolean;
 }
 
 export interface SlapdServer {
   /** ldap://127.0.0.1:PORT */
   url: string;
   port: number;
+  /** With `tls`: ldaps://127.0.0.1:TLSPORT; otherwise undefined. */
+  ldapsUrl: string | undefined;
+  /** With `tls`: the ldaps:// port; otherwise undefined. */
+  tlsPort: number | undefined;
+  /** With `tls`: path of the CA certificate (PEM) that signed the server certificate; otherwise undefined. */
+  caFile: string | undefined;
   /** Temp dir holding slapd.conf, the databases, the schema copy; removed by stop(). */
   dir: string;
   suffixes: string[];
@@ -139,6 +153,67 @@ function namingEntry(dn: string): string {
   return `dn: ${dn}\nobjectClass: ${oc}\n${attr}: ${value}\n\n`;
 }
 
+export interface TlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** Names the sandbox server certificate is valid for. */
+export const TLS_SUBJECT_ALT_NAME = 'DNS:localhost, IP:127.0.0.1';
+
+/**
+ * A throw-away CA (ca.pem) and a server certificate signed by it (server.pem / server.key) for
+ * CN=localhost, subjectAltName DNS:localhost, IP:127.0.0.1, in `dir`. ECDSA P-256, valid 7 days.
+ * Our own openssl config file: nothing depends on the system's openssl.cnf.
+ */
+export async function makeTlsFiles(dir: string): Promise<TlsFiles> {
+  const f = (name: string): string => join(dir, name);
+  const cnf = f('openssl.cnf');
+  writeFileSync(
+    cnf,
+    [
+      '[req]',
+      'distinguished_name = dn',
+      'prompt = no',
+      '[dn]',
+      'CN = unused',
+      '[v3_ca]',
+      'basicConstraints = critical, CA:TRUE, pathlen:0',
+      'keyUsage = critical, keyCertSign, cRLSign',
+      'subjectKeyIdentifier = hash',
+      '[v3_server]',
+      'basicConstraints = critical, CA:FALSE',
+      'keyUsage = critical, digitalSignature',
+      'extendedKeyUsage = serverAuth',
+      `subjectAltName = ${TLS_SUBJECT_ALT_NAME}`,
+      'subjectKeyIdentifier = hash',
+      'authorityKeyIdentifier = keyid, issuer',
+      '',
+    ].join('\n'),
+  );
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  const steps: string[][] = [
+    ['req', '-config', cnf, '-x509', ...key, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '7', '-subj', '/O=reselqos sandbox/CN=reselqos throw-away test CA', '-extensions', 'v3_ca'],
+    ['req', '-config', cnf, '-new', ...key, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/O=reselqos sandbox/CN=localhost'],
+    [
+      ...['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-set_serial', `0x${randomBytes(8).toString('hex')}`],
+      ...['-days', '7', '-sha256', '-extfile', cnf, '-extensions', 'v3_server', '-out', f('server.pem')],
+    ],
+  ];
+  for (const args of steps) {
+    let res;
+    try {
+      res = await run('openssl', args, { timeoutMs: 30_000 });
+    } catch (e) {
+      throw new Error(`slapd sandbox: cannot run openssl (Debian package "openssl"): ${(e as Error).message}`);
+    }
+    if (res.code !== 0) throw new Error(`slapd sandbox: openssl ${args[0]} failed (exit ${res.code})\n${tailLines(res.stderr)}`);
+  }
+  rmSync(f('server.csr'), { force: true });
+  return { caFile: f('ca.pem'), certFile: f('server.pem'), keyFile: f('server.key') };
+}
+
 function slapdConf(o: {
   dir: string;
   suffixes: string[];
@@ -147,6 +222,7 @@ function slapdConf(o: {
   sizeLimit: number;
   pagedTotalLimit: number | 'unlimited';
   hidden: string[];
+  tls: TlsFiles | undefined;
 }): string {
   const size = o.sizeLimit > 0 ? String(o.sizeLimit) : 'unlimited';
   const lines = [
@@ -159,6 +235,9 @@ function slapdConf(o: {
     'moduleload back_mdb',
     'loglevel none',
     'tool-threads 2',
+    ...(o.tls
+      ? [`TLSCACertificateFile ${o.tls.caFile}`, `TLSCertificateFile ${o.tls.certFile}`, `TLSCertificateKeyFile ${o.tls.keyFile}`, 'TLSVerifyClient never']
+      : []),
     '',
   ];
   o.suffixes.forEach((suffix, i) => {
@@ -224,6 +303,10 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
   let child: ChildProcess | undefined;
   let stopped = false;
   let port = opts.port ?? 0;
+  const tlsWanted = opts.tls === true;
+  let tlsPort = 0;
+  let tlsFiles: TlsFiles | undefined;
+  let lastProbeError = '';
 
   const unregister = onProcessExit(() => {
     if (isRunning(child)) child.kill('SIGKILL');
@@ -246,18 +329,28 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
   /**
    * Does *our* slapd answer? Binds with this instance's random root password, so another server
    * that grabbed the port meanwhile does not count; gives up as soon as `c` exits (whoever owns
-   * the port may never answer).
+   * the port may never answer). With TLS, the ldaps:// listener must answer too, with a
+   * certificate that verifies against our CA.
    */
   async function probe(c: ChildProcess): Promise<boolean> {
     const ac = new AbortController();
-    const res = run(
-      'ldapsearch',
-      [
-        ...['-x', '-H', `ldap://127.0.0.1:${port}`, '-D', rootDn, '-y', pwFile, '-o', 'nettimeout=2'],
-        ...['-b', '', '-s', 'base', '-LLL', 'namingContexts'],
-      ],
-      { timeoutMs: 5000, signal: ac.signal },
-    ).then((r) => r.code === 0);
+    const probeUrl = async (u: string, env?: NodeJS.ProcessEnv): Promise<boolean> => {
+      const r = await run(
+        'ldapsearch',
+        [
+          ...['-x', '-H', u, '-D', rootDn, '-y', pwFile, '-o', 'nettimeout=2'],
+          ...['-b', '', '-s', 'base', '-LLL', 'namingContexts'],
+        ],
+        { timeoutMs: 5000, signal: ac.signal, ...(env ? { env } : {}) },
+      );
+      if (r.code !== 0 && !ac.signal.aborted) lastProbeError = `${u}: ldapsearch exit ${r.code ?? r.signal}: ${r.stderr.trim()}`;
+      return r.code === 0;
+    };
+    const res = (async () => {
+      if (!(await probeUrl(`ldap://127.0.0.1:${port}`))) return false;
+      if (!tlsFiles) return true;
+      return probeUrl(`ldaps://127.0.0.1:${tlsPort}`, { ...process.env, LDAPTLS_CACERT: tlsFiles.caFile, LDAPTLS_REQCERT: 'demand' });
+    })();
     let onExit: (() => void) | undefined;
     const exited = new Promise<boolean>((r) => {
       onExit = () => r(false);
@@ -273,7 +366,9 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
   /** Spawn slapd on `port` and wait until it answers. Throws (with `portBusy`) on failure. */
   async function launch(): Promise<void> {
     tail.clear();
-    const c = spawnDaemon('slapd', ['-h', `ldap://127.0.0.1:${port}/`, '-f', confPath, '-d', 'none'], { cwd: dir });
+    lastProbeError = '';
+    const listen = [`ldap://127.0.0.1:${port}/`, ...(tlsFiles ? [`ldaps://127.0.0.1:${tlsPort}/`] : [])].join(' ');
+    const c = spawnDaemon('slapd', ['-h', listen, '-f', confPath, '-d', 'none'], { cwd: dir });
     child = c;
     c.stdout?.on('data', (d: Buffer) => tail.push(d));
     c.stderr?.on('data', (d: Buffer) => tail.push(d));
@@ -290,7 +385,8 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
       if (await probe(c)) return;
       if (Date.now() > deadline) {
         await terminate(c, 'SIGKILL', 1000);
-        throw fail(`slapd did not answer on ldap://127.0.0.1:${port} within ${startTimeoutMs} ms`, tail.text());
+        const where = tlsFiles ? `ldap://127.0.0.1:${port} and ldaps://127.0.0.1:${tlsPort}` : `ldap://127.0.0.1:${port}`;
+        throw fail(`slapd did not answer on ${where} within ${startTimeoutMs} ms${lastProbeError ? ` (last probe: ${lastProbeError})` : ''}`, tail.text());
       }
       await sleep(50);
     }
@@ -298,12 +394,14 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
 
   /**
    * 'pick': first start without a requested port — on a port collision, pick another one.
-   * 'fixed': first start on a requested port — fail at once if it is taken.
-   * 'restart': same port as before — retry for ~5 s while the old socket lingers.
+   * 'fixed': first start on a requested port — fail at once if it is taken (with TLS, the
+   * ldaps:// port is picked again a few times first: we cannot tell which of the two was taken).
+   * 'restart': same port(s) as before — retry for ~5 s while the old socket lingers.
    */
   async function startOnPort(mode: 'pick' | 'fixed' | 'restart'): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       if (port === 0) port = await freePort();
+      if (tlsFiles) while (tlsPort === 0 || tlsPort === port) tlsPort = await freePort();
       try {
         await launch();
         return;
@@ -311,6 +409,11 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
         const busy = (e as { portBusy?: boolean }).portBusy === true;
         if (busy && mode === 'pick' && attempt < 5) {
           port = 0;
+          tlsPort = 0;
+          continue;
+        }
+        if (busy && mode === 'fixed' && tlsFiles && attempt < 5) {
+          tlsPort = 0;
           continue;
         }
         if (busy && mode === 'restart' && attempt < 20) {
@@ -331,6 +434,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
     copyFileSync(reselSchemaPath(), join(dir, 'resel.schema'));
     writeFileSync(pwFile, rootPassword, { mode: 0o600 }); // ldap* -y: the whole file, no newline
     suffixes.forEach((_, i) => mkdirSync(join(dir, `db${i}`)));
+    if (tlsWanted) tlsFiles = await makeTlsFiles(dir);
     writeFileSync(
       confPath,
       slapdConf({
@@ -341,6 +445,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
         sizeLimit,
         pagedTotalLimit: opts.pagedTotalLimit ?? 'unlimited',
         hidden: opts.hiddenFromAnonymous ?? [],
+        tls: tlsFiles,
       }),
     );
     // Suffix + ou entries, offline (no round trips, and a config check for free).
@@ -377,6 +482,13 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
     get port() {
       return port;
     },
+    get ldapsUrl() {
+      return tlsFiles ? `ldaps://127.0.0.1:${tlsPort}` : undefined;
+    },
+    get tlsPort() {
+      return tlsFiles ? tlsPort : undefined;
+    },
+    caFile: tlsFiles?.caFile,
     dir,
     suffixes: [...suffixes],
     rootDn,

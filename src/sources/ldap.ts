@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Client, type Entry } from 'ldapts';
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Config, LdapConfig } from '../config/config.js';
 import { buildDirectory, type RawEntry } from './directory.js';
@@ -37,8 +38,10 @@ export class LdapSource {
   constructor(private readonly config: Pick<Config, 'ldap' | 'firewall'>) {
     const ca = config.ldap.caFile ? readFileSync(config.ldap.caFile) : undefined;
     const host = new URL(config.ldap.url).hostname.replace(/^\[|\]$/g, '');
-    // Certificate verification always on: rejectUnauthorized is never turned off.
-    this.tls = { ca, servername: /^[0-9.:]+$/.test(host) ? undefined : host, rejectUnauthorized: true, minVersion: 'TLSv1.2' };
+    // Certificate verification always on: rejectUnauthorized is never turned off. The name checked
+    // is `host` (also given for StartTLS: on an existing socket, Node would otherwise check an IP
+    // address URL against "localhost"); SNI only for names, never for IP addresses (RFC 6066).
+    this.tls = { ca, host, servername: isIP(host) === 0 ? host : undefined, rejectUnauthorized: true, minVersion: 'TLSv1.2' };
   }
 
   get ldapConfig(): LdapConfig {
@@ -55,7 +58,7 @@ export class LdapSource {
     try {
       if (l.starttls) {
         try {
-          await client.startTLS(this.tls);
+          await client.startTLS({ ...this.tls }); // a copy: ldapts adds the socket to the object it gets
         } catch (e) {
           throw new SourceUnavailableError('ldap', `StartTLS to ${l.url} failed (no fallback to plaintext): ${describe(e)}`, { cause: e });
         }
