@@ -215,6 +215,18 @@ test('a batch the kernel refuses: the error names the tool, the line and the obj
   await assertRulesOnce();
 });
 
+test('what this kernel lacks is said by name at start, before anything is touched', async () => {
+  const prod = join(dir, 'prod.conf');
+  writeFileSync(prod, sandboxConfForTest().replace('classifier = classify', 'classifier = fw').replace('leaf = pfifo', 'leaf = sfq'));
+  chmodSync(prod, 0o600);
+  const before = await kernelState();
+  const r = await run(['run', '--once', '-c', prod]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /tc filter fw not supported by this kernel \(.*\): set \[qos\] classifier = classify/);
+  assert.match(r.stderr, /tc qdisc sfq not supported by this kernel \(.*\): set \[qos\] leaf = pfifo/);
+  assert.deepEqual((await kernelState()).setOf, before.setOf, 'nothing touched');
+});
+
 test('a cycle with nothing to change spawns read-back commands only, and a cheap one for sets', async () => {
   const config = parseConfig(sandboxConfForTest(), 'qos.conf');
   const base = gwExec();
