@@ -53,6 +53,8 @@ export interface Picked {
 
 export interface MemInfo {
   maxRssMB: number;
+  /** heap still referenced after a full GC (only when asked for) */
+  liveHeapMB?: number;
   rssMB: number;
   heapUsedMB: number;
   heapTotalMB: number;
@@ -86,8 +88,8 @@ export interface Probe {
     saveBytes: number;
     /** parseIpsetSave of that text */
     saveParseMs: number;
-    /** iptables-save + ip6tables-save, exec + parse */
-    mangleMs: number;
+    /** iptables-save + ip6tables-save (every table), exec + parse */
+    tablesMs: number;
     /** tc qdisc/class/filter reads of both interfaces */
     tcMs: number;
     /** buildKernelDesired + diffKernel against the full read-back (members known) */
@@ -99,13 +101,26 @@ export interface Probe {
   persist: { writeMs: number; unchangedMs: number; fileMB: number };
 }
 
+/** maxRSS after each step of a fresh process (maxRSS only grows: each step's increment is its own peak). */
+export interface MemStep {
+  step: string;
+  ms: number;
+  maxRssMB: number;
+  rssMB: number;
+  /** heap still referenced after a full GC */
+  liveHeapMB: number;
+}
+
 export type Request =
   | { cmd: 'init'; conf: string; clockIso: string }
   | { cmd: 'clear' }
   | { cmd: 'cycle'; withSets: boolean }
   | { cmd: 'pick'; users: number }
   | { cmd: 'applyOwnIpset' }
-  | { cmd: 'mem' }
+  | { cmd: 'mem'; gc?: boolean }
+  | { cmd: 'memprobe' }
+  /** median ms of `true` spawned through the daemon's kernel exec (ip netns exec), n times */
+  | { cmd: 'spawnTrue'; n: number }
   | { cmd: 'probe'; reps: number }
   | { cmd: 'exit' };
 

@@ -18,14 +18,15 @@ import { LdapSource } from '../src/sources/ldap.js';
 import { VolumeSource } from '../src/sources/volumes.js';
 import { buildDirectory, type RawEntry } from '../src/sources/directory.js';
 import { SnapshotStore } from '../src/sources/snapshot.js';
+import type { Directory, Usage } from '../src/sources/types.js';
 import { planDesired, type Desired } from '../src/plan/desired.js';
 import { resetInstant } from '../src/policy/policy.js';
-import { parseIpsetSave, readIpsetHeaders, readMangle, readTc } from '../src/kernel/read.js';
-import { buildKernelDesired } from '../src/kernel/model.js';
-import { diffKernel, type ActualSet, type KernelActual } from '../src/kernel/diff.js';
+import { parseIpsetSave, readIpsetHeaders, readTables, readTc, type MangleState } from '../src/kernel/read.js';
+import { buildKernelDesired, TABLES, type TableName } from '../src/kernel/model.js';
+import { diffKernel, tableKey, type ActualSet, type KernelActual } from '../src/kernel/diff.js';
 import { Names } from '../src/kernel/names.js';
 import { prng } from '../src/sandbox/campus.js';
-import { MB, median, type CycleSummary, type Envelope, type MemInfo, type Picked, type PickedRow, type Probe, type Reply, type SetMove } from './lib.js';
+import { MB, median, type CycleSummary, type Envelope, type MemInfo, type MemStep, type Picked, type PickedRow, type Probe, type Reply, type SetMove } from './lib.js';
 
 class BenchLogger implements Logger {
   lines: string[] = [];
@@ -247,13 +248,20 @@ async function probe(reps: number): Promise<Probe> {
   const headers = await timeIt(reps, () => readIpsetHeaders(exec));
   const save = await timeIt(reps, () => exec('ipset', ['save'], { timeoutMs: 120_000 }));
   const parsed = await timeIt(reps, async () => parseIpsetSave(save.value.stdout, names.isOurSet));
-  const mangle = await timeIt(reps, async () => [await readMangle(exec, 4, names.isOurChain), await readMangle(exec, 6, names.isOurChain)]);
+  const tables = await timeIt(reps, async () => {
+    const out = new Map<string, MangleState>();
+    for (const family of [4, 6] as const) {
+      const t = await readTables(exec, family, TABLES, names.isOurChain);
+      for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);
+    }
+    return out;
+  });
   const tc = await timeIt(reps, async () => [await readTc(exec, config.firewall.ethInt), await readTc(exec, config.firewall.ethExt)]);
   const sets = new Map<string, ActualSet>();
   for (const [name, info] of parsed.value) sets.set(name, { family: info.family, maxelem: info.maxelem, members: new Set(info.entries), count: info.entries.length });
   const actual: KernelActual = {
     sets,
-    mangle: new Map([[4, mangle.value[0]!], [6, mangle.value[1]!]]),
+    tables: tables.value,
     tc: new Map([[config.firewall.ethInt, tc.value[0]!], [config.firewall.ethExt, tc.value[1]!]]),
   };
   const model = await timeIt(reps, async () => buildKernelDesired(config, planned.value, names));
@@ -287,10 +295,51 @@ async function probe(reps: number): Promise<Probe> {
     plan: { planMs: planned.ms, desiredHeapMB },
     kernel: {
       headersMs: headers.ms, saveExecMs: save.ms, saveBytes: save.value.stdout.length, saveParseMs: parsed.ms,
-      mangleMs: mangle.ms, tcMs: tc.ms, diffFullMs: diff.ms, modelMs: model.ms,
+      tablesMs: tables.ms, tcMs: tc.ms, diffFullMs: diff.ms, modelMs: model.ms,
     },
     persist,
   };
+}
+
+/**
+ * In a fresh process: the directory fetch alone, then the volumes, then the plan, each result
+ * kept (as the daemon keeps them), then two full cycles of the runtime (its first cycle in this
+ * process: full read-back of a populated kernel, as after a restart).
+ */
+async function memprobe(): Promise<MemStep[]> {
+  const r = runtime();
+  const config = r.config;
+  const steps: MemStep[] = [];
+  let t = performance.now();
+  const mark = (step: string): void => {
+    const ms = performance.now() - t;
+    gc();
+    const m = mem();
+    steps.push({ step, ms, maxRssMB: m.maxRssMB, rssMB: m.rssMB, liveHeapMB: heapMB() });
+    t = performance.now();
+  };
+  mark('process started, runtime opened');
+  // what each step produced stays referenced from here until 'all dropped'
+  const kept: { directory: Directory | null; usage: Usage | null; desired: Desired | null } = { directory: null, usage: null, desired: null };
+  kept.directory = await new LdapSource(config).fetch(new Date());
+  mark('LDAP fetch (directory kept)');
+  const at = fixedClock(clockIso)().setZone(config.qos.timezone);
+  const reset = resetInstant(config.qos, at);
+  const vol = new VolumeSource(config, log);
+  kept.usage = await vol.fetch(reset.toJSDate(), new Date());
+  await vol.close();
+  mark('+ MySQL fetch (usage kept)');
+  kept.desired = planDesired(config, kept.directory, kept.usage, at, reset);
+  mark('+ plan (desired kept)');
+  kept.directory = kept.usage = kept.desired = null;
+  mark('all dropped');
+  const c1 = await r.cycles.run();
+  if (!c1.ok) throw new Error(`memprobe cycle: ${c1.error}`);
+  mark('+ first cycle of this process (full read-back of a populated kernel)');
+  const c2 = await r.cycles.run();
+  if (!c2.ok) throw new Error(`memprobe cycle: ${c2.error}`);
+  mark('+ second cycle (steady, nothing changes)');
+  return steps;
 }
 
 async function handle(m: Envelope): Promise<unknown> {
@@ -309,8 +358,23 @@ async function handle(m: Envelope): Promise<unknown> {
       return pick(m.users);
     case 'applyOwnIpset':
       return applyOwnIpset();
-    case 'mem':
-      return mem();
+    case 'mem': {
+      if (!m.gc) return mem();
+      gc();
+      return { ...mem(), liveHeapMB: heapMB() };
+    }
+    case 'memprobe':
+      return memprobe();
+    case 'spawnTrue': {
+      const r = runtime();
+      const xs: number[] = [];
+      for (let i = 0; i < m.n; i++) {
+        const t0 = performance.now();
+        await r.exec('true', []);
+        xs.push(performance.now() - t0);
+      }
+      return median(xs);
+    }
     case 'probe':
       return probe(m.reps);
     case 'exit':

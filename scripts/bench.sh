@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/npm-deps.sh
 npm run --silent build
-npm run --silent build:test
+npm run --silent build:bench
 exec node build/bench/bench.js "$@"
