@@ -25,7 +25,7 @@ export interface CycleReport {
   readonly tc: number;
   readonly counts: PlanCounts | null;
   readonly applied: boolean;
-  readonly sources: { readonly ldap: 'fresh' | 'snapshot' | 'none'; readonly mysql: 'fresh' | 'snapshot' };
+  readonly sources: { readonly ldap: 'fresh' | 'snapshot' | 'refreshing' | 'none'; readonly mysql: 'fresh' | 'snapshot' };
   readonly timings: { readonly ldapMs: number; readonly mysqlMs: number; readonly planMs: number; readonly readMs: number; readonly diffMs: number; readonly applyMs: number; readonly totalMs: number };
   readonly desired: Desired | null;
   readonly result: ReconcileResult | null;
@@ -74,7 +74,8 @@ export class CycleRunner {
     this.config = config;
   }
 
-  async run(opts: { force?: boolean; dryRun?: boolean } = {}): Promise<CycleReport> {
+  /** One cycle. `ldapWaitMs`: how long to wait for a slow LDAP fetch before going on with the last directory. */
+  async run(opts: { force?: boolean; dryRun?: boolean; ldapWaitMs?: number } = {}): Promise<CycleReport> {
     const t0 = performance.now();
     const at = this.clock().setZone(this.config.qos.timezone);
     const reset = resetInstant(this.config.qos, at);
@@ -94,7 +95,7 @@ export class CycleRunner {
       desired: null, result: null,
     };
     const [dir, usage] = await Promise.allSettled([
-      this.limit(() => timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force }), (x) => (ldapMs = x))),
+      this.limit(() => timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, waitMs: opts.ldapWaitMs }), (x) => (ldapMs = x))),
       this.limit(() => timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x))),
     ]);
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
@@ -102,7 +103,10 @@ export class CycleRunner {
       const reason = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
       return { ...base, ok: false, error: (reason as Error).message, sources: { ldap: 'none', mysql: 'snapshot' }, timings: { ...timings, totalMs: performance.now() - t0 } };
     }
-    const sources = { ldap: dir.value.fresh ? 'fresh' as const : 'snapshot' as const, mysql: usage.value.fresh ? 'fresh' as const : 'snapshot' as const };
+    const sources = {
+      ldap: dir.value.fresh ? 'fresh' as const : dir.value.refreshing ? 'refreshing' as const : 'snapshot' as const,
+      mysql: usage.value.fresh ? 'fresh' as const : 'snapshot' as const,
+    };
     const tp = performance.now();
     const desired = planDesired(this.config, dir.value.directory, usage.value.usage, at, reset);
     timings.planMs = performance.now() - tp;

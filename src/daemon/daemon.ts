@@ -83,19 +83,20 @@ export class Daemon {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.cycle().finally(() => this.schedule(this.config.qos.intervalMs));
+      // Timer cycles do not wait for a slow directory fetch beyond half an interval.
+      void this.cycle({ ldapWaitMs: Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() => this.schedule(this.config.qos.intervalMs));
     }, delayMs);
   }
 
   /** Runs a cycle after any cycle in flight: cycles never overlap. */
-  cycle(opts: { force?: boolean } = {}): Promise<CycleReport> {
+  cycle(opts: { force?: boolean; ldapWaitMs?: number } = {}): Promise<CycleReport> {
     const run = this.queue.then(() => this.runCycle(opts));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async runCycle(opts: { force?: boolean }): Promise<CycleReport> {
-    const report = await this.rt.cycles.run({ force: opts.force });
+  private async runCycle(opts: { force?: boolean; ldapWaitMs?: number }): Promise<CycleReport> {
+    const report = await this.rt.cycles.run(opts);
     this.last = report;
     const line = summaryLine(report);
     if (report.ok) {

@@ -132,20 +132,20 @@ export class Reconciler {
   }
 
   async readActual(forceFull = false): Promise<{ actual: KernelActual; full: boolean }> {
-    const { sets, full } = await this.readSets(forceFull);
-    const tables = await this.readAllTables();
-    const tc = new Map<string, TcState>();
-    for (const dev of new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])) tc.set(dev, await this.readTcDev(dev));
+    // The read-backs are independent: run them together.
+    const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
+    const [{ sets, full }, tables, tcs] = await Promise.all([
+      this.readSets(forceFull), this.readAllTables(), Promise.all(devs.map((d) => this.readTcDev(d))),
+    ]);
+    const tc = new Map<string, TcState>(tcs.map((t) => [t.dev, t]));
     return { actual: { sets, tables, tc }, full };
   }
 
   /** Our chains and hooks in every table, one iptables-save and one ip6tables-save. */
   private async readAllTables(): Promise<Map<string, MangleState>> {
     const out = new Map<string, MangleState>();
-    for (const family of [4, 6] as const) {
-      const t = await readTables(this.exec, family, TABLES, this.names.isOurChain);
-      for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);
-    }
+    const both = await Promise.all(([4, 6] as const).map(async (family) => [family, await readTables(this.exec, family, TABLES, this.names.isOurChain)] as const));
+    for (const [family, t] of both) for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);
     return out;
   }
 

@@ -130,6 +130,26 @@ export function joinIpv6(prefix: string, value: string): IpParse {
   return parseIpv6(prefix + value);
 }
 
+/** A sort key that orders like compareIp: fixed-width hex (IPv4 before IPv6). */
+export function ipSortKey(ip: string): string {
+  if (!ip.includes(':')) {
+    const o = ip.split('.');
+    let k = '4';
+    for (const x of o) k += Number(x).toString(16).padStart(2, '0');
+    return k;
+  }
+  return '6' + groups6(ip).map((g) => g.toString(16).padStart(4, '0')).join('');
+}
+
+/** Sorts a list of IPs numerically (v4 before v6), computing each key once. */
+export function sortIps(ips: string[]): string[] {
+  if (ips.length < 2) return ips;
+  const keyed = ips.map((ip) => [ipSortKey(ip), ip] as const);
+  keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (let i = 0; i < ips.length; i++) ips[i] = keyed[i]![1];
+  return ips;
+}
+
 /** Sorts IPs in numeric order, v4 before v6 (stable output for humans and diffs). */
 export function compareIp(a: string, b: string): number {
   const fa = a.includes(':') ? 6 : 4;

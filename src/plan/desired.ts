@@ -4,7 +4,7 @@
 
 import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
-import { compareIp } from '../net/ip.js';
+import { sortIps } from '../net/ip.js';
 import { classRates, effectiveRates, groupOf, thresholds, type Direction, DIRECTIONS } from '../policy/policy.js';
 import type { Directory, Skipped, Usage } from '../sources/types.js';
 import { planFirewall, type FirewallPlan } from './firewall.js';
@@ -81,7 +81,7 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
   const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
   const byIp = usage?.byIp;
   for (const uid of [...ipsOf.keys()].sort()) {
-    const ips = ipsOf.get(uid)!.sort(compareIp);
+    const ips = sortIps(ipsOf.get(uid)!);
     let down = 0;
     let up = 0;
     if (byIp) {

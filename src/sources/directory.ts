@@ -4,7 +4,7 @@
 // and named (DN + reason); it never fails the whole snapshot.
 
 import type { LdapConfig, FirewallConfig } from '../config/config.js';
-import { joinIpv4, joinIpv6, compareIp } from '../net/ip.js';
+import { joinIpv4, joinIpv6, sortIps } from '../net/ip.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
 
 /** An LDAP entry with attribute names lowercased and every value a string array. */
@@ -21,6 +21,7 @@ export interface RawDirectory {
 
 /** Lowercased DN with spaces around separators removed, for matching uidProprio to owners. */
 export function normalizeDn(dn: string): string {
+  if (!/\s/.test(dn)) return dn.toLowerCase();
   return dn.split(',').map((rdn) => rdn.split('=').map((p) => p.trim()).join('=')).join(',').toLowerCase();
 }
 
@@ -187,7 +188,7 @@ export function buildDirectory(raw: RawDirectory, o: BuildOptions): Directory {
   }
 
   const machines: Machine[] = drafts
-    .map((d) => ({ dn: d.dn, host: d.host, owner: d.owner, active: d.active, ips4: d.ips4.sort(compareIp), ips6: d.ips6.sort(compareIp) }))
+    .map((d) => ({ dn: d.dn, host: d.host, owner: d.owner, active: d.active, ips4: sortIps(d.ips4), ips6: sortIps(d.ips6) }))
     .sort((x, y) => (x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
   owners.sort((x, y) => (x.uid < y.uid ? -1 : x.uid > y.uid ? 1 : x.dn < y.dn ? -1 : 1));
   skipped.sort((x, y) => (x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));

@@ -18,6 +18,8 @@ export interface DirectoryResult {
   /** false when the fetch failed or was refused and the last good snapshot is used */
   readonly fresh: boolean;
   readonly error: string | null;
+  /** a fetch is still running (a large directory): the last good one is used meanwhile */
+  readonly refreshing?: boolean;
 }
 
 export interface UsageResult {
@@ -64,7 +66,32 @@ export class Sources {
     await old.close();
   }
 
-  async fetchDirectory(now: Date, opts: { force?: boolean } = {}): Promise<DirectoryResult> {
+  private inflight: Promise<DirectoryResult> | null = null;
+
+  /**
+   * The directory for a cycle. With `waitMs`, a fetch that takes longer (a 100 000-user
+   * directory takes seconds) goes on in the background and the cycle uses the last good
+   * directory; the next cycle picks the new one up. Without it, or with no directory yet,
+   * the fetch is awaited. One fetch at a time.
+   */
+  async fetchDirectory(now: Date, opts: { force?: boolean; waitMs?: number } = {}): Promise<DirectoryResult> {
+    if (!this.inflight) {
+      const run = this.fetchDirectoryNow(now, opts);
+      this.inflight = run;
+      run.then(() => undefined, () => undefined).finally(() => {
+        if (this.inflight === run) this.inflight = null;
+      });
+    }
+    const last = this.store.lastDirectory;
+    if (opts.waitMs === undefined || !last) return this.inflight;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), opts.waitMs)));
+    const r = await Promise.race([this.inflight, timeout]);
+    clearTimeout(timer);
+    return r ?? { directory: last, fresh: false, error: null, refreshing: true };
+  }
+
+  private async fetchDirectoryNow(now: Date, opts: { force?: boolean }): Promise<DirectoryResult> {
     try {
       const d = await this.ldap.fetch(now);
       this.store.acceptDirectory(d, this.config.ldap.maxShrink, opts.force === true);

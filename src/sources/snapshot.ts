@@ -84,17 +84,22 @@ export class SnapshotStore {
     this.usage = next;
   }
 
-  /** Persists what changed since the last save (directory: every new fetch; volumes: at most every usageSaveEveryMs). */
+  /**
+   * Persists what changed since the last save, at most every saveEveryMs (serialising a
+   * 100 000-user directory costs seconds: not on every cycle) unless forced (stop, start).
+   */
   async persist(opts: { forceUsage?: boolean } = {}): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o750 });
     const d = this.directory;
-    if (d && d.fetchedAt !== this.savedDirectoryAt && !sameDirectoryContent(d, this.lastSavedDirectory)) {
+    const now = Date.now();
+    const due = opts.forceUsage === true || now - this.savedDirectoryAtMs >= this.usageSaveEveryMs;
+    if (d && d !== this.lastSavedDirectory && d.fetchedAt !== this.savedDirectoryAt && due) {
       await atomicWrite(join(this.dir, DIRECTORY_FILE), JSON.stringify({ format: FORMAT, directory: d }));
       this.lastSavedDirectory = d;
+      this.savedDirectoryAt = d.fetchedAt;
+      this.savedDirectoryAtMs = now;
     }
-    if (d) this.savedDirectoryAt = d.fetchedAt;
     const u = this.usage;
-    const now = Date.now();
     if (u && (opts.forceUsage || now - this.savedUsageAtMs >= this.usageSaveEveryMs)) {
       const volumes = [...u.byIp].map(([ip, v]) => [ip, v.down, v.up]);
       await atomicWrite(join(this.dir, VOLUMES_FILE), JSON.stringify({ format: FORMAT, resetAt: u.resetAt, fetchedAt: u.fetchedAt, volumes }));
@@ -103,12 +108,5 @@ export class SnapshotStore {
   }
 
   private lastSavedDirectory: Directory | null = null;
-}
-
-/** Same owners, machines and skipped entries (fetchedAt aside): no need to write again. */
-function sameDirectoryContent(a: Directory, b: Directory | null): boolean {
-  if (!b) return false;
-  return a.owners.length === b.owners.length && a.machines.length === b.machines.length &&
-    JSON.stringify(a.machines) === JSON.stringify(b.machines) && JSON.stringify(a.owners) === JSON.stringify(b.owners) &&
-    JSON.stringify(a.skipped) === JSON.stringify(b.skipped);
+  private savedDirectoryAtMs = 0;
 }

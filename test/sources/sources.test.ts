@@ -326,3 +326,22 @@ test('reselqos plan --json against the real servers', async () => {
   const { existsSync } = await import('node:fs');
   assert.equal(existsSync(join(dir, 'state', 'directory.json')), false);
 });
+
+test('a slow directory fetch does not hold a cycle: the last good directory is used meanwhile', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'rq-state-'));
+  const s = new Sources(configFor({ state }), new MemoryLogger(), { persist: false });
+  try {
+    const first = await s.fetchDirectory(new Date(), { waitMs: 0 });
+    assert.equal(first.fresh, true, 'no directory yet: the fetch is awaited');
+    await slapd.add(person('late') + machine('pc-late', `uid=late,${PEOPLE_BASE}`, ['205.5']));
+    const quick = await s.fetchDirectory(new Date(), { waitMs: 0 });
+    assert.equal(quick.refreshing, true);
+    assert.equal(quick.directory, first.directory, 'the last good directory, untouched');
+    const waited = await s.fetchDirectory(new Date());
+    assert.equal(waited.fresh, true, 'the same fetch, awaited');
+    assert.ok(waited.directory.machines.some((m) => m.host === 'pc-late'));
+  } finally {
+    await s.close();
+    rmSync(state, { recursive: true, force: true });
+  }
+});

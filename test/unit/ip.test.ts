@@ -69,3 +69,12 @@ test('parseIp dispatches on the family and compareIp sorts numerically', () => {
   const sorted = ['172.22.10.1', '2001:db8::2', '172.22.9.1', '2001:db8::10', '10.0.0.1'].sort(compareIp);
   assert.deepEqual(sorted, ['10.0.0.1', '172.22.9.1', '172.22.10.1', '2001:db8::2', '2001:db8::10']);
 });
+
+test('sortIps orders exactly like compareIp', async () => {
+  const { sortIps } = await import('../../src/net/ip.js');
+  const ips = ['10.0.0.1', '172.22.9.1', '2001:db8::10', '172.22.10.1', '9.255.0.1', '2001:db8::2', 'fe80::1', '172.22.10.0', '1.2.3.4'];
+  for (let i = 0; i < 20; i++) {
+    const shuffled = [...ips].sort(() => (((i * 7919) % 13) - 6));
+    assert.deepEqual(sortIps([...shuffled]), [...shuffled].sort(compareIp));
+  }
+});
