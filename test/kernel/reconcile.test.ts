@@ -243,9 +243,9 @@ test('a cycle with nothing to change spawns read-back commands only, and a cheap
     const second = await rt.cycles.run();
     assert.ok(second.ok, second.error ?? '');
     assert.equal(second.applied, false);
-    assert.deepEqual(calls, ['ipset list -t', 'iptables-save ', 'ip6tables-save ',
+    assert.deepEqual(calls.sort(), ['ipset list -t', 'iptables-save ', 'ip6tables-save ',
       'tc -j qdisc show dev int0', 'tc -j -d class show dev int0', 'tc filter show dev int0',
-      'tc -j qdisc show dev ext0', 'tc -j -d class show dev ext0', 'tc filter show dev ext0']);
+      'tc -j qdisc show dev ext0', 'tc -j -d class show dev ext0', 'tc filter show dev ext0'].sort(), 'read-backs only (run concurrently)');
   } finally {
     await rt.close();
   }
