@@ -77,7 +77,8 @@ async function cycle(withSets: boolean): Promise<CycleSummary> {
   lastUsers = null;
   lastIpsetBatch = null;
   log.take();
-  const rep = await r.cycles.run();
+  // As the daemon's timer cycles do (interval 10 s): a slow LDAP fetch goes on in the background.
+  const rep = await r.cycles.run({ ldapWaitMs: 5000 });
   const res = rep.result;
   let sets: SetMove[] | null = null;
   if (withSets && res) {

@@ -67,6 +67,7 @@ export class Sources {
   }
 
   private inflight: Promise<DirectoryResult> | null = null;
+  private lastFetchMs = 0;
 
   /**
    * The directory for a cycle. With `waitMs`, a fetch that takes longer (a 100 000-user
@@ -75,17 +76,22 @@ export class Sources {
    * the fetch is awaited. One fetch at a time.
    */
   async fetchDirectory(now: Date, opts: { force?: boolean; waitMs?: number } = {}): Promise<DirectoryResult> {
+    const already = this.inflight !== null;
     if (!this.inflight) {
+      const t0 = performance.now();
       const run = this.fetchDirectoryNow(now, opts);
       this.inflight = run;
       run.then(() => undefined, () => undefined).finally(() => {
+        this.lastFetchMs = performance.now() - t0;
         if (this.inflight === run) this.inflight = null;
       });
     }
     const last = this.store.lastDirectory;
     if (opts.waitMs === undefined || !last) return this.inflight;
+    // Wait for a fetch started now, and only if fetches are quick enough to fit the budget.
+    const wait = already || this.lastFetchMs > opts.waitMs ? 0 : opts.waitMs;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), opts.waitMs)));
+    const timeout = new Promise<null>((r) => (timer = setTimeout(() => r(null), wait)));
     const r = await Promise.race([this.inflight, timeout]);
     clearTimeout(timer);
     return r ?? { directory: last, fresh: false, error: null, refreshing: true };
