@@ -8,6 +8,7 @@ import { MemoryLogger } from '../log.js';
 import { planDesired, type Desired } from '../plan/desired.js';
 import { perUserRate, resetInstant } from '../policy/policy.js';
 import { Sources } from '../sources/index.js';
+import { sortIps } from '../net/ip.js';
 import { Reconciler, type ReconcileResult } from '../kernel/reconciler.js';
 import { kernelExec } from '../daemon/runtime.js';
 import { EXIT, loadConfigOrReport, type Io } from './common.js';
@@ -42,7 +43,7 @@ export interface PlanJson {
 export function planJson(d: Desired, changes?: ReconcileResult | null): PlanJson {
   return {
     ...(changes === undefined ? {} : { changes: changes ? changesJson(changes) : null }),
-    users: d.users.map((u) => ({ uid: u.uid, ips: [...u.ips], down: { bytes: u.down.bytes, group: u.down.group }, up: { bytes: u.up.bytes, group: u.up.group } })),
+    users: d.users.map((u) => ({ uid: u.uid, ips: sortIps([...u.ips]), down: { bytes: u.down.bytes, group: u.down.group }, up: { bytes: u.up.bytes, group: u.up.group } })),
     classes: d.classes.map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
     skipped: d.skipped.map((s) => ({ dn: s.dn, reason: s.reason })),
   };

@@ -4,6 +4,7 @@
 
 import { formatRate, formatSize } from '../config/units.js';
 import type { Desired } from '../plan/desired.js';
+import { sortIps } from '../net/ip.js';
 import { DIRECTIONS, nextThreshold, perUserRate } from '../policy/policy.js';
 
 export interface ExplainJson {
@@ -41,7 +42,7 @@ export function explain(d: Desired, who: string): ExplainJson | null {
       classRateBps: cls.rateBps, usersInGroup: cls.users, perUserRateBps: perUserRate(cls),
     };
   };
-  return { uid: u.uid, ips: [...u.ips], resetAt: d.resetAt, rule: d.rule, down: dir('down'), up: dir('up') };
+  return { uid: u.uid, ips: sortIps([...u.ips]), resetAt: d.resetAt, rule: d.rule, down: dir('down'), up: dir('up') };
 }
 
 export function explainText(e: ExplainJson): string {

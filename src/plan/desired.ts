@@ -4,7 +4,6 @@
 
 import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
-import { sortIps } from '../net/ip.js';
 import { classRates, effectiveRates, groupOf, thresholds, type Direction, DIRECTIONS } from '../policy/policy.js';
 import type { Directory, Skipped, Usage } from '../sources/types.js';
 import { planFirewall, type FirewallPlan } from './firewall.js';
@@ -77,11 +76,32 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
     for (const ip of m.ips6) list.push(ip);
   }
 
+  // Every QoS set, empty ones included, and an index to fill them without building names per IP.
+  const families: SetFamily[] = config.firewall.v6Enabled ? ['inet', 'inet6'] : ['inet'];
+  const sets: SetPlan[] = [];
+  const index: Record<SetFamily, Record<Direction, Set<string>[]> | null> = { inet: null, inet6: null };
+  for (const family of families) {
+    const byDir = { down: [] as Set<string>[], up: [] as Set<string>[] };
+    for (const dir of DIRECTIONS) {
+      for (let g = 0; g < q.groups; g++) {
+        const set = new Set<string>();
+        byDir[dir].push(set);
+        sets.push({ name: setName(config, family, dir, g), family, role: 'qos', direction: dir, group: g, members: set });
+      }
+    }
+    index[family] = byDir;
+  }
+
   const users: UserPlan[] = [];
   const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
+  const ipCount = { inet: 0, inet6: 0 };
   const byIp = usage?.byIp;
-  for (const uid of [...ipsOf.keys()].sort()) {
-    const ips = sortIps(ipsOf.get(uid)!);
+  // Owners come sorted by uid: users in a stable order without sorting here. (IPs are in
+  // directory order; outputs for humans sort them.)
+  for (const owner of directory.owners) {
+    const ips = ipsOf.get(owner.uid);
+    if (!ips) continue;
+    ipsOf.delete(owner.uid); // a uid shared by a person and a club counts once
     let down = 0;
     let up = 0;
     if (byIp) {
@@ -97,7 +117,15 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
     const gUp = q.enabled ? groupOf(up, limits) : 0;
     if (q.count === 'all' || down > 0) counts.down[gDown]!++;
     if (q.count === 'all' || up > 0) counts.up[gUp]!++;
-    users.push({ uid, ips, down: { bytes: down, group: gDown }, up: { bytes: up, group: gUp } });
+    users.push({ uid: owner.uid, ips, down: { bytes: down, group: gDown }, up: { bytes: up, group: gUp } });
+    for (const ip of ips) {
+      const family: SetFamily = ip.includes(':') ? 'inet6' : 'inet';
+      ipCount[family]++;
+      const idx = index[family];
+      if (!idx) continue;
+      idx.down[gDown]!.add(ip);
+      idx.up[gUp]!.add(ip);
+    }
   }
 
   const classes: ClassPlan[] = [];
@@ -106,30 +134,6 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
       totalBps: totals[dir], factor: q.factor, floorBps: q.emptyClassRate, defaultBps: q.defaultRate, ceilShare: q.ceilShare,
     });
     for (const r of rates) classes.push({ direction: dir, group: r.group, users: r.users, rateBps: r.rateBps, ceilBps: r.ceilBps });
-  }
-
-  const families: SetFamily[] = config.firewall.v6Enabled ? ['inet', 'inet6'] : ['inet'];
-  const members = new Map<string, Set<string>>();
-  const sets: SetPlan[] = [];
-  for (const family of families) {
-    for (const dir of DIRECTIONS) {
-      for (let g = 0; g < q.groups; g++) {
-        const name = setName(config, family, dir, g);
-        const set = new Set<string>();
-        members.set(name, set);
-        sets.push({ name, family, role: 'qos', direction: dir, group: g, members: set });
-      }
-    }
-  }
-  const ipCount = { inet: 0, inet6: 0 };
-  for (const u of users) {
-    for (const ip of u.ips) {
-      const family: SetFamily = ip.includes(':') ? 'inet6' : 'inet';
-      ipCount[family]++;
-      if (family === 'inet6' && !config.firewall.v6Enabled) continue;
-      members.get(setName(config, family, 'down', u.down.group))!.add(ip);
-      members.get(setName(config, family, 'up', u.up.group))!.add(ip);
-    }
   }
 
   const fw = config.firewall.enabled ? planFirewall(directory, config.firewall, instant.toMillis()) : null;
