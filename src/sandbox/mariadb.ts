@@ -15,6 +15,7 @@ import mysql from 'mysql2/promise';
 
 import {
   Tail,
+  serverLifecycle,
   freePort,
   isRunning,
   makeTempDir,
@@ -145,13 +146,13 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
   const password = randomBytes(12).toString('hex');
   const tail = new Tail();
   let child: ChildProcess | undefined;
-  let stopped = false;
   let port = opts.port ?? 0;
 
   const unregister = onProcessExit(() => {
     if (isRunning(child)) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
+  const life = serverLifecycle('mariadb sandbox', { child: () => child, halt, start: () => startOnPort('restart'), unregister, dir });
 
   const fail = (what: string, log: string): Error =>
     new Error(`mariadb sandbox (${dir}): ${what}${log.trim() ? `\n--- log tail ---\n${tailLines(log)}` : ''}`);
@@ -257,7 +258,7 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
   }
 
   async function rootQuery(sql: string): Promise<void> {
-    if (stopped) throw new Error('mariadb sandbox: query after stop()');
+    if (life.isStopped()) throw new Error('mariadb sandbox: query after stop()');
     const c = await rootConnect(true);
     try {
       await c.query(sql);
@@ -315,7 +316,7 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
     dir,
     query: rootQuery,
     async select<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-      if (stopped) throw new Error('mariadb sandbox: select after stop()');
+      if (life.isStopped()) throw new Error('mariadb sandbox: select after stop()');
       const c = await rootConnect();
       try {
         await c.query('USE netacct');
@@ -326,7 +327,7 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
       }
     },
     async insertTraffic(rows, table = 'traffic') {
-      if (stopped) throw new Error('mariadb sandbox: insertTraffic after stop()');
+      if (life.isStopped()) throw new Error('mariadb sandbox: insertTraffic after stop()');
       if (rows.length === 0) return;
       const c = await rootConnect();
       try {
@@ -353,30 +354,11 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
       }
     },
     connectionOptions: () => ({ host: '127.0.0.1', port, user, password, database: 'netacct' }),
-    pid: () => (isRunning(child) ? child.pid : undefined),
-    running: () => isRunning(child),
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      try {
-        await halt();
-      } finally {
-        unregister();
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
-    async kill() {
-      if (isRunning(child)) {
-        const exited = waitExit(child);
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-    async restart() {
-      if (stopped) throw new Error('mariadb sandbox: restart() after stop() (the data is gone)');
-      await halt();
-      await startOnPort('restart');
-    },
+    pid: life.pid,
+    running: life.running,
+    stop: life.stop,
+    kill: life.kill,
+    restart: life.restart,
   };
   return server;
 }

@@ -259,3 +259,57 @@ export function tailLines(text: string, n = 20): string {
   const lines = text.trimEnd().split('\n');
   return lines.slice(-n).join('\n');
 }
+
+export interface Lifecycle {
+  isStopped(): boolean;
+  pid(): number | undefined;
+  running(): boolean;
+  /** SIGTERM, wait, remove the temp dir. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL (for fault tests); the data stays, restart() brings it back. */
+  kill(): Promise<void>;
+  /** Start again on the same port with the same data (stops gracefully first if running). */
+  restart(): Promise<void>;
+}
+
+/** The stop / kill / restart life of a sandbox server (slapd, MariaDB) around its own halt and start. */
+export function serverLifecycle(name: string, o: {
+  child: () => ChildProcess | undefined;
+  halt: () => Promise<void>;
+  start: () => Promise<void>;
+  unregister: () => void;
+  dir: string;
+}): Lifecycle {
+  let stopped = false;
+  return {
+    isStopped: () => stopped,
+    pid: () => {
+      const c = o.child();
+      return isRunning(c) ? c.pid : undefined;
+    },
+    running: () => isRunning(o.child()),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        await o.halt();
+      } finally {
+        o.unregister();
+        rmSync(o.dir, { recursive: true, force: true });
+      }
+    },
+    async kill() {
+      const c = o.child();
+      if (isRunning(c)) {
+        const exited = waitExit(c);
+        c.kill('SIGKILL');
+        await exited;
+      }
+    },
+    async restart() {
+      if (stopped) throw new Error(`${name}: restart() after stop() (the data is gone)`);
+      await o.halt();
+      await o.start();
+    },
+  };
+}

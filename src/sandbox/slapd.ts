@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 
 import {
   Tail,
+  serverLifecycle,
   freePort,
   isRunning,
   makeTempDir,
@@ -301,7 +302,6 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
   const pwFile = join(dir, 'rootpw');
   const tail = new Tail();
   let child: ChildProcess | undefined;
-  let stopped = false;
   let port = opts.port ?? 0;
   const tlsWanted = opts.tls === true;
   let tlsPort = 0;
@@ -312,6 +312,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
     if (isRunning(child)) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
+  const life = serverLifecycle('slapd sandbox', { child: () => child, halt, start: () => startOnPort('restart'), unregister, dir });
 
   const fail = (what: string, stderr: string): Error =>
     new Error(`slapd sandbox (${dir}): ${what}${stderr.trim() ? `\n--- stderr tail ---\n${tailLines(stderr)}` : ''}`);
@@ -468,7 +469,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
   const url = (): string => `ldap://127.0.0.1:${port}`;
 
   async function ldapTool(tool: string, args: string[], input: string): Promise<void> {
-    if (stopped) throw new Error(`slapd sandbox: ${tool} after stop()`);
+    if (life.isStopped()) throw new Error(`slapd sandbox: ${tool} after stop()`);
     const res = await run(tool, ['-x', '-H', url(), '-D', rootDn, '-y', pwFile, ...args], { input });
     if (res.code !== 0) {
       throw fail(`${tool} failed (exit ${res.code})`, `${res.stderr}\n${tailLines(res.stdout, 3)}\n${tailLines(tail.text(), 5)}`);
@@ -497,7 +498,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
     modify: (ldif) => ldapTool('ldapmodify', [], ldif),
     delete: (dns) => ldapTool('ldapdelete', [], `${(Array.isArray(dns) ? dns : [dns]).join('\n')}\n`),
     async slapadd(ldif) {
-      if (stopped) throw new Error('slapd sandbox: slapadd after stop()');
+      if (life.isStopped()) throw new Error('slapd sandbox: slapadd after stop()');
       const wasRunning = isRunning(child);
       await halt();
       const files = suffixes.map((_, i) => join(dir, `load${i}.ldif`));
@@ -544,30 +545,11 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
       return { entries: counts.reduce((a, b) => a + b, 0) };
     },
     ldapsearchArgs: () => ['-x', '-H', url()],
-    pid: () => (isRunning(child) ? child.pid : undefined),
-    running: () => isRunning(child),
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      try {
-        await halt();
-      } finally {
-        unregister();
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
-    async kill() {
-      if (isRunning(child)) {
-        const exited = waitExit(child);
-        child.kill('SIGKILL');
-        await exited;
-      }
-    },
-    async restart() {
-      if (stopped) throw new Error('slapd sandbox: restart() after stop() (the data is gone)');
-      await halt();
-      await startOnPort('restart');
-    },
+    pid: life.pid,
+    running: life.running,
+    stop: life.stop,
+    kill: life.kill,
+    restart: life.restart,
   };
   return server;
 }
