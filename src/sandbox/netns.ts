@@ -16,6 +16,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { realExec, inNetns, spawnBackground, ExecError, type Exec, type ExecOptions, type ExecResult, type BackgroundProcess } from '../kernel/exec.js';
+import { isAlive } from '../daemon/pidfile.js';
 
 export type GatewaySide = 'users' | 'gw' | 'wan';
 
@@ -216,14 +217,6 @@ export async function createScratchNetns(suffix = 'scratch', base: Exec = realEx
   return { name, exec, destroy };
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Deletes namespaces starting with `prefix` (which must start with 'rq-') left by crashed
@@ -240,7 +233,7 @@ export async function cleanupStale(prefix = 'rq-', exec: Exec = realExec): Promi
     const name = line.trim().split(/\s+/)[0];
     if (name === undefined || name === '' || !name.startsWith(prefix)) continue;
     const owner = /^rq-p(\d+)-/.exec(name);
-    if (owner && Number(owner[1]) !== process.pid && pidAlive(Number(owner[1]))) continue;
+    if (owner && Number(owner[1]) !== process.pid && isAlive(Number(owner[1]))) continue;
     await killAndDelete(exec, name);
     deleted.push(name);
   }

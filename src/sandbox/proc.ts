@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
+import { isAlive } from '../daemon/pidfile.js';
 
 /** Keeps the last `max` characters written to it (stderr/stdout of a daemon). */
 export class Tail {
@@ -46,14 +47,6 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 const OWNER_FILE = 'owner.pid';
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Remove `<tmpdir>/<prefix>*` dirs left behind by a test process that died without cleaning up
@@ -71,7 +64,7 @@ export function sweepStaleDirs(prefix: string): void {
     const dir = join(tmpdir(), name);
     try {
       const pid = Number.parseInt(readFileSync(join(dir, OWNER_FILE), 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !pidAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid)) {
         rmSync(dir, { recursive: true, force: true });
       }
     } catch {
