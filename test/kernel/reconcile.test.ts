@@ -304,7 +304,14 @@ test('shaping truth: group 0 and group 5 users get the policy per-user rates; a 
     const avg = (xs: number[]): number => xs.reduce((x, y) => x + y, 0) / xs.length;
     assert.ok(late.length >= 3, `intervals after the move: ${late.length}`);
     assert.ok(within(avg(early), rateA), `alice before the move ${(avg(early) / 1e6).toFixed(2)} vs ${(rateA / 1e6).toFixed(2)}`);
-    assert.ok(within(avg(late), newRate), `alice after the move ${(avg(late) / 1e6).toFixed(2)} Mbit/s vs policy ${(newRate / 1e6).toFixed(2)}`);
+    // After the move alice and bob share one class. Its total is shaped to the policy (±10 %);
+    // how two TCP flows split one pfifo leaf is TCP's business (SFQ, the production leaf, would
+    // even it out), so alice's own share is held to ±20 % of the per-user rate.
+    const intervalsB = (rb.json as { intervals: { sum: { start: number; bits_per_second: number } }[] }).intervals;
+    const lateB = intervalsB.filter((i) => i.sum.start >= movedAt + 1).map((i) => i.sum.bits_per_second);
+    assert.ok(within(avg(late) + avg(lateB), d5.rateBps), `group 5 after the move: ${((avg(late) + avg(lateB)) / 1e6).toFixed(2)} Mbit/s vs class ${(d5.rateBps / 1e6).toFixed(2)}`);
+    assert.ok(Math.abs(avg(late) - newRate) / newRate <= 0.2, `alice after the move ${(avg(late) / 1e6).toFixed(2)} Mbit/s vs policy ${(newRate / 1e6).toFixed(2)}`);
+    assert.ok(avg(late) < avg(early) * 0.8, 'alice dropped');
     console.log(`# move mid-flow: alice ${(avg(early) / 1e6).toFixed(2)} -> ${(avg(late) / 1e6).toFixed(2)} Mbit/s (policy ${(newRate / 1e6).toFixed(2)}), retransmits during the change: alice ${ra.retransmits}, bob ${rb.retransmits}`);
   } finally {
     await Promise.allSettled(servers.map((s) => s.stop()));
