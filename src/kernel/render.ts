@@ -15,8 +15,20 @@ export interface Batches {
   readonly destroy: string | null;
 }
 
-function createLine(name: string, op: Pick<SetOp, 'family' | 'maxelem'>): string {
-  return `create ${name} hash:ip family ${op.family} hashsize 1024 maxelem ${op.maxelem} -exist`;
+/**
+ * Initial hash size for a set about to receive `members` entries: a power of two at least
+ * that large (1024 to 1 048 576). Filling 300 000 entries into a set created with 1024
+ * buckets (grown by rehashing as it fills) took 1.1-1.6 s here, 0.9-1.0 s when sized.
+ * For a set that exists, `create -exist` keeps the kernel's size whatever this says.
+ */
+export function hashsizeFor(members: number): number {
+  let h = 1024;
+  while (h < members && h < 1 << 20) h *= 2;
+  return h;
+}
+
+export function createLine(name: string, op: Pick<SetOp, 'family' | 'maxelem'>, members = 0): string {
+  return `create ${name} hash:ip family ${op.family} hashsize ${hashsizeFor(members)} maxelem ${op.maxelem} -exist`;
 }
 
 export function renderIpset(sets: readonly SetOp[]): string | null {
@@ -27,12 +39,12 @@ export function renderIpset(sets: readonly SetOp[]): string | null {
       // Not atomic line by line: fill a temporary set, then swap it in at once.
       const tmp = `${s.name}${TMP_SUFFIX}`;
       out.push(createLine(s.name, s));
-      out.push(createLine(tmp, s), `flush ${tmp}`);
+      out.push(createLine(tmp, s, s.rebuild.length), `flush ${tmp}`);
       for (const ip of s.rebuild) out.push(`add ${tmp} ${ip} -exist`);
       out.push(`swap ${tmp} ${s.name}`, `destroy ${tmp}`);
       continue;
     }
-    out.push(createLine(s.name, s));
+    out.push(createLine(s.name, s, s.create ? s.add.length : 0));
     for (const ip of s.del) out.push(`del ${s.name} ${ip} -exist`);
     for (const ip of s.add) out.push(`add ${s.name} ${ip} -exist`);
   }

@@ -52,10 +52,41 @@ export interface Desired {
   readonly firewall: FirewallPlan | null;
   /** user IPs per family (sizes every set) */
   readonly ipCount: Readonly<Record<SetFamily, number>>;
+  /** identity of this plan: a later plan's `delta.base` names the plan it was derived from */
+  readonly version: object;
+  /** set membership changes from the plan `base` (incremental planning, src/plan/incremental.ts); null = computed from scratch */
+  readonly delta: PlanDelta | null;
+}
+
+export interface SetDelta {
+  readonly add: readonly string[];
+  readonly del: readonly string[];
+}
+
+export interface PlanDelta {
+  /** the `version` of the plan these changes start from */
+  readonly base: object;
+  /** per set name, only sets that change */
+  readonly sets: ReadonlyMap<string, SetDelta>;
+  /** users whose group changed, per direction */
+  readonly moved: Readonly<Record<Direction, number>>;
 }
 
 export function setName(config: Pick<Config, 'qos'>, family: SetFamily, direction: Direction, group: number): string {
   return `${family === 'inet' ? config.qos.setPrefix : config.qos.set6Prefix}${direction === 'down' ? 'd' : 'u'}${group}`;
+}
+
+/** HTB class rates of every group from the number of users per group. */
+export function classPlans(config: Pick<Config, 'qos'>, counts: Readonly<Record<Direction, readonly number[]>>, totals: Readonly<Record<Direction, number>>): ClassPlan[] {
+  const q = config.qos;
+  const classes: ClassPlan[] = [];
+  for (const dir of DIRECTIONS) {
+    const rates = classRates(counts[dir], {
+      totalBps: totals[dir], factor: q.factor, floorBps: q.emptyClassRate, defaultBps: q.defaultRate, ceilShare: q.ceilShare,
+    });
+    for (const r of rates) classes.push({ direction: dir, group: r.group, users: r.users, rateBps: r.rateBps, ceilBps: r.ceilBps });
+  }
+  return classes;
 }
 
 export function planDesired(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
@@ -128,13 +159,7 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
     }
   }
 
-  const classes: ClassPlan[] = [];
-  for (const dir of DIRECTIONS) {
-    const rates = classRates(counts[dir], {
-      totalBps: totals[dir], factor: q.factor, floorBps: q.emptyClassRate, defaultBps: q.defaultRate, ceilShare: q.ceilShare,
-    });
-    for (const r of rates) classes.push({ direction: dir, group: r.group, users: r.users, rateBps: r.rateBps, ceilBps: r.ceilBps });
-  }
+  const classes = classPlans(config, counts, totals);
 
   const fw = config.firewall.enabled ? planFirewall(directory, config.firewall, instant.toMillis()) : null;
   if (fw) {
@@ -145,6 +170,6 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
 
   return {
     at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
-    users, classes, sets, skipped: directory.skipped, firewall: fw, ipCount,
+    users, classes, sets, skipped: directory.skipped, firewall: fw, ipCount, version: {}, delta: null,
   };
 }

@@ -1,0 +1,151 @@
+// Incremental planning for the daemon's cycles. While the directory object, the config
+// object and the firewall's validity window stay the same, only volumes can have changed:
+// a cycle recomputes each user's groups (integer work over the users' IPs) and moves the
+// IPs of the users whose group changed between the sets of the previous plan, recording
+// those moves as a delta the reconciler applies without diffing every set member.
+// Anything else (a new directory, a reload, an owner's paid period ending) plans from
+// scratch with planDesired. The result is always equal to planDesired's for the same
+// inputs (test/unit/incremental.test.ts checks it on random moves).
+//
+// The previous plan's member sets are updated in place: a Desired handed out earlier is
+// not a snapshot. Dry runs (`reselqos plan`) use planDesired, never this.
+
+import type { DateTime } from 'luxon';
+import type { Config } from '../config/config.js';
+import { effectiveRates, groupOf, thresholds, type Direction } from '../policy/policy.js';
+import type { Directory, Usage } from '../sources/types.js';
+import { classPlans, planDesired, type Desired, type SetFamily, type UserPlan } from './desired.js';
+
+interface Index {
+  /** [family][direction][group] -> the member set of the previous plan */
+  readonly sets: Record<SetFamily, Record<Direction, Set<string>[]> | null>;
+  readonly names: Record<SetFamily, Record<Direction, string[]> | null>;
+}
+
+interface Last {
+  readonly config: Config;
+  readonly directory: Directory;
+  readonly desired: Desired;
+  readonly index: Index;
+  /** the firewall plan holds until this instant (epoch ms): the next end of a paid period */
+  readonly fwUntil: number;
+}
+
+/** The first end of a paid period after `nowMs` (the allow sets change then); Infinity when none. */
+export function firewallValidUntil(config: Config, directory: Directory, nowMs: number): number {
+  if (!config.firewall.enabled || !config.firewall.checkPayment) return Infinity;
+  let until = Infinity;
+  for (const o of directory.owners) {
+    if (o.endInternet !== null && o.endInternet > nowMs && o.endInternet < until) until = o.endInternet;
+  }
+  return until;
+}
+
+function indexOf(desired: Desired): Index {
+  const sets: Index['sets'] = { inet: null, inet6: null };
+  const names: Index['names'] = { inet: null, inet6: null };
+  for (const s of desired.sets) {
+    if (s.role !== 'qos' || s.direction === undefined || s.group === undefined) continue;
+    const byDir = (sets[s.family] ??= { down: [], up: [] });
+    const nameDir = (names[s.family] ??= { down: [], up: [] });
+    byDir[s.direction][s.group] = s.members as Set<string>;
+    nameDir[s.direction][s.group] = s.name;
+  }
+  return { sets, names };
+}
+
+export class Planner {
+  private last: Last | null = null;
+
+  /** Forget the previous plan: the next one is computed from scratch. */
+  reset(): void {
+    this.last = null;
+  }
+
+  plan(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
+    const last = this.last;
+    if (last && last.config === config && last.directory === directory && instant.toMillis() < last.fwUntil) {
+      const next = step(last, config, usage, instant, resetAt);
+      this.last = { ...last, desired: next };
+      return next;
+    }
+    const desired = planDesired(config, directory, usage, instant, resetAt);
+    this.last = { config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()) };
+    return desired;
+  }
+}
+
+function step(last: Last, config: Config, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
+  const q = config.qos;
+  const prev = last.desired;
+  const limits = thresholds(q);
+  const eff = effectiveRates(config, instant);
+  const totals = { down: eff.rates['down']!, up: eff.rates['up']! };
+  const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
+  const byIp = usage?.byIp;
+  const adds = new Map<string, string[]>();
+  const dels = new Map<string, string[]>();
+  const push = (m: Map<string, string[]>, name: string, ip: string): void => {
+    const list = m.get(name);
+    if (list) list.push(ip);
+    else m.set(name, [ip]);
+  };
+  const moved = { down: 0, up: 0 };
+  const move = (ip: string, dir: Direction, from: number, to: number): void => {
+    const family: SetFamily = ip.includes(':') ? 'inet6' : 'inet';
+    const sets = last.index.sets[family];
+    const names = last.index.names[family];
+    if (!sets || !names) return; // IPv6 off: its IPs are in no set
+    sets[dir][from]!.delete(ip);
+    sets[dir][to]!.add(ip);
+    push(dels, names[dir][from]!, ip);
+    push(adds, names[dir][to]!, ip);
+  };
+
+  const users: UserPlan[] = new Array<UserPlan>(prev.users.length);
+  for (let i = 0; i < prev.users.length; i++) {
+    const u = prev.users[i]!;
+    let down = 0;
+    let up = 0;
+    if (byIp) {
+      for (const ip of u.ips) {
+        const v = byIp.get(ip);
+        if (v) {
+          down += v.down;
+          up += v.up;
+        }
+      }
+    }
+    const gDown = q.enabled ? groupOf(down, limits) : 0;
+    const gUp = q.enabled ? groupOf(up, limits) : 0;
+    if (q.count === 'all' || down > 0) counts.down[gDown]!++;
+    if (q.count === 'all' || up > 0) counts.up[gUp]!++;
+    if (down === u.down.bytes && up === u.up.bytes && gDown === u.down.group && gUp === u.up.group) {
+      users[i] = u;
+      continue;
+    }
+    if (gDown !== u.down.group) {
+      moved.down++;
+      for (const ip of u.ips) move(ip, 'down', u.down.group, gDown);
+    }
+    if (gUp !== u.up.group) {
+      moved.up++;
+      for (const ip of u.ips) move(ip, 'up', u.up.group, gUp);
+    }
+    users[i] = { uid: u.uid, ips: u.ips, down: { bytes: down, group: gDown }, up: { bytes: up, group: gUp } };
+  }
+
+  const sets = new Map<string, { add: string[]; del: string[] }>();
+  for (const [name, add] of adds) sets.set(name, { add, del: [] });
+  for (const [name, del] of dels) {
+    const s = sets.get(name);
+    if (s) s.del = del;
+    else sets.set(name, { add: [], del });
+  }
+  return {
+    ...prev,
+    at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
+    users, classes: classPlans(config, counts, totals),
+    version: {}, delta: { base: prev.version, sets, moved },
+  };
+}

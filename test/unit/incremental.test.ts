@@ -1,0 +1,138 @@
+// The incremental planner against the from-scratch planner: same result for the same
+// inputs, a delta that turns the previous sets into the new ones exactly, and a plan
+// from scratch whenever something other than volumes changed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DateTime } from 'luxon';
+import { parseConfig, type Config } from '../../src/config/config.js';
+import { planDesired, type Desired } from '../../src/plan/desired.js';
+import { Planner, firewallValidUntil } from '../../src/plan/incremental.js';
+import type { Directory, Machine, Owner, Usage, Volume } from '../../src/sources/types.js';
+import { minimalConf } from './fixtures.js';
+
+const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
+const MB = 1_000_000;
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a |= 0;
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function campus(n: number, endOf: (i: number) => number | null = () => Date.UTC(2030, 0, 1)): Directory {
+  const owners: Owner[] = [];
+  const machines: Machine[] = [];
+  for (let i = 0; i < n; i++) {
+    const uid = `u${String(i).padStart(4, '0')}`;
+    owners.push({ uid, dn: `uid=${uid},ou=people`, kind: 'person', endInternet: endOf(i), coupure: i % 17 === 3, ban: [], cotiz: [] });
+    for (let m = 0; m < 1 + (i % 3); m++) {
+      const k = i * 3 + m;
+      machines.push({
+        dn: `host=${uid}-${m}`, host: `${uid}-${m}`, owner: uid, active: i % 11 !== 5,
+        ips4: [`172.22.${Math.floor(k / 250)}.${(k % 250) + 1}`], ips6: m === 0 && i % 4 === 0 ? [`2001:db8::${k.toString(16)}`] : [],
+      });
+    }
+  }
+  machines.sort((x, y) => (x.dn < y.dn ? -1 : 1));
+  return { owners, machines, skipped: [], fetchedAt: at.toISO()! };
+}
+
+const allIps = (d: Directory): string[] => d.machines.flatMap((m) => [...m.ips4, ...m.ips6]);
+const usageOf = (m: Map<string, Volume>): Usage => ({ byIp: m, resetAt: at.toISO()!, fetchedAt: at.toISO()! });
+const config = (qos = ''): Config => parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${qos}`, firewall: 'area6Prefix = 2001:db8::' }), 'q');
+
+/** Everything a plan decides, as plain data (member sets sorted). */
+function view(d: Desired): unknown {
+  return {
+    users: d.users.map((u) => ({ uid: u.uid, ips: u.ips, down: u.down, up: u.up })),
+    classes: d.classes, totals: d.totals, limits: d.limits, rule: d.rule, ipCount: d.ipCount,
+    sets: d.sets.map((s) => ({ name: s.name, members: [...s.members].sort() })),
+    firewall: d.firewall && { allow4: [...d.firewall.allow4].sort(), allow6: [...d.firewall.allow6].sort(), refused: d.firewall.refused },
+  };
+}
+
+const snapshot = (d: Desired): Map<string, Set<string>> => new Map(d.sets.map((s) => [s.name, new Set(s.members)]));
+
+test('incremental plans equal plans from scratch, and each delta turns the previous sets into the new ones', () => {
+  for (const qos of ['', 'count = active']) {
+    const c = config(qos);
+    const d = campus(300);
+    const ips = allIps(d);
+    const random = rng(7);
+    const volumes = new Map<string, Volume>();
+    for (const ip of ips) if (random() < 0.5) volumes.set(ip, { down: Math.floor(random() * 3000) * MB, up: Math.floor(random() * 1500) * MB });
+    const planner = new Planner();
+    let prev = planner.plan(c, d, usageOf(new Map(volumes)), at, at);
+    assert.equal(prev.delta, null, 'the first plan is computed from scratch');
+    let moves = 0;
+    for (let round = 0; round < 12; round++) {
+      const before = snapshot(prev);
+      // some IPs get more traffic (groups go up), a few lose theirs (a new day would)
+      for (const ip of ips) {
+        const r = random();
+        if (r < 0.05) {
+          const v = volumes.get(ip) ?? { down: 0, up: 0 };
+          volumes.set(ip, { down: v.down + Math.floor(random() * 8000) * MB, up: v.up + Math.floor(random() * 4000) * MB });
+        } else if (r < 0.06) {
+          volumes.delete(ip);
+        }
+      }
+      const now = at.plus({ minutes: round });
+      const next = planner.plan(c, d, usageOf(new Map(volumes)), now, at);
+      assert.deepEqual(view(next), view(planDesired(c, d, usageOf(new Map(volumes)), now, at)), `round ${round} (${qos || 'count = all'})`);
+      assert.ok(next.delta, 'same directory and config: incremental');
+      assert.equal(next.delta.base, prev.version, 'the delta starts from the previous plan');
+      // Applying the delta to the previous sets gives the new ones.
+      for (const [name, ch] of next.delta.sets) {
+        const s = before.get(name)!;
+        for (const ip of ch.del) assert.ok(s.delete(ip), `${ip} deleted from ${name} was there`);
+        for (const ip of ch.add) {
+          assert.ok(!s.has(ip), `${ip} added to ${name} was not there`);
+          s.add(ip);
+        }
+      }
+      for (const set of next.sets) assert.deepEqual([...before.get(set.name)!].sort(), [...set.members].sort(), `${set.name} after the delta`);
+      moves += next.delta.moved.down + next.delta.moved.up;
+      prev = next;
+    }
+    assert.ok(moves > 20, `the random volumes moved users (${moves})`);
+  }
+});
+
+test('nothing changed: an empty delta, the same user objects', () => {
+  const c = config();
+  const d = campus(50);
+  const vols = new Map(allIps(d).map((ip, i) => [ip, { down: i * 100 * MB, up: 0 }] as const));
+  const planner = new Planner();
+  const a = planner.plan(c, d, usageOf(vols), at, at);
+  const b = planner.plan(c, d, usageOf(new Map(vols)), at.plus({ seconds: 10 }), at);
+  assert.equal(b.delta?.sets.size, 0);
+  assert.deepEqual(b.delta?.moved, { down: 0, up: 0 });
+  assert.ok(b.users.every((u, i) => u === a.users[i]));
+});
+
+test('a new directory, a new config or the end of a paid period plans from scratch', () => {
+  const c = config();
+  const soon = at.plus({ minutes: 30 }).toMillis();
+  // u0004 stops being paid in 30 minutes: its machines must leave the allow set then
+  const d = campus(20, (i) => (i === 4 ? soon : Date.UTC(2030, 0, 1)));
+  assert.equal(firewallValidUntil(c, d, at.toMillis()), soon);
+  const planner = new Planner();
+  const u = usageOf(new Map());
+  planner.plan(c, d, u, at, at);
+  assert.ok(planner.plan(c, d, u, at.plus({ minutes: 29 }), at).delta, 'before the end: incremental');
+  const after = planner.plan(c, d, u, at.plus({ minutes: 31 }), at);
+  assert.equal(after.delta, null, 'after the end of a paid period: from scratch');
+  const ip = d.machines.find((m) => m.owner === 'u0004' && m.active)!.ips4[0]!;
+  assert.ok(!after.firewall!.allow4.has(ip), 'the unpaid machine left the allow set');
+  const d2 = campus(20);
+  assert.equal(planner.plan(c, d2, u, at.plus({ minutes: 32 }), at).delta, null, 'a new directory object');
+  assert.ok(planner.plan(c, d2, u, at.plus({ minutes: 33 }), at).delta, 'then incremental again');
+  assert.equal(planner.plan(config(), d2, u, at.plus({ minutes: 34 }), at).delta, null, 'a new config object');
+});
