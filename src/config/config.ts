@@ -121,6 +121,7 @@ export interface QosConfig {
   readonly markDown: number;
   readonly markUp: number;
   readonly fullSyncIntervalMs: number;
+  readonly verifyIntervalMs: number;
 }
 
 export interface Config {
@@ -653,6 +654,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     markDown: q.int('markDown', 1, 0x7fff0000),
     markUp: q.int('markUp', 1, 0x7fff0000),
     fullSyncIntervalMs: q.duration('fullSyncInterval', 1000),
+    verifyIntervalMs: q.duration('verifyInterval', 0),
   };
   if (qos.ceilShare === 0) ctx.problem('qos', 'ceil', 'must be above 0%');
   if (qos.setPrefix === qos.set6Prefix) ctx.problem('qos', 'set6Prefix', `must differ from setPrefix ("${qos.setPrefix}")`);

@@ -116,6 +116,7 @@ export const KEYS: readonly KeySpec[] = [
   k('qos', 'markDown', '1000', false, 'mark of download group X = markDown + X'),
   k('qos', 'markUp', '2000', false, 'mark of upload group X = markUp + X'),
   k('qos', 'fullSyncInterval', '5m', true, 'period of the full read-back of the kernel state'),
+  k('qos', 'verifyInterval', '30s', true, 'period of the read-back of our iptables chains and tc tree (ipset entry counts are checked every cycle; anything we did not apply is repaired at the next read-back)'),
   // [path]
   k('path', 'log', '/var/log/reselqos', false, 'log directory (reselqos.log inside)'),
   k('path', 'state', '/var/lib/reselqos', false, 'state directory (last good snapshots)'),

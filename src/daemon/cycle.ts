@@ -8,6 +8,7 @@ import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import { planDesired, type Desired } from '../plan/desired.js';
+import { Planner } from '../plan/incremental.js';
 import { resetInstant } from '../policy/policy.js';
 import type { Sources } from '../sources/index.js';
 import type { Reconciler, ReconcileResult } from '../kernel/reconciler.js';
@@ -44,6 +45,7 @@ export function summaryLine(r: CycleReport): string {
 
 /** Users whose IPs entered a set of that direction in this plan. */
 function moves(desired: Desired, result: ReconcileResult): { down: number; up: number } {
+  if (result.incremental && desired.delta) return { down: desired.delta.moved.down, up: desired.delta.moved.up };
   const uidOf = new Map<string, string>();
   for (const u of desired.users) for (const ip of u.ips) uidOf.set(ip, u.uid);
   const dirOf = new Map(desired.sets.map((s) => [s.name, s.direction]));
@@ -61,6 +63,7 @@ function moves(desired: Desired, result: ReconcileResult): { down: number; up: n
 
 export class CycleRunner {
   private readonly limit = pLimit(2);
+  private readonly planner = new Planner();
 
   constructor(
     private config: Config,
@@ -108,7 +111,10 @@ export class CycleRunner {
       mysql: usage.value.fresh ? 'fresh' as const : 'snapshot' as const,
     };
     const tp = performance.now();
-    const desired = planDesired(this.config, dir.value.directory, usage.value.usage, at, reset);
+    // Dry runs plan from scratch and leave the incremental planner's state alone.
+    const desired = opts.dryRun
+      ? planDesired(this.config, dir.value.directory, usage.value.usage, at, reset)
+      : this.planner.plan(this.config, dir.value.directory, usage.value.usage, at, reset);
     timings.planMs = performance.now() - tp;
     const counted = {
       users: desired.users.length,

@@ -104,6 +104,24 @@ export interface DiffOptions {
   readonly refreshClasses?: boolean;
   /** replace the whole tc tree even when ours is there (start) */
   readonly rebuild?: boolean;
+  /** set operations already known (an incremental plan's delta): the members are not compared */
+  readonly setOps?: readonly SetOp[];
+}
+
+/**
+ * Set operations from an incremental plan's delta, against what we know the kernel holds.
+ * Null when the delta cannot be used as is (a set missing or too small): diff then.
+ */
+export function deltaSetOps(desired: readonly SetSpec[], delta: ReadonlyMap<string, { readonly add: readonly string[]; readonly del: readonly string[] }>, actual: ReadonlyMap<string, ActualSet>): SetOp[] | null {
+  const ops: SetOp[] = [];
+  for (const s of desired) {
+    const a = actual.get(s.name);
+    if (!a || a.family !== s.family || a.maxelem < Math.max(s.capacity, s.members.size) * 1.25) return null;
+    const d = delta.get(s.name);
+    if (d && (d.add.length || d.del.length)) ops.push({ name: s.name, family: s.family, maxelem: a.maxelem, create: false, add: d.add, del: d.del, rebuild: null });
+  }
+  if (delta.size > 0 && [...delta.keys()].some((name) => !desired.some((s) => s.name === name))) return null;
+  return ops;
 }
 
 function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, ActualSet>): SetOp[] {
@@ -226,7 +244,7 @@ function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o
 }
 
 export function diffKernel(desired: KernelDesired, actual: KernelActual, o: DiffOptions): KernelPlan {
-  const sets = diffSets(desired.sets, actual.sets);
+  const sets = o.setOps ? [...o.setOps] : diffSets(desired.sets, actual.sets);
   const wantedSets = new Set(desired.sets.map((s) => s.name));
   const destroy = o.sweep ? [...actual.sets.keys()].filter((n) => !wantedSets.has(n)).sort() : [];
   const iptables: Record<IpFamily, IptOp[]> = { 4: [], 6: [] };

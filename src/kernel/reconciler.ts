@@ -8,9 +8,16 @@
 //
 // Read-back policy: a full `ipset save` at start, every [qos] fullSyncInterval, and
 // whenever the cheap check (`ipset list -t` entry counts against what we applied)
-// disagrees; mangle chains and tc classes are read every cycle (small). After any
-// failure the memory is dropped, so the next cycle reads everything and converges.
-// Leftovers we own are removed only after the first complete sync of this process.
+// disagrees; our iptables chains and the tc tree every [qos] verifyInterval and after
+// any apply that touched more than set members and class rates (between read-backs,
+// what we applied is remembered). After any failure the memory is dropped, so the next
+// cycle reads everything and converges. Leftovers we own are removed only after the
+// first complete sync of this process.
+//
+// Incremental plans: when the plan's delta starts from the plan last brought to the
+// kernel (and the cheap check agrees), the set operations are the delta itself: no
+// member of any set is compared. The remembered sets are updated from the operations
+// applied, never shared with the planner's.
 
 import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
@@ -19,8 +26,9 @@ import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js'
 import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, type MangleState, type TcState } from './read.js';
 import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
 import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
-import { countPlan, diffKernel, isEmptyPlan, maxelemFor, tableKey, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp } from './diff.js';
-import { renderPlan, renderIptables, type Batches } from './render.js';
+import { countPlan, deltaSetOps, diffKernel, isEmptyPlan, maxelemFor, tableKey, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp, type SetOp, type TcOp } from './diff.js';
+import { tcReportedRate } from './read.js';
+import { createLine, renderPlan, renderIptables, type Batches } from './render.js';
 
 /** A batch the kernel refused; names the tool, the line and the object. */
 export class KernelApplyError extends Error {
@@ -51,6 +59,8 @@ export interface ReconcileResult {
   readonly batches: Batches;
   readonly applied: boolean;
   readonly fullRead: boolean;
+  /** the set operations came from the plan's delta (no set was diffed) */
+  readonly incremental: boolean;
   readonly timings: { readMs: number; diffMs: number; applyMs: number };
 }
 
@@ -80,6 +90,10 @@ export class Reconciler {
   private synced = false;
   /** last applied class rates per "dev classid", to catch changes finer than tc's text read-back */
   private appliedRates = new Map<string, { rate: number; ceil: number }>();
+  /** the plan (Desired.version) the kernel was last brought to; null = unknown */
+  private lastVersion: object | null = null;
+  /** our chains and tc tree as last read back, with what we applied since; null = read them */
+  private cache: { tables: Map<string, MangleState>; tc: Map<string, TcState>; at: number } | null = null;
 
   constructor(private config: Config, private readonly exec: Exec, private readonly log: Logger, private readonly clock: () => number = Date.now) {
     this.names = new Names(config);
@@ -92,7 +106,13 @@ export class Reconciler {
 
   /** Forget what we know: the next cycle reads everything back. */
   invalidate(): void {
+    this.forget();
+  }
+
+  private forget(): void {
     this.known = null;
+    this.cache = null;
+    this.lastVersion = null;
   }
 
   private async readSets(forceFull: boolean): Promise<{ sets: Map<string, ActualSet>; full: boolean }> {
@@ -117,7 +137,7 @@ export class Reconciler {
     for (const [name, info] of read) {
       sets.set(name, { family: info.family, maxelem: info.maxelem, members: new Set(info.entries), count: info.entries.length });
     }
-    this.known = sets;
+    this.known = new Map([...sets].map(([name, a]) => [name, { ...a, members: new Set(a.members) }]));
     this.lastFullRead = this.clock();
     return { sets, full: true };
   }
@@ -132,13 +152,25 @@ export class Reconciler {
   }
 
   async readActual(forceFull = false): Promise<{ actual: KernelActual; full: boolean }> {
+    const cached = this.cache !== null && !forceFull && this.clock() - this.cache.at < this.config.qos.verifyIntervalMs ? this.cache : null;
+    if (cached) {
+      const r = await this.readSets(false);
+      if (!r.full) return { actual: { sets: r.sets, tables: cached.tables, tc: cached.tc }, full: false };
+      // The sets were changed from outside: read the rest back too.
+      const [tables, tc] = await Promise.all([this.readAllTables(), this.readAllTc()]);
+      this.cache = { tables, tc, at: this.clock() };
+      return { actual: { sets: r.sets, tables, tc }, full: true };
+    }
     // The read-backs are independent: run them together.
-    const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
-    const [{ sets, full }, tables, tcs] = await Promise.all([
-      this.readSets(forceFull), this.readAllTables(), Promise.all(devs.map((d) => this.readTcDev(d))),
-    ]);
-    const tc = new Map<string, TcState>(tcs.map((t) => [t.dev, t]));
+    const [{ sets, full }, tables, tc] = await Promise.all([this.readSets(forceFull), this.readAllTables(), this.readAllTc()]);
+    this.cache = { tables, tc, at: this.clock() };
     return { actual: { sets, tables, tc }, full };
+  }
+
+  private async readAllTc(): Promise<Map<string, TcState>> {
+    const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
+    const tcs = await Promise.all(devs.map((d) => this.readTcDev(d)));
+    return new Map<string, TcState>(tcs.map((t) => [t.dev, t]));
   }
 
   /** Our chains and hooks in every table, one iptables-save and one ip6tables-save. */
@@ -158,7 +190,7 @@ export class Reconciler {
     const sweep = await this.pass(desired, opts, true);
     if (!sweep.applied) return first;
     return {
-      plan: first.plan, batches: first.batches, applied: true, fullRead: first.fullRead,
+      plan: first.plan, batches: first.batches, applied: true, fullRead: first.fullRead, incremental: first.incremental,
       counts: addCounts(first.counts, sweep.counts),
       timings: { readMs: first.timings.readMs + sweep.timings.readMs, diffMs: first.timings.diffMs + sweep.timings.diffMs, applyMs: first.timings.applyMs + sweep.timings.applyMs },
     };
@@ -170,35 +202,58 @@ export class Reconciler {
     try {
       read = await this.readActual();
     } catch (e) {
-      this.known = null;
+      this.forget();
       throw e;
     }
     const t1 = now();
     const kd = buildKernelDesired(this.config, desired, this.names);
-    const plan = withAppliedRates(diffKernel(kd, read.actual, { sweep }), kd, this.appliedRates);
+    const setOps = !read.full && desired.delta !== null && this.lastVersion !== null && desired.delta.base === this.lastVersion
+      ? deltaSetOps(kd.sets, desired.delta.sets, read.actual.sets)
+      : null;
+    const plan = withAppliedRates(diffKernel(kd, read.actual, { sweep, setOps: setOps ?? undefined }), kd, this.appliedRates);
     const batches = renderPlan(plan);
     const counts = countPlan(plan);
     const t2 = now();
+    const incremental = setOps !== null;
     if (opts.dryRun || isEmptyPlan(plan)) {
-      return { plan, counts, batches, applied: false, fullRead: read.full, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: 0 } };
+      if (!opts.dryRun) this.lastVersion = desired.version;
+      return { plan, counts, batches, applied: false, fullRead: read.full, incremental, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: 0 } };
     }
     try {
-      await this.apply(batches);
+      await this.apply(batches, concurrentTc(plan));
     } catch (e) {
-      this.known = null; // re-read everything next cycle
+      this.forget(); // re-read everything next cycle
       throw e;
     }
-    // Remember what the kernel now holds.
-    const known = new Map(this.known ?? []);
-    for (const s of kd.sets) {
-      const op = plan.sets.find((o) => o.name === s.name);
-      const prev = known.get(s.name);
-      known.set(s.name, { family: s.family, maxelem: op?.maxelem ?? prev?.maxelem ?? 65536, members: s.members, count: s.members.size });
+    this.remember(plan, kd.sets);
+    this.lastVersion = desired.version;
+    for (const d of kd.tc) for (const c of d.classes) this.appliedRates.set(`${d.dev} ${c.classid}`, { rate: c.rateBps, ceil: c.ceilBps });
+    return { plan, counts, batches, applied: true, fullRead: read.full, incremental, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: now() - t2 } };
+  }
+
+  /** What the kernel holds after a successful apply: the known sets updated by the operations (O(changes)), the cached chains and tc tree patched or dropped. */
+  private remember(plan: KernelPlan, sets: readonly SetSpec[]): void {
+    const known = this.known ?? new Map<string, ActualSet>();
+    for (const op of plan.sets) {
+      const prev = known.get(op.name);
+      let members: Set<string>;
+      if (op.create || op.rebuild || !prev?.members) {
+        members = new Set(op.create ? op.add : op.rebuild ?? sets.find((x) => x.name === op.name)?.members ?? []);
+      } else {
+        members = prev.members as Set<string>;
+        for (const ip of op.del) members.delete(ip);
+        for (const ip of op.add) members.add(ip);
+      }
+      known.set(op.name, { family: op.family, maxelem: op.maxelem, members, count: members.size });
     }
     for (const name of plan.destroy) known.delete(name);
     this.known = known;
-    for (const d of kd.tc) for (const c of d.classes) this.appliedRates.set(`${d.dev} ${c.classid}`, { rate: c.rateBps, ceil: c.ceilBps });
-    return { plan, counts, batches, applied: true, fullRead: read.full, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: now() - t2 } };
+    const classOnly = plan.tc.every((op) => op.kind === 'class' && op.verb === 'change');
+    if (!this.cache || plan.iptables[4].length || plan.iptables[6].length || !classOnly) {
+      this.cache = null;
+      return;
+    }
+    this.cache = { ...this.cache, tc: patchTcClasses(this.cache.tc, plan.tc) };
   }
 
   private async run(tool: BatchTool, cmd: string, args: string[], input: string): Promise<void> {
@@ -212,8 +267,18 @@ export class Reconciler {
     }
   }
 
-  /** Runs the batches in the fixed order. */
-  async apply(b: Batches): Promise<void> {
+  /**
+   * Runs the batches in the fixed order. `tcAlongside`: the tc batch only changes class
+   * rates and nothing else touches rules or creates sets, so it runs alongside the set
+   * changes (the order matters only between sets, the rules using them and the classes
+   * they lead to, none of which is created or removed then).
+   */
+  async apply(b: Batches, tcAlongside = false): Promise<void> {
+    if (tcAlongside && b.ipset && b.tc && !b.iptables[4] && !b.iptables[6] && !b.destroy) {
+      const both = await Promise.allSettled([this.run('ipset', 'ipset', ['restore'], b.ipset), this.run('tc', 'tc', ['-batch', '-'], b.tc)]);
+      for (const r of both) if (r.status === 'rejected') throw r.reason;
+      return;
+    }
     if (b.ipset) await this.run('ipset', 'ipset', ['restore'], b.ipset);
     if (b.iptables[4]) await this.run('iptables-restore', 'iptables-restore', ['--noflush', '-w'], b.iptables[4]);
     if (b.iptables[6]) await this.run('iptables-restore', 'ip6tables-restore', ['--noflush', '-w'], b.iptables[6]);
@@ -234,7 +299,7 @@ export class Reconciler {
     try {
       actual = (await this.readActual(true)).actual;
     } catch (e) {
-      this.known = null;
+      this.forget();
       throw e;
     }
     // 1. Fill temporary sets (no user-visible change).
@@ -247,11 +312,11 @@ export class Reconciler {
     for (const s of kd.sets) {
       const tmp = `${s.name}${TMP_SUFFIX}`;
       const m = maxelemOf(s);
-      fill.push(`create ${tmp} hash:ip family ${s.family} hashsize 1024 maxelem ${m} -exist`, `flush ${tmp}`);
+      fill.push(createLine(tmp, { family: s.family, maxelem: m }, s.members.size), `flush ${tmp}`);
       for (const ip of s.members) fill.push(`add ${tmp} ${ip} -exist`);
       const a = actual.sets.get(s.name);
       if (a && a.family !== s.family) throw new KernelApplyError('ipset', null, null, `set ${s.name}`, `exists with family ${a.family}, ${s.family} wanted: run reselqos clear first`);
-      swap.push(`create ${s.name} hash:ip family ${s.family} hashsize 1024 maxelem ${m} -exist`, `swap ${tmp} ${s.name}`, `destroy ${tmp}`);
+      swap.push(createLine(s.name, { family: s.family, maxelem: m }), `swap ${tmp} ${s.name}`, `destroy ${tmp}`);
     }
     try {
       await this.run('ipset', 'ipset', ['restore'], fill.join('\n') + '\n');
@@ -284,14 +349,16 @@ export class Reconciler {
       const wantedSets = new Set(kd.sets.map((s) => s.name));
       const stale = [...actual.sets.keys()].filter((n) => !wantedSets.has(n));
       if (stale.length) await this.run('ipset', 'ipset', ['restore'], stale.map((n) => `destroy ${n}`).join('\n') + '\n');
-      this.known = new Map(kd.sets.map((s) => [s.name, { family: s.family, maxelem: maxelemOf(s), members: s.members, count: s.members.size }]));
+      this.known = new Map(kd.sets.map((s) => [s.name, { family: s.family, maxelem: maxelemOf(s), members: new Set(s.members), count: s.members.size }]));
+      this.cache = null;
+      this.lastVersion = desired.version;
       this.lastFullRead = this.clock();
       this.synced = true;
       this.appliedRates.clear();
       for (const d of kd.tc) for (const c of d.classes) this.appliedRates.set(`${d.dev} ${c.classid}`, { rate: c.rateBps, ceil: c.ceilBps });
       return { fillMs: t1 - t0, gapMs: t2 - t1, sets: kd.sets.length, ips: desired.users.reduce((a, u) => a + u.ips.length, 0) };
     } catch (e) {
-      this.known = null;
+      this.forget();
       throw e;
     }
   }
@@ -333,7 +400,7 @@ export class Reconciler {
     const ours = [...headers.keys()].filter(this.names.isOurSet).sort();
     if (ours.length) await this.run('ipset', 'ipset', ['restore'], ours.map((n) => `destroy ${n}`).join('\n') + '\n');
     out.sets = ours.length;
-    this.known = null;
+    this.forget();
     this.synced = false;
     this.appliedRates.clear();
     return out;
@@ -358,6 +425,29 @@ function withAppliedRates(plan: KernelPlan, kd: ReturnType<typeof buildKernelDes
     }
   }
   return extra.length ? { ...plan, tc: [...plan.tc, ...extra] } : plan;
+}
+
+/** The plan only changes set members and class rates: tc may run alongside ipset. */
+function concurrentTc(plan: KernelPlan): boolean {
+  return plan.iptables[4].length === 0 && plan.iptables[6].length === 0 && plan.destroy.length === 0 &&
+    plan.sets.every((op: SetOp) => !op.create && !op.rebuild) &&
+    plan.tc.every((op: TcOp) => op.kind === 'class' && op.verb === 'change');
+}
+
+/** The tc state as it is after `class change` operations, as tc would report it back. */
+function patchTcClasses(tc: ReadonlyMap<string, TcState>, ops: readonly TcOp[]): Map<string, TcState> {
+  const out = new Map(tc);
+  for (const op of ops) {
+    if (op.kind !== 'class') continue;
+    const st = out.get(op.dev);
+    if (!st) continue;
+    const classes = st.classes.map((c) => c.classid !== op.spec.classid ? c : {
+      ...c, rateBps: tcReportedRate(op.spec.rateBps, c.exact), ceilBps: tcReportedRate(op.spec.ceilBps, c.exact),
+      ...(op.spec.quantum !== null && c.quantum !== undefined ? { quantum: op.spec.quantum } : {}),
+    });
+    out.set(op.dev, { ...st, classes });
+  }
+  return out;
 }
 
 function addCounts(a: PlanCounts, b: PlanCounts): PlanCounts {

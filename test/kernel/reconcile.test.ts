@@ -227,7 +227,8 @@ test('what this kernel lacks is said by name at start, before anything is touche
   assert.deepEqual((await kernelState()).setOf, before.setOf, 'nothing touched');
 });
 
-test('a cycle with nothing to change spawns read-back commands only, and a cheap one for sets', async () => {
+test('steady cycles: nothing to change spawns one cheap check; a move applies the planner\'s delta alongside tc; outside changes are caught', async () => {
+  await setVolume('bob', 0);
   const config = parseConfig(sandboxConfForTest(), 'qos.conf');
   const base = gwExec();
   const calls: string[] = [];
@@ -243,11 +244,44 @@ test('a cycle with nothing to change spawns read-back commands only, and a cheap
     const second = await rt.cycles.run();
     assert.ok(second.ok, second.error ?? '');
     assert.equal(second.applied, false);
-    assert.deepEqual(calls.sort(), ['ipset list -t', 'iptables-save ', 'ip6tables-save ',
-      'tc -j qdisc show dev int0', 'tc -j -d class show dev int0', 'tc filter show dev int0',
-      'tc -j qdisc show dev ext0', 'tc -j -d class show dev ext0', 'tc filter show dev ext0'].sort(), 'read-backs only (run concurrently)');
+    assert.deepEqual(calls, ['ipset list -t'], 'within verifyInterval only the set counts are read');
+
+    await setVolume('bob', 7_000_000_000, 3_500_000_000); // down group 3, up group 2
+    calls.length = 0;
+    const moved = await rt.cycles.run();
+    assert.ok(moved.ok, moved.error ?? '');
+    assert.equal(moved.result?.incremental, true, 'the set changes are the planner\'s delta');
+    assert.deepEqual(moved.moves, { down: 1, up: 1 });
+    assert.deepEqual(moved.counts?.ipset, { add: 2, del: 2 });
+    assert.deepEqual(calls.sort(), ['ipset list -t', 'ipset restore', 'tc -batch -'].sort());
+    const { setOf } = await kernelState();
+    assert.deepEqual(setOf.get('172.22.201.1'), ['qos_d3', 'qos_u2']);
+    const check = await planJson();
+    await assertClassesMatch(check);
+    assert.deepEqual([check.changes.ipset, check.changes.tc, check.changes.iptables], [{ add: 0, del: 0 }, { change: 0, add: 0 }, 0], 'a full diff from outside finds nothing left');
+
+    // Someone flushes one of our sets: the cheap check sees it, everything is read back and repaired.
+    await gw.exec('gw', 'ipset', ['flush', 'qos_d3']);
+    const repaired = await rt.cycles.run();
+    assert.ok(repaired.ok, repaired.error ?? '');
+    assert.equal(repaired.result?.fullRead, true);
+    assert.equal(repaired.result?.incremental, false);
+    assert.deepEqual((await kernelState()).setOf.get('172.22.201.1'), ['qos_d3', 'qos_u2']);
   } finally {
     await rt.close();
+  }
+  // With verifyInterval = 0 the chains and the tc tree are read back every cycle: a class deleted from outside comes back at once.
+  const eager = parseConfig(sandboxConfForTest('verifyInterval = 0s'), 'qos.conf');
+  const rt2 = await openRuntime(eager, { log: new MemoryLogger(), exec: base, persist: false });
+  try {
+    assert.ok((await rt2.cycles.run()).ok);
+    await gw.exec('gw', 'tc', ['class', 'del', 'dev', 'int0', 'classid', '1:12']);
+    const r = await rt2.cycles.run();
+    assert.ok(r.ok, r.error ?? '');
+    assert.ok((r.counts?.tc.add ?? 0) > 0, 'the class was added back');
+    await assertClassesMatch(await planJson());
+  } finally {
+    await rt2.close();
   }
 });
 
