@@ -387,6 +387,10 @@ interface SizeResult {
   readMs: number;
   diffMs: number;
   peakRssMB: number;
+  /** steady cycles whose set operations were the planner's delta, of all steady cycles */
+  incrementalCycles: { steady: number; of: number };
+  /** processes spawned per cycle (median): steady and idle */
+  spawnsPerCycle: { steady: number; idle: number; steadyExample: string[] };
   movesPerSteadyCycle: { users: number; ipsetAdds: number; ipsetDels: number; tcChanges: number };
   ratios: { applyVsRestore: number; ownIpsetVsRestore: number; spawnVsApply: number; ldapVsLdapsearch: number; mysqlVsClient: number };
   spawnPerOpMs: { direct: number; shell: number; netnsExec: number };
@@ -500,6 +504,7 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       check(s.moves.down === k && s.moves.up === k, `steady cycle ${i + 1}: moves d${s.moves.down}/u${s.moves.up}, expected ${k} each`, warnings);
       check(s.counts?.ipset.add === p.ips * 2 && s.counts?.ipset.del === p.ips * 2, `steady cycle ${i + 1}: ipset add/del ${s.counts?.ipset.add}/${s.counts?.ipset.del}, expected ${p.ips * 2} each`, warnings);
       check(!s.fullRead && s.warnings.length === 0, `steady cycle ${i + 1}: full read-back or warnings: ${s.warnings.join(' | ')}`, warnings);
+      check(s.incremental, `steady cycle ${i + 1}: the set operations were diffed, not the planner's delta`, warnings);
       steady.push(s);
       const sets = s.sets ?? [];
       const fwd = optimalBatch(sets, false);
@@ -613,6 +618,8 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       ldapFetchMs: st.ldapMs, baselineLdapsearchMs: ldapsearchMs, mysqlMs: st.mysqlMs, baselineMysqlMs: clientMs,
       planMs: st.planMs, readMs: st.readMs, diffMs: st.diffMs,
       peakRssMB: round(peak),
+      incrementalCycles: { steady: steady.filter((s) => s.incremental).length, of: steady.length },
+      spawnsPerCycle: { steady: median(steady.map((s) => s.spawns.length)), idle: median(idle.map((s) => s.spawns.length)), steadyExample: steady[0]?.spawns ?? [] },
       movesPerSteadyCycle: {
         users: k, ipsetAdds: median(per.map((x) => x.adds)), ipsetDels: median(per.map((x) => x.dels)),
         tcChanges: median(steady.map((s) => s.tc)),
@@ -728,11 +735,11 @@ function tables(results: readonly SizeResult[], ts: readonly Target[], meta: Rec
     lines.push(`| ${k(r.users)} | ${fmt(r.spawnPerOpMs.direct, 2)} | ${fmt(r.spawnPerOpMs.shell, 2)} | ${fmt(r.spawnPerOpMs.netnsExec, 2)} | ${fmt(r.baselineSpawnShellMs / r.applyMs, 0)}× | ${fmt(r.spawnTrue.daemonMs, 2)} (${fmt(r.spawnTrue.daemonRssMB, 0)}) | ${fmt(r.spawnTrue.orchestratorMs, 2)} (${fmt(r.spawnTrue.orchestratorRssMB, 0)}) |`);
   }
   lines.push('', '### Steady cycle by phase (medians, ms)', '');
-  lines.push('| users | LDAP | MySQL | plan | read-back | diff | apply | total | idle total | fixed-10-users total |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('| users | LDAP | MySQL | plan | read-back | diff | apply | total | idle total | fixed-10-users total | incremental steady cycles | processes per cycle: steady / idle |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const p = r.phases.steady;
-    lines.push(`| ${k(r.users)} | ${fmt(p.ldapMs)} | ${fmt(p.mysqlMs)} | ${fmt(p.planMs)} | ${fmt(p.readMs)} | ${fmt(p.diffMs)} | ${fmt(p.applyMs)} | ${fmt(p.totalMs)} | ${fmt(r.idleCycleMs)} | ${fmt(r.fixedCycleMs)} |`);
+    lines.push(`| ${k(r.users)} | ${fmt(p.ldapMs)} | ${fmt(p.mysqlMs)} | ${fmt(p.planMs)} | ${fmt(p.readMs)} | ${fmt(p.diffMs)} | ${fmt(p.applyMs)} | ${fmt(p.totalMs)} | ${fmt(r.idleCycleMs)} | ${fmt(r.fixedCycleMs)} | ${r.incrementalCycles.steady}/${r.incrementalCycles.of} | ${r.spawnsPerCycle.steady} / ${r.spawnsPerCycle.idle} |`);
   }
   const first = results[0];
   const last = results[results.length - 1];

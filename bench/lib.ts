@@ -26,6 +26,10 @@ export interface CycleSummary {
   counts: PlanCounts | null;
   applied: boolean;
   fullRead: boolean;
+  /** the set operations were the planner's delta (no set diffed) */
+  incremental: boolean;
+  /** processes the daemon spawned during the cycle (tool and first argument) */
+  spawns: string[];
   timings: Timings;
   /** set changes (only when asked for, and never for created sets) */
   sets: SetMove[] | null;

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'ldapts';
 import { parseConfig, type Config } from '../src/config/config.js';
-import { openRuntime, type Runtime } from '../src/daemon/runtime.js';
+import { kernelExec, openRuntime, type Runtime } from '../src/daemon/runtime.js';
+import type { Exec } from '../src/kernel/exec.js';
 import { fixedClock } from '../src/clock.js';
 import type { Logger } from '../src/log.js';
 import { LdapSource } from '../src/sources/ldap.js';
@@ -51,6 +52,8 @@ let clockIso = '';
 let lastUsers: Desired['users'] | null = null;
 let lastLimits: readonly number[] = [];
 let lastIpsetBatch: string | null = null;
+/** processes spawned through the runtime's exec seam since the last cycle started */
+const spawned: string[] = [];
 const picked = new Set<string>();
 let order: number[] | null = null;
 let cursor = 0;
@@ -77,6 +80,7 @@ async function cycle(withSets: boolean): Promise<CycleSummary> {
   lastUsers = null;
   lastIpsetBatch = null;
   log.take();
+  spawned.length = 0;
   // As the daemon's timer cycles do (interval 10 s): a slow LDAP fetch goes on in the background.
   const rep = await r.cycles.run({ ldapWaitMs: 5000 });
   const res = rep.result;
@@ -90,7 +94,8 @@ async function cycle(withSets: boolean): Promise<CycleSummary> {
   const m = mem();
   const summary: CycleSummary = {
     ok: rep.ok, error: rep.error, users: rep.users, ips: rep.ips, skipped: rep.skipped, moves: rep.moves, tc: rep.tc,
-    counts: rep.counts, applied: rep.applied, fullRead: res?.fullRead ?? false, timings: { ...rep.timings }, sets,
+    counts: rep.counts, applied: rep.applied, fullRead: res?.fullRead ?? false, incremental: res?.incremental ?? false,
+    spawns: [...spawned], timings: { ...rep.timings }, sets,
     batchBytes: {
       ipset: b?.ipset?.length ?? 0, ipt4: b?.iptables[4]?.length ?? 0, ipt6: b?.iptables[6]?.length ?? 0,
       tc: b?.tc?.length ?? 0, destroy: b?.destroy?.length ?? 0,
@@ -348,7 +353,12 @@ async function handle(m: Envelope): Promise<unknown> {
     case 'init': {
       clockIso = m.clockIso;
       const config = parseConfig(m.conf, 'bench qos.conf', { mode: 0o600 });
-      rt = await openRuntime(config, { log, persist: false, clock: fixedClock(m.clockIso) });
+      const base = kernelExec(config);
+      const recording: Exec = (cmd, args, opts) => {
+        spawned.push(`${cmd} ${args.slice(0, 2).join(' ')}`.trim());
+        return base(cmd, args, opts);
+      };
+      rt = await openRuntime(config, { log, persist: false, clock: fixedClock(m.clockIso), exec: recording });
       return mem();
     }
     case 'clear':
