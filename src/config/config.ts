@@ -65,6 +65,8 @@ export interface DatabaseConfig {
   readonly exclude: readonly ExcludeKind[];
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
+  /** period of the full re-read of closed hour buckets; 0 = no cache */
+  readonly closedRefreshMs: number;
 }
 
 export interface FirewallConfig {
@@ -524,6 +526,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     }, [] as ExcludeKind[]),
     connectTimeoutMs: d.duration('connectTimeout', 100),
     timeoutMs: d.duration('timeout', 100),
+    closedRefreshMs: d.duration('closedRefresh', 0),
   };
 
   // [firewall]

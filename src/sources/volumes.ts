@@ -1,13 +1,22 @@
 // The netacct volume source (mysql2). Owns the pool (connect and query timeouts),
-// the one parameterized query per table per cycle, and the sanitation of its rows.
+// the parameterized queries per table per cycle, the cache of closed hour buckets,
+// and the sanitation of the rows.
 // Identifiers come from the validated config only; values are always parameters.
 // Hour buckets are compared in the DATABASE server's time zone: the reset instant is
 // sent as a Unix timestamp and turned into server-local time by FROM_UNIXTIME.
+//
+// Cache: the buckets in [reset, B), B = the start of the previous hour bucket as the server
+// tells it (a 'YYYY-MM-DD HH:00:00' string sent back as a parameter), are summed per IP once;
+// each cycle reads only the buckets >= GREATEST(reset, B) and adds the cached sums. When the
+// hour turns, only the hour that closed is read and added; the whole closed part is re-read
+// when the reset changes and every [database] closedRefresh. Rows come back raw (no GROUP BY:
+// MariaDB's temporary table for GROUP BY ip costs more than summing in JS) and are streamed.
 
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
 import { parseIp } from '../net/ip.js';
 import type { Logger } from '../log.js';
+import type { IpParse } from '../net/ip.js';
 import { SourceUnavailableError, type Usage, type Volume } from './types.js';
 
 const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
@@ -33,8 +42,87 @@ export function volumesQuery(d: DatabaseConfig, table: string): string {
     `FROM ${q(table)} WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) GROUP BY ${q(d.columns.ip)}`;
 }
 
+/** SQL expression of one row's counted bytes of one direction; NULL when a counted column is NULL or negative. */
+function rowExpr(d: DatabaseConfig, dir: 'down' | 'up'): string {
+  const main = q(dir === 'down' ? d.columns.down : d.columns.up);
+  if (d.exclude.length === 0) return main; // NULL and negative values are told apart in JS
+  const suffix = dir === 'down' ? 'input' : 'output';
+  const excluded = d.exclude.map((k) => q(`${k}_${suffix}`));
+  const cols = [main, ...excluded];
+  const bad = cols.map((c) => `${c} IS NULL OR ${c} < 0`).join(' OR ');
+  return `CASE WHEN ${bad} THEN NULL ELSE GREATEST(${[main, ...excluded.map((c) => `- ${c}`)].join(' ')}, 0) END`;
+}
+
+function rowsSelect(d: DatabaseConfig, table: string): string {
+  return `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')} FROM ${q(table)} ` +
+    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?)`;
+}
+
+/**
+ * The per-cycle query: one row per traffic row (not grouped) of the buckets at or after both the
+ * reset (Unix time) and B ('YYYY-MM-DD HH:00:00', server local). Columns: ip, down, up (NULL = a
+ * NULL or negative counted column: the row is ignored).
+ */
+export function recentVolumesQuery(d: DatabaseConfig, table: string): string {
+  return `${rowsSelect(d, table)} AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
+}
+
+/** The closed-part query: rows of the buckets in [lo, hi) at or after the reset. Parameters: reset (Unix time), lo, hi. */
+export function closedVolumesQuery(d: DatabaseConfig, table: string): string {
+  const t = q(d.columns.time);
+  return `${rowsSelect(d, table)} AND ${t} >= CAST(? AS DATETIME) AND ${t} < CAST(? AS DATETIME)`;
+}
+
+/** Start of the previous hour bucket, server local time, as the literal both queries compare with. */
+const BOUNDARY_SQL = "SELECT DATE_FORMAT(NOW() - INTERVAL 1 HOUR, '%Y-%m-%d %H:00:00')";
+/** Lower bound of a closed part read from the reset on (below any DATETIME the reset can be). */
+const MIN_BUCKET = '1000-01-01 00:00:00';
+
+/** Sums of a set of rows of one table, and what was wrong in them. Never mutated once built. */
+interface Part {
+  readonly sums: ReadonlyMap<string, Volume>;
+  /** canonical IPs with a NULL or negative row */
+  readonly badRows: ReadonlySet<string>;
+  /** raw IP string -> why it is not an address */
+  readonly badIps: ReadonlyMap<string, string>;
+  readonly rows: number;
+}
+
+interface Closed extends Part {
+  readonly resetUnix: number;
+  /** the part covers [reset, boundary) */
+  readonly boundary: string;
+  /** now (ms) of the last full read */
+  readonly readAt: number;
+}
+
+class PartBuilder {
+  readonly sums: Map<string, Volume>;
+  readonly badRows: Set<string>;
+  readonly badIps: Map<string, string>;
+  rows = 0;
+
+  /** Starts from `base` (copied, its Volume objects shared and never mutated). */
+  constructor(base?: Part) {
+    this.sums = new Map(base?.sums);
+    this.badRows = new Set(base?.badRows);
+    this.badIps = new Map(base?.badIps);
+    this.rows = base?.rows ?? 0;
+  }
+
+  add(ip: string, down: number, up: number): void {
+    const v = this.sums.get(ip);
+    this.sums.set(ip, v ? { down: v.down + down, up: v.up + up } : { down, up });
+  }
+}
+
 export class VolumeSource {
   private pool: mysql.Pool | null = null;
+  /** closed part per table */
+  private readonly closed = new Map<string, Closed>();
+  /** raw IP string -> parse result, across fetches */
+  private readonly ips = new Map<string, IpParse>();
+  private lastRows = 0;
 
   constructor(private readonly config: Pick<Config, 'database'>, private readonly log: Logger) {}
 
@@ -53,40 +141,139 @@ export class VolumeSource {
     return this.pool;
   }
 
+  private parse(raw: string): IpParse {
+    let p = this.ips.get(raw);
+    if (p === undefined) {
+      p = parseIp(raw);
+      this.ips.set(raw, p);
+    }
+    return p;
+  }
+
+  private failed(table: string, e: unknown): never {
+    const d = this.config.database;
+    const err = e as { code?: string; message?: string };
+    throw new SourceUnavailableError('mysql', `volumes query on ${d.db}.${table} at ${d.socket ?? `${d.host}:${d.port}`} failed: ${err.code ?? ''} ${err.message ?? String(e)}`.replace(/\s+/g, ' '), { cause: e });
+  }
+
+  /** Streams the rows of `sql` (ip, down, up) into `into`: no array of all rows is built. */
+  private scan(sql: string, values: unknown[], into: PartBuilder): Promise<void> {
+    const d = this.config.database;
+    return new Promise((resolve, reject) => {
+      let failed = false;
+      const query = this.getPool().pool.query({ sql, values, timeout: d.timeoutMs, rowsAsArray: true });
+      query.on('result', (row: unknown) => {
+        const [ipRaw, downRaw, upRaw] = row as [unknown, unknown, unknown];
+        into.rows++;
+        const raw = ipRaw === null ? '' : String(ipRaw);
+        const ip = this.parse(raw);
+        if (!ip.ok) {
+          if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
+          return;
+        }
+        let down = downRaw === null ? -1 : Number(downRaw);
+        let up = upRaw === null ? -1 : Number(upRaw);
+        if (down < 0 || up < 0) {
+          into.badRows.add(ip.ip);
+          if (down < 0) down = 0;
+          if (up < 0) up = 0;
+        }
+        into.add(ip.ip, down, up);
+      });
+      query.on('error', (e: unknown) => {
+        if (!failed) reject(e);
+        failed = true;
+      });
+      query.on('end', () => { if (!failed) resolve(); });
+    });
+  }
+
+  private async query<T>(table: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      await this.close();
+      this.failed(table, e);
+    }
+  }
+
+  /** B: the start of the previous hour bucket, server local time ('YYYY-MM-DD HH:00:00'). */
+  protected async boundary(): Promise<string> {
+    const [res] = await this.getPool().query({ sql: BOUNDARY_SQL, timeout: this.config.database.timeoutMs });
+    return String((res as unknown[][])[0]![0]);
+  }
+
   /** Bytes per canonical IP since resetAt (both tables when table6 is set). */
   async fetch(resetAt: Date, now: Date = new Date()): Promise<Usage> {
     const d = this.config.database;
-    const byIp = new Map<string, Volume>();
+    const resetUnix = Math.floor(resetAt.getTime() / 1000);
+    const tables = [d.table, ...(d.table6 ? [d.table6] : [])];
+    const parts: Part[] = [];
+    let rows = 0;
+    if (d.closedRefreshMs === 0) {
+      this.closed.clear();
+      for (const table of tables) {
+        const b = new PartBuilder();
+        await this.query(table, () => this.scan(rowsSelect(d, table), [resetUnix], b));
+        parts.push(b);
+        rows += b.rows;
+      }
+    } else {
+      const boundary = await this.query(d.table, () => this.boundary());
+      for (const table of tables) {
+        const closed = await this.closedPart(table, resetUnix, boundary, now.getTime());
+        const b = new PartBuilder();
+        await this.query(table, () => this.scan(recentVolumesQuery(d, table), [resetUnix, boundary], b));
+        parts.push(closed, b);
+        rows += closed.rows + b.rows;
+      }
+    }
+    // bounded: IPs that left the table do not stay forever
+    if (this.ips.size > 4 * Math.max(this.lastRows, rows, 1000)) this.ips.clear();
+    this.lastRows = rows;
+    return this.merge(parts, tables.length, resetAt, now);
+  }
+
+  /** The closed part of `table` for this reset and boundary: cached, advanced by the hours that closed, or read whole. */
+  private async closedPart(table: string, resetUnix: number, boundary: string, nowMs: number): Promise<Closed> {
+    const d = this.config.database;
+    const sql = closedVolumesQuery(d, table);
+    const c = this.closed.get(table);
+    const fresh = c !== undefined && c.resetUnix === resetUnix && nowMs >= c.readAt && nowMs - c.readAt < d.closedRefreshMs;
+    if (fresh && c.boundary === boundary) return c;
+    let next: Closed;
+    if (fresh && boundary > c.boundary) {
+      // the hour turned: add the bucket(s) that closed since
+      const b = new PartBuilder(c);
+      await this.query(table, () => this.scan(sql, [resetUnix, c.boundary, boundary], b));
+      next = { ...partOf(b), resetUnix, boundary, readAt: c.readAt };
+    } else {
+      this.closed.delete(table);
+      const b = new PartBuilder();
+      await this.query(table, () => this.scan(sql, [resetUnix, MIN_BUCKET, boundary], b));
+      next = { ...partOf(b), resetUnix, boundary, readAt: nowMs };
+    }
+    this.closed.set(table, next);
+    return next;
+  }
+
+  /** Sums the parts (pairs per table: closed, recent) into one Usage, warnings once per fetch. */
+  private merge(parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
+    const per = parts.length / tables;
+    const byIp = new Map<string, Volume>(parts[0]!.sums);
+    for (const p of parts.slice(1)) {
+      for (const [ip, v] of p.sums) {
+        const old = byIp.get(ip);
+        byIp.set(ip, old ? { down: old.down + v.down, up: old.up + v.up } : v);
+      }
+    }
     const badRows: string[] = [];
     const badIps: string[] = [];
-    const tables = [d.table, ...(d.table6 ? [d.table6] : [])];
-    for (const table of tables) {
-      let rows: unknown[][];
-      try {
-        const [res] = await this.getPool().query({ sql: volumesQuery(d, table), timeout: d.timeoutMs, values: [Math.floor(resetAt.getTime() / 1000)] });
-        rows = res as unknown[][];
-      } catch (e) {
-        await this.close();
-        const err = e as { code?: string; message?: string };
-        throw new SourceUnavailableError('mysql', `volumes query on ${d.db}.${table} at ${d.socket ?? `${d.host}:${d.port}`} failed: ${err.code ?? ''} ${err.message ?? String(e)}`.replace(/\s+/g, ' '), { cause: e });
-      }
-      for (const row of rows) {
-        const [ipRaw, down, up, badDown, badUp] = row as [string | null, number | null, number | null, number | null, number | null];
-        const ip = parseIp(String(ipRaw ?? ''));
-        if (!ip.ok) {
-          if (badIps.length < 5) badIps.push(`${JSON.stringify(ipRaw)} (${ip.reason})`);
-          else badIps.push('');
-          continue;
-        }
-        if ((badDown ?? 0) > 0 || (badUp ?? 0) > 0) badRows.push(ip.ip);
-        const v = byIp.get(ip.ip);
-        if (v) {
-          v.down += Number(down ?? 0);
-          v.up += Number(up ?? 0);
-        } else {
-          byIp.set(ip.ip, { down: Number(down ?? 0), up: Number(up ?? 0) });
-        }
-      }
+    for (let t = 0; t < tables; t++) {
+      const mine = parts.slice(t * per, (t + 1) * per);
+      badRows.push(...new Set(mine.flatMap((p) => [...p.badRows])));
+      const ips = new Map(mine.flatMap((p) => [...p.badIps]));
+      for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? `${JSON.stringify(raw)} (${reason})` : '');
     }
     if (badRows.length > 0) {
       this.log.warn(`mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`);
@@ -102,4 +289,8 @@ export class VolumeSource {
     this.pool = null;
     if (p) await p.end().catch(() => undefined);
   }
+}
+
+function partOf(b: PartBuilder): Part {
+  return { sums: b.sums, badRows: b.badRows, badIps: b.badIps, rows: b.rows };
 }
