@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../src/config/config.js';
 import { resetInstant } from '../src/policy/policy.js';
-import { volumesQuery } from '../src/sources/volumes.js';
+import { recentVolumesQuery } from '../src/sources/volumes.js';
 import { startSlapd } from '../src/sandbox/slapd.js';
 import { startMariadb, type MariadbServer, type TrafficRow } from '../src/sandbox/mariadb.js';
 import { createGateway, type Gateway } from '../src/sandbox/netns.js';
@@ -346,7 +346,10 @@ async function ldapsearchOnce(config: Config): Promise<{ ms: number; entries: nu
 
 async function mariadbOnce(config: Config, resetUnix: number, db: MariadbServer): Promise<{ ms: number; rows: number }> {
   const d = config.database;
-  const sql = volumesQuery(d, d.table).replace('?', String(resetUnix));
+  // The daemon's per-cycle query (rows at or after the reset and the previous hour bucket), the
+  // boundary computed by the server as the daemon asks it to.
+  const sql = recentVolumesQuery(d, d.table).replace('?', String(resetUnix))
+    .replace('CAST(? AS DATETIME)', "CAST(DATE_FORMAT(NOW() - INTERVAL 1 HOUR, '%Y-%m-%d %H:00:00') AS DATETIME)");
   const r = await runCounting('mariadb', [
     '--no-defaults', '--protocol=TCP', '-h', d.host, '-P', String(d.port), '-u', d.user, '-D', d.db, '-B', '-N', '-e', sql,
   ], { ...process.env, MYSQL_PWD: db.password }, /\n/g);
