@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../src/config/config.js';
 import { resetInstant } from '../src/policy/policy.js';
-import { recentVolumesQuery } from '../src/sources/volumes.js';
+import { BOUNDARY_SQL, recentVolumesQuery } from '../src/sources/volumes.js';
 import { startSlapd } from '../src/sandbox/slapd.js';
 import { startMariadb, type MariadbServer, type TrafficRow } from '../src/sandbox/mariadb.js';
 import { createGateway, type Gateway } from '../src/sandbox/netns.js';
@@ -346,10 +346,10 @@ async function ldapsearchOnce(config: Config): Promise<{ ms: number; entries: nu
 
 async function mariadbOnce(config: Config, resetUnix: number, db: MariadbServer): Promise<{ ms: number; rows: number }> {
   const d = config.database;
-  // The daemon's per-cycle query (rows at or after the reset and the previous hour bucket), the
+  // The daemon's per-cycle query (rows at or after the reset and the open hour bucket(s)), the
   // boundary computed by the server as the daemon asks it to.
   const sql = recentVolumesQuery(d, d.table).replace('?', String(resetUnix))
-    .replace('CAST(? AS DATETIME)', "CAST(DATE_FORMAT(NOW() - INTERVAL 1 HOUR, '%Y-%m-%d %H:00:00') AS DATETIME)");
+    .replace('CAST(? AS DATETIME)', `CAST((${BOUNDARY_SQL}) AS DATETIME)`);
   const r = await runCounting('mariadb', [
     '--no-defaults', '--protocol=TCP', '-h', d.host, '-P', String(d.port), '-u', d.user, '-D', d.db, '-B', '-N', '-e', sql,
   ], { ...process.env, MYSQL_PWD: db.password }, /\n/g);

@@ -66,7 +66,7 @@ export const KEYS: readonly KeySpec[] = [
   k('database', 'exclude', '', true, 'comma list of peer, direct, local: bytes in those <kind>_input/<kind>_output columns are not counted'),
   k('database', 'connectTimeout', '5s', true, 'connect timeout'),
   k('database', 'timeout', '20s', true, 'query timeout'),
-  k('database', 'closedRefresh', '15m', true, 'the volumes of hour buckets older than the previous hour (server local time) are cached and re-read only this often, when the reset changes, or when the hour turns (then only the hour that closed); each cycle reads the previous and current hours. Rows written late into older buckets are picked up at the next refresh. 0 = no cache: the whole day every cycle'),
+  k('database', 'closedRefresh', '15m', true, 'the volumes of closed hour buckets (server local time; an hour closes 15 minutes after its end, three nacctd flushes) are cached and re-read only this often, when the reset changes, or when an hour closes (then only that hour); each cycle reads the open hours. Rows written later into closed buckets are picked up at the next refresh. 0 = no cache: the whole day every cycle'),
   // [firewall]
   k('firewall', 'enabled', '1', true, '0 = no filtering at all (QoS only)'),
   k('firewall', 'areaPrefix', '172.22.', true, 'IPv4 prefix of this campus, prepended to ipHostNumber suffixes'),

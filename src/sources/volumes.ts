@@ -5,8 +5,10 @@
 // Hour buckets are compared in the DATABASE server's time zone: the reset instant is
 // sent as a Unix timestamp and turned into server-local time by FROM_UNIXTIME.
 //
-// Cache: the buckets in [reset, B), B = the start of the previous hour bucket as the server
-// tells it (a 'YYYY-MM-DD HH:00:00' string sent back as a parameter), are summed per IP once;
+// Cache: the buckets in [reset, B), B = the start of the hour bucket of NOW() - 15 minutes as
+// the server tells it (a 'YYYY-MM-DD HH:00:00' string sent back as a parameter: the previous
+// hour until HH:15, so that nacctd's last flushes into it (every 300 s) are still read, then
+// the current hour), are summed per IP once;
 // each cycle reads only the buckets >= GREATEST(reset, B) and adds the cached sums. When the
 // hour turns, only the hour that closed is read and added; the whole closed part is re-read
 // when the reset changes and every [database] closedRefresh. Rows come back raw (no GROUP BY:
@@ -73,8 +75,12 @@ export function closedVolumesQuery(d: DatabaseConfig, table: string): string {
   return `${rowsSelect(d, table)} AND ${t} >= CAST(? AS DATETIME) AND ${t} < CAST(? AS DATETIME)`;
 }
 
-/** Start of the previous hour bucket, server local time, as the literal both queries compare with. */
-const BOUNDARY_SQL = "SELECT DATE_FORMAT(NOW() - INTERVAL 1 HOUR, '%Y-%m-%d %H:00:00')";
+/**
+ * B: start of the hour bucket of NOW() - 15 min, server local time, the literal both queries
+ * compare with. 15 minutes = three nacctd flushes (300 s) after the hour turned: late rows into
+ * the hour that ended are still read every cycle until then.
+ */
+export const BOUNDARY_SQL = "SELECT DATE_FORMAT(NOW() - INTERVAL 15 MINUTE, '%Y-%m-%d %H:00:00')";
 /** Lower bound of a closed part read from the reset on (below any DATETIME the reset can be). */
 const MIN_BUCKET = '1000-01-01 00:00:00';
 
@@ -102,9 +108,12 @@ class PartBuilder {
   readonly badIps: Map<string, string>;
   rows = 0;
 
-  /** Starts from `base` (copied, its Volume objects shared and never mutated). */
-  constructor(base?: Part) {
-    this.sums = new Map(base?.sums);
+  /**
+   * Starts from `base` (copied, its Volume objects shared and never mutated), or adds into
+   * `sums` (a map this builder may write to; its Volume objects are replaced, never mutated).
+   */
+  constructor(base?: Part, sums?: Map<string, Volume>) {
+    this.sums = sums ?? new Map(base?.sums);
     this.badRows = new Set(base?.badRows);
     this.badIps = new Map(base?.badIps);
     this.rows = base?.rows ?? 0;
@@ -197,7 +206,7 @@ export class VolumeSource {
     }
   }
 
-  /** B: the start of the previous hour bucket, server local time ('YYYY-MM-DD HH:00:00'). */
+  /** B: the start of the hour bucket of NOW() - 15 min, server local time ('YYYY-MM-DD HH:00:00'). */
   protected async boundary(): Promise<string> {
     const [res] = await this.getPool().query({ sql: BOUNDARY_SQL, timeout: this.config.database.timeoutMs });
     return String((res as unknown[][])[0]![0]);
@@ -210,28 +219,39 @@ export class VolumeSource {
     const tables = [d.table, ...(d.table6 ? [d.table6] : [])];
     const parts: Part[] = [];
     let rows = 0;
+    // Every part's rows are summed into this one map (the cached closed parts are copied, never written).
+    let byIp: Map<string, Volume> | null = null;
     if (d.closedRefreshMs === 0) {
       this.closed.clear();
+      byIp = new Map();
       for (const table of tables) {
-        const b = new PartBuilder();
+        const b = new PartBuilder(undefined, byIp);
         await this.query(table, () => this.scan(rowsSelect(d, table), [resetUnix], b));
-        parts.push(b);
+        parts.push(partOf(b, false), emptyPart);
         rows += b.rows;
       }
     } else {
       const boundary = await this.query(d.table, () => this.boundary());
       for (const table of tables) {
         const closed = await this.closedPart(table, resetUnix, boundary, now.getTime());
-        const b = new PartBuilder();
+        if (byIp === null) {
+          byIp = new Map(closed.sums);
+        } else {
+          for (const [ip, v] of closed.sums) {
+            const old = byIp.get(ip);
+            byIp.set(ip, old ? { down: old.down + v.down, up: old.up + v.up } : v);
+          }
+        }
+        const b = new PartBuilder(undefined, byIp);
         await this.query(table, () => this.scan(recentVolumesQuery(d, table), [resetUnix, boundary], b));
-        parts.push(closed, b);
+        parts.push(closed, partOf(b, false));
         rows += closed.rows + b.rows;
       }
     }
     // bounded: IPs that left the table do not stay forever
     if (this.ips.size > 4 * Math.max(this.lastRows, rows, 1000)) this.ips.clear();
     this.lastRows = rows;
-    return this.merge(parts, tables.length, resetAt, now);
+    return this.report(byIp ?? new Map(), parts, tables.length, resetAt, now);
   }
 
   /** The closed part of `table` for this reset and boundary: cached, advanced by the hours that closed, or read whole. */
@@ -257,16 +277,9 @@ export class VolumeSource {
     return next;
   }
 
-  /** Sums the parts (pairs per table: closed, recent) into one Usage, warnings once per fetch. */
-  private merge(parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
+  /** The Usage from the summed map; the warnings of the parts (pairs per table: closed, recent) once per fetch. */
+  private report(byIp: Map<string, Volume>, parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
     const per = parts.length / tables;
-    const byIp = new Map<string, Volume>(parts[0]!.sums);
-    for (const p of parts.slice(1)) {
-      for (const [ip, v] of p.sums) {
-        const old = byIp.get(ip);
-        byIp.set(ip, old ? { down: old.down + v.down, up: old.up + v.up } : v);
-      }
-    }
     const badRows: string[] = [];
     const badIps: string[] = [];
     for (let t = 0; t < tables; t++) {
@@ -291,6 +304,9 @@ export class VolumeSource {
   }
 }
 
-function partOf(b: PartBuilder): Part {
-  return { sums: b.sums, badRows: b.badRows, badIps: b.badIps, rows: b.rows };
+/** The builder's part; without its sums when they went into a shared map (only its warnings count then). */
+function partOf(b: PartBuilder, withSums = true): Part {
+  return { sums: withSums ? b.sums : new Map(), badRows: b.badRows, badIps: b.badIps, rows: b.rows };
 }
+
+const emptyPart: Part = { sums: new Map(), badRows: new Set(), badIps: new Map(), rows: 0 };

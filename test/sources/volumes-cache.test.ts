@@ -11,7 +11,7 @@ import { sandboxConf } from '../../src/sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { parseIp } from '../../src/net/ip.js';
-import { VolumeSource, volumesQuery } from '../../src/sources/volumes.js';
+import { BOUNDARY_SQL, VolumeSource, volumesQuery } from '../../src/sources/volumes.js';
 import type { Volume } from '../../src/sources/types.js';
 
 const ZONE = '+09:00';
@@ -106,9 +106,11 @@ test('cached volumes equal the whole-day query: random hours, rows added between
     assert.ok(log.of('warn').some((w) => /NULL or negative/.test(w)), log.of('warn').join('\n'));
     assert.ok(log.of('warn').some((w) => /"300\.1\.2\.3" \(octet above 255\)/.test(w)), log.of('warn').join('\n'));
 
-    // rows flushed into the previous and the current hour (and one ahead) between fetches are seen at once
+    // rows flushed into the open hours (the previous one until HH:15, the current one, one ahead) between fetches are seen at once
+    const [[open]] = (await ref.query({ sql: BOUNDARY_SQL, rowsAsArray: true }))[0] as [[string]];
+    const openHours = [...new Set([open, bucketOf(h0), bucketOf(h0 + H)])];
     for (let i = 1; i <= 3; i++) {
-      await db.query(randomRows('traffic', IPS, [bucketOf(h0 - H), bucketOf(h0), bucketOf(h0 + H)], 50) + randomRows('traffic6', IPS6, [bucketOf(h0)], 5));
+      await db.query(randomRows('traffic', IPS, openHours, 50) + randomRows('traffic6', IPS6, [bucketOf(h0)], 5));
       const u = await cached.fetch(reset, new Date(t.getTime() + i * 10_000));
       assert.deepEqual(u.byIp, await reference(config, reset), `fetch ${i}`);
     }
