@@ -50,6 +50,8 @@ export interface LdapConfig {
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
   readonly maxShrink: number; // share 0..1
+  /** period of the full fetch; 0 = full fetch every cycle (no change searches) */
+  readonly refreshMs: number;
 }
 
 export interface DatabaseConfig {
@@ -498,6 +500,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     connectTimeoutMs: l.duration('connectTimeout', 100),
     timeoutMs: l.duration('timeout', 100),
     maxShrink: l.share('maxShrink'),
+    refreshMs: l.duration('refresh', 0),
   };
   if (ldap.basePeople === '') ctx.problem('ldap', 'basepeople', 'must not be empty');
   if (ldap.baseHosts === '') ctx.problem('ldap', 'basehosts', 'must not be empty');

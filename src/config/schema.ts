@@ -49,6 +49,7 @@ export const KEYS: readonly KeySpec[] = [
   k('ldap', 'pageSize', '500', true, 'entries per page of the paged search (keep at or below the server size limit)'),
   k('ldap', 'connectTimeout', '5s', true, 'TCP/TLS connect timeout'),
   k('ldap', 'timeout', '20s', true, 'timeout of one LDAP operation (each page)'),
+  k('ldap', 'refresh', '10m', true, 'period of the full directory fetch; between two, each cycle asks only for the entries modified since the last one (modifyTimestamp, needs `index modifyTimestamp eq` on the server). Deleted entries are only noticed by the next full fetch (or `reselqos update`). 0 = a full fetch every cycle'),
   k('ldap', 'maxShrink', '20%', true, 'refuse a directory that lost more than this share of machines since the last good one'),
   // [database]
   k('database', 'host', undefined, true, 'MySQL/MariaDB server: host name or host:port'),

@@ -77,8 +77,11 @@ export class CycleRunner {
     this.config = config;
   }
 
-  /** One cycle. `ldapWaitMs`: how long to wait for a slow LDAP fetch before going on with the last directory. */
-  async run(opts: { force?: boolean; dryRun?: boolean; ldapWaitMs?: number } = {}): Promise<CycleReport> {
+  /**
+   * One cycle. `ldapWaitMs`: how long to wait for a slow LDAP fetch before going on with the last
+   * directory. `fullLdap`: a full directory fetch, awaited, rather than a change search.
+   */
+  async run(opts: { force?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
     const t0 = performance.now();
     const at = this.clock().setZone(this.config.qos.timezone);
     const reset = resetInstant(this.config.qos, at);
@@ -98,7 +101,7 @@ export class CycleRunner {
       desired: null, result: null,
     };
     const [dir, usage] = await Promise.allSettled([
-      this.limit(() => timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, waitMs: opts.ldapWaitMs }), (x) => (ldapMs = x))),
+      this.limit(() => timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x))),
       this.limit(() => timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x))),
     ]);
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };

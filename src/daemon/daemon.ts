@@ -89,13 +89,13 @@ export class Daemon {
   }
 
   /** Runs a cycle after any cycle in flight: cycles never overlap. */
-  cycle(opts: { force?: boolean; ldapWaitMs?: number } = {}): Promise<CycleReport> {
+  cycle(opts: { force?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
     const run = this.queue.then(() => this.runCycle(opts));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async runCycle(opts: { force?: boolean; ldapWaitMs?: number }): Promise<CycleReport> {
+  private async runCycle(opts: { force?: boolean; ldapWaitMs?: number; fullLdap?: boolean }): Promise<CycleReport> {
     const report = await this.rt.cycles.run(opts);
     this.last = report;
     const line = summaryLine(report);
@@ -160,7 +160,8 @@ export class Daemon {
       case 'status':
         return { ok: true, status: this.status() };
       case 'update': {
-        const r = await this.cycle({ force: req.force === true });
+        // `reselqos update`: a full directory fetch (deletions are seen by full fetches only).
+        const r = await this.cycle({ force: req.force === true, fullLdap: true });
         return { ok: r.ok, summary: summaryLine(r) };
       }
       case 'reload':

@@ -257,6 +257,8 @@ function slapdConf(o: {
       'index host eq',
       'index uidProprio eq',
       'index ipHostNumber eq',
+      // Change searches ((modifyTimestamp>=...)): back-mdb answers >= from the eq index of a generalizedTime.
+      'index modifyTimestamp eq',
       // Without size.prtotal, paged searches stop at the hard limit too ("Size limit exceeded").
       `limits * size.soft=${size} size.hard=${size} size.prtotal=${o.pagedTotalLimit}`,
       'access to attrs=userPassword by anonymous auth by * none',

@@ -63,7 +63,8 @@ export interface BuildOptions {
   readonly fetchedAt: string;
 }
 
-function buildOwner(e: RawEntry, kind: OwnerKind, o: BuildOptions, skipped: Skipped[]): Owner | null {
+/** Builds one owner from its entry; null (and a named skip) when the entry cannot be an owner. */
+export function buildOwner(e: RawEntry, kind: OwnerKind, o: BuildOptions, skipped: Skipped[]): Owner | null {
   const a = o.ldap.attrs;
   const uid = first(e, a.uid)?.trim();
   if (!uid) {
@@ -92,67 +93,52 @@ function buildOwner(e: RawEntry, kind: OwnerKind, o: BuildOptions, skipped: Skip
   };
 }
 
-/**
- * Builds the Directory. Deterministic: the same entries in any order give the same result.
- * An IP claimed by machines of two owners goes to the owner whose uid sorts first.
- */
-export function buildDirectory(raw: RawDirectory, o: BuildOptions): Directory {
-  const skipped: Skipped[] = [];
-  const a = o.ldap.attrs;
-  const byDn = new Map<string, Owner>();
-  const byUid = new Map<string, Owner[]>();
-  const owners: Owner[] = [];
-  const addOwners = (entries: readonly RawEntry[], kind: OwnerKind): void => {
-    for (const e of entries) {
-      const owner = buildOwner(e, kind, o, skipped);
-      if (!owner) continue;
-      const key = normalizeDn(e.dn);
-      if (byDn.has(key)) continue;
-      byDn.set(key, owner);
-      const lower = owner.uid.toLowerCase();
-      byUid.set(lower, [...(byUid.get(lower) ?? []), owner]);
-      owners.push(owner);
-    }
-  };
-  addOwners(raw.people, 'person');
-  addOwners(raw.orgas, 'organisation');
-  // Two owners with the same uid (a person and a club): the second is ambiguous.
-  for (const [, list] of byUid) {
-    if (list.length > 1) {
-      for (const dup of list.slice(1)) skipped.push({ dn: dup.dn, reason: `uid "${dup.uid}" also used by ${list[0]!.dn}; their machines count as one user` });
-    }
-  }
+/** Valid owners by normalized DN and by lowercased uid (several owners may share a uid). */
+export interface OwnerIndex {
+  readonly byDn: Map<string, Owner>;
+  readonly byUid: Map<string, Owner[]>;
+}
 
-  interface Draft { dn: string; host: string; owner: string; active: boolean; ips4: string[]; ips6: string[] }
-  const drafts: Draft[] = [];
+/** The owner a machine's owner attribute names: by normalized DN, else by the uid of its first RDN if unique. */
+export function resolveOwner(index: OwnerIndex, ownerDn: string, uidAttr: string): Owner | undefined {
+  const owner = index.byDn.get(normalizeDn(ownerDn));
+  if (owner) return owner;
+  const uid = uidOfDn(ownerDn, uidAttr);
+  const candidates = uid ? index.byUid.get(uid.toLowerCase()) : undefined;
+  return candidates?.length === 1 ? candidates[0] : undefined;
+}
+
+/** A machine entry read but not yet tied to its owner: IPs joined, zones read. */
+export interface HostDraft {
+  readonly dn: string;
+  readonly host: string;
+  /** the owner attribute as written; null = absent (the entry is skipped) */
+  readonly ownerDn: string | null;
+  readonly active: boolean;
+  readonly ips4: string[];
+  readonly ips6: string[];
+  /** values that could not be read (pushed to skipped only if the owner exists) */
+  readonly ipSkips: Skipped[];
+}
+
+export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
+  const a = o.ldap.attrs;
+  const ownerDn = first(e, a.owner) ?? null;
+  const zones = all(e, a.zone);
   const inactive = o.ldap.inactiveZone.toLowerCase();
-  for (const e of raw.hosts) {
-    const ownerDn = first(e, a.owner);
-    if (!ownerDn) {
-      skipped.push({ dn: e.dn, reason: `no ${a.owner}` });
-      continue;
-    }
-    let owner = byDn.get(normalizeDn(ownerDn));
-    if (!owner) {
-      const uid = uidOfDn(ownerDn, a.uid);
-      const candidates = uid ? byUid.get(uid.toLowerCase()) : undefined;
-      if (candidates?.length === 1) owner = candidates[0];
-    }
-    if (!owner) {
-      skipped.push({ dn: e.dn, reason: `owner ${ownerDn} does not exist` });
-      continue;
-    }
-    const zones = all(e, a.zone).map((z) => z.trim().toLowerCase());
-    const active = !zones.includes(inactive);
-    const ips4: string[] = [];
-    const ips6: string[] = [];
+  let active = true;
+  for (const z of zones) if (z.trim().toLowerCase() === inactive) active = false;
+  const ips4: string[] = [];
+  const ips6: string[] = [];
+  const ipSkips: Skipped[] = [];
+  if (ownerDn) {
     for (const v of all(e, a.ip)) {
       // No trimming: whitespace or a newline in a value is an error, named.
       const campus = joinIpv4(o.firewall.areaPrefix, v);
       if (campus.ok) {
         if (!ips4.includes(campus.ip)) ips4.push(campus.ip);
       } else {
-        skipped.push({ dn: e.dn, reason: `${a.ip} ${JSON.stringify(v)}: ${campus.reason}` });
+        ipSkips.push({ dn: e.dn, reason: `${a.ip} ${JSON.stringify(v)}: ${campus.reason}` });
       }
     }
     for (const v of all(e, a.ip6)) {
@@ -160,15 +146,94 @@ export function buildDirectory(raw: RawDirectory, o: BuildOptions): Directory {
       if (r.ok) {
         if (!ips6.includes(r.ip)) ips6.push(r.ip);
       } else {
-        skipped.push({ dn: e.dn, reason: `${a.ip6} ${JSON.stringify(v)}: ${r.reason}` });
+        ipSkips.push({ dn: e.dn, reason: `${a.ip6} ${JSON.stringify(v)}: ${r.reason}` });
       }
     }
-    drafts.push({ dn: e.dn, host: first(e, a.host) ?? '', owner: owner.uid, active, ips4, ips6 });
+  }
+  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4, ips6, ipSkips };
+}
+
+/** A machine tied to its owner, before duplicate IPs are settled. */
+export interface Draft { dn: string; host: string; owner: string; active: boolean; ips4: string[]; ips6: string[] }
+
+/**
+ * Ties a host draft to its owner. Skips pushed exactly as a full build does: no owner
+ * attribute, or an owner that does not exist (then nothing about its IPs), else the IP values
+ * that could not be read.
+ */
+export function tieHost(h: HostDraft, index: OwnerIndex, o: BuildOptions, skipped: Skipped[]): Draft | null {
+  const a = o.ldap.attrs;
+  if (!h.ownerDn) {
+    skipped.push({ dn: h.dn, reason: `no ${a.owner}` });
+    return null;
+  }
+  const owner = resolveOwner(index, h.ownerDn, a.uid);
+  if (!owner) {
+    skipped.push({ dn: h.dn, reason: `owner ${h.ownerDn} does not exist` });
+    return null;
+  }
+  for (const s of h.ipSkips) skipped.push(s);
+  return { dn: h.dn, host: h.host, owner: owner.uid, active: h.active, ips4: h.ips4, ips6: h.ips6 };
+}
+
+export const byDnOrder = (x: { dn: string }, y: { dn: string }): number => (x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0);
+export const ownerOrder = (x: Owner, y: Owner): number => (x.uid < y.uid ? -1 : x.uid > y.uid ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0);
+
+/** What a build knows beyond the Directory, for patching it later (src/sources/patch.ts). */
+export interface BuildState {
+  /** machines skipped because their owner does not exist: DN -> owner attribute as written */
+  readonly orphans: Map<string, string>;
+  /** machines that lost IPs to another machine (duplicates): DN -> those IPs, and how many skips that named */
+  readonly lost: Map<string, { readonly ips: readonly string[]; readonly skips: number }>;
+  /** owners named in a skip because their uid is also another owner's */
+  readonly dupUid: Set<string>;
+}
+
+export interface BuiltDirectory {
+  readonly directory: Directory;
+  readonly state: BuildState;
+}
+
+/** Collects owners in build order (people first); the first entry of a normalized DN wins. */
+export class OwnerCollector {
+  readonly index: OwnerIndex = { byDn: new Map(), byUid: new Map() };
+  readonly owners: Owner[] = [];
+  constructor(private readonly o: BuildOptions, private readonly skipped: Skipped[]) {}
+
+  add(e: RawEntry, kind: OwnerKind): void {
+    const owner = buildOwner(e, kind, this.o, this.skipped);
+    if (!owner) return;
+    const key = normalizeDn(e.dn);
+    if (this.index.byDn.has(key)) return;
+    this.index.byDn.set(key, owner);
+    const lower = owner.uid.toLowerCase();
+    const list = this.index.byUid.get(lower);
+    if (list) list.push(owner);
+    else this.index.byUid.set(lower, [owner]);
+    this.owners.push(owner);
   }
 
-  // Duplicate IPs among active machines: deterministic winner (uid, then machine DN).
+  /** Two owners with the same uid (a person and a club): the second is ambiguous. Call once, after every add. */
+  finish(dupUid: Set<string>): void {
+    for (const [, list] of this.index.byUid) {
+      if (list.length > 1) {
+        for (const dup of list.slice(1)) {
+          this.skipped.push({ dn: dup.dn, reason: `uid "${dup.uid}" also used by ${list[0]!.dn}; their machines count as one user` });
+          dupUid.add(dup.dn);
+        }
+      }
+    }
+  }
+}
+
+/** Duplicate IPs among active machines: deterministic winner (uid, then machine DN). Mutates the drafts. */
+export function settleDuplicates(drafts: Draft[], skipped: Skipped[], lost: BuildState['lost']): void {
   drafts.sort((x, y) => (x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
   const claimed = new Map<string, Draft>();
+  const note = (d: Draft, ip: string, skip: boolean): void => {
+    const l = lost.get(d.dn) ?? { ips: [], skips: 0 };
+    lost.set(d.dn, { ips: [...l.ips, ip], skips: l.skips + (skip ? 1 : 0) });
+  };
   for (const d of drafts) {
     if (!d.active) continue;
     for (const list of [d.ips4, d.ips6]) {
@@ -180,17 +245,51 @@ export function buildDirectory(raw: RawDirectory, o: BuildOptions): Directory {
         } else if (holder.owner !== d.owner) {
           skipped.push({ dn: d.dn, reason: `IP ${ip} also claimed by ${holder.dn} (owner ${holder.owner}); kept there` });
           list.splice(i, 1);
+          note(d, ip, true);
         } else {
           list.splice(i, 1); // same owner twice: harmless, keep one
+          note(d, ip, false);
         }
       }
     }
   }
+}
 
-  const machines: Machine[] = drafts
-    .map((d) => ({ dn: d.dn, host: d.host, owner: d.owner, active: d.active, ips4: sortIps(d.ips4), ips6: sortIps(d.ips6) }))
-    .sort((x, y) => (x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
-  owners.sort((x, y) => (x.uid < y.uid ? -1 : x.uid > y.uid ? 1 : x.dn < y.dn ? -1 : 1));
-  skipped.sort((x, y) => (x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
-  return { owners, machines, skipped, fetchedAt: o.fetchedAt };
+export function toMachine(d: Draft): Machine {
+  return { dn: d.dn, host: d.host, owner: d.owner, active: d.active, ips4: sortIps(d.ips4), ips6: sortIps(d.ips6) };
+}
+
+/**
+ * Builds the Directory. Deterministic: the same entries in any order give the same result.
+ * An IP claimed by machines of two owners goes to the owner whose uid sorts first.
+ */
+export function buildDirectory(raw: RawDirectory, o: BuildOptions): Directory {
+  return buildDirectoryState(raw, o).directory;
+}
+
+/** buildDirectory, plus what a patch needs to know about how the directory was built. */
+export function buildDirectoryState(raw: RawDirectory, o: BuildOptions): BuiltDirectory {
+  const skipped: Skipped[] = [];
+  const owners = new OwnerCollector(o, skipped);
+  for (const e of raw.people) owners.add(e, 'person');
+  for (const e of raw.orgas) owners.add(e, 'organisation');
+  return finishBuild(owners, raw.hosts.map((e) => draftHost(e, o)), skipped, o);
+}
+
+/** The second half of a build: machines tied to the collected owners, duplicates settled, sorted. */
+export function finishBuild(owners: OwnerCollector, hosts: readonly HostDraft[], skipped: Skipped[], o: BuildOptions): BuiltDirectory {
+  const state: BuildState = { orphans: new Map(), lost: new Map(), dupUid: new Set() };
+  owners.finish(state.dupUid);
+  const drafts: Draft[] = [];
+  for (const h of hosts) {
+    const d = tieHost(h, owners.index, o, skipped);
+    if (d) drafts.push(d);
+    else if (h.ownerDn) state.orphans.set(h.dn, h.ownerDn);
+  }
+  settleDuplicates(drafts, skipped, state.lost);
+  const machines: Machine[] = drafts.map(toMachine).sort(byDnOrder);
+  const list = owners.owners;
+  list.sort(ownerOrder);
+  skipped.sort(byDnOrder);
+  return { directory: { owners: list, machines, skipped, fetchedAt: o.fetchedAt }, state };
 }

@@ -5,7 +5,8 @@
 import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { LdapSource } from './ldap.js';
+import { LdapSource, type FullFetch } from './ldap.js';
+import { DirectoryPatcher } from './patch.js';
 import { VolumeSource } from './volumes.js';
 import { SnapshotStore } from './snapshot.js';
 import { SourceHealth } from './health.js';
@@ -20,7 +21,22 @@ export interface DirectoryResult {
   readonly error: string | null;
   /** a fetch is still running (a large directory): the last good one is used meanwhile */
   readonly refreshing?: boolean;
+  /**
+   * What happened to the directory since the previous call: 'none' = `directory` is the very
+   * object the previous call returned (===); 'patch' = a new object, the previous one with the
+   * owners and machines below changed; 'full' = a new object from a full fetch (anything may differ).
+   */
+  readonly change: 'none' | 'patch' | 'full';
+  /** with change 'patch': uids of the owners added or changed */
+  readonly changedOwners?: readonly string[];
+  /** with change 'patch': DNs of the machines added, changed or gone from the machine list */
+  readonly changedMachines?: readonly string[];
 }
+
+/** Change searches ask from this long before the newest modifyTimestamp seen (writes in flight, replication). */
+export const CHANGE_MARGIN_MS = 5_000;
+/** A background full fetch that failed is retried after at most this long (or [ldap] refresh if shorter). */
+const FULL_RETRY_MS = 60_000;
 
 export interface UsageResult {
   readonly usage: Usage;
@@ -61,21 +77,78 @@ export class Sources {
   async reconfigure(config: Config): Promise<void> {
     this.config = config;
     this.ldap = new LdapSource(config);
+    // Filters or attributes may have changed: the next directory is a full fetch.
+    this.patcher = null;
+    this.newestMs = null;
+    this.pendingFull = null;
+    this.generation++;
     const old = this.volumes;
     this.volumes = new VolumeSource(config, this.log);
     await old.close();
   }
 
+  /** Resolves when no background full fetch is running (tests). */
+  async whenBackgroundIdle(): Promise<void> {
+    while (this.background) await this.background;
+  }
+
+  /** Counts of full and change searches (tests: a cycle did no full fetch). */
+  get ldapStats(): LdapSource['stats'] {
+    return this.ldap.stats;
+  }
+
   private inflight: Promise<DirectoryResult> | null = null;
   private lastFetchMs = 0;
 
+  // Incremental state: the patcher holds the directory the change searches patch; it is valid
+  // while it is the store's last directory.
+  private patcher: DirectoryPatcher | null = null;
+  /** newest modifyTimestamp seen (epoch ms, server clock); change searches start CHANGE_MARGIN_MS before */
+  private newestMs: number | null = null;
+  private lastFullStartMs = Number.NEGATIVE_INFINITY;
+  private fullRetryAtMs = Number.NEGATIVE_INFINITY;
+  /** wall-clock ms of the first undecided patch not yet covered by a full fetch started after it */
+  private fullWantedSince: number | null = null;
+  private background: Promise<void> | null = null;
+  private pendingFull: { full: FullFetch; startedWall: number; newestAtStart: number | null } | null = null;
+  private lastReturned: Directory | null = null;
+  private serial: Promise<unknown> = Promise.resolve();
+  private generation = 0;
+  private readonly undecidedLogged = new Set<string>();
+  private noTimestampWarned = false;
+  private backgroundFailing = false;
+
   /**
-   * The directory for a cycle. With `waitMs`, a fetch that takes longer (a 100 000-user
-   * directory takes seconds) goes on in the background and the cycle uses the last good
-   * directory; the next cycle picks the new one up. Without it, or with no directory yet,
-   * the fetch is awaited. One fetch at a time.
+   * The directory for a cycle.
+   *
+   * With [ldap] refresh > 0 and a directory fully fetched by this process, a cycle runs a
+   * change search (entries modified since the newest modifyTimestamp seen, minus a margin) and
+   * patches the directory; a full fetch is due every `refresh` and then runs in the background,
+   * its result swapped in by the next call (after the shrink/empty checks). Nothing changed =
+   * the same Directory object as the previous call (change 'none').
+   *
+   * Otherwise (first fetch of the process, `force`, `full`, refresh = 0), a full fetch: with
+   * `waitMs`, a fetch that takes longer goes on in the background and the cycle uses the last
+   * good directory; without it, or with no directory yet, it is awaited. One fetch at a time.
    */
-  async fetchDirectory(now: Date, opts: { force?: boolean; waitMs?: number } = {}): Promise<DirectoryResult> {
+  async fetchDirectory(now: Date, opts: { force?: boolean; waitMs?: number; full?: boolean } = {}): Promise<DirectoryResult> {
+    const run = this.serial.then(() => this.fetchDirectorySerial(now, opts));
+    this.serial = run.catch(() => undefined);
+    const r = await run;
+    this.lastReturned = r.directory;
+    return r;
+  }
+
+  private async fetchDirectorySerial(now: Date, opts: { force?: boolean; waitMs?: number; full?: boolean }): Promise<DirectoryResult> {
+    const incremental = this.config.ldap.refreshMs > 0 && !opts.force && !opts.full && this.inflight === null &&
+      (this.pendingFull !== null || (this.patcher !== null && this.patcher.directory === this.store.lastDirectory));
+    if (incremental) return this.fetchIncremental(now);
+    const r = await this.fetchFullCompat(now, opts);
+    return { ...r, change: r.directory === this.lastReturned ? 'none' : 'full' };
+  }
+
+  /** The full fetch as before change searches existed (waitMs: maybe in the background). */
+  private async fetchFullCompat(now: Date, opts: { force?: boolean; waitMs?: number }): Promise<Omit<DirectoryResult, 'change'>> {
     const already = this.inflight !== null;
     if (!this.inflight) {
       const t0 = performance.now();
@@ -98,18 +171,145 @@ export class Sources {
   }
 
   private async fetchDirectoryNow(now: Date, opts: { force?: boolean }): Promise<DirectoryResult> {
+    // A background full fetch started earlier must not be swapped in over this one.
+    const generation = ++this.generation;
+    this.pendingFull = null;
+    const startedWall = Date.now();
+    const newestAtStart = this.newestMs;
+    this.lastFullStartMs = now.getTime();
     try {
-      const d = await this.ldap.fetch(now);
+      const full = await this.ldap.fetchFull(now);
+      const d = full.directory;
       this.store.acceptDirectory(d, this.config.ldap.maxShrink, opts.force === true);
+      if (generation === this.generation) this.startIncremental(full, startedWall, newestAtStart);
       this.health.ldap.ok(now);
       for (const s of d.skipped) this.log.debug(() => `ldap: skipped ${s.dn}: ${s.reason}`);
-      return { directory: d, fresh: true, error: null };
+      return { directory: d, fresh: true, error: null, change: 'full' };
     } catch (e) {
       if (!(e instanceof SourceUnavailableError || e instanceof SnapshotRefusedError)) throw e;
       const last = this.store.lastDirectory;
       this.health.ldap.failed(now, e.message, last?.fetchedAt ?? null);
       if (!last) throw new NoDirectoryError(e.message);
-      return { directory: last, fresh: false, error: e.message };
+      return { directory: last, fresh: false, error: e.message, change: 'none' };
+    }
+  }
+
+  /** A full fetch was accepted: change searches patch it from now on. */
+  private startIncremental(full: FullFetch, startedWall: number, newestAtStart: number | null): void {
+    if (full.newestMs === null) {
+      // No modifyTimestamp in the answers (hidden by ACLs?): change searches would see nothing.
+      this.patcher = null;
+      this.newestMs = null;
+      if (!this.noTimestampWarned && this.config.ldap.refreshMs > 0 && full.directory.owners.length + full.directory.machines.length > 0) {
+        this.log.warn(`ldap: the server returns no ${'modifyTimestamp'} (ACL?): no change searches, a full fetch every cycle`);
+        this.noTimestampWarned = true;
+      }
+      return;
+    }
+    this.patcher = new DirectoryPatcher(full, { ldap: this.config.ldap, firewall: this.config.firewall });
+    // Changes made while the full fetch ran may have been read before they happened: ask again
+    // from where the watermark was when it started (first one: its start, by our clock, or the
+    // newest entry if older).
+    this.newestMs = newestAtStart ?? Math.min(full.newestMs, startedWall);
+    if (this.fullWantedSince !== null && startedWall >= this.fullWantedSince) this.fullWantedSince = null;
+    this.undecidedLogged.clear();
+  }
+
+  /** Starts a full fetch in the background; its result is swapped in by a later call. */
+  private startBackgroundFull(now: Date, why: string): void {
+    if (this.background) return;
+    const generation = this.generation;
+    const startedWall = Date.now();
+    const newestAtStart = this.newestMs;
+    this.lastFullStartMs = now.getTime();
+    this.log.debug(() => `ldap: full fetch in the background (${why})`);
+    this.background = this.ldap.fetchFull(now).then(
+      (full) => {
+        this.backgroundFailing = false;
+        if (generation === this.generation) this.pendingFull = { full, startedWall, newestAtStart };
+      },
+      (e: unknown) => {
+        this.fullRetryAtMs = now.getTime() + Math.min(this.config.ldap.refreshMs, FULL_RETRY_MS);
+        const msg = `ldap: background full fetch failed (the directory stays patched by change searches; retried in a minute at most): ${(e as Error).message}`;
+        // Once per run of failures; a server that is down is logged by the change searches (SourceHealth).
+        if (this.backgroundFailing || this.health.ldap.current.state === 'down') this.log.debug(msg);
+        else this.log.warn(msg);
+        this.backgroundFailing = true;
+      },
+    ).finally(() => {
+      this.background = null;
+    });
+  }
+
+  private async fetchIncremental(now: Date): Promise<DirectoryResult> {
+    const nowMs = now.getTime();
+    let swapped = false;
+    const pending = this.pendingFull;
+    if (pending) {
+      this.pendingFull = null;
+      try {
+        this.store.acceptDirectory(pending.full.directory, this.config.ldap.maxShrink, false);
+        this.startIncremental(pending.full, pending.startedWall, pending.newestAtStart);
+        for (const s of pending.full.directory.skipped) this.log.debug(() => `ldap: skipped ${s.dn}: ${s.reason}`);
+        swapped = true;
+      } catch (e) {
+        if (!(e instanceof SnapshotRefusedError)) throw e;
+        this.log.error(`ldap: background full fetch refused: ${e.message}`);
+        this.fullRetryAtMs = nowMs + Math.min(this.config.ldap.refreshMs, FULL_RETRY_MS);
+      }
+      if (!this.patcher || this.patcher.directory !== this.store.lastDirectory) {
+        // No change searches possible on what is in force (no modifyTimestamp): a full fetch.
+        const r = await this.fetchFullCompat(now, {});
+        return { ...r, change: r.directory === this.lastReturned ? 'none' : 'full' };
+      }
+    }
+    const patcher = this.patcher!;
+    const refresh = this.config.ldap.refreshMs;
+    const due = nowMs - this.lastFullStartMs >= refresh || nowMs < this.lastFullStartMs;
+    // Not while the server is down: the change search says when it is back.
+    if ((due || this.fullWantedSince !== null) && nowMs >= this.fullRetryAtMs && this.health.ldap.current.state !== 'down') {
+      this.startBackgroundFull(now, due ? 'refresh' : 'a change the patch could not settle');
+    }
+    const before = patcher.directory;
+    try {
+      const since = (this.newestMs ?? 0) - CHANGE_MARGIN_MS;
+      const changes = await this.ldap.fetchChanges(since);
+      const newOwners = patcher.newOwnerDns(changes);
+      const extra = newOwners.length > 0 ? await this.ldap.fetchMachinesOf(newOwners) : [];
+      const r = patcher.apply({ ...changes, hosts: [...changes.hosts, ...extra] }, now.toISOString());
+      if (changes.newestMs !== null && (this.newestMs === null || changes.newestMs > this.newestMs)) this.newestMs = changes.newestMs;
+      if (r.undecided.length > 0) {
+        for (const u of r.undecided) {
+          const key = `${u.dn}\n${u.reason}`;
+          if (this.undecidedLogged.has(key)) continue;
+          this.undecidedLogged.add(key);
+          this.log.info(`ldap: change to ${u.dn} left for the next full fetch (started now): ${u.reason}`);
+        }
+        this.fullWantedSince ??= Date.now();
+        if (nowMs >= this.fullRetryAtMs) this.startBackgroundFull(now, 'a change the patch could not settle');
+      }
+      if (r.directory !== before) {
+        try {
+          this.store.acceptDirectory(r.directory, this.config.ldap.maxShrink, false);
+        } catch (e) {
+          if (!(e instanceof SnapshotRefusedError)) throw e;
+          this.patcher = null; // its state went ahead of what is in force: start again from a full fetch
+          throw e;
+        }
+      }
+      this.health.ldap.ok(now);
+      const d = r.directory;
+      if (d === this.lastReturned) return { directory: d, fresh: true, error: null, change: 'none' };
+      if (!swapped && before === this.lastReturned) {
+        this.log.debug(() => `ldap: patched ${r.changedOwners.length} owner(s), ${r.changedMachines.length} machine(s)`);
+        return { directory: d, fresh: true, error: null, change: 'patch', changedOwners: r.changedOwners, changedMachines: r.changedMachines };
+      }
+      return { directory: d, fresh: true, error: null, change: 'full' };
+    } catch (e) {
+      if (!(e instanceof SourceUnavailableError || e instanceof SnapshotRefusedError)) throw e;
+      const last = this.store.lastDirectory!;
+      this.health.ldap.failed(now, e.message, last.fetchedAt);
+      return { directory: last, fresh: false, error: e.message, change: last === this.lastReturned ? 'none' : 'full' };
     }
   }
 

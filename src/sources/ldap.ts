@@ -8,7 +8,8 @@ import { Client, type Entry } from 'ldapts';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Config, LdapConfig } from '../config/config.js';
-import { buildDirectory, type RawEntry } from './directory.js';
+import { buildDirectoryState, parseGeneralizedTime, type BuiltDirectory, type RawEntry } from './directory.js';
+import type { Changes } from './patch.js';
 import { SourceUnavailableError, type Directory } from './types.js';
 
 function normalizeEntry(e: Entry): RawEntry {
@@ -19,6 +20,50 @@ function normalizeEntry(e: Entry): RawEntry {
     attrs.set(k.toLowerCase(), values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x))));
   }
   return { dn: e.dn, attrs };
+}
+
+/** Operational attribute: only returned when asked for by name. */
+export const MODIFY_TIMESTAMP = 'modifyTimestamp';
+
+/** epoch ms -> generalizedTime YYYYMMDDHHMMSSZ (UTC, whole seconds, rounded down). */
+export function toGeneralizedTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}Z`;
+}
+
+/** An assertion value escaped for a filter (RFC 4515: * ( ) \ NUL). */
+export function escapeFilterValue(v: string): string {
+  return v.replace(/[*()\\\0]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** Newest modifyTimestamp of a list of entries, epoch ms; null when none carries one. */
+export function newestModify(lists: readonly (readonly RawEntry[])[]): number | null {
+  let newest: number | null = null;
+  for (const list of lists) {
+    for (const e of list) {
+      const raw = e.attrs.get('modifytimestamp')?.[0];
+      const t = raw === undefined ? null : parseGeneralizedTime(raw);
+      if (t !== null && (newest === null || t > newest)) newest = t;
+    }
+  }
+  return newest;
+}
+
+export interface FullFetch extends BuiltDirectory {
+  /** newest modifyTimestamp among the entries; null = the server gives none (no change searches then) */
+  readonly newestMs: number | null;
+}
+
+export interface ChangeFetch extends Changes {
+  readonly newestMs: number | null;
+}
+
+/** How many searches of each kind this source ran (tests prove a cycle did no full fetch). */
+export interface LdapStats {
+  full: number;
+  change: number;
+  ownerMachines: number;
 }
 
 function describe(e: unknown): string {
@@ -34,6 +79,7 @@ function describe(e: unknown): string {
 
 export class LdapSource {
   private readonly tls: ConnectionOptions;
+  readonly stats: LdapStats = { full: 0, change: 0, ownerMachines: 0 };
 
   constructor(private readonly config: Pick<Config, 'ldap' | 'firewall'>) {
     const ca = config.ldap.caFile ? readFileSync(config.ldap.caFile) : undefined;
@@ -77,37 +123,107 @@ export class LdapSource {
     }
   }
 
-  /** One complete paged search on its own connection (ldapts mixes up concurrent paged searches on one). */
-  private async search(base: string, filter: string, attributes: string[], what: string): Promise<RawEntry[]> {
+  /** One complete paged search on a connected client. */
+  private async searchOn(client: Client, base: string, filter: string, attributes: string[], what: string): Promise<RawEntry[]> {
     if (base === '') return [];
     const l = this.config.ldap;
-    const client = await this.connect();
     try {
       const res = await client.search(base, { scope: 'sub', filter, attributes, paged: { pageSize: l.pageSize }, timeLimit: Math.ceil(l.timeoutMs / 1000) });
       return res.searchEntries.map(normalizeEntry);
     } catch (e) {
       throw new SourceUnavailableError('ldap', `search of ${what} under ${base} at ${l.url} failed: ${describe(e)}`, { cause: e });
+    }
+  }
+
+  /** One complete paged search on its own connection (ldapts mixes up concurrent paged searches on one). */
+  private async search(base: string, filter: string, attributes: string[], what: string): Promise<RawEntry[]> {
+    if (base === '') return [];
+    return this.withClient((c) => this.searchOn(c, base, filter, attributes, what));
+  }
+
+  private async withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+    const client = await this.connect();
+    try {
+      return await fn(client);
     } finally {
       await client.unbind().catch(() => undefined);
     }
   }
 
-  /** Fetches people, organisations and machines; complete or throws SourceUnavailableError. */
-  async fetch(now: Date = new Date()): Promise<Directory> {
-    const l = this.config.ldap;
-    const a = l.attrs;
-    const ownerAttrs = [a.uid, a.endInternet, a.coupure, a.ban, a.cotiz];
-    const hostAttrs = [a.host, a.owner, a.ip, a.ip6, a.zone];
+  private attrLists(): { owner: string[]; host: string[] } {
+    const a = this.config.ldap.attrs;
+    return {
+      owner: [a.uid, a.endInternet, a.coupure, a.ban, a.cotiz, MODIFY_TIMESTAMP],
+      host: [a.host, a.owner, a.ip, a.ip6, a.zone, MODIFY_TIMESTAMP],
+    };
+  }
+
+  private buildOptions(now: Date): { ldap: LdapConfig; firewall: Config['firewall']; fetchedAt: string } {
+    return { ldap: this.config.ldap, firewall: this.config.firewall, fetchedAt: now.toISOString() };
+  }
+
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      const [people, orgas, hosts] = await Promise.all([
-        this.search(l.basePeople, l.peopleFilter, ownerAttrs, 'people'),
-        this.search(l.baseOrga, l.orgaFilter, ownerAttrs, 'organisations'),
-        this.search(l.baseHosts, l.hostsFilter, hostAttrs, 'machines'),
-      ]);
-      return buildDirectory({ people, orgas, hosts }, { ldap: l, firewall: this.config.firewall, fetchedAt: now.toISOString() });
+      return await fn();
     } catch (e) {
       if (e instanceof SourceUnavailableError) throw e;
-      throw new SourceUnavailableError('ldap', `${l.url}: ${describe(e)}`, { cause: e });
+      throw new SourceUnavailableError('ldap', `${this.config.ldap.url}: ${describe(e)}`, { cause: e });
     }
+  }
+
+  /** Fetches people, organisations and machines; complete or throws SourceUnavailableError. */
+  async fetch(now: Date = new Date()): Promise<Directory> {
+    return (await this.fetchFull(now)).directory;
+  }
+
+  /** The full fetch, with what a later patch needs (build state, newest modifyTimestamp). */
+  async fetchFull(now: Date = new Date()): Promise<FullFetch> {
+    const l = this.config.ldap;
+    const at = this.attrLists();
+    this.stats.full++;
+    return this.guard(async () => {
+      const [people, orgas, hosts] = await Promise.all([
+        this.search(l.basePeople, l.peopleFilter, at.owner, 'people'),
+        this.search(l.baseOrga, l.orgaFilter, at.owner, 'organisations'),
+        this.search(l.baseHosts, l.hostsFilter, at.host, 'machines'),
+      ]);
+      const newestMs = newestModify([people, orgas, hosts]);
+      return { ...buildDirectoryState({ people, orgas, hosts }, this.buildOptions(now)), newestMs };
+    });
+  }
+
+  /**
+   * The entries of the three searches modified at or after `sinceMs` (the configured filters
+   * AND modifyTimestamp>=...), one connection, one search after the other. Deleted entries
+   * are not seen: only a full fetch drops them.
+   */
+  async fetchChanges(sinceMs: number): Promise<ChangeFetch> {
+    const l = this.config.ldap;
+    const at = this.attrLists();
+    const since = `(${MODIFY_TIMESTAMP}>=${toGeneralizedTime(Math.max(0, sinceMs))})`;
+    const and = (f: string): string => `(&${f}${since})`;
+    this.stats.change++;
+    return this.guard(() => this.withClient(async (c) => {
+      const people = await this.searchOn(c, l.basePeople, and(l.peopleFilter), at.owner, 'people changed');
+      const orgas = await this.searchOn(c, l.baseOrga, and(l.orgaFilter), at.owner, 'organisations changed');
+      const hosts = await this.searchOn(c, l.baseHosts, and(l.hostsFilter), at.host, 'machines changed');
+      return { people, orgas, hosts, newestMs: newestModify([people, orgas, hosts]) };
+    }));
+  }
+
+  /** Machines whose owner attribute names one of these DNs (new owners: their machines were skipped before). */
+  async fetchMachinesOf(ownerDns: readonly string[]): Promise<RawEntry[]> {
+    if (ownerDns.length === 0) return [];
+    const l = this.config.ldap;
+    const at = this.attrLists();
+    return this.guard(() => this.withClient(async (c) => {
+      const out: RawEntry[] = [];
+      for (let i = 0; i < ownerDns.length; i += 50) {
+        const terms = ownerDns.slice(i, i + 50).map((dn) => `(${l.attrs.owner}=${escapeFilterValue(dn)})`).join('');
+        this.stats.ownerMachines++;
+        out.push(...await this.searchOn(c, l.baseHosts, `(&${l.hostsFilter}(|${terms}))`, at.host, 'machines of new owners'));
+      }
+      return out;
+    }));
   }
 }

@@ -60,6 +60,7 @@ export class SnapshotStore {
       if (j.format === FORMAT && Array.isArray(j.directory?.machines)) {
         this.directory = j.directory;
         this.savedDirectoryAt = j.directory.fetchedAt;
+        this.lastSavedDirectory = j.directory;
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, DIRECTORY_FILE)}: ${(e as Error).message}`);
@@ -92,6 +93,7 @@ export class SnapshotStore {
     await mkdir(this.dir, { recursive: true, mode: 0o750 });
     const d = this.directory;
     const now = Date.now();
+    // The common case: the very directory object already on disk (a cycle without changes).
     const due = opts.forceUsage === true || now - this.savedDirectoryAtMs >= this.usageSaveEveryMs;
     if (d && d !== this.lastSavedDirectory && d.fetchedAt !== this.savedDirectoryAt && due) {
       await atomicWrite(join(this.dir, DIRECTORY_FILE), JSON.stringify({ format: FORMAT, directory: d }));

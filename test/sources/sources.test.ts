@@ -329,7 +329,8 @@ test('reselqos plan --json against the real servers', async () => {
 
 test('a slow directory fetch does not hold a cycle: the last good directory is used meanwhile', async () => {
   const state = mkdtempSync(join(tmpdir(), 'rq-state-'));
-  const s = new Sources(configFor({ state }), new MemoryLogger(), { persist: false });
+  // refresh = 0: a full fetch every cycle (with change searches, see incremental.test.ts).
+  const s = new Sources(configFor({ state, ldap: 'refresh = 0' }), new MemoryLogger(), { persist: false });
   try {
     const first = await s.fetchDirectory(new Date(), { waitMs: 0 });
     assert.equal(first.fresh, true, 'no directory yet: the fetch is awaited');

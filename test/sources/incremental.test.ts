@@ -1,0 +1,260 @@
+// Change searches (modifyTimestamp) and directory patches against a real slapd: each patched
+// directory must equal what a full fetch of the same LDAP content builds.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSlapd, type SlapdServer, PEOPLE_BASE, ORGS_BASE, MACHINES_BASE } from '../../src/sandbox/slapd.js';
+import { sandboxConf } from '../../src/sandbox/conf.js';
+import { parseConfig, type Config } from '../../src/config/config.js';
+import { MemoryLogger } from '../../src/log.js';
+import { Sources, type DirectoryResult } from '../../src/sources/index.js';
+import { LdapSource, escapeFilterValue, toGeneralizedTime } from '../../src/sources/ldap.js';
+import type { Directory } from '../../src/sources/types.js';
+
+let slapd: SlapdServer;
+let dir: string;
+
+const person = (uid: string, extra = ''): string => `dn: uid=${uid},${PEOPLE_BASE}
+objectClass: genericPerson
+objectClass: reselPerson
+uid: ${uid}
+firstName: ${uid}
+lastName: Test
+cotiz: 2026
+endInternet: 20300815000000Z
+${extra}`.trim() + '\n\n';
+
+const machine = (host: string, owner: string, ips: string[], extra = ''): string => `dn: host=${host},${MACHINES_BASE}
+objectClass: reselMachine
+host: ${host}
+uidProprio: ${owner}
+${ips.map((ip) => `ipHostNumber: ${ip}`).join('\n')}
+zone: Brest
+${extra || 'zone: User'}`.trim() + '\n\n';
+
+const P = (uid: string): string => `uid=${uid},${PEOPLE_BASE}`;
+const M = (host: string): string => `host=${host},${MACHINES_BASE}`;
+
+const FIXTURE =
+  person('jdupont') + person('amartin') + person('zlast').replace('endInternet: 20300815000000Z', 'endInternet: 20300815000000+01') +
+  `dn: uid=clubrezo,${ORGS_BASE}\nobjectClass: reselOrganisation\nobjectClass: reselPerson\nuid: clubrezo\ndisplayName: Club Rezo\nendInternet: 20300815000000Z\n\n` +
+  machine('pc-jdupont', P('jdupont'), ['200.3']) +
+  machine('tel-jdupont', P('jdupont'), ['200.4']) +
+  machine('pc-amartin', P('amartin'), ['201.1']) +
+  machine('srv-club', `uid=clubrezo,${ORGS_BASE}`, ['199.10']) +
+  machine('ghost', P('nobody'), ['202.2']) +
+  machine('bad-zero', P('zlast'), ['200.03', '203.9']) +
+  machine('pc-zlast', P('zlast'), ['203.4']) +
+  machine('dup-zlast', P('zlast'), ['200.3']); // also claimed by jdupont: jdupont wins
+
+function configFor(ldap = ''): Config {
+  return parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir, ldap }), 'sandbox.conf');
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rq-incr-'));
+  slapd = await startSlapd({ sizeLimit: 50 });
+  await slapd.add(FIXTURE);
+});
+
+after(async () => {
+  await slapd?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** What a full fetch builds now, without fetchedAt. */
+async function fullNow(config: Config): Promise<Omit<Directory, 'fetchedAt'>> {
+  const { owners, machines, skipped } = await new LdapSource(config).fetch(new Date());
+  return { owners, machines, skipped };
+}
+const content = (d: Directory): Omit<Directory, 'fetchedAt'> => ({ owners: d.owners, machines: d.machines, skipped: d.skipped });
+
+const replace = (dn: string, attr: string, ...values: string[]): string =>
+  `dn: ${dn}\nchangetype: modify\nreplace: ${attr}\n${values.map((v) => `${attr}: ${v}`).join('\n')}\n\n`;
+
+test('filter pieces: generalizedTime and RFC 4515 escaping', () => {
+  assert.equal(toGeneralizedTime(Date.UTC(2026, 10, 2, 3, 4, 5, 999)), '20261102030405Z');
+  assert.equal(escapeFilterValue('uid=a(b)*\\c,ou=x'), 'uid=a\\28b\\29\\2a\\5cc,ou=x');
+  assert.equal(escapeFilterValue('a\0b'), 'a\\00b');
+});
+
+test('change searches patch the directory exactly as a full fetch would build it', async () => {
+  const config = configFor('refresh = 1h');
+  const log = new MemoryLogger();
+  const s = new Sources(config, log, { persist: false });
+  const stats = s.ldapStats;
+  try {
+    const first = await s.fetchDirectory(new Date());
+    assert.equal(first.change, 'full');
+    assert.equal(stats.full, 1);
+    assert.deepEqual(content(first.directory), await fullNow(config));
+
+    // Nothing changed: the very same object, fresh, and no full fetch.
+    let prev: DirectoryResult = first;
+    for (let i = 0; i < 2; i++) {
+      const r = await s.fetchDirectory(new Date());
+      assert.equal(r.fresh, true);
+      assert.equal(r.change, 'none');
+      assert.equal(r.directory, prev.directory, 'identity: same Directory object');
+      prev = r;
+    }
+    assert.equal(stats.full, 1);
+    assert.equal(stats.change, 2);
+
+    const step = async (what: string, ldif: string | (() => Promise<void>), expect: { owners?: string[]; machines?: string[] }): Promise<void> => {
+      if (typeof ldif === 'string') await slapd.modify(ldif);
+      else await ldif();
+      const fullBefore = stats.full;
+      const r = await s.fetchDirectory(new Date());
+      assert.equal(stats.full, fullBefore, `${what}: no full fetch`);
+      assert.equal(r.fresh, true, what);
+      assert.equal(r.change, 'patch', what);
+      assert.notEqual(r.directory, prev.directory, `${what}: a new object`);
+      assert.deepEqual([...(r.changedOwners ?? [])].sort(), (expect.owners ?? []).sort(), `${what}: changedOwners`);
+      assert.deepEqual([...(r.changedMachines ?? [])].sort(), (expect.machines ?? []).sort(), `${what}: changedMachines`);
+      assert.deepEqual(content(r.directory), await fullNow(config), `${what}: patched = full build`);
+      // and the cycle after it: nothing new, same object
+      const again = await s.fetchDirectory(new Date());
+      assert.equal(again.change, 'none', `${what}: then nothing`);
+      assert.equal(again.directory, r.directory, `${what}: then the same object`);
+      prev = again;
+    };
+
+    await step('ban', `dn: ${P('amartin')}\nchangetype: modify\nadd: ban\nban: internet\n\n`, { owners: ['amartin'] });
+    assert.deepEqual(prev.directory.owners.find((o) => o.uid === 'amartin')!.ban, ['internet']);
+    await step('coupure', `dn: ${P('jdupont')}\nchangetype: modify\nadd: coupure\ncoupure: TRUE\n\n`, { owners: ['jdupont'] });
+    await step('endInternet', replace(P('amartin'), 'endInternet', '20240101000000Z'), { owners: ['amartin'] });
+    await step('bad endInternet fixed (a skip goes away)', replace(P('zlast'), 'endInternet', '20310101000000Z'), { owners: ['zlast'] });
+    await step('new person and new machine', () => slapd.add(person('newbie') + machine('pc-newbie', P('newbie'), ['210.1'])), { owners: ['newbie'], machines: [M('pc-newbie')] });
+    await step('machine IP change', replace(M('pc-amartin'), 'ipHostNumber', '201.2', '201.3'), { machines: [M('pc-amartin')] });
+    await step('machine to the inactive zone', replace(M('tel-jdupont'), 'zone', 'Brest', 'Inactive'), { machines: [M('tel-jdupont')] });
+    await step('machine moved to another owner', replace(M('pc-amartin'), 'uidProprio', P('newbie')), { machines: [M('pc-amartin')] });
+    assert.equal(prev.directory.machines.find((m) => m.host === 'pc-amartin')!.owner, 'newbie');
+    await step('machine moved to an owner that does not exist', replace(M('pc-zlast'), 'uidProprio', P('nobody2')), { machines: [M('pc-zlast')] });
+    assert.ok(!prev.directory.machines.some((m) => m.host === 'pc-zlast'));
+    // A machine registered before its owner: skipped, then found by the search of the new owner's machines.
+    // The uid needs filter escaping in that search.
+    const odd = 'par(en)*';
+    await step('machine of an owner to come', () => slapd.add(machine('pc-odd', P(odd), ['211.1'])), {});
+    assert.ok(prev.directory.skipped.some((x) => x.dn === M('pc-odd') && /does not exist/.test(x.reason)));
+    const ownerMachines = stats.ownerMachines;
+    await step('its owner arrives', () => slapd.add(person(odd)), { owners: [odd], machines: [M('pc-odd')] });
+    assert.equal(stats.ownerMachines, ownerMachines + 1);
+    assert.equal(prev.directory.machines.find((m) => m.host === 'pc-odd')!.owner, odd);
+    await step('organisation changed', replace(`uid=clubrezo,${ORGS_BASE}`, 'cotiz', '2026', '2027'), { owners: ['clubrezo'] });
+    assert.equal(stats.full, 1, 'still the first full fetch only');
+    assert.equal(log.of('info').filter((l) => /left for the next full fetch/.test(l)).length, 0, log.of('info').join('\n'));
+  } finally {
+    await s.close();
+  }
+});
+
+test('a change the patch cannot settle alone: left as it was, named, and a full fetch runs at once', async () => {
+  const config = configFor('refresh = 1h');
+  const log = new MemoryLogger();
+  const s = new Sources(config, log, { persist: false });
+  try {
+    const first = await s.fetchDirectory(new Date());
+    assert.equal(s.ldapStats.full, 1);
+    // pc-jdupont's IP is now also claimed by amartin's machine (amartin sorts first: it wins in a full build).
+    await slapd.modify(replace(M('pc-amartin'), 'ipHostNumber', '200.3'));
+    await slapd.modify(replace(M('pc-amartin'), 'uidProprio', P('amartin')));
+    const r = await s.fetchDirectory(new Date());
+    assert.equal(r.fresh, true);
+    assert.equal(r.directory, first.directory, 'left as it was');
+    assert.ok(log.of('info').some((l) => l.includes(M('pc-amartin')) && /also claimed by another machine/.test(l)), log.of('info').join('\n'));
+    assert.equal(s.ldapStats.full, 2, 'a full fetch started');
+    await s.whenBackgroundIdle();
+    const swapped = await s.fetchDirectory(new Date());
+    assert.equal(swapped.change, 'full');
+    assert.deepEqual(content(swapped.directory), await fullNow(config));
+    const winner = swapped.directory.machines.find((m) => m.host === 'pc-amartin')!;
+    assert.deepEqual(winner.ips4, ['172.22.200.3']);
+    // Settled: the same entries seen again by the change search are no reason for another full fetch.
+    const calm = await s.fetchDirectory(new Date());
+    assert.equal(calm.change, 'none');
+    assert.equal(s.ldapStats.full, 2);
+  } finally {
+    await s.close();
+  }
+});
+
+test('deletions wait for the periodic full fetch, which runs in the background and is swapped in', async () => {
+  await slapd.add(machine('doomed', P('jdupont'), ['220.1']));
+  const config = configFor('refresh = 1h');
+  const s = new Sources(config, new MemoryLogger(), { persist: false });
+  try {
+    const t0 = new Date();
+    const first = await s.fetchDirectory(t0);
+    assert.ok(first.directory.machines.some((m) => m.host === 'doomed'));
+    await slapd.delete(M('doomed'));
+    const r = await s.fetchDirectory(new Date(t0.getTime() + 60_000));
+    assert.equal(r.change, 'none', 'a deletion is not seen by a change search');
+    assert.equal(s.ldapStats.full, 1);
+    // An hour later the full fetch is due: started, not awaited; the cycle goes on with a change search.
+    const later = new Date(t0.getTime() + 3_600_000);
+    const changesBefore = s.ldapStats.change;
+    const due = await s.fetchDirectory(later);
+    assert.equal(s.ldapStats.full, 2, 'the full fetch started');
+    assert.equal(s.ldapStats.change, changesBefore + 1, 'and the cycle ran a change search');
+    assert.equal(due.directory, first.directory);
+    await s.whenBackgroundIdle();
+    const swapped = await s.fetchDirectory(new Date(later.getTime() + 10_000));
+    assert.equal(swapped.change, 'full');
+    assert.ok(!swapped.directory.machines.some((m) => m.host === 'doomed'));
+    assert.deepEqual(content(swapped.directory), await fullNow(config));
+    // reselqos update: a full fetch, awaited
+    const forced = await s.fetchDirectory(new Date(later.getTime() + 20_000), { full: true });
+    assert.equal(forced.change, 'full');
+    assert.equal(s.ldapStats.full, 3);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a failed change search keeps the last good directory, logged once; refresh = 0 is a full fetch every cycle', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'rq-incr-state-'));
+  const config = parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state, ldap: 'refresh = 1h' }), 'x');
+  const log = new MemoryLogger();
+  const s = new Sources(config, log);
+  try {
+    const first = await s.fetchDirectory(new Date());
+    await s.persist({ forceUsage: true });
+    const file = join(state, 'state', 'directory.json');
+    const written = statSync(file).mtimeMs;
+    await slapd.kill();
+    for (let i = 0; i < 3; i++) {
+      const r = await s.fetchDirectory(new Date());
+      assert.equal(r.fresh, false);
+      assert.equal(r.directory, first.directory);
+      assert.equal(r.change, 'none');
+      assert.ok(r.directory.machines.length > 0, 'never "no users"');
+    }
+    assert.equal(log.of('error').filter((l) => l.startsWith('ldap down')).length, 1, log.of('error').join('\n'));
+    await slapd.restart();
+    const back = await s.fetchDirectory(new Date());
+    assert.equal(back.fresh, true);
+    assert.equal(back.directory, first.directory);
+    assert.equal(s.ldapStats.full, 1);
+    // The same directory object: nothing written again.
+    await s.persist({ forceUsage: true });
+    assert.equal(statSync(file).mtimeMs, written);
+  } finally {
+    if (!slapd.running()) await slapd.restart();
+    await s.close();
+    rmSync(state, { recursive: true, force: true });
+  }
+  const every = new Sources(configFor('refresh = 0'), new MemoryLogger(), { persist: false });
+  try {
+    const a = await every.fetchDirectory(new Date());
+    const b = await every.fetchDirectory(new Date());
+    assert.equal(every.ldapStats.full, 2);
+    assert.equal(every.ldapStats.change, 0);
+    assert.equal(b.change, 'full');
+    assert.deepEqual(content(a.directory), content(b.directory));
+  } finally {
+    await every.close();
+  }
+});
