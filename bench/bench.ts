@@ -34,6 +34,7 @@ import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../src/config/config.js';
 import { resetInstant } from '../src/policy/policy.js';
 import { BOUNDARY_SQL, recentVolumesQuery } from '../src/sources/volumes.js';
+import { CHANGE_MARGIN_MS } from '../src/sources/index.js';
 import { startSlapd } from '../src/sandbox/slapd.js';
 import { startMariadb, type MariadbServer, type TrafficRow } from '../src/sandbox/mariadb.js';
 import { createGateway, type Gateway } from '../src/sandbox/netns.js';
@@ -486,6 +487,14 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     }
     if (!w) throw new Error('no worker');
     const last = cold[cold.length - 1]!;
+
+    // ---- settle: the daemon's next timer cycle comes an interval later; by then its LDAP change
+    // search can confirm the watermark (src/sources/index.ts), so that entries of the bulk load
+    // near the newest modifyTimestamp stop coming back. One untimed cycle after that wait.
+    await new Promise((r) => setTimeout(r, CHANGE_MARGIN_MS + 500));
+    const settle = await w.call<CycleSummary>({ cmd: 'cycle', withSets: false });
+    if (!settle.ok) throw new Error(`settle cycle failed: ${settle.error}`);
+    say(`   settle (watermark confirmation) cycle: ${Math.round(settle.timings.totalMs)} ms (ldap ${Math.round(settle.timings.ldapMs)})`);
 
     // ---- idle: nothing changes
     const idle: CycleSummary[] = [];

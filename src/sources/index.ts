@@ -79,7 +79,7 @@ export class Sources {
     this.ldap = new LdapSource(config);
     // Filters or attributes may have changed: the next directory is a full fetch.
     this.patcher = null;
-    this.newestMs = null;
+    this.setNewest(null);
     this.pendingFull = null;
     this.generation++;
     const old = this.volumes;
@@ -105,6 +105,22 @@ export class Sources {
   private patcher: DirectoryPatcher | null = null;
   /** newest modifyTimestamp seen (epoch ms, server clock); change searches start CHANGE_MARGIN_MS before */
   private newestMs: number | null = null;
+  /**
+   * Wall-clock ms after which a change search with the margin confirms the watermark: once one
+   * started after it has come back, nothing modified at or before newestMs can still appear
+   * (short of replication lag beyond the margin, which the full fetch catches), and the next
+   * searches ask only for what is newer than newestMs. Without this, every entry of a bulk load
+   * within the margin of the newest would come back in every cycle.
+   */
+  private confirmAtWall = Number.POSITIVE_INFINITY;
+  private confirmed = false;
+
+  private setNewest(ms: number | null): void {
+    if (ms === this.newestMs) return;
+    this.newestMs = ms;
+    this.confirmed = false;
+    this.confirmAtWall = Date.now() + CHANGE_MARGIN_MS;
+  }
   private lastFullStartMs = Number.NEGATIVE_INFINITY;
   private fullRetryAtMs = Number.NEGATIVE_INFINITY;
   /** wall-clock ms of the first undecided patch not yet covered by a full fetch started after it */
@@ -199,7 +215,7 @@ export class Sources {
     if (full.newestMs === null) {
       // No modifyTimestamp in the answers (hidden by ACLs?): change searches would see nothing.
       this.patcher = null;
-      this.newestMs = null;
+      this.setNewest(null);
       if (!this.noTimestampWarned && this.config.ldap.refreshMs > 0 && full.directory.owners.length + full.directory.machines.length > 0) {
         this.log.warn(`ldap: the server returns no ${'modifyTimestamp'} (ACL?): no change searches, a full fetch every cycle`);
         this.noTimestampWarned = true;
@@ -210,7 +226,7 @@ export class Sources {
     // Changes made while the full fetch ran may have been read before they happened: ask again
     // from where the watermark was when it started (first one: its start, by our clock, or the
     // newest entry if older).
-    this.newestMs = newestAtStart ?? Math.min(full.newestMs, startedWall);
+    this.setNewest(newestAtStart ?? Math.min(full.newestMs, startedWall));
     if (this.fullWantedSince !== null && startedWall >= this.fullWantedSince) this.fullWantedSince = null;
     this.undecidedLogged.clear();
   }
@@ -272,12 +288,15 @@ export class Sources {
     }
     const before = patcher.directory;
     try {
-      const since = (this.newestMs ?? 0) - CHANGE_MARGIN_MS;
+      const searchWall = Date.now();
+      const confirmed = this.confirmed;
+      const since = confirmed ? (this.newestMs ?? 0) + 1000 : (this.newestMs ?? 0) - CHANGE_MARGIN_MS;
       const changes = await this.ldap.fetchChanges(since);
+      if (!confirmed && searchWall >= this.confirmAtWall) this.confirmed = true;
       const newOwners = patcher.newOwnerDns(changes);
       const extra = newOwners.length > 0 ? await this.ldap.fetchMachinesOf(newOwners) : [];
       const r = patcher.apply({ ...changes, hosts: [...changes.hosts, ...extra] }, now.toISOString());
-      if (changes.newestMs !== null && (this.newestMs === null || changes.newestMs > this.newestMs)) this.newestMs = changes.newestMs;
+      if (changes.newestMs !== null && (this.newestMs === null || changes.newestMs > this.newestMs)) this.setNewest(changes.newestMs);
       if (r.undecided.length > 0) {
         for (const u of r.undecided) {
           const key = `${u.dn}\n${u.reason}`;

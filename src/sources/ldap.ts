@@ -64,6 +64,8 @@ export interface LdapStats {
   full: number;
   change: number;
   ownerMachines: number;
+  /** entries the last change search returned */
+  lastChangeEntries: number;
 }
 
 function describe(e: unknown): string {
@@ -79,7 +81,7 @@ function describe(e: unknown): string {
 
 export class LdapSource {
   private readonly tls: ConnectionOptions;
-  readonly stats: LdapStats = { full: 0, change: 0, ownerMachines: 0 };
+  readonly stats: LdapStats = { full: 0, change: 0, ownerMachines: 0, lastChangeEntries: 0 };
 
   constructor(private readonly config: Pick<Config, 'ldap' | 'firewall'>) {
     const ca = config.ldap.caFile ? readFileSync(config.ldap.caFile) : undefined;
@@ -207,6 +209,7 @@ export class LdapSource {
       const people = await this.searchOn(c, l.basePeople, and(l.peopleFilter), at.owner, 'people changed');
       const orgas = await this.searchOn(c, l.baseOrga, and(l.orgaFilter), at.owner, 'organisations changed');
       const hosts = await this.searchOn(c, l.baseHosts, and(l.hostsFilter), at.host, 'machines changed');
+      this.stats.lastChangeEntries = people.length + orgas.length + hosts.length;
       return { people, orgas, hosts, newestMs: newestModify([people, orgas, hosts]) };
     }));
   }

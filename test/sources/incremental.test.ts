@@ -9,7 +9,7 @@ import { startSlapd, type SlapdServer, PEOPLE_BASE, ORGS_BASE, MACHINES_BASE } f
 import { sandboxConf } from '../../src/sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
-import { Sources, type DirectoryResult } from '../../src/sources/index.js';
+import { CHANGE_MARGIN_MS, Sources, type DirectoryResult } from '../../src/sources/index.js';
 import { LdapSource, escapeFilterValue, toGeneralizedTime } from '../../src/sources/ldap.js';
 import type { Directory } from '../../src/sources/types.js';
 
@@ -176,6 +176,30 @@ test('a change the patch cannot settle alone: left as it was, named, and a full 
     const calm = await s.fetchDirectory(new Date());
     assert.equal(calm.change, 'none');
     assert.equal(s.ldapStats.full, 2);
+  } finally {
+    await s.close();
+  }
+});
+
+test('after a bulk load, change searches stop returning its entries once the watermark is confirmed; a later change still comes', async () => {
+  await slapd.add(person('bulk1') + machine('pc-bulk1', P('bulk1'), ['230.1']) + machine('pc-bulk2', P('bulk1'), ['230.2']));
+  const s = new Sources(configFor('refresh = 1h'), new MemoryLogger(), { persist: false });
+  try {
+    const t0 = new Date();
+    const first = await s.fetchDirectory(t0);
+    const again = await s.fetchDirectory(new Date(t0.getTime() + 10_000));
+    assert.equal(again.directory, first.directory, 'nothing changed');
+    assert.ok(s.ldapStats.lastChangeEntries >= 3, `within the margin of the newest entry the bulk comes back (${s.ldapStats.lastChangeEntries})`);
+    await new Promise((r) => setTimeout(r, CHANGE_MARGIN_MS + 300));
+    await s.fetchDirectory(new Date(t0.getTime() + 20_000)); // a search started after the margin: confirms
+    const quiet = await s.fetchDirectory(new Date(t0.getTime() + 30_000));
+    assert.equal(s.ldapStats.lastChangeEntries, 0, 'confirmed: only entries newer than the newest are asked for');
+    assert.equal(quiet.directory, first.directory);
+    await new Promise((r) => setTimeout(r, 1100)); // a modifyTimestamp in a later second than the newest
+    await slapd.modify(replace(P('bulk1'), 'coupure', 'TRUE'));
+    const changed = await s.fetchDirectory(new Date(t0.getTime() + 40_000));
+    assert.equal(changed.change, 'patch');
+    assert.equal(changed.directory.owners.find((o) => o.uid === 'bulk1')?.coupure, true);
   } finally {
     await s.close();
   }
