@@ -14,6 +14,7 @@ import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
 import { effectiveRates, groupOf, thresholds, type Direction } from '../policy/policy.js';
 import type { Directory, Usage } from '../sources/types.js';
+import { ipIndex } from '../net/ipindex.js';
 import { classPlans, planDesired, type Desired, type SetFamily, type UserPlan } from './desired.js';
 
 interface Index {
@@ -29,6 +30,8 @@ interface Last {
   readonly index: Index;
   /** the firewall plan holds until this instant (epoch ms): the next end of a paid period */
   readonly fwUntil: number;
+  /** per user (in users' order), the ipIndex ids of its IPs; computed at the first step */
+  ids: Int32Array[] | null;
 }
 
 /** The first end of a paid period after `nowMs` (the allow sets change then); Infinity when none. */
@@ -66,11 +69,11 @@ export class Planner {
     const last = this.last;
     if (last && last.config === config && last.directory === directory && instant.toMillis() < last.fwUntil) {
       const next = step(last, config, usage, instant, resetAt);
-      this.last = { ...last, desired: next };
+      this.last = { ...last, desired: next, ids: last.ids };
       return next;
     }
     const desired = planDesired(config, directory, usage, instant, resetAt);
-    this.last = { config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()) };
+    this.last = { config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()), ids: null };
     return desired;
   }
 }
@@ -83,6 +86,10 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
   const totals = { down: eff.rates['down']!, up: eff.rates['up']! };
   const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
   const byIp = usage?.byIp;
+  // Summing by array index when the source gave dense volumes (a string-keyed lookup per IP
+  // cost ~120 ms per cycle at 100 000 users).
+  const dense = usage?.dense;
+  const ids = dense ? (last.ids ??= prev.users.map((u) => Int32Array.from(u.ips, (ip) => ipIndex.idOf(ip)))) : null;
   const adds = new Map<string, string[]>();
   const dels = new Map<string, string[]>();
   const push = (m: Map<string, string[]>, name: string, ip: string): void => {
@@ -107,7 +114,18 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     const u = prev.users[i]!;
     let down = 0;
     let up = 0;
-    if (byIp) {
+    if (dense && ids) {
+      const mine = ids[i]!;
+      const dd = dense.down;
+      const du = dense.up;
+      for (let j = 0; j < mine.length; j++) {
+        const id = mine[j]!;
+        if (id < dd.length) {
+          down += dd[id]!;
+          up += du[id]!;
+        }
+      }
+    } else if (byIp) {
       for (const ip of u.ips) {
         const v = byIp.get(ip);
         if (v) {

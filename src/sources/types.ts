@@ -49,6 +49,11 @@ export interface Volume {
 export interface Usage {
   /** canonical IP -> bytes since resetAt */
   readonly byIp: ReadonlyMap<string, Volume>;
+  /**
+   * The same bytes indexed by `ipIndex` id (src/net/ipindex.ts; 0 beyond the arrays), when the
+   * source built them: the incremental planner sums users' bytes from these.
+   */
+  readonly dense?: { readonly down: Float64Array; readonly up: Float64Array };
   /** ISO instant of the daily reset these volumes count from */
   readonly resetAt: string;
   readonly fetchedAt: string;

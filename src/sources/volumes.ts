@@ -19,7 +19,19 @@ import type { Config, DatabaseConfig } from '../config/config.js';
 import { parseIp } from '../net/ip.js';
 import type { Logger } from '../log.js';
 import type { IpParse } from '../net/ip.js';
+import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Usage, type Volume } from './types.js';
+
+/** A Volume that also carries its IP's ipIndex id (to fill Usage.dense without a lookup). */
+interface IdVolume extends Volume {
+  readonly id: number;
+}
+
+/** A raw IP string once parsed, with its ipIndex id when valid (-1 otherwise). */
+interface Parsed {
+  readonly p: IpParse;
+  readonly id: number;
+}
 
 const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
 
@@ -86,7 +98,7 @@ const MIN_BUCKET = '1000-01-01 00:00:00';
 
 /** Sums of a set of rows of one table, and what was wrong in them. Never mutated once built. */
 interface Part {
-  readonly sums: ReadonlyMap<string, Volume>;
+  readonly sums: ReadonlyMap<string, IdVolume>;
   /** canonical IPs with a NULL or negative row */
   readonly badRows: ReadonlySet<string>;
   /** raw IP string -> why it is not an address */
@@ -103,7 +115,7 @@ interface Closed extends Part {
 }
 
 class PartBuilder {
-  readonly sums: Map<string, Volume>;
+  readonly sums: Map<string, IdVolume>;
   readonly badRows: Set<string>;
   readonly badIps: Map<string, string>;
   rows = 0;
@@ -112,16 +124,16 @@ class PartBuilder {
    * Starts from `base` (copied, its Volume objects shared and never mutated), or adds into
    * `sums` (a map this builder may write to; its Volume objects are replaced, never mutated).
    */
-  constructor(base?: Part, sums?: Map<string, Volume>) {
+  constructor(base?: Part, sums?: Map<string, IdVolume>) {
     this.sums = sums ?? new Map(base?.sums);
     this.badRows = new Set(base?.badRows);
     this.badIps = new Map(base?.badIps);
     this.rows = base?.rows ?? 0;
   }
 
-  add(ip: string, down: number, up: number): void {
+  add(ip: string, id: number, down: number, up: number): void {
     const v = this.sums.get(ip);
-    this.sums.set(ip, v ? { down: v.down + down, up: v.up + up } : { down, up });
+    this.sums.set(ip, v ? { down: v.down + down, up: v.up + up, id } : { down, up, id });
   }
 }
 
@@ -130,7 +142,7 @@ export class VolumeSource {
   /** closed part per table */
   private readonly closed = new Map<string, Closed>();
   /** raw IP string -> parse result, across fetches */
-  private readonly ips = new Map<string, IpParse>();
+  private readonly ips = new Map<string, Parsed>();
   private lastRows = 0;
 
   constructor(private readonly config: Pick<Config, 'database'>, private readonly log: Logger) {}
@@ -150,13 +162,14 @@ export class VolumeSource {
     return this.pool;
   }
 
-  private parse(raw: string): IpParse {
-    let p = this.ips.get(raw);
-    if (p === undefined) {
-      p = parseIp(raw);
-      this.ips.set(raw, p);
+  private parse(raw: string): Parsed {
+    let e = this.ips.get(raw);
+    if (e === undefined) {
+      const p = parseIp(raw);
+      e = { p, id: p.ok ? ipIndex.idOf(p.ip) : -1 };
+      this.ips.set(raw, e);
     }
-    return p;
+    return e;
   }
 
   private failed(table: string, e: unknown): never {
@@ -175,7 +188,7 @@ export class VolumeSource {
         const [ipRaw, downRaw, upRaw] = row as [unknown, unknown, unknown];
         into.rows++;
         const raw = ipRaw === null ? '' : String(ipRaw);
-        const ip = this.parse(raw);
+        const { p: ip, id } = this.parse(raw);
         if (!ip.ok) {
           if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
           return;
@@ -187,7 +200,7 @@ export class VolumeSource {
           if (down < 0) down = 0;
           if (up < 0) up = 0;
         }
-        into.add(ip.ip, down, up);
+        into.add(ip.ip, id, down, up);
       });
       query.on('error', (e: unknown) => {
         if (!failed) reject(e);
@@ -220,7 +233,7 @@ export class VolumeSource {
     const parts: Part[] = [];
     let rows = 0;
     // Every part's rows are summed into this one map (the cached closed parts are copied, never written).
-    let byIp: Map<string, Volume> | null = null;
+    let byIp: Map<string, IdVolume> | null = null;
     if (d.closedRefreshMs === 0) {
       this.closed.clear();
       byIp = new Map();
@@ -239,7 +252,7 @@ export class VolumeSource {
         } else {
           for (const [ip, v] of closed.sums) {
             const old = byIp.get(ip);
-            byIp.set(ip, old ? { down: old.down + v.down, up: old.up + v.up } : v);
+            byIp.set(ip, old ? { down: old.down + v.down, up: old.up + v.up, id: v.id } : v);
           }
         }
         const b = new PartBuilder(undefined, byIp);
@@ -278,7 +291,7 @@ export class VolumeSource {
   }
 
   /** The Usage from the summed map; the warnings of the parts (pairs per table: closed, recent) once per fetch. */
-  private report(byIp: Map<string, Volume>, parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
+  private report(byIp: Map<string, IdVolume>, parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
     const per = parts.length / tables;
     const badRows: string[] = [];
     const badIps: string[] = [];
@@ -294,7 +307,14 @@ export class VolumeSource {
     if (badIps.length > 0) {
       this.log.warn(`mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`);
     }
-    return { byIp, resetAt: resetAt.toISOString(), fetchedAt: now.toISOString() };
+    // The same sums by ipIndex id, for the planner (a sequential pass, no lookup).
+    const down = new Float64Array(ipIndex.size);
+    const up = new Float64Array(ipIndex.size);
+    for (const v of byIp.values()) {
+      down[v.id] = v.down;
+      up[v.id] = v.up;
+    }
+    return { byIp, dense: { down, up }, resetAt: resetAt.toISOString(), fetchedAt: now.toISOString() };
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,7 @@ import { planDesired, type Desired } from '../../src/plan/desired.js';
 import { Planner, firewallValidUntil } from '../../src/plan/incremental.js';
 import type { Directory, Machine, Owner, Usage, Volume } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
+import { ipIndex } from '../../src/net/ipindex.js';
 
 const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
 const MB = 1_000_000;
@@ -45,6 +46,17 @@ function campus(n: number, endOf: (i: number) => number | null = () => Date.UTC(
 
 const allIps = (d: Directory): string[] => d.machines.flatMap((m) => [...m.ips4, ...m.ips6]);
 const usageOf = (m: Map<string, Volume>): Usage => ({ byIp: m, resetAt: at.toISO()!, fetchedAt: at.toISO()! });
+/** The same volumes also by ipIndex id, as the volume source gives them. */
+function denseUsageOf(m: Map<string, Volume>): Usage {
+  for (const ip of m.keys()) ipIndex.idOf(ip);
+  const down = new Float64Array(ipIndex.size);
+  const up = new Float64Array(ipIndex.size);
+  for (const [ip, v] of m) {
+    down[ipIndex.idOf(ip)] = v.down;
+    up[ipIndex.idOf(ip)] = v.up;
+  }
+  return { ...usageOf(m), dense: { down, up } };
+}
 const config = (qos = ''): Config => parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${qos}`, firewall: 'area6Prefix = 2001:db8::' }), 'q');
 
 /** Everything a plan decides, as plain data (member sets sorted). */
@@ -84,7 +96,8 @@ test('incremental plans equal plans from scratch, and each delta turns the previ
         }
       }
       const now = at.plus({ minutes: round });
-      const next = planner.plan(c, d, usageOf(new Map(volumes)), now, at);
+      // every other round as the volume source gives it (dense arrays by IP id)
+      const next = planner.plan(c, d, round % 2 ? denseUsageOf(new Map(volumes)) : usageOf(new Map(volumes)), now, at);
       assert.deepEqual(view(next), view(planDesired(c, d, usageOf(new Map(volumes)), now, at)), `round ${round} (${qos || 'count = all'})`);
       assert.ok(next.delta, 'same directory and config: incremental');
       assert.equal(next.delta.base, prev.version, 'the delta starts from the previous plan');
