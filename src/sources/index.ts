@@ -33,7 +33,10 @@ export interface DirectoryResult {
   readonly changedMachines?: readonly string[];
 }
 
-/** Change searches ask from this long before the newest modifyTimestamp seen (writes in flight, replication). */
+/**
+ * Change searches ask from this long before the newest modifyTimestamp seen (writes in flight,
+ * replication), until that newest entry was seen this long ago; then from the second after it.
+ */
 export const CHANGE_MARGIN_MS = 5_000;
 /** A background full fetch that failed is retried after at most this long (or [ldap] refresh if shorter). */
 const FULL_RETRY_MS = 60_000;
@@ -58,7 +61,10 @@ export class Sources {
   readonly store: SnapshotStore;
   readonly health: { readonly ldap: SourceHealth; readonly mysql: SourceHealth };
 
-  constructor(private config: Config, private readonly log: Logger, opts: { persist?: boolean } = {}) {
+  private readonly changeMarginMs: number;
+
+  constructor(private config: Config, private readonly log: Logger, opts: { persist?: boolean; changeMarginMs?: number } = {}) {
+    this.changeMarginMs = opts.changeMarginMs ?? CHANGE_MARGIN_MS;
     this.ldap = new LdapSource(config);
     this.volumes = new VolumeSource(config, log);
     this.store = new SnapshotStore(config.paths.state, log);
@@ -105,6 +111,8 @@ export class Sources {
   private patcher: DirectoryPatcher | null = null;
   /** newest modifyTimestamp seen (epoch ms, server clock); change searches start CHANGE_MARGIN_MS before */
   private newestMs: number | null = null;
+  /** when (our clock) newestMs was last raised */
+  private newestSeenWall = 0;
   private lastFullStartMs = Number.NEGATIVE_INFINITY;
   private fullRetryAtMs = Number.NEGATIVE_INFINITY;
   /** wall-clock ms of the first undecided patch not yet covered by a full fetch started after it */
@@ -211,6 +219,7 @@ export class Sources {
     // from where the watermark was when it started (first one: its start, by our clock, or the
     // newest entry if older).
     this.newestMs = newestAtStart ?? Math.min(full.newestMs, startedWall);
+    this.newestSeenWall = Date.now();
     if (this.fullWantedSince !== null && startedWall >= this.fullWantedSince) this.fullWantedSince = null;
     this.undecidedLogged.clear();
   }
@@ -272,12 +281,20 @@ export class Sources {
     }
     const before = patcher.directory;
     try {
-      const since = (this.newestMs ?? 0) - CHANGE_MARGIN_MS;
+      // Writes in flight: ask again from a margin before the newest entry seen, until that entry
+      // was seen long enough ago (by our clock) that nothing older can still appear; then from
+      // the next second (else a bulk import would be returned by every cycle).
+      const newest = this.newestMs ?? 0;
+      const settled = Date.now() - this.newestSeenWall > this.changeMarginMs;
+      const since = settled ? Math.floor(newest / 1000) * 1000 + 1000 : newest - this.changeMarginMs;
       const changes = await this.ldap.fetchChanges(since);
       const newOwners = patcher.newOwnerDns(changes);
       const extra = newOwners.length > 0 ? await this.ldap.fetchMachinesOf(newOwners) : [];
       const r = patcher.apply({ ...changes, hosts: [...changes.hosts, ...extra] }, now.toISOString());
-      if (changes.newestMs !== null && (this.newestMs === null || changes.newestMs > this.newestMs)) this.newestMs = changes.newestMs;
+      if (changes.newestMs !== null && (this.newestMs === null || changes.newestMs > this.newestMs)) {
+        this.newestMs = changes.newestMs;
+        this.newestSeenWall = Date.now();
+      }
       if (r.undecided.length > 0) {
         for (const u of r.undecided) {
           const key = `${u.dn}\n${u.reason}`;

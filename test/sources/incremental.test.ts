@@ -11,6 +11,7 @@ import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { Sources, type DirectoryResult } from '../../src/sources/index.js';
 import { LdapSource, escapeFilterValue, toGeneralizedTime } from '../../src/sources/ldap.js';
+import { buildDirectory } from '../../src/sources/directory.js';
 import type { Directory } from '../../src/sources/types.js';
 
 let slapd: SlapdServer;
@@ -78,6 +79,17 @@ test('filter pieces: generalizedTime and RFC 4515 escaping', () => {
   assert.equal(toGeneralizedTime(Date.UTC(2026, 10, 2, 3, 4, 5, 999)), '20261102030405Z');
   assert.equal(escapeFilterValue('uid=a(b)*\\c,ou=x'), 'uid=a\\28b\\29\\2a\\5cc,ou=x');
   assert.equal(escapeFilterValue('a\0b'), 'a\\00b');
+});
+
+test('the page-by-page full fetch builds what buildDirectory builds from the same entries', async () => {
+  const config = configFor();
+  const src = new LdapSource(config);
+  const paged = await src.fetch(new Date());
+  const all = await src.fetchChanges(0); // modifyTimestamp >= 1970: every entry, as RawEntry maps
+  assert.ok(all.hosts.length >= 8 && all.people.length >= 3);
+  const built = buildDirectory(all, { ldap: config.ldap, firewall: config.firewall, fetchedAt: paged.fetchedAt });
+  assert.deepEqual(paged, built);
+  assert.ok(paged.skipped.length >= 3, 'skips are part of the comparison');
 });
 
 test('change searches patch the directory exactly as a full fetch would build it', async () => {
@@ -209,6 +221,27 @@ test('deletions wait for the periodic full fetch, which runs in the background a
     const forced = await s.fetchDirectory(new Date(later.getTime() + 20_000), { full: true });
     assert.equal(forced.change, 'full');
     assert.equal(s.ldapStats.full, 3);
+  } finally {
+    await s.close();
+  }
+});
+
+test('once the newest entry is old enough, change searches ask from the second after it: nothing comes back', async () => {
+  const config = configFor('refresh = 1h');
+  const s = new Sources(config, new MemoryLogger(), { persist: false, changeMarginMs: 1000 });
+  try {
+    const first = await s.fetchDirectory(new Date());
+    await new Promise((r) => setTimeout(r, 1200));
+    const before = s.ldapStats.changeEntries;
+    const calm = await s.fetchDirectory(new Date());
+    assert.equal(calm.directory, first.directory);
+    assert.equal(s.ldapStats.changeEntries, before, 'no entry returned once settled');
+    await slapd.modify(`dn: ${P('jdupont')}\nchangetype: modify\nadd: ban\nban: mail\n\n`);
+    const r = await s.fetchDirectory(new Date());
+    assert.equal(r.change, 'patch', 'a later modification is still seen');
+    assert.deepEqual(r.changedOwners, ['jdupont']);
+    assert.deepEqual(content(r.directory), await fullNow(config));
+    assert.equal(s.ldapStats.full, 1);
   } finally {
     await s.close();
   }
