@@ -35,7 +35,8 @@ export interface DirectoryResult {
 
 /**
  * Change searches ask from this long before the newest modifyTimestamp seen (writes in flight,
- * replication), until that newest entry was seen this long ago; then from the second after it.
+ * replication) until one of them started this long after that entry was first seen; then from
+ * the second after it.
  */
 export const CHANGE_MARGIN_MS = 5_000;
 /** A background full fetch that failed is retried after at most this long (or [ldap] refresh if shorter). */
@@ -113,6 +114,8 @@ export class Sources {
   private newestMs: number | null = null;
   /** when (our clock) newestMs was last raised */
   private newestSeenWall = 0;
+  /** when (our clock) the last change search from newestMs − margin started */
+  private lowSearchWall: number | null = null;
   private lastFullStartMs = Number.NEGATIVE_INFINITY;
   private fullRetryAtMs = Number.NEGATIVE_INFINITY;
   /** wall-clock ms of the first undecided patch not yet covered by a full fetch started after it */
@@ -220,6 +223,7 @@ export class Sources {
     // newest entry if older).
     this.newestMs = newestAtStart ?? Math.min(full.newestMs, startedWall);
     this.newestSeenWall = Date.now();
+    this.lowSearchWall = null;
     if (this.fullWantedSince !== null && startedWall >= this.fullWantedSince) this.fullWantedSince = null;
     this.undecidedLogged.clear();
   }
@@ -281,13 +285,16 @@ export class Sources {
     }
     const before = patcher.directory;
     try {
-      // Writes in flight: ask again from a margin before the newest entry seen, until that entry
-      // was seen long enough ago (by our clock) that nothing older can still appear; then from
-      // the next second (else a bulk import would be returned by every cycle).
+      // Writes in flight: ask again from a margin before the newest entry seen, until one such
+      // search started long enough (by our clock) after that entry was first seen that nothing
+      // older can still appear; then from the next second (else a bulk import would be returned
+      // by every cycle).
       const newest = this.newestMs ?? 0;
-      const settled = Date.now() - this.newestSeenWall > this.changeMarginMs;
+      const settled = this.lowSearchWall !== null && this.lowSearchWall - this.newestSeenWall > this.changeMarginMs;
       const since = settled ? Math.floor(newest / 1000) * 1000 + 1000 : newest - this.changeMarginMs;
+      const searchWall = Date.now();
       const changes = await this.ldap.fetchChanges(since);
+      if (!settled) this.lowSearchWall = searchWall;
       const newOwners = patcher.newOwnerDns(changes);
       const extra = newOwners.length > 0 ? await this.ldap.fetchMachinesOf(newOwners) : [];
       const r = patcher.apply({ ...changes, hosts: [...changes.hosts, ...extra] }, now.toISOString());
