@@ -145,7 +145,22 @@ export class Sources {
   async fetchDirectory(now: Date, opts: { force?: boolean; waitMs?: number; full?: boolean } = {}): Promise<DirectoryResult> {
     const run = this.serial.then(() => this.fetchDirectorySerial(now, opts));
     this.serial = run.catch(() => undefined);
-    const r = await run;
+    let r: DirectoryResult | null;
+    const last = this.store.lastDirectory;
+    if (opts.waitMs !== undefined && last) {
+      // A change search (or a fetch before it) that hangs does not hold the cycle beyond waitMs:
+      // it goes on, and what it brings is picked up by a later call.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<null>((res) => (timer = setTimeout(() => res(null), opts.waitMs)));
+      r = await Promise.race([run, timeout]);
+      clearTimeout(timer);
+      if (r === null) {
+        const d = this.store.lastDirectory ?? last;
+        r = { directory: d, fresh: false, error: null, refreshing: true, change: d === this.lastReturned ? 'none' : 'full' };
+      }
+    } else {
+      r = await run;
+    }
     this.lastReturned = r.directory;
     return r;
   }

@@ -252,6 +252,29 @@ test('once the newest entry is old enough, change searches ask from the second a
   }
 });
 
+test('a change search that hangs does not hold a timer cycle beyond waitMs', async () => {
+  const config = configFor('refresh = 1h');
+  const s = new Sources(config, new MemoryLogger(), { persist: false });
+  const pid = slapd.pid()!;
+  try {
+    const first = await s.fetchDirectory(new Date(), { waitMs: 100 });
+    assert.equal(first.fresh, true, 'no directory yet: awaited');
+    process.kill(pid, 'SIGSTOP');
+    const r = await s.fetchDirectory(new Date(), { waitMs: 100 });
+    assert.equal(r.refreshing, true);
+    assert.equal(r.fresh, false);
+    assert.equal(r.directory, first.directory);
+    process.kill(pid, 'SIGCONT');
+    const next = await s.fetchDirectory(new Date());
+    assert.equal(next.fresh, true);
+    assert.equal(next.directory, first.directory);
+    assert.equal(s.ldapStats.full, 1);
+  } finally {
+    process.kill(pid, 'SIGCONT');
+    await s.close();
+  }
+});
+
 test('a failed change search keeps the last good directory, logged once; refresh = 0 is a full fetch every cycle', async () => {
   const state = mkdtempSync(join(tmpdir(), 'rq-incr-state-'));
   const config = parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state, ldap: 'refresh = 1h' }), 'x');
