@@ -178,12 +178,18 @@ export class Sources {
     const already = this.inflight !== null;
     if (!this.inflight) {
       const t0 = performance.now();
-      const run = this.fetchDirectoryNow(now, opts);
-      this.inflight = run;
-      run.then(() => undefined, () => undefined).finally(() => {
-        this.lastFetchMs = performance.now() - t0;
-        if (this.inflight === run) this.inflight = null;
-      });
+      // Cleared when the fetch settles, before anyone awaiting it resumes: the next call must
+      // not find a finished fetch still "in flight" (it would be handed the old result).
+      const self: { run: Promise<DirectoryResult> | null } = { run: null };
+      self.run = (async () => {
+        try {
+          return await this.fetchDirectoryNow(now, opts);
+        } finally {
+          this.lastFetchMs = performance.now() - t0;
+          if (this.inflight === self.run) this.inflight = null;
+        }
+      })();
+      this.inflight = self.run;
     }
     const last = this.store.lastDirectory;
     if (opts.waitMs === undefined || !last) return this.inflight;

@@ -2,7 +2,7 @@
 // directory must equal what a full fetch of the same LDAP content builds.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, ORGS_BASE, MACHINES_BASE } from '../../src/sandbox/slapd.js';
@@ -252,6 +252,16 @@ test('once the newest entry is old enough, change searches ask from the second a
   }
 });
 
+/** Waits until /proc says every thread of the process is stopped (SIGSTOP takes effect asynchronously). */
+async function stopped(pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    if (tasks.every((t) => /^\d+ \(.*\) [Tt] /.test(readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8')))) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`pid ${pid} did not stop`);
+}
+
 test('a change search that hangs does not hold a timer cycle beyond waitMs', async () => {
   const config = configFor('refresh = 1h');
   const s = new Sources(config, new MemoryLogger(), { persist: false });
@@ -260,8 +270,9 @@ test('a change search that hangs does not hold a timer cycle beyond waitMs', asy
     const first = await s.fetchDirectory(new Date(), { waitMs: 100 });
     assert.equal(first.fresh, true, 'no directory yet: awaited');
     process.kill(pid, 'SIGSTOP');
+    await stopped(pid);
     const r = await s.fetchDirectory(new Date(), { waitMs: 100 });
-    assert.equal(r.refreshing, true);
+    assert.equal(r.refreshing, true, JSON.stringify({ ...r, directory: undefined }));
     assert.equal(r.fresh, false);
     assert.equal(r.directory, first.directory);
     process.kill(pid, 'SIGCONT');
