@@ -102,7 +102,26 @@ export function isValidIpv4Prefix(prefix: string): boolean {
  * the campus prefix + the suffix (`172.22.` + `200.3`). Suffix and prefix must make
  * exactly four octets.
  */
+const SUFFIX2 = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})$/;
+const goodPrefix2 = new Map<string, boolean>();
+
+/** A two-octet prefix ("172.22.") under which any two-octet suffix gives a host address. */
+function isGoodPrefix2(prefix: string): boolean {
+  let ok = goodPrefix2.get(prefix);
+  if (ok === undefined) {
+    // The refusals of parseIpv4 that depend on the last two octets need a first octet of 0 or 255
+    // (0/8, broadcast), refused here with the prefix: then only octets above 255 remain.
+    const p = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.$/.exec(prefix);
+    ok = p !== null && parseIpv4(`${prefix}1.1`).ok && parseIpv4(`${prefix}255.255`).ok && parseIpv4(`${prefix}0.0`).ok;
+    if (goodPrefix2.size < 100) goodPrefix2.set(prefix, ok);
+  }
+  return ok;
+}
+
 export function joinIpv4(prefix: string, value: string): IpParse {
+  // Fast path, the usual case: a "X.Y" suffix without leading zeros under a good prefix.
+  const m = SUFFIX2.exec(value);
+  if (m && Number(m[1]) <= 255 && Number(m[2]) <= 255 && isGoodPrefix2(prefix)) return { ok: true, ip: prefix + value, family: 4 };
   const bad = describe(value);
   if (bad) return { ok: false, reason: bad };
   if (isIPv4(value) || value.split('.').length === 4) return parseIpv4(value);

@@ -7,10 +7,15 @@ import type { LdapConfig, FirewallConfig } from '../config/config.js';
 import { joinIpv4, joinIpv6, sortIps } from '../net/ip.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
 
+/** Values of an attribute by its lowercased name (a Map, or a view over an ldapts entry). */
+export interface AttrReader {
+  get(lowerName: string): readonly string[] | undefined;
+}
+
 /** An LDAP entry with attribute names lowercased and every value a string array. */
 export interface RawEntry {
   readonly dn: string;
-  readonly attrs: ReadonlyMap<string, readonly string[]>;
+  readonly attrs: AttrReader;
 }
 
 export interface RawDirectory {
@@ -118,8 +123,10 @@ export interface HostDraft {
   readonly ips4: string[];
   readonly ips6: string[];
   /** values that could not be read (pushed to skipped only if the owner exists) */
-  readonly ipSkips: Skipped[];
+  readonly ipSkips: readonly Skipped[];
 }
+
+const NO_SKIPS: readonly Skipped[] = Object.freeze([]);
 
 export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
   const a = o.ldap.attrs;
@@ -130,7 +137,7 @@ export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
   for (const z of zones) if (z.trim().toLowerCase() === inactive) active = false;
   const ips4: string[] = [];
   const ips6: string[] = [];
-  const ipSkips: Skipped[] = [];
+  let ipSkips: Skipped[] | null = null;
   if (ownerDn) {
     for (const v of all(e, a.ip)) {
       // No trimming: whitespace or a newline in a value is an error, named.
@@ -138,7 +145,7 @@ export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
       if (campus.ok) {
         if (!ips4.includes(campus.ip)) ips4.push(campus.ip);
       } else {
-        ipSkips.push({ dn: e.dn, reason: `${a.ip} ${JSON.stringify(v)}: ${campus.reason}` });
+        (ipSkips ??= []).push({ dn: e.dn, reason: `${a.ip} ${JSON.stringify(v)}: ${campus.reason}` });
       }
     }
     for (const v of all(e, a.ip6)) {
@@ -146,11 +153,11 @@ export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
       if (r.ok) {
         if (!ips6.includes(r.ip)) ips6.push(r.ip);
       } else {
-        ipSkips.push({ dn: e.dn, reason: `${a.ip6} ${JSON.stringify(v)}: ${r.reason}` });
+        (ipSkips ??= []).push({ dn: e.dn, reason: `${a.ip6} ${JSON.stringify(v)}: ${r.reason}` });
       }
     }
   }
-  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4, ips6, ipSkips };
+  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4, ips6, ipSkips: ipSkips ?? NO_SKIPS };
 }
 
 /** A machine tied to its owner, before duplicate IPs are settled. */
@@ -202,8 +209,12 @@ export class OwnerCollector {
 
   add(e: RawEntry, kind: OwnerKind): void {
     const owner = buildOwner(e, kind, this.o, this.skipped);
-    if (!owner) return;
-    const key = normalizeDn(e.dn);
+    if (owner) this.addOwner(owner);
+  }
+
+  /** An owner built already (buildOwner, its skips pushed to the same list). */
+  addOwner(owner: Owner): void {
+    const key = normalizeDn(owner.dn);
     if (this.index.byDn.has(key)) return;
     this.index.byDn.set(key, owner);
     const lower = owner.uid.toLowerCase();

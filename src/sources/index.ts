@@ -33,7 +33,11 @@ export interface DirectoryResult {
   readonly changedMachines?: readonly string[];
 }
 
-/** Change searches ask from this long before the newest modifyTimestamp seen (writes in flight, replication). */
+/**
+ * Change searches ask from this long before the newest modifyTimestamp seen (writes in flight,
+ * replication) until one of them started this long after that entry was first seen; then from
+ * the second after it.
+ */
 export const CHANGE_MARGIN_MS = 5_000;
 /** A background full fetch that failed is retried after at most this long (or [ldap] refresh if shorter). */
 const FULL_RETRY_MS = 60_000;
@@ -58,7 +62,10 @@ export class Sources {
   readonly store: SnapshotStore;
   readonly health: { readonly ldap: SourceHealth; readonly mysql: SourceHealth };
 
-  constructor(private config: Config, private readonly log: Logger, opts: { persist?: boolean } = {}) {
+  private readonly changeMarginMs: number;
+
+  constructor(private config: Config, private readonly log: Logger, opts: { persist?: boolean; changeMarginMs?: number } = {}) {
+    this.changeMarginMs = opts.changeMarginMs ?? CHANGE_MARGIN_MS;
     this.ldap = new LdapSource(config);
     this.volumes = new VolumeSource(config, log);
     this.store = new SnapshotStore(config.paths.state, log);
@@ -79,7 +86,7 @@ export class Sources {
     this.ldap = new LdapSource(config);
     // Filters or attributes may have changed: the next directory is a full fetch.
     this.patcher = null;
-    this.setNewest(null);
+    this.newestMs = null;
     this.pendingFull = null;
     this.generation++;
     const old = this.volumes;
@@ -105,22 +112,10 @@ export class Sources {
   private patcher: DirectoryPatcher | null = null;
   /** newest modifyTimestamp seen (epoch ms, server clock); change searches start CHANGE_MARGIN_MS before */
   private newestMs: number | null = null;
-  /**
-   * Wall-clock ms after which a change search with the margin confirms the watermark: once one
-   * started after it has come back, nothing modified at or before newestMs can still appear
-   * (short of replication lag beyond the margin, which the full fetch catches), and the next
-   * searches ask only for what is newer than newestMs. Without this, every entry of a bulk load
-   * within the margin of the newest would come back in every cycle.
-   */
-  private confirmAtWall = Number.POSITIVE_INFINITY;
-  private confirmed = false;
-
-  private setNewest(ms: number | null): void {
-    if (ms === this.newestMs) return;
-    this.newestMs = ms;
-    this.confirmed = false;
-    this.confirmAtWall = Date.now() + CHANGE_MARGIN_MS;
-  }
+  /** when (our clock) newestMs was last raised */
+  private newestSeenWall = 0;
+  /** when (our clock) the last change search from newestMs − margin started */
+  private lowSearchWall: number | null = null;
   private lastFullStartMs = Number.NEGATIVE_INFINITY;
   private fullRetryAtMs = Number.NEGATIVE_INFINITY;
   /** wall-clock ms of the first undecided patch not yet covered by a full fetch started after it */
@@ -150,7 +145,22 @@ export class Sources {
   async fetchDirectory(now: Date, opts: { force?: boolean; waitMs?: number; full?: boolean } = {}): Promise<DirectoryResult> {
     const run = this.serial.then(() => this.fetchDirectorySerial(now, opts));
     this.serial = run.catch(() => undefined);
-    const r = await run;
+    let r: DirectoryResult | null;
+    const last = this.store.lastDirectory;
+    if (opts.waitMs !== undefined && last) {
+      // A change search (or a fetch before it) that hangs does not hold the cycle beyond waitMs:
+      // it goes on, and what it brings is picked up by a later call.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<null>((res) => (timer = setTimeout(() => res(null), opts.waitMs)));
+      r = await Promise.race([run, timeout]);
+      clearTimeout(timer);
+      if (r === null) {
+        const d = this.store.lastDirectory ?? last;
+        r = { directory: d, fresh: false, error: null, refreshing: true, change: d === this.lastReturned ? 'none' : 'full' };
+      }
+    } else {
+      r = await run;
+    }
     this.lastReturned = r.directory;
     return r;
   }
@@ -168,12 +178,18 @@ export class Sources {
     const already = this.inflight !== null;
     if (!this.inflight) {
       const t0 = performance.now();
-      const run = this.fetchDirectoryNow(now, opts);
-      this.inflight = run;
-      run.then(() => undefined, () => undefined).finally(() => {
-        this.lastFetchMs = performance.now() - t0;
-        if (this.inflight === run) this.inflight = null;
-      });
+      // Cleared when the fetch settles, before anyone awaiting it resumes: the next call must
+      // not find a finished fetch still "in flight" (it would be handed the old result).
+      const self: { run: Promise<DirectoryResult> | null } = { run: null };
+      self.run = (async () => {
+        try {
+          return await this.fetchDirectoryNow(now, opts);
+        } finally {
+          this.lastFetchMs = performance.now() - t0;
+          if (this.inflight === self.run) this.inflight = null;
+        }
+      })();
+      this.inflight = self.run;
     }
     const last = this.store.lastDirectory;
     if (opts.waitMs === undefined || !last) return this.inflight;
@@ -215,7 +231,7 @@ export class Sources {
     if (full.newestMs === null) {
       // No modifyTimestamp in the answers (hidden by ACLs?): change searches would see nothing.
       this.patcher = null;
-      this.setNewest(null);
+      this.newestMs = null;
       if (!this.noTimestampWarned && this.config.ldap.refreshMs > 0 && full.directory.owners.length + full.directory.machines.length > 0) {
         this.log.warn(`ldap: the server returns no ${'modifyTimestamp'} (ACL?): no change searches, a full fetch every cycle`);
         this.noTimestampWarned = true;
@@ -226,7 +242,9 @@ export class Sources {
     // Changes made while the full fetch ran may have been read before they happened: ask again
     // from where the watermark was when it started (first one: its start, by our clock, or the
     // newest entry if older).
-    this.setNewest(newestAtStart ?? Math.min(full.newestMs, startedWall));
+    this.newestMs = newestAtStart ?? Math.min(full.newestMs, startedWall);
+    this.newestSeenWall = Date.now();
+    this.lowSearchWall = null;
     if (this.fullWantedSince !== null && startedWall >= this.fullWantedSince) this.fullWantedSince = null;
     this.undecidedLogged.clear();
   }
@@ -288,15 +306,23 @@ export class Sources {
     }
     const before = patcher.directory;
     try {
+      // Writes in flight: ask again from a margin before the newest entry seen, until one such
+      // search started long enough (by our clock) after that entry was first seen that nothing
+      // older can still appear; then from the next second (else a bulk import would be returned
+      // by every cycle).
+      const newest = this.newestMs ?? 0;
+      const settled = this.lowSearchWall !== null && this.lowSearchWall - this.newestSeenWall > this.changeMarginMs;
+      const since = settled ? Math.floor(newest / 1000) * 1000 + 1000 : newest - this.changeMarginMs;
       const searchWall = Date.now();
-      const confirmed = this.confirmed;
-      const since = confirmed ? (this.newestMs ?? 0) + 1000 : (this.newestMs ?? 0) - CHANGE_MARGIN_MS;
       const changes = await this.ldap.fetchChanges(since);
-      if (!confirmed && searchWall >= this.confirmAtWall) this.confirmed = true;
+      if (!settled) this.lowSearchWall = searchWall;
       const newOwners = patcher.newOwnerDns(changes);
       const extra = newOwners.length > 0 ? await this.ldap.fetchMachinesOf(newOwners) : [];
       const r = patcher.apply({ ...changes, hosts: [...changes.hosts, ...extra] }, now.toISOString());
-      if (changes.newestMs !== null && (this.newestMs === null || changes.newestMs > this.newestMs)) this.setNewest(changes.newestMs);
+      if (changes.newestMs !== null && (this.newestMs === null || changes.newestMs > this.newestMs)) {
+        this.newestMs = changes.newestMs;
+        this.newestSeenWall = Date.now();
+      }
       if (r.undecided.length > 0) {
         for (const u of r.undecided) {
           const key = `${u.dn}\n${u.reason}`;

@@ -8,9 +8,12 @@ import { Client, type Entry } from 'ldapts';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Config, LdapConfig } from '../config/config.js';
-import { buildDirectoryState, parseGeneralizedTime, type BuiltDirectory, type RawEntry } from './directory.js';
+import {
+  buildOwner, draftHost, finishBuild, OwnerCollector, parseGeneralizedTime,
+  type AttrReader, type BuiltDirectory, type HostDraft, type RawEntry,
+} from './directory.js';
 import type { Changes } from './patch.js';
-import { SourceUnavailableError, type Directory } from './types.js';
+import { SourceUnavailableError, type Directory, type Owner, type Skipped } from './types.js';
 
 function normalizeEntry(e: Entry): RawEntry {
   const attrs = new Map<string, string[]>();
@@ -64,8 +67,35 @@ export interface LdapStats {
   full: number;
   change: number;
   ownerMachines: number;
-  /** entries the last change search returned */
-  lastChangeEntries: number;
+  /** entries the change searches returned, in all */
+  changeEntries: number;
+}
+
+const lowerNames = new Map<string, string>();
+const lowerName = (k: string): string => {
+  let v = lowerNames.get(k);
+  if (v === undefined) {
+    v = k.toLowerCase();
+    if (lowerNames.size < 1000) lowerNames.set(k, v);
+  }
+  return v;
+};
+const asStrings = (v: Entry[string]): string[] => {
+  const values = Array.isArray(v) ? v : [v];
+  return values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
+};
+
+/** A RawEntry over an ldapts entry as it is, without copying it into a Map (full fetches: one page at a time). */
+function entryView(e: Entry): RawEntry {
+  const attrs: AttrReader = {
+    get(name: string): readonly string[] | undefined {
+      for (const k in e) {
+        if (k !== 'dn' && lowerName(k) === name) return asStrings(e[k]!);
+      }
+      return undefined;
+    },
+  };
+  return { dn: e.dn, attrs };
 }
 
 function describe(e: unknown): string {
@@ -81,7 +111,7 @@ function describe(e: unknown): string {
 
 export class LdapSource {
   private readonly tls: ConnectionOptions;
-  readonly stats: LdapStats = { full: 0, change: 0, ownerMachines: 0, lastChangeEntries: 0 };
+  readonly stats: LdapStats = { full: 0, change: 0, ownerMachines: 0, changeEntries: 0 };
 
   constructor(private readonly config: Pick<Config, 'ldap' | 'firewall'>) {
     const ca = config.ldap.caFile ? readFileSync(config.ldap.caFile) : undefined;
@@ -137,12 +167,6 @@ export class LdapSource {
     }
   }
 
-  /** One complete paged search on its own connection (ldapts mixes up concurrent paged searches on one). */
-  private async search(base: string, filter: string, attributes: string[], what: string): Promise<RawEntry[]> {
-    if (base === '') return [];
-    return this.withClient((c) => this.searchOn(c, base, filter, attributes, what));
-  }
-
   private async withClient<T>(fn: (c: Client) => Promise<T>): Promise<T> {
     const client = await this.connect();
     try {
@@ -178,19 +202,66 @@ export class LdapSource {
     return (await this.fetchFull(now)).directory;
   }
 
-  /** The full fetch, with what a later patch needs (build state, newest modifyTimestamp). */
+  /**
+   * Every page of a paged search, one after the other, to `each` (one connection per search:
+   * ldapts mixes up concurrent paged searches on one). Nothing of a page is kept but what `each` keeps.
+   */
+  private async scan(base: string, filter: string, attributes: string[], what: string, each: (e: RawEntry) => void): Promise<void> {
+    if (base === '') return;
+    const l = this.config.ldap;
+    await this.withClient(async (client) => {
+      try {
+        const pages = client.searchPaginated(base, { scope: 'sub', filter, attributes, paged: { pageSize: l.pageSize }, timeLimit: Math.ceil(l.timeoutMs / 1000) });
+        for await (const page of pages) {
+          for (const e of page.searchEntries) each(entryView(e));
+        }
+      } catch (e) {
+        throw new SourceUnavailableError('ldap', `search of ${what} under ${base} at ${l.url} failed: ${describe(e)}`, { cause: e });
+      }
+    });
+  }
+
+  /**
+   * The full fetch, with what a later patch needs (build state, newest modifyTimestamp). Built
+   * page by page: each entry becomes an Owner or a machine draft at once and the page is dropped.
+   */
   async fetchFull(now: Date = new Date()): Promise<FullFetch> {
     const l = this.config.ldap;
     const at = this.attrLists();
+    const o = this.buildOptions(now);
     this.stats.full++;
+    const skipped: Skipped[] = [];
+    const people: Owner[] = [];
+    const orgas: Owner[] = [];
+    const hosts: HostDraft[] = [];
+    let newestMs: number | null = null;
+    const seen = (e: RawEntry): void => {
+      const raw = e.attrs.get('modifytimestamp')?.[0];
+      const t = raw === undefined ? null : parseGeneralizedTime(raw);
+      if (t !== null && (newestMs === null || t > newestMs)) newestMs = t;
+    };
     return this.guard(async () => {
-      const [people, orgas, hosts] = await Promise.all([
-        this.search(l.basePeople, l.peopleFilter, at.owner, 'people'),
-        this.search(l.baseOrga, l.orgaFilter, at.owner, 'organisations'),
-        this.search(l.baseHosts, l.hostsFilter, at.host, 'machines'),
+      await Promise.all([
+        this.scan(l.basePeople, l.peopleFilter, at.owner, 'people', (e) => {
+          seen(e);
+          const ow = buildOwner(e, 'person', o, skipped);
+          if (ow) people.push(ow);
+        }),
+        this.scan(l.baseOrga, l.orgaFilter, at.owner, 'organisations', (e) => {
+          seen(e);
+          const ow = buildOwner(e, 'organisation', o, skipped);
+          if (ow) orgas.push(ow);
+        }),
+        this.scan(l.baseHosts, l.hostsFilter, at.host, 'machines', (e) => {
+          seen(e);
+          hosts.push(draftHost(e, o));
+        }),
       ]);
-      const newestMs = newestModify([people, orgas, hosts]);
-      return { ...buildDirectoryState({ people, orgas, hosts }, this.buildOptions(now)), newestMs };
+      // People before organisations, each in LDAP order: what buildDirectory does.
+      const owners = new OwnerCollector(o, skipped);
+      for (const ow of people) owners.addOwner(ow);
+      for (const ow of orgas) owners.addOwner(ow);
+      return { ...finishBuild(owners, hosts, skipped, o), newestMs };
     });
   }
 
@@ -209,7 +280,7 @@ export class LdapSource {
       const people = await this.searchOn(c, l.basePeople, and(l.peopleFilter), at.owner, 'people changed');
       const orgas = await this.searchOn(c, l.baseOrga, and(l.orgaFilter), at.owner, 'organisations changed');
       const hosts = await this.searchOn(c, l.baseHosts, and(l.hostsFilter), at.host, 'machines changed');
-      this.stats.lastChangeEntries = people.length + orgas.length + hosts.length;
+      this.stats.changeEntries += people.length + orgas.length + hosts.length;
       return { people, orgas, hosts, newestMs: newestModify([people, orgas, hosts]) };
     }));
   }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIp, parseIpv4, parseIpv6, joinIpv4, joinIpv6, compareIp } from '../../src/net/ip.js';
+import { parseIp, parseIpv4, parseIpv6, joinIpv4, joinIpv6, compareIp, type IpParse } from '../../src/net/ip.js';
 
 const bad4: [string, RegExp][] = [
   ['172.22.200.03', /leading zero/],
@@ -76,5 +76,22 @@ test('sortIps orders exactly like compareIp', async () => {
   for (let i = 0; i < 20; i++) {
     const shuffled = [...ips].sort(() => (((i * 7919) % 13) - 6));
     assert.deepEqual(sortIps([...shuffled]), [...shuffled].sort(compareIp));
+  }
+});
+
+test('joinIpv4: the fast path for X.Y suffixes gives what the full parse of prefix + suffix gives', () => {
+  const prefixes = ['172.22.', '172.23.', '10.0.', '0.1.', '255.255.', '127.0.', '224.1.', '172.022.', '172.22', '1.2.3.', ''];
+  const octets = ['0', '1', '9', '00', '01', '10', '99', '100', '199', '200', '249', '255', '256', '300', '999', '0255'];
+  for (const p of prefixes) {
+    for (const x of octets) {
+      for (const y of octets) {
+        const v = `${x}.${y}`;
+        const full = p + v;
+        const ref: IpParse = p === '' || full.split('.').length !== 4 ? { ok: false, reason: '' } : parseIpv4(full);
+        const got = joinIpv4(p, v);
+        assert.equal(got.ok, ref.ok, `${p} + ${v}`);
+        if (got.ok && ref.ok) assert.equal(got.ip, ref.ip, `${p} + ${v}`);
+      }
+    }
   }
 });
