@@ -22,9 +22,34 @@ import type { IpParse } from '../net/ip.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Usage, type Volume } from './types.js';
 
-/** A Volume that also carries its IP's ipIndex id (to fill Usage.dense without a lookup). */
-interface IdVolume extends Volume {
-  readonly id: number;
+/** Bytes by ipIndex id (grown as ids appear; 0 where nothing was counted). */
+class Dense {
+  down: Float64Array;
+  up: Float64Array;
+
+  constructor(base?: Dense) {
+    const n = Math.max(1024, base?.down.length ?? 0, ipIndex.size);
+    this.down = new Float64Array(n);
+    this.up = new Float64Array(n);
+    if (base) {
+      this.down.set(base.down);
+      this.up.set(base.up);
+    }
+  }
+
+  add(id: number, down: number, up: number): void {
+    if (id >= this.down.length) {
+      const n = Math.max(id + 1, this.down.length * 2);
+      const d = new Float64Array(n);
+      const u = new Float64Array(n);
+      d.set(this.down);
+      u.set(this.up);
+      this.down = d;
+      this.up = u;
+    }
+    this.down[id]! += down;
+    this.up[id]! += up;
+  }
 }
 
 /** A raw IP string once parsed, with its ipIndex id when valid (-1 otherwise). */
@@ -98,7 +123,9 @@ const MIN_BUCKET = '1000-01-01 00:00:00';
 
 /** Sums of a set of rows of one table, and what was wrong in them. Never mutated once built. */
 interface Part {
-  readonly sums: ReadonlyMap<string, IdVolume>;
+  readonly sums: ReadonlyMap<string, Volume>;
+  /** the same rows' bytes by ipIndex id */
+  readonly dense: Dense;
   /** canonical IPs with a NULL or negative row */
   readonly badRows: ReadonlySet<string>;
   /** raw IP string -> why it is not an address */
@@ -115,7 +142,9 @@ interface Closed extends Part {
 }
 
 class PartBuilder {
-  readonly sums: Map<string, IdVolume>;
+  readonly sums: Map<string, Volume>;
+  /** this builder's rows only (and its base's), also when `sums` is shared */
+  readonly dense: Dense;
   readonly badRows: Set<string>;
   readonly badIps: Map<string, string>;
   rows = 0;
@@ -124,8 +153,9 @@ class PartBuilder {
    * Starts from `base` (copied, its Volume objects shared and never mutated), or adds into
    * `sums` (a map this builder may write to; its Volume objects are replaced, never mutated).
    */
-  constructor(base?: Part, sums?: Map<string, IdVolume>) {
+  constructor(base?: Part, sums?: Map<string, Volume>) {
     this.sums = sums ?? new Map(base?.sums);
+    this.dense = new Dense(base?.dense);
     this.badRows = new Set(base?.badRows);
     this.badIps = new Map(base?.badIps);
     this.rows = base?.rows ?? 0;
@@ -133,7 +163,8 @@ class PartBuilder {
 
   add(ip: string, id: number, down: number, up: number): void {
     const v = this.sums.get(ip);
-    this.sums.set(ip, v ? { down: v.down + down, up: v.up + up, id } : { down, up, id });
+    this.sums.set(ip, v ? { down: v.down + down, up: v.up + up } : { down, up });
+    this.dense.add(id, down, up);
   }
 }
 
@@ -233,14 +264,14 @@ export class VolumeSource {
     const parts: Part[] = [];
     let rows = 0;
     // Every part's rows are summed into this one map (the cached closed parts are copied, never written).
-    let byIp: Map<string, IdVolume> | null = null;
+    let byIp: Map<string, Volume> | null = null;
     if (d.closedRefreshMs === 0) {
       this.closed.clear();
       byIp = new Map();
       for (const table of tables) {
         const b = new PartBuilder(undefined, byIp);
         await this.query(table, () => this.scan(rowsSelect(d, table), [resetUnix], b));
-        parts.push(partOf(b, false), emptyPart);
+        parts.push(partOf(b, false), emptyPart());
         rows += b.rows;
       }
     } else {
@@ -252,7 +283,7 @@ export class VolumeSource {
         } else {
           for (const [ip, v] of closed.sums) {
             const old = byIp.get(ip);
-            byIp.set(ip, old ? { down: old.down + v.down, up: old.up + v.up, id: v.id } : v);
+            byIp.set(ip, old ? { down: old.down + v.down, up: old.up + v.up } : v);
           }
         }
         const b = new PartBuilder(undefined, byIp);
@@ -291,7 +322,7 @@ export class VolumeSource {
   }
 
   /** The Usage from the summed map; the warnings of the parts (pairs per table: closed, recent) once per fetch. */
-  private report(byIp: Map<string, IdVolume>, parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
+  private report(byIp: Map<string, Volume>, parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
     const per = parts.length / tables;
     const badRows: string[] = [];
     const badIps: string[] = [];
@@ -307,12 +338,17 @@ export class VolumeSource {
     if (badIps.length > 0) {
       this.log.warn(`mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`);
     }
-    // The same sums by ipIndex id, for the planner (a sequential pass, no lookup).
+    // The same sums by ipIndex id, for the planner: the parts' arrays added (no lookup).
     const down = new Float64Array(ipIndex.size);
     const up = new Float64Array(ipIndex.size);
-    for (const v of byIp.values()) {
-      down[v.id] = v.down;
-      up[v.id] = v.up;
+    for (const p of parts) {
+      const n = Math.min(down.length, p.dense.down.length);
+      const pd = p.dense.down;
+      const pu = p.dense.up;
+      for (let i = 0; i < n; i++) {
+        down[i]! += pd[i]!;
+        up[i]! += pu[i]!;
+      }
     }
     return { byIp, dense: { down, up }, resetAt: resetAt.toISOString(), fetchedAt: now.toISOString() };
   }
@@ -326,7 +362,7 @@ export class VolumeSource {
 
 /** The builder's part; without its sums when they went into a shared map (only its warnings count then). */
 function partOf(b: PartBuilder, withSums = true): Part {
-  return { sums: withSums ? b.sums : new Map(), badRows: b.badRows, badIps: b.badIps, rows: b.rows };
+  return { sums: withSums ? b.sums : new Map(), dense: b.dense, badRows: b.badRows, badIps: b.badIps, rows: b.rows };
 }
 
-const emptyPart: Part = { sums: new Map(), badRows: new Set(), badIps: new Map(), rows: 0 };
+const emptyPart = (): Part => ({ sums: new Map(), dense: new Dense(), badRows: new Set(), badIps: new Map(), rows: 0 });

@@ -12,7 +12,8 @@ import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { parseIp } from '../../src/net/ip.js';
 import { BOUNDARY_SQL, VolumeSource, volumesQuery } from '../../src/sources/volumes.js';
-import type { Volume } from '../../src/sources/types.js';
+import type { Usage, Volume } from '../../src/sources/types.js';
+import { ipIndex } from '../../src/net/ipindex.js';
 
 const ZONE = '+09:00';
 let db: MariadbServer;
@@ -64,6 +65,20 @@ function randomRows(table: string, ips: readonly string[], buckets: readonly str
 }
 
 /** A source whose B is set by the test (any hour, including before the reset) instead of read from the server. */
+/** Usage.dense holds the same bytes as byIp, by ipIndex id, and nothing else. */
+function assertDense(u: Usage, what: string): void {
+  assert.ok(u.dense, `${what}: dense volumes`);
+  let total = 0;
+  for (const [ip, v] of u.byIp) {
+    const id = ipIndex.idOf(ip);
+    assert.equal(u.dense.down[id], v.down, `${what}: ${ip} down`);
+    assert.equal(u.dense.up[id], v.up, `${what}: ${ip} up`);
+    total += v.down + v.up;
+  }
+  const sum = (a: Float64Array): number => a.reduce((x, y) => x + y, 0);
+  assert.equal(sum(u.dense.down) + sum(u.dense.up), total, `${what}: no other bytes`);
+}
+
 class SteppedSource extends VolumeSource {
   b = '';
   protected override async boundary(): Promise<string> {
@@ -113,6 +128,7 @@ test('cached volumes equal the whole-day query: random hours, rows added between
       await db.query(randomRows('traffic', IPS, openHours, 50) + randomRows('traffic6', IPS6, [bucketOf(h0)], 5));
       const u = await cached.fetch(reset, new Date(t.getTime() + i * 10_000));
       assert.deepEqual(u.byIp, await reference(config, reset), `fetch ${i}`);
+      assertDense(u, `fetch ${i}`);
     }
 
     // a row written late into an older bucket waits for the closed refresh
@@ -128,6 +144,7 @@ test('cached volumes equal the whole-day query: random hours, rows added between
       reset = new Date(r);
       const u = await cached.fetch(reset, new Date(t.getTime() + 17 * 60_000));
       assert.deepEqual(u.byIp, await reference(config, reset), `reset ${reset.toISOString()}`);
+      assertDense(u, `reset ${reset.toISOString()}`);
     }
 
     // the same with the time index INSTALL recommends
