@@ -6,15 +6,24 @@
 
 export class IpIndex {
   private readonly ids = new Map<string, number>();
+  private readonly ips: string[] = [];
 
   /** The id of a canonical IP, assigned at first sight. */
   idOf(ip: string): number {
     let id = this.ids.get(ip);
     if (id === undefined) {
-      id = this.ids.size;
+      id = this.ips.length;
       this.ids.set(ip, id);
+      this.ips.push(ip);
     }
     return id;
+  }
+
+  /** The IP of an id this index gave out. */
+  ipOf(id: number): string {
+    const ip = this.ips[id];
+    if (ip === undefined) throw new RangeError(`no IP with id ${id}`);
+    return ip;
   }
 
   get size(): number {

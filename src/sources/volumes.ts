@@ -22,34 +22,66 @@ import type { IpParse } from '../net/ip.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Usage, type Volume } from './types.js';
 
-/** Bytes by ipIndex id (grown as ids appear; 0 where nothing was counted). */
+/** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
 class Dense {
   down: Float64Array;
   up: Float64Array;
+  seen: Uint8Array;
 
   constructor(base?: Dense) {
     const n = Math.max(1024, base?.down.length ?? 0, ipIndex.size);
     this.down = new Float64Array(n);
     this.up = new Float64Array(n);
+    this.seen = new Uint8Array(n);
     if (base) {
       this.down.set(base.down);
       this.up.set(base.up);
+      this.seen.set(base.seen);
     }
   }
 
+  private grow(id: number): void {
+    const n = Math.max(id + 1, this.down.length * 2);
+    const d = new Float64Array(n);
+    const u = new Float64Array(n);
+    const s = new Uint8Array(n);
+    d.set(this.down);
+    u.set(this.up);
+    s.set(this.seen);
+    this.down = d;
+    this.up = u;
+    this.seen = s;
+  }
+
   add(id: number, down: number, up: number): void {
-    if (id >= this.down.length) {
-      const n = Math.max(id + 1, this.down.length * 2);
-      const d = new Float64Array(n);
-      const u = new Float64Array(n);
-      d.set(this.down);
-      u.set(this.up);
-      this.down = d;
-      this.up = u;
-    }
+    if (id >= this.down.length) this.grow(id);
     this.down[id]! += down;
     this.up[id]! += up;
+    this.seen[id] = 1;
   }
+
+  /** Adds another part's bytes (ids beyond this one's arrays grow it). */
+  addAll(o: Dense): void {
+    if (o.down.length > this.down.length) this.grow(o.down.length - 1);
+    const { down, up, seen } = this;
+    const od = o.down;
+    const ou = o.up;
+    const os = o.seen;
+    for (let i = 0; i < od.length; i++) {
+      if (os[i] === 0) continue;
+      down[i]! += od[i]!;
+      up[i]! += ou[i]!;
+      seen[i] = 1;
+    }
+  }
+}
+
+/** The Map view of dense volumes (canonical IP -> bytes), built when first asked for. */
+function mapOf(d: Dense): Map<string, Volume> {
+  const m = new Map<string, Volume>();
+  const { down, up, seen } = d;
+  for (let i = 0; i < seen.length; i++) if (seen[i] === 1) m.set(ipIndex.ipOf(i), { down: down[i]!, up: up[i]! });
+  return m;
 }
 
 /** A raw IP string once parsed, with its ipIndex id when valid (-1 otherwise). */
@@ -123,8 +155,7 @@ const MIN_BUCKET = '1000-01-01 00:00:00';
 
 /** Sums of a set of rows of one table, and what was wrong in them. Never mutated once built. */
 interface Part {
-  readonly sums: ReadonlyMap<string, Volume>;
-  /** the same rows' bytes by ipIndex id */
+  /** the rows' bytes by ipIndex id */
   readonly dense: Dense;
   /** canonical IPs with a NULL or negative row */
   readonly badRows: ReadonlySet<string>;
@@ -142,28 +173,20 @@ interface Closed extends Part {
 }
 
 class PartBuilder {
-  readonly sums: Map<string, Volume>;
-  /** this builder's rows only (and its base's), also when `sums` is shared */
   readonly dense: Dense;
   readonly badRows: Set<string>;
   readonly badIps: Map<string, string>;
   rows = 0;
 
-  /**
-   * Starts from `base` (copied, its Volume objects shared and never mutated), or adds into
-   * `sums` (a map this builder may write to; its Volume objects are replaced, never mutated).
-   */
-  constructor(base?: Part, sums?: Map<string, Volume>) {
-    this.sums = sums ?? new Map(base?.sums);
+  /** Starts from a copy of `base`: a built part is never written to. */
+  constructor(base?: Part) {
     this.dense = new Dense(base?.dense);
     this.badRows = new Set(base?.badRows);
     this.badIps = new Map(base?.badIps);
     this.rows = base?.rows ?? 0;
   }
 
-  add(ip: string, id: number, down: number, up: number): void {
-    const v = this.sums.get(ip);
-    this.sums.set(ip, v ? { down: v.down + down, up: v.up + up } : { down, up });
+  add(id: number, down: number, up: number): void {
     this.dense.add(id, down, up);
   }
 }
@@ -231,7 +254,7 @@ export class VolumeSource {
           if (down < 0) down = 0;
           if (up < 0) up = 0;
         }
-        into.add(ip.ip, id, down, up);
+        into.add(id, down, up);
       });
       query.on('error', (e: unknown) => {
         if (!failed) reject(e);
@@ -263,39 +286,28 @@ export class VolumeSource {
     const tables = [d.table, ...(d.table6 ? [d.table6] : [])];
     const parts: Part[] = [];
     let rows = 0;
-    // Every part's rows are summed into this one map (the cached closed parts are copied, never written).
-    let byIp: Map<string, Volume> | null = null;
     if (d.closedRefreshMs === 0) {
       this.closed.clear();
-      byIp = new Map();
       for (const table of tables) {
-        const b = new PartBuilder(undefined, byIp);
+        const b = new PartBuilder();
         await this.query(table, () => this.scan(rowsSelect(d, table), [resetUnix], b));
-        parts.push(partOf(b, false), emptyPart());
+        parts.push(partOf(b), emptyPart());
         rows += b.rows;
       }
     } else {
       const boundary = await this.query(d.table, () => this.boundary());
       for (const table of tables) {
         const closed = await this.closedPart(table, resetUnix, boundary, now.getTime());
-        if (byIp === null) {
-          byIp = new Map(closed.sums);
-        } else {
-          for (const [ip, v] of closed.sums) {
-            const old = byIp.get(ip);
-            byIp.set(ip, old ? { down: old.down + v.down, up: old.up + v.up } : v);
-          }
-        }
-        const b = new PartBuilder(undefined, byIp);
+        const b = new PartBuilder();
         await this.query(table, () => this.scan(recentVolumesQuery(d, table), [resetUnix, boundary], b));
-        parts.push(closed, partOf(b, false));
+        parts.push(closed, partOf(b));
         rows += closed.rows + b.rows;
       }
     }
     // bounded: IPs that left the table do not stay forever
     if (this.ips.size > 4 * Math.max(this.lastRows, rows, 1000)) this.ips.clear();
     this.lastRows = rows;
-    return this.report(byIp ?? new Map(), parts, tables.length, resetAt, now);
+    return this.report(parts, tables.length, resetAt, now);
   }
 
   /** The closed part of `table` for this reset and boundary: cached, advanced by the hours that closed, or read whole. */
@@ -322,7 +334,7 @@ export class VolumeSource {
   }
 
   /** The Usage from the summed map; the warnings of the parts (pairs per table: closed, recent) once per fetch. */
-  private report(byIp: Map<string, Volume>, parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
+  private report(parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
     const per = parts.length / tables;
     const badRows: string[] = [];
     const badIps: string[] = [];
@@ -338,19 +350,17 @@ export class VolumeSource {
     if (badIps.length > 0) {
       this.log.warn(`mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`);
     }
-    // The same sums by ipIndex id, for the planner: the parts' arrays added (no lookup).
-    const down = new Float64Array(ipIndex.size);
-    const up = new Float64Array(ipIndex.size);
-    for (const p of parts) {
-      const n = Math.min(down.length, p.dense.down.length);
-      const pd = p.dense.down;
-      const pu = p.dense.up;
-      for (let i = 0; i < n; i++) {
-        down[i]! += pd[i]!;
-        up[i]! += pu[i]!;
-      }
-    }
-    return { byIp, dense: { down, up }, resetAt: resetAt.toISOString(), fetchedAt: now.toISOString() };
+    // The parts' bytes added by IP id (sequential, no lookup); the Map view only if someone asks.
+    const total = new Dense();
+    for (const p of parts) total.addAll(p.dense);
+    let byIp: Map<string, Volume> | null = null;
+    return {
+      get byIp(): Map<string, Volume> {
+        return (byIp ??= mapOf(total));
+      },
+      dense: { down: total.down, up: total.up },
+      resetAt: resetAt.toISOString(), fetchedAt: now.toISOString(),
+    };
   }
 
   async close(): Promise<void> {
@@ -360,9 +370,8 @@ export class VolumeSource {
   }
 }
 
-/** The builder's part; without its sums when they went into a shared map (only its warnings count then). */
-function partOf(b: PartBuilder, withSums = true): Part {
-  return { sums: withSums ? b.sums : new Map(), dense: b.dense, badRows: b.badRows, badIps: b.badIps, rows: b.rows };
+function partOf(b: PartBuilder): Part {
+  return { dense: b.dense, badRows: b.badRows, badIps: b.badIps, rows: b.rows };
 }
 
-const emptyPart = (): Part => ({ sums: new Map(), dense: new Dense(), badRows: new Set(), badIps: new Map(), rows: 0 });
+const emptyPart = (): Part => ({ dense: new Dense(), badRows: new Set(), badIps: new Map(), rows: 0 });
