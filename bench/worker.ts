@@ -208,9 +208,13 @@ async function probe(reps: number): Promise<Probe> {
     return counts;
   });
 
-  // the daemon's search (ldapts + normalizeEntry); private in TypeScript only
+  // the daemon's search (ldapts + its entry view), one connection per base; private in TypeScript only
   const src = new LdapSource(config);
-  const search = (src as unknown as { search(base: string, filter: string, attrs: string[], what: string): Promise<RawEntry[]> }).search.bind(src);
+  const priv = src as unknown as {
+    withClient<T>(fn: (c: Client) => Promise<T>): Promise<T>;
+    searchOn(c: Client, base: string, filter: string, attrs: string[], what: string): Promise<RawEntry[]>;
+  };
+  const search = (b: string, f: string, at: string[], what: string): Promise<RawEntry[]> => priv.withClient((c) => priv.searchOn(c, b, f, at, what));
   const searched = await timeIt(reps, () => Promise.all(bases.map(([b, f, at], i) => search(b, f, at, String(i)))));
   let entries: RawEntry[][] | null = searched.value;
   (searched as { value: RawEntry[][] | null }).value = null;
