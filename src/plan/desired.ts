@@ -76,6 +76,20 @@ export function setName(config: Pick<Config, 'qos'>, family: SetFamily, directio
   return `${family === 'inet' ? config.qos.setPrefix : config.qos.set6Prefix}${direction === 'down' ? 'd' : 'u'}${group}`;
 }
 
+/** A user's bytes (down, up): the sum over its IPs (an IP with no volume counts 0). */
+export function sumBytes(ips: readonly string[], byIp: ReadonlyMap<string, { readonly down: number; readonly up: number }>): [number, number] {
+  let down = 0;
+  let up = 0;
+  for (const ip of ips) {
+    const v = byIp.get(ip);
+    if (v) {
+      down += v.down;
+      up += v.up;
+    }
+  }
+  return [down, up];
+}
+
 /** HTB class rates of every group from the number of users per group. */
 export function classPlans(config: Pick<Config, 'qos'>, counts: Readonly<Record<Direction, readonly number[]>>, totals: Readonly<Record<Direction, number>>): ClassPlan[] {
   const q = config.qos;
@@ -133,17 +147,7 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
     const ips = ipsOf.get(owner.uid);
     if (!ips) continue;
     ipsOf.delete(owner.uid); // a uid shared by a person and a club counts once
-    let down = 0;
-    let up = 0;
-    if (byIp) {
-      for (const ip of ips) {
-        const v = byIp.get(ip);
-        if (v) {
-          down += v.down;
-          up += v.up;
-        }
-      }
-    }
+    const [down, up] = byIp ? sumBytes(ips, byIp) : [0, 0];
     const gDown = q.enabled ? groupOf(down, limits) : 0;
     const gUp = q.enabled ? groupOf(up, limits) : 0;
     if (q.count === 'all' || down > 0) counts.down[gDown]!++;

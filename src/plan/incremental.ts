@@ -15,7 +15,7 @@ import type { Config } from '../config/config.js';
 import { effectiveRates, groupOf, thresholds, type Direction } from '../policy/policy.js';
 import type { Directory, Usage } from '../sources/types.js';
 import { ipIndex } from '../net/ipindex.js';
-import { classPlans, planDesired, type Desired, type SetFamily, type UserPlan } from './desired.js';
+import { classPlans, planDesired, sumBytes, type Desired, type SetFamily, type UserPlan } from './desired.js';
 
 interface Index {
   /** [family][direction][group] -> the member set of the previous plan */
@@ -126,13 +126,7 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
         }
       }
     } else if (byIp) {
-      for (const ip of u.ips) {
-        const v = byIp.get(ip);
-        if (v) {
-          down += v.down;
-          up += v.up;
-        }
-      }
+      [down, up] = sumBytes(u.ips, byIp);
     }
     const gDown = q.enabled ? groupOf(down, limits) : 0;
     const gUp = q.enabled ? groupOf(up, limits) : 0;

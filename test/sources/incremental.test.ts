@@ -13,27 +13,12 @@ import { Sources, type DirectoryResult } from '../../src/sources/index.js';
 import { LdapSource, escapeFilterValue, toGeneralizedTime } from '../../src/sources/ldap.js';
 import { buildDirectory } from '../../src/sources/directory.js';
 import type { Directory } from '../../src/sources/types.js';
+import { person, machine } from '../helpers/ldif.js';
 
 let slapd: SlapdServer;
 let dir: string;
 
-const person = (uid: string, extra = ''): string => `dn: uid=${uid},${PEOPLE_BASE}
-objectClass: genericPerson
-objectClass: reselPerson
-uid: ${uid}
-firstName: ${uid}
-lastName: Test
-cotiz: 2026
-endInternet: 20300815000000Z
-${extra}`.trim() + '\n\n';
 
-const machine = (host: string, owner: string, ips: string[], extra = ''): string => `dn: host=${host},${MACHINES_BASE}
-objectClass: reselMachine
-host: ${host}
-uidProprio: ${owner}
-${ips.map((ip) => `ipHostNumber: ${ip}`).join('\n')}
-zone: Brest
-${extra || 'zone: User'}`.trim() + '\n\n';
 
 const P = (uid: string): string => `uid=${uid},${PEOPLE_BASE}`;
 const M = (host: string): string => `host=${host},${MACHINES_BASE}`;

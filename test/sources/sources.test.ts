@@ -17,29 +17,13 @@ import { Sources, NoDirectoryError } from '../../src/sources/index.js';
 import { LdapSource } from '../../src/sources/ldap.js';
 import { VolumeSource } from '../../src/sources/volumes.js';
 import { SourceUnavailableError } from '../../src/sources/types.js';
+import { person, machine as ldifMachine } from '../helpers/ldif.js';
 
 let slapd: SlapdServer;
 let db: MariadbServer;
 let dir: string;
 
-const person = (uid: string, extra = ''): string => `dn: uid=${uid},${PEOPLE_BASE}
-objectClass: genericPerson
-objectClass: reselPerson
-uid: ${uid}
-firstName: ${uid}
-lastName: Test
-cotiz: 2026
-endInternet: 20300815000000Z
-${extra}`.trim() + '\n\n';
-
-const machine = (host: string, owner: string, ips: string[], extra = ''): string => `dn: host=${host},${MACHINES_BASE}
-objectClass: reselMachine
-host: ${host}
-uidProprio: ${owner}
-${ips.map((ip) => `ipHostNumber: ${ip}`).join('\n')}
-macAddress: 12:23:34:45:56:67
-zone: Brest
-${extra || 'zone: User'}`.trim() + '\n\n';
+const machine = (host: string, owner: string, ips: string[], extra = ''): string => ldifMachine(host, owner, ips, extra, true);
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
