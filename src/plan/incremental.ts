@@ -32,6 +32,8 @@ interface Last {
   readonly fwUntil: number;
   /** per user (in users' order), the ipIndex ids of its IPs; computed at the first step */
   ids: Int32Array[] | null;
+  /** the volumes the last plan was made from (the same object again = no volume changed) */
+  readonly usage: Usage | null;
 }
 
 /** The first end of a paid period after `nowMs` (the allow sets change then); Infinity when none. */
@@ -69,11 +71,11 @@ export class Planner {
     const last = this.last;
     if (last && last.config === config && last.directory === directory && instant.toMillis() < last.fwUntil) {
       const next = step(last, config, usage, instant, resetAt);
-      this.last = { ...last, desired: next, ids: last.ids };
+      this.last = { ...last, desired: next, ids: last.ids, usage };
       return next;
     }
     const desired = planDesired(config, directory, usage, instant, resetAt);
-    this.last = { config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()), ids: null };
+    this.last = { config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()), ids: null, usage };
     return desired;
   }
 }
@@ -84,6 +86,15 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
   const limits = thresholds(q);
   const eff = effectiveRates(config, instant);
   const totals = { down: eff.rates['down']!, up: eff.rates['up']! };
+  if (usage !== null && usage === last.usage) {
+    // The very volumes of the last plan: no user moves; only the rates in force may differ.
+    const same: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
+    for (const c of prev.classes) same[c.direction][c.group] = c.users;
+    return {
+      ...prev, at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals,
+      classes: classPlans(config, same, totals), version: {}, delta: { base: prev.version, sets: new Map(), moved: { down: 0, up: 0 } },
+    };
+  }
   const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
   const byIp = usage?.byIp;
   // Summing by array index when the source gave dense volumes (a string-keyed lookup per IP

@@ -138,6 +138,20 @@ export function recentVolumesQuery(d: DatabaseConfig, table: string): string {
   return `${rowsSelect(d, table)} AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
 }
 
+/**
+ * The signature of the per-cycle query's rows, computed by the server: row count, and the sum and
+ * count of the non-NULL values of each column. netacct's counters only grow, so any row added or
+ * updated changes it. Parameters: those of recentVolumesQuery.
+ */
+export function signatureQuery(d: DatabaseConfig, table: string): string {
+  const down = rowExpr(d, 'down');
+  const up = rowExpr(d, 'up');
+  return `SELECT COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) FROM ${q(table)} ` +
+    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
+}
+
+const signatureOf = (b: PartBuilder): string => [b.rows, b.sumDown, b.nDown, b.sumUp, b.nUp].join(' ');
+
 /** The closed-part query: rows of the buckets in [lo, hi) at or after the reset. Parameters: reset (Unix time), lo, hi. */
 export function closedVolumesQuery(d: DatabaseConfig, table: string): string {
   const t = q(d.columns.time);
@@ -174,6 +188,11 @@ interface Closed extends Part {
 
 class PartBuilder {
   readonly dense: Dense;
+  /** the rows' signature, as signatureQuery computes it on the server: non-NULL sums and counts */
+  sumDown = 0;
+  nDown = 0;
+  sumUp = 0;
+  nUp = 0;
   readonly badRows: Set<string>;
   readonly badIps: Map<string, string>;
   rows = 0;
@@ -195,6 +214,15 @@ export class VolumeSource {
   private pool: mysql.Pool | null = null;
   /** closed part per table */
   private readonly closed = new Map<string, Closed>();
+  /**
+   * The open hours' part per table, with its signature; `changed`: it differed from the read
+   * before. After a read that found nothing changed, the next cycle asks the server for the
+   * signature first (one row, ~0.19 s at 320 k rows instead of 0.4 s to read them) and reuses
+   * the part when it is the same: nacctd flushes every 300 s, so most cycles between flushes
+   * read no row. After a change, rows are read at once (a change often comes with more).
+   */
+  private readonly recent = new Map<string, { key: string; part: Part; sig: string; changed: boolean }>();
+  private last: { parts: readonly Part[]; usage: Usage } | null = null;
   /** raw IP string -> parse result, across fetches */
   private readonly ips = new Map<string, Parsed>();
   private lastRows = 0;
@@ -241,6 +269,14 @@ export class VolumeSource {
       query.on('result', (row: unknown) => {
         const [ipRaw, downRaw, upRaw] = row as [unknown, unknown, unknown];
         into.rows++;
+        if (downRaw !== null) {
+          into.sumDown += Number(downRaw);
+          into.nDown++;
+        }
+        if (upRaw !== null) {
+          into.sumUp += Number(upRaw);
+          into.nUp++;
+        }
         const raw = ipRaw === null ? '' : String(ipRaw);
         const { p: ip, id } = this.parse(raw);
         if (!ip.ok) {
@@ -298,16 +334,40 @@ export class VolumeSource {
       const boundary = await this.query(d.table, () => this.boundary());
       for (const table of tables) {
         const closed = await this.closedPart(table, resetUnix, boundary, now.getTime());
-        const b = new PartBuilder();
-        await this.query(table, () => this.scan(recentVolumesQuery(d, table), [resetUnix, boundary], b));
-        parts.push(closed, partOf(b));
-        rows += closed.rows + b.rows;
+        const recent = await this.recentPart(table, resetUnix, boundary);
+        parts.push(closed, recent);
+        rows += closed.rows + recent.rows;
+      }
+      // Nothing read differs from the last fetch: the same Usage object (the planner sees it).
+      const last = this.last;
+      if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i]) && last.usage.resetAt === resetAt.toISOString()) {
+        return last.usage;
       }
     }
     // bounded: IPs that left the table do not stay forever
     if (this.ips.size > 4 * Math.max(this.lastRows, rows, 1000)) this.ips.clear();
     this.lastRows = rows;
-    return this.report(parts, tables.length, resetAt, now);
+    const usage = this.report(parts, tables.length, resetAt, now);
+    this.last = d.closedRefreshMs === 0 ? null : { parts, usage };
+    return usage;
+  }
+
+  /** The rows of the open hours of `table`: read, or the last part when the server's signature says they are the same. */
+  private async recentPart(table: string, resetUnix: number, boundary: string): Promise<Part> {
+    const d = this.config.database;
+    const key = `${resetUnix}|${boundary}`;
+    const prev = this.recent.get(table);
+    if (prev && prev.key === key && !prev.changed) {
+      const [res] = await this.query(table, () => this.getPool().query({ sql: signatureQuery(d, table), values: [resetUnix, boundary], timeout: d.timeoutMs }));
+      const sig = ((res as unknown[][])[0] ?? []).map((x) => Number(x)).join(' ');
+      if (sig === prev.sig) return prev.part;
+    }
+    const b = new PartBuilder();
+    await this.query(table, () => this.scan(recentVolumesQuery(d, table), [resetUnix, boundary], b));
+    const sig = signatureOf(b);
+    const part = partOf(b);
+    this.recent.set(table, { key, part, sig, changed: !prev || prev.key !== key || prev.sig !== sig });
+    return part;
   }
 
   /** The closed part of `table` for this reset and boundary: cached, advanced by the hours that closed, or read whole. */

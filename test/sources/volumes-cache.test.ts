@@ -185,3 +185,39 @@ test('any boundary B: before the reset, advancing by one or several hours, going
     await v.close();
   }
 });
+
+test('between nacctd flushes: once a read found nothing new, the server signature stands in for the rows; an insert or an in-place update is seen', async () => {
+  await db.query('DELETE FROM netacct.traffic; DELETE FROM netacct.traffic6;');
+  const [[nowBucket]] = (await ref.query({ sql: "SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:00:00')", rowsAsArray: true }))[0] as [[string]];
+  const h0 = instantOf(nowBucket);
+  await db.query(randomRows('traffic', IPS, [bucketOf(h0 - 3 * H), bucketOf(h0)], 200));
+  const config = configFor('exclude = peer');
+  const src = new VolumeSource(config, new MemoryLogger());
+  const reset = new Date(h0 - 10 * H);
+  const t = (s: number): Date => new Date(h0 + s * 1000);
+  try {
+    const a = await src.fetch(reset, t(0));
+    const b = await src.fetch(reset, t(10)); // rows read again: nothing changed since a
+    assert.notEqual(b, a);
+    assert.deepEqual(b.byIp, a.byIp);
+    const c = await src.fetch(reset, t(20)); // the signature matches: the same Usage, no row read
+    assert.equal(c, b);
+    // nacctd adds bytes to an existing row of the current hour
+    await db.query(`UPDATE netacct.traffic SET input = input + 7 WHERE ip = '172.22.200.3' AND time = '${bucketOf(h0)}' LIMIT 1`);
+    const d = await src.fetch(reset, t(30));
+    assert.notEqual(d, c, 'an update in place is seen');
+    assert.equal(d.byIp.get('172.22.200.3')!.down, c.byIp.get('172.22.200.3')!.down + 7);
+    assert.deepEqual(d.byIp, await reference(config, reset));
+    // after a change rows are read at once; then quiet again; then a new row
+    const e = await src.fetch(reset, t(40));
+    const f = await src.fetch(reset, t(50));
+    assert.equal(f, e);
+    await db.query(`INSERT INTO netacct.traffic (ip, time, input, output) VALUES ('172.22.201.1', '${bucketOf(h0)}', 1000, 10)`);
+    const g = await src.fetch(reset, t(60));
+    assert.notEqual(g, f, 'an insert is seen');
+    assert.deepEqual(g.byIp, await reference(config, reset));
+    assertDense(g, 'after the insert');
+  } finally {
+    await src.close();
+  }
+});

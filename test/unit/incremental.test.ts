@@ -128,6 +128,12 @@ test('nothing changed: an empty delta, the same user objects', () => {
   assert.equal(b.delta?.sets.size, 0);
   assert.deepEqual(b.delta?.moved, { down: 0, up: 0 });
   assert.ok(b.users.every((u, i) => u === a.users[i]));
+  // the very same volumes object (the source saw no change): no pass over the users, same result
+  const same = usageOf(vols);
+  planner.plan(c, d, same, at.plus({ seconds: 20 }), at);
+  const again = planner.plan(c, d, same, at.plus({ seconds: 30 }), at);
+  assert.equal(again.delta?.sets.size, 0);
+  assert.deepEqual(view(again), view(planDesired(c, d, same, at.plus({ seconds: 30 }), at)));
 });
 
 test('a new directory, a new config or the end of a paid period plans from scratch', () => {
