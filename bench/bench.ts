@@ -528,6 +528,9 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       check(s.incremental, `steady cycle ${i + 1}: the set operations were diffed, not the planner's delta`, warnings);
       steady.push(s);
       const sets = s.sets ?? [];
+      if (sets.length === 0 || s.batchBytes.ipset === 0) {
+        throw new Error(`steady cycle ${i + 1} changed no set: ${JSON.stringify({ moves: s.moves, counts: s.counts, applied: s.applied, fullRead: s.fullRead, incremental: s.incremental, spawns: s.spawns, timings: s.timings, warnings: s.warnings, picked: { users: p.uids.length, ips: p.ips } })}`);
+      }
       const fwd = optimalBatch(sets, false);
       const inv = optimalBatch(sets, true);
       // baseline 2: the optimal batch, and our own batch alone, each from the pre-cycle state

@@ -61,7 +61,7 @@ const VERBS: Record<string, Verb> = {
     },
   },
   update: {
-    summary: 'run a cycle now; prints its summary line, exit 1 if it failed',
+    summary: 'run a cycle now, with a full LDAP fetch; prints its summary line, exit 1 if it failed',
     usage: 'reselqos update [-c FILE] [--force]',
     options: { ...CONFIG_OPT, force: { type: 'boolean' } },
     run: (v, _p, io) => runUpdate(v['config'] as string | undefined, v['force'] === true, io),
