@@ -27,6 +27,8 @@ export interface CycleReport {
   readonly counts: PlanCounts | null;
   readonly applied: boolean;
   readonly sources: { readonly ldap: 'fresh' | 'snapshot' | 'refreshing' | 'none'; readonly mysql: 'fresh' | 'snapshot' };
+  /** what the LDAP fetch of this cycle brought: nothing new, a patch from a change search, a full fetch */
+  readonly ldapChange: 'none' | 'patch' | 'full' | null;
   readonly timings: { readonly ldapMs: number; readonly mysqlMs: number; readonly planMs: number; readonly readMs: number; readonly diffMs: number; readonly applyMs: number; readonly totalMs: number };
   readonly desired: Desired | null;
   readonly result: ReconcileResult | null;
@@ -39,7 +41,7 @@ export function summaryLine(r: CycleReport): string {
   const stale = [r.sources.ldap !== 'fresh' ? `ldap:${r.sources.ldap}` : '', r.sources.mysql !== 'fresh' ? `mysql:${r.sources.mysql}` : ''].filter(Boolean);
   const head = r.ok ? 'cycle ok' : 'cycle failed';
   return `${head} users=${r.users} ips=${r.ips} moves=d${r.moves.down}/u${r.moves.up} tc=${r.tc} skipped=${r.skipped}` +
-    ` ldap=${ms(t.ldapMs)}ms mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
+    ` ldap=${ms(t.ldapMs)}ms${r.ldapChange === 'patch' || r.ldapChange === 'full' ? `(${r.ldapChange})` : ''} mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
     (stale.length ? ` using=${stale.join(',')}` : '') + (r.error ? `: ${r.error}` : '');
 }
 
@@ -98,7 +100,7 @@ export class CycleRunner {
     };
     const base = {
       at: at.toISO() ?? '', users: 0, ips: 0, skipped: 0, moves: { down: 0, up: 0 }, tc: 0, counts: null, applied: false,
-      desired: null, result: null,
+      desired: null, result: null, ldapChange: null as CycleReport['ldapChange'],
     };
     const [dir, usage] = await Promise.allSettled([
       this.limit(() => timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x))),
@@ -113,6 +115,7 @@ export class CycleRunner {
       ldap: dir.value.fresh ? 'fresh' as const : dir.value.refreshing ? 'refreshing' as const : 'snapshot' as const,
       mysql: usage.value.fresh ? 'fresh' as const : 'snapshot' as const,
     };
+    base.ldapChange = dir.value.change;
     const tp = performance.now();
     // Dry runs plan from scratch and leave the incremental planner's state alone.
     const desired = opts.dryRun

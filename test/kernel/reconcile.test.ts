@@ -15,6 +15,7 @@ import { sandboxConf } from '../../src/sandbox/conf.js';
 import { parseConfig } from '../../src/config/config.js';
 import { readIpsets, readMangle, readTc, tcReportedRate } from '../../src/kernel/read.js';
 import { openRuntime } from '../../src/daemon/runtime.js';
+import { summaryLine } from '../../src/daemon/cycle.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Exec } from '../../src/kernel/exec.js';
 import { ourSets, assertRulesOnce as assertRulesOnceIn, runCli } from '../helpers/kernel.js';
@@ -245,6 +246,8 @@ test('steady cycles: nothing to change spawns one cheap check; a move applies th
     assert.ok(second.ok, second.error ?? '');
     assert.equal(second.applied, false);
     assert.deepEqual(calls, ['ipset list -t'], 'within verifyInterval only the set counts are read');
+    assert.match(summaryLine(first), / ldap=\d+ms\(full\) mysql=/, 'the first cycle of a process fetches the whole directory');
+    assert.match(summaryLine(second), / ldap=\d+ms mysql=/, 'then a change search that found nothing');
 
     await setVolume('bob', 7_000_000_000, 3_500_000_000); // down group 3, up group 2
     calls.length = 0;
