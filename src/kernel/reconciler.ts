@@ -137,7 +137,8 @@ export class Reconciler {
     for (const [name, info] of read) {
       sets.set(name, { family: info.family, maxelem: info.maxelem, members: new Set(info.entries), count: info.entries.length });
     }
-    this.known = new Map([...sets].map(([name, a]) => [name, { ...a, members: new Set(a.members) }]));
+    // What was just read is what we know; a pass diffs against it before remember() updates it.
+    this.known = sets;
     this.lastFullRead = this.clock();
     return { sets, full: true };
   }

@@ -83,7 +83,6 @@ export class Planner {
 function step(last: Last, config: Config, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
   const q = config.qos;
   const prev = last.desired;
-  const limits = thresholds(q);
   const eff = effectiveRates(config, instant);
   const totals = { down: eff.rates['down']!, up: eff.rates['up']! };
   if (usage !== null && usage === last.usage) {
@@ -95,11 +94,13 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
       classes: classPlans(config, same, totals), version: {}, delta: { base: prev.version, sets: new Map(), moved: { down: 0, up: 0 } },
     };
   }
+  const limits = thresholds(q);
   const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
-  const byIp = usage?.byIp;
   // Summing by array index when the source gave dense volumes (a string-keyed lookup per IP
-  // cost ~120 ms per cycle at 100 000 users).
+  // cost ~120 ms per cycle at 100 000 users). The Map is read only without them: the volume
+  // source builds it on first access, a pass over every IP.
   const dense = usage?.dense;
+  const byIp = dense ? undefined : usage?.byIp;
   const ids = dense ? (last.ids ??= prev.users.map((u) => Int32Array.from(u.ips, (ip) => ipIndex.idOf(ip)))) : null;
   const adds = new Map<string, string[]>();
   const dels = new Map<string, string[]>();

@@ -136,6 +136,24 @@ test('nothing changed: an empty delta, the same user objects', () => {
   assert.deepEqual(view(again), view(planDesired(c, d, same, at.plus({ seconds: 30 }), at)));
 });
 
+test('with dense volumes a cycle never builds the ip -> bytes Map (the source builds it on first access)', () => {
+  const c = config();
+  const d = campus(50);
+  const vols = new Map(allIps(d).map((ip, i) => [ip, { down: i * 100 * MB, up: 0 }] as const));
+  const planner = new Planner();
+  planner.plan(c, d, usageOf(vols), at, at);
+  const dense = denseUsageOf(new Map([...vols].map(([ip, v]) => [ip, { down: v.down + 5000 * MB, up: v.up }])));
+  const lazy: Usage = {
+    get byIp(): ReadonlyMap<string, Volume> {
+      throw new Error('byIp read');
+    },
+    dense: dense.dense, resetAt: dense.resetAt, fetchedAt: dense.fetchedAt,
+  };
+  const next = planner.plan(c, d, lazy, at.plus({ seconds: 10 }), at);
+  assert.deepEqual(view(next), view(planDesired(c, d, dense, at.plus({ seconds: 10 }), at)));
+  assert.ok((next.delta?.moved.down ?? 0) > 0);
+});
+
 test('a new directory, a new config or the end of a paid period plans from scratch', () => {
   const c = config();
   const soon = at.plus({ minutes: 30 }).toMillis();
