@@ -35,11 +35,11 @@ import { parseConfig, type Config } from '../src/config/config.js';
 import { resetInstant } from '../src/policy/policy.js';
 import { BOUNDARY_SQL, recentVolumesQuery } from '../src/sources/volumes.js';
 import { CHANGE_MARGIN_MS } from '../src/sources/index.js';
-import { startSlapd } from '../src/sandbox/slapd.js';
-import { startMariadb, type MariadbServer, type TrafficRow } from '../src/sandbox/mariadb.js';
-import { createGateway, type Gateway } from '../src/sandbox/netns.js';
-import { generateCampus, loadCampus, loadTraffic } from '../src/sandbox/campus.js';
-import { sandboxConf } from '../src/sandbox/conf.js';
+import { startSlapd } from '../sandbox/slapd.js';
+import { startMariadb, type MariadbServer, type TrafficRow } from '../sandbox/mariadb.js';
+import { createGateway, type Gateway } from '../sandbox/netns.js';
+import { generateCampus, loadCampus, loadTraffic } from '../sandbox/campus.js';
+import { sandboxConf } from '../sandbox/conf.js';
 import {
   MB, median, round, type CycleSummary, type Envelope, type MemInfo, type MemStep, type Picked, type Probe, type Reply, type Request, type SetMove, type Timings,
 } from './lib.js';

@@ -26,7 +26,7 @@ import { parseIpsetSave, readIpsetHeaders, readTables, readTc, type MangleState 
 import { buildKernelDesired, TABLES, type TableName } from '../src/kernel/model.js';
 import { diffKernel, tableKey, type ActualSet, type KernelActual } from '../src/kernel/diff.js';
 import { Names } from '../src/kernel/names.js';
-import { prng } from '../src/sandbox/campus.js';
+import { prng } from '../sandbox/campus.js';
 import { MB, median, type CycleSummary, type Envelope, type MemInfo, type MemStep, type Picked, type PickedRow, type Probe, type Reply, type SetMove } from './lib.js';
 
 class BenchLogger implements Logger {

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/npm-deps.sh
 npm run --silent build
-exec node dist/sandbox/demo.js "$@"
+npm run --silent build:sandbox
+exec node build/sandbox/demo.js "$@"

@@ -2,7 +2,7 @@
 # scripts/install-deps.sh — install the system tools the tests, the benchmark and the demo need
 # (slapd, ldap-utils, mariadb server + client, ipset, iptables, iproute2, iperf3) on Debian/Ubuntu.
 # Idempotent: does nothing when every command is already there. Never leaves the system slapd or
-# mariadb services running: the test suite starts its own private servers (src/sandbox/).
+# mariadb services running: the test suite starts its own private servers (sandbox/).
 set -euo pipefail
 
 PACKAGES=(slapd ldap-utils mariadb-server mariadb-client ipset iptables iproute2 iperf3 logrotate openssl)

@@ -90,28 +90,7 @@ interface Parsed {
   readonly id: number;
 }
 
-const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
-
-/** SQL expression of the counted bytes of one direction, negative and NULL rows counted apart. */
-function bytesExpr(d: DatabaseConfig, dir: 'down' | 'up'): { sum: string; bad: string } {
-  const main = q(dir === 'down' ? d.columns.down : d.columns.up);
-  const suffix = dir === 'down' ? 'input' : 'output';
-  const excluded = d.exclude.map((k) => q(`${k}_${suffix}`));
-  const cols = [main, ...excluded];
-  const bad = cols.map((c) => `${c} IS NULL OR ${c} < 0`).join(' OR ');
-  const value = [main, ...excluded.map((c) => `- ${c}`)].join(' ');
-  return {
-    sum: `CAST(SUM(CASE WHEN ${bad} THEN 0 ELSE GREATEST(${value}, 0) END) AS SIGNED)`,
-    bad: `CAST(SUM(CASE WHEN ${bad} THEN 1 ELSE 0 END) AS SIGNED)`,
-  };
-}
-
-export function volumesQuery(d: DatabaseConfig, table: string): string {
-  const down = bytesExpr(d, 'down');
-  const up = bytesExpr(d, 'up');
-  return `SELECT ${q(d.columns.ip)}, ${down.sum}, ${up.sum}, ${down.bad}, ${up.bad} ` +
-    `FROM ${q(table)} WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) GROUP BY ${q(d.columns.ip)}`;
-}
+export const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
 
 /** SQL expression of one row's counted bytes of one direction; NULL when a counted column is NULL or negative. */
 function rowExpr(d: DatabaseConfig, dir: 'down' | 'up'): string {

@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../src/sandbox/slapd.js';
-import { startMariadb, type MariadbServer } from '../../src/sandbox/mariadb.js';
-import { createGateway, type Gateway } from '../../src/sandbox/netns.js';
-import { sandboxConf } from '../../src/sandbox/conf.js';
-import { startBannerServer, probe, hold } from '../../src/sandbox/tcp.js';
-import type { BackgroundProcess } from '../../src/kernel/exec.js';
+import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
+import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
+import { createGateway, type Gateway } from '../../sandbox/netns.js';
+import { sandboxConf } from '../../sandbox/conf.js';
+import { startBannerServer, probe, hold } from '../../sandbox/tcp.js';
+import type { BackgroundProcess } from '../../sandbox/spawn.js';
 import { runCli } from '../helpers/kernel.js';
 
 let slapd: SlapdServer;

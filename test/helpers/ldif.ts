@@ -1,5 +1,5 @@
 // LDIF of the sandbox schema's people and machines, for the source tests.
-import { MACHINES_BASE, PEOPLE_BASE } from '../../src/sandbox/slapd.js';
+import { MACHINES_BASE, PEOPLE_BASE } from '../../sandbox/slapd.js';
 
 export const person = (uid: string, extra = ''): string => `dn: uid=${uid},${PEOPLE_BASE}
 objectClass: genericPerson

@@ -9,10 +9,10 @@ import {
   firstErrorLine,
   batchErrorLine,
   batchErrorLines,
-  spawnBackground,
   type Exec,
 } from '../../src/kernel/exec.js';
-import { createScratchNetns } from '../../src/sandbox/netns.js';
+import { createScratchNetns } from '../../sandbox/netns.js';
+import { spawnBackground } from '../../sandbox/spawn.js';
 
 test('realExec collects stdout and writes stdin', async () => {
   const r = await realExec('cat', [], { input: 'hello\nworld\n' });

@@ -13,7 +13,7 @@ import {
   tcReportedRate,
   splitIptablesArgs,
 } from '../../src/kernel/read.js';
-import { createScratchNetns } from '../../src/sandbox/netns.js';
+import { createScratchNetns } from '../../sandbox/netns.js';
 
 const ours = (n: string): boolean => /^(v6)?qos_/.test(n);
 

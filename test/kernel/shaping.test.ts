@@ -1,10 +1,10 @@
-// Shaping proof in the 3-namespace gateway (src/sandbox/netns.ts): an HTB on the gw's int0
+// Shaping proof in the 3-namespace gateway (sandbox/netns.ts): an HTB on the gw's int0
 // egress, users put in a class by an ipset + iptables mangle CLASSIFY rule, iperf3 downloads
 // (server in wan sends to the user) measured within ±10 % of the class rate.
 // All namespaces are rq-p<pid>-…, deleted in t.after.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createGateway, startIperfServer, runIperf, cleanupStale, type Gateway } from '../../src/sandbox/netns.js';
+import { createGateway, startIperfServer, runIperf, cleanupStale, type Gateway } from '../../sandbox/netns.js';
 import { readTc, readMangle, readIpsets } from '../../src/kernel/read.js';
 import { realExec } from '../../src/kernel/exec.js';
 
@@ -37,7 +37,7 @@ test('cleanupStale deletes namespaces of a dead owner, with their processes', as
   // 4194305 > pid_max (2^22), so this owner can never be alive
   const name = 'rq-p4194305-dead-users';
   await realExec('ip', ['netns', 'add', name]);
-  const { spawnBackground } = await import('../../src/kernel/exec.js');
+  const { spawnBackground } = await import('../../sandbox/spawn.js');
   const sleeper = await spawnBackground('ip', ['netns', 'exec', name, 'sleep', '60']);
   try {
     const deleted = await cleanupStale('rq-p4194305-');

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { generalizedTime, generateCampus, ldifLine, trafficRows } from '../../src/sandbox/campus.js';
+import { generalizedTime, generateCampus, ldifLine, trafficRows } from '../../sandbox/campus.js';
 
 const now = new Date('2026-02-10T00:00:00Z');
 

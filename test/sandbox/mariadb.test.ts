@@ -8,8 +8,8 @@ import { test } from 'node:test';
 
 import mysql from 'mysql2/promise';
 
-import { generateCampus, loadTraffic } from '../../src/sandbox/campus.js';
-import { startMariadb } from '../../src/sandbox/mariadb.js';
+import { generateCampus, loadTraffic } from '../../sandbox/campus.js';
+import { startMariadb } from '../../sandbox/mariadb.js';
 
 function alive(pid: number): boolean {
   try {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 
 import { Client, SizeLimitExceededError } from 'ldapts';
 
-import { generateCampus, loadCampus } from '../../src/sandbox/campus.js';
+import { generateCampus, loadCampus } from '../../sandbox/campus.js';
 import {
   MACHINES_BASE,
   MAISEL_SUFFIX,
@@ -18,7 +18,7 @@ import {
   RESEL_SUFFIX,
   startSlapd,
   type SlapdServer,
-} from '../../src/sandbox/slapd.js';
+} from '../../sandbox/slapd.js';
 
 const pexec = promisify(execFile);
 
@@ -215,8 +215,8 @@ test('slapd: a requested port that is taken fails fast with slapd\'s message, no
 });
 
 test('slapd + mariadb: servers a test forgot to stop die with the process, temp dirs removed', async () => {
-  const slapdUrl = new URL('../../src/sandbox/slapd.js', import.meta.url).href;
-  const mariadbUrl = new URL('../../src/sandbox/mariadb.js', import.meta.url).href;
+  const slapdUrl = new URL('../../sandbox/slapd.js', import.meta.url).href;
+  const mariadbUrl = new URL('../../sandbox/mariadb.js', import.meta.url).href;
   const script = [
     `const { startSlapd } = await import(${JSON.stringify(slapdUrl)});`,
     `const { startMariadb } = await import(${JSON.stringify(mariadbUrl)});`,

@@ -6,12 +6,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { startMariadb, type MariadbServer } from '../../src/sandbox/mariadb.js';
-import { sandboxConf } from '../../src/sandbox/conf.js';
+import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
+import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { parseIp } from '../../src/net/ip.js';
-import { BOUNDARY_SQL, VolumeSource, volumesQuery } from '../../src/sources/volumes.js';
+import { BOUNDARY_SQL, VolumeSource } from '../../src/sources/volumes.js';
+import { volumesQuery } from '../../sandbox/volumes-reference.js';
 import type { Usage, Volume } from '../../src/sources/types.js';
 import { ipIndex } from '../../src/net/ipindex.js';
 

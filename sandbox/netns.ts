@@ -1,4 +1,4 @@
-// src/sandbox/netns.ts — a three-namespace gateway for tests, the benchmark and the demo:
+// sandbox/netns.ts — a three-namespace gateway for tests, the benchmark and the demo:
 //
 //   <prefix>users  eth0 ══ int0  <prefix>gw  ext0 ══ eth0  <prefix>wan
 //   user IPs /32 (/128)        forwards v4+v6           server wanIp (iperf3)
@@ -15,8 +15,9 @@
 //   gw: a /32 (/128) route per user IP on int0; wan: default routes via the gw. No NAT.
 
 import { randomBytes } from 'node:crypto';
-import { realExec, inNetns, spawnBackground, ExecError, type Exec, type ExecOptions, type ExecResult, type BackgroundProcess } from '../kernel/exec.js';
-import { isAlive } from '../daemon/pidfile.js';
+import { realExec, inNetns, ExecError, type Exec, type ExecOptions, type ExecResult } from '../src/kernel/exec.js';
+import { spawnBackground, type BackgroundProcess } from './spawn.js';
+import { isAlive } from '../src/daemon/pidfile.js';
 
 export type GatewaySide = 'users' | 'gw' | 'wan';
 

@@ -1,4 +1,4 @@
-// src/sandbox/campus.ts — deterministic fake campus directories (people, organisations, machines)
+// sandbox/campus.ts — deterministic fake campus directories (people, organisations, machines)
 // shaped like the real RESEL/MAISEL LDAP (see docs in /work/shared/spec/data.md), their LDIF,
 // matching netacct traffic rows, and the loaders that put them into the sandbox servers
 // (ldapadd for small sets, offline slapadd -q for big ones; batched INSERTs into MariaDB).

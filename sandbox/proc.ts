@@ -1,4 +1,4 @@
-// src/sandbox/proc.ts — process plumbing shared by the private test servers (slapd.ts,
+// sandbox/proc.ts — process plumbing shared by the private test servers (slapd.ts,
 // mariadb.ts): free loopback ports, temp dirs that are swept when their owner died,
 // daemons spawned so they die with us, bounded stderr tails, one-shot commands with stdin,
 // and a synchronous exit hook that kills what is left. Test-only code; never used by the daemon.
@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { isAlive } from '../daemon/pidfile.js';
+import { isAlive } from '../src/daemon/pidfile.js';
 
 /** Keeps the last `max` characters written to it (stderr/stdout of a daemon). */
 export class Tail {

@@ -1,4 +1,4 @@
-// src/sandbox/mariadb.ts — a private MariaDB server for tests, the benchmark and the demo.
+// sandbox/mariadb.ts — a private MariaDB server for tests, the benchmark and the demo.
 // Owns: mariadb-install-db into a mkdtemp dir (prefix rq-mariadb-), mariadbd as our child on a
 // free loopback port and a private socket, an optional server time zone (to put the DB in
 // another zone than the daemon), the netacct database with nacctd's `traffic` table (and a

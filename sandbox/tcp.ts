@@ -2,7 +2,8 @@
 // echo) and clients bound to a user's IP, run with node itself inside the namespaces.
 // For the firewall tests and the demo; nothing here reaches beyond our namespaces.
 
-import { realExec, spawnBackground, type BackgroundProcess } from '../kernel/exec.js';
+import { realExec } from '../src/kernel/exec.js';
+import { spawnBackground, type BackgroundProcess } from './spawn.js';
 
 const SERVER = `
 const net = require('node:net');

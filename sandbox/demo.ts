@@ -5,7 +5,7 @@
 // flows through the shaper. Prints a live table every cycle. Removes everything it
 // created at the end, on Ctrl-C, or on error.
 //
-//   node dist/sandbox/demo.js [--duration SECONDS] [--keep]
+//   node build/sandbox/demo.js [--duration SECONDS] [--keep]
 
 import { parseArgs } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
@@ -19,14 +19,16 @@ import { generateCampus, loadCampus, prng, type Campus } from './campus.js';
 import { createGateway, startIperfServer, runIperf, cleanupStale, type Gateway, type IperfServer } from './netns.js';
 import { sandboxConf } from './conf.js';
 import { probe, startBannerServer } from './tcp.js';
-import { realExec, type BackgroundProcess } from '../kernel/exec.js';
-import { readIpsets } from '../kernel/read.js';
-import { askDaemon } from '../daemon/control.js';
-import type { StatusJson } from '../daemon/daemon.js';
-import type { ExplainJson } from '../daemon/explain.js';
-import { formatRate, formatSize } from '../config/units.js';
+import { realExec } from '../src/kernel/exec.js';
+import type { BackgroundProcess } from './spawn.js';
+import { readIpsets } from '../src/kernel/read.js';
+import { askDaemon } from '../src/daemon/control.js';
+import type { StatusJson } from '../src/daemon/daemon.js';
+import type { ExplainJson } from '../src/daemon/explain.js';
+import { formatRate, formatSize } from '../src/config/units.js';
 
-const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+// The daemon the demo runs is the built product (dist/), not a copy under build/.
+const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const say = (s: string): void => {
   if (process.stdout.writable) process.stdout.write(s + '\n');
