@@ -1,5 +1,5 @@
 #!/bin/sh
-# scripts/install.sh [--root DIR] [--prefix /usr] [--build]
+# scripts/install.sh [--root DIR] [--prefix /usr] [--build] [--npm-ci]
 #
 # Installs reselqos from this source tree:
 #   PREFIX/lib/reselqos/            dist/, package.json, the production node_modules
@@ -12,17 +12,20 @@
 #   /var/log/reselqos (0750), /var/lib/reselqos (0750)
 # every path under --root DIR (default /: a staging tree otherwise, e.g. for a package).
 # Idempotent. Builds dist/ with `npm run build` when it is missing (or always with --build).
+# The production node_modules are copied from ./node_modules, or with --npm-ci (the package
+# build, scripts/package.sh) installed fresh by `npm ci --omit=dev` into the staging dir.
 # Enables and starts nothing: prints the commands to do so. With --root / and systemd
 # running, runs `systemctl daemon-reload`.
 set -eu
 
 usage() {
-	echo "usage: $0 [--root DIR] [--prefix /usr] [--build]"
+	echo "usage: $0 [--root DIR] [--prefix /usr] [--build] [--npm-ci]"
 }
 
 ROOT=/
 PREFIX=/usr
 BUILD=0
+NPMCI=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 		--root) [ $# -ge 2 ] || { usage >&2; exit 64; }; ROOT=$2; shift 2 ;;
@@ -30,6 +33,7 @@ while [ $# -gt 0 ]; do
 		--prefix) [ $# -ge 2 ] || { usage >&2; exit 64; }; PREFIX=$2; shift 2 ;;
 		--prefix=*) PREFIX=${1#--prefix=}; shift ;;
 		--build) BUILD=1; shift ;;
+		--npm-ci) NPMCI=1; shift ;;
 		-h|--help) usage; exit 0 ;;
 		*) echo "install.sh: unknown argument: $1" >&2; usage >&2; exit 64 ;;
 	esac
@@ -114,6 +118,7 @@ cp package.json package-lock.json "$STAGE/lib/reselqos/"
 # The production dependencies: every package of package-lock.json not marked dev,
 # copied from node_modules (offline, exactly the locked versions); npm ci --omit=dev
 # into the staging dir if one is missing here.
+if [ "$NPMCI" = 1 ]; then deps="missing (--npm-ci)"; else
 deps=$(cd "$SRC" && "$NODE" -e '
 	const fs = require("node:fs");
 	const dest = process.argv[1];
@@ -129,11 +134,13 @@ deps=$(cd "$SRC" && "$NODE" -e '
 	}
 	console.log(missing.length ? "missing " + missing.join(" ") : "ok " + n);
 ' "$STAGE/lib/reselqos")
+fi
 case "$deps" in
 	ok\ *) ndeps=${deps#ok } ;;
 	*)
 		set -- ${deps#missing }
-		say "$# locked packages not in node_modules/ (e.g. $1): npm ci --omit=dev into the staging directory"
+		if [ "$NPMCI" = 1 ]; then say "npm ci --omit=dev into the staging directory"
+		else say "$# locked packages not in node_modules/ (e.g. $1): npm ci --omit=dev into the staging directory"; fi
 		rm -rf "$STAGE/lib/reselqos/node_modules"
 		(cd "$STAGE/lib/reselqos" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
 		rm -f "$STAGE/lib/reselqos/node_modules/.package-lock.json"

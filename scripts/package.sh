@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# scripts/package.sh — `npm run package`: builds build/reselqos_<version>_all.deb with dpkg-deb
+# and checks it with lintian (an error fails the build; warnings are listed in docs/INSTALL.md).
+# The tree is staged by scripts/install.sh --root (the one list of what is installed where),
+# with the production npm dependencies installed fresh (npm ci --omit=dev) and dist/ rebuilt:
+# no dev dependency, no test or sandbox code. Then, for the package:
+#   - /var/log/reselqos and /var/lib/reselqos are created by the postinst, not shipped;
+#   - the unit moves to /usr/lib/systemd/system (Debian 13's merged /usr);
+#   - every file under /etc is a conffile; qos.conf keeps its mode 0600;
+#   - debian/ holds the maintainer scripts (postinst, prerm, postrm) and the copyright file.
+# Installs dpkg-dev and lintian from Debian when missing (root; idempotent).
+set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+cd "$(dirname "$0")/.."
+SRC=$(pwd -P)
+say() { printf 'package: %s\n' "$*"; }
+
+need=()
+command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v dpkg-architecture >/dev/null || need+=(dpkg-dev)
+command -v lintian >/dev/null || need+=(lintian)
+if [ "${#need[@]}" -gt 0 ]; then
+  [ "$(id -u)" -eq 0 ] || { echo "package: missing ${need[*]}; run as root or apt-get install ${need[*]}" >&2; exit 1; }
+  say "installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+NAME=reselqos
+VERSION=$(node -p 'require("./package.json").version')
+DEB=build/${NAME}_${VERSION}_all.deb
+STAGE=$(mktemp -d "${TMPDIR:-/tmp}/reselqos-package.XXXXXX")
+trap 'rm -rf "$STAGE"' EXIT
+ROOT=$STAGE/root
+
+bash scripts/npm-deps.sh
+sh scripts/install.sh --root "$ROOT" --prefix /usr --build --npm-ci | sed 's/^/  /'
+
+# ---- adjust the staged tree for a package ------------------------------------------------
+rm -rf "$ROOT/var"                                   # created by the postinst
+mkdir -p "$ROOT/usr/lib/systemd"
+mv "$ROOT/lib/systemd/system" "$ROOT/usr/lib/systemd/system"
+rm -rf "$ROOT/lib"
+sed -i 's#installed by scripts/install.sh to /lib/systemd/system/#installed by the reselqos package#' \
+  "$ROOT/usr/lib/systemd/system/reselqos.service"
+rm -f "$ROOT/usr/lib/reselqos/package-lock.json"
+# npm packages' own development dotfiles (.eslintrc, .npmignore, .gitattributes, ...).
+find "$ROOT/usr/lib/reselqos/node_modules" -name '.*' -type f -delete
+DOC=$ROOT/usr/share/doc/$NAME
+install -m 0644 debian/copyright "$DOC/copyright"
+{
+  echo "$NAME ($VERSION) unstable; urgency=medium"
+  echo
+  echo "  * Package built from the source tree by scripts/package.sh."
+  echo
+  echo " -- $(git log -1 --format='%an <%ae>' 2>/dev/null || echo 'reselqos <root@localhost>')  $(date -R -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)")"
+} | gzip -9n >"$DOC/changelog.gz"
+chmod 0644 "$DOC/changelog.gz"
+# Reproducible-ish, lintian-clean modes and owners.
+find "$ROOT" -type d -exec chmod 0755 {} +
+find "$ROOT/usr/lib/reselqos" -type f -exec chmod 0644 {} +
+chmod 0755 "$ROOT/usr/lib/reselqos/dist/cli.js"   # the bin (#!/usr/bin/env node)
+chmod 0600 "$ROOT/etc/reselqos/qos.conf"
+
+# ---- DEBIAN/ ----------------------------------------------------------------------------------
+mkdir -p "$ROOT/DEBIAN"
+size=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
+maint=$(git log -1 --format='%an <%ae>' 2>/dev/null || echo 'reselqos <root@localhost>')
+desc=$(node -p 'require("./package.json").description + "."' | fold -s -w 72 | sed 's/ *$//; s/^/ /')
+cat >"$ROOT/DEBIAN/control" <<CTRL
+Package: $NAME
+Version: $VERSION
+Architecture: all
+Maintainer: $maint
+Installed-Size: $size
+Depends: nodejs (>= 20), ipset, iptables, iproute2, logrotate
+Section: net
+Priority: optional
+Description: dynamic firewall and fair-share QoS daemon for a Linux gateway
+$desc
+ .
+ Users and machines come from LDAP, daily traffic volumes from netacct tables
+ in MySQL/MariaDB; each user's IPs go into ipsets by volume group, marked by
+ iptables and shaped by tc HTB classes. Installing enables and starts nothing:
+ edit /etc/reselqos/qos.conf, then systemctl enable --now reselqos.
+CTRL
+(cd "$ROOT" && find etc -type f | sort | sed 's#^#/#') >"$ROOT/DEBIAN/conffiles"
+install -m 0755 debian/postinst debian/prerm debian/postrm "$ROOT/DEBIAN/"
+(cd "$ROOT" && find . -path ./DEBIAN -prune -o -type f -print0 | sort -z | xargs -0 md5sum | sed 's#  \./#  #') >"$ROOT/DEBIAN/md5sums"
+chmod 0644 "$ROOT/DEBIAN/control" "$ROOT/DEBIAN/conffiles" "$ROOT/DEBIAN/md5sums"
+
+mkdir -p build
+rm -f "$DEB"
+dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$DEB" >/dev/null
+say "built $DEB ($(du -k "$DEB" | cut -f1) KiB, $(dpkg-deb -c "$DEB" | wc -l) entries)"
+
+# ---- lintian -------------------------------------------------------------------------------------
+set +e
+lint=$(lintian --tag-display-limit 0 "$DEB" 2>&1 | grep -v "running with root privileges")
+set -e
+[ -n "$lint" ] && printf '%s\n' "$lint" | sed 's/^/  lintian: /'
+if printf '%s\n' "$lint" | grep -q '^E: '; then
+  echo "package: lintian reports errors" >&2
+  exit 1
+fi
+say "lintian: $(printf '%s\n' "$lint" | grep -c '^E: ' || true) errors, $(printf '%s\n' "$lint" | grep -c '^W: ' || true) warnings"
