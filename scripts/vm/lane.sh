@@ -53,9 +53,9 @@ qemu-img create -q -f qcow2 -b "$img/root.img" -F raw "$lane/root.qcow2"
 accel=(-accel tcg -cpu max)
 if [ -w /dev/kvm ]; then
   set +e
-  timeout 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256 -nodefaults -display none -no-reboot \
+  (timeout 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256 -nodefaults -display none -no-reboot \
     -serial "file:$lane/kvm.log" -kernel "$img/vmlinuz" -append 'console=ttyS0 panic=-1 root=/dev/null' \
-    >"$lane/kvm.err" 2>&1
+    >"$lane/kvm.err" 2>&1) 2>/dev/null
   set -e
   if grep -q 'Linux version' "$lane/kvm.log" 2>/dev/null && ! grep -qE 'error|Assertion' "$lane/kvm.err"; then
     accel=(-enable-kvm -cpu host)
@@ -64,7 +64,7 @@ if [ -w /dev/kvm ]; then
     say "KVM does not work here ($(head -n 1 "$lane/kvm.err")): TCG"
   fi
 fi
-SMP=${RQ_VM_SMP:-1}
+SMP=${RQ_VM_SMP:-2}
 MEM=${RQ_VM_MEM:-2048}
 say "booting ${accel[*]} -smp $SMP -m $MEM (kernel $(cat "$img/kernel-version"))"
 : >"$OUTDIR/results.txt"

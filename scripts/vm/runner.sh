@@ -108,12 +108,16 @@ start_servers() {
 	rm -f "$ST/servers.env"
 	(cd "$LANE" && setsid node servers.mjs "$ST/servers.env" >>"$ST/servers.log" 2>&1 </dev/null &)
 	local t0=$SECONDS
-	if wait_for 600 test -f "$ST/servers.env"; then
+	sleep 2
+	local pid
+	pid=$(pgrep -n -f 'node servers.mjs')
+	if wait_for 1200 bash -c "[ -f $ST/servers.env ] || ! kill -0 ${pid:-1}" && [ -f "$ST/servers.env" ]; then
 		. "$ST/servers.env"
 		say "servers up in $((SECONDS - t0)) s: $LDAP_URL $DB_HOST:$DB_PORT"
 		return 0
 	fi
-	say "servers did not start: $(tail -n 5 "$ST/servers.log")"
+	say "servers did not start after $((SECONDS - t0)) s:"
+	cat "$ST/servers.log" >/dev/console
 	return 1
 }
 stop_servers() {
@@ -395,7 +399,7 @@ UNIT
 	systemctl daemon-reload
 	systemctl enable --now rq-lane-net.service >>"$ST/log" 2>&1
 	echo "VM $(uname -r), $(nproc) vCPU, systemd $(systemctl --version | head -n 1 | cut -d' ' -f2), node $(node --version), $(iptables -V)" >"$OUT"
-	start_servers || { check "sandbox servers" FAIL "$(tail -n 3 "$ST/servers.log" | tr '\n' ' ')"; summary; systemctl poweroff; exit 0; }
+	start_servers || { check "sandbox servers" FAIL "$(grep -m1 -iE 'error' "$ST/servers.log" | cut -c1-200)"; summary; systemctl poweroff; exit 0; }
 	check "sandbox slapd + mariadb" PASS "campus $CAMPUS_ENTRIES entries + alice/bob; $LDAP_URL, $DB_HOST:$DB_PORT"
 	check_install
 	iperf_servers

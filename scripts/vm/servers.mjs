@@ -22,8 +22,9 @@ export const LANE_USERS = {
   bob: ['251.3', 40_000_000_000, 5_000_000_000], // down 5, up 2
 };
 
-const slapd = await startSlapd({ port: 3389 });
-const db = await startMariadb({ port: 3307, timezone: '+00:00' });
+// Generous start timeouts: under TCG on a busy host the guest may get a fraction of a core.
+const slapd = await startSlapd({ port: 3389, startTimeoutMs: 600_000 });
+const db = await startMariadb({ port: 3307, timezone: '+00:00', startTimeoutMs: 900_000 });
 let stopping = false;
 const stop = async () => {
   if (stopping) return;
