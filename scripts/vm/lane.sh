@@ -45,6 +45,7 @@ cp sandbox/resel.schema "$lane/disk/build/sandbox/" 2>/dev/null || true
 dpkg-deb -x "$deb" "$lane/deb"
 cp -R "$lane/deb/usr/lib/reselqos/node_modules" "$lane/disk/node_modules"
 echo '{"type":"module"}' >"$lane/disk/package.json"
+env | grep -E '^RQ_[A-Z_]+=' | sed -E "s/^([A-Z_]+)=(.*)$/\1='\2'/" >"$lane/disk/lane.env" || true
 mke2fs -q -F -t ext4 -L rqlane -d "$lane/disk" "$lane/lane.img" 256M
 qemu-img create -q -f qcow2 -b "$img/root.img" -F raw "$lane/root.qcow2"
 

@@ -14,6 +14,10 @@ ST=/var/lib/rq-lane
 CONF=/etc/reselqos/qos.conf
 OUT=/dev/ttyS1
 mkdir -p "$ST"
+# RQ_* settings from the host (lane.sh writes them to the lane disk).
+[ -r /mnt/lane/lane.env ] && . /mnt/lane/lane.env
+ONLY=${RQ_ONLY:-}   # e.g. "install shaping": run only those groups (debugging)
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 # Rates sized for TCG (QEMU without KVM): a few Mbit/s.
 DOWN=${RQ_DOWN:-10Mbit}
@@ -195,8 +199,9 @@ check_install() {
 	local deb
 	deb=$(ls "$LANE"/reselqos_*_all.deb | head -n 1)
 	local out rc t0=$SECONDS
-	out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download "$deb" 2>&1); rc=$?
+	out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y "$deb" 2>&1); rc=$?
 	echo "$out" >>"$ST/log"
+	[ "$rc" -eq 0 ] || { say "apt-get install $deb failed:"; echo "$out" >/dev/console; }
 	local ok=$rc why=""
 	[ "$(stat -c %a "$CONF" 2>/dev/null)" = 600 ] || { ok=1; why+=" qos.conf-mode=$(stat -c %a "$CONF" 2>&1)"; }
 	for d in /var/log/reselqos /var/lib/reselqos; do
@@ -403,11 +408,14 @@ UNIT
 	check "sandbox slapd + mariadb" PASS "campus $CAMPUS_ENTRIES entries + alice/bob; $LDAP_URL, $DB_HOST:$DB_PORT"
 	check_install
 	iperf_servers
-	shaping fw sfq
-	shaping fw fq_codel
-	shaping fw cake
-	shaping classify sfq
-	service_checks
+	if want shaping; then
+		shaping fw sfq
+		shaping fw fq_codel
+		shaping fw cake
+		shaping classify sfq
+	fi
+	want service && service_checks
+	if ! want reboot; then summary; cat "$ST/log" >/dev/console; systemctl poweroff; exit 0; fi
 	# reboot with the unit enabled and the sources stopped
 	systemctl is-enabled -q reselqos || systemctl enable reselqos >>"$ST/log" 2>&1
 	ipset list qos_d5 >"$ST/before-reboot.d5" 2>&1
@@ -441,7 +449,8 @@ if [ "$phase" = 2 ]; then
 	remove_purge
 	stop_servers
 	summary
-	say "done"
+	say "done; the runner's log:"
+	cat "$ST/log" >/dev/console
 	systemctl poweroff
 	exit 0
 fi
