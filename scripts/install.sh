@@ -9,6 +9,7 @@
 #                                   never overwritten (the new sample goes to qos.conf.dist)
 #   /etc/default/reselqos           settings of the init script (same rule: .dist if edited)
 #   /lib/systemd/system/reselqos.service, /etc/init.d/reselqos (0755), /etc/logrotate.d/reselqos
+#   /lib/tmpfiles.d/reselqos.conf   /run/netns and /run/xtables.lock, which the unit needs
 #   /var/log/reselqos (0750), /var/lib/reselqos (0750)
 # every path under --root DIR (default /: a staging tree otherwise, e.g. for a package).
 # Idempotent. Builds dist/ with `npm run build` when it is missing (or always with --build).
@@ -226,6 +227,8 @@ put 0644 init/reselqos.logrotate "$R/etc/logrotate.d/reselqos"
 mkdir -p "$R/lib/systemd/system"
 subst systemd/reselqos.service >"$STAGE/unit"
 put 0644 "$STAGE/unit" "$R/lib/systemd/system/reselqos.service"
+mkdir -p "$R/lib/tmpfiles.d"
+put 0644 systemd/reselqos.tmpfiles "$R/lib/tmpfiles.d/reselqos.conf"
 
 # ---- /var ---------------------------------------------------------------------------------------
 for d in /var/log/reselqos /var/lib/reselqos; do
@@ -244,6 +247,9 @@ if [ -z "$R" ]; then
 	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 		systemctl daemon-reload
 		say "systemctl daemon-reload"
+		if command -v systemd-tmpfiles >/dev/null 2>&1; then
+			systemd-tmpfiles --create reselqos.conf && say "systemd-tmpfiles --create reselqos.conf"
+		fi
 	fi
 	cat <<EOF
 

@@ -5,7 +5,7 @@
 # with the production npm dependencies installed fresh (npm ci --omit=dev) and dist/ rebuilt:
 # no dev dependency, no test or sandbox code. Then, for the package:
 #   - /var/log/reselqos and /var/lib/reselqos are created by the postinst, not shipped;
-#   - the unit moves to /usr/lib/systemd/system (Debian 13's merged /usr);
+#   - the unit and the tmpfiles.d file move under /usr/lib (Debian 13's merged /usr);
 #   - every file under /etc is a conffile; qos.conf keeps its mode 0600;
 #   - debian/ holds the maintainer scripts (postinst, prerm, postrm) and the copyright file.
 # Installs dpkg-dev and lintian from Debian when missing (root; idempotent).
@@ -39,6 +39,7 @@ sh scripts/install.sh --root "$ROOT" --prefix /usr --build --npm-ci | sed 's/^/ 
 rm -rf "$ROOT/var"                                   # created by the postinst
 mkdir -p "$ROOT/usr/lib/systemd"
 mv "$ROOT/lib/systemd/system" "$ROOT/usr/lib/systemd/system"
+mv "$ROOT/lib/tmpfiles.d" "$ROOT/usr/lib/tmpfiles.d"
 rm -rf "$ROOT/lib"
 sed -i 's#installed by scripts/install.sh to /lib/systemd/system/#installed by the reselqos package#' \
   "$ROOT/usr/lib/systemd/system/reselqos.service"

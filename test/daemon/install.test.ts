@@ -70,6 +70,7 @@ test('install.sh --root puts every file in place with its mode', () => {
     ['etc/init.d/reselqos', '0755'],
     ['etc/logrotate.d/reselqos', '0644'],
     ['lib/systemd/system/reselqos.service', '0644'],
+    ['lib/tmpfiles.d/reselqos.conf', '0644'],
     ['var/log/reselqos', '0750'],
     ['var/lib/reselqos', '0750'],
   ];
@@ -82,6 +83,12 @@ test('install.sh --root puts every file in place with its mode', () => {
   assert.equal(readFileSync(join(root, 'etc/logrotate.d/reselqos'), 'utf8'), readFileSync(join(repo, 'init/reselqos.logrotate'), 'utf8'));
   const unit = readFileSync(join(root, 'lib/systemd/system/reselqos.service'), 'utf8');
   assert.match(unit, /^ExecStart=\/usr\/bin\/reselqos run -c \/etc\/reselqos\/qos\.conf$/m);
+  // systemd 257 (Debian 13) refuses to start the unit when a ReadWritePaths= path is missing
+  // (status=226/NAMESPACE, seen by the VM lane): "-" paths, and tmpfiles.d creates them at boot.
+  assert.match(unit, /^ReadWritePaths=-\/run\/netns -\/run\/xtables\.lock$/m);
+  const tmpfiles = readFileSync(join(root, 'lib/tmpfiles.d/reselqos.conf'), 'utf8');
+  assert.match(tmpfiles, /^d \/run\/netns 0755 root root -$/m);
+  assert.match(tmpfiles, /^f \/run\/xtables\.lock 0600 root root -$/m);
   const wrapper = readFileSync(join(root, 'usr/bin/reselqos'), 'utf8');
   assert.match(wrapper, /^LIB=\/usr\/lib\/reselqos$/m, 'the wrapper names the installed system\'s path, not the staging root');
   assert.doesNotMatch(wrapper + unit, new RegExp(root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'no staging path in installed files');
