@@ -7,6 +7,8 @@
 # as PID 1, console on ttyS0 (build/vm/console.log), results on ttyS1 (build/vm/results.txt).
 # The guest runs the checks (scripts/vm/runner.sh), reboots once, powers off. Prints the
 # results; exit 0 only when every check passed. Root only. One VM at a time (a lock).
+# (The body is one function, parsed whole before it runs: editing this file during a run is safe.)
+main() {
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 cd "$(dirname "$0")/../.."
@@ -45,6 +47,7 @@ cp sandbox/resel.schema "$lane/disk/build/sandbox/" 2>/dev/null || true
 dpkg-deb -x "$deb" "$lane/deb"
 cp -R "$lane/deb/usr/lib/reselqos/node_modules" "$lane/disk/node_modules"
 echo '{"type":"module"}' >"$lane/disk/package.json"
+node -e 'const l=require("./package-lock.json");for(const [p,v] of Object.entries(l.packages))if(p&&v.dev)console.log(p)' >"$lane/disk/dev-packages.txt"
 env | grep -E '^RQ_[A-Z_]+=' | sed -E "s/^([A-Z_]+)=(.*)$/\1='\2'/" >"$lane/disk/lane.env" || true
 mke2fs -q -F -t ext4 -L rqlane -d "$lane/disk" "$lane/lane.img" 256M
 qemu-img create -q -f qcow2 -b "$img/root.img" -F raw "$lane/root.qcow2"
@@ -88,3 +91,6 @@ if grep -q '^SUMMARY [0-9]* passed, 0 failed' "$OUTDIR/results.txt" && ! grep -q
   exit 0
 fi
 exit 1
+}
+main "$@"
+exit $?
