@@ -10,6 +10,7 @@ import { DirectoryPatcher } from './patch.js';
 import { VolumeSource } from './volumes.js';
 import { SnapshotStore } from './snapshot.js';
 import { SourceHealth } from './health.js';
+import { escapeControl as esc } from '../log.js';
 import { SnapshotRefusedError, SourceUnavailableError, type Directory, type Usage } from './types.js';
 
 export * from './types.js';
@@ -215,7 +216,7 @@ export class Sources {
       this.store.acceptDirectory(d, this.config.ldap.maxShrink, opts.force === true);
       if (generation === this.generation) this.startIncremental(full, startedWall, newestAtStart);
       this.health.ldap.ok(now);
-      for (const s of d.skipped) this.log.debug(() => `ldap: skipped ${s.dn}: ${s.reason}`);
+      for (const s of d.skipped) this.log.debug(() => `ldap: skipped ${esc(s.dn)}: ${s.reason}`);
       return { directory: d, fresh: true, error: null, change: 'full' };
     } catch (e) {
       if (!(e instanceof SourceUnavailableError || e instanceof SnapshotRefusedError)) throw e;
@@ -284,7 +285,7 @@ export class Sources {
       try {
         this.store.acceptDirectory(pending.full.directory, this.config.ldap.maxShrink, false);
         this.startIncremental(pending.full, pending.startedWall, pending.newestAtStart);
-        for (const s of pending.full.directory.skipped) this.log.debug(() => `ldap: skipped ${s.dn}: ${s.reason}`);
+        for (const s of pending.full.directory.skipped) this.log.debug(() => `ldap: skipped ${esc(s.dn)}: ${s.reason}`);
         swapped = true;
       } catch (e) {
         if (!(e instanceof SnapshotRefusedError)) throw e;
@@ -328,7 +329,7 @@ export class Sources {
           const key = `${u.dn}\n${u.reason}`;
           if (this.undecidedLogged.has(key)) continue;
           this.undecidedLogged.add(key);
-          this.log.info(`ldap: change to ${u.dn} left for the next full fetch (started now): ${u.reason}`);
+          this.log.info(`ldap: change to ${esc(u.dn)} left for the next full fetch (started now): ${u.reason}`);
         }
         this.fullWantedSince ??= Date.now();
         if (nowMs >= this.fullRetryAtMs) this.startBackgroundFull(now, 'a change the patch could not settle');

@@ -10,6 +10,7 @@ import {
   buildOwner, byDnOrder, draftHost, normalizeDn, ownerOrder, resolveOwner, tieHost, toMachine,
   type BuildOptions, type BuildState, type BuiltDirectory, type OwnerIndex, type RawEntry,
 } from './directory.js';
+import { escapeControl as esc } from '../log.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
 
 export interface Changes {
@@ -159,7 +160,7 @@ export class DirectoryPatcher {
           if (next && sameOwner(old, next) && sameSkips(buildSkips, ownSkips)) continue;
           const lower = old.uid.toLowerCase();
           let why: string | null = null;
-          if (old.dn !== e.dn) why = `its DN is spelled ${e.dn}, the directory has ${old.dn}`;
+          if (old.dn !== e.dn) why = `its DN is spelled ${esc(e.dn)}, the directory has ${esc(old.dn)}`;
           else if (!next) why = `no longer a valid owner (${ownSkips.map((s) => s.reason).join('; ')})`;
           else if (next.kind !== old.kind) why = `now found as ${next.kind}, was ${old.kind}`;
           else if (next.uid !== old.uid) why = `uid changed from "${old.uid}" to "${next.uid}"`;
@@ -185,7 +186,7 @@ export class DirectoryPatcher {
         } else {
           const lower = next.uid.toLowerCase();
           if (ix.byUid.has(lower)) {
-            undecided.push({ dn: e.dn, reason: `new owner whose uid "${next.uid}" is also used by ${ix.byUid.get(lower)![0]!.dn}` });
+            undecided.push({ dn: e.dn, reason: `new owner whose uid "${next.uid}" is also used by ${esc(ix.byUid.get(lower)![0]!.dn)}` });
             continue;
           }
           owners ??= cur.owners.slice();
@@ -262,7 +263,7 @@ export class DirectoryPatcher {
       for (const [dn, ownerDn] of this.state.orphans) {
         if (seen.has(dn)) continue;
         const ow = resolveOwner(ix, ownerDn, o.ldap.attrs.uid);
-        if (ow && newOwners.includes(ow)) undecided.push({ dn, reason: `its owner ${ownerDn} now exists (${ow.dn}) but the entry was not returned by the search` });
+        if (ow && newOwners.includes(ow)) undecided.push({ dn, reason: `its owner ${esc(ownerDn)} now exists (${esc(ow.dn)}) but the entry was not returned by the search` });
       }
     }
 

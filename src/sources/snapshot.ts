@@ -5,8 +5,10 @@
 
 import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../log.js';
-import { SnapshotRefusedError, type Directory, type Usage, type Volume } from './types.js';
+import { escapeControl as esc, type Logger } from '../log.js';
+import { parseIp } from '../net/ip.js';
+import { outsideNetworks, type BuildOptions } from './directory.js';
+import { SnapshotRefusedError, type Directory, type Machine, type Owner, type Skipped, type Usage, type Volume } from './types.js';
 
 const DIRECTORY_FILE = 'directory.json';
 const VOLUMES_FILE = 'volumes.json';
@@ -22,6 +24,50 @@ export async function atomicWrite(file: string, data: string, mode = 0o600): Pro
     await fh.close();
   }
   await rename(tmp, file);
+}
+
+const isStr = (x: unknown): x is string => typeof x === 'string';
+const isStrList = (x: unknown): x is string[] => Array.isArray(x) && x.every(isStr);
+
+/**
+ * A directory read back from disk, checked as strictly as one built from LDAP: the file may
+ * have been edited or damaged, and what it holds goes to the kernel. Every IP must come out of
+ * the strict parser (src/net/ip.ts) unchanged (canonical, no CIDR, no newline) and, with the
+ * firewall on, inside the user networks (the rule of draftHost); an owner's uid obeys the
+ * rule of buildOwner. A bad IP is dropped, a bad owner or machine skipped; each is named.
+ * null when the shape is not a directory at all.
+ */
+export function revalidateDirectory(raw: unknown, fw: BuildOptions['firewall'] | null): { directory: Directory; problems: string[] } | null {
+  const d = raw as { owners?: unknown; machines?: unknown; skipped?: unknown; fetchedAt?: unknown } | null;
+  if (!d || !Array.isArray(d.owners) || !Array.isArray(d.machines) || !isStr(d.fetchedAt) || !Number.isFinite(Date.parse(d.fetchedAt))) return null;
+  const problems: string[] = [];
+  const owners: Owner[] = [];
+  for (const o of d.owners as Record<string, unknown>[]) {
+    const ok = o && isStr(o['dn']) && isStr(o['uid']) && o['uid'] !== '' && !/[\s\x00-\x1f]/.test(o['uid']) &&
+      (o['kind'] === 'person' || o['kind'] === 'organisation') && (o['endInternet'] === null || Number.isFinite(o['endInternet'])) &&
+      typeof o['coupure'] === 'boolean' && isStrList(o['ban']) && isStrList(o['cotiz']);
+    if (!ok) {
+      problems.push(`owner ${esc(JSON.stringify(o?.['dn'] ?? o).slice(0, 200))}: not a valid owner`);
+      continue;
+    }
+    owners.push({ uid: o['uid'] as string, dn: o['dn'] as string, kind: o['kind'] as Owner['kind'], endInternet: o['endInternet'] as number | null, coupure: o['coupure'] as boolean, ban: o['ban'] as string[], cotiz: o['cotiz'] as string[] });
+  }
+  const machines: Machine[] = [];
+  for (const m of d.machines as Record<string, unknown>[]) {
+    if (!m || !isStr(m['dn']) || !isStr(m['host']) || !isStr(m['owner']) || typeof m['active'] !== 'boolean' || !isStrList(m['ips4']) || !isStrList(m['ips6'])) {
+      problems.push(`machine ${esc(JSON.stringify(m?.['dn'] ?? m).slice(0, 200))}: not a valid machine`);
+      continue;
+    }
+    const keep = (list: string[], family: 4 | 6): string[] => list.filter((ip) => {
+      const p = parseIp(ip);
+      const why = !p.ok ? p.reason : p.family !== family ? `not IPv${family}` : p.ip !== ip ? `not in canonical form (${p.ip})` : fw ? outsideNetworks(ip, fw) : null;
+      if (why) problems.push(`machine ${esc(m['dn'] as string)}: IP ${JSON.stringify(ip)}: ${why}`);
+      return why === null;
+    });
+    machines.push({ dn: m['dn'], host: m['host'], owner: m['owner'], active: m['active'], ips4: keep(m['ips4'], 4), ips6: keep(m['ips6'], 6) });
+  }
+  const skipped = Array.isArray(d.skipped) ? (d.skipped as Skipped[]).filter((x) => x && isStr(x.dn) && isStr(x.reason)) : [];
+  return { directory: { owners, machines, skipped, fetchedAt: d.fetchedAt }, problems };
 }
 
 /** Refuses an empty directory or one that lost more than maxShrink of its machines. */
@@ -53,14 +99,28 @@ export class SnapshotStore {
     return this.usage;
   }
 
-  /** Loads what a previous process persisted (missing or unreadable files: nothing). */
-  async load(): Promise<void> {
+  /**
+   * Loads what a previous process persisted (missing or unreadable files: nothing). The
+   * directory is re-validated (revalidateDirectory, with `fw` the user networks): what fails is
+   * dropped and named in one warning.
+   */
+  async load(fw: BuildOptions['firewall'] | null = null): Promise<void> {
+    const file = join(this.dir, DIRECTORY_FILE);
     try {
-      const j = JSON.parse(await readFile(join(this.dir, DIRECTORY_FILE), 'utf8')) as { format: number; directory: Directory };
-      if (j.format === FORMAT && Array.isArray(j.directory?.machines)) {
-        this.directory = j.directory;
-        this.savedDirectoryAt = j.directory.fetchedAt;
-        this.lastSavedDirectory = j.directory;
+      const j = JSON.parse(await readFile(file, 'utf8')) as { format: number; directory: unknown };
+      const v = j.format === FORMAT ? revalidateDirectory(j.directory, fw) : null;
+      if (!v) {
+        this.log.warn(`state: ${file} is not a directory snapshot of format ${FORMAT}: ignored`);
+      } else {
+        if (v.problems.length > 0) {
+          this.log.warn(`state: ${file}: ${v.problems.length} value(s) failed validation and were dropped, e.g. ${v.problems.slice(0, 5).join('; ')}`);
+        }
+        this.directory = v.directory;
+        // Not the file's content if something was dropped: the next persist rewrites it.
+        if (v.problems.length === 0) {
+          this.savedDirectoryAt = v.directory.fetchedAt;
+          this.lastSavedDirectory = v.directory;
+        }
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, DIRECTORY_FILE)}: ${(e as Error).message}`);
