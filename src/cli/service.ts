@@ -184,10 +184,11 @@ export async function runStop(configFlag: string | undefined, io: Io): Promise<n
   return EXIT.failed;
 }
 
-export async function runUpdate(configFlag: string | undefined, force: boolean, io: Io): Promise<number> {
+export async function runUpdate(configFlag: string | undefined, opts: { force: boolean; accept: boolean }, io: Io): Promise<number> {
   try {
-    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'update', force });
+    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'update', force: opts.force, accept: opts.accept });
     (a.ok ? io.out : io.err)(String(a['summary'] ?? a['error']));
+    if (a['refused']) io.err(`directory refused, the one in force stays: ${String(a['refused'])}`);
     return a.ok ? EXIT.ok : EXIT.failed;
   } catch (e) {
     if (e instanceof NotRunningError) {

@@ -1,17 +1,21 @@
 // Last good snapshots: kept in memory, persisted under [path] state with atomic
 // writes, so that a restart while LDAP or MySQL is down still knows every user and
 // their volumes of the day. Owns the refusal rules: an empty directory, or one that
-// shrank by more than [ldap] maxShrink since the last good one, is refused unless forced.
+// shrank by more than [ldap] maxShrink since the last good one, is refused unless forced;
+// then the entitlement guard (guard.ts, its baseline persisted in guard.json), which only
+// `accept` passes. Re-validates what it reads back from disk.
 
 import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { escapeControl as esc, type Logger } from '../log.js';
 import { parseIp } from '../net/ip.js';
 import { outsideNetworks, type BuildOptions } from './directory.js';
+import { EntitlementGuard, parseBuckets, WINDOW_MS, type GuardFirewall } from './guard.js';
 import { SnapshotRefusedError, type Directory, type Machine, type Owner, type Skipped, type Usage, type Volume } from './types.js';
 
 const DIRECTORY_FILE = 'directory.json';
 const VOLUMES_FILE = 'volumes.json';
+const GUARD_FILE = 'guard.json';
 const FORMAT = 1;
 
 export async function atomicWrite(file: string, data: string, mode = 0o600): Promise<void> {
@@ -70,7 +74,7 @@ export function revalidateDirectory(raw: unknown, fw: BuildOptions['firewall'] |
   return { directory: { owners, machines, skipped, fetchedAt: d.fetchedAt }, problems };
 }
 
-/** Refuses an empty directory or one that lost more than maxShrink of its machines. */
+/** Refuses an empty directory or one that lost more than maxShrink of its machines (entries, not entitlement: guard.ts). */
 export function checkDirectory(next: Directory, prev: Directory | null, maxShrink: number, force: boolean): void {
   if (force) return;
   if (next.owners.length === 0 || next.machines.length === 0) {
@@ -126,6 +130,18 @@ export class SnapshotStore {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, DIRECTORY_FILE)}: ${(e as Error).message}`);
     }
     try {
+      const j = JSON.parse(await readFile(join(this.dir, GUARD_FILE), 'utf8')) as { format: number; buckets: unknown };
+      const buckets = j.format === FORMAT ? parseBuckets(j.buckets) : null;
+      if (buckets) {
+        this.guard = new EntitlementGuard(buckets);
+        this.savedGuardVersion = this.guard.version;
+      } else {
+        this.log.warn(`state: ${join(this.dir, GUARD_FILE)} is not a guard baseline of format ${FORMAT}: ignored`);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, GUARD_FILE)}: ${(e as Error).message}`);
+    }
+    try {
       const j = JSON.parse(await readFile(join(this.dir, VOLUMES_FILE), 'utf8')) as { format: number; resetAt: string; fetchedAt: string; volumes: [string, number, number][] };
       if (j.format === FORMAT && Array.isArray(j.volumes)) {
         this.usage = { resetAt: j.resetAt, fetchedAt: j.fetchedAt, byIp: new Map(j.volumes.map(([ip, down, up]) => [ip, { down, up } as Volume])) };
@@ -135,11 +151,30 @@ export class SnapshotStore {
     }
   }
 
-  /** Checks and keeps a fresh directory; throws SnapshotRefusedError (nothing changes then). */
-  acceptDirectory(next: Directory, maxShrink: number, force = false): void {
-    checkDirectory(next, this.directory, maxShrink, force);
+  /**
+   * Checks and keeps a fresh directory; throws SnapshotRefusedError (nothing changes then).
+   * `force` passes the entry-count rule (checkDirectory), `accept` both rules and restarts the
+   * guard's baseline from `next`; a directory without a single IP passes neither.
+   */
+  acceptDirectory(next: Directory, maxShrink: number, opts: { force?: boolean; accept?: boolean; fw: GuardFirewall; nowMs: number }): void {
+    const accept = opts.accept === true;
+    checkDirectory(next, this.directory, maxShrink, opts.force === true || accept);
+    const refusal = this.guard.check(next, opts.fw, opts.nowMs, maxShrink, accept);
+    if (refusal) throw new SnapshotRefusedError('ldap', refusal.reason);
     this.directory = next;
+    this.guard.record(next, opts.fw, opts.nowMs, accept);
   }
+
+  /** With no baseline on disk (first start with this version): the directory loaded counts as of its fetch. */
+  seedGuard(fw: GuardFirewall, nowMs: number): void {
+    const d = this.directory;
+    if (this.guard.state.length > 0 || !d) return;
+    const at = Date.parse(d.fetchedAt);
+    if (at <= nowMs && at > nowMs - WINDOW_MS) this.guard.record(d, fw, at);
+  }
+
+  guard = new EntitlementGuard();
+  private savedGuardVersion = 0;
 
   acceptUsage(next: Usage): void {
     this.usage = next;
@@ -160,6 +195,11 @@ export class SnapshotStore {
       this.lastSavedDirectory = d;
       this.savedDirectoryAt = d.fetchedAt;
       this.savedDirectoryAtMs = now;
+    }
+    if (this.guard.version !== this.savedGuardVersion) {
+      const version = this.guard.version;
+      await atomicWrite(join(this.dir, GUARD_FILE), JSON.stringify({ format: FORMAT, buckets: this.guard.state }));
+      this.savedGuardVersion = version;
     }
     const u = this.usage;
     if (u && (opts.forceUsage || now - this.savedUsageAtMs >= this.usageSaveEveryMs)) {
