@@ -67,6 +67,11 @@ export interface Bucket {
 }
 
 export const WINDOW_MS = 24 * 3600_000;
+/**
+ * A measure that lost at most this many is never refused: in a small directory one ban is
+ * more than maxShrink. The absolute rules (no IP at all, an empty allow set) still hold.
+ */
+export const GUARD_FLOOR = 10;
 const HOUR_MS = 3600_000;
 
 /** Refused by the guard; `absolute` = not even `update --accept` takes it. */
@@ -134,7 +139,7 @@ export class EntitlementGuard {
       if (!b || b.n === 0) continue;
       const then = asOf(b.at);
       const lost = (b.n - then[k]) / b.n;
-      if (lost > maxShrink) {
+      if (lost > maxShrink && b.n - then[k] > GUARD_FLOOR) {
         const asOf = b.at === nowMs ? '' : ` as of ${new Date(b.at).toISOString()}`;
         drops.push(`${LABEL[k]} from ${b.n} to ${then[k]}${asOf} (-${(lost * 100).toFixed(1)}%)`);
       }

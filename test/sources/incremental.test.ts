@@ -11,7 +11,7 @@ import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { Sources, type DirectoryResult } from '../../src/sources/index.js';
 import { LdapSource, escapeFilterValue, toGeneralizedTime } from '../../src/sources/ldap.js';
-import { buildDirectory } from '../../src/sources/directory.js';
+import { buildDirectory, holdersOf } from '../../src/sources/directory.js';
 import type { Directory } from '../../src/sources/types.js';
 import { person, machine } from '../helpers/ldif.js';
 
@@ -50,9 +50,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** What a full fetch builds now, without fetchedAt. */
-async function fullNow(config: Config): Promise<Omit<Directory, 'fetchedAt'>> {
-  const { owners, machines, skipped } = await new LdapSource(config).fetch(new Date());
+/** What a full fetch builds now (with the holders of the directory in force), without fetchedAt. */
+async function fullNow(config: Config, holders?: ReadonlyMap<string, string>): Promise<Omit<Directory, 'fetchedAt'>> {
+  const { owners, machines, skipped } = (await new LdapSource(config).fetchFull(new Date(), holders)).directory;
   return { owners, machines, skipped };
 }
 const content = (d: Directory): Omit<Directory, 'fetchedAt'> => ({ owners: d.owners, machines: d.machines, skipped: d.skipped });
@@ -155,7 +155,8 @@ test('a change the patch cannot settle alone: left as it was, named, and a full 
   try {
     const first = await s.fetchDirectory(new Date());
     assert.equal(s.ldapStats.full, 1);
-    // pc-jdupont's IP is now also claimed by amartin's machine (amartin sorts first: it wins in a full build).
+    // pc-jdupont's IP is now also claimed by amartin's machine: amartin sorts first, but
+    // pc-jdupont held it in the directory in force, so it keeps it (issue 11, finding 5).
     await slapd.modify(replace(M('pc-amartin'), 'ipHostNumber', '200.3'));
     await slapd.modify(replace(M('pc-amartin'), 'uidProprio', P('amartin')));
     const r = await s.fetchDirectory(new Date());
@@ -166,9 +167,10 @@ test('a change the patch cannot settle alone: left as it was, named, and a full 
     await s.whenBackgroundIdle();
     const swapped = await s.fetchDirectory(new Date());
     assert.equal(swapped.change, 'full');
-    assert.deepEqual(content(swapped.directory), await fullNow(config));
-    const winner = swapped.directory.machines.find((m) => m.host === 'pc-amartin')!;
-    assert.deepEqual(winner.ips4, ['172.22.200.3']);
+    assert.deepEqual(content(swapped.directory), await fullNow(config, holdersOf(first.directory)));
+    assert.deepEqual(swapped.directory.machines.find((m) => m.host === 'pc-jdupont')!.ips4, ['172.22.200.3'], 'the holder keeps it');
+    assert.deepEqual(swapped.directory.machines.find((m) => m.host === 'pc-amartin')!.ips4, [], 'the newcomer does not take it');
+    assert.ok(swapped.directory.skipped.some((x) => x.dn === M('pc-amartin') && x.reason.includes(`IP 172.22.200.3 also claimed by ${M('pc-jdupont')}`)));
     // Settled: the same entries seen again by the change search are no reason for another full fetch.
     const calm = await s.fetchDirectory(new Date());
     assert.equal(calm.change, 'none');
