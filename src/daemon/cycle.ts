@@ -109,7 +109,7 @@ export class CycleRunner {
     ]);
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
     if (dir.status === 'rejected' || usage.status === 'rejected') {
-      const reason = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
+      const reason: unknown = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
       return { ...base, ok: false, error: (reason as Error).message, sources: { ldap: 'none', mysql: 'snapshot' }, timings: { ...timings, totalMs: performance.now() - t0 } };
     }
     const sources = {

@@ -23,11 +23,10 @@ import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
 import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
-import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, type MangleState, type TcState } from './read.js';
+import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, tcReportedRate, type MangleState, type TcState } from './read.js';
 import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
 import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
 import { countPlan, deltaSetOps, diffKernel, isEmptyPlan, maxelemFor, tableKey, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp, type SetOp, type TcOp } from './diff.js';
-import { tcReportedRate } from './read.js';
 import { createLine, renderPlan, renderIptables, type Batches } from './render.js';
 
 /** A batch the kernel refused; names the tool, the line and the object. */

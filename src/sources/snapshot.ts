@@ -11,7 +11,7 @@ import { escapeControl as esc, type Logger } from '../log.js';
 import { parseIp } from '../net/ip.js';
 import { outsideNetworks, type BuildOptions } from './directory.js';
 import { EntitlementGuard, parseBuckets, WINDOW_MS, type GuardFirewall } from './guard.js';
-import { SnapshotRefusedError, type Directory, type Machine, type Owner, type Skipped, type Usage, type Volume } from './types.js';
+import { SnapshotRefusedError, type Directory, type Machine, type Owner, type Skipped, type Usage } from './types.js';
 
 const DIRECTORY_FILE = 'directory.json';
 const VOLUMES_FILE = 'volumes.json';
@@ -144,7 +144,7 @@ export class SnapshotStore {
     try {
       const j = JSON.parse(await readFile(join(this.dir, VOLUMES_FILE), 'utf8')) as { format: number; resetAt: string; fetchedAt: string; volumes: [string, number, number][] };
       if (j.format === FORMAT && Array.isArray(j.volumes)) {
-        this.usage = { resetAt: j.resetAt, fetchedAt: j.fetchedAt, byIp: new Map(j.volumes.map(([ip, down, up]) => [ip, { down, up } as Volume])) };
+        this.usage = { resetAt: j.resetAt, fetchedAt: j.fetchedAt, byIp: new Map(j.volumes.map(([ip, down, up]) => [ip, { down, up }])) };
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, VOLUMES_FILE)}: ${(e as Error).message}`);

@@ -16,9 +16,8 @@
 
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
-import { parseIp } from '../net/ip.js';
+import { parseIp, type IpParse } from '../net/ip.js';
 import { escapeControl as esc, type Logger } from '../log.js';
-import type { IpParse } from '../net/ip.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Usage, type Volume } from './types.js';
 
@@ -256,7 +255,7 @@ export class VolumeSource {
           into.sumUp += Number(upRaw);
           into.nUp++;
         }
-        const raw = ipRaw === null ? '' : String(ipRaw);
+        const raw = typeof ipRaw === 'string' ? ipRaw : Buffer.isBuffer(ipRaw) ? ipRaw.toString('latin1') : ipRaw === null ? '' : JSON.stringify(ipRaw);
         const { p: ip, id } = this.parse(raw);
         if (!ip.ok) {
           if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
@@ -272,7 +271,7 @@ export class VolumeSource {
         into.add(id, down, up);
       });
       query.on('error', (e: unknown) => {
-        if (!failed) reject(e);
+        if (!failed) reject(e instanceof Error ? e : new Error(String(e)));
         failed = true;
       });
       query.on('end', () => { if (!failed) resolve(); });
