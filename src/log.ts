@@ -41,6 +41,7 @@ export function redact(text: string): string {
   return out;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is escaped here
 const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 

@@ -101,7 +101,8 @@ export class EntitlementGuard {
       for (const k of MEASURES) {
         const p = b.peaks[k];
         if (p.at > nowMs) continue; // a clock set back: not a baseline from the future
-        if (!out[k] || p.n > out[k]!.n) out[k] = p;
+        const best = out[k];
+        if (!best || p.n > best.n) out[k] = p;
       }
     }
     return out;

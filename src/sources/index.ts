@@ -4,14 +4,13 @@
 
 import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
-import type { Logger } from '../log.js';
+import { escapeControl as esc, type Logger } from '../log.js';
 import { LdapSource, type FullFetch } from './ldap.js';
 import { DirectoryPatcher } from './patch.js';
 import { VolumeSource } from './volumes.js';
 import { SnapshotStore } from './snapshot.js';
 import { holdersOf } from './directory.js';
 import { SourceHealth } from './health.js';
-import { escapeControl as esc } from '../log.js';
 import { SnapshotRefusedError, SourceUnavailableError, type Directory, type Usage } from './types.js';
 
 export * from './types.js';

@@ -47,6 +47,7 @@ export function revalidateDirectory(raw: unknown, fw: BuildOptions['firewall'] |
   const problems: string[] = [];
   const owners: Owner[] = [];
   for (const o of d.owners as Record<string, unknown>[]) {
+    // eslint-disable-next-line no-control-regex -- the uid rule of buildOwner
     const ok = o && isStr(o['dn']) && isStr(o['uid']) && o['uid'] !== '' && !/[\s\x00-\x1f]/.test(o['uid']) &&
       (o['kind'] === 'person' || o['kind'] === 'organisation') && (o['endInternet'] === null || Number.isFinite(o['endInternet'])) &&
       typeof o['coupure'] === 'boolean' && isStrList(o['ban']) && isStrList(o['cotiz']);

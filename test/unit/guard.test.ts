@@ -49,6 +49,7 @@ test('escapeControl: control characters, DEL, C1 and line separators shown escap
   const once = escapeControl(raw);
   assert.equal(once, 'a\\nb\\rc\\td\\x1b[31me\\x7ff\\x85g\\u2028h\\n');
   assert.equal(escapeControl(once), once);
+  // eslint-disable-next-line no-control-regex -- looking for control characters
   assert.doesNotMatch(once, /[\x00-\x1f\x7f-\x9f\u2028]/);
 });
 
@@ -72,6 +73,7 @@ test('skip reasons built from LDAP values carry them escaped', () => {
     orgas: [],
     hosts: [entry(`host=h,${HOSTS}`, { host: ['h'], uidProprio: [`uid=nobody\n2026 error forged,${PEOPLE}`], ipHostNumber: ['200.3'] })],
   }, { ldap: config.ldap, firewall: fw, fetchedAt: new Date(T0).toISOString() });
+  // eslint-disable-next-line no-control-regex -- looking for control characters
   for (const s of d.skipped) assert.doesNotMatch(s.reason, /[\n\r\x1b]/, s.reason);
   assert.ok(d.skipped.some((s) => s.reason.includes('uid=nobody\\n2026 error forged')), JSON.stringify(d.skipped));
   assert.ok(d.skipped.some((s) => s.reason.includes('"2030\\n0101000000Z"')), JSON.stringify(d.skipped));
