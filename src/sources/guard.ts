@@ -10,7 +10,7 @@
 // mistyped ipAttr / endInternetAttr, every machine Inactive) are refused.
 
 import type { FirewallConfig } from '../config/config.js';
-import { refusalsByUid } from '../plan/firewall.js';
+import { refusalOf } from '../plan/firewall.js';
 import type { Directory } from './types.js';
 
 export type GuardFirewall = Pick<FirewallConfig, 'enabled' | 'checkPayment' | 'checkCoupure' | 'checkBan' | 'banServices' | 'checkBlacklist'>;
@@ -32,26 +32,100 @@ const LABEL: Record<Measure, string> = {
   allowed4: 'machines allowed (IPv4)', allowed6: 'machines allowed (IPv6)', entitled: 'entitled owners', withIp: 'machines with an IP',
 };
 
+/**
+ * What allowanceOf needs from a directory, computed once per directory (and firewall config):
+ * per uid (lowercased, several owners merged), whether a rule that does not depend on time
+ * refuses it and the earliest end of its paid periods; per machine, its uid and flags. Then
+ * each instant costs one pass over typed arrays.
+ */
+interface Prepared {
+  readonly fw: GuardFirewall;
+  /** per uid: 1 = no time-independent refusal (cut, banned, blacklisted) for any of its owners */
+  readonly staticOk: Uint8Array;
+  /** per uid: the earliest endInternet of its owners (-Infinity: one has none) */
+  readonly minEnd: Float64Array;
+  /** per machine with an IP: its uid's index (-1: owner unknown) */
+  readonly owner: Int32Array;
+  /** per machine with an IP: 1 active, 2 has IPv4, 4 has IPv6 */
+  readonly flags: Uint8Array;
+}
+
+const prepared = new WeakMap<Directory, Prepared>();
+
+function prepare(d: Directory, fw: GuardFirewall): Prepared {
+  const known = prepared.get(d);
+  if (known && known.fw === fw) return known;
+  // Owners come sorted by uid: the owners of one exact uid are neighbours. Uids that differ
+  // only by case (rare) are merged through `folded`.
+  const keyOf = new Map<string, number>();
+  const folded = new Map<string, number>();
+  const ok: number[] = [];
+  const ends: number[] = [];
+  // Payment is the only time-dependent rule: judged per instant from minEnd.
+  const noPayment = { ...fw, checkPayment: false };
+  let prevUid: string | null = null;
+  let k = -1;
+  for (const o of d.owners) {
+    if (o.uid !== prevUid) {
+      prevUid = o.uid;
+      const lower = o.uid.toLowerCase();
+      const same = folded.get(lower);
+      if (same === undefined) {
+        k = ok.length;
+        ok.push(1);
+        ends.push(Infinity);
+        folded.set(lower, k);
+      } else {
+        k = same;
+      }
+      keyOf.set(o.uid, k);
+    }
+    if (o.coupure || o.ban.length > 0 || o.cotiz.length > 0) {
+      if (refusalOf(o, noPayment, 0) !== null) ok[k] = 0;
+    }
+    const end = o.endInternet ?? -Infinity;
+    if (end < ends[k]!) ends[k] = end;
+  }
+  const ms = d.machines;
+  let n = 0;
+  for (const m of ms) if (m.ips4.length + m.ips6.length > 0) n++;
+  const owner = new Int32Array(n);
+  const flags = new Uint8Array(n);
+  let i = 0;
+  for (const m of ms) {
+    if (m.ips4.length + m.ips6.length === 0) continue;
+    owner[i] = keyOf.get(m.owner) ?? -1;
+    flags[i] = (m.active ? 1 : 0) | (m.ips4.length > 0 ? 2 : 0) | (m.ips6.length > 0 ? 4 : 0);
+    i++;
+  }
+  const p: Prepared = { fw, staticOk: Uint8Array.from(ok), minEnd: Float64Array.from(ends), owner, flags };
+  prepared.set(d, p);
+  return p;
+}
+
+/** What `d` lets through at `atMs` (the rules of src/plan/firewall.ts, shared uids merged). */
 export function allowanceOf(d: Directory, fw: GuardFirewall, atMs: number): Allowance {
-  const refusal = fw.enabled ? refusalsByUid(d, fw, atMs) : null;
+  const p = prepare(d, fw);
+  const uids = p.staticOk.length;
+  const entitledUid = new Uint8Array(uids);
+  let entitled = 0;
+  for (let k = 0; k < uids; k++) {
+    const yes = !fw.enabled || (p.staticOk[k] === 1 && (!fw.checkPayment || p.minEnd[k]! > atMs));
+    if (yes) {
+      entitledUid[k] = 1;
+      entitled++;
+    }
+  }
   let allowed4 = 0;
   let allowed6 = 0;
-  let withIp = 0;
-  const entitledUids = new Set<string>();
-  if (refusal) {
-    for (const [uid, r] of refusal) if (r === null) entitledUids.add(uid.toLowerCase());
-  } else {
-    for (const o of d.owners) entitledUids.add(o.uid.toLowerCase());
+  for (let i = 0; i < p.flags.length; i++) {
+    const f = p.flags[i]!;
+    const k = p.owner[i]!;
+    if ((f & 1) === 0 || k < 0 || entitledUid[k] === 0) continue;
+    if (f & 2) allowed4++;
+    if (f & 4) allowed6++;
   }
-  const known = refusal ?? new Map(d.owners.map((o) => [o.uid, null]));
-  for (const m of d.machines) {
-    if (m.ips4.length + m.ips6.length === 0) continue;
-    withIp++;
-    if (!m.active || known.get(m.owner) !== null) continue;
-    if (m.ips4.length > 0) allowed4++;
-    if (m.ips6.length > 0) allowed6++;
-  }
-  return { allowed4, allowed6, entitled: entitledUids.size, withIp };
+  return { allowed4, allowed6, entitled, withIp: p.flags.length };
 }
 
 /** The largest value of one measure in an hour, and when it was seen (epoch ms). */
