@@ -79,6 +79,23 @@ test('the IP attribute removed from every machine: refused, even with --force or
   }
 });
 
+test('an ACL change on the server hides ipHostNumber from the daemon: refused', async () => {
+  const hidden = await startSlapd({ hiddenFromAnonymous: ['ipHostNumber'] });
+  try {
+    await hidden.add(all((i) => person(uid(i))) + all((i) => machine(`pc-${uid(i)}`, P(i), [ip(i)])));
+    const { s, log } = await baseline();
+    try {
+      // The same directory, now read through the ACL (the daemon binds anonymously here).
+      await s.reconfigure(parseConfig(sandboxConf({ ldapUrl: hidden.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir }), 'sandbox.conf'));
+      await assertRefused(s, log, /not one IP address/);
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await hidden.stop();
+  }
+});
+
 test('a reload with a mistyped ipAttr or endInternetAttr is refused; --accept takes the second', async () => {
   const { s, log } = await baseline();
   try {
