@@ -1,16 +1,17 @@
 // The entitlement guard against a real slapd (issue 11, finding 1): the directory faults an
 // operator meets in real life — the IP attribute gone from every machine, a reload with a
 // mistyped ipAttr / endInternetAttr, every machine Inactive, no owner with endInternet,
-// successive drops — are refused; a mass expiry on one date applies.
+// successive drops — are refused; a mass expiry on one date applies. And (finding 7) values
+// from LDAP carrying newlines never forge a log line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
+import { startSlapd, type SlapdServer, PEOPLE_BASE, ORGS_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
-import { MemoryLogger } from '../../src/log.js';
+import { createLogger, MemoryLogger } from '../../src/log.js';
 import { planFirewall } from '../../src/plan/firewall.js';
 import { Sources } from '../../src/sources/index.js';
 import { person, machine } from '../helpers/ldif.js';
@@ -172,5 +173,31 @@ test('a mass expiry on one date applies: time passing is not a drop', async () =
     }
   } finally {
     await slapd.modify(all((i) => replace(P(i), 'endInternet', '20300815000000Z')));
+  }
+});
+
+test('a uid or uidProprio carrying a newline cannot forge a log line', async () => {
+  const b64 = (x: string): string => Buffer.from(x).toString('base64');
+  const forged = '2026-11-30T00:00:00.000Z info reselqos started'; // no DN special character: uidProprio is a DN
+  const evil = `uid=evil,${ORGS_BASE}`;
+  const h = `host=forger,${MACHINES_BASE}`;
+  await slapd.add(`dn: ${evil}\nobjectClass: reselOrganisation\nobjectClass: reselPerson\nuid:: ${b64(`evil\n${forged}`)}\nuid: evil\ndisplayName: x\n\n` +
+    `dn: ${h}\nobjectClass: reselMachine\nhost: forger\nuidProprio:: ${b64(`uid=nobody\n${forged},${PEOPLE_BASE}`)}\nipHostNumber: 250.1\n\n`);
+  const logDir = mkdtempSync(join(tmpdir(), 'rq-guard-log-'));
+  try {
+    const log = createLogger({ level: 'debug', dir: logDir });
+    const s = new Sources(configFor(), log, { persist: false });
+    const r = await s.fetchDirectory(new Date());
+    await s.close();
+    await log.close();
+    const reasons = r.directory.skipped.filter((x) => x.dn === evil || x.dn === h).map((x) => x.reason);
+    assert.equal(reasons.length, 2, JSON.stringify(r.directory.skipped));
+    for (const reason of reasons) assert.ok(!reason.includes('\n') && reason.includes(`\\n${forged}`), reason);
+    const lines = readFileSync(join(logDir, 'reselqos.log'), 'utf8').trimEnd().split('\n');
+    assert.ok(lines.every((l) => /^\d{4}-\d\d-\d\dT\S+ (debug|info|warn|error) /.test(l)), lines.join('\n'));
+    assert.equal(lines.filter((l) => l.includes(forged)).length, 2, 'each forged text inside its own skip line');
+  } finally {
+    rmSync(logDir, { recursive: true, force: true });
+    await slapd.delete([evil, h]);
   }
 });
