@@ -146,6 +146,9 @@ export class DirectoryPatcher {
       skipped.splice(at, end - at, ...next);
     };
 
+    // owner entries left for the full fetch (normalized DNs): their machines wait with them
+    const deferred = new Set<string>();
+
     // --- owners
     for (const [list, kind] of [[changes.people, 'person'], [changes.orgas, 'organisation']] as [readonly RawEntry[], OwnerKind][]) {
       for (const e of list) {
@@ -167,6 +170,7 @@ export class DirectoryPatcher {
           else if ((ix.byUid.get(lower)?.length ?? 0) > 1) why = `uid "${old.uid}" is shared with another owner`;
           if (why || !next) {
             undecided.push({ dn: e.dn, reason: why ?? 'undecided' });
+            deferred.add(key);
             continue;
           }
           owners ??= cur.owners.slice();
@@ -187,6 +191,7 @@ export class DirectoryPatcher {
           const lower = next.uid.toLowerCase();
           if (ix.byUid.has(lower)) {
             undecided.push({ dn: e.dn, reason: `new owner whose uid "${next.uid}" is also used by ${esc(ix.byUid.get(lower)![0]!.dn)}` });
+            deferred.add(key);
             continue;
           }
           owners ??= cur.owners.slice();
@@ -219,6 +224,12 @@ export class DirectoryPatcher {
         : old;
       const same = oldRaw && next ? sameMachine(oldRaw, next) : !oldRaw && !next;
       if (same && sameSkips(buildSkips, ownSkips)) continue;
+      // Its owner entry was left for the full fetch: tied now (by uid, to another owner of that
+      // uid), it would take that owner's entitlement meanwhile.
+      if (h.ownerDn && deferred.has(normalizeDn(h.ownerDn))) {
+        undecided.push({ dn: e.dn, reason: `its owner ${esc(h.ownerDn)} is left for the next full fetch` });
+        continue;
+      }
 
       // Which IPs this change touches; any of them another active machine also wants is undecidable.
       const before = new Set(old && old.active ? this.wanted(old) : []);
