@@ -25,7 +25,7 @@ import type { Logger } from '../log.js';
 import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
 import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, tcReportedRate, type MangleState, type TcState } from './read.js';
 import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
-import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
+import { buildKernelDesired, TABLES, type KernelDesired, type SetSpec, type TableName } from './model.js';
 import { countPlan, deltaSetOps, diffKernel, isEmptyPlan, maxelemFor, tableKey, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp, type SetOp, type TcOp } from './diff.js';
 import { createLine, renderPlan, renderIptables, type Batches } from './render.js';
 
@@ -414,7 +414,7 @@ function splitRule(line: string): { chain: string; args: string[] } {
 }
 
 /** A class whose desired rate differs from what this process last applied is changed, even if tc's rounded read-back hides it. */
-function withAppliedRates(plan: KernelPlan, kd: ReturnType<typeof buildKernelDesired>, applied: ReadonlyMap<string, { rate: number; ceil: number }>): KernelPlan {
+function withAppliedRates(plan: KernelPlan, kd: KernelDesired, applied: ReadonlyMap<string, { rate: number; ceil: number }>): KernelPlan {
   const extra = [];
   for (const d of kd.tc) {
     for (const c of d.classes) {
