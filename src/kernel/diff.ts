@@ -3,6 +3,7 @@
 // kernel already is as desired and nothing will be spawned to apply it.
 
 import { splitIptablesArgs, tcReportedRate, type MangleState, type TcState } from './read.js';
+import { ruleKey } from './ruleid.js';
 import type { IpFamily, SetFamily } from './names.js';
 import type { KernelDesired, RuleArgs, SetSpec, TableName, TableSpec, TcClassSpec } from './model.js';
 
@@ -150,7 +151,7 @@ function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, Actua
   return ops;
 }
 
-const key = (args: RuleArgs): string => args.join('\u0000');
+const key = ruleKey;
 
 function parseRule(line: string): { chain: string; args: string[] } {
   const t = splitIptablesArgs(line);
