@@ -9,7 +9,7 @@ import { refusalOf } from '../../src/plan/firewall.js';
 import { buildKernelDesired } from '../../src/kernel/model.js';
 import { diffKernel, isEmptyPlan, countPlan, tableKey, type KernelActual, type ActualSet } from '../../src/kernel/diff.js';
 import { renderPlan } from '../../src/kernel/render.js';
-import { parseTable, type MangleState, type TcState } from '../../src/kernel/read.js';
+import { parseTable, type TableState, type TcState } from '../../src/kernel/read.js';
 import type { Directory, Owner, Usage } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 
@@ -38,7 +38,7 @@ const empty: KernelActual = { sets: new Map(), tables: new Map(), tc: new Map() 
 function applied(c: Config, bobDown: number): KernelActual {
   const kd = buildKernelDesired(c, planDesired(c, dir(), usage(bobDown), at, at));
   const sets = new Map<string, ActualSet>(kd.sets.map((s) => [s.name, { family: s.family, maxelem: 65536, members: new Set(s.members), count: s.members.size }]));
-  const tables = new Map<string, MangleState>();
+  const tables = new Map<string, TableState>();
   for (const t of kd.tables) {
     const dump = [`*${t.table}`, ...t.chains.map((ch) => `:${ch.name} - [0:0]`),
       ...t.hooks.map((h) => `-A ${h.builtin} ${h.args.join(' ')}`),
