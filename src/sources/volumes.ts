@@ -205,7 +205,15 @@ export class VolumeSource {
   private readonly ips = new Map<string, Parsed>();
   private lastRows = 0;
 
-  constructor(private readonly config: Pick<Config, 'database'>, private readonly log: Logger) {}
+  /**
+   * `serverBoundary`: B as the server computes it (BOUNDARY_SQL) unless given; tests inject a
+   * stepped one to walk B through hours the real clock would take hours to reach.
+   */
+  constructor(
+    private readonly config: Pick<Config, 'database'>,
+    private readonly log: Logger,
+    private readonly serverBoundary: (() => Promise<string>) | null = null,
+  ) {}
 
   private getPool(): mysql.Pool {
     if (!this.pool) {
@@ -288,7 +296,8 @@ export class VolumeSource {
   }
 
   /** B: the start of the hour bucket of NOW() - 15 min, server local time ('YYYY-MM-DD HH:00:00'). */
-  protected async boundary(): Promise<string> {
+  private async boundary(): Promise<string> {
+    if (this.serverBoundary) return this.serverBoundary();
     const [res] = await this.getPool().query({ sql: BOUNDARY_SQL, timeout: this.config.database.timeoutMs });
     return String((res as unknown[][])[0]![0]);
   }
