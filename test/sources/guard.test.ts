@@ -5,7 +5,7 @@
 // from LDAP carrying newlines never forge a log line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, ORGS_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
@@ -199,5 +199,38 @@ test('a uid or uidProprio carrying a newline cannot forge a log line', async () 
   } finally {
     rmSync(logDir, { recursive: true, force: true });
     await slapd.delete([evil, h]);
+  }
+});
+
+test('a tampered snapshot on disk, LDAP down at start: what it holds is re-validated before any use', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'rq-guard-state-'));
+  try {
+    // A good snapshot written by a first process...
+    const first = new Sources(parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state }), 'q'), new MemoryLogger());
+    await first.init();
+    assert.equal((await first.fetchDirectory(new Date())).fresh, true);
+    await first.persist({ forceUsage: true });
+    await first.close();
+    // ...edited on disk.
+    const file = join(state, 'state', 'directory.json');
+    const j = JSON.parse(readFileSync(file, 'utf8')) as { directory: { machines: { ips4: string[] }[] } };
+    j.directory.machines[0]!.ips4 = ['8.8.8.8/0'];
+    j.directory.machines[1]!.ips4 = ['1.2.3.4\n-A FORWARD -j ACCEPT'];
+    j.directory.machines[2]!.ips4 = ['8.8.8.8'];
+    writeFileSync(file, JSON.stringify(j));
+    // A restart while LDAP is unreachable: the snapshot is all there is.
+    const down = parseConfig(sandboxConf({ ldapUrl: 'ldap://127.0.0.1:1', db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state, ldap: 'connectTimeout = 500ms' }), 'q');
+    const log = new MemoryLogger();
+    const s = new Sources(down, log);
+    await s.init();
+    const r = await s.fetchDirectory(new Date());
+    await s.close();
+    assert.equal(r.fresh, false);
+    const ips = r.directory.machines.flatMap((m) => [...m.ips4, ...m.ips6]);
+    assert.equal(ips.length, N - 3, 'the three edited values dropped, the rest kept');
+    assert.ok(ips.every((x) => x.startsWith('172.22.') && !/[\s/]/.test(x)), ips.join(' '));
+    assert.match(log.of('warn').join('\n'), /directory\.json: 3 value\(s\) failed validation.*"8\.8\.8\.8\/0": CIDR.*8\.8\.8\.8 is outside \[firewall\] userNetworks/);
+  } finally {
+    rmSync(state, { recursive: true, force: true });
   }
 });
