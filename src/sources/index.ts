@@ -9,7 +9,6 @@ import { LdapSource, type FullFetch } from './ldap.js';
 import { DirectoryPatcher } from './patch.js';
 import { VolumeSource } from './volumes.js';
 import { SnapshotStore } from './snapshot.js';
-import { holdersOf } from './directory.js';
 import { SourceHealth } from './health.js';
 import { SnapshotRefusedError, SourceUnavailableError, type Directory, type Usage } from './types.js';
 
@@ -87,14 +86,6 @@ export class Sources {
     return { force: opts.force === true, accept: opts.accept === true, fw: this.config.firewall, nowMs: now.getTime() };
   }
 
-  private holdersCache: { of: Directory; map: Map<string, string> } | null = null;
-  /** Who holds each IP in the directory in force: they keep it in the next full build. */
-  private holders(): Map<string, string> | undefined {
-    const d = this.store.lastDirectory;
-    if (!d) return undefined;
-    if (this.holdersCache?.of !== d) this.holdersCache = { of: d, map: holdersOf(d) };
-    return this.holdersCache.map;
-  }
 
   /** A new config (reload): connections are reopened with the new servers and credentials. */
   async reconfigure(config: Config): Promise<void> {
@@ -226,7 +217,7 @@ export class Sources {
     const newestAtStart = this.newestMs;
     this.lastFullStartMs = now.getTime();
     try {
-      const full = await this.ldap.fetchFull(now, this.holders());
+      const full = await this.ldap.fetchFull(now, this.store.holders());
       const d = full.directory;
       this.store.acceptDirectory(d, this.config.ldap.maxShrink, this.acceptOpts(now, opts));
       if (opts.accept) this.log.warn(`ldap: directory of ${d.fetchedAt} accepted by the operator (--accept), past the guard; the guard's baseline starts again from it`);
@@ -275,7 +266,7 @@ export class Sources {
     const newestAtStart = this.newestMs;
     this.lastFullStartMs = now.getTime();
     this.log.debug(() => `ldap: full fetch in the background (${why})`);
-    this.background = this.ldap.fetchFull(now, this.holders()).then(
+    this.background = this.ldap.fetchFull(now, this.store.holders()).then(
       (full) => {
         this.backgroundFailing = false;
         if (generation === this.generation) this.pendingFull = { full, startedWall, newestAtStart };

@@ -9,7 +9,7 @@ import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { escapeControl as esc, type Logger } from '../log.js';
 import { parseIp } from '../net/ip.js';
-import { outsideNetworks, type BuildOptions } from './directory.js';
+import { holdersOf, outsideNetworks, type BuildOptions } from './directory.js';
 import { EntitlementGuard, parseBuckets, WINDOW_MS, type GuardFirewall } from './guard.js';
 import { SnapshotRefusedError, type Directory, type Machine, type Owner, type Skipped, type Usage } from './types.js';
 
@@ -176,6 +176,15 @@ export class SnapshotStore {
 
   guard = new EntitlementGuard();
   private savedGuardVersion = 0;
+
+  private holdersCache: { of: Directory; map: Map<string, string> } | null = null;
+  /** Who holds each IP in the directory in force (IP -> machine DN): they keep it in the next full build. */
+  holders(): ReadonlyMap<string, string> | undefined {
+    const d = this.directory;
+    if (!d) return undefined;
+    if (this.holdersCache?.of !== d) this.holdersCache = { of: d, map: holdersOf(d) };
+    return this.holdersCache.map;
+  }
 
   acceptUsage(next: Usage): void {
     this.usage = next;
