@@ -50,6 +50,8 @@ export interface LdapConfig {
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
   readonly maxShrink: number; // share 0..1
+  /** most IP values one machine entry may carry (more: the machine keeps no IP) */
+  readonly maxIpsPerMachine: number;
   /** period of the full fetch; 0 = full fetch every cycle (no change searches) */
   readonly refreshMs: number;
 }
@@ -497,6 +499,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     },
     inactiveZone: l.str('inactiveZone'),
     pageSize: l.int('pageSize', 1, 100000),
+    maxIpsPerMachine: l.int('maxIpsPerMachine', 1, 1_000_000),
     connectTimeoutMs: l.duration('connectTimeout', 100),
     timeoutMs: l.duration('timeout', 100),
     maxShrink: l.share('maxShrink'),

@@ -39,6 +39,7 @@ export const KEYS: readonly KeySpec[] = [
   k('ldap', 'ownerAttr', 'uidProprio', true, 'machine attribute holding its owner\'s DN'),
   k('ldap', 'ipAttr', 'ipHostNumber', true, 'machine attribute holding IPv4 (suffix such as 200.3, or a full address)'),
   k('ldap', 'ip6Attr', 'ipv6HostNumber', true, 'machine attribute holding IPv6 addresses (or suffixes to area6Prefix)'),
+  k('ldap', 'maxIpsPerMachine', '256', true, 'most IP values (ipAttr and ip6Attr together) one machine entry may carry; a machine with more keeps none of its IPs (not allowed, not shaped) and is named in the log. Bounds the work and memory one entry can cost'),
   k('ldap', 'zoneAttr', 'zone', true, 'machine attribute holding zones'),
   k('ldap', 'inactiveZone', 'Inactive', true, 'zone value that marks a machine disabled'),
   k('ldap', 'hostAttr', 'host', true, 'machine name attribute'),
