@@ -55,7 +55,7 @@ function denseUsageOf(m: Map<string, Volume>): Usage {
     down[ipIndex.idOf(ip)] = v.down;
     up[ipIndex.idOf(ip)] = v.up;
   }
-  return { ...usageOf(m), dense: { down, up } };
+  return { ...usageOf(m), dense: { down, up, generation: ipIndex.generation } };
 }
 const config = (qos = ''): Config => parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${qos}`, firewall: 'area6Prefix = 2001:db8::' }), 'q');
 
