@@ -91,6 +91,8 @@ export const KEYS: readonly KeySpec[] = [
   k('firewall', 'refuse', 'reject', true, 'reject (TCP reset / ICMP admin-prohibited, immediate feedback) or drop'),
   k('firewall', 'portal', '', true, 'IP:port web traffic of unregistered or unpaid machines is redirected to (DNAT; empty = off)'),
   k('firewall', 'portalBan', '', true, 'IP:port web traffic of banned or cut machines is redirected to (empty = portal)'),
+  k('firewall', 'portal6', '', true, '[IPv6]:port web traffic of unregistered or unpaid IPv6 machines is redirected to (ip6tables DNAT, e.g. [2001:db8::5]:80; empty = off for IPv6; needs v6Enabled = 1)'),
+  k('firewall', 'portalBan6', '', true, '[IPv6]:port web traffic of banned or cut IPv6 machines is redirected to (empty = portal6)'),
   k('firewall', 'portalPorts', '80', true, 'TCP destination ports redirected to the portal (comma list)'),
   k('firewall', 'netns', '', false, 'network namespace holding the interfaces, sets and rules (kernel tools run through ip netns exec); empty = the daemon\'s own'),
   // [rates]

@@ -25,6 +25,10 @@ export function missingFeatures(config: Config, f: KernelFeatures): string[] {
   if (config.qos.classifier === 'classify' && !f.classifyTarget) {
     out.push(`iptables target CLASSIFY not supported by this kernel${why('classifyTarget')}: set [qos] classifier = fw`);
   }
+  const fw = config.firewall;
+  if (fw.enabled && fw.v6Enabled && (fw.portal6 || fw.portalBan6) && !f.nat6) {
+    out.push(`ip6tables nat (DNAT) not supported by this kernel${why('nat6')}: empty [firewall] portal6 and portalBan6`);
+  }
   const leaf = config.qos.leaf;
   if (leaf !== 'none' && !f[leaf]) {
     const alt = (['sfq', 'fq_codel', 'cake', 'pfifo'] as const).filter((k) => f[k]);

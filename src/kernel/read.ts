@@ -687,6 +687,8 @@ export interface KernelFeatures {
   classifyTarget: boolean;
   setMatch: boolean;
   ipset: boolean;
+  /** ip6tables nat with DNAT (the IPv6 portal redirect) */
+  nat6: boolean;
   iptablesBackend: 'nf_tables' | 'legacy';
   /** Why each missing feature failed (first error line of the probe), e.g. sfq: "Error: Specified qdisc kind is unknown." */
   errors: Record<string, string>;
@@ -728,7 +730,7 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
   };
   const f: KernelFeatures = {
     fwFilter: false, sfq: false, fq_codel: false, cake: false, pfifo: false, htb: false,
-    classifyTarget: false, setMatch: false, ipset: false, iptablesBackend: 'nf_tables', errors,
+    classifyTarget: false, setMatch: false, ipset: false, nat6: false, iptablesBackend: 'nf_tables', errors,
   };
   try {
     const v = await exec('iptables', ['-V']);
@@ -766,6 +768,9 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
     }
     f.classifyTarget = await tryIt('classifyTarget', 'iptables', [
       '-t', 'mangle', '-A', 'POSTROUTING', '-j', 'CLASSIFY', '--set-class', '1:1',
+    ]);
+    f.nat6 = await tryIt('nat6', 'ip6tables', [
+      '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '-j', 'DNAT', '--to-destination', '[2001:db8::1]:80',
     ]);
   } finally {
     // Deleting the namespace removes its interfaces, qdiscs, ipsets and rules with it.
