@@ -18,7 +18,7 @@
 // the directory holds are ignored before their IP is interned in the process-wide ipIndex, so
 // rotating or spoofed addresses in netacct cost no memory beyond the day's rows. When the
 // directory gains an IP the cached sums were read without it, so they are dropped (the next
-// fetch reads everything again). At the daily reset (the reset instant changes) the index is
+// fetch reads everything again); an IP that leaves stays counted until the reset. At the daily reset (the reset instant changes) the index is
 // rebuilt with the directory's IPs only; every cache keyed by id is dropped with it. Without a
 // filter (bench, tools) every valid IP is counted, as before.
 
@@ -28,7 +28,7 @@ import { parseIp } from '../net/ip.js';
 import type { Logger } from '../log.js';
 import type { IpParse } from '../net/ip.js';
 import { ipIndex } from '../net/ipindex.js';
-import { SourceUnavailableError, type Directory, type Usage, type Volume } from './types.js';
+import { SourceUnavailableError, type Directory, type Machine, type Usage, type Volume } from './types.js';
 
 /** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
 class Dense {
@@ -219,8 +219,13 @@ export class VolumeSource {
   /** raw IP string -> parse result, across fetches */
   private readonly ips = new Map<string, Parsed>();
   private lastRows = 0;
-  /** the directory whose IPs are counted, and those IPs as a bitmap by ipIndex id; null = count every IP */
-  private known: { readonly directory: Directory; bits: Uint8Array } | null = null;
+  /**
+   * The filter: the directory last given, the IPs counted as a bitmap by ipIndex id (those of
+   * every directory given since the last rebuild: an IP that left stays counted until the
+   * reset), and the Machine objects whose IPs are all in it (a patched directory keeps the
+   * objects of unchanged machines: only the others are looked at). null = count every IP.
+   */
+  private known: { directory: Directory; bits: Uint8Array; machines: WeakSet<Machine> } | null = null;
   /** the ipIndex generation the caches hold ids of */
   private generation = ipIndex.generation;
   private lastResetUnix: number | null = null;
@@ -261,31 +266,34 @@ export class VolumeSource {
   }
 
   /**
-   * Counts only the IPs of the machines of `directory` from now on. Returns true when it holds
-   * an IP the cached sums were read without: they are dropped and the next fetch reads every row.
+   * Counts the IPs of the machines of `directory` from now on (interning them). Returns true when
+   * it holds an IP the cached sums were read without: they are dropped and the next fetch reads
+   * every row.
    */
   setDirectory(directory: Directory): boolean {
     if (this.known?.directory === directory) return false;
     this.syncGeneration();
-    const bits = new Uint8Array(Math.max(1024, ipIndex.size));
-    const old = this.known?.bits ?? null;
-    let added = old === null;
-    let out = bits;
+    let added = this.known === null;
+    const k = (this.known ??= { directory, bits: new Uint8Array(Math.max(1024, ipIndex.size)), machines: new WeakSet() });
+    k.directory = directory;
     for (const m of directory.machines) {
+      if (k.machines.has(m)) continue;
       for (const list of [m.ips4, m.ips6]) {
         for (const ip of list) {
           const id = ipIndex.idOf(ip);
-          if (id >= out.length) {
-            const grown = new Uint8Array(Math.max(id + 1, out.length * 2));
-            grown.set(out);
-            out = grown;
+          if (id >= k.bits.length) {
+            const grown = new Uint8Array(Math.max(id + 1, k.bits.length * 2));
+            grown.set(k.bits);
+            k.bits = grown;
           }
-          out[id] = 1;
-          if (!added && (id >= old!.length || old![id] !== 1)) added = true;
+          if (k.bits[id] !== 1) {
+            k.bits[id] = 1;
+            added = true;
+          }
         }
       }
+      k.machines.add(m);
     }
-    this.known = { directory, bits: out };
     if (added) this.dropCaches();
     return added;
   }
@@ -296,12 +304,14 @@ export class VolumeSource {
     if (k === null || k.directory === directory) return true;
     if (this.generation !== ipIndex.generation) return false;
     for (const m of directory.machines) {
+      if (k.machines.has(m)) continue;
       for (const list of [m.ips4, m.ips6]) {
         for (const ip of list) {
           const id = ipIndex.peek(ip);
           if (id === undefined || k.bits[id] !== 1) return false;
         }
       }
+      k.machines.add(m);
     }
     return true;
   }
@@ -321,6 +331,7 @@ export class VolumeSource {
     this.dropCaches();
     const k = this.known;
     if (k) {
+      // ids changed: the filter starts again from the directory in force
       this.known = null;
       this.setDirectory(k.directory);
     }
