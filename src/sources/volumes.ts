@@ -24,9 +24,8 @@
 
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
-import { parseIp } from '../net/ip.js';
+import { parseIp, type IpParse } from '../net/ip.js';
 import type { Logger } from '../log.js';
-import type { IpParse } from '../net/ip.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Directory, type Machine, type Usage, type Volume } from './types.js';
 
@@ -102,7 +101,7 @@ interface Parsed {
 }
 
 /** The parse of a valid address that no directory machine holds (one shared object). */
-const NOT_COUNTED: Parsed = Object.freeze({ p: Object.freeze({ ok: true, ip: '', family: 4 }) as IpParse, id: -1 });
+const NOT_COUNTED: Parsed = Object.freeze({ p: Object.freeze({ ok: true, ip: '', family: 4 }), id: -1 });
 
 export const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
 
@@ -230,7 +229,15 @@ export class VolumeSource {
   private generation = ipIndex.generation;
   private lastResetUnix: number | null = null;
 
-  constructor(private readonly config: Pick<Config, 'database'>, private readonly log: Logger) {}
+  /**
+   * `serverBoundary`: B as the server computes it (BOUNDARY_SQL) unless given; tests inject a
+   * stepped one to walk B through hours the real clock would take hours to reach.
+   */
+  constructor(
+    private readonly config: Pick<Config, 'database'>,
+    private readonly log: Logger,
+    private readonly serverBoundary: (() => Promise<string>) | null = null,
+  ) {}
 
   private getPool(): mysql.Pool {
     if (!this.pool) {
@@ -368,7 +375,7 @@ export class VolumeSource {
           into.sumUp += Number(upRaw);
           into.nUp++;
         }
-        const raw = ipRaw === null ? '' : String(ipRaw);
+        const raw = typeof ipRaw === 'string' ? ipRaw : Buffer.isBuffer(ipRaw) ? ipRaw.toString('latin1') : ipRaw === null ? '' : JSON.stringify(ipRaw);
         const { p: ip, id } = this.parse(raw);
         if (!ip.ok) {
           if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
@@ -385,7 +392,7 @@ export class VolumeSource {
         into.add(id, down, up);
       });
       query.on('error', (e: unknown) => {
-        if (!failed) reject(e);
+        if (!failed) reject(e instanceof Error ? e : new Error(String(e)));
         failed = true;
       });
       query.on('end', () => { if (!failed) resolve(); });
@@ -402,7 +409,8 @@ export class VolumeSource {
   }
 
   /** B: the start of the hour bucket of NOW() - 15 min, server local time ('YYYY-MM-DD HH:00:00'). */
-  protected async boundary(): Promise<string> {
+  private async boundary(): Promise<string> {
+    if (this.serverBoundary) return this.serverBoundary();
     const [res] = await this.getPool().query({ sql: BOUNDARY_SQL, timeout: this.config.database.timeoutMs });
     return String((res as unknown[][])[0]![0]);
   }
