@@ -18,9 +18,10 @@
 // the directory holds are ignored before their IP is interned in the process-wide ipIndex, so
 // rotating or spoofed addresses in netacct cost no memory beyond the day's rows. When the
 // directory gains an IP the cached sums were read without it, so they are dropped (the next
-// fetch reads everything again); an IP that leaves stays counted until the reset. At the daily reset (the reset instant changes) the index is
-// rebuilt with the directory's IPs only; every cache keyed by id is dropped with it. Without a
-// filter (bench, tools) every valid IP is counted, as before.
+// fetch reads everything again); an IP that leaves stays counted until the reset. At the daily
+// reset (the reset instant changes) the index is rebuilt with the directory's IPs only; every
+// cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
+// counted, as before.
 
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
