@@ -28,7 +28,8 @@ import type { Config, DatabaseConfig } from '../config/config.js';
 import { parseIp, type IpParse } from '../net/ip.js';
 import type { Logger } from '../log.js';
 import { ipIndex } from '../net/ipindex.js';
-import { SourceUnavailableError, type Directory, type Machine, type Usage, type Volume } from './types.js';
+import { SourceUnavailableError, type Directory, type Usage, type Volume } from './types.js';
+import { DirectoryIpFilter } from './ipfilter.js';
 
 /** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
 class Dense {
@@ -219,13 +220,8 @@ export class VolumeSource {
   /** raw IP string -> parse result, across fetches */
   private readonly ips = new Map<string, Parsed>();
   private lastRows = 0;
-  /**
-   * The filter: the directory last given, the IPs counted as a bitmap by ipIndex id (those of
-   * every directory given since the last rebuild: an IP that left stays counted until the
-   * reset), and the Machine objects whose IPs are all in it (a patched directory keeps the
-   * objects of unchanged machines: only the others are looked at). null = count every IP.
-   */
-  private known: { directory: Directory; bits: Uint8Array; machines: WeakSet<Machine> } | null = null;
+  /** the IPs counted (those of the directory given); null = every valid IP (no directory given) */
+  private filter: DirectoryIpFilter | null = null;
   /** the ipIndex generation the caches hold ids of */
   private generation = ipIndex.generation;
   private lastResetUnix: number | null = null;
@@ -260,7 +256,7 @@ export class VolumeSource {
     if (e === undefined) {
       const p = parseIp(raw);
       // With a directory: never intern an address no machine holds (peek, not idOf).
-      const id = !p.ok ? -1 : this.known ? this.counted(p.ip) : ipIndex.idOf(p.ip);
+      const id = !p.ok ? -1 : this.filter ? this.filter.idOf(p.ip) : ipIndex.idOf(p.ip);
       // An address not counted keeps only its raw string here (bounded: cleared with the caches).
       e = p.ok && id < 0 ? NOT_COUNTED : { p, id };
       this.ips.set(raw, e);
@@ -268,60 +264,22 @@ export class VolumeSource {
     return e;
   }
 
-  private counted(ip: string): number {
-    const id = ipIndex.peek(ip);
-    return id !== undefined && this.known!.bits[id] === 1 ? id : -1;
-  }
-
   /**
-   * Counts the IPs of the machines of `directory` from now on (interning them). Returns true when
-   * it holds an IP the cached sums were read without: they are dropped and the next fetch reads
-   * every row.
+   * Counts the IPs of the machines of `directory` from now on (interning them; those of earlier
+   * directories stay counted until the reset). Returns true when it holds an IP the cached sums
+   * were read without: they are dropped and the next fetch reads every row.
    */
   setDirectory(directory: Directory): boolean {
-    if (this.known?.directory === directory) return false;
+    if (this.filter?.directory === directory) return false;
     this.syncGeneration();
-    let added = this.known === null;
-    const k = (this.known ??= { directory, bits: new Uint8Array(Math.max(1024, ipIndex.size)), machines: new WeakSet() });
-    k.directory = directory;
-    for (const m of directory.machines) {
-      if (k.machines.has(m)) continue;
-      for (const list of [m.ips4, m.ips6]) {
-        for (const ip of list) {
-          const id = ipIndex.idOf(ip);
-          if (id >= k.bits.length) {
-            const grown = new Uint8Array(Math.max(id + 1, k.bits.length * 2));
-            grown.set(k.bits);
-            k.bits = grown;
-          }
-          if (k.bits[id] !== 1) {
-            k.bits[id] = 1;
-            added = true;
-          }
-        }
-      }
-      k.machines.add(m);
-    }
+    const added = this.filter === null ? ((this.filter = new DirectoryIpFilter(directory)), true) : this.filter.add(directory);
     if (added) this.dropCaches();
     return added;
   }
 
   /** true when every IP of `directory` is counted by the current filter (or no filter is set). */
   covers(directory: Directory): boolean {
-    const k = this.known;
-    if (k === null || k.directory === directory) return true;
-    if (this.generation !== ipIndex.generation) return false;
-    for (const m of directory.machines) {
-      if (k.machines.has(m)) continue;
-      for (const list of [m.ips4, m.ips6]) {
-        for (const ip of list) {
-          const id = ipIndex.peek(ip);
-          if (id === undefined || k.bits[id] !== 1) return false;
-        }
-      }
-      k.machines.add(m);
-    }
-    return true;
+    return this.filter === null || this.filter.covers(directory);
   }
 
   /** Every cache holding rows or ids: the next fetch reads everything. */
@@ -337,20 +295,8 @@ export class VolumeSource {
     if (this.generation === ipIndex.generation) return;
     this.generation = ipIndex.generation;
     this.dropCaches();
-    const k = this.known;
-    if (k) {
-      // ids changed: the filter starts again from the directory in force
-      this.known = null;
-      this.setDirectory(k.directory);
-    }
-  }
-
-  /** The IPs of the directory counted (for the index rebuild at the daily reset). */
-  private *directoryIps(): Generator<string> {
-    for (const m of this.known?.directory.machines ?? []) {
-      yield* m.ips4;
-      yield* m.ips6;
-    }
+    // ids changed: the filter starts again from the directory in force
+    if (this.filter) this.filter = new DirectoryIpFilter(this.filter.directory);
   }
 
   private failed(table: string, e: unknown): never {
@@ -422,7 +368,7 @@ export class VolumeSource {
     const resetUnix = Math.floor(resetAt.getTime() / 1000);
     // The daily reset: the index starts again from the directory's IPs (addresses that left the
     // directory during the day go); every id-keyed cache here is dropped by syncGeneration.
-    if (this.known && this.lastResetUnix !== null && resetUnix !== this.lastResetUnix) ipIndex.rebuild(this.directoryIps());
+    if (this.filter && this.lastResetUnix !== null && resetUnix !== this.lastResetUnix) ipIndex.rebuild(this.filter.ips());
     this.lastResetUnix = resetUnix;
     this.syncGeneration();
     const tables = [d.table, ...(d.table6 ? [d.table6] : [])];
