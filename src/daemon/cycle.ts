@@ -105,6 +105,12 @@ export class CycleRunner {
       timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, accept: opts.accept, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x)),
       timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x)),
     ]);
+    // The volumes count only the IPs of the directory known when they were read: a machine new
+    // in this one is read again now (rare: registrations), so that its volume is exact at once.
+    if (dir.status === 'fulfilled' && usage.status === 'fulfilled') {
+      const first = usage.value;
+      usage.value = await timed(() => this.sources.completeUsage(first, dir.value.directory, nowDate, reset), (x) => (mysqlMs += x));
+    }
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
     if (dir.status === 'rejected' || usage.status === 'rejected') {
       const reason: unknown = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;

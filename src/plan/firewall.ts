@@ -22,6 +22,7 @@ export interface FirewallPlan {
   readonly allow6: ReadonlySet<string>;
   /** IPs of active machines whose owner is cut or banned (for the ban page) */
   readonly banned4: ReadonlySet<string>;
+  readonly banned6: ReadonlySet<string>;
   /** owners refused, with the reason */
   readonly refused: readonly { readonly uid: string; readonly reason: Refusal }[];
 }
@@ -53,6 +54,7 @@ export function planFirewall(d: Directory, fw: FirewallConfig, nowMs: number): F
   const allow4 = new Set<string>();
   const allow6 = new Set<string>();
   const banned4 = new Set<string>();
+  const banned6 = new Set<string>();
   for (const m of d.machines) {
     if (!m.active) continue;
     const r = refusal.get(m.owner);
@@ -62,8 +64,9 @@ export function planFirewall(d: Directory, fw: FirewallConfig, nowMs: number): F
       for (const ip of m.ips6) allow6.add(ip);
     } else if (r === 'cut' || r === 'banned') {
       for (const ip of m.ips4) banned4.add(ip);
+      for (const ip of m.ips6) banned6.add(ip);
     }
   }
   const refused = [...refusal].flatMap(([uid, reason]) => (reason ? [{ uid, reason }] : []));
-  return { allow4, allow6, banned4, refused };
+  return { allow4, allow6, banned4, banned6, refused };
 }

@@ -64,7 +64,7 @@ function all(e: RawEntry, attr: string): readonly string[] {
 }
 
 export interface BuildOptions {
-  readonly ldap: Pick<LdapConfig, 'attrs' | 'inactiveZone'>;
+  readonly ldap: Pick<LdapConfig, 'attrs' | 'inactiveZone'> & Partial<Pick<LdapConfig, 'maxIpsPerMachine'>>;
   readonly firewall: Pick<FirewallConfig, 'enabled' | 'areaPrefix' | 'areaOtherPrefix' | 'area6Prefix' | 'v6Enabled' | 'userNetworks' | 'user6Networks'>;
   readonly fetchedAt: string;
   /**
@@ -149,6 +149,37 @@ export interface HostDraft {
 
 const NO_SKIPS: readonly Skipped[] = Object.freeze([]);
 
+/**
+ * The most IP values (IPv4 and IPv6 attributes together) one machine entry may carry
+ * ([ldap] maxIpsPerMachine). An entry beyond it is a data fault or an attempt to claim other
+ * machines' addresses: the machine keeps NO IP (nothing of it is allowed or shaped) and is named.
+ * Keeping the first N values instead would let an arbitrary, server-ordered part of it through.
+ */
+export const DEFAULT_MAX_IPS_PER_MACHINE = 256;
+
+/** Joins one attribute's values into `into` (deduplicated through `seen`: linear in the values). */
+function joinValues(
+  values: readonly string[], attr: string, dn: string, join: (v: string) => ReturnType<typeof joinIpv4>,
+  outside: (ip: string) => string | null, into: string[], skips: { list: Skipped[] | null },
+): void {
+  const seen = new Set<string>();
+  for (const v of values) {
+    // No trimming: whitespace or a newline in a value is an error, named.
+    const r = join(v);
+    const away = r.ok ? outside(r.ip) : null;
+    if (away !== null) {
+      (skips.list ??= []).push({ dn, reason: `${attr} ${JSON.stringify(v)}: ${away}` });
+    } else if (r.ok) {
+      if (!seen.has(r.ip)) {
+        seen.add(r.ip);
+        into.push(r.ip);
+      }
+    } else {
+      (skips.list ??= []).push({ dn, reason: `${attr} ${JSON.stringify(v)}: ${r.reason}` });
+    }
+  }
+}
+
 export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
   const a = o.ldap.attrs;
   const ownerDn = first(e, a.owner) ?? null;
@@ -158,33 +189,20 @@ export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
   for (const z of zones) if (z.trim().toLowerCase() === inactive) active = false;
   const ips4: string[] = [];
   const ips6: string[] = [];
-  let ipSkips: Skipped[] | null = null;
+  const skips: { list: Skipped[] | null } = { list: null };
   if (ownerDn) {
-    for (const v of all(e, a.ip)) {
-      // No trimming: whitespace or a newline in a value is an error, named.
-      const campus = joinIpv4(o.firewall.areaPrefix, v);
-      const outside = campus.ok ? outsideNetworks(campus.ip, o.firewall) : null;
-      if (outside) {
-        (ipSkips ??= []).push({ dn: e.dn, reason: `${a.ip} ${JSON.stringify(v)}: ${outside}` });
-      } else if (campus.ok) {
-        if (!ips4.includes(campus.ip)) ips4.push(campus.ip);
-      } else {
-        (ipSkips ??= []).push({ dn: e.dn, reason: `${a.ip} ${JSON.stringify(v)}: ${campus.reason}` });
-      }
-    }
-    for (const v of all(e, a.ip6)) {
-      const r = joinIpv6(o.firewall.area6Prefix, v);
-      const outside = r.ok ? outsideNetworks(r.ip, o.firewall) : null;
-      if (outside) {
-        (ipSkips ??= []).push({ dn: e.dn, reason: `${a.ip6} ${JSON.stringify(v)}: ${outside}` });
-      } else if (r.ok) {
-        if (!ips6.includes(r.ip)) ips6.push(r.ip);
-      } else {
-        (ipSkips ??= []).push({ dn: e.dn, reason: `${a.ip6} ${JSON.stringify(v)}: ${r.reason}` });
-      }
+    const v4 = all(e, a.ip);
+    const v6 = all(e, a.ip6);
+    const max = o.ldap.maxIpsPerMachine ?? DEFAULT_MAX_IPS_PER_MACHINE;
+    if (v4.length + v6.length > max) {
+      skips.list = [{ dn: e.dn, reason: `${v4.length + v6.length} IP values (${a.ip}: ${v4.length}, ${a.ip6}: ${v6.length}), more than [ldap] maxIpsPerMachine = ${max}: none of its IPs is used` }];
+    } else {
+      const outside = (ip: string): string | null => outsideNetworks(ip, o.firewall);
+      joinValues(v4, a.ip, e.dn, (v) => joinIpv4(o.firewall.areaPrefix, v), outside, ips4, skips);
+      joinValues(v6, a.ip6, e.dn, (v) => joinIpv6(o.firewall.area6Prefix, v), outside, ips6, skips);
     }
   }
-  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4, ips6, ipSkips: ipSkips ?? NO_SKIPS };
+  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4, ips6, ipSkips: skips.list ?? NO_SKIPS };
 }
 
 /** A machine tied to its owner, before duplicate IPs are settled. */
@@ -286,31 +304,37 @@ export function settleDuplicates(drafts: Draft[], skipped: Skipped[], lost: Buil
       for (const list of [d.ips4, d.ips6]) for (const ip of list) if (holders.get(ip) === d.dn && !claimed.has(ip)) claimed.set(ip, d);
     }
   }
+  // Linear in the IPs: lost IPs are appended to a list built here, kept ones compacted in place.
+  const mine = new Map<string, { ips: string[]; skips: number }>();
   const note = (d: Draft, ip: string, skip: boolean): void => {
-    const l = lost.get(d.dn) ?? { ips: [], skips: 0 };
-    lost.set(d.dn, { ips: [...l.ips, ip], skips: l.skips + (skip ? 1 : 0) });
+    let l = mine.get(d.dn);
+    if (!l) mine.set(d.dn, (l = { ips: [...(lost.get(d.dn)?.ips ?? [])], skips: lost.get(d.dn)?.skips ?? 0 }));
+    l.ips.push(ip);
+    if (skip) l.skips++;
   };
   for (const d of drafts) {
     if (!d.active) continue;
     for (const list of [d.ips4, d.ips6]) {
+      let keep = list.length;
       for (let i = list.length - 1; i >= 0; i--) {
         const ip = list[i]!;
         const holder = claimed.get(ip);
         if (!holder) {
           claimed.set(ip, d);
+          list[--keep] = ip;
         } else if (holder === d) {
-          continue; // its own IP, claimed in the holders' pass
+          list[--keep] = ip; // its own IP, claimed in the holders' pass
         } else if (holder.owner !== d.owner) {
           skipped.push({ dn: d.dn, reason: `IP ${ip} also claimed by ${esc(holder.dn)} (owner ${holder.owner}); kept there` });
-          list.splice(i, 1);
           note(d, ip, true);
         } else {
-          list.splice(i, 1); // same owner twice: harmless, keep one
-          note(d, ip, false);
+          note(d, ip, false); // same owner twice: harmless, keep one
         }
       }
+      list.splice(0, keep); // the kept IPs, in their order, were moved to the end
     }
   }
+  for (const [dn, l] of mine) lost.set(dn, l);
 }
 
 /** IP -> DN of the active machine holding it: the `holders` of the next build. */

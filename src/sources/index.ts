@@ -48,6 +48,8 @@ export interface UsageResult {
   readonly error: string | null;
 }
 
+const NO_DIRECTORY: Directory = Object.freeze({ owners: [], machines: [], skipped: [], fetchedAt: new Date(0).toISOString() });
+
 /** No directory at all: neither a fresh fetch nor any snapshot. Nothing may be applied. */
 export class NoDirectoryError extends Error {
   constructor(readonly reason: string) {
@@ -370,8 +372,14 @@ export class Sources {
     }
   }
 
-  async fetchUsage(now: Date, resetAt: DateTime): Promise<UsageResult> {
+  /**
+   * The volumes since `resetAt`, counting only the IPs of `directory` (default: the last good
+   * directory; none yet = nothing counted): netacct rows of other addresses are ignored before
+   * they cost memory (src/sources/volumes.ts).
+   */
+  async fetchUsage(now: Date, resetAt: DateTime, directory?: Directory): Promise<UsageResult> {
     const reset = resetAt.toJSDate();
+    this.volumes.setDirectory(directory ?? this.store.lastDirectory ?? NO_DIRECTORY);
     try {
       const u = await this.volumes.fetch(reset, now);
       this.store.acceptUsage(u);
@@ -386,6 +394,17 @@ export class Sources {
       const usage: Usage = usable ?? { byIp: new Map(), resetAt: reset.toISOString(), fetchedAt: now.toISOString() };
       return { usage, fresh: false, error: e.message };
     }
+  }
+
+  /**
+   * `first`, a fetchUsage run concurrently with the directory fetch (so counting the IPs of the
+   * directory before it), read again for `directory` when that holds an IP `first` did not count
+   * (a machine new in this directory): its volume is then exact at once. Rare (registrations).
+   */
+  async completeUsage(first: UsageResult, directory: Directory, now: Date, resetAt: DateTime): Promise<UsageResult> {
+    if (!first.fresh || this.volumes.covers(directory)) return first;
+    const again = await this.fetchUsage(now, resetAt, directory);
+    return again.fresh ? again : first;
   }
 
   async persist(opts: { forceUsage?: boolean } = {}): Promise<void> {

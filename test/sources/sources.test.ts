@@ -338,3 +338,45 @@ test('a slow directory fetch does not hold a cycle: the last good directory is u
     rmSync(state, { recursive: true, force: true });
   }
 });
+
+test('volumes count the directory\'s IPs only: a machine registered since the last cycle is read again at once, an address no machine holds is never interned', async () => {
+  const { ipIndex } = await import('../../src/net/ipindex.js');
+  const now = DateTime.now();
+  const bucket = now.setZone('UTC+9').startOf('hour').toFormat('yyyy-MM-dd HH:mm:ss');
+  await db.query('USE netacct; DELETE FROM traffic;');
+  await db.insertTraffic([
+    { ip: '172.22.200.3', time: bucket, input: 1000, output: 10 },
+    { ip: '10.77.0.5', time: bucket, input: 2_000_000_000, output: 30 }, // the machine registered below
+    { ip: '10.66.0.1', time: bucket, input: 5000, output: 50 }, // no machine, ever
+  ]);
+  const s = new Sources(configFor({ ldap: 'refresh = 0', state: mkdtempSync(join(tmpdir(), 'rq-state-')) }), new MemoryLogger(), { persist: false });
+  const reset = now.startOf('day');
+  const newDn = `host=pc-new,${MACHINES_BASE}`;
+  let added = false;
+  try {
+    // the first cycle of a process: no directory before it, so the volumes are read again for it
+    const [d1, u1] = await Promise.all([s.fetchDirectory(now.toJSDate()), s.fetchUsage(now.toJSDate(), reset)]);
+    assert.equal(u1.usage.byIp.size, 0, 'no directory yet: nothing counted');
+    const c1 = await s.completeUsage(u1, d1.directory, now.toJSDate(), reset);
+    assert.deepEqual([...c1.usage.byIp], [['172.22.200.3', { down: 1000, up: 10 }]]);
+
+    await slapd.add(machine('pc-new', `uid=zlast,${PEOPLE_BASE}`, ['10.77.0.5']));
+    added = true;
+    // a cycle: both fetched concurrently; the volumes counted the previous directory's IPs
+    const t2 = new Date(now.toMillis() + 10_000);
+    const [d2, u2] = await Promise.all([s.fetchDirectory(t2), s.fetchUsage(t2, reset)]);
+    assert.ok(d2.directory.machines.some((m) => m.dn === newDn));
+    assert.equal(u2.usage.byIp.get('10.77.0.5'), undefined);
+    const c2 = await s.completeUsage(u2, d2.directory, t2, reset);
+    assert.deepEqual(c2.usage.byIp.get('10.77.0.5'), { down: 2_000_000_000, up: 30 }, 'the new machine\'s volume, in the same cycle');
+    assert.equal(c2.usage.byIp.get('10.66.0.1'), undefined);
+    assert.equal(ipIndex.peek('10.66.0.1'), undefined, 'never interned');
+    // the next cycle: nothing new, no second read
+    const t3 = new Date(now.toMillis() + 20_000);
+    const [d3, u3] = await Promise.all([s.fetchDirectory(t3), s.fetchUsage(t3, reset)]);
+    assert.equal(await s.completeUsage(u3, d3.directory, t3, reset), u3);
+  } finally {
+    if (added) await slapd.delete(newDn);
+    await s.close();
+  }
+});
