@@ -5,6 +5,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import * as ini from 'ini';
 import { IANAZone } from 'luxon';
 import { KEYS, SECTIONS, type Section, specOf, isPatternKey } from './schema.js';
@@ -771,10 +772,11 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
 function parseListen(raw: string): { host: string; port: number } | null {
   if (raw === '') return null;
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(raw);
-  const ip = m ? parseIp(m[1] ?? m[2] ?? '') : null;
+  const host = m ? (m[1] ?? m[2] ?? '').toLowerCase() : '';
   const port = m ? Number(m[3]) : 0;
-  if (!m || !ip?.ok || port < 1 || port > 65535) throw new UnitError(`expected an IP address and port such as 127.0.0.1:9721 or [::1]:9721, got "${raw}"`);
-  return { host: ip.ip, port };
+  // node's own check (the user-IP parser refuses loopback and unspecified addresses, which are fine here)
+  if (!m || isIP(host) !== (m[1] ? 6 : 4) || port < 1 || port > 65535) throw new UnitError(`expected an IP address and port such as 127.0.0.1:9721 or [::1]:9721, got "${raw}"`);
+  return { host, port };
 }
 
 function isLoopback(ip: string): boolean {
