@@ -37,7 +37,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <main>
   <section><h2>Download: measured throughput per group (solid) and policy rate (dashed), Mbit/s</h2><div id="chart-down"></div></section>
   <section><h2>Upload: measured throughput per group (solid) and policy rate (dashed), Mbit/s</h2><div id="chart-up"></div></section>
-  <section><h2>Groups</h2><table id="groups"><thead><tr><th>group</th><th>threshold</th><th>users &darr;</th><th>rate &darr;</th><th>now &darr;</th><th>users &uarr;</th><th>rate &uarr;</th><th>now &uarr;</th></tr></thead><tbody></tbody></table></section>
+  <section style="grid-column: 1 / -1"><h2>Groups</h2><table id="groups"><thead><tr><th>group</th><th>threshold</th><th>users &darr;</th><th>rate &darr;</th><th>now &darr;</th><th>users &uarr;</th><th>rate &uarr;</th><th>now &uarr;</th></tr></thead><tbody></tbody></table></section>
   <section><h2>Find a user</h2>
     <form id="search"><input id="who" placeholder="uid or IP" autocomplete="off"> <button>explain</button></form>
     <pre id="explain" class="muted">volumes since the reset, groups, next threshold, rate per user</pre>
