@@ -183,6 +183,8 @@ export class Daemon {
         const e = explain(d, req.who);
         return e ? { ok: true, explain: e } : { ok: false, error: `no user or IP "${req.who}" in the directory` };
       }
+      case 'top':
+        return { ok: true, top: await this.watch.observer.top() };
       default:
         return { ok: false, error: 'unknown command' };
     }

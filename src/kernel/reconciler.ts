@@ -187,8 +187,8 @@ export class Reconciler {
    * The HTB class counters of both interfaces (metrics): those of this cycle's tc read-back when
    * it read tc (the verify pass), else one `tc -s class show` per interface.
    */
-  async classCounters(): Promise<Map<string, ClassCounters>> {
-    if (this.freshStats) return this.freshStats;
+  async classCounters(opts: { fresh?: boolean } = {}): Promise<Map<string, ClassCounters>> {
+    if (this.freshStats && !opts.fresh) return this.freshStats;
     const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
     const read = await Promise.all(devs.map(async (d) => [d, await readTcStats(this.exec, d)] as const));
     return new Map(read);

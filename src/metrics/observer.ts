@@ -48,6 +48,13 @@ export interface DashboardState {
 
 const MAX_MOVES = 50;
 
+export interface TopJson {
+  at: string;
+  classes: { direction: Direction; group: number; users: number; rateBps: number; bps: number | null }[];
+  /** per direction, the users with the largest volume since the reset */
+  users: { direction: Direction; uid: string; bytes: number; group: number }[];
+}
+
 export interface Publish {
   publish(desired: Desired, directory: Directory): void;
 }
@@ -203,6 +210,49 @@ export class Observer {
     }
     this.fwCache = { dir, fw, counts };
     return counts;
+  }
+
+  private readonly topCounters = new MonotonicCounters();
+
+  /**
+   * `reselqos top`: each group's throughput since the previous call (one `tc -s class show` per
+   * interface, read now), and the users with the largest volumes since the reset (per-IP
+   * throughput "now" is not measured: see docs/PERFORMANCE.md).
+   */
+  async top(limit = 10): Promise<TopJson> {
+    const d = this.desired;
+    const read = await this.reconciler.classCounters({ fresh: true });
+    const devOf: Record<Direction, string> = { down: this.config.firewall.ethInt, up: this.config.firewall.ethExt };
+    const samples: ClassSample[] = [];
+    let at = Date.now();
+    for (const direction of DIRECTIONS) {
+      const dev = read.get(devOf[direction]);
+      if (!dev) continue;
+      at = dev.at;
+      for (let group = 0; group < this.config.qos.groups; group++) {
+        const st = dev.stats.get(classid(GROUP_MINOR_BASE + group));
+        if (st) samples.push({ direction, group, ...st });
+      }
+    }
+    const bps = new Map(this.topCounters.update(samples, at).map((x) => [`${x.direction}:${x.group}`, x.bps]));
+    const users: TopJson['users'] = [];
+    for (const direction of DIRECTIONS) {
+      // a linear pass keeping the `limit` largest: no sort of every user
+      const best: UserPlan[] = [];
+      for (const u of d?.users ?? []) {
+        if (best.length === limit && u[direction].bytes <= best[best.length - 1]![direction].bytes) continue;
+        let i = best.length;
+        while (i > 0 && best[i - 1]![direction].bytes < u[direction].bytes) i--;
+        best.splice(i, 0, u);
+        if (best.length > limit) best.pop();
+      }
+      for (const u of best) users.push({ direction, uid: u.uid, bytes: u[direction].bytes, group: u[direction].group });
+    }
+    return {
+      at: new Date(at).toISOString(),
+      classes: (d?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, bps: bps.get(`${c.direction}:${c.group}`) ?? null })),
+      users,
+    };
   }
 
   explain(who: string): ExplainJson | null {

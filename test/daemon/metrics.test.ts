@@ -141,7 +141,18 @@ test('class byte counters grow by what iperf3 sent (±10%)', async (t) => {
   const labels = { direction: 'down', group: '0' };
   await c('update');
   const before = value(await scrape(), 'reselqos_class_sent_bytes_total', labels)!;
-  const r = await runIperf(gw, { bindIp: '172.22.201.1', port: iperf.port, seconds: 4, reverse: true });
+  const run = runIperf(gw, { bindIp: '172.22.201.1', port: iperf.port, seconds: 5, reverse: true });
+  // reselqos top, meanwhile: group 0's download throughput now, read over the control socket
+  await sleep(2000);
+  const top = await c('top', '--once');
+  assert.equal(top.code, 0, top.stderr);
+  t.diagnostic(top.stdout);
+  const g0 = /^download:.*\n\s+0\s+(\d+)\s+\S+\s+([\d.]+)(k|M)bit/m.exec(top.stdout);
+  assert.ok(g0, top.stdout);
+  assert.equal(g0[1], '2', 'bob and zed in group 0 (alice in 1)');
+  assert.ok(g0[3] === 'M' && Number(g0[2]) > 5, `group 0 moves megabits now: ${g0[0]}`);
+  assert.match(top.stdout, /largest download volumes since the reset:\n  alice\s+2\.00 GB  group 1\n  bob/);
+  const r = await run;
   await c('update');
   const afterV = value(await scrape(), 'reselqos_class_sent_bytes_total', labels)!;
   const sent = (r.json as { end: { sum_sent: { bytes: number } } }).end.sum_sent.bytes;
