@@ -10,7 +10,7 @@
 import mysql from 'mysql2/promise';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
-import type { Desired } from '../plan/desired.js';
+import type { Desired, UserPlan } from '../plan/desired.js';
 import type { Directory } from '../sources/types.js';
 import { DIRECTIONS } from '../policy/policy.js';
 import { GROUP_MINOR_BASE } from '../kernel/names.js';
@@ -37,22 +37,67 @@ export function tablesSql(db: string): string[] {
   ];
 }
 
-/** The rows of this site for a plan. Pure. `dnOf`: uid → owner DN. */
-export function publishedRows(site: string, d: Desired, dnOf: ReadonlyMap<string, string>): PublishedRows {
-  const people = new Map<string, PeopleRow>();
+/** The classes rows of this site for a plan (key "way\0idx"). Pure. */
+export function classRows(site: string, d: Desired): Map<string, ClassRow> {
   const active = { down: new Array<number>(d.limits.length + 1).fill(0), up: new Array<number>(d.limits.length + 1).fill(0) };
   for (const u of d.users) {
-    for (const way of DIRECTIONS) {
-      const v = u[way];
-      people.set(`${u.uid}\0${way}`, [site, dnOf.get(u.uid) ?? '', u.uid, way, v.group, v.bytes]);
-      if (v.bytes > 0) active[way][v.group] = (active[way][v.group] ?? 0) + 1;
-    }
+    if (u.down.bytes > 0) active.down[u.down.group]!++;
+    if (u.up.bytes > 0) active.up[u.up.group]!++;
   }
   const classes = new Map<string, ClassRow>();
   for (const c of d.classes) {
     classes.set(`${c.direction}\0${c.group}`, [site, c.group, c.direction, GROUP_MINOR_BASE + c.group, d.limits[c.group] ?? null, c.rateBps, c.ceilBps, c.users, active[c.direction][c.group] ?? 0]);
   }
-  return { people, classes };
+  return classes;
+}
+
+/** Every row of this site for a plan (tests, full rewrites). Pure. `dnOf`: uid → owner DN. */
+export function publishedRows(site: string, d: Desired, dnOf: ReadonlyMap<string, string>): PublishedRows {
+  const people = new Map<string, PeopleRow>();
+  for (const u of d.users) for (const way of DIRECTIONS) people.set(`${u.uid}\0${way}`, peopleRow(site, u, way, dnOf));
+  return { people, classes: classRows(site, d) };
+}
+
+function peopleRow(site: string, u: UserPlan, way: 'down' | 'up', dnOf: ReadonlyMap<string, string>): PeopleRow {
+  return [site, dnOf.get(u.uid) ?? '', u.uid, way, u[way].group, u[way].bytes];
+}
+
+export interface PeopleState {
+  readonly users: readonly UserPlan[];
+  readonly dnOf: ReadonlyMap<string, string>;
+}
+
+/**
+ * people_data rows to write after `prev` (null = all). Between incremental plans a user whose
+ * volumes did not change is the very same object, so the common case costs one pointer
+ * comparison per user and row work only for the users that changed.
+ */
+export function peopleChanges(site: string, prev: PeopleState | null, next: PeopleState): { upsert: PeopleRow[]; remove: [string, 'down' | 'up'][] } {
+  const upsert: PeopleRow[] = [];
+  const remove: [string, 'down' | 'up'][] = [];
+  const changed = (p: UserPlan | undefined, u: UserPlan, dnSame: boolean): void => {
+    for (const way of DIRECTIONS) {
+      if (!p || !dnSame || p[way].bytes !== u[way].bytes || p[way].group !== u[way].group) upsert.push(peopleRow(site, u, way, next.dnOf));
+    }
+  };
+  if (!prev) {
+    for (const u of next.users) changed(undefined, u, false);
+    return { upsert, remove };
+  }
+  const a = prev.users;
+  const b = next.users;
+  if (prev.dnOf === next.dnOf && a.length === b.length && a.every((u, i) => u.uid === b[i]!.uid)) {
+    for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) changed(a[i], b[i]!, true);
+    return { upsert, remove };
+  }
+  const before = new Map(a.map((u) => [u.uid, u]));
+  for (const u of b) {
+    const p = before.get(u.uid);
+    before.delete(u.uid);
+    if (p !== u || prev.dnOf.get(u.uid) !== next.dnOf.get(u.uid)) changed(p, u, prev.dnOf.get(u.uid) === next.dnOf.get(u.uid));
+  }
+  for (const uid of before.keys()) remove.push([uid, 'down'], [uid, 'up']);
+  return { upsert, remove };
 }
 
 const same = (a: readonly unknown[], b: readonly unknown[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -73,7 +118,7 @@ const CHUNK = 500;
 
 export class Publisher {
   private pool: mysql.Pool | null = null;
-  private written: PublishedRows | null = null;
+  private written: { people: PeopleState; classes: Map<string, ClassRow> } | null = null;
   private ready = false;
   private running: Promise<void> | null = null;
   private pending: { d: Desired; dir: Directory } | null = null;
@@ -121,9 +166,8 @@ export class Publisher {
     while (this.pending) {
       const { d, dir } = this.pending;
       this.pending = null;
-      const rows = publishedRows(this.config.site.name, d, this.dnOf(dir));
       try {
-        await this.write(rows);
+        await this.write({ users: d.users, dnOf: this.dnOf(dir) }, classRows(this.config.site.name, d));
         if (this.failing !== null) this.log.info(`publish: ${this.where()} written again (failing since ${this.failing})`);
         this.failing = null;
       } catch (e) {
@@ -160,7 +204,7 @@ export class Publisher {
     return this.pool;
   }
 
-  private async write(rows: PublishedRows): Promise<void> {
+  private async write(people: PeopleState, classRowsNow: Map<string, ClassRow>): Promise<void> {
     const p = this.config.publish;
     const db = `\`${p.db}\``;
     const site = this.config.site.name;
@@ -176,24 +220,24 @@ export class Publisher {
         this.ready = true;
       }
       const full = this.written === null;
-      const people = rowChanges(this.written?.people ?? null, rows.people);
-      const classes = rowChanges(this.written?.classes ?? null, rows.classes);
+      const pch = peopleChanges(site, this.written?.people ?? null, people);
+      const classes = rowChanges(this.written?.classes ?? null, classRowsNow);
       await q('START TRANSACTION');
       try {
         if (full) {
           await q(`DELETE FROM ${db}.people_data WHERE site = ?`, [site]);
           await q(`DELETE FROM ${db}.classes WHERE site = ?`, [site]);
         }
-        for (let i = 0; i < people.remove.length; i += CHUNK) {
-          const keys = people.remove.slice(i, i + CHUNK).map((k) => k.split('\0'));
+        for (let i = 0; i < pch.remove.length; i += CHUNK) {
+          const keys = pch.remove.slice(i, i + CHUNK);
           await q(`DELETE FROM ${db}.people_data WHERE site = ? AND (uid, way) IN (${keys.map(() => '(?, ?)').join(', ')})`, [site, ...keys.flat()]);
         }
         for (let i = 0; i < classes.remove.length; i += CHUNK) {
           const keys = classes.remove.slice(i, i + CHUNK).map((k) => k.split('\0'));
           await q(`DELETE FROM ${db}.classes WHERE site = ? AND (way, idx) IN (${keys.map(() => '(?, ?)').join(', ')})`, [site, ...keys.flat()]);
         }
-        for (let i = 0; i < people.upsert.length; i += CHUNK) {
-          const part = people.upsert.slice(i, i + CHUNK);
+        for (let i = 0; i < pch.upsert.length; i += CHUNK) {
+          const part = pch.upsert.slice(i, i + CHUNK);
           await q(`INSERT INTO ${db}.people_data (site, cn, uid, way, \`group\`, amount) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}
             ON DUPLICATE KEY UPDATE cn = VALUES(cn), \`group\` = VALUES(\`group\`), amount = VALUES(amount)`, part.flat());
         }
@@ -207,8 +251,8 @@ export class Publisher {
         await q('ROLLBACK').catch(() => undefined);
         throw e;
       }
-      this.written = rows;
-      this.lastWrite = { people: people.upsert.length + people.remove.length, classes: classes.upsert.length + classes.remove.length, full };
+      this.written = { people, classes: classRowsNow };
+      this.lastWrite = { people: pch.upsert.length + pch.remove.length, classes: classes.upsert.length + classes.remove.length, full };
     } finally {
       clearTimeout(timer);
       try {

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { parseConfig, ConfigError } from '../../src/config/config.js';
 import { parseTcClassStats } from '../../src/kernel/read.js';
 import { MonotonicCounters, History } from '../../src/metrics/counters.js';
-import { publishedRows, rowChanges } from '../../src/publish/publish.js';
+import { publishedRows, rowChanges, peopleChanges } from '../../src/publish/publish.js';
 import { nextRule } from '../../src/policy/policy.js';
 import type { Desired } from '../../src/plan/desired.js';
 import { minimalConf } from './fixtures.js';
@@ -118,4 +118,21 @@ test('[metrics], [publish], [site]: defaults, a public listen needs a token, pub
   ] as const) {
     assert.throws(() => parseConfig(minimalConf({ extra }), 'q'), (e: unknown) => e instanceof ConfigError && re.test(e.message), extra);
   }
+});
+
+test('people_data changes: only users whose object changed (incremental plans), removals and DN changes after a new directory', () => {
+  const dn = new Map([['alice', 'uid=alice,ou=p'], ['bob', 'uid=bob,ou=p']]);
+  const a = desired([{ uid: 'alice', down: [1500, 1], up: [0, 0] }, { uid: 'bob', down: [10, 0], up: [5, 0] }]);
+  assert.equal(peopleChanges('s', null, { users: a.users, dnOf: dn }).upsert.length, 4, 'first write: every row');
+  // an incremental plan: bob's object kept, alice's replaced with a new download volume
+  const users = [{ ...a.users[0]!, down: { bytes: 1600, group: 1 } }, a.users[1]!];
+  const ch = peopleChanges('s', { users: a.users, dnOf: dn }, { users, dnOf: dn });
+  assert.deepEqual(ch, { upsert: [['s', 'uid=alice,ou=p', 'alice', 'down', 1, 1600]], remove: [] });
+  // a new directory: bob gone, carol new, alice's DN changed
+  const dn2 = new Map([['alice', 'uid=alice,ou=q'], ['carol', 'uid=carol,ou=p']]);
+  const users2 = [users[0]!, { uid: 'carol', ips: [], down: { bytes: 0, group: 0 }, up: { bytes: 0, group: 0 } }];
+  const ch2 = peopleChanges('s', { users, dnOf: dn }, { users: users2, dnOf: dn2 });
+  assert.deepEqual(ch2.upsert.map((r) => `${r[2]} ${r[3]} ${r[1]}`).sort(), ['alice down uid=alice,ou=q', 'alice up uid=alice,ou=q', 'carol down uid=carol,ou=p', 'carol up uid=carol,ou=p']);
+  assert.deepEqual(ch2.remove, [['bob', 'down'], ['bob', 'up']]);
+  assert.deepEqual(peopleChanges('s', { users: users2, dnOf: dn2 }, { users: users2, dnOf: dn2 }), { upsert: [], remove: [] });
 });
