@@ -235,11 +235,24 @@ export class Observer {
       }
     }
     const bps = new Map(this.topCounters.update(samples, at).map((x) => [`${x.direction}:${x.group}`, x.bps]));
+    return {
+      at: new Date(at).toISOString(),
+      classes: (d?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, bps: bps.get(`${c.direction}:${c.group}`) ?? null })),
+      users: this.largest(d, limit),
+    };
+  }
+
+  private largestCache: { d: Desired; limit: number; users: TopJson['users'] } | null = null;
+
+  /** The `limit` largest volumes per direction, computed once per plan. */
+  private largest(d: Desired | null, limit: number): TopJson['users'] {
+    if (!d) return [];
+    if (this.largestCache?.d === d && this.largestCache.limit === limit) return this.largestCache.users;
     const users: TopJson['users'] = [];
     for (const direction of DIRECTIONS) {
       // a linear pass keeping the `limit` largest: no sort of every user
       const best: UserPlan[] = [];
-      for (const u of d?.users ?? []) {
+      for (const u of d.users) {
         if (best.length === limit && u[direction].bytes <= best[best.length - 1]![direction].bytes) continue;
         let i = best.length;
         while (i > 0 && best[i - 1]![direction].bytes < u[direction].bytes) i--;
@@ -248,11 +261,8 @@ export class Observer {
       }
       for (const u of best) users.push({ direction, uid: u.uid, bytes: u[direction].bytes, group: u[direction].group });
     }
-    return {
-      at: new Date(at).toISOString(),
-      classes: (d?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, bps: bps.get(`${c.direction}:${c.group}`) ?? null })),
-      users,
-    };
+    this.largestCache = { d, limit, users };
+    return users;
   }
 
   explain(who: string): ExplainJson | null {
