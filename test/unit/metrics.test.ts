@@ -136,3 +136,18 @@ test('people_data changes: only users whose object changed (incremental plans), 
   assert.deepEqual(ch2.remove, [['bob', 'down'], ['bob', 'up']]);
   assert.deepEqual(peopleChanges('s', { users: users2, dnOf: dn2 }, { users: users2, dnOf: dn2 }), { upsert: [], remove: [] });
 });
+
+test('docs/grafana/reselqos.json uses only metric names the daemon exports; the names are the contract', async () => {
+  const { Metrics } = await import('../../src/metrics/metrics.js');
+  const { readFileSync } = await import('node:fs');
+  const m = new Metrics();
+  const names = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
+  for (const n of ['reselqos_users', 'reselqos_class_rate_bps', 'reselqos_class_ceil_bps', 'reselqos_class_sent_bytes_total', 'reselqos_class_dropped_packets_total',
+    'reselqos_class_overlimits_total', 'reselqos_cycle_duration_seconds', 'reselqos_cycles_total', 'reselqos_moves_total', 'reselqos_source_up',
+    'reselqos_allowed_machines', 'reselqos_refused_machines', 'reselqos_rate_rule_active', 'reselqos_last_cycle_timestamp_seconds']) assert.ok(names.has(n), n);
+  const dash = readFileSync(new URL('../../../docs/grafana/reselqos.json', import.meta.url), 'utf8');
+  const used = new Set([...dash.matchAll(/reselqos_[a-z_]+/g)].map((x) => x[0].replace(/_bucket$/, '')));
+  assert.ok(used.size >= 12, [...used].join(' '));
+  for (const n of used) assert.ok(names.has(n), `the Grafana dashboard uses ${n}, which the daemon does not export`);
+  JSON.parse(dash);
+});
