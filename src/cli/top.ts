@@ -36,7 +36,7 @@ export async function runTop(configFlag: string | undefined, once: boolean, io: 
   const runDir = await runDirOf(configFlag);
   const ask = async (): Promise<TopJson> => {
     const a = await askDaemon(runDir, { cmd: 'top' }, 10_000);
-    if (!a.ok) throw new Error(String(a['error'] ?? 'top failed'));
+    if (!a.ok) throw new Error(typeof a['error'] === 'string' ? a['error'] : 'top failed');
     return a['top'] as TopJson;
   };
   try {

@@ -109,7 +109,7 @@ export class HttpListener {
         const e = this.observer.explain(who);
         json(res, e ? 200 : 404, e ? { ok: true, explain: e } : { ok: false, error: `no user or IP "${who}" in the directory` });
       } else if (ASSETS[path]) {
-        const a = ASSETS[path]!;
+        const a = ASSETS[path];
         let body = this.assets.get(path);
         if (!body) {
           body = await readFile(createRequire(import.meta.url).resolve(a.file));

@@ -101,8 +101,8 @@ test('dashboard in chromium: charts have points, measured throughput within 20 %
     const measured = seen.sort((a, b) => a - b)[Math.floor(seen.length / 2)]!;
     t.diagnostic(`iperf3 ${(iperfBps / 1e6).toFixed(2)} Mbit/s; dashboard group 0 down ${seen.map((x) => (x / 1e6).toFixed(2)).join(', ')} Mbit/s`);
     assert.ok(Math.abs(measured - iperfBps) <= 0.2 * iperfBps, `dashboard ${measured} bit/s vs iperf3 ${iperfBps} bit/s`);
-    const points = await page.evaluate(`({ down: window.__charts.down.data[0].length, up: window.__charts.up.data[0].length,
-      group0: window.__charts.down.data[1].filter((x) => x !== null && x > 0).length })`) as { down: number; up: number; group0: number };
+    const points = await page.evaluate<{ down: number; up: number; group0: number }>(`({ down: window.__charts.down.data[0].length, up: window.__charts.up.data[0].length,
+      group0: window.__charts.down.data[1].filter((x) => x !== null && x > 0).length })`);
     assert.ok(points.down >= 3 && points.up >= 3, JSON.stringify(points));
     assert.ok(points.group0 >= 2, `group 0's line has points above 0: ${JSON.stringify(points)}`);
     // users per group and the rule

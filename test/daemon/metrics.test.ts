@@ -151,7 +151,7 @@ test('class byte counters grow by what iperf3 sent (±10%)', async (t) => {
   assert.ok(g0, top.stdout);
   assert.equal(g0[1], '2', 'bob and zed in group 0 (alice in 1)');
   assert.ok(g0[3] === 'M' && Number(g0[2]) > 5, `group 0 moves megabits now: ${g0[0]}`);
-  assert.match(top.stdout, /largest download volumes since the reset:\n  alice\s+2\.00 GB  group 1\n  bob/);
+  assert.match(top.stdout, /largest download volumes since the reset:\n {2}alice\s+2\.00 GB {2}group 1\n {2}bob/);
   const r = await run;
   await c('update');
   const afterV = value(await scrape(), 'reselqos_class_sent_bytes_total', labels)!;
@@ -184,9 +184,10 @@ test('counters stay monotonic when the classes are re-created (start rebuilds th
   assert.ok(afterV >= before, `counter went from ${before} to ${afterV}`);
 });
 
-async function tables(): Promise<{ people: Record<string, unknown>[]; classes: Record<string, unknown>[] }> {
-  const people = await db.select(`SELECT site, cn, uid, way, \`group\`, amount FROM qos.people_data ORDER BY site, uid, way`);
-  const classes = await db.select(`SELECT site, idx, way, tc_index, \`limit\`, rate, ceil, users, active_users FROM qos.classes ORDER BY site, way, idx`);
+type Row = Record<string, string | number | null>;
+async function tables(): Promise<{ people: Row[]; classes: Row[] }> {
+  const people = await db.select<Row>(`SELECT site, cn, uid, way, \`group\`, amount FROM qos.people_data ORDER BY site, uid, way`);
+  const classes = await db.select<Row>(`SELECT site, idx, way, tc_index, \`limit\`, rate, ceil, users, active_users FROM qos.classes ORDER BY site, way, idx`);
   return { people, classes };
 }
 
