@@ -127,7 +127,7 @@ $('search').addEventListener('submit', async (ev) => {
   const r = await fetch('/api/explain?who=' + encodeURIComponent(who), { cache: 'no-store' });
   const j = await r.json();
   out.className = '';
-  if (!j.ok) { text(out, j.error); return; }
+  if (!j.ok) { text(out, j.error); delete out.dataset.uid; return; }
   const e = j.explain;
   const lines = [e.uid + ': ' + e.ips.join(', '), 'volumes since ' + new Date(e.resetAt).toLocaleString() + (e.rule ? ' (' + e.rule + ' in force)' : '')];
   for (const d of ['down', 'up']) {
@@ -138,10 +138,9 @@ $('search').addEventListener('submit', async (ev) => {
   }
   text(out, lines.join('\\n'));
   out.dataset.uid = e.uid;
-  out.dataset.groupDown = x0(e.down.group);
-  out.dataset.groupUp = x0(e.up.group);
+  out.dataset.groupDown = String(e.down.group);
+  out.dataset.groupUp = String(e.up.group);
 });
-function x0(n) { return String(n); }
 poll();
 </script>
 </body>

@@ -112,20 +112,20 @@ test('dashboard in chromium: charts have points, measured throughput within 20 %
     // the search box: alice's groups
     await page.fill('#who', 'alice');
     await page.click('#search button');
-    await page.waitForFunction(`document.getElementById('explain').dataset.uid === 'alice'`);
+    await page.locator('#explain[data-uid="alice"]').waitFor();
     const ex = await page.locator('#explain').innerText();
     assert.match(ex, /^alice: 172\.22\.200\.3/);
     assert.match(ex, /download\s+1\.50 GB\s+group 1\/5/);
     assert.match(ex, /upload\s+3\.0 MB\s+group 0\/5/);
     await page.fill('#who', '172.22.201.1');
     await page.click('#search button');
-    await page.waitForFunction(`document.getElementById('explain').dataset.uid === 'bob'`);
+    await page.locator('#explain[data-uid="bob"]').waitFor();
     await page.fill('#who', 'mallory');
     await page.click('#search button');
-    await page.waitForFunction(`/no user or IP "mallory"/.test(document.getElementById('explain').textContent)`);
+    await page.locator('#explain', { hasText: 'no user or IP "mallory"' }).waitFor();
     await page.fill('#who', 'alice');
     await page.click('#search button');
-    await page.waitForFunction(`document.getElementById('explain').dataset.uid === 'alice'`);
+    await page.locator('#explain[data-uid="alice"]').waitFor();
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     assert.deepEqual(errors, [], 'no script error');
     assert.ok(requests.every((u) => u.startsWith(`http://127.0.0.1:${port}/`)), `only the daemon is asked: ${requests.filter((u) => !u.startsWith(`http://127.0.0.1:${port}/`)).join(' ')}`);
