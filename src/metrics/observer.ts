@@ -6,7 +6,7 @@
 
 import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
-import type { Logger } from '../log.js';
+import { redact, type Logger } from '../log.js';
 import type { CycleReport } from '../daemon/cycle.js';
 import type { Desired, UserPlan } from '../plan/desired.js';
 import type { Directory } from '../sources/types.js';
@@ -278,9 +278,10 @@ export class Observer {
       site: this.config.site.name,
       at: r?.at ?? null,
       ok: r ? r.ok : null,
-      error: r?.error ?? null,
+      // error texts pass through the logger's redaction of every registered secret
+      error: r?.error ? redact(r.error) : null,
       intervalS: this.config.qos.intervalMs / 1000,
-      sources: { ldap: this.sources.health.ldap.describe(), mysql: this.sources.health.mysql.describe() },
+      sources: { ldap: redact(this.sources.health.ldap.describe()), mysql: redact(this.sources.health.mysql.describe()) },
       rule: { current: d?.rule ?? null, next: next ? { rule: next.rule, startsAt: next.startsAt.toISO() ?? '' } : null },
       totals: d ? { down: d.totals.down, up: d.totals.up } : null,
       limits: d ? [...d.limits] : [],
