@@ -104,8 +104,9 @@ export class Observer {
     m.duration.observe({ phase: 'total' }, t.totalMs / 1000);
     m.sourceUp.set({ source: 'ldap' }, this.sources.health.ldap.current.state === 'ok' ? 1 : 0);
     m.sourceUp.set({ source: 'mysql' }, this.sources.health.mysql.current.state === 'ok' ? 1 : 0);
+    // Policy gauges show the plan the kernel was last brought to: only successful cycles count.
     const d = r.desired;
-    if (!d) return;
+    if (!d || !r.ok || !r.result) return;
     for (const c of d.classes) {
       const labels = { direction: c.direction, group: String(c.group) };
       m.users.set(labels, c.users);
@@ -121,7 +122,6 @@ export class Observer {
       for (const [family, n] of Object.entries(fw.allowed)) m.allowed.set({ family }, n);
       for (const [reason, n] of Object.entries(fw.refused)) m.refused.set({ reason }, n);
     }
-    if (!r.ok || !r.result) return;
     this.desired = d;
     m.moves.inc({ direction: 'down' }, r.moves.down);
     m.moves.inc({ direction: 'up' }, r.moves.up);

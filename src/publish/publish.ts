@@ -134,7 +134,10 @@ export class Publisher {
     const n = config.publish;
     const moved = p.host !== n.host || p.port !== n.port || p.socket !== n.socket || p.user !== n.user || p.password !== n.password || p.db !== n.db;
     this.config = config;
-    if (moved || !n.enabled) await this.reset();
+    if (moved || !n.enabled) {
+      await this.whenIdle(); // a write in flight finishes (or times out) on the old pool
+      await this.reset();
+    }
   }
 
   /** Queues a write of this state; returns at once. */
