@@ -31,13 +31,13 @@ const machine = (host: string, uid: string, ip: string): string =>
 const unpaid = (uid: string): string =>
   `dn: uid=${uid},${PEOPLE_BASE}\nobjectClass: genericPerson\nobjectClass: reselPerson\nuid: ${uid}\nendInternet: 20200101000000Z\n\n`;
 
-function writeConf(extra: { metrics?: string } = {}): void {
+function writeConf(extra: { metrics?: string; publish?: string } = {}): void {
   const text = sandboxConf({
     ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
     firewall: `netns = ${gw.names.gw}`, down: '40Mbit', up: '40Mbit', timezone: 'UTC',
     ratesrules: 'rule1From = 12:00\nrule1To = 12:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
     metrics: extra.metrics ?? `listen = 127.0.0.1:${port}`,
-    publish: 'enabled = 1\ntimeout = 3s',
+    publish: extra.publish ?? 'enabled = 1\ntimeout = 3s',
     site: `name = ${SITE}`,
     qos: 'verifyInterval = 2s',
   });
@@ -185,18 +185,18 @@ test('counters stay monotonic when the classes are re-created (start rebuilds th
 });
 
 type Row = Record<string, string | number | null>;
-async function tables(): Promise<{ people: Row[]; classes: Row[] }> {
-  const people = await db.select<Row>(`SELECT site, cn, uid, way, \`group\`, amount FROM qos.people_data ORDER BY site, uid, way`);
-  const classes = await db.select<Row>(`SELECT site, idx, way, tc_index, \`limit\`, rate, ceil, users, active_users FROM qos.classes ORDER BY site, way, idx`);
+async function tables(server: MariadbServer = db): Promise<{ people: Row[]; classes: Row[] }> {
+  const people = await server.select<Row>(`SELECT site, cn, uid, way, \`group\`, amount FROM qos.people_data ORDER BY site, uid, way`);
+  const classes = await server.select<Row>(`SELECT site, idx, way, tc_index, \`limit\`, rate, ceil, users, active_users FROM qos.classes ORDER BY site, way, idx`);
   return { people, classes };
 }
 
-async function assertTablesEqualPlan(): Promise<void> {
+async function assertTablesEqualPlan(server: MariadbServer = db): Promise<void> {
   const plan = await planJson();
   // the daemon publishes beside the cycle: wait until the tables show the plan (or time out)
   let last = '';
   for (let i = 0; i < 50; i++) {
-    const t = await tables();
+    const t = await tables(server);
     const people = t.people.map((r) => `${r.site} ${r.cn} ${r.uid} ${r.way} ${r.group} ${r.amount}`);
     const want = plan.users.flatMap((u) => (['down', 'up'] as const).map((w) => `${SITE} uid=${u.uid},${PEOPLE_BASE} ${u.uid} ${w} ${u[w].group} ${u[w].bytes}`)).sort();
     const classes = t.classes.map((r) => `${r.site} ${r.way} ${r.idx} ${r.tc_index} ${r.rate} ${r.ceil} ${r.users}`).sort();
@@ -242,6 +242,41 @@ test('published tables equal plan --json after a cycle; only changed rows are wr
   assert.match(logText(), /publish: .* written again/);
   const carol = await db.select(`SELECT uid FROM qos.people_data WHERE uid = 'carol'`);
   assert.equal(carol.length, 2);
+});
+
+test('[publish] host: another server; hung (SIGSTOP) it costs the cycles nothing, the write times out, the next success rewrites all', async () => {
+  const db2 = await startMariadb({ timezone: '+00:00' });
+  try {
+    writeConf({ publish: `enabled = 1\ntimeout = 3s\nhost = ${db2.host}:${db2.port}\nuser = ${db2.user}\npassword = ${db2.password}` });
+    const r = await c('reload');
+    assert.equal(r.code, 0, r.stderr);
+    await c('update');
+    await assertTablesEqualPlan(db2);
+    const errorsBefore = logText().split('\n').filter((l) => /publish: cannot write/.test(l)).length;
+    await db2.query(`UPDATE qos.people_data SET amount = 1 WHERE uid = 'alice' AND way = 'down'`);
+    process.kill(db2.pid()!, 'SIGSTOP');
+    try {
+      await slapd.add(person('erin') + machine('pc-erin', 'erin', '204.1'));
+      const t0 = Date.now();
+      const u = await c('update');
+      assert.equal(u.code, 0, u.stdout + u.stderr);
+      assert.ok(Date.now() - t0 < 3000, `a cycle took ${Date.now() - t0} ms while the publish database hangs`);
+      await sleep(4000); // past [publish] timeout
+      assert.equal((await c('update')).code, 0);
+      const errors = logText().split('\n').filter((l) => /publish: cannot write/.test(l));
+      assert.equal(errors.length, errorsBefore + 1, errors.join('\n'));
+    } finally {
+      process.kill(db2.pid()!, 'SIGCONT');
+    }
+    await c('update');
+    await assertTablesEqualPlan(db2);
+    const erin = await db2.select(`SELECT uid FROM qos.people_data WHERE uid = 'erin'`);
+    assert.equal(erin.length, 2);
+  } finally {
+    writeConf();
+    await c('reload');
+    await db2.stop();
+  }
 });
 
 test('token and listen: reload rebinds; without the bearer token 401; check exits 2 for a public listen without token', async () => {
