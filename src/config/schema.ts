@@ -50,7 +50,7 @@ export const KEYS: readonly KeySpec[] = [
   k('ldap', 'connectTimeout', '5s', true, 'TCP/TLS connect timeout'),
   k('ldap', 'timeout', '20s', true, 'timeout of one LDAP operation (each page)'),
   k('ldap', 'refresh', '10m', true, 'period of the full directory fetch; between two, each cycle asks only for the entries modified since the last one (modifyTimestamp, needs `index modifyTimestamp eq` on the server). Deleted entries are only noticed by the next full fetch (or `reselqos update`). 0 = a full fetch every cycle'),
-  k('ldap', 'maxShrink', '20%', true, 'refuse a directory that lost more than this share of machines since the last good one'),
+  k('ldap', 'maxShrink', '20%', true, 'refuse a directory that lost more than this share of machines since the last good one (past with update --force), or of machines allowed per family, entitled owners or machines with an IP since the largest of the last 24 h (the entitlement guard; past with update --accept)'),
   // [database]
   k('database', 'host', undefined, true, 'MySQL/MariaDB server: host name or host:port'),
   k('database', 'port', '3306', true, 'TCP port (when host has none)'),

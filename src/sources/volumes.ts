@@ -17,7 +17,7 @@
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
 import { parseIp, type IpParse } from '../net/ip.js';
-import type { Logger } from '../log.js';
+import { escapeControl as esc, type Logger } from '../log.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Usage, type Volume } from './types.js';
 
@@ -389,7 +389,7 @@ export class VolumeSource {
       const mine = parts.slice(t * per, (t + 1) * per);
       badRows.push(...new Set(mine.flatMap((p) => [...p.badRows])));
       const ips = new Map(mine.flatMap((p) => [...p.badIps]));
-      for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? `${JSON.stringify(raw)} (${reason})` : '');
+      for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? esc(`${JSON.stringify(raw)} (${reason})`) : '');
     }
     if (badRows.length > 0) {
       this.log.warn(`mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`);

@@ -67,7 +67,14 @@ test('directory: suffix and full IPs, inactive machines, organisations, bad entr
   const d = await new LdapSource(configFor()).fetch();
   const byHost = new Map(d.machines.map((m) => [m.host, m]));
   assert.deepEqual(byHost.get('pc-jdupont')!.ips4, ['172.22.200.3']);
-  assert.deepEqual(byHost.get('tel-jdupont')!.ips4, ['10.9.8.7', '172.22.200.4'], 'a full dotted quad is taken as is');
+  // With the firewall on, an address outside [firewall] userNetworks (default: the network of
+  // areaPrefix, 172.22.0.0/16) is not a user's: skipped and named (issue 11, finding 5).
+  assert.deepEqual(byHost.get('tel-jdupont')!.ips4, ['172.22.200.4']);
+  assert.ok(d.skipped.some((x) => x.dn === `host=tel-jdupont,${MACHINES_BASE}` && x.reason === 'ipHostNumber "10.9.8.7": 10.9.8.7 is outside [firewall] userNetworks (172.22.0.0/16)'), JSON.stringify(d.skipped));
+  const wide = await new LdapSource(configFor({ firewall: 'userNetworks = 172.22.0.0/16, 10.9.8.0/24' })).fetch();
+  assert.deepEqual(wide.machines.find((m) => m.host === 'tel-jdupont')!.ips4, ['10.9.8.7', '172.22.200.4'], 'a full dotted quad inside userNetworks is taken as is');
+  const open = await new LdapSource(configFor({ firewall: 'enabled = 0' })).fetch();
+  assert.deepEqual(open.machines.find((m) => m.host === 'tel-jdupont')!.ips4, ['10.9.8.7', '172.22.200.4'], 'no firewall: no user networks to check');
   assert.equal(byHost.get('old-jdupont')!.active, false);
   assert.equal(byHost.get('srv-club')!.owner, 'clubrezo');
   assert.equal(d.owners.find((o) => o.uid === 'clubrezo')!.kind, 'organisation');
@@ -296,7 +303,7 @@ test('reselqos plan --json against the real servers', async () => {
   assert.equal(j.changes, null, 'no int0/ext0 here: the kernel comparison is unknown, said on stderr');
   assert.match(r.stderr, /cannot compare with the live kernel: cannot read tc state of interface/);
   const jd = j.users.find((u: { uid: string }) => u.uid === 'jdupont');
-  assert.deepEqual(jd, { uid: 'jdupont', ips: ['10.9.8.7', '172.22.200.3', '172.22.200.4'], down: { bytes: 4_000_000_000, group: 2 }, up: { bytes: 2000, group: 0 } });
+  assert.deepEqual(jd, { uid: 'jdupont', ips: ['172.22.200.3', '172.22.200.4'], down: { bytes: 4_000_000_000, group: 2 }, up: { bytes: 2000, group: 0 } });
   assert.ok(!j.users.some((u: { uid: string }) => u.uid === 'nobody'));
   assert.equal(j.classes.length, 12);
   for (const dir of ['down', 'up']) {
@@ -306,6 +313,7 @@ test('reselqos plan --json against the real servers', async () => {
     assert.ok(cs.reduce((a: number, c: { rateBps: number }) => a + c.rateBps, 0) <= 50_000_000);
   }
   assert.ok(j.skipped.some((s: { dn: string; reason: string }) => s.dn.startsWith('host=ghost') && /does not exist/.test(s.reason)));
+  assert.ok(j.skipped.some((s: { dn: string; reason: string }) => s.dn.startsWith('host=tel-jdupont') && /10\.9\.8\.7 is outside \[firewall\] userNetworks/.test(s.reason)));
   // nothing written: plan changes nothing anywhere
   const { existsSync } = await import('node:fs');
   assert.equal(existsSync(join(dir, 'state', 'directory.json')), false);
