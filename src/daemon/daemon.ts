@@ -56,8 +56,8 @@ export class Daemon {
     try {
       await checkKernel(this.config, realExec); // kernel features are global: probe from our own namespace
       this.rt = await openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec });
-      this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
       this.watch = new Observability(this.config, this.rt, this.log, this.clock);
+      this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
       await this.watch.open(this.config);
     } catch (e) {
       await release(pidFile);
