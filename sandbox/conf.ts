@@ -20,6 +20,11 @@ export interface SandboxConfOptions {
   qos?: string;
   ratesrules?: string;
   log?: string;
+  /** [metrics] lines; default `listen =` (off: parallel daemons would fight over 127.0.0.1:9721) */
+  metrics?: string;
+  /** [publish] and [site] lines */
+  publish?: string;
+  site?: string;
 }
 
 export function sandboxConf(o: SandboxConfOptions): string {
@@ -70,5 +75,14 @@ run = ${o.dir}/run
 [log]
 level = info
 ${o.log ?? ''}
+
+[metrics]
+${o.metrics ?? 'listen ='}
+
+[publish]
+${o.publish ?? ''}
+
+[site]
+${o.site ?? ''}
 `;
 }

@@ -19,6 +19,7 @@ import { generateCampus, loadCampus, prng, type Campus } from './campus.js';
 import { createGateway, startIperfServer, runIperf, cleanupStale, type Gateway, type IperfServer } from './netns.js';
 import { sandboxConf } from './conf.js';
 import { probe, startBannerServer } from './tcp.js';
+import { createServer } from 'node:net';
 import { realExec } from '../src/kernel/exec.js';
 import type { BackgroundProcess } from './spawn.js';
 import { readIpsets } from '../src/kernel/read.js';
@@ -101,10 +102,12 @@ async function main(): Promise<void> {
       createGateway({ prefix: `rq-demo-${process.pid}-`, userIps: campus.machines.map((m) => m.ip) }),
     ]);
     await loadCampus(sb.slapd, campus);
+    const httpPort = await freePort();
     writeFileSync(sb.conf, sandboxConf({
       ldapUrl: sb.slapd.url, db: { host: sb.db.host, port: sb.db.port, user: sb.db.user, password: sb.db.password }, dir,
       firewall: `netns = ${sb.gw.names.gw}`, down: '50Mbit', up: '20Mbit', timezone: 'UTC',
       qos: 'classSeperationBase = 200MB\ncount = active',
+      metrics: `listen = 127.0.0.1:${httpPort}`, publish: 'enabled = 1', site: 'name = demo',
     }));
     chmodSync(sb.conf, 0o600);
 
@@ -158,7 +161,9 @@ async function main(): Promise<void> {
     say(`  node ${cli} status -c ${sb.conf}`);
     say(`  node ${cli} explain ${iperfUsers[0]!.uid} -c ${sb.conf}`);
     say(`  node ${cli} plan -c ${sb.conf}`);
-    say(`  tail -f ${join(dir, 'log', 'reselqos.log')}\n`);
+    say(`  tail -f ${join(dir, 'log', 'reselqos.log')}`);
+    say(`dashboard: http://127.0.0.1:${httpPort}/   Prometheus metrics: http://127.0.0.1:${httpPort}/metrics`);
+    say(`published state: mariadb -S ${sb.db.socket} qos -e 'SELECT * FROM classes'\n`);
     while (!stopping && (Date.now() - started) / 1000 < duration) {
       await feed();
       await sleep(2000);
@@ -210,3 +215,16 @@ main().then(() => process.exit(0), (e: Error) => {
   process.stderr.write(`demo failed: ${e.stack ?? e.message}\n`);
   process.exit(1);
 });
+
+/** A TCP port free on loopback right now (the dashboard's). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}

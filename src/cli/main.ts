@@ -7,6 +7,7 @@ import { runCheck } from './check.js';
 import { runPlan } from './plan.js';
 import { runOnce, runClear } from './kernel.js';
 import { runForeground, runStart, runStop, runUpdate, runReload, runStatus, runExplain } from './service.js';
+import { runTop } from './top.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
 interface Verb {
@@ -84,6 +85,12 @@ const VERBS: Record<string, Verb> = {
     usage: 'reselqos explain <uid|ip> [-c FILE] [--json]',
     options: { ...CONFIG_OPT, json: { type: 'boolean' } },
     run: (v, p, io) => runExplain(v['config'] as string | undefined, p[0], v['json'] === true, io, systemClock),
+  },
+  top: {
+    summary: 'live view: each group\'s throughput now against its rate, the largest users; q quits',
+    usage: 'reselqos top [-c FILE] [--once]',
+    options: { ...CONFIG_OPT, once: { type: 'boolean' } },
+    run: (v, _p, io) => runTop(v['config'] as string | undefined, v['once'] === true, io),
   },
   clear: {
     summary: 'remove every kernel object reselqos owns (chains, rules, qdiscs, sets), nothing else',

@@ -4,6 +4,8 @@
 // permission check. Never reads anything but the one file; never exits the process.
 
 import { readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import * as ini from 'ini';
 import { IANAZone } from 'luxon';
 import { KEYS, SECTIONS, type Section, specOf, isPatternKey } from './schema.js';
@@ -133,6 +135,25 @@ export interface QosConfig {
   readonly verifyIntervalMs: number;
 }
 
+export interface MetricsConfig {
+  /** null = no HTTP listener */
+  readonly listen: { readonly host: string; readonly port: number } | null;
+  /** '' = no authentication (loopback only) */
+  readonly token: string;
+}
+
+export interface PublishConfig {
+  readonly enabled: boolean;
+  readonly db: string;
+  /** the server written to: [publish] host/user/password, else the [database] ones */
+  readonly host: string;
+  readonly port: number;
+  readonly socket: string | null;
+  readonly user: string;
+  readonly password: string;
+  readonly timeoutMs: number;
+}
+
 export interface Config {
   readonly file: string;
   readonly ldap: LdapConfig;
@@ -144,6 +165,10 @@ export interface Config {
   readonly qos: QosConfig;
   readonly paths: { readonly log: string; readonly state: string; readonly run: string };
   readonly log: { readonly level: LogLevel };
+  /** [site] name, or the host name */
+  readonly site: { readonly name: string };
+  readonly metrics: MetricsConfig;
+  readonly publish: PublishConfig;
   readonly warnings: readonly string[];
   /** raw values as written, per "section.key" (lowercased key), to tell what a reload changes */
   readonly raw: Readonly<Record<string, string>>;
@@ -699,6 +724,35 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
   const paths = { log: absPath('log'), state: absPath('state'), run: absPath('run') };
   const log = { level: R('log').oneOf('level', ['error', 'warn', 'info', 'debug'] as const) };
 
+  // [site], [metrics], [publish]
+  const site = { name: R('site').parse('name', (raw) => {
+    if (raw !== '' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(raw)) throw new UnitError(`expected a name of letters, digits, _ . - (at most 64), got "${raw}"`);
+    return raw;
+  }, '') || hostname() };
+  const mx = R('metrics');
+  const metrics: MetricsConfig = {
+    listen: mx.parse('listen', parseListen, null),
+    token: mx.str('token'),
+  };
+  if (metrics.listen && !isLoopback(metrics.listen.host) && metrics.token === '') {
+    ctx.problem('metrics', 'listen', `${metrics.listen.host} is not a loopback address: set [metrics] token (requests then need Authorization: Bearer <token>)`);
+  }
+  const pb = R('publish');
+  const pbHost = pb.parse('host', (raw) => (raw === '' ? null : parseDbHost(raw)), null);
+  const publish: PublishConfig = {
+    enabled: pb.bool('enabled'),
+    db: pb.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
+    host: pbHost ? pbHost.host : database.host,
+    port: pbHost ? pbHost.port ?? 3306 : database.port,
+    socket: pbHost ? null : database.socket,
+    user: pbHost ? pb.str('user') : database.user,
+    password: pbHost ? pb.str('password') : database.password,
+    timeoutMs: pb.duration('timeout', 100),
+  };
+  if (!pbHost) {
+    for (const key of ['user', 'password']) if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host (the [database] account is used)');
+  }
+
   // Unknown keys (warnings), after every reader ran.
   const raw: Record<string, string> = {};
   for (const s of SECTIONS) {
@@ -714,15 +768,30 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
   }
 
   // A password in a file others can read.
-  if ((ldap.password !== '' || database.password !== '') && opts.mode !== undefined && (opts.mode & 0o044) !== 0) {
+  if ((ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '') && opts.mode !== undefined && (opts.mode & 0o044) !== 0) {
     ctx.problem('', null, `holds a password but is readable by others than its owner (mode ${(opts.mode & 0o777).toString(8).padStart(4, '0')}): run chmod 600 ${file}`, null);
   }
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
-    file, ldap, database, firewall, rates, rateRules, qos, paths, log,
+    file, ldap, database, firewall, rates, rateRules, qos, paths, log, site, metrics, publish,
     warnings: ctx.warnings, raw,
   });
+}
+
+/** "127.0.0.1:9721", "[::1]:9721", "0.0.0.0:9721"; '' = off. */
+function parseListen(raw: string): { host: string; port: number } | null {
+  if (raw === '') return null;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(raw);
+  const host = m ? (m[1] ?? m[2] ?? '').toLowerCase() : '';
+  const port = m ? Number(m[3]) : 0;
+  // node's own check (the user-IP parser refuses loopback and unspecified addresses, which are fine here)
+  if (!m || isIP(host) !== (m[1] ? 6 : 4) || port < 1 || port > 65535) throw new UnitError(`expected an IP address and port such as 127.0.0.1:9721 or [::1]:9721, got "${raw}"`);
+  return { host, port };
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || ip.startsWith('127.');
 }
 
 function cidrList(raw: string, family: 4 | 6 | null): string[] {

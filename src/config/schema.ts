@@ -3,7 +3,7 @@
 // (warnings) and restart-only keys (named in the reload answer); docs/CONFIG.md is
 // checked against it by a test. Pure data: no I/O here.
 
-export type Section = 'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'path' | 'log';
+export type Section = 'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'path' | 'log' | 'site' | 'metrics' | 'publish';
 
 export interface KeySpec {
   readonly section: Section;
@@ -128,9 +128,21 @@ export const KEYS: readonly KeySpec[] = [
   k('path', 'run', '/run/reselqos', false, 'runtime directory (pid file, control socket)'),
   // [log]
   k('log', 'level', 'info', true, 'error, warn, info or debug'),
+  // [site]
+  k('site', 'name', '', false, 'name of this gateway in shared tables (published state); empty = the host name'),
+  // [metrics]
+  k('metrics', 'listen', '127.0.0.1:9721', true, 'address:port of the HTTP listener serving /metrics (Prometheus) and the dashboard at /; empty = off. Any address other than loopback needs token'),
+  k('metrics', 'token', '', true, 'when set, every request needs the header Authorization: Bearer <token> (401 otherwise)'),
+  // [publish]
+  k('publish', 'enabled', '0', true, '1 = after each applied cycle, write the per-user groups and volumes (people_data) and the classes (classes) to a MySQL database for the campus site'),
+  k('publish', 'db', 'qos', true, 'database of the published tables (created when missing)'),
+  k('publish', 'host', '', true, 'MySQL/MariaDB server (host or host:port); empty = the [database] server, user and password'),
+  k('publish', 'user', '', true, 'user with CREATE, SELECT, INSERT, UPDATE, DELETE on the db (with host set)'),
+  k('publish', 'password', '', true, 'its password (with host set; the file must then be mode 0600)'),
+  k('publish', 'timeout', '10s', true, 'time allowed for one write (connect and transaction); past it the cycle goes on and the next success writes everything'),
 ];
 
-export const SECTIONS: readonly Section[] = ['ldap', 'database', 'firewall', 'rates', 'ratesrules', 'qos', 'path', 'log'];
+export const SECTIONS: readonly Section[] = ['ldap', 'database', 'firewall', 'rates', 'ratesrules', 'qos', 'path', 'log', 'site', 'metrics', 'publish'];
 
 export function specOf(section: Section, key: string): KeySpec | undefined {
   const lower = key.toLowerCase();

@@ -16,6 +16,7 @@ import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';
 import { serveControl, pidPath, type ControlAnswer, type ControlRequest } from './control.js';
 import { acquire, release } from './pidfile.js';
+import { Observability } from './observe.js';
 
 export interface StatusJson {
   running: true;
@@ -29,6 +30,7 @@ export interface StatusJson {
 
 export class Daemon {
   private rt!: Runtime;
+  private watch!: Observability;
   private server: Server | null = null;
   private timer: NodeJS.Timeout | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -54,7 +56,9 @@ export class Daemon {
     try {
       await checkKernel(this.config, realExec); // kernel features are global: probe from our own namespace
       this.rt = await openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec });
+      this.watch = new Observability(this.config, this.rt, this.log, this.clock);
       this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
+      await this.watch.open(this.config);
     } catch (e) {
       await release(pidFile);
       throw e;
@@ -107,6 +111,7 @@ export class Daemon {
     } else {
       this.log.debug(line);
     }
+    await this.watch.cycle(report);
     await this.rt.sources.persist();
     return report;
   }
@@ -125,6 +130,8 @@ export class Daemon {
     const restart = restartOnlyChanges(this.config, next);
     registerSecret(next.ldap.password);
     registerSecret(next.database.password);
+    registerSecret(next.publish.password);
+    registerSecret(next.metrics.token);
     // Keys that need a restart keep their running values: the kernel object names, paths, interfaces.
     const applied: Config = restart.length ? mergeRestartOnly(this.config, next) : next;
     await this.queue; // not in the middle of a cycle
@@ -132,6 +139,7 @@ export class Daemon {
     await this.rt.sources.reconfigure(applied);
     this.rt.reconciler.reconfigure(applied);
     this.rt.cycles.reconfigure(applied);
+    await this.watch.reconfigure(applied);
     this.log.setLevel(applied.log.level);
     for (const w of next.warnings) this.log.warn(`reload: ${w}`);
     const message = `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
@@ -175,6 +183,8 @@ export class Daemon {
         const e = explain(d, req.who);
         return e ? { ok: true, explain: e } : { ok: false, error: `no user or IP "${req.who}" in the directory` };
       }
+      case 'top':
+        return { ok: true, top: await this.watch.observer.top() };
       default:
         return { ok: false, error: 'unknown command' };
     }
@@ -189,6 +199,7 @@ export class Daemon {
     await this.queue;
     await this.rt.sources.persist({ forceUsage: true });
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.watch.close();
     await this.rt.close();
     await release(pidPath(this.config.paths.run));
     this.log.info('stopped');
@@ -207,5 +218,6 @@ function mergeRestartOnly(running: Config, next: Config): Config {
       markDown: running.qos.markDown, markUp: running.qos.markUp,
     }),
     paths: running.paths,
+    site: running.site,
   });
 }

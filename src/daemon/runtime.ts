@@ -23,6 +23,8 @@ export interface Runtime {
 export function fileLogger(config: Config, stderr: boolean): FileLogger {
   registerSecret(config.ldap.password);
   registerSecret(config.database.password);
+  registerSecret(config.publish.password);
+  registerSecret(config.metrics.token);
   return createLogger({ level: config.log.level, dir: config.paths.log, stderr });
 }
 
