@@ -142,7 +142,7 @@ test('the init script: sh -n, checkbashisms when installed, usage', async (t) =>
   assert.equal(n.code, 0, show(n));
   const help = await run('sh', [init, 'help']);
   assert.equal(help.code, 0, show(help));
-  assert.match(help.stdout, /\{start\|stop\|restart\|reload\|force-reload\|update \[--force\]\|status\|help\}/);
+  assert.match(help.stdout, /\{start\|stop\|restart\|reload\|force-reload\|update \[--force\|--accept\]\|status\|help\}/);
   const bad = await run('sh', [init, 'bogus']);
   assert.equal(bad.code, 2, show(bad));
   const installN = await run('sh', ['-n', installSh]);
