@@ -20,6 +20,8 @@ export interface SandboxConfOptions {
   qos?: string;
   ratesrules?: string;
   log?: string;
+  /** [log] level. Default info. */
+  logLevel?: string;
 }
 
 export function sandboxConf(o: SandboxConfOptions): string {
@@ -68,7 +70,7 @@ state = ${o.dir}/state
 run = ${o.dir}/run
 
 [log]
-level = info
+level = ${o.logLevel ?? 'info'}
 ${o.log ?? ''}
 `;
 }
