@@ -61,19 +61,21 @@ function childrenOf(pid: number): number[] {
   }
 }
 
+/** A server stopped (SIGTERM), kept down for the hold, started again on the same port. */
+async function downFor(server: { pid(): number | undefined; running(): boolean; restart(): Promise<void> }, what: string, holdMs: number): Promise<string> {
+  const pid = server.pid();
+  if (pid === undefined) throw new Error(`${what} is not running`);
+  process.kill(pid, 'SIGTERM');
+  await until(() => !server.running(), 30_000);
+  await sleep(holdMs);
+  await server.restart();
+  return `${what} down ${(holdMs / 1000).toFixed(0)} s`;
+}
+
 const slapdStop: Fault = {
   name: 'slapd-stop',
   effects: [],
-  async run(ctx) {
-    const slapd = ctx.st.slapd!;
-    const pid = slapd.pid();
-    if (pid === undefined) throw new Error('slapd-stop: slapd is not running');
-    process.kill(pid, 'SIGTERM');
-    await until(() => !slapd.running(), 10_000);
-    await sleep(ctx.holdMs);
-    await slapd.restart();
-    return `slapd down ${(ctx.holdMs / 1000).toFixed(0)} s`;
-  },
+  run: (ctx) => downFor(ctx.st.slapd!, 'slapd', ctx.holdMs),
 };
 
 const slapdFreeze: Fault = {
@@ -94,16 +96,7 @@ const slapdFreeze: Fault = {
 const mariadbRestart: Fault = {
   name: 'mariadb-restart',
   effects: [],
-  async run(ctx) {
-    const db = ctx.st.db!;
-    const pid = db.pid();
-    if (pid === undefined) throw new Error('mariadb-restart: mariadbd is not running');
-    process.kill(pid, 'SIGTERM');
-    await until(() => !db.running(), 30_000);
-    await sleep(ctx.holdMs);
-    await db.restart();
-    return `mariadbd down ${(ctx.holdMs / 1000).toFixed(0)} s`;
-  },
+  run: (ctx) => downFor(ctx.st.db!, 'mariadbd', ctx.holdMs),
 };
 
 /** The directory fault of issue 11: every machine loses its IP attribute, then gets it back. */

@@ -2,10 +2,4 @@
 # `npm run soak -- --minutes N`: the real daemon on the sandbox gateway under injected faults
 # (docs/RELIABILITY.md). Installs what is missing, builds, runs; the last line is one JSON object.
 #   npm run soak -- --minutes 60 --log /tmp/soak-daemon.log
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-bash scripts/npm-deps.sh
-npm run --silent build
-npm run --silent build:sandbox
-exec node build/sandbox/soak.js "$@"
+exec bash "$(dirname "$0")/sandbox.sh" soak "$@"
