@@ -147,6 +147,9 @@ export class Checker {
   excused = new Set<KernelKind>();
   /** the soak is killing or (re)starting the daemon: its absence is expected */
   daemonExpectedDown = false;
+  /** `reselqos start` is rebuilding; samples then missing an entitled machine are counted here */
+  switching = false;
+  switchGaps = 0;
   pid: number | null = null;
   proc: ProcSample | null = null;
   private episodes = new Set<Kind>();
@@ -231,6 +234,7 @@ export class Checker {
     const dev = this.deviations(s);
     for (const kind of ['entitled-missing', 'refused-allowed', 'qos-sets', 'chains'] as const) {
       const d = dev.get(kind);
+      if (d !== undefined && kind === 'entitled-missing' && this.switching) this.switchGaps++;
       if (d === undefined || this.excused.has(kind)) {
         this.episodes.delete(kind);
         this.pending.delete(kind);

@@ -69,6 +69,8 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
     const had = checker.excused.has('entitled-missing');
     checker.daemonExpectedDown = true;
     checker.excused.add('entitled-missing');
+    checker.switching = true;
+    const gaps = checker.switchGaps;
     try {
       const out = await reselqos(st, 'start');
       st.daemonStarted = true;
@@ -77,8 +79,10 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
         await sleep(100);
         await checker.sample();
       }
-      return out;
+      const seen = checker.switchGaps - gaps;
+      return seen ? `${out}\n(rebuild switch: ${seen} sample(s) with an entitled machine missing, excused)` : out;
     } finally {
+      checker.switching = false;
       if (!had) checker.excused.delete('entitled-missing');
       checker.daemonExpectedDown = false;
     }
