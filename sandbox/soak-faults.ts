@@ -50,7 +50,7 @@ async function until(pred: () => boolean, timeoutMs: number, stepMs = 50): Promi
 
 const runDir = (ctx: FaultContext): string => join(ctx.st.dir, 'run');
 const brief = (a: ControlAnswer | Error): string =>
-  a instanceof Error ? `error: ${a.message.split('\n')[0]}` : a.ok ? 'ok' : `refused: ${String(a['error'] ?? '').replace(/\s+/g, ' ').slice(0, 200)}`;
+  a instanceof Error ? `error: ${a.message.split('\n')[0]}` : a.ok ? 'ok' : `refused: ${(typeof a['error'] === 'string' ? a['error'] : JSON.stringify(a)).replace(/\s+/g, ' ').slice(0, 200)}`;
 
 /** Children of a process (any of its threads), from /proc. */
 function childrenOf(pid: number): number[] {
