@@ -36,7 +36,7 @@ test('a two-minute soak: at least five faults, every one repaired within two cyc
   assert.equal(r['minutes'], 2);
   assert.ok((r['faults'] as number) >= 5, `faults ${String(r['faults'])} < 5`);
   assert.ok((r['cycles'] as number) > 20, `cycles ${String(r['cycles'])}`);
-  assert.equal(r['violations'], 0, `violations:\n${problems}`);
+  assert.equal(r['violations'], 0, `${last}\nviolations:\n${problems}`);
   assert.ok((r['maxRepairCycles'] as number) <= 2, last);
   assert.equal(code, 0, out.slice(-2000));
   assert.deepEqual(lines.filter((l) => /could not inject/.test(l)), [], 'every fault was injected');
