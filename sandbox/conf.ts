@@ -25,6 +25,8 @@ export interface SandboxConfOptions {
   /** [publish] and [site] lines */
   publish?: string;
   site?: string;
+  /** [log] level. Default info. */
+  logLevel?: string;
 }
 
 export function sandboxConf(o: SandboxConfOptions): string {
@@ -73,7 +75,7 @@ state = ${o.dir}/state
 run = ${o.dir}/run
 
 [log]
-level = info
+level = ${o.logLevel ?? 'info'}
 ${o.log ?? ''}
 
 [metrics]
