@@ -108,10 +108,10 @@ export function waterfill(target: number, w: readonly number[], lo: readonly num
   return [...hi];
 }
 
-/** Floors real values (within 1e-9 relative, so 29.9999999997 is 30), never above cap, then hands the leftover units out. */
+/** Floors real values (within 1e-12 relative, so 29999999.9999999 is 30000000), never above cap, then hands the leftover units out. */
 export function integerize(x: readonly number[], cap: readonly number[], target: number): number[] {
   const n = x.length;
-  const out = x.map((v, i) => Math.min(cap[i]!, Math.max(0, Math.floor(v + 1e-9 * Math.max(1, Math.abs(v))))));
+  const out = x.map((v, i) => Math.min(cap[i]!, Math.max(0, Math.floor(v + 1e-12 * Math.max(1e6, Math.abs(v))))));
   const frac = x.map((v, i) => v - out[i]!);
   let left = Math.min(target, Math.round(x.reduce((a, b) => a + b, 0))) - out.reduce((a, b) => a + b, 0);
   const order = [...Array(n).keys()].sort((a, b) => frac[b]! - frac[a]! || a - b);

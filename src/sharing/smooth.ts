@@ -42,6 +42,12 @@ export function smoothStep(current: number | null, target: number, room: number,
   return Math.max(0, Math.min(next, Math.floor(room)));
 }
 
+/** A site's row: `allocated` is what it applied while its demand was measured (saturation);
+ *  `applied` what its kernel may be running now (room); absent = `allocated`. */
+export interface Row extends SiteInput {
+  readonly applied?: Pair | null;
+}
+
 export interface Decision {
   /** the instantaneous target (allocate()) */
   readonly target: Pair;
@@ -56,11 +62,11 @@ export interface Decision {
  * and the allocation it applies now as `allocated`). Rows are sorted by site name so that every
  * site feeds allocate() the same list.
  */
-export function decide(self: string, global: Pair, rows: readonly SiteInput[], current: Pair | null, o: { alpha?: number; deadband?: number } = {}): Decision {
+export function decide(self: string, global: Pair, rows: readonly Row[], current: Pair | null, o: { alpha?: number; deadband?: number } = {}): Decision {
   const sorted = [...rows].sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
   const me = sorted.findIndex((r) => r.site === self);
   if (me < 0) throw new Error(`decide: no row for site "${self}"`);
-  const shares = allocate({ global, sites: sorted });
+  const shares = allocate({ global, sites: sorted.map(({ applied: _a, ...site }) => site) });
   const allFresh = sorted.every((r) => r.fresh);
   const target = { down: shares[me]!.down, up: shares[me]!.up };
   const next = {} as Record<Dir, number>;
@@ -69,7 +75,8 @@ export function decide(self: string, global: Pair, rows: readonly SiteInput[], c
     let others = 0;
     sorted.forEach((r, i) => {
       if (i === me) return;
-      others += r.fresh && r.allocated ? r.allocated[d] : st[i]!;
+      const now = r.applied ?? r.allocated;
+      others += r.fresh && now ? now[d] : st[i]!;
     });
     next[d] = smoothStep(current ? current[d] : null, target[d], global[d] - others, { global: global[d], ...o });
   }
