@@ -230,6 +230,15 @@ export function statusText(s: StatusJson): string {
       lines.push(`  group ${c.group}: ${String(c.users).padStart(6)} users, class ${formatRate(c.rateBps)}${c.users ? `, ${formatRate(Math.floor(c.rateBps / c.users))} per user` : ''}`);
     }
   }
+  const sh = s.sharing;
+  if (sh?.enabled && sh.allocation && sh.demand && sh.global && sh.cap) {
+    const pair = (p: { down: number; up: number }): string => `${formatRate(p.down)} down, ${formatRate(p.up)} up`;
+    lines.push(`site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? 'a site is stale: static split' : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`);
+    lines.push(`  demand ${pair(sh.demand)}; allocation ${pair(sh.allocation)}`);
+    for (const p of sh.peers) lines.push(`  peer ${p.site}: ${p.fresh ? 'fresh' : 'STALE'} (${p.ageS}s), demand ${pair(p.demand)}, allocation ${pair(p.allocation)}`);
+  } else if (sh) {
+    lines.push(`site ${sh.site} (sharing off)`);
+  }
   return lines.join('\n');
 }
 

@@ -1,9 +1,11 @@
 // qos.conf -> one typed, frozen Config, built once and passed by constructor.
 // Owns: INI parsing (the `ini` package), validation that collects EVERY problem
 // (each naming file:line, section and key), unknown-key warnings, the password
-// permission check. Never reads anything but the one file; never exits the process.
+// permission check. Never reads anything but the one file (and, in loadConfig, the host name:
+// the default [site] name); never exits the process.
 
 import { readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import * as ini from 'ini';
 import { IANAZone } from 'luxon';
 import { KEYS, SECTIONS, type Section, specOf, isPatternKey } from './schema.js';
@@ -128,8 +130,19 @@ export interface QosConfig {
   readonly verifyIntervalMs: number;
 }
 
+export interface SharingConfig {
+  readonly enabled: boolean;
+  readonly weight: number;
+  /** intervals after which a site's row is stale */
+  readonly stale: number;
+  readonly db: string;
+}
+
 export interface Config {
   readonly file: string;
+  /** [site] name: this gateway among the sites (default: the host name) */
+  readonly site: { readonly name: string };
+  readonly sharing: SharingConfig;
   readonly ldap: LdapConfig;
   readonly database: DatabaseConfig;
   readonly firewall: FirewallConfig;
@@ -340,6 +353,7 @@ const SQL_IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const LDAP_ATTR = /^[A-Za-z][A-Za-z0-9-]*$/;
 const SET_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,20}$/;
 const CHAIN_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,15}$/;
+const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 function parseLdapHost(raw: string): string {
   const v = raw.trim();
@@ -439,7 +453,7 @@ function windowsOverlap(a: RateRule, b: RateRule): boolean {
 export { inWindow };
 
 /** Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem. */
-export function parseConfig(text: string, file: string, opts: { mode?: number } = {}): Config {
+export function parseConfig(text: string, file: string, opts: { mode?: number; hostname?: string } = {}): Config {
   const lines = indexLines(text);
   const ctx = new Ctx(file, lines);
   let parsed: Record<string, unknown>;
@@ -679,6 +693,25 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     }
   }
 
+  // [site], [sharing]
+  const siteName = R('site').parse('name', (raw) => {
+    const v = raw === '' ? (opts.hostname ?? 'localhost') : raw;
+    if (!SITE_NAME.test(v)) throw new UnitError(`expected a site name (letters, digits, _ . -, at most 64)${raw === '' ? ' (the host name is not one: set it)' : ''}, got "${v}"`);
+    return v;
+  }, 'localhost');
+  const sh = R('sharing');
+  const sharing: SharingConfig = {
+    enabled: sh.bool('enabled'),
+    weight: sh.float('weight', (n) => (n > 0 ? null : 'expected a positive number')),
+    stale: sh.int('stale', 1, 1000),
+    db: sh.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
+  };
+  if (sharing.enabled) {
+    for (const key of ['globalDown', 'globalUp'] as const) {
+      if (rates[key] === undefined) ctx.problem('rates', key, 'is required with [sharing] enabled = 1 (the rate all sites together may use)');
+    }
+  }
+
   // [path], [log]
   const p = R('path');
   const absPath = (key: string): string => p.parse(key, (raw) => {
@@ -709,7 +742,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
-    file, ldap, database, firewall, rates, rateRules, qos, paths, log,
+    file, site: { name: siteName }, sharing, ldap, database, firewall, rates, rateRules, qos, paths, log,
     warnings: ctx.warnings, raw,
   });
 }
@@ -772,7 +805,7 @@ export async function loadConfig(file: string): Promise<Config> {
     const why = err.code === 'ENOENT' ? 'file not found' : err.code === 'EACCES' ? 'permission denied' : err.message;
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `cannot read: ${why}` }]);
   }
-  return parseConfig(text, file, { mode });
+  return parseConfig(text, file, { mode, hostname: hostname() });
 }
 
 /** Keys whose change needs a restart, between two configs. */

@@ -267,3 +267,26 @@ test('reselqos share --json: rows on stdin -> allocation on stdout; exit 2 with 
   assert.equal(notJson.code, 2);
   assert.match(notJson.stderr, /not JSON/);
 });
+
+test('config: [site] name defaults to the host name; [sharing] keys, defaults and errors', async () => {
+  const { parseConfig, ConfigError } = await import('../../src/config/config.js');
+  const { minimalConf } = await import('./fixtures.js');
+  const c = parseConfig(minimalConf(), 'qos.conf', { hostname: 'gw-brest' });
+  assert.deepEqual(c.site, { name: 'gw-brest' });
+  assert.deepEqual(c.sharing, { enabled: false, weight: 1, stale: 3, db: 'qos' });
+  const on = parseConfig(minimalConf({ rates: 'globalDown = 60Mbit\nglobalUp = 20Mbit', extra: '[site]\nname = brest\n[sharing]\nenabled = 1\nweight = 2.5\nstale = 5\ndb = sites_db' }), 'qos.conf', { hostname: 'x' });
+  assert.deepEqual(on.site, { name: 'brest' });
+  assert.deepEqual(on.sharing, { enabled: true, weight: 2.5, stale: 5, db: 'sites_db' });
+  assert.equal(on.rates['globalDown'], 60_000_000);
+  try {
+    parseConfig(minimalConf({ extra: '[site]\nname = bad name!\n[sharing]\nenabled = 1\nweight = 0\nstale = 0\ndb = x-y' }), 'qos.conf');
+    assert.fail('expected a ConfigError');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    const text = e.message;
+    for (const want of [/\[site\] name: expected a site name/, /\[sharing\] weight: expected a positive number/, /\[sharing\] stale: expected an integer from 1/,
+      /\[sharing\] db: expected an SQL identifier/, /\[rates\] globalDown: is required with \[sharing\] enabled = 1/, /\[rates\] globalUp: is required/]) {
+      assert.match(text, want);
+    }
+  }
+});
