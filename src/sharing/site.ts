@@ -10,7 +10,7 @@
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Exec } from '../kernel/exec.js';
-import { readClassBytes } from '../kernel/counters.js';
+import { readClassCounters, type ClassCounters } from '../kernel/counters.js';
 import { Names, ROOT_MINOR, classid } from '../kernel/names.js';
 import { effectiveRates } from '../policy/policy.js';
 import { formatRate } from '../config/units.js';
@@ -47,11 +47,14 @@ export interface SharingStatus {
   database: string;
 }
 
+/** Overlimits a second of the root class that mean HTB was throttling the site. */
+export const LIMITED_PER_S = 5;
+
 const min2 = (a: Pair, b: Pair): Pair => ({ down: Math.min(a.down, b.down), up: Math.min(a.up, b.up) });
 
 export class SharingSite {
   private readonly store: SiteStore;
-  private counters: { bytes: Pair; atMs: number } | null = null;
+  private counters: { counters: Record<'down' | 'up', ClassCounters>; atMs: number } | null = null;
   private demand: Pair = { down: 0, up: 0 };
   /** what the kernel applies (after a successful cycle) */
   private current: Pair | null = null;
@@ -86,23 +89,37 @@ export class SharingSite {
     return this.status;
   }
 
-  /** Throughput since the last call, from the root class byte counters (0 when unknown). */
+  /**
+   * Demand since the last call: the throughput from the root class byte counters, or the
+   * allocation in force when HTB held packets back all along (the root's overlimits grew by at
+   * least LIMITED_PER_S a second): a throttled site wants at least what it has, and TCP through
+   * a shaper delivers only ~90 % of the rate, right at the saturation threshold. Unknown (first
+   * read, a rebuilt tree): the last value.
+   */
   private async measure(nowMs: number): Promise<void> {
     const names = new Names(this.config);
-    const read = (d: 'down' | 'up'): Promise<number | null> => readClassBytes(this.exec, names.dev(d), classid(ROOT_MINOR)).catch(() => null);
+    const read = (d: 'down' | 'up'): Promise<ClassCounters | null> => readClassCounters(this.exec, names.dev(d), classid(ROOT_MINOR)).catch(() => null);
     const [down, up] = await Promise.all([read('down'), read('up')]);
     const prev = this.counters;
     if (down === null || up === null) {
       this.counters = null;
       return;
     }
-    const bytes = { down, up };
+    const now = { down, up };
     if (prev && nowMs > prev.atMs) {
       const secs = (nowMs - prev.atMs) / 1000;
-      // a counter that went back (the tree was rebuilt): unknown this cycle, keep the last value
-      for (const d of DIRS) if (bytes[d] >= prev.bytes[d]) this.demand = { ...this.demand, [d]: Math.round(((bytes[d] - prev.bytes[d]) * 8) / secs) };
+      const demand = { ...this.demand };
+      for (const d of DIRS) {
+        const a = now[d];
+        const b = prev.counters[d];
+        if (a.bytes < b.bytes || a.overlimits < b.overlimits) continue;
+        const rate = Math.round(((a.bytes - b.bytes) * 8) / secs);
+        const limited = (a.overlimits - b.overlimits) / secs >= LIMITED_PER_S;
+        demand[d] = limited && this.current ? Math.max(rate, this.current[d]) : rate;
+      }
+      this.demand = demand;
     }
-    this.counters = { bytes, atMs: nowMs };
+    this.counters = { counters: now, atMs: nowMs };
   }
 
   /** The site's totals for this cycle's plan. */
