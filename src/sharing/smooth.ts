@@ -5,7 +5,7 @@
 // Per direction, from the allocation c in force (null before the first decision):
 //   |t − c| ≤ deadband          → c (no tc change for noise; deadband = 2 % of the global rate)
 //   t < c                        → t at once (room for the others is released in this cycle)
-//   t > c                        → c + ½ (t − c), straight to t once within 2 deadbands
+//   t > c                        → c + 0.6 (t − c), straight to t once within 3 deadbands
 // then never above room = G − Σ allocated of the other fresh sites (a stale site counted at its
 // static share): a site only takes what the others' rows say they have released. The rows
 // are read and written under a lock (src/sharing/store.ts), and a row's allocation is
@@ -17,7 +17,7 @@
 
 import { allocate, staticSplit, DIRS, type Dir, type Pair, type SiteInput } from './allocate.js';
 
-export const ALPHA = 0.5;
+export const ALPHA = 0.6;
 export const DEADBAND = 0.02;
 
 export interface SmoothOptions {
@@ -37,7 +37,7 @@ export function smoothStep(current: number | null, target: number, room: number,
   else if (target < current) next = target;
   else {
     const step = Math.ceil(alpha * (target - current));
-    next = target - (current + step) <= 2 * band ? target : current + step;
+    next = target - (current + step) <= 3 * band ? target : current + step;
   }
   return Math.max(0, Math.min(next, Math.floor(room)));
 }

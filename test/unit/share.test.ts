@@ -212,10 +212,10 @@ test('smoothing: with ±5 % measurement noise the allocations stay put (dead ban
   }
 });
 
-test('smoothStep and fallback: decreases at once, increases by half, clamped by room; DB down', () => {
+test('smoothStep and fallback: decreases at once, increases by 60 % of the gap, clamped by room; DB down', () => {
   const o = { global: 100 };
   assert.equal(smoothStep(50, 10, 100, o), 10);
-  assert.equal(smoothStep(10, 50, 100, o), 30);
+  assert.equal(smoothStep(10, 50, 100, o), 34);
   assert.equal(smoothStep(10, 50, 20, o), 20);
   assert.equal(smoothStep(49, 50, 100, o), 49); // dead band
   assert.equal(smoothStep(null, 50, 40, o), 40);
