@@ -8,11 +8,9 @@
 import type { Server } from 'node:net';
 import { ConfigError, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
-import type { FileLogger } from '../log.js';
-import { registerSecret } from '../log.js';
-import type { Exec } from '../kernel/exec.js';
+import { registerSecret, type FileLogger } from '../log.js';
+import { realExec, type Exec } from '../kernel/exec.js';
 import { checkKernel } from '../kernel/features.js';
-import { realExec } from '../kernel/exec.js';
 import { openRuntime, type Runtime } from './runtime.js';
 import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';
@@ -65,7 +63,7 @@ export class Daemon {
       throw e;
     }
     this.stopped = new Promise((r) => (this.resolveStopped = r));
-    process.on('SIGHUP', () => void this.reload().then((a) => this.log.info(`SIGHUP: ${String(a['message'] ?? '')}`)));
+    process.on('SIGHUP', () => void this.reload().then((a) => this.log.info(`SIGHUP: ${String((a['message'] ?? '') as string)}`)));
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
     process.on('SIGINT', () => void this.stop('SIGINT'));
     process.on('SIGUSR2', () => {
