@@ -150,7 +150,7 @@ function simulate(steps: Array<{ at: number; a: number; b: number }>, cycles: nu
       rows[name] = { site: name, weight: 1, cap: { down: 50 * M, up: 50 * M }, demand: { down: Math.round(through), up: 0 }, allocated: cur === null ? null : { down: cur, up: 0 }, fresh: true };
       const dec = decide(name, G60, Object.values(rows), cur === null ? null : { down: cur, up: 0 });
       applied[name] = dec.next.down;
-      rows[name] = { ...rows[name]!, applied: { down: dec.next.down, up: 0 } };
+      rows[name] = { ...rows[name], applied: { down: dec.next.down, up: 0 } };
       const sum = (applied.a ?? 0) + (applied.b ?? 0);
       assert.ok(sum <= G60.down, `cycle ${c} ${name}: applied sum ${sum} above the global rate`);
     }
