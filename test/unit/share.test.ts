@@ -290,3 +290,10 @@ test('config: [site] name defaults to the host name; [sharing] keys, defaults an
     }
   }
 });
+
+test('parseClassCounters: bytes and overlimits of the root class (iproute2 6.1 text)', async () => {
+  const { parseClassCounters } = await import('../../src/kernel/counters.js');
+  const text = 'class htb 1:1 root rate 40Mbit ceil 40Mbit burst 1600b cburst 1600b \n Sent 18005144 bytes 11902 pkt (dropped 0, overlimits 199 requeues 0) \n backlog 0b 0p requeues 0\n';
+  assert.deepEqual(parseClassCounters(text), { bytes: 18005144, overlimits: 199 });
+  assert.equal(parseClassCounters(''), null);
+});
