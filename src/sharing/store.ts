@@ -103,7 +103,7 @@ export class SiteStore {
    * Reads every other site's row and writes ours in one locked transaction: `decide` gets the
    * other rows and returns our row as it must be written (its `applied` is the claim).
    */
-  async exchange(self: string, decide: (others: SiteRow[]) => OwnRow): Promise<{ others: SiteRow[]; own: OwnRow }> {
+  async exchange(self: string, decide: (others: SiteRow[]) => OwnRow | Promise<OwnRow>): Promise<{ others: SiteRow[]; own: OwnRow }> {
     const timeout = this.config.database.timeoutMs;
     const pool = this.getPool();
     if (!this.created) {
@@ -116,7 +116,7 @@ export class SiteStore {
         await conn.query({ sql: 'START TRANSACTION', timeout });
         const [rows] = await conn.query({ sql: SELECT_SQL, timeout });
         const others = (rows as Record<string, unknown>[]).map(rowOf).filter((r) => r.site !== self);
-        const own = decide(others);
+        const own = await decide(others);
         await conn.query({ sql: UPSERT_SQL, values: values(own), timeout });
         await conn.query({ sql: 'COMMIT', timeout });
         return { others, own };
