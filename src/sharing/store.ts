@@ -107,7 +107,11 @@ export class SiteStore {
     const timeout = this.config.database.timeoutMs;
     const pool = this.getPool();
     if (!this.created) {
-      await pool.query({ sql: CREATE_SQL, timeout });
+      // An account without CREATE may still use a table the administrator made: a refused
+      // CREATE is not an error by itself (the SELECT below says if the table is missing).
+      await pool.query({ sql: CREATE_SQL, timeout }).catch((e: { errno?: number }) => {
+        if (e.errno !== 1142 && e.errno !== 1044) throw e;
+      });
       this.created = true;
     }
     for (let attempt = 0; ; attempt++) {
