@@ -4,8 +4,9 @@
 // allocation (src/sharing/smooth.ts) and hand the site's total to the policy in place of
 // [rates] down/up. After the cycle: remember what was applied, and lower the row's claim
 // when the allocation went down. Database down: one error line, the conservative fallback,
-// the cycle goes on. Owns the sharing state shown by status; never touches the kernel
-// (the policy and the reconciler do) and never fails a cycle.
+// the cycle goes on. Owns the sharing state shown by status and the file of the sites last
+// seen ([path] state/sharing-sites.json: weights and caps, for a start while the database is
+// down); never touches the kernel (the policy and the reconciler do) and never fails a cycle.
 
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
@@ -18,6 +19,8 @@ import { staticSplit, DIRS, type Pair } from './allocate.js';
 import { decide, fallback, type Row } from './smooth.js';
 import { SiteStore, type SiteRow, type OwnRow } from './store.js';
 import type { DateTime } from 'luxon';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export interface SharingPeer {
   site: string;
@@ -50,6 +53,12 @@ export interface SharingStatus {
 /** Overlimits a second of the root class that mean HTB was throttling the site. */
 export const LIMITED_PER_S = 5;
 
+interface KnownSite {
+  readonly site: string;
+  readonly weight: number;
+  readonly cap: Pair;
+}
+
 const min2 = (a: Pair, b: Pair): Pair => ({ down: Math.min(a.down, b.down), up: Math.min(a.up, b.up) });
 
 export class SharingSite {
@@ -61,6 +70,9 @@ export class SharingSite {
   /** the decision of the cycle in flight, and our row's claim */
   private pending: { next: Pair; claim: Pair | null } | null = null;
   private peers: SiteRow[] = [];
+  /** the other sites last seen (weight, cap), also kept in [path] state for a start while the database is down */
+  private known: KnownSite[] | null = null;
+  private knownSig = '';
   private lastOkMs: number | null = null;
   private readonly startedMs: number;
   private dbDownSince: string | null = null;
@@ -156,10 +168,11 @@ export class SharingSite {
       });
       this.peers = others;
       this.lastOkMs = nowMs;
+      await this.remember(others.map((r) => ({ site: r.site, weight: r.weight, cap: r.cap })));
       if (this.dbDownSince !== null) this.log.info(`sharing: database back after being down since ${this.dbDownSince}; sharing resumes`);
       this.dbDownSince = null;
     } catch (e) {
-      const known = [{ weight, cap }, ...this.peers.map((p) => ({ weight: p.weight, cap: p.cap }))];
+      const known = [{ weight, cap }, ...(await this.recall())];
       const st = {
         down: staticSplit(ownGlobal.down, known.map((k) => ({ weight: k.weight, cap: k.cap.down })))[0]!,
         up: staticSplit(ownGlobal.up, known.map((k) => ({ weight: k.weight, cap: k.cap.up })))[0]!,
@@ -184,6 +197,38 @@ export class SharingSite {
     const q = this.config.qos;
     const reserved = q.defaultRate + q.groups * q.emptyClassRate;
     return { down: Math.max(d.next.down, reserved), up: Math.max(d.next.up, reserved) };
+  }
+
+  private get knownFile(): string {
+    return join(this.config.paths.state, 'sharing-sites.json');
+  }
+
+  /** Keeps the other sites' weights and caps (on disk only when they change). */
+  private async remember(sites: KnownSite[]): Promise<void> {
+    this.known = sites;
+    const sig = JSON.stringify(sites);
+    if (sig === this.knownSig) return;
+    this.knownSig = sig;
+    const tmp = `${this.knownFile}.tmp`;
+    await writeFile(tmp, sig + '\n').then(() => rename(tmp, this.knownFile))
+      .catch((e: Error) => this.log.warn(`sharing: cannot keep the sites in ${this.knownFile}: ${e.message}`));
+  }
+
+  /** The other sites last seen: memory, else the file of a previous run, else none. */
+  private async recall(): Promise<KnownSite[]> {
+    if (this.known) return this.known;
+    try {
+      const doc = JSON.parse(await readFile(this.knownFile, 'utf8')) as unknown;
+      const ok = (v: unknown): v is KnownSite => {
+        const o = v as KnownSite;
+        return typeof o?.site === 'string' && typeof o.weight === 'number' && o.weight > 0 &&
+          Number.isFinite(o.cap?.down) && Number.isFinite(o.cap?.up);
+      };
+      this.known = Array.isArray(doc) ? doc.filter(ok).filter((k) => k.site !== this.config.site.name) : [];
+    } catch {
+      this.known = [];
+    }
+    return this.known;
   }
 
   /** After the cycle: `ok` = the kernel now applies the decision; active users for the next row. */

@@ -297,3 +297,45 @@ test('parseClassCounters: bytes and overlimits of the root class (iproute2 6.1 t
   assert.deepEqual(parseClassCounters(text), { bytes: 18005144, overlimits: 199 });
   assert.equal(parseClassCounters(''), null);
 });
+
+test('SharingSite with the database unreachable: one error line, the static share among the sites last seen (kept on disk by an earlier run)', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { DateTime } = await import('luxon');
+  const { parseConfig } = await import('../../src/config/config.js');
+  const { minimalConf } = await import('./fixtures.js');
+  const { MemoryLogger } = await import('../../src/log.js');
+  const { SharingSite } = await import('../../src/sharing/site.js');
+  const dir = mkdtempSync(join(tmpdir(), 'rq-share-'));
+  try {
+    // port 1 on loopback: nothing listens, the connection is refused at once
+    const config = parseConfig(minimalConf({
+      database: 'host = 127.0.0.1:1\nconnectTimeout = 500ms', rates: 'globalDown = 60Mbit\nglobalUp = 60Mbit', qos: 'interval = 2s',
+      path: `state = ${dir}`, extra: '[site]\nname = brest\n[sharing]\nenabled = 1\nstale = 3',
+    }).replace('down = 100Mbit', 'down = 50Mbit').replace('up = 100Mbit', 'up = 50Mbit'), 'qos.conf');
+    let bytes = 0;
+    const exec = async (): Promise<{ stdout: string; stderr: string; code: number }> => {
+      bytes += 5_000_000; // 40 Mbit over each 1 s step
+      return { stdout: `class htb 1:1 root rate 50Mbit\n Sent ${bytes} bytes 1 pkt (dropped 0, overlimits 0 requeues 0)\n`, stderr: '', code: 0 };
+    };
+    const t0 = DateTime.fromISO('2026-12-01T00:00:00Z');
+    const at = (s: number) => t0.plus({ seconds: s });
+
+    // no site ever seen: the static share among itself alone, its cap (documented limit)
+    const log = new MemoryLogger();
+    const alone = new SharingSite(config, exec, log, t0.toMillis());
+    assert.deepEqual(await alone.before(at(0)), { down: 50 * M, up: 50 * M });
+    assert.equal(alone.view.mode, 'db-down');
+    assert.match(log.of('error').join('\n'), /sharing: database 127\.0\.0\.1\/qos unusable: .*static split/);
+    await alone.close();
+
+    // the sites of an earlier run on disk: rennes (weight 1, cap 50) → static share 30
+    writeFileSync(join(dir, 'sharing-sites.json'), JSON.stringify([{ site: 'rennes', weight: 1, cap: { down: 50 * M, up: 50 * M } }]));
+    const site = new SharingSite(config, exec, new MemoryLogger(), t0.toMillis());
+    assert.deepEqual(await site.before(at(0)), { down: 30 * M, up: 30 * M });
+    await site.after(true, { down: 1, up: 0 });
+    await site.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
