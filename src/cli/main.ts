@@ -8,6 +8,7 @@ import { runPlan } from './plan.js';
 import { runOnce, runClear } from './kernel.js';
 import { runForeground, runStart, runStop, runUpdate, runReload, runStatus, runExplain } from './service.js';
 import { runTop } from './top.js';
+import { runShare, readStdin } from './share.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
 interface Verb {
@@ -91,6 +92,12 @@ const VERBS: Record<string, Verb> = {
     usage: 'reselqos top [-c FILE] [--once]',
     options: { ...CONFIG_OPT, once: { type: 'boolean' } },
     run: (v, _p, io) => runTop(v['config'] as string | undefined, v['once'] === true, io),
+  },
+  share: {
+    summary: 'the allocation between sites for the rows given as JSON on stdin (no smoothing); exit 2 on bad input',
+    usage: 'reselqos share [--json] < rows.json',
+    options: { json: { type: 'boolean' } },
+    run: async (v, _p, io) => runShare(await readStdin(), v['json'] === true, io),
   },
   clear: {
     summary: 'remove every kernel object reselqos owns (chains, rules, qdiscs, sets), nothing else',

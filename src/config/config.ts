@@ -1,7 +1,8 @@
 // qos.conf -> one typed, frozen Config, built once and passed by constructor.
 // Owns: INI parsing (the `ini` package), validation that collects EVERY problem
 // (each naming file:line, section and key), unknown-key warnings, the password
-// permission check. Never reads anything but the one file; never exits the process.
+// permission check. Never reads anything but the one file (and, in loadConfig, the host name:
+// the default [site] name); never exits the process.
 
 import { readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -154,8 +155,19 @@ export interface PublishConfig {
   readonly timeoutMs: number;
 }
 
+export interface SharingConfig {
+  readonly enabled: boolean;
+  readonly weight: number;
+  /** intervals after which a site's row is stale */
+  readonly stale: number;
+  readonly db: string;
+}
+
 export interface Config {
   readonly file: string;
+  /** [site] name: this gateway among the sites (default: the host name) */
+  readonly site: { readonly name: string };
+  readonly sharing: SharingConfig;
   readonly ldap: LdapConfig;
   readonly database: DatabaseConfig;
   readonly firewall: FirewallConfig;
@@ -165,8 +177,6 @@ export interface Config {
   readonly qos: QosConfig;
   readonly paths: { readonly log: string; readonly state: string; readonly run: string };
   readonly log: { readonly level: LogLevel };
-  /** [site] name, or the host name */
-  readonly site: { readonly name: string };
   readonly metrics: MetricsConfig;
   readonly publish: PublishConfig;
   readonly warnings: readonly string[];
@@ -370,6 +380,7 @@ const SQL_IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const LDAP_ATTR = /^[A-Za-z][A-Za-z0-9-]*$/;
 const SET_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,20}$/;
 const CHAIN_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,15}$/;
+const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 function parseLdapHost(raw: string): string {
   const v = raw.trim();
@@ -469,7 +480,7 @@ function windowsOverlap(a: RateRule, b: RateRule): boolean {
 export { inWindow };
 
 /** Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem. */
-export function parseConfig(text: string, file: string, opts: { mode?: number } = {}): Config {
+export function parseConfig(text: string, file: string, opts: { mode?: number; hostname?: string } = {}): Config {
   const lines = indexLines(text);
   const ctx = new Ctx(file, lines);
   let parsed: Record<string, unknown>;
@@ -715,6 +726,25 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     }
   }
 
+  // [site], [sharing]
+  const siteName = R('site').parse('name', (raw) => {
+    const v = raw === '' ? (opts.hostname ?? 'localhost') : raw;
+    if (!SITE_NAME.test(v)) throw new UnitError(`expected a site name (letters, digits, _ . -, at most 64)${raw === '' ? ' (the host name is not one: set it)' : ''}, got "${v}"`);
+    return v;
+  }, 'localhost');
+  const sh = R('sharing');
+  const sharing: SharingConfig = {
+    enabled: sh.bool('enabled'),
+    weight: sh.float('weight', (n) => (n > 0 ? null : 'expected a positive number')),
+    stale: sh.int('stale', 1, 1000),
+    db: sh.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
+  };
+  if (sharing.enabled) {
+    for (const key of ['globalDown', 'globalUp'] as const) {
+      if (rates[key] === undefined) ctx.problem('rates', key, 'is required with [sharing] enabled = 1 (the rate all sites together may use)');
+    }
+  }
+
   // [path], [log]
   const p = R('path');
   const absPath = (key: string): string => p.parse(key, (raw) => {
@@ -724,11 +754,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
   const paths = { log: absPath('log'), state: absPath('state'), run: absPath('run') };
   const log = { level: R('log').oneOf('level', ['error', 'warn', 'info', 'debug'] as const) };
 
-  // [site], [metrics], [publish]
-  const site = { name: R('site').parse('name', (raw) => {
-    if (raw !== '' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(raw)) throw new UnitError(`expected a name of letters, digits, _ . - (at most 64), got "${raw}"`);
-    return raw;
-  }, '') || hostname() };
+  // [metrics], [publish] ([site] name is read above, with [sharing])
   const mx = R('metrics');
   const metrics: MetricsConfig = {
     listen: mx.parse('listen', parseListen, null),
@@ -774,7 +800,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
-    file, ldap, database, firewall, rates, rateRules, qos, paths, log, site, metrics, publish,
+    file, site: { name: siteName }, sharing, ldap, database, firewall, rates, rateRules, qos, paths, log, metrics, publish,
     warnings: ctx.warnings, raw,
   });
 }
@@ -865,7 +891,7 @@ export async function loadConfig(file: string): Promise<Config> {
     const why = err.code === 'ENOENT' ? 'file not found' : err.code === 'EACCES' ? 'permission denied' : err.message;
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `cannot read: ${why}` }]);
   }
-  return parseConfig(text, file, { mode });
+  return parseConfig(text, file, { mode, hostname: hostname() });
 }
 
 /** Keys whose change needs a restart, between two configs. */

@@ -17,6 +17,7 @@ import { explain } from './explain.js';
 import { serveControl, pidPath, type ControlAnswer, type ControlRequest } from './control.js';
 import { acquire, release } from './pidfile.js';
 import { Observability } from './observe.js';
+import type { SharingStatus } from '../sharing/site.js';
 
 export interface StatusJson {
   running: true;
@@ -26,6 +27,8 @@ export interface StatusJson {
   sources: { ldap: string; mysql: string };
   lastCycle: { at: string; ok: boolean; ms: number; moves: { down: number; up: number }; summary: string; error: string | null } | null;
   classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
+  /** this site among the sites sharing the global rates (docs/DESIGN.md, "Sites") */
+  sharing: SharingStatus;
 }
 
 export class Daemon {
@@ -140,6 +143,7 @@ export class Daemon {
     this.rt.reconciler.reconfigure(applied);
     this.rt.cycles.reconfigure(applied);
     await this.watch.reconfigure(applied);
+    this.rt.sharing.reconfigure(applied);
     this.log.setLevel(applied.log.level);
     for (const w of next.warnings) this.log.warn(`reload: ${w}`);
     const message = `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
@@ -158,6 +162,7 @@ export class Daemon {
       sources: { ldap: this.rt.sources.health.ldap.describe(), mysql: this.rt.sources.health.mysql.describe() },
       lastCycle: r ? { at: r.at, ok: r.ok, ms: Math.round(r.timings.totalMs), moves: r.moves, summary: summaryLine(r), error: r.error } : null,
       classes: (r?.desired?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
+      sharing: this.rt.sharing.view,
     };
   }
 

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DateTime } from 'luxon';
-import { hostname } from 'node:os';
 import { parseConfig, ConfigError } from '../../src/config/config.js';
 import { parseTcClassStats } from '../../src/kernel/read.js';
 import { MonotonicCounters, History } from '../../src/metrics/counters.js';
@@ -95,9 +94,9 @@ test('next rate rule: the next start after now, the rule in force excluded', () 
 });
 
 test('[metrics], [publish], [site]: defaults, a public listen needs a token, publish falls back on [database]', () => {
-  const c = parseConfig(minimalConf({ database: 'user = acct\npassword = pw' }), 'q');
+  const c = parseConfig(minimalConf({ database: 'user = acct\npassword = pw' }), 'q', { hostname: 'gw-brest' });
   assert.deepEqual(c.metrics, { listen: { host: '127.0.0.1', port: 9721 }, token: '' });
-  assert.equal(c.site.name, hostname());
+  assert.equal(c.site.name, 'gw-brest', 'default: the host name (loadConfig passes os.hostname())');
   assert.equal(c.publish.enabled, false);
   assert.equal(c.publish.db, 'qos');
   assert.equal(c.publish.host, 'db.example.org');
