@@ -6,7 +6,7 @@
 // Never flushes the gateway: stop keeps every kernel object as it is.
 
 import type { Server } from 'node:net';
-import { ConfigError, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
+import { ConfigError, formatProblem, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import type { FileLogger } from '../log.js';
 import { registerSecret } from '../log.js';
@@ -14,10 +14,11 @@ import type { Exec } from '../kernel/exec.js';
 import { checkKernel } from '../kernel/features.js';
 import { realExec } from '../kernel/exec.js';
 import { openRuntime, type Runtime } from './runtime.js';
+import { openClients, type SourceClients } from '../sources/index.js';
 import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';
-import { serveControl, pidPath, type ControlAnswer, type ControlRequest } from './control.js';
-import { acquire, release } from './pidfile.js';
+import { serveControl, pidPath, lockPath, type ControlAnswer, type ControlRequest } from './control.js';
+import { takeLock, writePidFile, removePidFile, type HeldLock } from './pidfile.js';
 
 export interface StatusJson {
   running: true;
@@ -32,8 +33,10 @@ export interface StatusJson {
 export class Daemon {
   private rt!: Runtime;
   private server: Server | null = null;
+  private lock: HeldLock | null = null;
   private timer: NodeJS.Timeout | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  private reloads: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private last: CycleReport | null = null;
   private failing: string | null = null;
@@ -52,17 +55,27 @@ export class Daemon {
   /** Takes the pid file, checks the kernel, opens the sources and the socket, starts the loop. */
   async start(): Promise<void> {
     const pidFile = pidPath(this.config.paths.run);
-    await acquire(pidFile);
+    this.lock = await takeLock(lockPath(this.config.paths.run), 'daemon');
     try {
+      await writePidFile(pidFile);
       await checkKernel(this.config, realExec); // kernel features are global: probe from our own namespace
       this.rt = await openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec });
       this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
     } catch (e) {
-      await release(pidFile);
+      await removePidFile(pidFile);
+      await this.lock.release();
       throw e;
     }
     this.stopped = new Promise((r) => (this.resolveStopped = r));
-    process.on('SIGHUP', () => void this.reload().then((a) => this.log.info(`SIGHUP: ${String(a['message'] ?? '')}`)));
+    // reload() answers every failure; the catch is for a bug, which must not become an unhandled rejection.
+    process.on('SIGHUP', () => {
+      this.reload().then(
+        (a) => (a.ok ? this.log.info(`SIGHUP: ${String(a['message'] ?? '')}`) : this.log.error(`SIGHUP: reload rejected: ${String(a['error'] ?? '').replace(/\n\s*/g, '; ')}`)),
+        (e: unknown) => this.log.error(`SIGHUP: reload failed, the running configuration stays: ${describeError(e)}`),
+      );
+    });
+    process.on('unhandledRejection', this.onUnhandledRejection);
+    process.on('uncaughtException', this.onUncaughtException);
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
     process.on('SIGINT', () => void this.stop('SIGINT'));
     process.on('SIGUSR2', () => {
@@ -70,6 +83,7 @@ export class Daemon {
       this.log.info('log file reopened (SIGUSR2)');
     });
     this.log.info(`reselqos started (pid ${process.pid}, config ${this.configPath}, interval ${this.config.qos.intervalMs / 1000}s)`);
+    for (const w of this.config.warnings) this.log.warn(`config: ${w}`);
     this.schedule(0);
   }
 
@@ -113,34 +127,76 @@ export class Daemon {
     return report;
   }
 
-  async reload(): Promise<ControlAnswer> {
+  /**
+   * Reload: first build everything the new configuration needs (the parsed file, its CA files
+   * read and checked, the LDAP and MySQL clients), touching nothing that runs; any failure
+   * leaves the running configuration whole and is answered with every error. Then the switch,
+   * between two cycles, made only of steps that cannot fail. Reloads run one at a time, in order.
+   */
+  reload(): Promise<ControlAnswer> {
+    const run = this.reloads.then(() => this.reloadNow());
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(): Promise<ControlAnswer> {
+    const reject = (error: string, problems: number, oneLine = error): ControlAnswer => {
+      this.log.error(`reload rejected, the running configuration stays: ${oneLine}`);
+      return { ok: false, error, problems };
+    };
     let next: Config;
+    let clients: SourceClients;
+    let applied: Config;
+    let restart: string[];
     try {
       next = await loadConfig(this.configPath);
+      restart = restartOnlyChanges(this.config, next);
+      // Keys that need a restart keep their running values: the kernel object names, paths, interfaces.
+      applied = restart.length ? mergeRestartOnly(this.config, next) : next;
+      clients = openClients(applied, this.log);
     } catch (e) {
-      if (e instanceof ConfigError) {
-        this.log.error(`reload rejected, the running configuration stays: ${e.message}`);
-        return { ok: false, error: e.message, problems: e.problems.length };
-      }
-      throw e;
+      if (e instanceof ConfigError) return reject(e.message, e.problems.length, e.problems.map(formatProblem).join('; '));
+      return reject(`${this.configPath}: ${describeError(e)}`, 1);
     }
-    const restart = restartOnlyChanges(this.config, next);
     registerSecret(next.ldap.password);
     registerSecret(next.database.password);
-    // Keys that need a restart keep their running values: the kernel object names, paths, interfaces.
-    const applied: Config = restart.length ? mergeRestartOnly(this.config, next) : next;
-    await this.queue; // not in the middle of a cycle
-    this.config = applied;
-    await this.rt.sources.reconfigure(applied);
-    this.rt.reconciler.reconfigure(applied);
-    this.rt.cycles.reconfigure(applied);
-    this.log.setLevel(applied.log.level);
+    // The switch, in the cycle queue: no cycle runs while it happens.
+    const switched = this.queue.then(async () => {
+      this.config = applied;
+      this.rt.reconciler.reconfigure(applied);
+      this.rt.cycles.reconfigure(applied);
+      this.log.setLevel(applied.log.level);
+      await this.rt.sources.reconfigure(applied, clients);
+    });
+    this.queue = switched.catch(() => undefined);
+    await switched;
     for (const w of next.warnings) this.log.warn(`reload: ${w}`);
     const message = `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
     this.log.info(message);
     const report = await this.cycle();
     return { ok: true, message, restartNeeded: restart, summary: summaryLine(report), cycleOk: report.ok };
   }
+
+  /**
+   * A rejected promise nobody awaited: its work is over and the daemon's state is what the
+   * awaited paths left (cycles and reloads catch their own errors), so it is logged and the
+   * daemon goes on.
+   */
+  private readonly onUnhandledRejection = (reason: unknown): void => {
+    this.log.error(`unhandled rejection (a bug; the daemon goes on): ${describeError(reason)}`);
+  };
+
+  /**
+   * An exception thrown out of a callback: the code that threw stopped half-way, so the
+   * daemon's own state may be inconsistent. Not safe to go on: log it, stop in order (the
+   * kernel state is kept, as on every stop) and exit 1, which systemd restarts (Restart=on-failure).
+   */
+  private readonly onUncaughtException = (e: unknown): void => {
+    this.log.error(`uncaught exception, stopping (the kernel state is kept; the service manager restarts the daemon): ${describeError(e)}`);
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 10_000).unref();
+    void this.stop('uncaught exception').catch(() => process.exit(1));
+  };
 
   status(): StatusJson {
     const r = this.last;
@@ -190,10 +246,18 @@ export class Daemon {
     await this.rt.sources.persist({ forceUsage: true });
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.rt.close();
-    await release(pidPath(this.config.paths.run));
+    await removePidFile(pidPath(this.config.paths.run));
+    await this.lock?.release();
     this.log.info('stopped');
+    process.off('unhandledRejection', this.onUnhandledRejection);
+    process.off('uncaughtException', this.onUncaughtException);
     this.resolveStopped();
   }
+}
+
+function describeError(e: unknown): string {
+  if (e instanceof Error) return `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`;
+  return String(e);
 }
 
 /** The new config with every restart-only key kept at its running value. */

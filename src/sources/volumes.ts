@@ -14,6 +14,7 @@
 // when the reset changes and every [database] closedRefresh. Rows come back raw (no GROUP BY:
 // MariaDB's temporary table for GROUP BY ip costs more than summing in JS) and are streamed.
 
+import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
 import { parseIp } from '../net/ip.js';
@@ -206,14 +207,23 @@ export class VolumeSource {
   private readonly ips = new Map<string, Parsed>();
   private lastRows = 0;
 
-  constructor(private readonly config: Pick<Config, 'database'>, private readonly log: Logger) {}
+  /** [database] tls: mysql2's ssl options, the CA read now (a reload fails before switching) */
+  private readonly ssl: { ca?: Buffer; rejectUnauthorized: true; verifyIdentity: true; minVersion: 'TLSv1.2' } | undefined;
+
+  constructor(private readonly config: Pick<Config, 'database'>, private readonly log: Logger) {
+    const d = config.database;
+    // Verification always on: the chain (caFile, else the system CAs) and the name (host name,
+    // or IP address against the IP SANs). A server that offers no TLS is refused by mysql2
+    // (HANDSHAKE_NO_SSL_SUPPORT): no plaintext fallback.
+    this.ssl = d.tls ? { ...(d.caFile ? { ca: readFileSync(d.caFile) } : {}), rejectUnauthorized: true, verifyIdentity: true, minVersion: 'TLSv1.2' } : undefined;
+  }
 
   private getPool(): mysql.Pool {
     if (!this.pool) {
       const d = this.config.database;
       this.pool = mysql.createPool({
         host: d.host, port: d.port, socketPath: d.socket ?? undefined,
-        user: d.user, password: d.password, database: d.db,
+        user: d.user, password: d.password, database: d.db, ssl: this.ssl,
         connectTimeout: d.connectTimeoutMs, connectionLimit: 2, maxIdle: 2, idleTimeout: 60_000,
         enableKeepAlive: true, rowsAsArray: true, supportBigNumbers: true, bigNumberStrings: false,
       });
