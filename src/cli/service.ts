@@ -55,7 +55,7 @@ export async function runForeground(configFlag: string | undefined, io: Io, cloc
   }
   await daemon.whenStopped();
   await log.close();
-  return EXIT.ok;
+  return daemon.crashed ? EXIT.failed : EXIT.ok;
 }
 
 /** `start`: fresh snapshot first, then remove and rebuild every object in one go, then the daemon in the background. */

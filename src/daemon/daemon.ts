@@ -37,6 +37,8 @@ export class Daemon {
   private timer: NodeJS.Timeout | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private reloads: Promise<unknown> = Promise.resolve();
+  /** stopped by an uncaught exception: the process must exit non-zero (a restart) */
+  crashed = false;
   private stopping = false;
   private last: CycleReport | null = null;
   private failing: string | null = null;
@@ -193,6 +195,7 @@ export class Daemon {
    */
   private readonly onUncaughtException = (e: unknown): void => {
     this.log.error(`uncaught exception, stopping (the kernel state is kept; the service manager restarts the daemon): ${describeError(e)}`);
+    this.crashed = true;
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 10_000).unref();
     void this.stop('uncaught exception').catch(() => process.exit(1));
