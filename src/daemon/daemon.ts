@@ -1,7 +1,8 @@
 // The long-running daemon (`reselqos run`): a cycle every [qos] interval, never two at
 // once; the control socket (status, update, reload, stop, explain); signals (SIGHUP
-// reload, SIGTERM/SIGINT stop, SIGUSR2 reopen logs); the pid file. Owns the daemon's
-// mutable state (current config, last cycle, source states) and nothing else: cycles go
+// reload, SIGTERM/SIGINT stop, SIGUSR2 reopen logs); the kernel lock and the pid file;
+// failures nobody awaited (faults.ts). A reload builds its whole runtime before it switches.
+// Owns the daemon's mutable state (current config, last cycle, source states) and nothing else: cycles go
 // through CycleRunner, kernel work through the Reconciler.
 // Never flushes the gateway: stop keeps every kernel object as it is.
 
@@ -15,6 +16,7 @@ import { checkKernel } from '../kernel/features.js';
 import { realExec } from '../kernel/exec.js';
 import { openRuntime, type Runtime } from './runtime.js';
 import { openClients, type SourceClients } from '../sources/index.js';
+import { describeError, guardProcess } from './faults.js';
 import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';
 import { serveControl, pidPath, lockPath, type ControlAnswer, type ControlRequest } from './control.js';
@@ -39,6 +41,7 @@ export class Daemon {
   private reloads: Promise<unknown> = Promise.resolve();
   /** stopped by an uncaught exception: the process must exit non-zero (a restart) */
   crashed = false;
+  private unguard: (() => void) | null = null;
   private stopping = false;
   private last: CycleReport | null = null;
   private failing: string | null = null;
@@ -76,8 +79,12 @@ export class Daemon {
         (e: unknown) => this.log.error(`SIGHUP: reload failed, the running configuration stays: ${describeError(e)}`),
       );
     });
-    process.on('unhandledRejection', this.onUnhandledRejection);
-    process.on('uncaughtException', this.onUncaughtException);
+    this.unguard = guardProcess(this.log, () => {
+      this.crashed = true;
+      process.exitCode = 1;
+      setTimeout(() => process.exit(1), 10_000).unref(); // a stop that hangs
+      this.stop('uncaught exception').catch(() => process.exit(1));
+    });
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
     process.on('SIGINT', () => void this.stop('SIGINT'));
     process.on('SIGUSR2', () => {
@@ -179,27 +186,7 @@ export class Daemon {
     return { ok: true, message, restartNeeded: restart, summary: summaryLine(report), cycleOk: report.ok };
   }
 
-  /**
-   * A rejected promise nobody awaited: its work is over and the daemon's state is what the
-   * awaited paths left (cycles and reloads catch their own errors), so it is logged and the
-   * daemon goes on.
-   */
-  private readonly onUnhandledRejection = (reason: unknown): void => {
-    this.log.error(`unhandled rejection (a bug; the daemon goes on): ${describeError(reason)}`);
-  };
 
-  /**
-   * An exception thrown out of a callback: the code that threw stopped half-way, so the
-   * daemon's own state may be inconsistent. Not safe to go on: log it, stop in order (the
-   * kernel state is kept, as on every stop) and exit 1, which systemd restarts (Restart=on-failure).
-   */
-  private readonly onUncaughtException = (e: unknown): void => {
-    this.log.error(`uncaught exception, stopping (the kernel state is kept; the service manager restarts the daemon): ${describeError(e)}`);
-    this.crashed = true;
-    process.exitCode = 1;
-    setTimeout(() => process.exit(1), 10_000).unref();
-    void this.stop('uncaught exception').catch(() => process.exit(1));
-  };
 
   status(): StatusJson {
     const r = this.last;
@@ -252,15 +239,9 @@ export class Daemon {
     await removePidFile(pidPath(this.config.paths.run));
     await this.lock?.release();
     this.log.info('stopped');
-    process.off('unhandledRejection', this.onUnhandledRejection);
-    process.off('uncaughtException', this.onUncaughtException);
+    this.unguard?.();
     this.resolveStopped();
   }
-}
-
-function describeError(e: unknown): string {
-  if (e instanceof Error) return `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}`;
-  return String(e);
 }
 
 /** The new config with every restart-only key kept at its running value. */
