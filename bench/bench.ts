@@ -359,7 +359,7 @@ async function mariadbOnce(config: Config, resetUnix: number, db: MariadbServer)
 
 // ------------------------------------------------------------------ one size
 
-interface PhaseMedians extends Timings {}
+type PhaseMedians = Timings;
 
 function medianTimings(xs: readonly CycleSummary[]): PhaseMedians {
   const keys: (keyof Timings)[] = ['ldapMs', 'mysqlMs', 'planMs', 'readMs', 'diffMs', 'applyMs', 'totalMs'];
@@ -818,7 +818,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const started = new Date();
-  const clockIso = DateTime.utc().startOf('hour').toISO()!;
+  const clockIso = DateTime.utc().startOf('hour').toISO();
   const baseDir = mkdtempSync(join(tmpdir(), 'rq-bench-'));
   onCleanup('temp dir', async () => rmSync(baseDir, { recursive: true, force: true }));
   say(`bench: sizes ${o.sizes.join(', ')}; ${o.cold} cold, ${o.idle} idle, ${o.steady} steady (1 % of users move), ${o.fixed} fixed-change cycles per size`);

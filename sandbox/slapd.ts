@@ -523,7 +523,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
         (pending[i] as string[]).push(record, '\n\n');
         counts[i] = (counts[i] as number) + 1;
         pendingLen[i] = (pendingLen[i] as number) + record.length + 2;
-        if ((pendingLen[i] as number) > 4 * 1024 * 1024) flush(i);
+        if ((pendingLen[i]) > 4 * 1024 * 1024) flush(i);
       };
       try {
         let rest = '';

@@ -16,8 +16,6 @@ export interface Logger {
   debug(msg: string | (() => string), meta?: Meta): void;
 }
 
-export const nullLogger: Logger = { error() {}, warn() {}, info() {}, debug() {} };
-
 /** A logger that keeps lines in memory (tests, and `plan` which prints warnings itself). */
 export class MemoryLogger implements Logger {
   readonly lines: { level: LogLevel; msg: string; meta?: Meta }[] = [];

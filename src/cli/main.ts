@@ -121,7 +121,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   }
   try {
     const { values, positionals } = parseArgs({ args: rest, options: verb.options, allowPositionals: true, strict: true });
-    return await verb.run(values as Record<string, string | boolean | undefined>, positionals, io);
+    return await verb.run(values, positionals, io);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     if (e instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {

@@ -27,6 +27,8 @@ export const NOT_RUNNING_STATUS = 3;
 export const NOT_RUNNING = 7;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A field of a daemon answer as text (answers are JSON: strings, numbers, or absent). */
+const text = (v: unknown): string => (typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v));
 const cliPath = (): string => fileURLToPath(new URL('../cli.js', import.meta.url));
 
 async function running(config: Pick<Config, 'paths'>): Promise<StatusJson | null> {
@@ -193,7 +195,8 @@ export async function runStop(configFlag: string | undefined, io: Io): Promise<n
 export async function runUpdate(configFlag: string | undefined, force: boolean, io: Io): Promise<number> {
   try {
     const a = await askDaemon(await runDirOf(configFlag), { cmd: 'update', force });
-    (a.ok ? io.out : io.err)(String(a['summary'] ?? a['error']));
+    if (a.ok) io.out(text(a['summary']));
+    else io.err(text(a['error']));
     return a.ok ? EXIT.ok : EXIT.failed;
   } catch (e) {
     if (e instanceof NotRunningError) {
@@ -209,11 +212,11 @@ export async function runReload(configFlag: string | undefined, io: Io): Promise
     // The daemon judges the file: an invalid one is rejected with every error.
     const a = await askDaemon(await runDirOf(configFlag), { cmd: 'reload' });
     if (!a.ok) {
-      io.err(`reload rejected; the running configuration stays:\n${String(a['error'])}`);
+      io.err(`reload rejected; the running configuration stays:\n${text(a['error'])}`);
       return EXIT.invalid;
     }
-    io.out(String(a['message']));
-    if (a['summary']) io.out(String(a['summary']));
+    io.out(text(a['message']));
+    if (a['summary']) io.out(text(a['summary']));
     return a['cycleOk'] === false ? EXIT.failed : EXIT.ok;
   } catch (e) {
     if (e instanceof NotRunningError) {
@@ -256,7 +259,7 @@ export async function runExplain(configFlag: string | undefined, who: string | u
   try {
     const a = await askDaemon(await runDirOf(configFlag), { cmd: 'explain', who });
     if (a.ok) e = a['explain'] as ExplainJson;
-    else error = String(a['error']);
+    else error = text(a['error']);
   } catch (err) {
     if (!(err instanceof NotRunningError)) throw err;
     // Not running: answer from a fresh fetch.

@@ -217,7 +217,7 @@ class SectionReader {
         continue;
       }
       // ini turns true/false/null into non-strings: take them back as written.
-      this.values.set(key.toLowerCase(), { key, value: value === null ? '' : String(value) });
+      this.values.set(key.toLowerCase(), { key, value: value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value) });
     }
   }
 
@@ -472,7 +472,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   const ctx = new Ctx(file, lines);
   let parsed: Record<string, unknown>;
   try {
-    parsed = ini.parse(text) as Record<string, unknown>;
+    parsed = ini.parse(text);
   } catch (e) {
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `not an INI file: ${(e as Error).message}` }]);
   }

@@ -3,7 +3,6 @@
 // run cycles through here. Never applies a directory it does not have: with no
 // directory at all (no fetch, no snapshot) the cycle fails and the kernel is untouched.
 
-import pLimit from 'p-limit';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -64,7 +63,6 @@ function moves(desired: Desired, result: ReconcileResult): { down: number; up: n
 }
 
 export class CycleRunner {
-  private readonly limit = pLimit(2);
   private readonly planner = new Planner();
 
   constructor(
@@ -103,12 +101,12 @@ export class CycleRunner {
       desired: null, result: null, ldapChange: null as CycleReport['ldapChange'],
     };
     const [dir, usage] = await Promise.allSettled([
-      this.limit(() => timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x))),
-      this.limit(() => timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x))),
+      timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x)),
+      timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x)),
     ]);
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
     if (dir.status === 'rejected' || usage.status === 'rejected') {
-      const reason = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
+      const reason: unknown = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
       return { ...base, ok: false, error: (reason as Error).message, sources: { ldap: 'none', mysql: 'snapshot' }, timings: { ...timings, totalMs: performance.now() - t0 } };
     }
     const sources = {

@@ -9,11 +9,9 @@
 import type { Server } from 'node:net';
 import { ConfigError, formatProblem, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
-import type { FileLogger } from '../log.js';
-import { registerSecret } from '../log.js';
-import type { Exec } from '../kernel/exec.js';
+import { registerSecret, type FileLogger } from '../log.js';
+import { realExec, type Exec } from '../kernel/exec.js';
 import { checkKernel } from '../kernel/features.js';
-import { realExec } from '../kernel/exec.js';
 import { openRuntime, type Runtime } from './runtime.js';
 import { openClients, type SourceClients } from '../sources/index.js';
 import { describeError, guardProcess } from './faults.js';
@@ -75,7 +73,7 @@ export class Daemon {
     // reload() answers every failure; the catch is for a bug, which must not become an unhandled rejection.
     process.on('SIGHUP', () => {
       this.reload().then(
-        (a) => (a.ok ? this.log.info(`SIGHUP: ${String(a['message'] ?? '')}`) : this.log.error(`SIGHUP: reload rejected: ${String(a['error'] ?? '').replace(/\n\s*/g, '; ')}`)),
+        (a) => (a.ok ? this.log.info(`SIGHUP: ${String((a['message'] ?? '') as string)}`) : this.log.error(`SIGHUP: reload rejected: ${String((a['error'] ?? '') as string).replace(/\n\s*/g, '; ')}`)),
         (e: unknown) => this.log.error(`SIGHUP: reload failed, the running configuration stays: ${describeError(e)}`),
       );
     });

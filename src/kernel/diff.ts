@@ -2,8 +2,7 @@
 // Pure: never runs a tool. The plan holds only what differs; an empty plan means the
 // kernel already is as desired and nothing will be spawned to apply it.
 
-import type { MangleState, TcState } from './read.js';
-import { splitIptablesArgs, tcReportedRate } from './read.js';
+import { splitIptablesArgs, tcReportedRate, type MangleState, type TcState } from './read.js';
 import type { IpFamily, SetFamily } from './names.js';
 import type { KernelDesired, RuleArgs, SetSpec, TableName, TableSpec, TcClassSpec } from './model.js';
 

@@ -485,8 +485,8 @@ export function parseTcQdiscJson(text: string): TcQdisc[] {
   if (t === '') return [];
   const arr = JSON.parse(t) as Array<Record<string, unknown>>;
   return arr.map((q) => ({
-    kind: String(q.kind ?? ''),
-    handle: String(q.handle ?? ''),
+    kind: typeof q.kind === 'string' ? q.kind : '',
+    handle: typeof q.handle === 'string' ? q.handle : '',
     parent: q.root === true ? null : typeof q.parent === 'string' ? q.parent : null,
     options: (typeof q.options === 'object' && q.options !== null ? q.options : {}) as Record<string, unknown>,
   }));
@@ -578,10 +578,10 @@ export function parseTcClassJson(text: string): TcClass[] {
   const out: TcClass[] = [];
   for (const o of arr) {
     if (o.class !== 'htb') continue;
-    const num = (k: string): number | undefined => (typeof o[k] === 'number' ? (o[k] as number) : undefined);
+    const num = (k: string): number | undefined => (typeof o[k] === 'number' ? (o[k]) : undefined);
     const c: TcClass = {
       kind: 'htb',
-      classid: String(o.handle ?? ''),
+      classid: typeof o.handle === 'string' ? o.handle : '',
       parent: o.root === true ? null : typeof o.parent === 'string' ? o.parent : null,
       leaf: typeof o.leaf === 'string' ? `${parseInt(o.leaf, 16).toString(16)}:` : null,
       rateBps: (num('rate') ?? NaN) * 8,

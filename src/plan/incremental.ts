@@ -7,20 +7,24 @@
 // scratch with planDesired. The result is always equal to planDesired's for the same
 // inputs (test/unit/incremental.test.ts checks it on random moves).
 //
-// The previous plan's member sets are updated in place: a Desired handed out earlier is
-// not a snapshot. Dry runs (`reselqos plan`) use planDesired, never this.
+// Snapshots: a plan from scratch is a real snapshot (the planner copies the QoS member sets it
+// will move IPs between). A plan from an incremental step is not: its QoS sets are the
+// planner's own sets, changed in place by the next plan() — copy them to keep them. Dry runs
+// (`reselqos plan`) use planDesired, never this.
 
 import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
 import { effectiveRates, groupOf, thresholds, type Direction } from '../policy/policy.js';
 import type { Directory, Usage } from '../sources/types.js';
 import { ipIndex } from '../net/ipindex.js';
-import { classPlans, planDesired, sumBytes, type Desired, type SetFamily, type UserPlan } from './desired.js';
+import { classPlans, planDesired, sumBytes, type Desired, type SetFamily, type SetPlan, type UserPlan } from './desired.js';
 
 interface Index {
-  /** [family][direction][group] -> the member set of the previous plan */
+  /** [family][direction][group] -> the planner's own member set (moved between in place) */
   readonly sets: Record<SetFamily, Record<Direction, Set<string>[]> | null>;
   readonly names: Record<SetFamily, Record<Direction, string[]> | null>;
+  /** the plan's sets with the QoS members replaced by the planner's own sets: what steps hand out */
+  readonly live: readonly SetPlan[];
 }
 
 interface Last {
@@ -46,17 +50,20 @@ export function firewallValidUntil(config: Config, directory: Directory, nowMs: 
   return until;
 }
 
+/** The planner's own copies of the QoS member sets of `desired`, indexed by family, direction and group. */
 function indexOf(desired: Desired): Index {
   const sets: Index['sets'] = { inet: null, inet6: null };
   const names: Index['names'] = { inet: null, inet6: null };
-  for (const s of desired.sets) {
-    if (s.role !== 'qos' || s.direction === undefined || s.group === undefined) continue;
+  const live = desired.sets.map((s): SetPlan => {
+    if (s.role !== 'qos' || s.direction === undefined || s.group === undefined) return s;
+    const own = new Set(s.members);
     const byDir = (sets[s.family] ??= { down: [], up: [] });
     const nameDir = (names[s.family] ??= { down: [], up: [] });
-    byDir[s.direction][s.group] = s.members as Set<string>;
+    byDir[s.direction][s.group] = own;
     nameDir[s.direction][s.group] = s.name;
-  }
-  return { sets, names };
+    return { ...s, members: own };
+  });
+  return { sets, names, live };
 }
 
 export class Planner {
@@ -91,7 +98,7 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     for (const c of prev.classes) same[c.direction][c.group] = c.users;
     return {
       ...prev, at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals,
-      classes: classPlans(config, same, totals), version: {}, delta: { base: prev.version, sets: new Map(), moved: { down: 0, up: 0 } },
+      sets: last.index.live, classes: classPlans(config, same, totals), version: {}, delta: { base: prev.version, sets: new Map(), moved: { down: 0, up: 0 } },
     };
   }
   const limits = thresholds(q);
@@ -169,7 +176,7 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
   return {
     ...prev,
     at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
-    users, classes: classPlans(config, counts, totals),
+    users, sets: last.index.live, classes: classPlans(config, counts, totals),
     version: {}, delta: { base: prev.version, sets, moved },
   };
 }

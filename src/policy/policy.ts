@@ -3,8 +3,7 @@
 // No I/O, no global clock: callers pass the instant (an injected clock).
 
 import { DateTime } from 'luxon';
-import type { Config, QosConfig, RateRule } from '../config/config.js';
-import { inWindow } from '../config/config.js';
+import { inWindow, type Config, type QosConfig, type RateRule } from '../config/config.js';
 
 export type Direction = 'down' | 'up';
 export const DIRECTIONS: readonly Direction[] = ['down', 'up'];

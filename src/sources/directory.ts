@@ -44,9 +44,9 @@ export function uidOfDn(dn: string, uidAttr = 'uid'): string | null {
 export function parseGeneralizedTime(raw: string): number | null {
   const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?(Z|[+-]\d{4})$/.exec(raw.trim());
   if (!m) return null;
-  const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5] ?? '0', m[6] ?? '0'].map(Number) as number[];
+  const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5] ?? '0', m[6] ?? '0'].map(Number);
   if (mo! < 1 || mo! > 12 || d! < 1 || d! > 31 || h! > 23 || mi! > 59 || s! > 60) return null;
-  let t = Date.UTC(y!, mo! - 1, d!, h!, mi!, s!);
+  let t = Date.UTC(y!, mo! - 1, d, h, mi, s);
   const zone = m[8]!;
   if (zone !== 'Z') {
     const sign = zone[0] === '-' ? -1 : 1;
@@ -76,6 +76,7 @@ export function buildOwner(e: RawEntry, kind: OwnerKind, o: BuildOptions, skippe
     skipped.push({ dn: e.dn, reason: `no ${a.uid}` });
     return null;
   }
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here
   if (/[\s\x00-\x1f]/.test(uid)) {
     skipped.push({ dn: e.dn, reason: `${a.uid} "${uid}" contains whitespace or control characters` });
     return null;

@@ -6,7 +6,7 @@
 import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { SnapshotRefusedError, type Directory, type Usage, type Volume } from './types.js';
+import { SnapshotRefusedError, type Directory, type Usage } from './types.js';
 
 const DIRECTORY_FILE = 'directory.json';
 const VOLUMES_FILE = 'volumes.json';
@@ -68,7 +68,7 @@ export class SnapshotStore {
     try {
       const j = JSON.parse(await readFile(join(this.dir, VOLUMES_FILE), 'utf8')) as { format: number; resetAt: string; fetchedAt: string; volumes: [string, number, number][] };
       if (j.format === FORMAT && Array.isArray(j.volumes)) {
-        this.usage = { resetAt: j.resetAt, fetchedAt: j.fetchedAt, byIp: new Map(j.volumes.map(([ip, down, up]) => [ip, { down, up } as Volume])) };
+        this.usage = { resetAt: j.resetAt, fetchedAt: j.fetchedAt, byIp: new Map(j.volumes.map(([ip, down, up]) => [ip, { down, up }])) };
       }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, VOLUMES_FILE)}: ${(e as Error).message}`);

@@ -17,9 +17,8 @@
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
-import { parseIp } from '../net/ip.js';
+import { parseIp, type IpParse } from '../net/ip.js';
 import type { Logger } from '../log.js';
-import type { IpParse } from '../net/ip.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Usage, type Volume } from './types.js';
 
@@ -210,7 +209,15 @@ export class VolumeSource {
   /** [database] tls: mysql2's ssl options, the CA read now (a reload fails before switching) */
   private readonly ssl: { ca?: Buffer; rejectUnauthorized: true; verifyIdentity: true; minVersion: 'TLSv1.2' } | undefined;
 
-  constructor(private readonly config: Pick<Config, 'database'>, private readonly log: Logger) {
+  /**
+   * `serverBoundary`: B as the server computes it (BOUNDARY_SQL) unless given; tests inject a
+   * stepped one to walk B through hours the real clock would take hours to reach.
+   */
+  constructor(
+    private readonly config: Pick<Config, 'database'>,
+    private readonly log: Logger,
+    private readonly serverBoundary: (() => Promise<string>) | null = null,
+  ) {
     const d = config.database;
     // Verification always on: the chain (caFile, else the system CAs) and the name (host name,
     // or IP address against the IP SANs). A server that offers no TLS is refused by mysql2
@@ -266,7 +273,7 @@ export class VolumeSource {
           into.sumUp += Number(upRaw);
           into.nUp++;
         }
-        const raw = ipRaw === null ? '' : String(ipRaw);
+        const raw = typeof ipRaw === 'string' ? ipRaw : Buffer.isBuffer(ipRaw) ? ipRaw.toString('latin1') : ipRaw === null ? '' : JSON.stringify(ipRaw);
         const { p: ip, id } = this.parse(raw);
         if (!ip.ok) {
           if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
@@ -282,7 +289,7 @@ export class VolumeSource {
         into.add(id, down, up);
       });
       query.on('error', (e: unknown) => {
-        if (!failed) reject(e);
+        if (!failed) reject(e instanceof Error ? e : new Error(String(e)));
         failed = true;
       });
       query.on('end', () => { if (!failed) resolve(); });
@@ -299,7 +306,8 @@ export class VolumeSource {
   }
 
   /** B: the start of the hour bucket of NOW() - 15 min, server local time ('YYYY-MM-DD HH:00:00'). */
-  protected async boundary(): Promise<string> {
+  private async boundary(): Promise<string> {
+    if (this.serverBoundary) return this.serverBoundary();
     const [res] = await this.getPool().query({ sql: BOUNDARY_SQL, timeout: this.config.database.timeoutMs });
     return String((res as unknown[][])[0]![0]);
   }

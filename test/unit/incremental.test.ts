@@ -173,3 +173,15 @@ test('a new directory, a new config or the end of a paid period plans from scrat
   assert.ok(planner.plan(c, d2, u, at.plus({ minutes: 33 }), at).delta, 'then incremental again');
   assert.equal(planner.plan(config(), d2, u, at.plus({ minutes: 34 }), at).delta, null, 'a new config object');
 });
+
+test('a plan from scratch is a snapshot: later incremental plans do not change its sets', () => {
+  const c = config();
+  const d = campus(60);
+  const planner = new Planner();
+  const first = planner.plan(c, d, usageOf(new Map()), at, at);
+  const frozen = snapshot(first);
+  const vols = new Map(allIps(d).map((ip) => [ip, { down: 9000 * MB, up: 9000 * MB }] as const));
+  const next = planner.plan(c, d, usageOf(vols), at.plus({ seconds: 10 }), at);
+  assert.ok(next.delta && next.delta.moved.down > 0, 'users moved');
+  for (const s of first.sets) assert.deepEqual([...s.members].sort(), [...frozen.get(s.name)!].sort(), `${s.name} of the first plan unchanged`);
+});
