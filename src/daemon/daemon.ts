@@ -72,8 +72,11 @@ export class Daemon {
     this.stopped = new Promise((r) => (this.resolveStopped = r));
     // reload() answers every failure; the catch is for a bug, which must not become an unhandled rejection.
     process.on('SIGHUP', () => {
-      this.reload().then(
-        (a) => (a.ok ? this.log.info(`SIGHUP: ${String((a['message'] ?? '') as string)}`) : this.log.error(`SIGHUP: reload rejected: ${String((a['error'] ?? '') as string).replace(/\n\s*/g, '; ')}`)),
+      // A rejection is logged by reload itself (one error line naming every problem).
+      this.reload('SIGHUP').then(
+        (a) => {
+          if (a.ok) this.log.info(`SIGHUP: ${typeof a['message'] === 'string' ? a['message'] : ''}`);
+        },
         (e: unknown) => this.log.error(`SIGHUP: reload failed, the running configuration stays: ${describeError(e)}`),
       );
     });
@@ -140,15 +143,15 @@ export class Daemon {
    * leaves the running configuration whole and is answered with every error. Then the switch,
    * between two cycles, made only of steps that cannot fail. Reloads run one at a time, in order.
    */
-  reload(): Promise<ControlAnswer> {
-    const run = this.reloads.then(() => this.reloadNow());
+  reload(origin: 'socket' | 'SIGHUP' = 'socket'): Promise<ControlAnswer> {
+    const run = this.reloads.then(() => this.reloadNow(origin));
     this.reloads = run.catch(() => undefined);
     return run;
   }
 
-  private async reloadNow(): Promise<ControlAnswer> {
+  private async reloadNow(origin: 'socket' | 'SIGHUP'): Promise<ControlAnswer> {
     const reject = (error: string, problems: number, oneLine = error): ControlAnswer => {
-      this.log.error(`reload rejected, the running configuration stays: ${oneLine}`);
+      this.log.error(`reload rejected, the running configuration stays (${origin}): ${oneLine}`);
       return { ok: false, error, problems };
     };
     let next: Config;

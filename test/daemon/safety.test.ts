@@ -131,6 +131,7 @@ test('finding 6: a reload with an unreadable caFile (socket, then SIGHUP) leaves
   assert.equal(r.code, 2, r.stdout + r.stderr);
   assert.match(r.stderr, /reload rejected; the running configuration stays/);
   assert.match(r.stderr, new RegExp(`\\[ldap\\] caFile: cannot read ${missing.replace(/[.]/g, '\\.')}: file not found`));
+  assert.match(await waitLog(/ error reload rejected, the running configuration stays \(socket\): /), /\[ldap\] caFile: cannot read .*no-such-ca\.pem: file not found/);
   const u = await c('update');
   assert.equal(u.code, 0, u.stdout + u.stderr);
   assert.match(u.stdout, /^cycle ok users=2 /, 'the old LDAP settings still work (no StartTLS)');
@@ -142,7 +143,7 @@ test('finding 6: a reload with an unreadable caFile (socket, then SIGHUP) leaves
   mkdirSync(caDir);
   writeConf({ down: '30Mbit', ldap: `starttls = 1\ncaFile = ${caDir}` });
   process.kill(pid, 'SIGHUP');
-  const line = await waitLog(/SIGHUP: reload rejected/);
+  const line = await waitLog(/ error reload rejected, the running configuration stays \(SIGHUP\): /);
   assert.match(line, new RegExp(`caFile: cannot read ${caDir.replace(/[.]/g, '\\.')}: is a directory`));
   await sleep(300);
   assert.ok(isAlive(pid), 'the daemon survives');
