@@ -16,9 +16,11 @@ import { createLogger } from '../../src/log.js';
 
 let withTls: MariadbServer;
 let noTls: MariadbServer;
+let wrongName: MariadbServer; // a certificate of our CA for DNS:db.example.org only
 let dir: string;
 let ours: TlsFiles;
 let other: TlsFiles;
+let named: TlsFiles;
 
 const log = createLogger({ level: 'error', dir: null, stderr: false });
 const reset = new Date(Date.now() - 3_600_000);
@@ -45,14 +47,19 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-mysqltls-'));
   mkdirSync(join(dir, 'ours'));
   mkdirSync(join(dir, 'other'));
-  [ours, other] = await Promise.all([makeTlsFiles(join(dir, 'ours')), makeTlsFiles(join(dir, 'other'))]);
-  [withTls, noTls] = await Promise.all([startMariadb({ timezone: '+00:00', tls: ours }), startMariadb({ timezone: '+00:00' })]);
+  mkdirSync(join(dir, 'named'));
+  [ours, other, named] = await Promise.all([
+    makeTlsFiles(join(dir, 'ours')), makeTlsFiles(join(dir, 'other')), makeTlsFiles(join(dir, 'named'), 'DNS:db.example.org'),
+  ]);
+  [withTls, noTls, wrongName] = await Promise.all([
+    startMariadb({ timezone: '+00:00', tls: ours }), startMariadb({ timezone: '+00:00' }), startMariadb({ timezone: '+00:00', tls: named }),
+  ]);
   const hour = (d: Date): string => d.toISOString().slice(0, 13).replace('T', ' ') + ':00:00';
   for (const s of [withTls, noTls]) await s.insertTraffic([{ ip: '172.22.200.3', time: hour(new Date()), input: 1000, output: 10 }]);
 });
 
 after(async () => {
-  await Promise.allSettled([withTls?.stop(), noTls?.stop()]);
+  await Promise.allSettled([withTls?.stop(), noTls?.stop(), wrongName?.stop()]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -73,4 +80,8 @@ test('tls = 1 to a server without TLS: refused, no plaintext fallback', async ()
   await assert.rejects(fetchFrom(noTls, `tls = 1\ncaFile = ${ours.caFile}`), refused(/HANDSHAKE_NO_SSL_SUPPORT|does not support secure/));
   // the same server in plaintext works (the refusal is TLS's, not a broken server)
   assert.deepEqual([...(await fetchFrom(noTls, '')).byIp.keys()], ['172.22.200.3']);
+});
+
+test('tls = 1: the certificate must name the host (127.0.0.1 against its IP SANs), not only chain to the CA', async () => {
+  await assert.rejects(fetchFrom(wrongName, `tls = 1\ncaFile = ${named.caFile}`), refused(/127\.0\.0\.1|altnames|IP/i));
 });
