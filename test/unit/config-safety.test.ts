@@ -137,7 +137,7 @@ test('check exits 2 for findings 2, 4, 8 and an unusable caFile; warns for a pla
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /qos\.conf:\d+: \[ldap\] caFile: cannot read .*missing\.pem: file not found/);
   assert.match(r.stderr, /qos\.conf:\d+: \[database\] caFile: cannot read .*: is a directory/);
-  r = await check(minimalConf({ ldap: 'caFile = /etc/hostname' }));
+  r = await check(minimalConf({ ldap: 'caFile = @DIR@/qos.conf' }));
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /\[ldap\] caFile: .*no PEM certificate/);
   r = await check(minimalConf({ ldap: 'user = cn=qos\npassword = x' }));
