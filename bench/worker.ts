@@ -22,7 +22,7 @@ import { SnapshotStore } from '../src/sources/snapshot.js';
 import type { Directory, Usage } from '../src/sources/types.js';
 import { planDesired, type Desired } from '../src/plan/desired.js';
 import { resetInstant } from '../src/policy/policy.js';
-import { parseIpsetSave, readIpsetHeaders, readTables, readTc, type MangleState } from '../src/kernel/read.js';
+import { parseIpsetSave, readIpsetHeaders, readTables, readTc, type TableState } from '../src/kernel/read.js';
 import { buildKernelDesired, TABLES, type TableName } from '../src/kernel/model.js';
 import { diffKernel, tableKey, type ActualSet, type KernelActual } from '../src/kernel/diff.js';
 import { Names } from '../src/kernel/names.js';
@@ -259,7 +259,7 @@ async function probe(reps: number): Promise<Probe> {
   const save = await timeIt(reps, () => exec('ipset', ['save'], { timeoutMs: 120_000 }));
   const parsed = await timeIt(reps, async () => parseIpsetSave(save.value.stdout, names.isOurSet));
   const tables = await timeIt(reps, async () => {
-    const out = new Map<string, MangleState>();
+    const out = new Map<string, TableState>();
     for (const family of [4, 6] as const) {
       const t = await readTables(exec, family, TABLES, names.isOurChain);
       for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);

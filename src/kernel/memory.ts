@@ -12,7 +12,7 @@
 
 import type { ActualSet, KernelPlan, TcOp } from './diff.js';
 import type { KernelDesired, SetSpec } from './model.js';
-import { tcReportedRate, type IpsetHeader, type MangleState, type TcState } from './read.js';
+import { tcReportedRate, type IpsetHeader, type TableState, type TcState } from './read.js';
 import type { SetFamily } from './names.js';
 
 interface OwnedSet {
@@ -27,7 +27,7 @@ export class KernelMemory {
   /** our sets as the kernel holds them after our last apply or full read; null = unknown (resync) */
   private sets: Map<string, OwnedSet> | null = null;
   /** our chains and tc tree as last read back, patched with the class rates applied since; null = read them */
-  private readBack: { tables: Map<string, MangleState>; tc: Map<string, TcState>; at: number } | null = null;
+  private readBack: { tables: Map<string, TableState>; tc: Map<string, TcState>; at: number } | null = null;
   /** class rates this process applied, per "dev classid": tc's text read-back rounds finer changes away */
   private readonly rates = new Map<string, { rate: number; ceil: number }>();
   /** the plan (Desired.version) the kernel was last brought to; null = unknown */
@@ -76,11 +76,11 @@ export class KernelMemory {
   }
 
   /** The chains and tc tree last read back, when younger than `maxAgeMs`. */
-  cachedReadBack(now: number, maxAgeMs: number): { tables: Map<string, MangleState>; tc: Map<string, TcState> } | null {
+  cachedReadBack(now: number, maxAgeMs: number): { tables: Map<string, TableState>; tc: Map<string, TcState> } | null {
     return this.readBack !== null && now - this.readBack.at < maxAgeMs ? this.readBack : null;
   }
 
-  readBackDone(tables: Map<string, MangleState>, tc: Map<string, TcState>, now: number): void {
+  readBackDone(tables: Map<string, TableState>, tc: Map<string, TcState>, now: number): void {
     this.readBack = { tables, tc, at: now };
   }
 

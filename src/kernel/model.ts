@@ -1,5 +1,5 @@
-// The desired state in kernel terms: which sets with which members, which mangle
-// chains with which rules (in the exact form iptables-save prints them back), which
+// The desired state in kernel terms: which sets with which members, which chains with
+// which rules (each stamped with an identity hash in its comment: src/kernel/ruleid.ts), which
 // HTB classes with which rates on which interface. Pure: built from the planner's
 // Desired and the config; compared by diff.ts with what read.ts reads back.
 
@@ -10,6 +10,7 @@ import {
   COMMENT_PREFIX, DEFAULT_MINOR, ROOT_MINOR, Names, classid, classifyId, leafHandle, markHex,
   type IpFamily, type SetFamily,
 } from './names.js';
+import { stampRule } from './ruleid.js';
 
 export interface SetSpec {
   readonly name: string;
@@ -195,17 +196,26 @@ function natTable(config: Config, names: Names): TableSpec {
   return { family: 4, table: 'nat', chains: [{ name: chain, rules }], hooks: [hook('PREROUTING', ['-i', fw.ethInt, '-p', 'tcp'], chain)] };
 }
 
+/** Every rule and hook of a table with its comment stamped by its identity hash (src/kernel/ruleid.ts). */
+function stampTable(t: TableSpec): TableSpec {
+  return {
+    ...t,
+    chains: t.chains.map((c) => ({ name: c.name, rules: c.rules.map((r) => stampRule(c.name, r)) })),
+    hooks: t.hooks.map((h) => ({ builtin: h.builtin, args: stampRule(h.builtin, h.args) })),
+  };
+}
+
 export function buildKernelDesired(config: Config, desired: Desired, names: Names = new Names(config)): KernelDesired {
   const q = config.qos;
   const sets: SetSpec[] = desired.sets.map((s) => ({ name: s.name, family: s.family, members: s.members, capacity: desired.ipCount[s.family] }));
   const v6 = config.firewall.v6Enabled;
-  const tables: TableSpec[] = [
+  const tables: TableSpec[] = ([
     mangleTable(config, names, 4),
     v6 ? mangleTable(config, names, 6) : { family: 6, table: 'mangle', chains: [], hooks: [] },
     filterTable(config, names, 4),
     filterTable(config, names, 6),
     natTable(config, names),
-  ];
+  ] satisfies TableSpec[]).map(stampTable);
 
   const leaf = leafQdisc(q.leaf);
   const tc: TcDevSpec[] = DIRECTIONS.map((dir) => {

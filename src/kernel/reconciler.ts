@@ -23,7 +23,7 @@ import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
 import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
-import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, type MangleState, type TcState } from './read.js';
+import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, type TableState, type TcState } from './read.js';
 import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
 import { KernelMemory } from './memory.js';
 import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
@@ -148,8 +148,8 @@ export class Reconciler {
   }
 
   /** Our chains and hooks in every table, one iptables-save and one ip6tables-save. */
-  private async readAllTables(): Promise<Map<string, MangleState>> {
-    const out = new Map<string, MangleState>();
+  private async readAllTables(): Promise<Map<string, TableState>> {
+    const out = new Map<string, TableState>();
     const both = await Promise.all(([4, 6] as const).map(async (family) => [family, await readTables(this.exec, family, TABLES, this.names.isOurChain)] as const));
     for (const [family, t] of both) for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);
     return out;

@@ -9,10 +9,10 @@ import {
   readIpsetHeaders,
   readMangle,
   readTc,
-  detectKernel,
   tcReportedRate,
   splitIptablesArgs,
 } from '../../src/kernel/read.js';
+import { detectKernel } from '../../src/kernel/features.js';
 import { createScratchNetns } from '../../sandbox/netns.js';
 
 const ours = (n: string): boolean => /^(v6)?qos_/.test(n);
