@@ -457,7 +457,8 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     const dir = mkdtempSync(join(baseDir, `n${n}-`));
     const confText = sandboxConf({
       ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-      firewall: `netns = ${gw.names.gw}`, timezone: 'UTC',
+      // the campus generator puts machines beyond its suffix pool under 10.16.0.0/12: user networks too
+      firewall: `netns = ${gw.names.gw}\nuserNetworks = 172.22.0.0/16, 10.0.0.0/8`, timezone: 'UTC',
     }).replace(/^pageSize = \d+$/m, 'pageSize = 500'); // same page size as the ldapsearch baseline (-E pr=500)
     const confFile = join(dir, 'qos.conf');
     writeFileSync(confFile, confText, { mode: 0o600 });

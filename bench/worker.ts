@@ -282,12 +282,12 @@ async function probe(reps: number): Promise<Probe> {
   let persist: Probe['persist'];
   try {
     const store = new SnapshotStore(dir, log);
-    store.acceptDirectory(directory, 1, true);
+    store.acceptDirectory(directory, 1, { accept: true, fw: config.firewall, nowMs: Date.now() });
     const t0 = performance.now();
     await store.persist();
     const writeMs = performance.now() - t0;
     const again = await src.fetch(new Date(Date.now() + 1000));
-    store.acceptDirectory(again, 1, true);
+    store.acceptDirectory(again, 1, { accept: true, fw: config.firewall, nowMs: Date.now() });
     const t1 = performance.now();
     await store.persist();
     const unchangedMs = performance.now() - t1;

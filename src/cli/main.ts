@@ -61,10 +61,11 @@ const VERBS: Record<string, Verb> = {
     },
   },
   update: {
-    summary: 'run a cycle now, with a full LDAP fetch; prints its summary line, exit 1 if it failed',
-    usage: 'reselqos update [-c FILE] [--force]',
-    options: { ...CONFIG_OPT, force: { type: 'boolean' } },
-    run: (v, _p, io) => runUpdate(v['config'] as string | undefined, v['force'] === true, io),
+    summary: 'run a cycle now, with a full LDAP fetch; prints its summary line, exit 1 if it failed or the directory was refused;\n' +
+      '           --force: past the entry-count rule (maxShrink); --accept: take a directory the entitlement guard refuses',
+    usage: 'reselqos update [-c FILE] [--force] [--accept]',
+    options: { ...CONFIG_OPT, force: { type: 'boolean' }, accept: { type: 'boolean' } },
+    run: (v, _p, io) => runUpdate(v['config'] as string | undefined, { force: v['force'] === true, accept: v['accept'] === true }, io),
   },
   reload: {
     summary: 're-read qos.conf: applied live, or rejected with every error (the running config stays)',

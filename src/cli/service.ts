@@ -192,11 +192,12 @@ export async function runStop(configFlag: string | undefined, io: Io): Promise<n
   return EXIT.failed;
 }
 
-export async function runUpdate(configFlag: string | undefined, force: boolean, io: Io): Promise<number> {
+export async function runUpdate(configFlag: string | undefined, opts: { force: boolean; accept: boolean }, io: Io): Promise<number> {
   try {
-    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'update', force });
+    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'update', force: opts.force, accept: opts.accept });
     if (a.ok) io.out(text(a['summary']));
-    else io.err(text(a['error']));
+    else io.err(text(a['error'] ?? a['summary']));
+    if (a['refused']) io.err(`directory refused, the one in force stays: ${text(a['refused'])}`);
     return a.ok ? EXIT.ok : EXIT.failed;
   } catch (e) {
     if (e instanceof NotRunningError) {

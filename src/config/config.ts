@@ -51,6 +51,8 @@ export interface LdapConfig {
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
   readonly maxShrink: number; // share 0..1
+  /** most IP values one machine entry may carry (more: the machine keeps no IP) */
+  readonly maxIpsPerMachine: number;
   /** period of the full fetch; 0 = full fetch every cycle (no change searches) */
   readonly refreshMs: number;
 }
@@ -105,6 +107,9 @@ export interface FirewallConfig {
   readonly refuse: 'reject' | 'drop';
   readonly portal: { readonly ip: string; readonly port: number } | null;
   readonly portalBan: { readonly ip: string; readonly port: number } | null;
+  /** the same pages for IPv6 machines ([IPv6]:port in qos.conf) */
+  readonly portal6: { readonly ip: string; readonly port: number } | null;
+  readonly portalBan6: { readonly ip: string; readonly port: number } | null;
   readonly portalPorts: readonly number[];
 }
 
@@ -525,6 +530,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     },
     inactiveZone: l.str('inactiveZone'),
     pageSize: l.int('pageSize', 1, 100000),
+    maxIpsPerMachine: l.int('maxIpsPerMachine', 1, 1_000_000),
     connectTimeoutMs: l.duration('connectTimeout', 100),
     timeoutMs: l.duration('timeout', 100),
     maxShrink: l.share('maxShrink'),
@@ -633,6 +639,8 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     refuse: f.oneOf('refuse', ['reject', 'drop'] as const),
     portal: f.parse('portal', parseEndpoint, null),
     portalBan: f.parse('portalBan', parseEndpoint, null),
+    portal6: f.parse('portal6', parseEndpoint6, null),
+    portalBan6: f.parse('portalBan6', parseEndpoint6, null),
     portalPorts: f.parse('portalPorts', (raw) => raw.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
       if (!/^[0-9]{1,5}$/.test(x) || Number(x) < 1 || Number(x) > 65535) throw new UnitError(`expected TCP ports such as 80, got "${x}"`);
       return Number(x);
@@ -647,6 +655,9 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     ctx.problem('firewall', 'user6Networks',
       'the firewall filters IPv6 (enabled = 1, v6Enabled = 1) but no IPv6 user network is configured, so IPv6 would pass unfiltered: set net6 or user6Networks (or v6Enabled = 0 to let IPv6 through deliberately)',
       ctx.lineOf('firewall', f.has('user6Networks') ? 'user6Networks' : f.has('net6') ? 'net6' : 'v6Enabled'));
+  }
+  for (const key of ['portal6', 'portalBan6'] as const) {
+    if (firewall[key] && !firewall.v6Enabled) ctx.problem('firewall', key, 'IPv6 is off (v6Enabled = 0): no IPv6 portal');
   }
   if (firewall.ethExt !== '' && firewall.ethExt === firewall.ethInt) {
     ctx.problem('firewall', 'eth_int', `must differ from eth_ext (both "${firewall.ethExt}")`);
@@ -791,8 +802,21 @@ function parseEndpoint(raw: string): { ip: string; port: number } | null {
   const m = /^([0-9.]+):([0-9]{1,5})$/.exec(raw);
   const ip = m ? parseIp(m[1]!) : null;
   if (!m || !ip?.ok || ip.family !== 4 || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    throw new UnitError(`expected an IPv4 address and port such as 172.22.199.5:80, got "${raw}"`);
+    throw new UnitError(`expected an IPv4 address and port such as 172.22.199.5:80, got "${raw}"${raw.startsWith("[") ? " (an IPv6 portal goes in portal6 / portalBan6)" : ""}`);
   }
+  return { ip: ip.ip, port: Number(m[2]) };
+}
+
+/** "[IPv6]:port" (the bracketed form: an IPv6 address holds colons itself). */
+function parseEndpoint6(raw: string): { ip: string; port: number } | null {
+  if (raw === '') return null;
+  const m = /^\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})$/.exec(raw);
+  const ip = m ? parseIp(m[1]!) : null;
+  if (!m || !ip?.ok || ip.family !== 6 || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    throw new UnitError(`expected an IPv6 address in brackets and a port such as [2001:db8::5]:80, got "${raw}"`);
+  }
+  // A link-local destination has no meaning without an interface: DNAT cannot use it.
+  if ((parseInt(ip.ip.split(':')[0] || '0', 16) & 0xffc0) === 0xfe80) throw new UnitError(`${ip.ip} is link-local: a portal needs a routable address, got "${raw}"`);
   return { ip: ip.ip, port: Number(m[2]) };
 }
 

@@ -39,6 +39,7 @@ export const KEYS: readonly KeySpec[] = [
   k('ldap', 'ownerAttr', 'uidProprio', true, 'machine attribute holding its owner\'s DN'),
   k('ldap', 'ipAttr', 'ipHostNumber', true, 'machine attribute holding IPv4 (suffix such as 200.3, or a full address)'),
   k('ldap', 'ip6Attr', 'ipv6HostNumber', true, 'machine attribute holding IPv6 addresses (or suffixes to area6Prefix)'),
+  k('ldap', 'maxIpsPerMachine', '256', true, 'most IP values (ipAttr and ip6Attr together) one machine entry may carry; a machine with more keeps none of its IPs (not allowed, not shaped) and is named in the log. Bounds the work and memory one entry can cost'),
   k('ldap', 'zoneAttr', 'zone', true, 'machine attribute holding zones'),
   k('ldap', 'inactiveZone', 'Inactive', true, 'zone value that marks a machine disabled'),
   k('ldap', 'hostAttr', 'host', true, 'machine name attribute'),
@@ -50,7 +51,7 @@ export const KEYS: readonly KeySpec[] = [
   k('ldap', 'connectTimeout', '5s', true, 'TCP/TLS connect timeout'),
   k('ldap', 'timeout', '20s', true, 'timeout of one LDAP operation (each page)'),
   k('ldap', 'refresh', '10m', true, 'period of the full directory fetch; between two, each cycle asks only for the entries modified since the last one (modifyTimestamp, needs `index modifyTimestamp eq` on the server). Deleted entries are only noticed by the next full fetch (or `reselqos update`). 0 = a full fetch every cycle'),
-  k('ldap', 'maxShrink', '20%', true, 'refuse a directory that lost more than this share of machines since the last good one'),
+  k('ldap', 'maxShrink', '20%', true, 'refuse a directory that lost more than this share of machines since the last good one (past with update --force), or of machines allowed per family, entitled owners or machines with an IP since the largest of the last 24 h (the entitlement guard; past with update --accept)'),
   // [database]
   k('database', 'host', undefined, true, 'MySQL/MariaDB server: host name or host:port'),
   k('database', 'port', '3306', true, 'TCP port (when host has none)'),
@@ -92,6 +93,8 @@ export const KEYS: readonly KeySpec[] = [
   k('firewall', 'refuse', 'reject', true, 'reject (TCP reset / ICMP admin-prohibited, immediate feedback) or drop'),
   k('firewall', 'portal', '', true, 'IP:port web traffic of unregistered or unpaid machines is redirected to (DNAT; empty = off)'),
   k('firewall', 'portalBan', '', true, 'IP:port web traffic of banned or cut machines is redirected to (empty = portal)'),
+  k('firewall', 'portal6', '', true, '[IPv6]:port web traffic of unregistered or unpaid IPv6 machines is redirected to (ip6tables DNAT, e.g. [2001:db8::5]:80; empty = off for IPv6; needs v6Enabled = 1)'),
+  k('firewall', 'portalBan6', '', true, '[IPv6]:port web traffic of banned or cut IPv6 machines is redirected to (empty = portal6)'),
   k('firewall', 'portalPorts', '80', true, 'TCP destination ports redirected to the portal (comma list)'),
   k('firewall', 'netns', '', false, 'network namespace holding the interfaces, sets and rules (kernel tools run through ip netns exec); empty = the daemon\'s own'),
   // [rates]

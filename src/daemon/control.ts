@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 export type ControlRequest =
   | { cmd: 'status' }
-  | { cmd: 'update'; force?: boolean }
+  | { cmd: 'update'; force?: boolean; accept?: boolean }
   | { cmd: 'reload' }
   | { cmd: 'stop' }
   | { cmd: 'explain'; who: string };

@@ -80,8 +80,9 @@ export class CycleRunner {
   /**
    * One cycle. `ldapWaitMs`: how long to wait for a slow LDAP fetch before going on with the last
    * directory. `fullLdap`: a full directory fetch, awaited, rather than a change search.
+   * `force`: past the entry-count rule; `accept`: past the entitlement guard too (update --accept).
    */
-  async run(opts: { force?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
+  async run(opts: { force?: boolean; accept?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
     const t0 = performance.now();
     const at = this.clock().setZone(this.config.qos.timezone);
     const reset = resetInstant(this.config.qos, at);
@@ -101,9 +102,15 @@ export class CycleRunner {
       desired: null, result: null, ldapChange: null as CycleReport['ldapChange'],
     };
     const [dir, usage] = await Promise.allSettled([
-      timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x)),
+      timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, accept: opts.accept, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x)),
       timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x)),
     ]);
+    // The volumes count only the IPs of the directory known when they were read: a machine new
+    // in this one is read again now (rare: registrations), so that its volume is exact at once.
+    if (dir.status === 'fulfilled' && usage.status === 'fulfilled') {
+      const first = usage.value;
+      usage.value = await timed(() => this.sources.completeUsage(first, dir.value.directory, nowDate, reset), (x) => (mysqlMs += x));
+    }
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
     if (dir.status === 'rejected' || usage.status === 'rejected') {
       const reason: unknown = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;

@@ -113,13 +113,13 @@ export class Daemon {
   }
 
   /** Runs a cycle after any cycle in flight: cycles never overlap. */
-  cycle(opts: { force?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
+  cycle(opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
     const run = this.queue.then(() => this.runCycle(opts));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async runCycle(opts: { force?: boolean; ldapWaitMs?: number; fullLdap?: boolean }): Promise<CycleReport> {
+  private async runCycle(opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean }): Promise<CycleReport> {
     const report = await this.rt.cycles.run(opts);
     this.last = report;
     const line = summaryLine(report);
@@ -208,8 +208,10 @@ export class Daemon {
         return { ok: true, status: this.status() };
       case 'update': {
         // `reselqos update`: a full directory fetch (deletions are seen by full fetches only).
-        const r = await this.cycle({ force: req.force === true, fullLdap: true });
-        return { ok: r.ok, summary: summaryLine(r) };
+        // `--accept`: the operator takes a directory the guard refuses.
+        const r = await this.cycle({ force: req.force === true, accept: req.accept === true, fullLdap: true });
+        const refusal = this.rt.sources.health.ldap.refusal;
+        return { ok: r.ok && (refusal === null || r.sources.ldap === 'fresh'), summary: summaryLine(r), ...(refusal ? { refused: refusal.reason } : {}) };
       }
       case 'reload':
         return this.reload();

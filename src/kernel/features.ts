@@ -18,6 +18,8 @@ export interface KernelFeatures {
   pfifo: boolean;
   htb: boolean;
   classifyTarget: boolean;
+  /** ip6tables nat with DNAT (the IPv6 portal redirect) */
+  nat6: boolean;
   setMatch: boolean;
   ipset: boolean;
   iptablesBackend: 'nf_tables' | 'legacy';
@@ -61,7 +63,7 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
   };
   const f: KernelFeatures = {
     fwFilter: false, sfq: false, fq_codel: false, cake: false, pfifo: false, htb: false,
-    classifyTarget: false, setMatch: false, ipset: false, iptablesBackend: 'nf_tables', errors,
+    classifyTarget: false, setMatch: false, ipset: false, nat6: false, iptablesBackend: 'nf_tables', errors,
   };
   try {
     const v = await exec('iptables', ['-V']);
@@ -100,6 +102,9 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
     f.classifyTarget = await tryIt('classifyTarget', 'iptables', [
       '-t', 'mangle', '-A', 'POSTROUTING', '-j', 'CLASSIFY', '--set-class', '1:1',
     ]);
+    f.nat6 = await tryIt('nat6', 'ip6tables', [
+      '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '-j', 'DNAT', '--to-destination', '[2001:db8::1]:80',
+    ]);
   } finally {
     // Deleting the namespace removes its interfaces, qdiscs, ipsets and rules with it.
     await exec('ip', ['netns', 'del', ns]).catch(() => undefined);
@@ -126,6 +131,10 @@ export function missingFeatures(config: Config, f: KernelFeatures): string[] {
   }
   if (config.qos.classifier === 'classify' && !f.classifyTarget) {
     out.push(`iptables target CLASSIFY not supported by this kernel${why('classifyTarget')}: set [qos] classifier = fw`);
+  }
+  const fw = config.firewall;
+  if (fw.enabled && fw.v6Enabled && (fw.portal6 || fw.portalBan6) && !f.nat6) {
+    out.push(`ip6tables nat (DNAT) not supported by this kernel${why('nat6')}: empty [firewall] portal6 and portalBan6`);
   }
   const leaf = config.qos.leaf;
   if (leaf !== 'none' && !f[leaf]) {

@@ -170,6 +170,7 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
     sets.push({ name: `${q.setPrefix}allow`, family: 'inet', role: 'allow', members: fw.allow4 });
     if (config.firewall.v6Enabled) sets.push({ name: `${q.set6Prefix}allow`, family: 'inet6', role: 'allow', members: fw.allow6 });
     if (config.firewall.portal || config.firewall.portalBan) sets.push({ name: `${q.setPrefix}banned`, family: 'inet', role: 'banned', members: fw.banned4 });
+    if (config.firewall.v6Enabled && (config.firewall.portal6 || config.firewall.portalBan6)) sets.push({ name: `${q.set6Prefix}banned`, family: 'inet6', role: 'banned', members: fw.banned6 });
   }
 
   return {

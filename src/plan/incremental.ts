@@ -3,8 +3,8 @@
 // a cycle recomputes each user's groups (integer work over the users' IPs) and moves the
 // IPs of the users whose group changed between the sets of the previous plan, recording
 // those moves as a delta the reconciler applies without diffing every set member.
-// Anything else (a new directory, a reload, an owner's paid period ending) plans from
-// scratch with planDesired. The result is always equal to planDesired's for the same
+// Anything else (a new directory, a reload, an owner's paid period ending, the IP index
+// rebuilt at the daily reset) plans from scratch with planDesired. The result is always equal to planDesired's for the same
 // inputs (test/unit/incremental.test.ts checks it on random moves).
 //
 // Snapshots: a plan from scratch is a real snapshot (the planner copies the QoS member sets it
@@ -36,6 +36,8 @@ interface Last {
   readonly fwUntil: number;
   /** per user (in users' order), the ipIndex ids of its IPs; computed at the first step */
   ids: Int32Array[] | null;
+  /** the ipIndex generation of `ids` (a rebuild of the index forces a plan from scratch) */
+  readonly generation: number;
   /** the volumes the last plan was made from (the same object again = no volume changed) */
   readonly usage: Usage | null;
 }
@@ -76,13 +78,16 @@ export class Planner {
 
   plan(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
     const last = this.last;
-    if (last && last.config === config && last.directory === directory && instant.toMillis() < last.fwUntil) {
+    if (last && last.config === config && last.directory === directory && instant.toMillis() < last.fwUntil && last.generation === ipIndex.generation) {
       const next = step(last, config, usage, instant, resetAt);
       this.last = { ...last, desired: next, ids: last.ids, usage };
       return next;
     }
     const desired = planDesired(config, directory, usage, instant, resetAt);
-    this.last = { config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()), ids: null, usage };
+    this.last = {
+      config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()),
+      ids: null, generation: ipIndex.generation, usage,
+    };
     return desired;
   }
 }
@@ -106,7 +111,8 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
   // Summing by array index when the source gave dense volumes (a string-keyed lookup per IP
   // cost ~120 ms per cycle at 100 000 users). The Map is read only without them: the volume
   // source builds it on first access, a pass over every IP.
-  const dense = usage?.dense;
+  // Dense volumes of another index generation (a rebuild since) are read through the Map.
+  const dense = usage?.dense && usage.dense.generation === ipIndex.generation ? usage.dense : undefined;
   const byIp = dense ? undefined : usage?.byIp;
   const ids = dense ? (last.ids ??= prev.users.map((u) => Int32Array.from(u.ips, (ip) => ipIndex.idOf(ip)))) : null;
   const adds = new Map<string, string[]>();
