@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { resolveConfigPath, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { Daemon, type StatusJson } from '../daemon/daemon.js';
-import { askDaemon, NotRunningError, pidPath } from '../daemon/control.js';
-import { acquire, release, AlreadyRunningError, isAlive, readPid } from '../daemon/pidfile.js';
+import { askDaemon, NotRunningError, lockPath } from '../daemon/control.js';
+import { takeLock, AlreadyRunningError, isAlive, type HeldLock } from '../daemon/pidfile.js';
 import { fileLogger, openRuntime } from '../daemon/runtime.js';
 import { explain, explainText, type ExplainJson } from '../daemon/explain.js';
 import { KernelFeatureError, checkKernel } from '../kernel/features.js';
@@ -57,7 +57,7 @@ export async function runForeground(configFlag: string | undefined, io: Io, cloc
   }
   await daemon.whenStopped();
   await log.close();
-  return EXIT.ok;
+  return daemon.crashed ? EXIT.failed : EXIT.ok;
 }
 
 /** `start`: fresh snapshot first, then remove and rebuild every object in one go, then the daemon in the background. */
@@ -70,9 +70,9 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
     io.out(`reselqos already running (pid ${already.pid})`);
     return EXIT.ok;
   }
-  const lock = join(config.paths.run, 'start.lock');
+  let startLock: HeldLock;
   try {
-    await acquire(lock);
+    startLock = await takeLock(join(config.paths.run, 'start.lock'), 'start');
   } catch (e) {
     if (!(e instanceof AlreadyRunningError)) throw e;
     // Another `start` is at work: wait for its daemon.
@@ -82,7 +82,7 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
         io.out(`reselqos already running (pid ${s.pid})`);
         return EXIT.ok;
       }
-      if (!isAlive(e.pid)) break;
+      if (e.pid === null || !isAlive(e.pid)) break;
       await sleep(250);
     }
     io.err(`reselqos start: another start (pid ${e.pid}) did not bring the daemon up`);
@@ -90,15 +90,19 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
   }
   // The file gets the log; the operator's terminal gets the result lines (io) and errors.
   const log = fileLogger(config, false);
+  let kernelLock: HeldLock | null = null;
   try {
     const s = await running(config);
     if (s) {
       io.out(`reselqos already running (pid ${s.pid})`);
       return EXIT.ok;
     }
-    const holder = await readPid(pidPath(config.paths.run));
-    if (holder !== null && isAlive(holder)) {
-      io.err(`reselqos start: pid ${holder} holds ${pidPath(config.paths.run)} but does not answer on its socket`);
+    // The daemon's lock for the rebuild: no daemon, run --once or clear acts meanwhile.
+    try {
+      kernelLock = await takeLock(lockPath(config.paths.run), 'start');
+    } catch (e) {
+      if (!(e instanceof AlreadyRunningError)) throw e;
+      io.err(`reselqos start: ${e.message}${e.what === 'daemon' ? ' but does not answer on its socket' : ''}`);
       return EXIT.failed;
     }
     try {
@@ -145,6 +149,7 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
     } finally {
       await rt.close();
     }
+    await kernelLock.release(); // the daemon takes it
     // 3. The daemon, in the background.
     const child = spawn(process.execPath, [cliPath(), 'run', '-c', file], { detached: true, stdio: 'ignore', env: { ...process.env, RESELQOS_CONF: file } });
     child.unref();
@@ -160,7 +165,8 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
     io.err(`reselqos start: the daemon did not come up; see ${join(config.paths.log, 'reselqos.log')}`);
     return EXIT.failed;
   } finally {
-    await release(lock);
+    await kernelLock?.release();
+    await startLock.release();
     await log.close();
   }
 }

@@ -12,6 +12,7 @@ import { IANAZone } from 'luxon';
 import { KEYS, SECTIONS, type Section, specOf, isPatternKey } from './schema.js';
 import { UnitError, parseDuration, parseRate, parseSize, parseTimeOfDay } from './units.js';
 import { parseIp, isValidIpv4Prefix, parseCidr, prefixNetwork } from '../net/ip.js';
+import { checkCaFiles } from './files.js';
 
 export type Classifier = 'fw' | 'classify';
 export type Leaf = 'sfq' | 'fq_codel' | 'cake' | 'pfifo' | 'none';
@@ -72,6 +73,9 @@ export interface DatabaseConfig {
   readonly exclude: readonly ExcludeKind[];
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
+  /** TLS to the server, certificate always verified (against caFile, else the system CAs) */
+  readonly tls: boolean;
+  readonly caFile: string | null;
   /** period of the full re-read of closed hour buckets; 0 = no cache */
   readonly closedRefreshMs: number;
 }
@@ -182,6 +186,8 @@ export interface Config {
   readonly warnings: readonly string[];
   /** raw values as written, per "section.key" (lowercased key), to tell what a reload changes */
   readonly raw: Readonly<Record<string, string>>;
+  /** line of each key, per "section.key" (lowercased key): later checks of files name it */
+  readonly lines: Readonly<Record<string, number>>;
 }
 
 export interface ConfigProblem {
@@ -375,7 +381,25 @@ class Ctx {
   }
 }
 
-const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,14}$/;
+/**
+ * An interface name as the kernel takes it (dev_valid_name: 1 to 15 bytes, not "." or "..",
+ * no "/", ":" or whitespace), and never iptables' "+" wildcard (`-o +` matches every
+ * interface). Beyond that, only letters, digits and _ . - @ (what reaches iptables and tc).
+ */
+export function checkIfName(raw: string): string {
+  const bytes = Buffer.byteLength(raw, 'utf8');
+  if (bytes === 0) throw new UnitError('expected an interface name, got an empty value');
+  if (bytes > 15) throw new UnitError(`an interface name has at most 15 bytes, got ${bytes} in "${raw}"`);
+  if (raw === '.' || raw === '..') throw new UnitError(`"${raw}" is not an interface name`);
+  if (raw.includes('+')) throw new UnitError(`"${raw}": "+" is iptables' interface wildcard (it would match other interfaces), not part of a name`);
+  if (raw.includes('/')) throw new UnitError(`"${raw}": an interface name has no "/"`);
+  if (raw.includes(':')) throw new UnitError(`"${raw}": an interface name has no ":" (an alias label is not an interface)`);
+  if (/\s/.test(raw)) throw new UnitError(`"${raw}": an interface name has no whitespace`);
+  if (!/^[A-Za-z0-9_.@-]+$/.test(raw)) throw new UnitError(`"${raw}": expected an interface name of letters, digits, _ . - @`);
+  return raw;
+}
+
+const LOOPBACK_HOST = /^(localhost|127\.[0-9.]+|::1)$/i;
 const SQL_IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const LDAP_ATTR = /^[A-Za-z][A-Za-z0-9-]*$/;
 const SET_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,20}$/;
@@ -480,7 +504,12 @@ function windowsOverlap(a: RateRule, b: RateRule): boolean {
 export { inWindow };
 
 /** Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem. */
-export function parseConfig(text: string, file: string, opts: { mode?: number; hostname?: string } = {}): Config {
+/**
+ * Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem.
+ * `mode` / `uid`: the file's (password check); `processUid`: who will use it (default: us);
+ * `hostname`: the default [site] name.
+ */
+export function parseConfig(text: string, file: string, opts: { mode?: number; uid?: number; processUid?: number; hostname?: string } = {}): Config {
   const lines = indexLines(text);
   const ctx = new Ctx(file, lines);
   let parsed: Record<string, unknown>;
@@ -522,7 +551,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
   const attr = (key: string): string => l.ident(key, LDAP_ATTR, 'an LDAP attribute name');
   const ldap: LdapConfig = {
     url, starttls,
-    caFile: l.str('caFile') || null,
+    caFile: l.parse('caFile', absFile, null),
     user: l.str('user'),
     password: l.str('password'),
     basePeople: l.str('basepeople'),
@@ -545,6 +574,9 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
     refreshMs: l.duration('refresh', 0),
   };
   if (ldap.basePeople === '') ctx.problem('ldap', 'basepeople', 'must not be empty');
+  if (ldap.password !== '' && url.startsWith('ldap:') && !starttls) {
+    ctx.warn('ldap', 'password', `is sent in plaintext: ${url} without StartTLS (use ldaps:// or starttls = 1, with caFile)`);
+  }
   if (ldap.baseHosts === '') ctx.problem('ldap', 'basehosts', 'must not be empty');
 
   // [database]
@@ -571,8 +603,15 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
     }, [] as ExcludeKind[]),
     connectTimeoutMs: d.duration('connectTimeout', 100),
     timeoutMs: d.duration('timeout', 100),
+    tls: d.bool('tls'),
+    caFile: d.parse('caFile', absFile, null),
     closedRefreshMs: d.duration('closedRefresh', 0),
   };
+
+  if (database.caFile !== null && !database.tls) ctx.problem('database', 'caFile', 'is only used with tls = 1 (set tls = 1, or remove caFile)');
+  if (database.password !== '' && !database.tls && database.socket === null && !LOOPBACK_HOST.test(database.host)) {
+    ctx.warn('database', 'password', `is sent in plaintext to ${database.host}:${database.port} (set tls = 1 with caFile, or use a loopback host or a socket)`);
+  }
 
   // [firewall]
   const f = R('firewall');
@@ -580,10 +619,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
     if (raw !== '' && !isValidIpv4Prefix(raw)) throw new UnitError(`expected an IPv4 prefix such as 172.22. (one to three octets and a dot), got "${raw}"`);
     return raw;
   }, '');
-  const ifname = (key: string): string => f.parse(key, (raw) => {
-    if (!IFNAME.test(raw)) throw new UnitError(`expected an interface name (at most 15 characters), got "${raw}"`);
-    return raw;
-  }, '');
+  const ifname = (key: string): string => f.parse(key, checkIfName, '');
   const gatewayIps: Record<string, string> = {};
   const interfaces: Record<string, string> = {};
   const networks: Record<string, string> = {};
@@ -596,7 +632,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
       const ip = parseIp(value.trim());
       if (!ip.ok) ctx.problem('firewall', key, `expected an IP address, got "${value}" (${ip.reason})`);
       else gatewayIps[key] = ip.ip;
-    } else if (lower.startsWith('net') && !specOf('firewall', key)) {
+    } else if (lower.startsWith('net') && lower !== 'netns') {
       f.used.add(lower);
       networks[key] = value.trim();
     }
@@ -608,7 +644,11 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
   let user6Networks = f.parse('user6Networks', (raw) => cidrList(raw, 6), [] as string[]);
   if (user6Networks.length === 0) {
     user6Networks = Object.entries(networks).filter(([key]) => key.toLowerCase() === 'net6')
-      .flatMap(([, v]) => { const r = parseCidr(v); return r.ok && r.family === 6 ? [r.cidr] : []; });
+      .flatMap(([key, v]) => {
+        const r = parseCidr(v);
+        if (r.ok && r.family !== 6) ctx.problem('firewall', key, `"${v}" is not an IPv6 network`);
+        return r.ok && r.family === 6 ? [r.cidr] : [];
+      });
   }
   const firewall: FirewallConfig = {
     enabled: f.bool('enabled'),
@@ -617,7 +657,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
     area6Prefix: f.str('area6Prefix'),
     ethExt: ifname('eth_ext'),
     ethInt: ifname('eth_int'),
-    tunnelName: f.str('tunnel_name'),
+    tunnelName: f.parse('tunnel_name', (raw) => (raw === '' ? '' : checkIfName(raw)), ''),
     ipInt: gatewayIps['ip_int'] ?? '',
     gatewayIps, interfaces, networks,
     v6Enabled: f.bool('v6Enabled'),
@@ -646,6 +686,12 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
   for (const [key, value] of Object.entries(firewall.networks)) {
     const r = parseCidr(value);
     if (value !== '' && !r.ok) ctx.problem('firewall', key, r.reason);
+  }
+  if (firewall.enabled && firewall.v6Enabled && user6Networks.length === 0) {
+    // The IPv6 chains would refuse nothing: every IPv6 user would be out, unfiltered.
+    ctx.problem('firewall', 'user6Networks',
+      'the firewall filters IPv6 (enabled = 1, v6Enabled = 1) but no IPv6 user network is configured, so IPv6 would pass unfiltered: set net6 or user6Networks (or v6Enabled = 0 to let IPv6 through deliberately)',
+      ctx.lineOf('firewall', f.has('user6Networks') ? 'user6Networks' : f.has('net6') ? 'net6' : 'v6Enabled'));
   }
   for (const key of ['portal6', 'portalBan6'] as const) {
     if (firewall[key] && !firewall.v6Enabled) ctx.problem('firewall', key, 'IPv6 is off (v6Enabled = 0): no IPv6 portal');
@@ -781,10 +827,13 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
 
   // Unknown keys (warnings), after every reader ran.
   const raw: Record<string, string> = {};
+  const keyLines: Record<string, number> = {};
   for (const s of SECTIONS) {
     const r = R(s);
     for (const { key, value } of r.entries()) {
       raw[`${s}.${key.toLowerCase()}`] = value;
+      const line = ctx.lineOf(s, key);
+      if (line !== null) keyLines[`${s}.${key.toLowerCase()}`] = line;
       if (!r.used.has(key.toLowerCase()) && !specOf(s, key) && !isPatternKey(s, key)) {
         ctx.warn(s, key, 'unknown key (ignored)');
       } else if (s === 'ratesrules' && !isPatternKey(s, key)) {
@@ -793,16 +842,29 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; h
     }
   }
 
-  // A password in a file others can read.
-  if ((ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '') && opts.mode !== undefined && (opts.mode & 0o044) !== 0) {
-    ctx.problem('', null, `holds a password but is readable by others than its owner (mode ${(opts.mode & 0o777).toString(8).padStart(4, '0')}): run chmod 600 ${file}`, null);
+  // A password in a file others can read or change (a writer could point us at their server).
+  if (ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '') {
+    const bad: string[] = [];
+    if (opts.uid !== undefined && opts.uid !== 0 && opts.uid !== (opts.processUid ?? process.getuid?.() ?? 0)) bad.push(`owned by uid ${opts.uid}, not root`);
+    if (opts.mode !== undefined && (opts.mode & 0o022) !== 0) bad.push('writable by its group or others');
+    if (opts.mode !== undefined && (opts.mode & 0o004) !== 0) bad.push('readable by others');
+    if (bad.length > 0) {
+      const mode = opts.mode === undefined ? '' : ` (mode ${(opts.mode & 0o777).toString(8).padStart(4, '0')})`;
+      ctx.problem('', null, `holds a password but is ${bad.join(', ')}${mode}: run chown root:root ${file} && chmod 600 ${file}`, null);
+    }
   }
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
     file, site: { name: siteName }, sharing, ldap, database, firewall, rates, rateRules, qos, paths, log, metrics, publish,
-    warnings: ctx.warnings, raw,
+    warnings: ctx.warnings, raw, lines: keyLines,
   });
+}
+
+function absFile(raw: string): string | null {
+  if (raw === '') return null;
+  if (!raw.startsWith('/')) throw new UnitError(`expected an absolute path, got "${raw}"`);
+  return raw;
 }
 
 /** "127.0.0.1:9721", "[::1]:9721", "0.0.0.0:9721"; '' = off. */
@@ -883,15 +945,20 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
 /** Reads and parses qos.conf; I/O errors become a ConfigError naming the file. */
 export async function loadConfig(file: string): Promise<Config> {
   let text: string;
-  let mode: number;
+  let st: { mode: number; uid: number };
   try {
-    [text, mode] = await Promise.all([readFile(file, 'utf8'), stat(file).then((s) => s.mode)]);
+    [text, st] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const why = err.code === 'ENOENT' ? 'file not found' : err.code === 'EACCES' ? 'permission denied' : err.message;
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `cannot read: ${why}` }]);
   }
-  return parseConfig(text, file, { mode, hostname: hostname() });
+  const config = parseConfig(text, file, { mode: st.mode, uid: st.uid, hostname: hostname() });
+  // The files it names: a CA that cannot be read is an invalid configuration, found by
+  // `check` and by a reload before anything switches.
+  const problems = await checkCaFiles(config);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return config;
 }
 
 /** Keys whose change needs a restart, between two configs. */

@@ -58,6 +58,17 @@ export class NoDirectoryError extends Error {
   }
 }
 
+/** The LDAP and MySQL clients of a configuration (TLS files read): what a reload builds first. */
+export interface SourceClients {
+  readonly ldap: LdapSource;
+  readonly volumes: VolumeSource;
+}
+
+/** Builds the clients of `config`; throws (naming the file) if a TLS file cannot be read. Connects nowhere. */
+export function openClients(config: Config, log: Logger): SourceClients {
+  return { ldap: new LdapSource(config), volumes: new VolumeSource(config, log) };
+}
+
 export class Sources {
   private ldap: LdapSource;
   private volumes: VolumeSource;
@@ -88,19 +99,21 @@ export class Sources {
     return { force: opts.force === true, accept: opts.accept === true, fw: this.config.firewall, nowMs: now.getTime() };
   }
 
-
-  /** A new config (reload): connections are reopened with the new servers and credentials. */
-  async reconfigure(config: Config): Promise<void> {
+  /**
+   * A new config (reload): connections are reopened with the new servers and credentials.
+   * With `clients` built beforehand (openClients), nothing here can fail: the switch is whole.
+   */
+  async reconfigure(config: Config, clients: SourceClients = openClients(config, this.log)): Promise<void> {
     this.config = config;
-    this.ldap = new LdapSource(config);
+    this.ldap = clients.ldap;
     // Filters or attributes may have changed: the next directory is a full fetch.
     this.patcher = null;
     this.newestMs = null;
     this.pendingFull = null;
     this.generation++;
     const old = this.volumes;
-    this.volumes = new VolumeSource(config, this.log);
-    await old.close();
+    this.volumes = clients.volumes;
+    await old.close().catch((e: unknown) => this.log.debug(() => `mysql: closing the previous pool: ${(e as Error).message}`));
   }
 
   /** Resolves when no background full fetch is running (tests). */

@@ -23,6 +23,7 @@
 // cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
 // counted, as before.
 
+import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
 import { parseIp, type IpParse } from '../net/ip.js';
@@ -226,6 +227,9 @@ export class VolumeSource {
   private generation = ipIndex.generation;
   private lastResetUnix: number | null = null;
 
+  /** [database] tls: mysql2's ssl options, the CA read now (a reload fails before switching) */
+  private readonly ssl: { ca?: Buffer; rejectUnauthorized: true; verifyIdentity: true; minVersion: 'TLSv1.2' } | undefined;
+
   /**
    * `serverBoundary`: B as the server computes it (BOUNDARY_SQL) unless given; tests inject a
    * stepped one to walk B through hours the real clock would take hours to reach.
@@ -234,14 +238,20 @@ export class VolumeSource {
     private readonly config: Pick<Config, 'database'>,
     private readonly log: Logger,
     private readonly serverBoundary: (() => Promise<string>) | null = null,
-  ) {}
+  ) {
+    const d = config.database;
+    // Verification always on: the chain (caFile, else the system CAs) and the name (host name,
+    // or IP address against the IP SANs). A server that offers no TLS is refused by mysql2
+    // (HANDSHAKE_NO_SSL_SUPPORT): no plaintext fallback.
+    this.ssl = d.tls ? { ...(d.caFile ? { ca: readFileSync(d.caFile) } : {}), rejectUnauthorized: true, verifyIdentity: true, minVersion: 'TLSv1.2' } : undefined;
+  }
 
   private getPool(): mysql.Pool {
     if (!this.pool) {
       const d = this.config.database;
       this.pool = mysql.createPool({
         host: d.host, port: d.port, socketPath: d.socket ?? undefined,
-        user: d.user, password: d.password, database: d.db,
+        user: d.user, password: d.password, database: d.db, ssl: this.ssl,
         connectTimeout: d.connectTimeoutMs, connectionLimit: 2, maxIdle: 2, idleTimeout: 60_000,
         enableKeepAlive: true, rowsAsArray: true, supportBigNumbers: true, bigNumberStrings: false,
       });
