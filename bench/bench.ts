@@ -359,7 +359,7 @@ async function mariadbOnce(config: Config, resetUnix: number, db: MariadbServer)
 
 // ------------------------------------------------------------------ one size
 
-interface PhaseMedians extends Timings {}
+type PhaseMedians = Timings;
 
 function medianTimings(xs: readonly CycleSummary[]): PhaseMedians {
   const keys: (keyof Timings)[] = ['ldapMs', 'mysqlMs', 'planMs', 'readMs', 'diffMs', 'applyMs', 'totalMs'];
@@ -457,7 +457,8 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     const dir = mkdtempSync(join(baseDir, `n${n}-`));
     const confText = sandboxConf({
       ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-      firewall: `netns = ${gw.names.gw}`, timezone: 'UTC',
+      // the campus generator puts machines beyond its suffix pool under 10.16.0.0/12: user networks too
+      firewall: `netns = ${gw.names.gw}\nuserNetworks = 172.22.0.0/16, 10.0.0.0/8`, timezone: 'UTC',
     }).replace(/^pageSize = \d+$/m, 'pageSize = 500'); // same page size as the ldapsearch baseline (-E pr=500)
     const confFile = join(dir, 'qos.conf');
     writeFileSync(confFile, confText, { mode: 0o600 });
@@ -818,7 +819,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const started = new Date();
-  const clockIso = DateTime.utc().startOf('hour').toISO()!;
+  const clockIso = DateTime.utc().startOf('hour').toISO();
   const baseDir = mkdtempSync(join(tmpdir(), 'rq-bench-'));
   onCleanup('temp dir', async () => rmSync(baseDir, { recursive: true, force: true }));
   say(`bench: sizes ${o.sizes.join(', ')}; ${o.cold} cold, ${o.idle} idle, ${o.steady} steady (1 % of users move), ${o.fixed} fixed-change cycles per size`);

@@ -22,7 +22,7 @@ import { SnapshotStore } from '../src/sources/snapshot.js';
 import type { Directory, Usage } from '../src/sources/types.js';
 import { planDesired, type Desired } from '../src/plan/desired.js';
 import { resetInstant } from '../src/policy/policy.js';
-import { parseIpsetSave, readIpsetHeaders, readTables, readTc, type MangleState } from '../src/kernel/read.js';
+import { parseIpsetSave, readIpsetHeaders, readTables, readTc, type TableState } from '../src/kernel/read.js';
 import { buildKernelDesired, TABLES, type TableName } from '../src/kernel/model.js';
 import { diffKernel, tableKey, type ActualSet, type KernelActual } from '../src/kernel/diff.js';
 import { Names } from '../src/kernel/names.js';
@@ -259,7 +259,7 @@ async function probe(reps: number): Promise<Probe> {
   const save = await timeIt(reps, () => exec('ipset', ['save'], { timeoutMs: 120_000 }));
   const parsed = await timeIt(reps, async () => parseIpsetSave(save.value.stdout, names.isOurSet));
   const tables = await timeIt(reps, async () => {
-    const out = new Map<string, MangleState>();
+    const out = new Map<string, TableState>();
     for (const family of [4, 6] as const) {
       const t = await readTables(exec, family, TABLES, names.isOurChain);
       for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);
@@ -282,12 +282,12 @@ async function probe(reps: number): Promise<Probe> {
   let persist: Probe['persist'];
   try {
     const store = new SnapshotStore(dir, log);
-    store.acceptDirectory(directory, 1, true);
+    store.acceptDirectory(directory, 1, { accept: true, fw: config.firewall, nowMs: Date.now() });
     const t0 = performance.now();
     await store.persist();
     const writeMs = performance.now() - t0;
     const again = await src.fetch(new Date(Date.now() + 1000));
-    store.acceptDirectory(again, 1, true);
+    store.acceptDirectory(again, 1, { accept: true, fw: config.firewall, nowMs: Date.now() });
     const t1 = performance.now();
     await store.persist();
     const unchangedMs = performance.now() - t1;

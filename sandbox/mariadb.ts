@@ -27,6 +27,7 @@ import {
   terminate,
   waitExit,
 } from './proc.js';
+import type { TlsFiles } from './slapd.js';
 
 export interface MariadbOptions {
   /**
@@ -41,6 +42,11 @@ export interface MariadbOptions {
   engine?: 'InnoDB' | 'MyISAM';
   /** Time allowed for mariadbd to answer, ms. Default 60 000. */
   startTimeoutMs?: number;
+  /**
+   * TLS: the server offers it with this certificate and key (e.g. from slapd.ts' makeTlsFiles:
+   * a throw-away CA, CN=localhost, DNS:localhost, IP:127.0.0.1). Default: no TLS at all.
+   */
+  tls?: TlsFiles;
 }
 
 export interface TrafficRow {
@@ -68,6 +74,8 @@ export interface MariadbServer {
   user: string;
   password: string;
   database: 'netacct';
+  /** the TLS files the server was started with, or undefined (no TLS) */
+  tls: TlsFiles | undefined;
   /** temp dir holding the datadir and the socket; removed by stop() */
   dir: string;
   /** Run SQL as root (several statements allowed; no default database: qualify or USE). */
@@ -188,6 +196,7 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
         `--port=${port}`,
         '--bind-address=127.0.0.1',
         '--user=root',
+        ...(opts.tls ? [`--ssl-ca=${opts.tls.caFile}`, `--ssl-cert=${opts.tls.certFile}`, `--ssl-key=${opts.tls.keyFile}`] : ['--skip-ssl']),
         `--pid-file=${join(dir, 'mariadbd.pid')}`,
         `--tmpdir=${dir}`,
         '--skip-log-bin',
@@ -277,6 +286,7 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
         '--auth-root-authentication-method=normal',
         '--skip-test-db',
         '--skip-name-resolve',
+        `--tmpdir=${dir}`, // not the shared /tmp: two installs at once collided on temp tables there
       ],
       { env, timeoutMs: startTimeoutMs },
     );
@@ -313,6 +323,7 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
     user,
     password,
     database: 'netacct',
+    tls: opts.tls,
     dir,
     query: rootQuery,
     async select<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {

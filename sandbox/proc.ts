@@ -208,7 +208,7 @@ export function run(
       }, opts.timeoutMs);
     }
     child.once('error', (e) => {
-      if ((e as Error).name === 'AbortError') return; // 'close' follows and resolves
+      if ((e).name === 'AbortError') return; // 'close' follows and resolves
       if (timer) clearTimeout(timer);
       reject(new Error(`${cmd}: ${e.message}`));
     });

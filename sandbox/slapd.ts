@@ -165,10 +165,10 @@ export const TLS_SUBJECT_ALT_NAME = 'DNS:localhost, IP:127.0.0.1';
 
 /**
  * A throw-away CA (ca.pem) and a server certificate signed by it (server.pem / server.key) for
- * CN=localhost, subjectAltName DNS:localhost, IP:127.0.0.1, in `dir`. ECDSA P-256, valid 7 days.
+ * CN=localhost, subjectAltName DNS:localhost, IP:127.0.0.1 (or `subjectAltName`), in `dir`. ECDSA P-256, valid 7 days.
  * Our own openssl config file: nothing depends on the system's openssl.cnf.
  */
-export async function makeTlsFiles(dir: string): Promise<TlsFiles> {
+export async function makeTlsFiles(dir: string, subjectAltName = TLS_SUBJECT_ALT_NAME): Promise<TlsFiles> {
   const f = (name: string): string => join(dir, name);
   const cnf = f('openssl.cnf');
   writeFileSync(
@@ -187,7 +187,7 @@ export async function makeTlsFiles(dir: string): Promise<TlsFiles> {
       'basicConstraints = critical, CA:FALSE',
       'keyUsage = critical, digitalSignature',
       'extendedKeyUsage = serverAuth',
-      `subjectAltName = ${TLS_SUBJECT_ALT_NAME}`,
+      `subjectAltName = ${subjectAltName}`,
       'subjectKeyIdentifier = hash',
       'authorityKeyIdentifier = keyid, issuer',
       '',
@@ -523,7 +523,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
         (pending[i] as string[]).push(record, '\n\n');
         counts[i] = (counts[i] as number) + 1;
         pendingLen[i] = (pendingLen[i] as number) + record.length + 2;
-        if ((pendingLen[i] as number) > 4 * 1024 * 1024) flush(i);
+        if ((pendingLen[i]) > 4 * 1024 * 1024) flush(i);
       };
       try {
         let rest = '';

@@ -1,7 +1,9 @@
 // Logging: a small Logger interface every module takes by constructor, and the
 // winston implementation (file under [path] log, optionally stderr). Debug messages
 // may be passed as closures so they cost nothing when debug is off.
-// Never logs a password: `redact` strips known secrets from any line.
+// Never logs a password: `redact` strips known secrets from any line. Never writes a
+// control character: `escapeControl` shows them escaped, in every value from outside (LDAP,
+// MySQL) where a message is built and again on the whole line, so one entry is one line.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,8 +17,6 @@ export interface Logger {
   info(msg: string, meta?: Meta): void;
   debug(msg: string | (() => string), meta?: Meta): void;
 }
-
-export const nullLogger: Logger = { error() {}, warn() {}, info() {}, debug() {} };
 
 /** A logger that keeps lines in memory (tests, and `plan` which prints warnings itself). */
 export class MemoryLogger implements Logger {
@@ -39,6 +39,25 @@ export function redact(text: string): string {
   return out;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what is escaped here
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * A value from outside (an LDAP attribute, a DN, a MySQL cell) made safe for a log line:
+ * control characters (C0, DEL, C1) and the Unicode line separators are shown escaped
+ * (`\n`, `\r`, `\t`, `\x1b`, `\u2028`). Other characters, backslash included, are kept, so
+ * escaping twice changes nothing.
+ */
+export function escapeControl(s: string): string {
+  return s.replace(CONTROL, (c) => {
+    const named = NAMED[c];
+    if (named) return named;
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
 export interface WinstonOptions {
   level: LogLevel;
   dir?: string | null; // writes <dir>/reselqos.log
@@ -56,7 +75,7 @@ export function createLogger(opts: WinstonOptions): FileLogger {
   const fmt = winston.format.printf((info) => {
     const meta = Object.entries(info).filter(([k]) => !['level', 'message', 'timestamp', 'splat'].includes(k) && typeof k === 'string');
     const extra = meta.length ? ' ' + JSON.stringify(Object.fromEntries(meta)) : '';
-    return redact(`${String(info['timestamp'])} ${info.level} ${String(info.message)}${extra}`);
+    return redact(`${String(info['timestamp'])} ${info.level} ${escapeControl(String(info.message))}${escapeControl(extra)}`);
   });
   const timestamp = winston.format.timestamp({ format: () => localIsoWithZone(new Date()) });
   const makeFile = (): winston.transport | null => {

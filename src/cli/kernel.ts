@@ -6,12 +6,29 @@ import { checkKernel, KernelFeatureError } from '../kernel/features.js';
 import { Reconciler } from '../kernel/reconciler.js';
 import { summaryLine } from '../daemon/cycle.js';
 import { fileLogger, kernelExec, openRuntime } from '../daemon/runtime.js';
+import { lockPath } from '../daemon/control.js';
+import { AlreadyRunningError, takeLock, type HeldLock } from '../daemon/pidfile.js';
+import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { EXIT, loadConfigOrReport, type Io } from './common.js';
+
+/** The daemon's lock, or null (refusal printed) when the daemon or another verb holds it. */
+async function lockOrRefuse(config: Config, verb: string, io: Io): Promise<HeldLock | null> {
+  try {
+    return await takeLock(lockPath(config.paths.run), verb);
+  } catch (e) {
+    if (!(e instanceof AlreadyRunningError)) throw e;
+    const who = e.what === 'daemon' ? `the reselqos daemon runs (pid ${e.pid ?? 'unknown'})` : `${e.message}`;
+    io.err(`reselqos ${verb}: refused, ${who}: ${e.what === 'daemon' ? 'use reselqos update, or stop it first' : 'try again when it is done'}`);
+    return null;
+  }
+}
 
 export async function runOnce(opts: { config?: string; force: boolean }, io: Io, clock: Clock): Promise<number> {
   const config = await loadConfigOrReport(opts.config, io);
   if (!config) return EXIT.invalid;
+  const lock = await lockOrRefuse(config, 'run --once', io);
+  if (!lock) return EXIT.failed;
   const log = fileLogger(config, true);
   try {
     try {
@@ -37,12 +54,15 @@ export async function runOnce(opts: { config?: string; force: boolean }, io: Io,
     }
   } finally {
     await log.close();
+    await lock.release();
   }
 }
 
 export async function runClear(opts: { config?: string }, io: Io): Promise<number> {
   const config = await loadConfigOrReport(opts.config, io);
   if (!config) return EXIT.invalid;
+  const lock = await lockOrRefuse(config, 'clear', io);
+  if (!lock) return EXIT.failed;
   const log = fileLogger(config, true);
   try {
     const r = await new Reconciler(config, kernelExec(config), log).clear();
@@ -55,5 +75,6 @@ export async function runClear(opts: { config?: string }, io: Io): Promise<numbe
     return EXIT.failed;
   } finally {
     await log.close();
+    await lock.release();
   }
 }

@@ -7,6 +7,8 @@ import { runCheck } from './check.js';
 import { runPlan } from './plan.js';
 import { runOnce, runClear } from './kernel.js';
 import { runForeground, runStart, runStop, runUpdate, runReload, runStatus, runExplain } from './service.js';
+import { runTop } from './top.js';
+import { runShare, readStdin } from './share.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
 interface Verb {
@@ -61,10 +63,11 @@ const VERBS: Record<string, Verb> = {
     },
   },
   update: {
-    summary: 'run a cycle now, with a full LDAP fetch; prints its summary line, exit 1 if it failed',
-    usage: 'reselqos update [-c FILE] [--force]',
-    options: { ...CONFIG_OPT, force: { type: 'boolean' } },
-    run: (v, _p, io) => runUpdate(v['config'] as string | undefined, v['force'] === true, io),
+    summary: 'run a cycle now, with a full LDAP fetch; prints its summary line, exit 1 if it failed or the directory was refused;\n' +
+      '           --force: past the entry-count rule (maxShrink); --accept: take a directory the entitlement guard refuses',
+    usage: 'reselqos update [-c FILE] [--force] [--accept]',
+    options: { ...CONFIG_OPT, force: { type: 'boolean' }, accept: { type: 'boolean' } },
+    run: (v, _p, io) => runUpdate(v['config'] as string | undefined, { force: v['force'] === true, accept: v['accept'] === true }, io),
   },
   reload: {
     summary: 're-read qos.conf: applied live, or rejected with every error (the running config stays)',
@@ -83,6 +86,18 @@ const VERBS: Record<string, Verb> = {
     usage: 'reselqos explain <uid|ip> [-c FILE] [--json]',
     options: { ...CONFIG_OPT, json: { type: 'boolean' } },
     run: (v, p, io) => runExplain(v['config'] as string | undefined, p[0], v['json'] === true, io, systemClock),
+  },
+  top: {
+    summary: 'live view: each group\'s throughput now against its rate, the largest users; q quits',
+    usage: 'reselqos top [-c FILE] [--once]',
+    options: { ...CONFIG_OPT, once: { type: 'boolean' } },
+    run: (v, _p, io) => runTop(v['config'] as string | undefined, v['once'] === true, io),
+  },
+  share: {
+    summary: 'the allocation between sites for the rows given as JSON on stdin (no smoothing); exit 2 on bad input',
+    usage: 'reselqos share [--json] < rows.json',
+    options: { json: { type: 'boolean' } },
+    run: async (v, _p, io) => runShare(await readStdin(), v['json'] === true, io),
   },
   clear: {
     summary: 'remove every kernel object reselqos owns (chains, rules, qdiscs, sets), nothing else',
@@ -121,7 +136,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   }
   try {
     const { values, positionals } = parseArgs({ args: rest, options: verb.options, allowPositionals: true, strict: true });
-    return await verb.run(values as Record<string, string | boolean | undefined>, positionals, io);
+    return await verb.run(values, positionals, io);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     if (e instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {

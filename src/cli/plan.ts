@@ -83,7 +83,9 @@ export async function fetchAndPlan(config: Config, clock: Clock, force: boolean)
     if (!dir.value.fresh) return { error: dir.value.error ?? 'ldap failed' };
     if (usage.status === 'rejected') return { error: (usage.reason as Error).message };
     if (!usage.value.fresh) return { error: usage.value.error ?? 'mysql failed' };
-    const desired = planDesired(config, dir.value.directory, usage.value.usage, now, reset);
+    // read concurrently, the volumes counted the IPs of no directory yet: again for this one
+    const counted = await sources.completeUsage(usage.value, dir.value.directory, now.toJSDate(), reset);
+    const desired = planDesired(config, dir.value.directory, counted.usage, now, reset);
     // The changes against the live kernel (read only; nothing is applied).
     let changes: ReconcileResult | null = null;
     try {

@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { resolveConfigPath, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { Daemon, type StatusJson } from '../daemon/daemon.js';
-import { askDaemon, NotRunningError, pidPath } from '../daemon/control.js';
-import { acquire, release, AlreadyRunningError, isAlive, readPid } from '../daemon/pidfile.js';
+import { askDaemon, NotRunningError, lockPath } from '../daemon/control.js';
+import { takeLock, AlreadyRunningError, isAlive, type HeldLock } from '../daemon/pidfile.js';
 import { fileLogger, openRuntime } from '../daemon/runtime.js';
 import { explain, explainText, type ExplainJson } from '../daemon/explain.js';
 import { KernelFeatureError, checkKernel } from '../kernel/features.js';
@@ -27,6 +27,8 @@ export const NOT_RUNNING_STATUS = 3;
 export const NOT_RUNNING = 7;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** A field of a daemon answer as text (answers are JSON: strings, numbers, or absent). */
+const text = (v: unknown): string => (typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v));
 const cliPath = (): string => fileURLToPath(new URL('../cli.js', import.meta.url));
 
 async function running(config: Pick<Config, 'paths'>): Promise<StatusJson | null> {
@@ -55,7 +57,7 @@ export async function runForeground(configFlag: string | undefined, io: Io, cloc
   }
   await daemon.whenStopped();
   await log.close();
-  return EXIT.ok;
+  return daemon.crashed ? EXIT.failed : EXIT.ok;
 }
 
 /** `start`: fresh snapshot first, then remove and rebuild every object in one go, then the daemon in the background. */
@@ -68,9 +70,9 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
     io.out(`reselqos already running (pid ${already.pid})`);
     return EXIT.ok;
   }
-  const lock = join(config.paths.run, 'start.lock');
+  let startLock: HeldLock;
   try {
-    await acquire(lock);
+    startLock = await takeLock(join(config.paths.run, 'start.lock'), 'start');
   } catch (e) {
     if (!(e instanceof AlreadyRunningError)) throw e;
     // Another `start` is at work: wait for its daemon.
@@ -80,7 +82,7 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
         io.out(`reselqos already running (pid ${s.pid})`);
         return EXIT.ok;
       }
-      if (!isAlive(e.pid)) break;
+      if (e.pid === null || !isAlive(e.pid)) break;
       await sleep(250);
     }
     io.err(`reselqos start: another start (pid ${e.pid}) did not bring the daemon up`);
@@ -88,15 +90,19 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
   }
   // The file gets the log; the operator's terminal gets the result lines (io) and errors.
   const log = fileLogger(config, false);
+  let kernelLock: HeldLock | null = null;
   try {
     const s = await running(config);
     if (s) {
       io.out(`reselqos already running (pid ${s.pid})`);
       return EXIT.ok;
     }
-    const holder = await readPid(pidPath(config.paths.run));
-    if (holder !== null && isAlive(holder)) {
-      io.err(`reselqos start: pid ${holder} holds ${pidPath(config.paths.run)} but does not answer on its socket`);
+    // The daemon's lock for the rebuild: no daemon, run --once or clear acts meanwhile.
+    try {
+      kernelLock = await takeLock(lockPath(config.paths.run), 'start');
+    } catch (e) {
+      if (!(e instanceof AlreadyRunningError)) throw e;
+      io.err(`reselqos start: ${e.message}${e.what === 'daemon' ? ' but does not answer on its socket' : ''}`);
       return EXIT.failed;
     }
     try {
@@ -130,16 +136,20 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
       if (!dir.fresh) io.out(`LDAP unreachable (${dir.error}): rebuilding from the snapshot of ${dir.directory.fetchedAt}`);
       const usage = await rt.sources.fetchUsage(at.toJSDate(), reset);
       if (!usage.fresh) io.out(`MySQL unreachable (${usage.error}): using the volumes of ${usage.usage.fetchedAt}`);
-      const desired = planDesired(config, dir.directory, usage.usage, at, reset);
+      // Sites sharing the global rates: this site's allocation, not its cap, from the first apply.
+      const totals = config.sharing.enabled ? await rt.sharing.before(at) : null;
+      const desired = planDesired(config, dir.directory, usage.usage, at, reset, totals ? { site: config.site.name, totals } : undefined);
       // 2. Remove and rebuild in one go.
       const r = await rt.reconciler.rebuild(desired);
       const line = `start: rebuilt ${r.sets} sets with ${r.ips} IPs for ${desired.users.length} users: filled in ${Math.round(r.fillMs)} ms, switched in ${r.gapMs.toFixed(1)} ms`;
       log.info(line);
       io.out(line);
+      if (totals) await rt.sharing.after(true, { down: 0, up: 0 });
       await rt.sources.persist({ forceUsage: true });
     } finally {
       await rt.close();
     }
+    await kernelLock.release(); // the daemon takes it
     // 3. The daemon, in the background.
     const child = spawn(process.execPath, [cliPath(), 'run', '-c', file], { detached: true, stdio: 'ignore', env: { ...process.env, RESELQOS_CONF: file } });
     child.unref();
@@ -155,7 +165,8 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
     io.err(`reselqos start: the daemon did not come up; see ${join(config.paths.log, 'reselqos.log')}`);
     return EXIT.failed;
   } finally {
-    await release(lock);
+    await kernelLock?.release();
+    await startLock.release();
     await log.close();
   }
 }
@@ -184,10 +195,12 @@ export async function runStop(configFlag: string | undefined, io: Io): Promise<n
   return EXIT.failed;
 }
 
-export async function runUpdate(configFlag: string | undefined, force: boolean, io: Io): Promise<number> {
+export async function runUpdate(configFlag: string | undefined, opts: { force: boolean; accept: boolean }, io: Io): Promise<number> {
   try {
-    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'update', force });
-    (a.ok ? io.out : io.err)(String(a['summary'] ?? a['error']));
+    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'update', force: opts.force, accept: opts.accept });
+    if (a.ok) io.out(text(a['summary']));
+    else io.err(text(a['error'] ?? a['summary']));
+    if (a['refused']) io.err(`directory refused, the one in force stays: ${text(a['refused'])}`);
     return a.ok ? EXIT.ok : EXIT.failed;
   } catch (e) {
     if (e instanceof NotRunningError) {
@@ -203,11 +216,11 @@ export async function runReload(configFlag: string | undefined, io: Io): Promise
     // The daemon judges the file: an invalid one is rejected with every error.
     const a = await askDaemon(await runDirOf(configFlag), { cmd: 'reload' });
     if (!a.ok) {
-      io.err(`reload rejected; the running configuration stays:\n${String(a['error'])}`);
+      io.err(`reload rejected; the running configuration stays:\n${text(a['error'])}`);
       return EXIT.invalid;
     }
-    io.out(String(a['message']));
-    if (a['summary']) io.out(String(a['summary']));
+    io.out(text(a['message']));
+    if (a['summary']) io.out(text(a['summary']));
     return a['cycleOk'] === false ? EXIT.failed : EXIT.ok;
   } catch (e) {
     if (e instanceof NotRunningError) {
@@ -230,6 +243,15 @@ export function statusText(s: StatusJson): string {
       lines.push(`  group ${c.group}: ${String(c.users).padStart(6)} users, class ${formatRate(c.rateBps)}${c.users ? `, ${formatRate(Math.floor(c.rateBps / c.users))} per user` : ''}`);
     }
   }
+  const sh = s.sharing;
+  if (sh?.enabled && sh.allocation && sh.demand && sh.global && sh.cap) {
+    const pair = (p: { down: number; up: number }): string => `${formatRate(p.down)} down, ${formatRate(p.up)} up`;
+    lines.push(`site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? 'a site is stale: static split' : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`);
+    lines.push(`  demand ${pair(sh.demand)}; allocation ${pair(sh.allocation)}`);
+    for (const p of sh.peers) lines.push(`  peer ${p.site}: ${p.fresh ? 'fresh' : 'STALE'} (${p.ageS}s), demand ${pair(p.demand)}, allocation ${pair(p.allocation)}`);
+  } else if (sh) {
+    lines.push(`site ${sh.site} (sharing off)`);
+  }
   return lines.join('\n');
 }
 
@@ -250,7 +272,7 @@ export async function runExplain(configFlag: string | undefined, who: string | u
   try {
     const a = await askDaemon(await runDirOf(configFlag), { cmd: 'explain', who });
     if (a.ok) e = a['explain'] as ExplainJson;
-    else error = String(a['error']);
+    else error = text(a['error']);
   } catch (err) {
     if (!(err instanceof NotRunningError)) throw err;
     // Not running: answer from a fresh fetch.

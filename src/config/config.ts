@@ -1,14 +1,18 @@
 // qos.conf -> one typed, frozen Config, built once and passed by constructor.
 // Owns: INI parsing (the `ini` package), validation that collects EVERY problem
 // (each naming file:line, section and key), unknown-key warnings, the password
-// permission check. Never reads anything but the one file; never exits the process.
+// permission check. Never reads anything but the one file (and, in loadConfig, the host name:
+// the default [site] name); never exits the process.
 
 import { readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import * as ini from 'ini';
 import { IANAZone } from 'luxon';
 import { KEYS, SECTIONS, type Section, specOf, isPatternKey } from './schema.js';
 import { UnitError, parseDuration, parseRate, parseSize, parseTimeOfDay } from './units.js';
 import { parseIp, isValidIpv4Prefix, parseCidr, prefixNetwork } from '../net/ip.js';
+import { checkCaFiles } from './files.js';
 
 export type Classifier = 'fw' | 'classify';
 export type Leaf = 'sfq' | 'fq_codel' | 'cake' | 'pfifo' | 'none';
@@ -50,6 +54,8 @@ export interface LdapConfig {
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
   readonly maxShrink: number; // share 0..1
+  /** most IP values one machine entry may carry (more: the machine keeps no IP) */
+  readonly maxIpsPerMachine: number;
   /** period of the full fetch; 0 = full fetch every cycle (no change searches) */
   readonly refreshMs: number;
 }
@@ -67,6 +73,9 @@ export interface DatabaseConfig {
   readonly exclude: readonly ExcludeKind[];
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
+  /** TLS to the server, certificate always verified (against caFile, else the system CAs) */
+  readonly tls: boolean;
+  readonly caFile: string | null;
   /** period of the full re-read of closed hour buckets; 0 = no cache */
   readonly closedRefreshMs: number;
 }
@@ -101,6 +110,9 @@ export interface FirewallConfig {
   readonly refuse: 'reject' | 'drop';
   readonly portal: { readonly ip: string; readonly port: number } | null;
   readonly portalBan: { readonly ip: string; readonly port: number } | null;
+  /** the same pages for IPv6 machines ([IPv6]:port in qos.conf) */
+  readonly portal6: { readonly ip: string; readonly port: number } | null;
+  readonly portalBan6: { readonly ip: string; readonly port: number } | null;
   readonly portalPorts: readonly number[];
 }
 
@@ -128,8 +140,38 @@ export interface QosConfig {
   readonly verifyIntervalMs: number;
 }
 
+export interface MetricsConfig {
+  /** null = no HTTP listener */
+  readonly listen: { readonly host: string; readonly port: number } | null;
+  /** '' = no authentication (loopback only) */
+  readonly token: string;
+}
+
+export interface PublishConfig {
+  readonly enabled: boolean;
+  readonly db: string;
+  /** the server written to: [publish] host/user/password, else the [database] ones */
+  readonly host: string;
+  readonly port: number;
+  readonly socket: string | null;
+  readonly user: string;
+  readonly password: string;
+  readonly timeoutMs: number;
+}
+
+export interface SharingConfig {
+  readonly enabled: boolean;
+  readonly weight: number;
+  /** intervals after which a site's row is stale */
+  readonly stale: number;
+  readonly db: string;
+}
+
 export interface Config {
   readonly file: string;
+  /** [site] name: this gateway among the sites (default: the host name) */
+  readonly site: { readonly name: string };
+  readonly sharing: SharingConfig;
   readonly ldap: LdapConfig;
   readonly database: DatabaseConfig;
   readonly firewall: FirewallConfig;
@@ -139,9 +181,13 @@ export interface Config {
   readonly qos: QosConfig;
   readonly paths: { readonly log: string; readonly state: string; readonly run: string };
   readonly log: { readonly level: LogLevel };
+  readonly metrics: MetricsConfig;
+  readonly publish: PublishConfig;
   readonly warnings: readonly string[];
   /** raw values as written, per "section.key" (lowercased key), to tell what a reload changes */
   readonly raw: Readonly<Record<string, string>>;
+  /** line of each key, per "section.key" (lowercased key): later checks of files name it */
+  readonly lines: Readonly<Record<string, number>>;
 }
 
 export interface ConfigProblem {
@@ -211,7 +257,7 @@ class SectionReader {
         continue;
       }
       // ini turns true/false/null into non-strings: take them back as written.
-      this.values.set(key.toLowerCase(), { key, value: value === null ? '' : String(value) });
+      this.values.set(key.toLowerCase(), { key, value: value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value) });
     }
   }
 
@@ -335,11 +381,30 @@ class Ctx {
   }
 }
 
-const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,14}$/;
+/**
+ * An interface name as the kernel takes it (dev_valid_name: 1 to 15 bytes, not "." or "..",
+ * no "/", ":" or whitespace), and never iptables' "+" wildcard (`-o +` matches every
+ * interface). Beyond that, only letters, digits and _ . - @ (what reaches iptables and tc).
+ */
+export function checkIfName(raw: string): string {
+  const bytes = Buffer.byteLength(raw, 'utf8');
+  if (bytes === 0) throw new UnitError('expected an interface name, got an empty value');
+  if (bytes > 15) throw new UnitError(`an interface name has at most 15 bytes, got ${bytes} in "${raw}"`);
+  if (raw === '.' || raw === '..') throw new UnitError(`"${raw}" is not an interface name`);
+  if (raw.includes('+')) throw new UnitError(`"${raw}": "+" is iptables' interface wildcard (it would match other interfaces), not part of a name`);
+  if (raw.includes('/')) throw new UnitError(`"${raw}": an interface name has no "/"`);
+  if (raw.includes(':')) throw new UnitError(`"${raw}": an interface name has no ":" (an alias label is not an interface)`);
+  if (/\s/.test(raw)) throw new UnitError(`"${raw}": an interface name has no whitespace`);
+  if (!/^[A-Za-z0-9_.@-]+$/.test(raw)) throw new UnitError(`"${raw}": expected an interface name of letters, digits, _ . - @`);
+  return raw;
+}
+
+const LOOPBACK_HOST = /^(localhost|127\.[0-9.]+|::1)$/i;
 const SQL_IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const LDAP_ATTR = /^[A-Za-z][A-Za-z0-9-]*$/;
 const SET_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,20}$/;
 const CHAIN_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,15}$/;
+const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 function parseLdapHost(raw: string): string {
   const v = raw.trim();
@@ -439,12 +504,17 @@ function windowsOverlap(a: RateRule, b: RateRule): boolean {
 export { inWindow };
 
 /** Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem. */
-export function parseConfig(text: string, file: string, opts: { mode?: number } = {}): Config {
+/**
+ * Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem.
+ * `mode` / `uid`: the file's (password check); `processUid`: who will use it (default: us);
+ * `hostname`: the default [site] name.
+ */
+export function parseConfig(text: string, file: string, opts: { mode?: number; uid?: number; processUid?: number; hostname?: string } = {}): Config {
   const lines = indexLines(text);
   const ctx = new Ctx(file, lines);
   let parsed: Record<string, unknown>;
   try {
-    parsed = ini.parse(text) as Record<string, unknown>;
+    parsed = ini.parse(text);
   } catch (e) {
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `not an INI file: ${(e as Error).message}` }]);
   }
@@ -481,7 +551,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
   const attr = (key: string): string => l.ident(key, LDAP_ATTR, 'an LDAP attribute name');
   const ldap: LdapConfig = {
     url, starttls,
-    caFile: l.str('caFile') || null,
+    caFile: l.parse('caFile', absFile, null),
     user: l.str('user'),
     password: l.str('password'),
     basePeople: l.str('basepeople'),
@@ -497,12 +567,16 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     },
     inactiveZone: l.str('inactiveZone'),
     pageSize: l.int('pageSize', 1, 100000),
+    maxIpsPerMachine: l.int('maxIpsPerMachine', 1, 1_000_000),
     connectTimeoutMs: l.duration('connectTimeout', 100),
     timeoutMs: l.duration('timeout', 100),
     maxShrink: l.share('maxShrink'),
     refreshMs: l.duration('refresh', 0),
   };
   if (ldap.basePeople === '') ctx.problem('ldap', 'basepeople', 'must not be empty');
+  if (ldap.password !== '' && url.startsWith('ldap:') && !starttls) {
+    ctx.warn('ldap', 'password', `is sent in plaintext: ${url} without StartTLS (use ldaps:// or starttls = 1, with caFile)`);
+  }
   if (ldap.baseHosts === '') ctx.problem('ldap', 'basehosts', 'must not be empty');
 
   // [database]
@@ -529,8 +603,15 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     }, [] as ExcludeKind[]),
     connectTimeoutMs: d.duration('connectTimeout', 100),
     timeoutMs: d.duration('timeout', 100),
+    tls: d.bool('tls'),
+    caFile: d.parse('caFile', absFile, null),
     closedRefreshMs: d.duration('closedRefresh', 0),
   };
+
+  if (database.caFile !== null && !database.tls) ctx.problem('database', 'caFile', 'is only used with tls = 1 (set tls = 1, or remove caFile)');
+  if (database.password !== '' && !database.tls && database.socket === null && !LOOPBACK_HOST.test(database.host)) {
+    ctx.warn('database', 'password', `is sent in plaintext to ${database.host}:${database.port} (set tls = 1 with caFile, or use a loopback host or a socket)`);
+  }
 
   // [firewall]
   const f = R('firewall');
@@ -538,10 +619,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     if (raw !== '' && !isValidIpv4Prefix(raw)) throw new UnitError(`expected an IPv4 prefix such as 172.22. (one to three octets and a dot), got "${raw}"`);
     return raw;
   }, '');
-  const ifname = (key: string): string => f.parse(key, (raw) => {
-    if (!IFNAME.test(raw)) throw new UnitError(`expected an interface name (at most 15 characters), got "${raw}"`);
-    return raw;
-  }, '');
+  const ifname = (key: string): string => f.parse(key, checkIfName, '');
   const gatewayIps: Record<string, string> = {};
   const interfaces: Record<string, string> = {};
   const networks: Record<string, string> = {};
@@ -554,7 +632,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
       const ip = parseIp(value.trim());
       if (!ip.ok) ctx.problem('firewall', key, `expected an IP address, got "${value}" (${ip.reason})`);
       else gatewayIps[key] = ip.ip;
-    } else if (lower.startsWith('net') && !specOf('firewall', key)) {
+    } else if (lower.startsWith('net') && lower !== 'netns') {
       f.used.add(lower);
       networks[key] = value.trim();
     }
@@ -566,7 +644,11 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
   let user6Networks = f.parse('user6Networks', (raw) => cidrList(raw, 6), [] as string[]);
   if (user6Networks.length === 0) {
     user6Networks = Object.entries(networks).filter(([key]) => key.toLowerCase() === 'net6')
-      .flatMap(([, v]) => { const r = parseCidr(v); return r.ok && r.family === 6 ? [r.cidr] : []; });
+      .flatMap(([key, v]) => {
+        const r = parseCidr(v);
+        if (r.ok && r.family !== 6) ctx.problem('firewall', key, `"${v}" is not an IPv6 network`);
+        return r.ok && r.family === 6 ? [r.cidr] : [];
+      });
   }
   const firewall: FirewallConfig = {
     enabled: f.bool('enabled'),
@@ -575,7 +657,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     area6Prefix: f.str('area6Prefix'),
     ethExt: ifname('eth_ext'),
     ethInt: ifname('eth_int'),
-    tunnelName: f.str('tunnel_name'),
+    tunnelName: f.parse('tunnel_name', (raw) => (raw === '' ? '' : checkIfName(raw)), ''),
     ipInt: gatewayIps['ip_int'] ?? '',
     gatewayIps, interfaces, networks,
     v6Enabled: f.bool('v6Enabled'),
@@ -594,6 +676,8 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     refuse: f.oneOf('refuse', ['reject', 'drop'] as const),
     portal: f.parse('portal', parseEndpoint, null),
     portalBan: f.parse('portalBan', parseEndpoint, null),
+    portal6: f.parse('portal6', parseEndpoint6, null),
+    portalBan6: f.parse('portalBan6', parseEndpoint6, null),
     portalPorts: f.parse('portalPorts', (raw) => raw.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
       if (!/^[0-9]{1,5}$/.test(x) || Number(x) < 1 || Number(x) > 65535) throw new UnitError(`expected TCP ports such as 80, got "${x}"`);
       return Number(x);
@@ -602,6 +686,15 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
   for (const [key, value] of Object.entries(firewall.networks)) {
     const r = parseCidr(value);
     if (value !== '' && !r.ok) ctx.problem('firewall', key, r.reason);
+  }
+  if (firewall.enabled && firewall.v6Enabled && user6Networks.length === 0) {
+    // The IPv6 chains would refuse nothing: every IPv6 user would be out, unfiltered.
+    ctx.problem('firewall', 'user6Networks',
+      'the firewall filters IPv6 (enabled = 1, v6Enabled = 1) but no IPv6 user network is configured, so IPv6 would pass unfiltered: set net6 or user6Networks (or v6Enabled = 0 to let IPv6 through deliberately)',
+      ctx.lineOf('firewall', f.has('user6Networks') ? 'user6Networks' : f.has('net6') ? 'net6' : 'v6Enabled'));
+  }
+  for (const key of ['portal6', 'portalBan6'] as const) {
+    if (firewall[key] && !firewall.v6Enabled) ctx.problem('firewall', key, 'IPv6 is off (v6Enabled = 0): no IPv6 portal');
   }
   if (firewall.ethExt !== '' && firewall.ethExt === firewall.ethInt) {
     ctx.problem('firewall', 'eth_int', `must differ from eth_ext (both "${firewall.ethExt}")`);
@@ -679,6 +772,25 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     }
   }
 
+  // [site], [sharing]
+  const siteName = R('site').parse('name', (raw) => {
+    const v = raw === '' ? (opts.hostname ?? 'localhost') : raw;
+    if (!SITE_NAME.test(v)) throw new UnitError(`expected a site name (letters, digits, _ . -, at most 64)${raw === '' ? ' (the host name is not one: set it)' : ''}, got "${v}"`);
+    return v;
+  }, 'localhost');
+  const sh = R('sharing');
+  const sharing: SharingConfig = {
+    enabled: sh.bool('enabled'),
+    weight: sh.float('weight', (n) => (n > 0 ? null : 'expected a positive number')),
+    stale: sh.int('stale', 1, 1000),
+    db: sh.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
+  };
+  if (sharing.enabled) {
+    for (const key of ['globalDown', 'globalUp'] as const) {
+      if (rates[key] === undefined) ctx.problem('rates', key, 'is required with [sharing] enabled = 1 (the rate all sites together may use)');
+    }
+  }
+
   // [path], [log]
   const p = R('path');
   const absPath = (key: string): string => p.parse(key, (raw) => {
@@ -688,12 +800,40 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
   const paths = { log: absPath('log'), state: absPath('state'), run: absPath('run') };
   const log = { level: R('log').oneOf('level', ['error', 'warn', 'info', 'debug'] as const) };
 
+  // [metrics], [publish] ([site] name is read above, with [sharing])
+  const mx = R('metrics');
+  const metrics: MetricsConfig = {
+    listen: mx.parse('listen', parseListen, null),
+    token: mx.str('token'),
+  };
+  if (metrics.listen && !isLoopback(metrics.listen.host) && metrics.token === '') {
+    ctx.problem('metrics', 'listen', `${metrics.listen.host} is not a loopback address: set [metrics] token (requests then need Authorization: Bearer <token>)`);
+  }
+  const pb = R('publish');
+  const pbHost = pb.parse('host', (raw) => (raw === '' ? null : parseDbHost(raw)), null);
+  const publish: PublishConfig = {
+    enabled: pb.bool('enabled'),
+    db: pb.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
+    host: pbHost ? pbHost.host : database.host,
+    port: pbHost ? pbHost.port ?? 3306 : database.port,
+    socket: pbHost ? null : database.socket,
+    user: pbHost ? pb.str('user') : database.user,
+    password: pbHost ? pb.str('password') : database.password,
+    timeoutMs: pb.duration('timeout', 100),
+  };
+  if (!pbHost) {
+    for (const key of ['user', 'password']) if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host (the [database] account is used)');
+  }
+
   // Unknown keys (warnings), after every reader ran.
   const raw: Record<string, string> = {};
+  const keyLines: Record<string, number> = {};
   for (const s of SECTIONS) {
     const r = R(s);
     for (const { key, value } of r.entries()) {
       raw[`${s}.${key.toLowerCase()}`] = value;
+      const line = ctx.lineOf(s, key);
+      if (line !== null) keyLines[`${s}.${key.toLowerCase()}`] = line;
       if (!r.used.has(key.toLowerCase()) && !specOf(s, key) && !isPatternKey(s, key)) {
         ctx.warn(s, key, 'unknown key (ignored)');
       } else if (s === 'ratesrules' && !isPatternKey(s, key)) {
@@ -702,16 +842,44 @@ export function parseConfig(text: string, file: string, opts: { mode?: number } 
     }
   }
 
-  // A password in a file others can read.
-  if ((ldap.password !== '' || database.password !== '') && opts.mode !== undefined && (opts.mode & 0o044) !== 0) {
-    ctx.problem('', null, `holds a password but is readable by others than its owner (mode ${(opts.mode & 0o777).toString(8).padStart(4, '0')}): run chmod 600 ${file}`, null);
+  // A password in a file others can read or change (a writer could point us at their server).
+  if (ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '') {
+    const bad: string[] = [];
+    if (opts.uid !== undefined && opts.uid !== 0 && opts.uid !== (opts.processUid ?? process.getuid?.() ?? 0)) bad.push(`owned by uid ${opts.uid}, not root`);
+    if (opts.mode !== undefined && (opts.mode & 0o022) !== 0) bad.push('writable by its group or others');
+    if (opts.mode !== undefined && (opts.mode & 0o004) !== 0) bad.push('readable by others');
+    if (bad.length > 0) {
+      const mode = opts.mode === undefined ? '' : ` (mode ${(opts.mode & 0o777).toString(8).padStart(4, '0')})`;
+      ctx.problem('', null, `holds a password but is ${bad.join(', ')}${mode}: run chown root:root ${file} && chmod 600 ${file}`, null);
+    }
   }
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
-    file, ldap, database, firewall, rates, rateRules, qos, paths, log,
-    warnings: ctx.warnings, raw,
+    file, site: { name: siteName }, sharing, ldap, database, firewall, rates, rateRules, qos, paths, log, metrics, publish,
+    warnings: ctx.warnings, raw, lines: keyLines,
   });
+}
+
+function absFile(raw: string): string | null {
+  if (raw === '') return null;
+  if (!raw.startsWith('/')) throw new UnitError(`expected an absolute path, got "${raw}"`);
+  return raw;
+}
+
+/** "127.0.0.1:9721", "[::1]:9721", "0.0.0.0:9721"; '' = off. */
+function parseListen(raw: string): { host: string; port: number } | null {
+  if (raw === '') return null;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(raw);
+  const host = m ? (m[1] ?? m[2] ?? '').toLowerCase() : '';
+  const port = m ? Number(m[3]) : 0;
+  // node's own check (the user-IP parser refuses loopback and unspecified addresses, which are fine here)
+  if (!m || isIP(host) !== (m[1] ? 6 : 4) || port < 1 || port > 65535) throw new UnitError(`expected an IP address and port such as 127.0.0.1:9721 or [::1]:9721, got "${raw}"`);
+  return { host, port };
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || ip.startsWith('127.');
 }
 
 function cidrList(raw: string, family: 4 | 6 | null): string[] {
@@ -730,8 +898,21 @@ function parseEndpoint(raw: string): { ip: string; port: number } | null {
   const m = /^([0-9.]+):([0-9]{1,5})$/.exec(raw);
   const ip = m ? parseIp(m[1]!) : null;
   if (!m || !ip?.ok || ip.family !== 4 || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    throw new UnitError(`expected an IPv4 address and port such as 172.22.199.5:80, got "${raw}"`);
+    throw new UnitError(`expected an IPv4 address and port such as 172.22.199.5:80, got "${raw}"${raw.startsWith("[") ? " (an IPv6 portal goes in portal6 / portalBan6)" : ""}`);
   }
+  return { ip: ip.ip, port: Number(m[2]) };
+}
+
+/** "[IPv6]:port" (the bracketed form: an IPv6 address holds colons itself). */
+function parseEndpoint6(raw: string): { ip: string; port: number } | null {
+  if (raw === '') return null;
+  const m = /^\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})$/.exec(raw);
+  const ip = m ? parseIp(m[1]!) : null;
+  if (!m || !ip?.ok || ip.family !== 6 || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    throw new UnitError(`expected an IPv6 address in brackets and a port such as [2001:db8::5]:80, got "${raw}"`);
+  }
+  // A link-local destination has no meaning without an interface: DNAT cannot use it.
+  if ((parseInt(ip.ip.split(':')[0] || '0', 16) & 0xffc0) === 0xfe80) throw new UnitError(`${ip.ip} is link-local: a portal needs a routable address, got "${raw}"`);
   return { ip: ip.ip, port: Number(m[2]) };
 }
 
@@ -764,15 +945,20 @@ export function resolveConfigPath(flag: string | undefined, env: NodeJS.ProcessE
 /** Reads and parses qos.conf; I/O errors become a ConfigError naming the file. */
 export async function loadConfig(file: string): Promise<Config> {
   let text: string;
-  let mode: number;
+  let st: { mode: number; uid: number };
   try {
-    [text, mode] = await Promise.all([readFile(file, 'utf8'), stat(file).then((s) => s.mode)]);
+    [text, st] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const why = err.code === 'ENOENT' ? 'file not found' : err.code === 'EACCES' ? 'permission denied' : err.message;
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `cannot read: ${why}` }]);
   }
-  return parseConfig(text, file, { mode });
+  const config = parseConfig(text, file, { mode: st.mode, uid: st.uid, hostname: hostname() });
+  // The files it names: a CA that cannot be read is an invalid configuration, found by
+  // `check` and by a reload before anything switches.
+  const problems = await checkCaFiles(config);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return config;
 }
 
 /** Keys whose change needs a restart, between two configs. */

@@ -8,15 +8,18 @@ import { join } from 'node:path';
 
 export type ControlRequest =
   | { cmd: 'status' }
-  | { cmd: 'update'; force?: boolean }
+  | { cmd: 'update'; force?: boolean; accept?: boolean }
   | { cmd: 'reload' }
   | { cmd: 'stop' }
-  | { cmd: 'explain'; who: string };
+  | { cmd: 'explain'; who: string }
+  | { cmd: 'top' };
 
 export type ControlAnswer = { ok: boolean; [k: string]: unknown };
 
 export const socketPath = (runDir: string): string => join(runDir, 'reselqos.sock');
 export const pidPath = (runDir: string): string => join(runDir, 'reselqos.pid');
+/** The one lock of whoever acts on the kernel (daemon, run --once, clear, start's rebuild). */
+export const lockPath = (runDir: string): string => join(runDir, 'reselqos.lock');
 
 export class NotRunningError extends Error {
   constructor(readonly path: string) {

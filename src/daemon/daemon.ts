@@ -1,23 +1,26 @@
 // The long-running daemon (`reselqos run`): a cycle every [qos] interval, never two at
 // once; the control socket (status, update, reload, stop, explain); signals (SIGHUP
-// reload, SIGTERM/SIGINT stop, SIGUSR2 reopen logs); the pid file. Owns the daemon's
-// mutable state (current config, last cycle, source states) and nothing else: cycles go
+// reload, SIGTERM/SIGINT stop, SIGUSR2 reopen logs); the kernel lock and the pid file;
+// failures nobody awaited (faults.ts). A reload builds its whole runtime before it switches.
+// Owns the daemon's mutable state (current config, last cycle, source states) and nothing else: cycles go
 // through CycleRunner, kernel work through the Reconciler.
 // Never flushes the gateway: stop keeps every kernel object as it is.
 
 import type { Server } from 'node:net';
-import { ConfigError, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
+import { ConfigError, formatProblem, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
-import type { FileLogger } from '../log.js';
-import { registerSecret } from '../log.js';
-import type { Exec } from '../kernel/exec.js';
+import { registerSecret, type FileLogger } from '../log.js';
+import { realExec, type Exec } from '../kernel/exec.js';
 import { checkKernel } from '../kernel/features.js';
-import { realExec } from '../kernel/exec.js';
 import { openRuntime, type Runtime } from './runtime.js';
+import { openClients, type SourceClients } from '../sources/index.js';
+import { describeError, guardProcess } from './faults.js';
 import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';
-import { serveControl, pidPath, type ControlAnswer, type ControlRequest } from './control.js';
-import { acquire, release } from './pidfile.js';
+import { serveControl, pidPath, lockPath, type ControlAnswer, type ControlRequest } from './control.js';
+import { takeLock, writePidFile, removePidFile, type HeldLock } from './pidfile.js';
+import { Observability } from './observe.js';
+import type { SharingStatus } from '../sharing/site.js';
 
 export interface StatusJson {
   running: true;
@@ -27,13 +30,21 @@ export interface StatusJson {
   sources: { ldap: string; mysql: string };
   lastCycle: { at: string; ok: boolean; ms: number; moves: { down: number; up: number }; summary: string; error: string | null } | null;
   classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
+  /** this site among the sites sharing the global rates (docs/DESIGN.md, "Sites") */
+  sharing: SharingStatus;
 }
 
 export class Daemon {
   private rt!: Runtime;
+  private watch!: Observability;
   private server: Server | null = null;
+  private lock: HeldLock | null = null;
   private timer: NodeJS.Timeout | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  private reloads: Promise<unknown> = Promise.resolve();
+  /** stopped by an uncaught exception: the process must exit non-zero (a restart) */
+  crashed = false;
+  private unguard: (() => void) | null = null;
   private stopping = false;
   private last: CycleReport | null = null;
   private failing: string | null = null;
@@ -52,17 +63,36 @@ export class Daemon {
   /** Takes the pid file, checks the kernel, opens the sources and the socket, starts the loop. */
   async start(): Promise<void> {
     const pidFile = pidPath(this.config.paths.run);
-    await acquire(pidFile);
+    this.lock = await takeLock(lockPath(this.config.paths.run), 'daemon');
     try {
+      await writePidFile(pidFile);
       await checkKernel(this.config, realExec); // kernel features are global: probe from our own namespace
       this.rt = await openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec });
+      this.watch = new Observability(this.config, this.rt, this.log, this.clock);
       this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
+      await this.watch.open(this.config);
     } catch (e) {
-      await release(pidFile);
+      await removePidFile(pidFile);
+      await this.lock.release();
       throw e;
     }
     this.stopped = new Promise((r) => (this.resolveStopped = r));
-    process.on('SIGHUP', () => void this.reload().then((a) => this.log.info(`SIGHUP: ${String(a['message'] ?? '')}`)));
+    // reload() answers every failure; the catch is for a bug, which must not become an unhandled rejection.
+    process.on('SIGHUP', () => {
+      // A rejection is logged by reload itself (one error line naming every problem).
+      this.reload('SIGHUP').then(
+        (a) => {
+          if (a.ok) this.log.info(`SIGHUP: ${typeof a['message'] === 'string' ? a['message'] : ''}`);
+        },
+        (e: unknown) => this.log.error(`SIGHUP: reload failed, the running configuration stays: ${describeError(e)}`),
+      );
+    });
+    this.unguard = guardProcess(this.log, () => {
+      this.crashed = true;
+      process.exitCode = 1;
+      setTimeout(() => process.exit(1), 10_000).unref(); // a stop that hangs
+      this.stop('uncaught exception').catch(() => process.exit(1));
+    });
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
     process.on('SIGINT', () => void this.stop('SIGINT'));
     process.on('SIGUSR2', () => {
@@ -70,6 +100,7 @@ export class Daemon {
       this.log.info('log file reopened (SIGUSR2)');
     });
     this.log.info(`reselqos started (pid ${process.pid}, config ${this.configPath}, interval ${this.config.qos.intervalMs / 1000}s)`);
+    for (const w of this.config.warnings) this.log.warn(`config: ${w}`);
     this.schedule(0);
   }
 
@@ -89,13 +120,13 @@ export class Daemon {
   }
 
   /** Runs a cycle after any cycle in flight: cycles never overlap. */
-  cycle(opts: { force?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
+  cycle(opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
     const run = this.queue.then(() => this.runCycle(opts));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async runCycle(opts: { force?: boolean; ldapWaitMs?: number; fullLdap?: boolean }): Promise<CycleReport> {
+  private async runCycle(opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean }): Promise<CycleReport> {
     const report = await this.rt.cycles.run(opts);
     this.last = report;
     const line = summaryLine(report);
@@ -109,38 +140,66 @@ export class Daemon {
     } else {
       this.log.debug(line);
     }
+    await this.watch.cycle(report);
     await this.rt.sources.persist();
     return report;
   }
 
-  async reload(): Promise<ControlAnswer> {
+  /**
+   * Reload: first build everything the new configuration needs (the parsed file, its CA files
+   * read and checked, the LDAP and MySQL clients), touching nothing that runs; any failure
+   * leaves the running configuration whole and is answered with every error. Then the switch,
+   * between two cycles, made only of steps that cannot fail. Reloads run one at a time, in order.
+   */
+  reload(origin: 'socket' | 'SIGHUP' = 'socket'): Promise<ControlAnswer> {
+    const run = this.reloads.then(() => this.reloadNow(origin));
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(origin: 'socket' | 'SIGHUP'): Promise<ControlAnswer> {
+    const reject = (error: string, problems: number, oneLine = error): ControlAnswer => {
+      this.log.error(`reload rejected, the running configuration stays (${origin}): ${oneLine}`);
+      return { ok: false, error, problems };
+    };
     let next: Config;
+    let clients: SourceClients;
+    let applied: Config;
+    let restart: string[];
     try {
       next = await loadConfig(this.configPath);
+      restart = restartOnlyChanges(this.config, next);
+      // Keys that need a restart keep their running values: the kernel object names, paths, interfaces.
+      applied = restart.length ? mergeRestartOnly(this.config, next) : next;
+      clients = openClients(applied, this.log);
     } catch (e) {
-      if (e instanceof ConfigError) {
-        this.log.error(`reload rejected, the running configuration stays: ${e.message}`);
-        return { ok: false, error: e.message, problems: e.problems.length };
-      }
-      throw e;
+      if (e instanceof ConfigError) return reject(e.message, e.problems.length, e.problems.map(formatProblem).join('; '));
+      return reject(`${this.configPath}: ${describeError(e)}`, 1);
     }
-    const restart = restartOnlyChanges(this.config, next);
     registerSecret(next.ldap.password);
     registerSecret(next.database.password);
-    // Keys that need a restart keep their running values: the kernel object names, paths, interfaces.
-    const applied: Config = restart.length ? mergeRestartOnly(this.config, next) : next;
-    await this.queue; // not in the middle of a cycle
-    this.config = applied;
-    await this.rt.sources.reconfigure(applied);
-    this.rt.reconciler.reconfigure(applied);
-    this.rt.cycles.reconfigure(applied);
-    this.log.setLevel(applied.log.level);
+    registerSecret(next.publish.password);
+    registerSecret(next.metrics.token);
+    // The switch, in the cycle queue: no cycle runs while it happens.
+    const switched = this.queue.then(async () => {
+      this.config = applied;
+      this.rt.reconciler.reconfigure(applied);
+      this.rt.cycles.reconfigure(applied);
+      this.rt.sharing.reconfigure(applied);
+      this.log.setLevel(applied.log.level);
+      await this.rt.sources.reconfigure(applied, clients);
+      await this.watch.reconfigure(applied); // never throws: a listen error is logged
+    });
+    this.queue = switched.catch(() => undefined);
+    await switched;
     for (const w of next.warnings) this.log.warn(`reload: ${w}`);
     const message = `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
     this.log.info(message);
     const report = await this.cycle();
     return { ok: true, message, restartNeeded: restart, summary: summaryLine(report), cycleOk: report.ok };
   }
+
+
 
   status(): StatusJson {
     const r = this.last;
@@ -152,6 +211,7 @@ export class Daemon {
       sources: { ldap: this.rt.sources.health.ldap.describe(), mysql: this.rt.sources.health.mysql.describe() },
       lastCycle: r ? { at: r.at, ok: r.ok, ms: Math.round(r.timings.totalMs), moves: r.moves, summary: summaryLine(r), error: r.error } : null,
       classes: (r?.desired?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
+      sharing: this.rt.sharing.view,
     };
   }
 
@@ -161,8 +221,10 @@ export class Daemon {
         return { ok: true, status: this.status() };
       case 'update': {
         // `reselqos update`: a full directory fetch (deletions are seen by full fetches only).
-        const r = await this.cycle({ force: req.force === true, fullLdap: true });
-        return { ok: r.ok, summary: summaryLine(r) };
+        // `--accept`: the operator takes a directory the guard refuses.
+        const r = await this.cycle({ force: req.force === true, accept: req.accept === true, fullLdap: true });
+        const refusal = this.rt.sources.health.ldap.refusal;
+        return { ok: r.ok && (refusal === null || r.sources.ldap === 'fresh'), summary: summaryLine(r), ...(refusal ? { refused: refusal.reason } : {}) };
       }
       case 'reload':
         return this.reload();
@@ -175,6 +237,8 @@ export class Daemon {
         const e = explain(d, req.who);
         return e ? { ok: true, explain: e } : { ok: false, error: `no user or IP "${req.who}" in the directory` };
       }
+      case 'top':
+        return { ok: true, top: await this.watch.observer.top() };
       default:
         return { ok: false, error: 'unknown command' };
     }
@@ -189,9 +253,12 @@ export class Daemon {
     await this.queue;
     await this.rt.sources.persist({ forceUsage: true });
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.watch.close();
     await this.rt.close();
-    await release(pidPath(this.config.paths.run));
+    await removePidFile(pidPath(this.config.paths.run));
+    await this.lock?.release();
     this.log.info('stopped');
+    this.unguard?.();
     this.resolveStopped();
   }
 }
@@ -207,5 +274,6 @@ function mergeRestartOnly(running: Config, next: Config): Config {
       markDown: running.qos.markDown, markUp: running.qos.markUp,
     }),
     paths: running.paths,
+    site: running.site,
   });
 }

@@ -2,8 +2,8 @@
 // Pure: never runs a tool. The plan holds only what differs; an empty plan means the
 // kernel already is as desired and nothing will be spawned to apply it.
 
-import type { MangleState, TcState } from './read.js';
-import { splitIptablesArgs, tcReportedRate } from './read.js';
+import { splitIptablesArgs, tcReportedRate, type TableState, type TcState } from './read.js';
+import { ruleKey } from './ruleid.js';
 import type { IpFamily, SetFamily } from './names.js';
 import type { KernelDesired, RuleArgs, SetSpec, TableName, TableSpec, TcClassSpec } from './model.js';
 
@@ -19,7 +19,7 @@ export interface KernelActual {
   /** our sets only */
   readonly sets: ReadonlyMap<string, ActualSet>;
   /** our chains and hooks per "family:table" (e.g. "4:mangle") */
-  readonly tables: ReadonlyMap<string, MangleState>;
+  readonly tables: ReadonlyMap<string, TableState>;
   readonly tc: ReadonlyMap<string, TcState>;
 }
 
@@ -151,14 +151,14 @@ function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, Actua
   return ops;
 }
 
-const key = (args: RuleArgs): string => args.join('\u0000');
+const key = ruleKey;
 
 function parseRule(line: string): { chain: string; args: string[] } {
   const t = splitIptablesArgs(line);
   return { chain: t[1] ?? '', args: t.slice(2) };
 }
 
-function diffTable(desired: TableSpec, actual: MangleState | undefined, sweep: boolean): IptOp[] {
+function diffTable(desired: TableSpec, actual: TableState | undefined, sweep: boolean): IptOp[] {
   const table = desired.table;
   const dels: IptOp[] = [];
   const writes: IptOp[] = [];

@@ -1,11 +1,15 @@
-// src/kernel/exec.ts — the ONE module of reselqos that spawns processes.
+// src/kernel/exec.ts — the one module of the product that runs the kernel tools.
+//
+// The rule: every command the daemon runs (ipset, iptables-restore, tc, ip, the *-save
+// read-backs) goes through the `Exec` seam defined here. The only other spawn in src/ is
+// `reselqos start` forking the daemon itself (src/cli/service.ts: node running our own
+// cli.js, detached). Test and sandbox processes live in sandbox/ (sandbox/spawn.ts).
 //
 // Owns: running a command as an argv array (child_process.spawn, never a shell), feeding it
 // stdin, collecting stdout/stderr, enforcing a timeout (default 30 s, never infinite), turning a
 // failure into an ExecError that names the command and the tool's first meaningful stderr
-// line, running commands inside a network namespace (`ip netns exec`), long-running
-// background processes (iperf3 servers for the sandbox), and locating the failing input line
-// of a batch tool (`ipset restore`, `tc -batch`, `iptables-restore`).
+// line, running commands inside a network namespace (`ip netns exec`), and locating the failing
+// input line of a batch tool (`ipset restore`, `tc -batch`, `iptables-restore`).
 //
 // Must never: use a shell (`shell: true`, `sh -c`), interpolate arguments into a command
 // string, wait forever, or decide policy. Higher layers build commands and interpret results.

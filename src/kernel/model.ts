@@ -1,5 +1,5 @@
-// The desired state in kernel terms: which sets with which members, which mangle
-// chains with which rules (in the exact form iptables-save prints them back), which
+// The desired state in kernel terms: which sets with which members, which chains with
+// which rules (each stamped with an identity hash in its comment: src/kernel/ruleid.ts), which
 // HTB classes with which rates on which interface. Pure: built from the planner's
 // Desired and the config; compared by diff.ts with what read.ts reads back.
 
@@ -10,6 +10,7 @@ import {
   COMMENT_PREFIX, DEFAULT_MINOR, ROOT_MINOR, Names, classid, classifyId, leafHandle, markHex,
   type IpFamily, type SetFamily,
 } from './names.js';
+import { stampRule } from './ruleid.js';
 
 export interface SetSpec {
   readonly name: string;
@@ -137,7 +138,8 @@ function filterTable(config: Config, names: Names, family: IpFamily): TableSpec 
   const ofFamily = (cidr: string): boolean => cidr.includes(':') === (family === 6);
   const nets = family === 4 ? fw.userNetworks : fw.user6Networks;
   const gateway = Object.values(fw.gatewayIps).filter((ip) => ip.includes(':') === (family === 6));
-  const portals = family === 4 ? [...new Map([fw.portal, fw.portalBan].flatMap((p) => (p ? [[`${p.ip}:${p.port}`, p] as const] : []))).values()] : [];
+  const pages = family === 4 ? [fw.portal, fw.portalBan] : [fw.portal6, fw.portalBan6];
+  const portals = [...new Map(pages.flatMap((p) => (p ? [[`${p.ip}:${p.port}`, p] as const] : []))).values()];
   const open = fw.openDestinations.filter(ofFamily);
   const out: RuleArgs[] = [];
   const inn: RuleArgs[] = [];
@@ -175,37 +177,56 @@ function filterTable(config: Config, names: Names, family: IpFamily): TableSpec 
   };
 }
 
-/** NAT (IPv4): web traffic of machines that are not allowed goes to the portal (banned ones to the ban page). */
-function natTable(config: Config, names: Names): TableSpec {
+/**
+ * NAT (iptables; ip6tables with portal6/portalBan6): web traffic of machines that are not allowed
+ * goes to the portal, of cut/banned ones to the ban page. Same chain name in both families.
+ */
+function natTable(config: Config, names: Names, family: IpFamily): TableSpec {
   const fw = config.firewall;
-  if (!fw.enabled || (!fw.portal && !fw.portalBan)) return { family: 4, table: 'nat', chains: [], hooks: [] };
+  const [portal, portalBan] = family === 4 ? [fw.portal, fw.portalBan] : [fw.portal6, fw.portalBan6];
+  if (!fw.enabled || (family === 6 && !fw.v6Enabled) || (!portal && !portalBan)) return { family, table: 'nat', chains: [], hooks: [] };
+  const setFamily: SetFamily = family === 4 ? 'inet' : 'inet6';
+  const ofFamily = (cidr: string): boolean => cidr.includes(':') === (family === 6);
+  // ip6tables prints (and takes) an IPv6 DNAT destination as [addr]:port
+  const to = (p: { ip: string; port: number }): string => (family === 4 ? `${p.ip}:${p.port}` : `[${p.ip}]:${p.port}`);
   const rules: RuleArgs[] = [];
-  const gateway = Object.values(fw.gatewayIps).filter((ip) => !ip.includes(':'));
+  const gateway = Object.values(fw.gatewayIps).filter(ofFamily);
   for (const ip of gateway) rules.push(['-d', host(ip), ...comment('gateway'), '-j', 'RETURN']);
-  for (const net of fw.openDestinations.filter((c) => !c.includes(':'))) rules.push(['-d', net, ...comment('open'), '-j', 'RETURN']);
-  rules.push(['-m', 'set', '--match-set', names.allowSet('inet'), 'src', ...comment('allowed'), '-j', 'RETURN']);
-  const ban = fw.portalBan ?? fw.portal;
+  for (const net of fw.openDestinations.filter(ofFamily)) rules.push(['-d', net, ...comment('open'), '-j', 'RETURN']);
+  rules.push(['-m', 'set', '--match-set', names.allowSet(setFamily), 'src', ...comment('allowed'), '-j', 'RETURN']);
+  const ban = portalBan ?? portal;
+  const nets = family === 4 ? fw.userNetworks : fw.user6Networks;
   for (const port of fw.portalPorts) {
-    if (ban) rules.push(['-p', 'tcp', '-m', 'set', '--match-set', names.bannedSet(), 'src', '-m', 'tcp', '--dport', String(port), ...comment('ban-page'), '-j', 'DNAT', '--to-destination', `${ban.ip}:${ban.port}`]);
-    if (fw.portal) {
-      for (const net of fw.userNetworks) rules.push(['-s', net, '-p', 'tcp', '-m', 'tcp', '--dport', String(port), ...comment('portal'), '-j', 'DNAT', '--to-destination', `${fw.portal.ip}:${fw.portal.port}`]);
+    if (ban) rules.push(['-p', 'tcp', '-m', 'set', '--match-set', names.bannedSet(setFamily), 'src', '-m', 'tcp', '--dport', String(port), ...comment('ban-page'), '-j', 'DNAT', '--to-destination', to(ban)]);
+    if (portal) {
+      for (const net of nets) rules.push(['-s', net, '-p', 'tcp', '-m', 'tcp', '--dport', String(port), ...comment('portal'), '-j', 'DNAT', '--to-destination', to(portal)]);
     }
   }
   const chain = names.fwChain('portal');
-  return { family: 4, table: 'nat', chains: [{ name: chain, rules }], hooks: [hook('PREROUTING', ['-i', fw.ethInt, '-p', 'tcp'], chain)] };
+  return { family, table: 'nat', chains: [{ name: chain, rules }], hooks: [hook('PREROUTING', ['-i', fw.ethInt, '-p', 'tcp'], chain)] };
+}
+
+/** Every rule and hook of a table with its comment stamped by its identity hash (src/kernel/ruleid.ts). */
+function stampTable(t: TableSpec): TableSpec {
+  return {
+    ...t,
+    chains: t.chains.map((c) => ({ name: c.name, rules: c.rules.map((r) => stampRule(c.name, r)) })),
+    hooks: t.hooks.map((h) => ({ builtin: h.builtin, args: stampRule(h.builtin, h.args) })),
+  };
 }
 
 export function buildKernelDesired(config: Config, desired: Desired, names: Names = new Names(config)): KernelDesired {
   const q = config.qos;
   const sets: SetSpec[] = desired.sets.map((s) => ({ name: s.name, family: s.family, members: s.members, capacity: desired.ipCount[s.family] }));
   const v6 = config.firewall.v6Enabled;
-  const tables: TableSpec[] = [
+  const tables: TableSpec[] = ([
     mangleTable(config, names, 4),
     v6 ? mangleTable(config, names, 6) : { family: 6, table: 'mangle', chains: [], hooks: [] },
     filterTable(config, names, 4),
     filterTable(config, names, 6),
-    natTable(config, names),
-  ];
+    natTable(config, names, 4),
+    natTable(config, names, 6),
+  ] satisfies TableSpec[]).map(stampTable);
 
   const leaf = leafQdisc(q.leaf);
   const tc: TcDevSpec[] = DIRECTIONS.map((dir) => {

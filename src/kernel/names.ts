@@ -42,9 +42,9 @@ export class Names {
     return `${family === 'inet' ? this.config.qos.setPrefix : this.config.qos.set6Prefix}allow`;
   }
 
-  /** IPv4 machines of cut or banned owners (ban page) */
-  bannedSet(): string {
-    return `${this.config.qos.setPrefix}banned`;
+  /** machines of cut or banned owners (ban page), per family */
+  bannedSet(family: SetFamily = 'inet'): string {
+    return `${family === 'inet' ? this.config.qos.setPrefix : this.config.qos.set6Prefix}banned`;
   }
 
   /** filter/nat chains of the firewall: <prefix>-fwout, <prefix>-fwin, <prefix>-portal */

@@ -23,11 +23,11 @@ import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
 import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
-import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, type MangleState, type TcState } from './read.js';
+import { readIpsetHeaders, readIpsets, readTables, readTc, readTcStats, splitIptablesArgs, type TableState, type TcClassStats, type TcState } from './read.js';
 import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
+import { KernelMemory } from './memory.js';
 import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
 import { countPlan, deltaSetOps, diffKernel, isEmptyPlan, maxelemFor, tableKey, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp, type SetOp, type TcOp } from './diff.js';
-import { tcReportedRate } from './read.js';
 import { createLine, renderPlan, renderIptables, type Batches } from './render.js';
 
 /** A batch the kernel refused; names the tool, the line and the object. */
@@ -51,6 +51,12 @@ export class KernelReadError extends Error {
     super(message, options);
     this.name = 'KernelReadError';
   }
+}
+
+export interface ClassCounters {
+  readonly stats: ReadonlyMap<string, TcClassStats>;
+  /** epoch ms of the read */
+  readonly at: number;
 }
 
 export interface ReconcileResult {
@@ -84,16 +90,10 @@ const now = (): number => performance.now();
 
 export class Reconciler {
   private names: Names;
-  /** our sets as the kernel holds them after our last apply or full read; null = unknown */
-  private known: Map<string, ActualSet> | null = null;
-  private lastFullRead = -Infinity;
-  private synced = false;
-  /** last applied class rates per "dev classid", to catch changes finer than tc's text read-back */
-  private appliedRates = new Map<string, { rate: number; ceil: number }>();
-  /** the plan (Desired.version) the kernel was last brought to; null = unknown */
-  private lastVersion: object | null = null;
-  /** our chains and tc tree as last read back, with what we applied since; null = read them */
-  private cache: { tables: Map<string, MangleState>; tc: Map<string, TcState>; at: number } | null = null;
+  /** what this process believes the kernel holds (src/kernel/memory.ts) */
+  private readonly memory = new KernelMemory();
+  /** class counters of the tc read-back of the current reconcile, if it read tc (metrics) */
+  private freshStats: Map<string, ClassCounters> | null = null;
 
   constructor(private config: Config, private readonly exec: Exec, private readonly log: Logger, private readonly clock: () => number = Date.now) {
     this.names = new Names(config);
@@ -110,37 +110,18 @@ export class Reconciler {
   }
 
   private forget(): void {
-    this.known = null;
-    this.cache = null;
-    this.lastVersion = null;
+    this.memory.forget();
   }
 
   private async readSets(forceFull: boolean): Promise<{ sets: Map<string, ActualSet>; full: boolean }> {
-    const due = this.clock() - this.lastFullRead >= this.config.qos.fullSyncIntervalMs;
-    if (!forceFull && !due && this.known) {
-      const headers = await readIpsetHeaders(this.exec);
-      let consistent = true;
-      for (const [name, h] of headers) {
-        if (!this.names.isOurSet(name)) continue;
-        const k = this.known.get(name);
-        if (!k || k.count !== h.entries) {
-          consistent = false;
-          break;
-        }
-      }
-      for (const name of this.known.keys()) if (!headers.has(name)) consistent = false;
-      if (consistent) return { sets: this.known, full: false };
+    if (!forceFull && !this.memory.fullReadDue(this.clock(), this.config.qos.fullSyncIntervalMs)) {
+      const agreed = this.memory.setsIfCountsAgree(await readIpsetHeaders(this.exec), this.names.isOurSet);
+      if (agreed) return { sets: agreed, full: false };
       this.log.warn('kernel: our ipsets differ from what was applied (changed from outside?): full read-back');
     }
+    // What was just read is what we know; a pass diffs against it before the apply updates it.
     const read = await readIpsets(this.exec, this.names.isOurSet);
-    const sets = new Map<string, ActualSet>();
-    for (const [name, info] of read) {
-      sets.set(name, { family: info.family, maxelem: info.maxelem, members: new Set(info.entries), count: info.entries.length });
-    }
-    // What was just read is what we know; a pass diffs against it before remember() updates it.
-    this.known = sets;
-    this.lastFullRead = this.clock();
-    return { sets, full: true };
+    return { sets: this.memory.setsRead(read, this.clock()), full: true };
   }
 
   private async readTcDev(dev: string): Promise<TcState> {
@@ -153,30 +134,42 @@ export class Reconciler {
   }
 
   async readActual(forceFull = false): Promise<{ actual: KernelActual; full: boolean }> {
-    const cached = this.cache !== null && !forceFull && this.clock() - this.cache.at < this.config.qos.verifyIntervalMs ? this.cache : null;
+    const cached = forceFull ? null : this.memory.cachedReadBack(this.clock(), this.config.qos.verifyIntervalMs);
     if (cached) {
       const r = await this.readSets(false);
       if (!r.full) return { actual: { sets: r.sets, tables: cached.tables, tc: cached.tc }, full: false };
       // The sets were changed from outside: read the rest back too.
       const [tables, tc] = await Promise.all([this.readAllTables(), this.readAllTc()]);
-      this.cache = { tables, tc, at: this.clock() };
+      this.memory.readBackDone(tables, tc, this.clock());
       return { actual: { sets: r.sets, tables, tc }, full: true };
     }
     // The read-backs are independent: run them together.
     const [{ sets, full }, tables, tc] = await Promise.all([this.readSets(forceFull), this.readAllTables(), this.readAllTc()]);
-    this.cache = { tables, tc, at: this.clock() };
+    this.memory.readBackDone(tables, tc, this.clock());
     return { actual: { sets, tables, tc }, full };
   }
 
   private async readAllTc(): Promise<Map<string, TcState>> {
     const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
     const tcs = await Promise.all(devs.map((d) => this.readTcDev(d)));
+    this.freshStats = new Map(tcs.map((t) => [t.dev, { stats: t.stats ?? new Map(), at: t.statsAt ?? Date.now() }]));
     return new Map<string, TcState>(tcs.map((t) => [t.dev, t]));
   }
 
+  /**
+   * The HTB class counters of both interfaces (metrics): those of this cycle's tc read-back when
+   * it read tc (the verify pass), else one `tc -s class show` per interface.
+   */
+  async classCounters(opts: { fresh?: boolean } = {}): Promise<Map<string, ClassCounters>> {
+    if (this.freshStats && !opts.fresh) return this.freshStats;
+    const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
+    const read = await Promise.all(devs.map(async (d) => [d, await readTcStats(this.exec, d)] as const));
+    return new Map(read);
+  }
+
   /** Our chains and hooks in every table, one iptables-save and one ip6tables-save. */
-  private async readAllTables(): Promise<Map<string, MangleState>> {
-    const out = new Map<string, MangleState>();
+  private async readAllTables(): Promise<Map<string, TableState>> {
+    const out = new Map<string, TableState>();
     const both = await Promise.all(([4, 6] as const).map(async (family) => [family, await readTables(this.exec, family, TABLES, this.names.isOurChain)] as const));
     for (const [family, t] of both) for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);
     return out;
@@ -184,10 +177,11 @@ export class Reconciler {
 
   /** Plans (and unless dryRun, applies) one reconciliation. */
   async reconcile(desired: Desired, opts: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
-    const first = await this.pass(desired, opts, this.synced);
-    if (opts.dryRun || this.synced) return first;
+    this.freshStats = null;
+    const first = await this.pass(desired, opts, this.memory.synced);
+    if (opts.dryRun || this.memory.synced) return first;
     // First complete sync of this process done: now (and only now) sweep leftovers we own.
-    this.synced = true;
+    this.memory.markSynced();
     const sweep = await this.pass(desired, opts, true);
     if (!sweep.applied) return first;
     return {
@@ -208,16 +202,17 @@ export class Reconciler {
     }
     const t1 = now();
     const kd = buildKernelDesired(this.config, desired, this.names);
-    const setOps = !read.full && desired.delta !== null && this.lastVersion !== null && desired.delta.base === this.lastVersion
+    const base = this.memory.lastVersion;
+    const setOps = !read.full && desired.delta !== null && base !== null && desired.delta.base === base
       ? deltaSetOps(kd.sets, desired.delta.sets, read.actual.sets)
       : null;
-    const plan = withAppliedRates(diffKernel(kd, read.actual, { sweep, setOps: setOps ?? undefined }), kd, this.appliedRates);
+    const plan = this.memory.withAppliedRates(diffKernel(kd, read.actual, { sweep, setOps: setOps ?? undefined }), kd);
     const batches = renderPlan(plan);
     const counts = countPlan(plan);
     const t2 = now();
     const incremental = setOps !== null;
     if (opts.dryRun || isEmptyPlan(plan)) {
-      if (!opts.dryRun) this.lastVersion = desired.version;
+      if (!opts.dryRun) this.memory.unchanged(desired.version);
       return { plan, counts, batches, applied: false, fullRead: read.full, incremental, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: 0 } };
     }
     try {
@@ -226,35 +221,8 @@ export class Reconciler {
       this.forget(); // re-read everything next cycle
       throw e;
     }
-    this.remember(plan, kd.sets);
-    this.lastVersion = desired.version;
-    for (const d of kd.tc) for (const c of d.classes) this.appliedRates.set(`${d.dev} ${c.classid}`, { rate: c.rateBps, ceil: c.ceilBps });
+    this.memory.applied(plan, kd, desired.version);
     return { plan, counts, batches, applied: true, fullRead: read.full, incremental, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: now() - t2 } };
-  }
-
-  /** What the kernel holds after a successful apply: the known sets updated by the operations (O(changes)), the cached chains and tc tree patched or dropped. */
-  private remember(plan: KernelPlan, sets: readonly SetSpec[]): void {
-    const known = this.known ?? new Map<string, ActualSet>();
-    for (const op of plan.sets) {
-      const prev = known.get(op.name);
-      let members: Set<string>;
-      if (op.create || op.rebuild || !prev?.members) {
-        members = new Set(op.create ? op.add : op.rebuild ?? sets.find((x) => x.name === op.name)?.members ?? []);
-      } else {
-        members = prev.members as Set<string>;
-        for (const ip of op.del) members.delete(ip);
-        for (const ip of op.add) members.add(ip);
-      }
-      known.set(op.name, { family: op.family, maxelem: op.maxelem, members, count: members.size });
-    }
-    for (const name of plan.destroy) known.delete(name);
-    this.known = known;
-    const classOnly = plan.tc.every((op) => op.kind === 'class' && op.verb === 'change');
-    if (!this.cache || plan.iptables[4].length || plan.iptables[6].length || !classOnly) {
-      this.cache = null;
-      return;
-    }
-    this.cache = { ...this.cache, tc: patchTcClasses(this.cache.tc, plan.tc) };
   }
 
   private async run(tool: BatchTool, cmd: string, args: string[], input: string): Promise<void> {
@@ -350,13 +318,7 @@ export class Reconciler {
       const wantedSets = new Set(kd.sets.map((s) => s.name));
       const stale = [...actual.sets.keys()].filter((n) => !wantedSets.has(n));
       if (stale.length) await this.run('ipset', 'ipset', ['restore'], stale.map((n) => `destroy ${n}`).join('\n') + '\n');
-      this.known = new Map(kd.sets.map((s) => [s.name, { family: s.family, maxelem: maxelemOf(s), members: new Set(s.members), count: s.members.size }]));
-      this.cache = null;
-      this.lastVersion = desired.version;
-      this.lastFullRead = this.clock();
-      this.synced = true;
-      this.appliedRates.clear();
-      for (const d of kd.tc) for (const c of d.classes) this.appliedRates.set(`${d.dev} ${c.classid}`, { rate: c.rateBps, ceil: c.ceilBps });
+      this.memory.rebuilt(kd, maxelemOf, desired.version, this.clock());
       return { fillMs: t1 - t0, gapMs: t2 - t1, sets: kd.sets.length, ips: desired.users.reduce((a, u) => a + u.ips.length, 0) };
     } catch (e) {
       this.forget();
@@ -401,9 +363,7 @@ export class Reconciler {
     const ours = [...headers.keys()].filter(this.names.isOurSet).sort();
     if (ours.length) await this.run('ipset', 'ipset', ['restore'], ours.map((n) => `destroy ${n}`).join('\n') + '\n');
     out.sets = ours.length;
-    this.forget();
-    this.synced = false;
-    this.appliedRates.clear();
+    this.memory.cleared();
     return out;
   }
 }
@@ -414,41 +374,11 @@ function splitRule(line: string): { chain: string; args: string[] } {
   return { chain: t[1] ?? '', args: t.slice(2) };
 }
 
-/** A class whose desired rate differs from what this process last applied is changed, even if tc's rounded read-back hides it. */
-function withAppliedRates(plan: KernelPlan, kd: ReturnType<typeof buildKernelDesired>, applied: ReadonlyMap<string, { rate: number; ceil: number }>): KernelPlan {
-  const extra = [];
-  for (const d of kd.tc) {
-    for (const c of d.classes) {
-      const prev = applied.get(`${d.dev} ${c.classid}`);
-      if (!prev || (prev.rate === c.rateBps && prev.ceil === c.ceilBps)) continue;
-      const already = plan.tc.some((op) => (op.kind === 'class' && op.dev === d.dev && op.spec.classid === c.classid) || (op.kind === 'root' && op.dev === d.dev));
-      if (!already) extra.push({ kind: 'class' as const, verb: 'change' as const, dev: d.dev, spec: c });
-    }
-  }
-  return extra.length ? { ...plan, tc: [...plan.tc, ...extra] } : plan;
-}
-
 /** The plan only changes set members and class rates: tc may run alongside ipset. */
 function concurrentTc(plan: KernelPlan): boolean {
   return plan.iptables[4].length === 0 && plan.iptables[6].length === 0 && plan.destroy.length === 0 &&
     plan.sets.every((op: SetOp) => !op.create && !op.rebuild) &&
     plan.tc.every((op: TcOp) => op.kind === 'class' && op.verb === 'change');
-}
-
-/** The tc state as it is after `class change` operations, as tc would report it back. */
-function patchTcClasses(tc: ReadonlyMap<string, TcState>, ops: readonly TcOp[]): Map<string, TcState> {
-  const out = new Map(tc);
-  for (const op of ops) {
-    if (op.kind !== 'class') continue;
-    const st = out.get(op.dev);
-    if (!st) continue;
-    const classes = st.classes.map((c) => c.classid !== op.spec.classid ? c : {
-      ...c, rateBps: tcReportedRate(op.spec.rateBps, c.exact), ceilBps: tcReportedRate(op.spec.ceilBps, c.exact),
-      ...(op.spec.quantum !== null && c.quantum !== undefined ? { quantum: op.spec.quantum } : {}),
-    });
-    out.set(op.dev, { ...st, classes });
-  }
-  return out;
 }
 
 function addCounts(a: PlanCounts, b: PlanCounts): PlanCounts {

@@ -4,8 +4,7 @@
 // that destroys sets nothing references any more. Pure. An empty part renders as null:
 // nothing to spawn.
 
-import type { IpFamily } from './names.js';
-import { TMP_SUFFIX, markHex } from './names.js';
+import { TMP_SUFFIX, markHex, type IpFamily } from './names.js';
 import type { IptOp, KernelPlan, SetOp, TcOp } from './diff.js';
 
 export interface Batches {

@@ -218,3 +218,55 @@ export function prefixNetwork(prefix: string): string | null {
   const full = [...octets, ...new Array<string>(4 - octets.length).fill('0')];
   return `${full.join('.')}/${octets.length * 8}`;
 }
+
+const matchers = new WeakMap<readonly string[], (ip: string) => boolean>();
+
+/**
+ * A membership test for canonical IPs against a list of canonical CIDRs (from parseCidr),
+ * built once per list object. An IP of the other family is never inside.
+ */
+export function networkMatcher(cidrs: readonly string[]): (ip: string) => boolean {
+  const known = matchers.get(cidrs);
+  if (known) return known;
+  const v4: [number, number][] = [];
+  const v6: [number[], number][] = [];
+  for (const c of cidrs) {
+    const [addr, lenRaw] = c.split('/') as [string, string];
+    const len = Number(lenRaw);
+    if (addr.includes(':')) v6.push([groups6(addr), len]);
+    else v4.push([v4Number(addr), len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0]);
+  }
+  const test = (ip: string): boolean => {
+    if (!ip.includes(':')) {
+      const n = v4Number(ip);
+      return v4.some(([base, mask]) => (n & mask) >>> 0 === base);
+    }
+    const g = groups6(ip);
+    return v6.some(([base, len]) => {
+      for (let i = 0; i * 16 < len; i++) {
+        const bits = Math.min(16, len - i * 16);
+        const mask = (0xffff << (16 - bits)) & 0xffff;
+        if ((g[i]! & mask) !== base[i]) return false;
+      }
+      return true;
+    });
+  };
+  matchers.set(cidrs, test);
+  return test;
+}
+
+/** A canonical dotted quad as an unsigned 32-bit number (no allocation: called per IP of a build). */
+function v4Number(ip: string): number {
+  let n = 0;
+  let octet = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      n = n * 256 + octet;
+      octet = 0;
+    } else {
+      octet = octet * 10 + (c - 48);
+    }
+  }
+  return n * 256 + octet;
+}

@@ -56,6 +56,14 @@ export interface Desired {
   readonly version: object;
   /** set membership changes from the plan `base` (incremental planning, src/plan/incremental.ts); null = computed from scratch */
   readonly delta: PlanDelta | null;
+  /** the site whose allocation among the sites `totals` are ([sharing] enabled); absent = [rates] down/up */
+  readonly sharedBy?: string;
+}
+
+/** The site's totals when they come from the allocation between sites rather than [rates] down/up. */
+export interface TotalsOverride {
+  readonly site: string;
+  readonly totals: Readonly<Record<Direction, number>>;
 }
 
 export interface SetDelta {
@@ -103,11 +111,11 @@ export function classPlans(config: Pick<Config, 'qos'>, counts: Readonly<Record<
   return classes;
 }
 
-export function planDesired(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
+export function planDesired(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime, shared?: TotalsOverride): Desired {
   const q = config.qos;
   const limits = thresholds(q);
   const eff = effectiveRates(config, instant);
-  const totals = { down: eff.rates['down']!, up: eff.rates['up']! };
+  const totals = shared ? { ...shared.totals } : { down: eff.rates['down']!, up: eff.rates['up']! };
 
   // Owner -> IPs of its active machines.
   const ipsOf = new Map<string, string[]>();
@@ -170,10 +178,12 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
     sets.push({ name: `${q.setPrefix}allow`, family: 'inet', role: 'allow', members: fw.allow4 });
     if (config.firewall.v6Enabled) sets.push({ name: `${q.set6Prefix}allow`, family: 'inet6', role: 'allow', members: fw.allow6 });
     if (config.firewall.portal || config.firewall.portalBan) sets.push({ name: `${q.setPrefix}banned`, family: 'inet', role: 'banned', members: fw.banned4 });
+    if (config.firewall.v6Enabled && (config.firewall.portal6 || config.firewall.portalBan6)) sets.push({ name: `${q.set6Prefix}banned`, family: 'inet6', role: 'banned', members: fw.banned6 });
   }
 
   return {
     at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
     users, classes, sets, skipped: directory.skipped, firewall: fw, ipCount, version: {}, delta: null,
+    ...(shared ? { sharedBy: shared.site } : {}),
   };
 }

@@ -3,24 +3,28 @@
 // a cycle recomputes each user's groups (integer work over the users' IPs) and moves the
 // IPs of the users whose group changed between the sets of the previous plan, recording
 // those moves as a delta the reconciler applies without diffing every set member.
-// Anything else (a new directory, a reload, an owner's paid period ending) plans from
-// scratch with planDesired. The result is always equal to planDesired's for the same
+// Anything else (a new directory, a reload, an owner's paid period ending, the IP index
+// rebuilt at the daily reset) plans from scratch with planDesired. The result is always equal to planDesired's for the same
 // inputs (test/unit/incremental.test.ts checks it on random moves).
 //
-// The previous plan's member sets are updated in place: a Desired handed out earlier is
-// not a snapshot. Dry runs (`reselqos plan`) use planDesired, never this.
+// Snapshots: a plan from scratch is a real snapshot (the planner copies the QoS member sets it
+// will move IPs between). A plan from an incremental step is not: its QoS sets are the
+// planner's own sets, changed in place by the next plan() — copy them to keep them. Dry runs
+// (`reselqos plan`) use planDesired, never this.
 
 import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
 import { effectiveRates, groupOf, thresholds, type Direction } from '../policy/policy.js';
 import type { Directory, Usage } from '../sources/types.js';
 import { ipIndex } from '../net/ipindex.js';
-import { classPlans, planDesired, sumBytes, type Desired, type SetFamily, type UserPlan } from './desired.js';
+import { classPlans, planDesired, sumBytes, type Desired, type SetFamily, type SetPlan, type TotalsOverride, type UserPlan } from './desired.js';
 
 interface Index {
-  /** [family][direction][group] -> the member set of the previous plan */
+  /** [family][direction][group] -> the planner's own member set (moved between in place) */
   readonly sets: Record<SetFamily, Record<Direction, Set<string>[]> | null>;
   readonly names: Record<SetFamily, Record<Direction, string[]> | null>;
+  /** the plan's sets with the QoS members replaced by the planner's own sets: what steps hand out */
+  readonly live: readonly SetPlan[];
 }
 
 interface Last {
@@ -32,6 +36,8 @@ interface Last {
   readonly fwUntil: number;
   /** per user (in users' order), the ipIndex ids of its IPs; computed at the first step */
   ids: Int32Array[] | null;
+  /** the ipIndex generation of `ids` (a rebuild of the index forces a plan from scratch) */
+  readonly generation: number;
   /** the volumes the last plan was made from (the same object again = no volume changed) */
   readonly usage: Usage | null;
 }
@@ -46,17 +52,20 @@ export function firewallValidUntil(config: Config, directory: Directory, nowMs: 
   return until;
 }
 
+/** The planner's own copies of the QoS member sets of `desired`, indexed by family, direction and group. */
 function indexOf(desired: Desired): Index {
   const sets: Index['sets'] = { inet: null, inet6: null };
   const names: Index['names'] = { inet: null, inet6: null };
-  for (const s of desired.sets) {
-    if (s.role !== 'qos' || s.direction === undefined || s.group === undefined) continue;
+  const live = desired.sets.map((s): SetPlan => {
+    if (s.role !== 'qos' || s.direction === undefined || s.group === undefined) return s;
+    const own = new Set(s.members);
     const byDir = (sets[s.family] ??= { down: [], up: [] });
     const nameDir = (names[s.family] ??= { down: [], up: [] });
-    byDir[s.direction][s.group] = s.members as Set<string>;
+    byDir[s.direction][s.group] = own;
     nameDir[s.direction][s.group] = s.name;
-  }
-  return { sets, names };
+    return { ...s, members: own };
+  });
+  return { sets, names, live };
 }
 
 export class Planner {
@@ -67,31 +76,35 @@ export class Planner {
     this.last = null;
   }
 
-  plan(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
+  plan(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime, shared?: TotalsOverride): Desired {
     const last = this.last;
-    if (last && last.config === config && last.directory === directory && instant.toMillis() < last.fwUntil) {
-      const next = step(last, config, usage, instant, resetAt);
+    if (last && last.config === config && last.directory === directory && instant.toMillis() < last.fwUntil && last.generation === ipIndex.generation) {
+      const next = step(last, config, usage, instant, resetAt, shared);
       this.last = { ...last, desired: next, ids: last.ids, usage };
       return next;
     }
-    const desired = planDesired(config, directory, usage, instant, resetAt);
-    this.last = { config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()), ids: null, usage };
+    const desired = planDesired(config, directory, usage, instant, resetAt, shared);
+    this.last = {
+      config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()),
+      ids: null, generation: ipIndex.generation, usage,
+    };
     return desired;
   }
 }
 
-function step(last: Last, config: Config, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
+function step(last: Last, config: Config, usage: Usage | null, instant: DateTime, resetAt: DateTime, shared?: TotalsOverride): Desired {
   const q = config.qos;
-  const prev = last.desired;
+  const { sharedBy: _was, ...prev } = last.desired;
+  const sharedBy = shared ? { sharedBy: shared.site } : {};
   const eff = effectiveRates(config, instant);
-  const totals = { down: eff.rates['down']!, up: eff.rates['up']! };
+  const totals = shared ? { ...shared.totals } : { down: eff.rates['down']!, up: eff.rates['up']! };
   if (usage !== null && usage === last.usage) {
     // The very volumes of the last plan: no user moves; only the rates in force may differ.
     const same: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
     for (const c of prev.classes) same[c.direction][c.group] = c.users;
     return {
-      ...prev, at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals,
-      classes: classPlans(config, same, totals), version: {}, delta: { base: prev.version, sets: new Map(), moved: { down: 0, up: 0 } },
+      ...prev, ...sharedBy, at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals,
+      sets: last.index.live, classes: classPlans(config, same, totals), version: {}, delta: { base: prev.version, sets: new Map(), moved: { down: 0, up: 0 } },
     };
   }
   const limits = thresholds(q);
@@ -99,7 +112,8 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
   // Summing by array index when the source gave dense volumes (a string-keyed lookup per IP
   // cost ~120 ms per cycle at 100 000 users). The Map is read only without them: the volume
   // source builds it on first access, a pass over every IP.
-  const dense = usage?.dense;
+  // Dense volumes of another index generation (a rebuild since) are read through the Map.
+  const dense = usage?.dense && usage.dense.generation === ipIndex.generation ? usage.dense : undefined;
   const byIp = dense ? undefined : usage?.byIp;
   const ids = dense ? (last.ids ??= prev.users.map((u) => Int32Array.from(u.ips, (ip) => ipIndex.idOf(ip)))) : null;
   const adds = new Map<string, string[]>();
@@ -167,9 +181,9 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     else sets.set(name, { add: [], del });
   }
   return {
-    ...prev,
+    ...prev, ...sharedBy,
     at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
-    users, classes: classPlans(config, counts, totals),
+    users, sets: last.index.live, classes: classPlans(config, counts, totals),
     version: {}, delta: { base: prev.version, sets, moved },
   };
 }

@@ -4,7 +4,8 @@
 // and named (DN + reason); it never fails the whole snapshot.
 
 import type { LdapConfig, FirewallConfig } from '../config/config.js';
-import { joinIpv4, joinIpv6, sortIps } from '../net/ip.js';
+import { escapeControl as esc } from '../log.js';
+import { joinIpv4, joinIpv6, networkMatcher, sortIps } from '../net/ip.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
 
 /** Values of an attribute by its lowercased name (a Map, or a view over an ldapts entry). */
@@ -44,9 +45,9 @@ export function uidOfDn(dn: string, uidAttr = 'uid'): string | null {
 export function parseGeneralizedTime(raw: string): number | null {
   const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:[.,](\d+))?(Z|[+-]\d{4})$/.exec(raw.trim());
   if (!m) return null;
-  const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5] ?? '0', m[6] ?? '0'].map(Number) as number[];
+  const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5] ?? '0', m[6] ?? '0'].map(Number);
   if (mo! < 1 || mo! > 12 || d! < 1 || d! > 31 || h! > 23 || mi! > 59 || s! > 60) return null;
-  let t = Date.UTC(y!, mo! - 1, d!, h!, mi!, s!);
+  let t = Date.UTC(y!, mo! - 1, d, h, mi, s);
   const zone = m[8]!;
   if (zone !== 'Z') {
     const sign = zone[0] === '-' ? -1 : 1;
@@ -63,9 +64,28 @@ function all(e: RawEntry, attr: string): readonly string[] {
 }
 
 export interface BuildOptions {
-  readonly ldap: Pick<LdapConfig, 'attrs' | 'inactiveZone'>;
-  readonly firewall: Pick<FirewallConfig, 'areaPrefix' | 'areaOtherPrefix' | 'area6Prefix' | 'v6Enabled'>;
+  readonly ldap: Pick<LdapConfig, 'attrs' | 'inactiveZone'> & Partial<Pick<LdapConfig, 'maxIpsPerMachine'>>;
+  readonly firewall: Pick<FirewallConfig, 'enabled' | 'areaPrefix' | 'areaOtherPrefix' | 'area6Prefix' | 'v6Enabled' | 'userNetworks' | 'user6Networks'>;
   readonly fetchedAt: string;
+  /**
+   * Who held each IP in the directory in force (IP -> machine DN): in a collision the holder
+   * keeps it (settleDuplicates). Absent on a first build.
+   */
+  readonly holders?: ReadonlyMap<string, string>;
+}
+
+/**
+ * Why an IP is refused by the network rule: with the firewall on, an address outside
+ * `[firewall] userNetworks` (IPv4) / `user6Networks` (IPv6) is not a user's (8.8.8.8,
+ * fe80::1) and never enters a set. A family whose list is empty is not checked (for IPv6 with
+ * the firewall on, `check` refuses that configuration). null = inside.
+ */
+export function outsideNetworks(ip: string, fw: BuildOptions['firewall']): string | null {
+  if (!fw.enabled) return null;
+  const v6 = ip.includes(':');
+  const nets = v6 ? fw.user6Networks : fw.userNetworks;
+  if (nets.length === 0 || networkMatcher(nets)(ip)) return null;
+  return `${ip} is outside [firewall] ${v6 ? 'user6Networks' : 'userNetworks'} (${nets.join(', ')})`;
 }
 
 /** Builds one owner from its entry; null (and a named skip) when the entry cannot be an owner. */
@@ -76,8 +96,9 @@ export function buildOwner(e: RawEntry, kind: OwnerKind, o: BuildOptions, skippe
     skipped.push({ dn: e.dn, reason: `no ${a.uid}` });
     return null;
   }
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused here
   if (/[\s\x00-\x1f]/.test(uid)) {
-    skipped.push({ dn: e.dn, reason: `${a.uid} "${uid}" contains whitespace or control characters` });
+    skipped.push({ dn: e.dn, reason: `${a.uid} "${esc(uid)}" contains whitespace or control characters` });
     return null;
   }
   let endInternet: number | null = null;
@@ -86,7 +107,7 @@ export function buildOwner(e: RawEntry, kind: OwnerKind, o: BuildOptions, skippe
     endInternet = parseGeneralizedTime(endRaw);
     if (endInternet === null) {
       // Kept for QoS; the firewall treats an unreadable end date as expired.
-      skipped.push({ dn: e.dn, reason: `${a.endInternet} "${endRaw}" is not a generalizedTime (treated as expired)` });
+      skipped.push({ dn: e.dn, reason: `${a.endInternet} "${esc(endRaw)}" is not a generalizedTime (treated as expired)` });
       endInternet = 0;
     }
   }
@@ -128,6 +149,37 @@ export interface HostDraft {
 
 const NO_SKIPS: readonly Skipped[] = Object.freeze([]);
 
+/**
+ * The most IP values (IPv4 and IPv6 attributes together) one machine entry may carry
+ * ([ldap] maxIpsPerMachine). An entry beyond it is a data fault or an attempt to claim other
+ * machines' addresses: the machine keeps NO IP (nothing of it is allowed or shaped) and is named.
+ * Keeping the first N values instead would let an arbitrary, server-ordered part of it through.
+ */
+export const DEFAULT_MAX_IPS_PER_MACHINE = 256;
+
+/** Joins one attribute's values into `into` (deduplicated through `seen`: linear in the values). */
+function joinValues(
+  values: readonly string[], attr: string, dn: string, join: (v: string) => ReturnType<typeof joinIpv4>,
+  outside: (ip: string) => string | null, into: string[], skips: { list: Skipped[] | null },
+): void {
+  const seen = new Set<string>();
+  for (const v of values) {
+    // No trimming: whitespace or a newline in a value is an error, named.
+    const r = join(v);
+    const away = r.ok ? outside(r.ip) : null;
+    if (away !== null) {
+      (skips.list ??= []).push({ dn, reason: `${attr} ${JSON.stringify(v)}: ${away}` });
+    } else if (r.ok) {
+      if (!seen.has(r.ip)) {
+        seen.add(r.ip);
+        into.push(r.ip);
+      }
+    } else {
+      (skips.list ??= []).push({ dn, reason: `${attr} ${JSON.stringify(v)}: ${r.reason}` });
+    }
+  }
+}
+
 export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
   const a = o.ldap.attrs;
   const ownerDn = first(e, a.owner) ?? null;
@@ -137,27 +189,20 @@ export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
   for (const z of zones) if (z.trim().toLowerCase() === inactive) active = false;
   const ips4: string[] = [];
   const ips6: string[] = [];
-  let ipSkips: Skipped[] | null = null;
+  const skips: { list: Skipped[] | null } = { list: null };
   if (ownerDn) {
-    for (const v of all(e, a.ip)) {
-      // No trimming: whitespace or a newline in a value is an error, named.
-      const campus = joinIpv4(o.firewall.areaPrefix, v);
-      if (campus.ok) {
-        if (!ips4.includes(campus.ip)) ips4.push(campus.ip);
-      } else {
-        (ipSkips ??= []).push({ dn: e.dn, reason: `${a.ip} ${JSON.stringify(v)}: ${campus.reason}` });
-      }
-    }
-    for (const v of all(e, a.ip6)) {
-      const r = joinIpv6(o.firewall.area6Prefix, v);
-      if (r.ok) {
-        if (!ips6.includes(r.ip)) ips6.push(r.ip);
-      } else {
-        (ipSkips ??= []).push({ dn: e.dn, reason: `${a.ip6} ${JSON.stringify(v)}: ${r.reason}` });
-      }
+    const v4 = all(e, a.ip);
+    const v6 = all(e, a.ip6);
+    const max = o.ldap.maxIpsPerMachine ?? DEFAULT_MAX_IPS_PER_MACHINE;
+    if (v4.length + v6.length > max) {
+      skips.list = [{ dn: e.dn, reason: `${v4.length + v6.length} IP values (${a.ip}: ${v4.length}, ${a.ip6}: ${v6.length}), more than [ldap] maxIpsPerMachine = ${max}: none of its IPs is used` }];
+    } else {
+      const outside = (ip: string): string | null => outsideNetworks(ip, o.firewall);
+      joinValues(v4, a.ip, e.dn, (v) => joinIpv4(o.firewall.areaPrefix, v), outside, ips4, skips);
+      joinValues(v6, a.ip6, e.dn, (v) => joinIpv6(o.firewall.area6Prefix, v), outside, ips6, skips);
     }
   }
-  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4, ips6, ipSkips: ipSkips ?? NO_SKIPS };
+  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4, ips6, ipSkips: skips.list ?? NO_SKIPS };
 }
 
 /** A machine tied to its owner, before duplicate IPs are settled. */
@@ -176,7 +221,7 @@ export function tieHost(h: HostDraft, index: OwnerIndex, o: BuildOptions, skippe
   }
   const owner = resolveOwner(index, h.ownerDn, a.uid);
   if (!owner) {
-    skipped.push({ dn: h.dn, reason: `owner ${h.ownerDn} does not exist` });
+    skipped.push({ dn: h.dn, reason: `owner ${esc(h.ownerDn)} does not exist` });
     return null;
   }
   for (const s of h.ipSkips) skipped.push(s);
@@ -224,12 +269,18 @@ export class OwnerCollector {
     this.owners.push(owner);
   }
 
-  /** Two owners with the same uid (a person and a club): the second is ambiguous. Call once, after every add. */
+  /**
+   * Owners sharing a uid (a person and a club): their machines count as one user, and the
+   * most restrictive entitlement of them all applies to every one of those machines
+   * (src/plan/firewall.ts). Named on each owner after the first, with every DN. Call once,
+   * after every add.
+   */
   finish(dupUid: Set<string>): void {
     for (const [, list] of this.index.byUid) {
       if (list.length > 1) {
+        const dns = list.map((x) => esc(x.dn)).sort().join(', ');
         for (const dup of list.slice(1)) {
-          this.skipped.push({ dn: dup.dn, reason: `uid "${dup.uid}" also used by ${list[0]!.dn}; their machines count as one user` });
+          this.skipped.push({ dn: dup.dn, reason: `uid "${dup.uid}" is shared by ${dns}: their machines count as one user and the most restrictive entitlement applies to all of them` });
           dupUid.add(dup.dn);
         }
       }
@@ -237,33 +288,64 @@ export class OwnerCollector {
   }
 }
 
-/** Duplicate IPs among active machines: deterministic winner (uid, then machine DN). Mutates the drafts. */
-export function settleDuplicates(drafts: Draft[], skipped: Skipped[], lost: BuildState['lost']): void {
+/**
+ * Duplicate IPs among active machines. The machine that held the IP in the directory in force
+ * (`holders`) keeps it, so a newcomer can never take an address from its holder; with no holder
+ * (a first build, or a holder gone), the machine whose owner's uid sorts first, then whose DN
+ * sorts first: deterministic whatever the order of the entries. The others lose the IP and are
+ * named (DN + IP). Mutates the drafts.
+ */
+export function settleDuplicates(drafts: Draft[], skipped: Skipped[], lost: BuildState['lost'], holders?: ReadonlyMap<string, string>): void {
   drafts.sort((x, y) => (x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
   const claimed = new Map<string, Draft>();
+  if (holders && holders.size > 0) {
+    for (const d of drafts) {
+      if (!d.active) continue;
+      for (const list of [d.ips4, d.ips6]) for (const ip of list) if (holders.get(ip) === d.dn && !claimed.has(ip)) claimed.set(ip, d);
+    }
+  }
+  // Linear in the IPs: lost IPs are appended to a list built here, kept ones compacted in place.
+  const mine = new Map<string, { ips: string[]; skips: number }>();
   const note = (d: Draft, ip: string, skip: boolean): void => {
-    const l = lost.get(d.dn) ?? { ips: [], skips: 0 };
-    lost.set(d.dn, { ips: [...l.ips, ip], skips: l.skips + (skip ? 1 : 0) });
+    let l = mine.get(d.dn);
+    if (!l) mine.set(d.dn, (l = { ips: [...(lost.get(d.dn)?.ips ?? [])], skips: lost.get(d.dn)?.skips ?? 0 }));
+    l.ips.push(ip);
+    if (skip) l.skips++;
   };
   for (const d of drafts) {
     if (!d.active) continue;
     for (const list of [d.ips4, d.ips6]) {
+      let keep = list.length;
       for (let i = list.length - 1; i >= 0; i--) {
         const ip = list[i]!;
         const holder = claimed.get(ip);
         if (!holder) {
           claimed.set(ip, d);
+          list[--keep] = ip;
+        } else if (holder === d) {
+          list[--keep] = ip; // its own IP, claimed in the holders' pass
         } else if (holder.owner !== d.owner) {
-          skipped.push({ dn: d.dn, reason: `IP ${ip} also claimed by ${holder.dn} (owner ${holder.owner}); kept there` });
-          list.splice(i, 1);
+          skipped.push({ dn: d.dn, reason: `IP ${ip} also claimed by ${esc(holder.dn)} (owner ${holder.owner}); kept there` });
           note(d, ip, true);
         } else {
-          list.splice(i, 1); // same owner twice: harmless, keep one
-          note(d, ip, false);
+          note(d, ip, false); // same owner twice: harmless, keep one
         }
       }
+      list.splice(0, keep); // the kept IPs, in their order, were moved to the end
     }
   }
+  for (const [dn, l] of mine) lost.set(dn, l);
+}
+
+/** IP -> DN of the active machine holding it: the `holders` of the next build. */
+export function holdersOf(d: Directory): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of d.machines) {
+    if (!m.active) continue;
+    for (const ip of m.ips4) out.set(ip, m.dn);
+    for (const ip of m.ips6) out.set(ip, m.dn);
+  }
+  return out;
 }
 
 export function toMachine(d: Draft): Machine {
@@ -271,8 +353,9 @@ export function toMachine(d: Draft): Machine {
 }
 
 /**
- * Builds the Directory. Deterministic: the same entries in any order give the same result.
- * An IP claimed by machines of two owners goes to the owner whose uid sorts first.
+ * Builds the Directory. Deterministic: the same entries (and holders) in any order give the
+ * same result. An IP claimed by machines of two owners stays with its holder (`o.holders`),
+ * else goes to the owner whose uid sorts first.
  */
 export function buildDirectory(raw: RawDirectory, o: BuildOptions): Directory {
   return buildDirectoryState(raw, o).directory;
@@ -297,7 +380,7 @@ export function finishBuild(owners: OwnerCollector, hosts: readonly HostDraft[],
     if (d) drafts.push(d);
     else if (h.ownerDn) state.orphans.set(h.dn, h.ownerDn);
   }
-  settleDuplicates(drafts, skipped, state.lost);
+  settleDuplicates(drafts, skipped, state.lost, o.holders);
   const machines: Machine[] = drafts.map(toMachine).sort(byDnOrder);
   const list = owners.owners;
   list.sort(ownerOrder);

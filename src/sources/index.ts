@@ -1,10 +1,10 @@
 // The Sources facade: one object the daemon and the CLI use to get a directory and
 // volumes for a cycle. Owns the fallback policy: a failed or refused fetch keeps the
-// last good snapshot (memory, else disk) and marks the source down, logged once.
+// last good snapshot (memory, else disk) and marks the source down or refused, logged once.
 
 import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
-import type { Logger } from '../log.js';
+import { escapeControl as esc, type Logger } from '../log.js';
 import { LdapSource, type FullFetch } from './ldap.js';
 import { DirectoryPatcher } from './patch.js';
 import { VolumeSource } from './volumes.js';
@@ -48,12 +48,25 @@ export interface UsageResult {
   readonly error: string | null;
 }
 
+const NO_DIRECTORY: Directory = Object.freeze({ owners: [], machines: [], skipped: [], fetchedAt: new Date(0).toISOString() });
+
 /** No directory at all: neither a fresh fetch nor any snapshot. Nothing may be applied. */
 export class NoDirectoryError extends Error {
   constructor(readonly reason: string) {
     super(`no directory: ${reason}, and no last good snapshot in memory or on disk`);
     this.name = 'NoDirectoryError';
   }
+}
+
+/** The LDAP and MySQL clients of a configuration (TLS files read): what a reload builds first. */
+export interface SourceClients {
+  readonly ldap: LdapSource;
+  readonly volumes: VolumeSource;
+}
+
+/** Builds the clients of `config`; throws (naming the file) if a TLS file cannot be read. Connects nowhere. */
+export function openClients(config: Config, log: Logger): SourceClients {
+  return { ldap: new LdapSource(config), volumes: new VolumeSource(config, log) };
 }
 
 export class Sources {
@@ -75,23 +88,32 @@ export class Sources {
 
   private readonly persistEnabled: boolean;
 
-  /** Loads the snapshots a previous process left on disk. */
-  async init(): Promise<void> {
-    await this.store.load();
+  /** Loads the snapshots (and the guard's baseline) a previous process left on disk. */
+  async init(nowMs = Date.now()): Promise<void> {
+    await this.store.load(this.config.firewall);
+    this.store.seedGuard(this.config.firewall, nowMs);
   }
 
-  /** A new config (reload): connections are reopened with the new servers and credentials. */
-  async reconfigure(config: Config): Promise<void> {
+  /** What the store's rules need besides the directory. */
+  private acceptOpts(now: Date, opts: { force?: boolean; accept?: boolean } = {}): Parameters<SnapshotStore['acceptDirectory']>[2] {
+    return { force: opts.force === true, accept: opts.accept === true, fw: this.config.firewall, nowMs: now.getTime() };
+  }
+
+  /**
+   * A new config (reload): connections are reopened with the new servers and credentials.
+   * With `clients` built beforehand (openClients), nothing here can fail: the switch is whole.
+   */
+  async reconfigure(config: Config, clients: SourceClients = openClients(config, this.log)): Promise<void> {
     this.config = config;
-    this.ldap = new LdapSource(config);
+    this.ldap = clients.ldap;
     // Filters or attributes may have changed: the next directory is a full fetch.
     this.patcher = null;
     this.newestMs = null;
     this.pendingFull = null;
     this.generation++;
     const old = this.volumes;
-    this.volumes = new VolumeSource(config, this.log);
-    await old.close();
+    this.volumes = clients.volumes;
+    await old.close().catch((e: unknown) => this.log.debug(() => `mysql: closing the previous pool: ${(e as Error).message}`));
   }
 
   /** Resolves when no background full fetch is running (tests). */
@@ -142,7 +164,7 @@ export class Sources {
    * `waitMs`, a fetch that takes longer goes on in the background and the cycle uses the last
    * good directory; without it, or with no directory yet, it is awaited. One fetch at a time.
    */
-  async fetchDirectory(now: Date, opts: { force?: boolean; waitMs?: number; full?: boolean } = {}): Promise<DirectoryResult> {
+  async fetchDirectory(now: Date, opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean } = {}): Promise<DirectoryResult> {
     const run = this.serial.then(() => this.fetchDirectorySerial(now, opts));
     this.serial = run.catch(() => undefined);
     let r: DirectoryResult | null;
@@ -165,8 +187,8 @@ export class Sources {
     return r;
   }
 
-  private async fetchDirectorySerial(now: Date, opts: { force?: boolean; waitMs?: number; full?: boolean }): Promise<DirectoryResult> {
-    const incremental = this.config.ldap.refreshMs > 0 && !opts.force && !opts.full && this.inflight === null &&
+  private async fetchDirectorySerial(now: Date, opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean }): Promise<DirectoryResult> {
+    const incremental = this.config.ldap.refreshMs > 0 && !opts.force && !opts.accept && !opts.full && this.inflight === null &&
       (this.pendingFull !== null || (this.patcher !== null && this.patcher.directory === this.store.lastDirectory));
     if (incremental) return this.fetchIncremental(now);
     const r = await this.fetchFullCompat(now, opts);
@@ -174,7 +196,7 @@ export class Sources {
   }
 
   /** The full fetch as before change searches existed (waitMs: maybe in the background). */
-  private async fetchFullCompat(now: Date, opts: { force?: boolean; waitMs?: number }): Promise<Omit<DirectoryResult, 'change'>> {
+  private async fetchFullCompat(now: Date, opts: { force?: boolean; accept?: boolean; waitMs?: number }): Promise<Omit<DirectoryResult, 'change'>> {
     const already = this.inflight !== null;
     if (!this.inflight) {
       const t0 = performance.now();
@@ -202,7 +224,7 @@ export class Sources {
     return r ?? { directory: last, fresh: false, error: null, refreshing: true };
   }
 
-  private async fetchDirectoryNow(now: Date, opts: { force?: boolean }): Promise<DirectoryResult> {
+  private async fetchDirectoryNow(now: Date, opts: { force?: boolean; accept?: boolean }): Promise<DirectoryResult> {
     // A background full fetch started earlier must not be swapped in over this one.
     const generation = ++this.generation;
     this.pendingFull = null;
@@ -210,17 +232,19 @@ export class Sources {
     const newestAtStart = this.newestMs;
     this.lastFullStartMs = now.getTime();
     try {
-      const full = await this.ldap.fetchFull(now);
+      const full = await this.ldap.fetchFull(now, this.store.holders());
       const d = full.directory;
-      this.store.acceptDirectory(d, this.config.ldap.maxShrink, opts.force === true);
+      this.store.acceptDirectory(d, this.config.ldap.maxShrink, this.acceptOpts(now, opts));
+      if (opts.accept) this.log.warn(`ldap: directory of ${d.fetchedAt} accepted by the operator (--accept), past the guard; the guard's baseline starts again from it`);
       if (generation === this.generation) this.startIncremental(full, startedWall, newestAtStart);
-      this.health.ldap.ok(now);
-      for (const s of d.skipped) this.log.debug(() => `ldap: skipped ${s.dn}: ${s.reason}`);
+      this.health.ldap.accepted(now);
+      for (const s of d.skipped) this.log.debug(() => `ldap: skipped ${esc(s.dn)}: ${s.reason}`);
       return { directory: d, fresh: true, error: null, change: 'full' };
     } catch (e) {
       if (!(e instanceof SourceUnavailableError || e instanceof SnapshotRefusedError)) throw e;
       const last = this.store.lastDirectory;
-      this.health.ldap.failed(now, e.message, last?.fetchedAt ?? null);
+      if (e instanceof SnapshotRefusedError) this.health.ldap.refused(now, e.message, last?.fetchedAt ?? null);
+      else this.health.ldap.failed(now, e.message, last?.fetchedAt ?? null);
       if (!last) throw new NoDirectoryError(e.message);
       return { directory: last, fresh: false, error: e.message, change: 'none' };
     }
@@ -257,7 +281,7 @@ export class Sources {
     const newestAtStart = this.newestMs;
     this.lastFullStartMs = now.getTime();
     this.log.debug(() => `ldap: full fetch in the background (${why})`);
-    this.background = this.ldap.fetchFull(now).then(
+    this.background = this.ldap.fetchFull(now, this.store.holders()).then(
       (full) => {
         this.backgroundFailing = false;
         if (generation === this.generation) this.pendingFull = { full, startedWall, newestAtStart };
@@ -282,13 +306,15 @@ export class Sources {
     if (pending) {
       this.pendingFull = null;
       try {
-        this.store.acceptDirectory(pending.full.directory, this.config.ldap.maxShrink, false);
+        this.store.acceptDirectory(pending.full.directory, this.config.ldap.maxShrink, this.acceptOpts(now));
         this.startIncremental(pending.full, pending.startedWall, pending.newestAtStart);
-        for (const s of pending.full.directory.skipped) this.log.debug(() => `ldap: skipped ${s.dn}: ${s.reason}`);
+        this.health.ldap.accepted(now);
+        for (const s of pending.full.directory.skipped) this.log.debug(() => `ldap: skipped ${esc(s.dn)}: ${s.reason}`);
         swapped = true;
       } catch (e) {
         if (!(e instanceof SnapshotRefusedError)) throw e;
-        this.log.error(`ldap: background full fetch refused: ${e.message}`);
+        // Change searches go on patching the directory in force; the refusal stands until a full fetch is accepted.
+        this.health.ldap.refused(now, `background full fetch: ${e.message}`, this.store.lastDirectory?.fetchedAt ?? null);
         this.fullRetryAtMs = nowMs + Math.min(this.config.ldap.refreshMs, FULL_RETRY_MS);
       }
       if (!this.patcher || this.patcher.directory !== this.store.lastDirectory) {
@@ -328,14 +354,14 @@ export class Sources {
           const key = `${u.dn}\n${u.reason}`;
           if (this.undecidedLogged.has(key)) continue;
           this.undecidedLogged.add(key);
-          this.log.info(`ldap: change to ${u.dn} left for the next full fetch (started now): ${u.reason}`);
+          this.log.info(`ldap: change to ${esc(u.dn)} left for the next full fetch (started now): ${u.reason}`);
         }
         this.fullWantedSince ??= Date.now();
         if (nowMs >= this.fullRetryAtMs) this.startBackgroundFull(now, 'a change the patch could not settle');
       }
       if (r.directory !== before) {
         try {
-          this.store.acceptDirectory(r.directory, this.config.ldap.maxShrink, false);
+          this.store.acceptDirectory(r.directory, this.config.ldap.maxShrink, this.acceptOpts(now));
         } catch (e) {
           if (!(e instanceof SnapshotRefusedError)) throw e;
           this.patcher = null; // its state went ahead of what is in force: start again from a full fetch
@@ -353,13 +379,20 @@ export class Sources {
     } catch (e) {
       if (!(e instanceof SourceUnavailableError || e instanceof SnapshotRefusedError)) throw e;
       const last = this.store.lastDirectory!;
-      this.health.ldap.failed(now, e.message, last.fetchedAt);
+      if (e instanceof SnapshotRefusedError) this.health.ldap.refused(now, e.message, last.fetchedAt);
+      else this.health.ldap.failed(now, e.message, last.fetchedAt);
       return { directory: last, fresh: false, error: e.message, change: last === this.lastReturned ? 'none' : 'full' };
     }
   }
 
-  async fetchUsage(now: Date, resetAt: DateTime): Promise<UsageResult> {
+  /**
+   * The volumes since `resetAt`, counting only the IPs of `directory` (default: the last good
+   * directory; none yet = nothing counted): netacct rows of other addresses are ignored before
+   * they cost memory (src/sources/volumes.ts).
+   */
+  async fetchUsage(now: Date, resetAt: DateTime, directory?: Directory): Promise<UsageResult> {
     const reset = resetAt.toJSDate();
+    this.volumes.setDirectory(directory ?? this.store.lastDirectory ?? NO_DIRECTORY);
     try {
       const u = await this.volumes.fetch(reset, now);
       this.store.acceptUsage(u);
@@ -374,6 +407,17 @@ export class Sources {
       const usage: Usage = usable ?? { byIp: new Map(), resetAt: reset.toISOString(), fetchedAt: now.toISOString() };
       return { usage, fresh: false, error: e.message };
     }
+  }
+
+  /**
+   * `first`, a fetchUsage run concurrently with the directory fetch (so counting the IPs of the
+   * directory before it), read again for `directory` when that holds an IP `first` did not count
+   * (a machine new in this directory): its volume is then exact at once. Rare (registrations).
+   */
+  async completeUsage(first: UsageResult, directory: Directory, now: Date, resetAt: DateTime): Promise<UsageResult> {
+    if (!first.fresh || this.volumes.covers(directory)) return first;
+    const again = await this.fetchUsage(now, resetAt, directory);
+    return again.fresh ? again : first;
   }
 
   async persist(opts: { forceUsage?: boolean } = {}): Promise<void> {

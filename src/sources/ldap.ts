@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Config, LdapConfig } from '../config/config.js';
 import {
-  buildOwner, draftHost, finishBuild, OwnerCollector, parseGeneralizedTime,
+  buildOwner, draftHost, type BuildOptions, finishBuild, OwnerCollector, parseGeneralizedTime,
   type AttrReader, type BuiltDirectory, type HostDraft, type RawEntry,
 } from './directory.js';
 import type { Changes } from './patch.js';
@@ -184,8 +184,8 @@ export class LdapSource {
     };
   }
 
-  private buildOptions(now: Date): { ldap: LdapConfig; firewall: Config['firewall']; fetchedAt: string } {
-    return { ldap: this.config.ldap, firewall: this.config.firewall, fetchedAt: now.toISOString() };
+  private buildOptions(now: Date, holders?: ReadonlyMap<string, string>): BuildOptions {
+    return { ldap: this.config.ldap, firewall: this.config.firewall, fetchedAt: now.toISOString(), holders };
   }
 
   private async guard<T>(fn: () => Promise<T>): Promise<T> {
@@ -225,10 +225,10 @@ export class LdapSource {
    * The full fetch, with what a later patch needs (build state, newest modifyTimestamp). Built
    * page by page: each entry becomes an Owner or a machine draft at once and the page is dropped.
    */
-  async fetchFull(now: Date = new Date()): Promise<FullFetch> {
+  async fetchFull(now: Date = new Date(), holders?: ReadonlyMap<string, string>): Promise<FullFetch> {
     const l = this.config.ldap;
     const at = this.attrLists();
-    const o = this.buildOptions(now);
+    const o = this.buildOptions(now, holders);
     this.stats.full++;
     const skipped: Skipped[] = [];
     const people: Owner[] = [];

@@ -10,6 +10,7 @@ import {
   buildOwner, byDnOrder, draftHost, normalizeDn, ownerOrder, resolveOwner, tieHost, toMachine,
   type BuildOptions, type BuildState, type BuiltDirectory, type OwnerIndex, type RawEntry,
 } from './directory.js';
+import { escapeControl as esc } from '../log.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
 
 export interface Changes {
@@ -145,6 +146,9 @@ export class DirectoryPatcher {
       skipped.splice(at, end - at, ...next);
     };
 
+    // owner entries left for the full fetch (normalized DNs): their machines wait with them
+    const deferred = new Set<string>();
+
     // --- owners
     for (const [list, kind] of [[changes.people, 'person'], [changes.orgas, 'organisation']] as [readonly RawEntry[], OwnerKind][]) {
       for (const e of list) {
@@ -159,13 +163,14 @@ export class DirectoryPatcher {
           if (next && sameOwner(old, next) && sameSkips(buildSkips, ownSkips)) continue;
           const lower = old.uid.toLowerCase();
           let why: string | null = null;
-          if (old.dn !== e.dn) why = `its DN is spelled ${e.dn}, the directory has ${old.dn}`;
+          if (old.dn !== e.dn) why = `its DN is spelled ${esc(e.dn)}, the directory has ${esc(old.dn)}`;
           else if (!next) why = `no longer a valid owner (${ownSkips.map((s) => s.reason).join('; ')})`;
           else if (next.kind !== old.kind) why = `now found as ${next.kind}, was ${old.kind}`;
           else if (next.uid !== old.uid) why = `uid changed from "${old.uid}" to "${next.uid}"`;
           else if ((ix.byUid.get(lower)?.length ?? 0) > 1) why = `uid "${old.uid}" is shared with another owner`;
           if (why || !next) {
             undecided.push({ dn: e.dn, reason: why ?? 'undecided' });
+            deferred.add(key);
             continue;
           }
           owners ??= cur.owners.slice();
@@ -185,7 +190,8 @@ export class DirectoryPatcher {
         } else {
           const lower = next.uid.toLowerCase();
           if (ix.byUid.has(lower)) {
-            undecided.push({ dn: e.dn, reason: `new owner whose uid "${next.uid}" is also used by ${ix.byUid.get(lower)![0]!.dn}` });
+            undecided.push({ dn: e.dn, reason: `new owner whose uid "${next.uid}" is also used by ${esc(ix.byUid.get(lower)![0]!.dn)}` });
+            deferred.add(key);
             continue;
           }
           owners ??= cur.owners.slice();
@@ -218,6 +224,12 @@ export class DirectoryPatcher {
         : old;
       const same = oldRaw && next ? sameMachine(oldRaw, next) : !oldRaw && !next;
       if (same && sameSkips(buildSkips, ownSkips)) continue;
+      // Its owner entry was left for the full fetch: tied now (by uid, to another owner of that
+      // uid), it would take that owner's entitlement meanwhile.
+      if (h.ownerDn && deferred.has(normalizeDn(h.ownerDn))) {
+        undecided.push({ dn: e.dn, reason: `its owner ${esc(h.ownerDn)} is left for the next full fetch` });
+        continue;
+      }
 
       // Which IPs this change touches; any of them another active machine also wants is undecidable.
       const before = new Set(old && old.active ? this.wanted(old) : []);
@@ -262,7 +274,7 @@ export class DirectoryPatcher {
       for (const [dn, ownerDn] of this.state.orphans) {
         if (seen.has(dn)) continue;
         const ow = resolveOwner(ix, ownerDn, o.ldap.attrs.uid);
-        if (ow && newOwners.includes(ow)) undecided.push({ dn, reason: `its owner ${ownerDn} now exists (${ow.dn}) but the entry was not returned by the search` });
+        if (ow && newOwners.includes(ow)) undecided.push({ dn, reason: `its owner ${esc(ownerDn)} now exists (${esc(ow.dn)}) but the entry was not returned by the search` });
       }
     }
 

@@ -51,9 +51,10 @@ export interface Usage {
   readonly byIp: ReadonlyMap<string, Volume>;
   /**
    * The same bytes indexed by `ipIndex` id (src/net/ipindex.ts; 0 beyond the arrays), when the
-   * source built them: the incremental planner sums users' bytes from these.
+   * source built them: the incremental planner sums users' bytes from these, only while
+   * `generation` is the index's (a rebuild at the daily reset makes older ids meaningless).
    */
-  readonly dense?: { readonly down: Float64Array; readonly up: Float64Array };
+  readonly dense?: { readonly down: Float64Array; readonly up: Float64Array; readonly generation: number };
   /** ISO instant of the daily reset these volumes count from */
   readonly resetAt: string;
   readonly fetchedAt: string;

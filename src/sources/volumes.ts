@@ -13,20 +13,33 @@
 // hour turns, only the hour that closed is read and added; the whole closed part is re-read
 // when the reset changes and every [database] closedRefresh. Rows come back raw (no GROUP BY:
 // MariaDB's temporary table for GROUP BY ip costs more than summing in JS) and are streamed.
+//
+// Directory filter (setDirectory, as the daemon's Sources does): rows of IPs that no machine of
+// the directory holds are ignored before their IP is interned in the process-wide ipIndex, so
+// rotating or spoofed addresses in netacct cost no memory beyond the day's rows. When the
+// directory gains an IP the cached sums were read without it, so they are dropped (the next
+// fetch reads everything again); an IP that leaves stays counted until the reset. At the daily
+// reset (the reset instant changes) the index is rebuilt with the directory's IPs only; every
+// cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
+// counted, as before.
 
+import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Config, DatabaseConfig } from '../config/config.js';
-import { parseIp } from '../net/ip.js';
-import type { Logger } from '../log.js';
-import type { IpParse } from '../net/ip.js';
+import { parseIp, type IpParse } from '../net/ip.js';
+import { escapeControl as esc, type Logger } from '../log.js';
 import { ipIndex } from '../net/ipindex.js';
-import { SourceUnavailableError, type Usage, type Volume } from './types.js';
+import { SourceUnavailableError, type Directory, type Usage, type Volume } from './types.js';
+import { DirectoryIpFilter } from './ipfilter.js';
 
 /** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
 class Dense {
   down: Float64Array;
   up: Float64Array;
   seen: Uint8Array;
+  /** the ipIndex generation (and its id -> IP table) these ids belong to */
+  readonly generation = ipIndex.generation;
+  readonly table = ipIndex.table();
 
   constructor(base?: Dense) {
     const n = Math.max(1024, base?.down.length ?? 0, ipIndex.size);
@@ -79,16 +92,19 @@ class Dense {
 /** The Map view of dense volumes (canonical IP -> bytes), built when first asked for. */
 function mapOf(d: Dense): Map<string, Volume> {
   const m = new Map<string, Volume>();
-  const { down, up, seen } = d;
-  for (let i = 0; i < seen.length; i++) if (seen[i] === 1) m.set(ipIndex.ipOf(i), { down: down[i]!, up: up[i]! });
+  const { down, up, seen, table } = d;
+  for (let i = 0; i < seen.length; i++) if (seen[i] === 1) m.set(table[i]!, { down: down[i]!, up: up[i]! });
   return m;
 }
 
-/** A raw IP string once parsed, with its ipIndex id when valid (-1 otherwise). */
+/** A raw IP string once parsed, with its ipIndex id when valid and counted (-1 otherwise). */
 interface Parsed {
   readonly p: IpParse;
   readonly id: number;
 }
+
+/** The parse of a valid address that no directory machine holds (one shared object). */
+const NOT_COUNTED: Parsed = Object.freeze({ p: Object.freeze({ ok: true, ip: '', family: 4 }), id: -1 });
 
 export const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
 
@@ -205,15 +221,37 @@ export class VolumeSource {
   /** raw IP string -> parse result, across fetches */
   private readonly ips = new Map<string, Parsed>();
   private lastRows = 0;
+  /** the IPs counted (those of the directory given); null = every valid IP (no directory given) */
+  private filter: DirectoryIpFilter | null = null;
+  /** the ipIndex generation the caches hold ids of */
+  private generation = ipIndex.generation;
+  private lastResetUnix: number | null = null;
 
-  constructor(private readonly config: Pick<Config, 'database'>, private readonly log: Logger) {}
+  /** [database] tls: mysql2's ssl options, the CA read now (a reload fails before switching) */
+  private readonly ssl: { ca?: Buffer; rejectUnauthorized: true; verifyIdentity: true; minVersion: 'TLSv1.2' } | undefined;
+
+  /**
+   * `serverBoundary`: B as the server computes it (BOUNDARY_SQL) unless given; tests inject a
+   * stepped one to walk B through hours the real clock would take hours to reach.
+   */
+  constructor(
+    private readonly config: Pick<Config, 'database'>,
+    private readonly log: Logger,
+    private readonly serverBoundary: (() => Promise<string>) | null = null,
+  ) {
+    const d = config.database;
+    // Verification always on: the chain (caFile, else the system CAs) and the name (host name,
+    // or IP address against the IP SANs). A server that offers no TLS is refused by mysql2
+    // (HANDSHAKE_NO_SSL_SUPPORT): no plaintext fallback.
+    this.ssl = d.tls ? { ...(d.caFile ? { ca: readFileSync(d.caFile) } : {}), rejectUnauthorized: true, verifyIdentity: true, minVersion: 'TLSv1.2' } : undefined;
+  }
 
   private getPool(): mysql.Pool {
     if (!this.pool) {
       const d = this.config.database;
       this.pool = mysql.createPool({
         host: d.host, port: d.port, socketPath: d.socket ?? undefined,
-        user: d.user, password: d.password, database: d.db,
+        user: d.user, password: d.password, database: d.db, ssl: this.ssl,
         connectTimeout: d.connectTimeoutMs, connectionLimit: 2, maxIdle: 2, idleTimeout: 60_000,
         enableKeepAlive: true, rowsAsArray: true, supportBigNumbers: true, bigNumberStrings: false,
       });
@@ -227,10 +265,48 @@ export class VolumeSource {
     let e = this.ips.get(raw);
     if (e === undefined) {
       const p = parseIp(raw);
-      e = { p, id: p.ok ? ipIndex.idOf(p.ip) : -1 };
+      // With a directory: never intern an address no machine holds (peek, not idOf).
+      const id = !p.ok ? -1 : this.filter ? this.filter.idOf(p.ip) : ipIndex.idOf(p.ip);
+      // An address not counted keeps only its raw string here (bounded: cleared with the caches).
+      e = p.ok && id < 0 ? NOT_COUNTED : { p, id };
       this.ips.set(raw, e);
     }
     return e;
+  }
+
+  /**
+   * Counts the IPs of the machines of `directory` from now on (interning them; those of earlier
+   * directories stay counted until the reset). Returns true when it holds an IP the cached sums
+   * were read without: they are dropped and the next fetch reads every row.
+   */
+  setDirectory(directory: Directory): boolean {
+    if (this.filter?.directory === directory) return false;
+    this.syncGeneration();
+    const added = this.filter === null ? ((this.filter = new DirectoryIpFilter(directory)), true) : this.filter.add(directory);
+    if (added) this.dropCaches();
+    return added;
+  }
+
+  /** true when every IP of `directory` is counted by the current filter (or no filter is set). */
+  covers(directory: Directory): boolean {
+    return this.filter === null || this.filter.covers(directory);
+  }
+
+  /** Every cache holding rows or ids: the next fetch reads everything. */
+  private dropCaches(): void {
+    this.closed.clear();
+    this.recent.clear();
+    this.last = null;
+    this.ips.clear();
+  }
+
+  /** The index was rebuilt (by this source or another): ids held here mean nothing now. */
+  private syncGeneration(): void {
+    if (this.generation === ipIndex.generation) return;
+    this.generation = ipIndex.generation;
+    this.dropCaches();
+    // ids changed: the filter starts again from the directory in force
+    if (this.filter) this.filter = new DirectoryIpFilter(this.filter.directory);
   }
 
   private failed(table: string, e: unknown): never {
@@ -256,12 +332,13 @@ export class VolumeSource {
           into.sumUp += Number(upRaw);
           into.nUp++;
         }
-        const raw = ipRaw === null ? '' : String(ipRaw);
+        const raw = typeof ipRaw === 'string' ? ipRaw : Buffer.isBuffer(ipRaw) ? ipRaw.toString('latin1') : ipRaw === null ? '' : JSON.stringify(ipRaw);
         const { p: ip, id } = this.parse(raw);
         if (!ip.ok) {
           if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
           return;
         }
+        if (id < 0) return; // no machine of the directory holds it: not counted, not interned
         let down = downRaw === null ? -1 : Number(downRaw);
         let up = upRaw === null ? -1 : Number(upRaw);
         if (down < 0 || up < 0) {
@@ -272,7 +349,7 @@ export class VolumeSource {
         into.add(id, down, up);
       });
       query.on('error', (e: unknown) => {
-        if (!failed) reject(e);
+        if (!failed) reject(e instanceof Error ? e : new Error(String(e)));
         failed = true;
       });
       query.on('end', () => { if (!failed) resolve(); });
@@ -289,7 +366,8 @@ export class VolumeSource {
   }
 
   /** B: the start of the hour bucket of NOW() - 15 min, server local time ('YYYY-MM-DD HH:00:00'). */
-  protected async boundary(): Promise<string> {
+  private async boundary(): Promise<string> {
+    if (this.serverBoundary) return this.serverBoundary();
     const [res] = await this.getPool().query({ sql: BOUNDARY_SQL, timeout: this.config.database.timeoutMs });
     return String((res as unknown[][])[0]![0]);
   }
@@ -298,6 +376,11 @@ export class VolumeSource {
   async fetch(resetAt: Date, now: Date = new Date()): Promise<Usage> {
     const d = this.config.database;
     const resetUnix = Math.floor(resetAt.getTime() / 1000);
+    // The daily reset: the index starts again from the directory's IPs (addresses that left the
+    // directory during the day go); every id-keyed cache here is dropped by syncGeneration.
+    if (this.filter && this.lastResetUnix !== null && resetUnix !== this.lastResetUnix) ipIndex.rebuild(this.filter.ips());
+    this.lastResetUnix = resetUnix;
+    this.syncGeneration();
     const tables = [d.table, ...(d.table6 ? [d.table6] : [])];
     const parts: Part[] = [];
     let rows = 0;
@@ -381,7 +464,7 @@ export class VolumeSource {
       const mine = parts.slice(t * per, (t + 1) * per);
       badRows.push(...new Set(mine.flatMap((p) => [...p.badRows])));
       const ips = new Map(mine.flatMap((p) => [...p.badIps]));
-      for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? `${JSON.stringify(raw)} (${reason})` : '');
+      for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? esc(`${JSON.stringify(raw)} (${reason})`) : '');
     }
     if (badRows.length > 0) {
       this.log.warn(`mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`);
@@ -397,7 +480,7 @@ export class VolumeSource {
       get byIp(): Map<string, Volume> {
         return (byIp ??= mapOf(total));
       },
-      dense: { down: total.down, up: total.up },
+      dense: { down: total.down, up: total.up, generation: total.generation },
       resetAt: resetAt.toISOString(), fetchedAt: now.toISOString(),
     };
   }

@@ -29,9 +29,11 @@ const IP = {
   eve: '172.22.204.1', // ban: internet
   stranger: '172.22.205.1', // not in LDAP
   frank: '172.22.206.1', // registered during the test
+  grace: '172.22.207.1', // registered with an IPv6 address for the IPv6 portal test
 };
 const ALICE6 = '2001:db8:d200::3';
 const STRANGER6 = '2001:db8:d205::1';
+const GRACE6 = '2001:db8:d207::1';
 const GW_MGMT = '10.253.0.1'; // the gateway's address on the users' side
 /** what a client sees when the gateway answers its SYN with a TCP reset */
 const REFUSED = 'error ECONNREFUSED';
@@ -62,7 +64,7 @@ before(async () => {
   conf = join(dir, 'qos.conf');
   [slapd, db, gw] = await Promise.all([
     startSlapd(), startMariadb({ timezone: '+00:00' }),
-    createGateway({ userIps: Object.values(IP), userIps6: [ALICE6, STRANGER6] }),
+    createGateway({ userIps: Object.values(IP), userIps6: [ALICE6, STRANGER6, GRACE6] }),
   ]);
   await slapd.add(
     person('alice') + machine('alice', IP.alice, 'User', ALICE6) +
@@ -144,6 +146,34 @@ test('with the portal on, web traffic of unregistered/unpaid machines goes to th
   assert.equal(await connect(IP.frank), 'banner SERVER 80', 'allowed: the real server');
   assert.equal(await connect(IP.stranger, 8080), 'banner SERVER 8080', 'the portal itself is open to everyone');
   assert.equal(await connect(IP.stranger, 2222), REFUSED, 'anything else stays refused');
+});
+
+test('with portal6 on, IPv6 web traffic of unregistered machines goes to the IPv6 portal, banned ones to the ban page, allowed ones out', async () => {
+  await slapd.add(person('grace') + machine('grace', IP.grace, 'User', GRACE6));
+  const v4 = `portal = ${gw.wanIp}:8080\nportalBan = ${gw.wanIp}:8081`;
+  writeConf(`${v4}\nportal6 = [${gw.wanIp6}]:8080\nportalBan6 = [${gw.wanIp6}]:8081`);
+  await cycle();
+  const connect6 = (from: string, port = 80): Promise<string> => probe(users(), gw.wanIp6, port, from);
+  assert.equal(await connect6(STRANGER6), 'banner SERVER 8080', 'unregistered: the IPv6 portal');
+  assert.equal(await connect6(ALICE6), 'banner SERVER 8081', 'banned (earlier test): the IPv6 ban page');
+  assert.equal(await connect6(GRACE6), 'banner SERVER 80', 'allowed: the real server');
+  assert.equal(await connect6(STRANGER6, 8080), 'banner SERVER 8080', 'the IPv6 portal itself is open to everyone');
+  assert.notEqual(await connect6(STRANGER6, 2222), 'banner SERVER 2222', 'anything else stays refused');
+  assert.equal(await connect(IP.stranger), 'banner SERVER 8080', 'the IPv4 portal as before');
+  const nat6 = (await gw.exec('gw', 'ip6tables-save', ['-t', 'nat'])).stdout;
+  assert.match(nat6, /^-A PREROUTING -i int0 -p tcp -m comment --comment "?reselqos:hook(:[A-Za-z0-9_-]{12})?"? -j RESELQOS-portal$/m);
+  assert.match(nat6, new RegExp(`^-A RESELQOS-portal -s 2001:db8:d000::/36 -p tcp -m tcp --dport 80 .*-j DNAT --to-destination \\[${gw.wanIp6}\\]:8080$`, 'm'));
+  // read back as rendered: nothing left to change
+  const plan = await runCli(['plan', '--json', '-c', conf]);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.equal(JSON.parse(plan.stdout).changes.iptables, 0, 'the IPv6 nat chain reads back as desired');
+
+  // portal6 off again: the IPv6 chain goes, IPv6 strangers are refused, the IPv4 portal stays
+  writeConf(v4);
+  await cycle();
+  assert.doesNotMatch((await gw.exec('gw', 'ip6tables-save', ['-t', 'nat'])).stdout, /RESELQOS/);
+  assert.notEqual(await connect6(STRANGER6), 'banner SERVER 8080');
+  assert.equal(await connect(IP.stranger), 'banner SERVER 8080');
 });
 
 test('v6Enabled = 0 lets IPv6 through', async () => {

@@ -9,10 +9,10 @@ import {
   readIpsetHeaders,
   readMangle,
   readTc,
-  detectKernel,
   tcReportedRate,
   splitIptablesArgs,
 } from '../../src/kernel/read.js';
+import { detectKernel } from '../../src/kernel/features.js';
 import { createScratchNetns } from '../../sandbox/netns.js';
 
 const ours = (n: string): boolean => /^(v6)?qos_/.test(n);
@@ -210,6 +210,7 @@ test('detectKernel probes in a temporary namespace and deletes it', async (t) =>
   assert.equal(f.ipset, true);
   assert.equal(f.setMatch, true);
   assert.equal(f.classifyTarget, true);
+  assert.equal(f.nat6, true, 'ip6tables nat (the IPv6 portal)');
   assert.ok(f.iptablesBackend === 'nf_tables' || f.iptablesBackend === 'legacy');
   for (const k of ['fwFilter', 'sfq', 'fq_codel', 'cake'] as const) {
     if (!f[k]) assert.ok((f.errors[k] ?? '') !== '', `${k} has an error text`);

@@ -11,8 +11,9 @@ import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { Sources, type DirectoryResult } from '../../src/sources/index.js';
 import { LdapSource, escapeFilterValue, toGeneralizedTime } from '../../src/sources/ldap.js';
-import { buildDirectory } from '../../src/sources/directory.js';
+import { buildDirectory, holdersOf } from '../../src/sources/directory.js';
 import type { Directory } from '../../src/sources/types.js';
+import { planFirewall } from '../../src/plan/firewall.js';
 import { person, machine } from '../helpers/ldif.js';
 
 let slapd: SlapdServer;
@@ -50,9 +51,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** What a full fetch builds now, without fetchedAt. */
-async function fullNow(config: Config): Promise<Omit<Directory, 'fetchedAt'>> {
-  const { owners, machines, skipped } = await new LdapSource(config).fetch(new Date());
+/** What a full fetch builds now (with the holders of the directory in force), without fetchedAt. */
+async function fullNow(config: Config, holders?: ReadonlyMap<string, string>): Promise<Omit<Directory, 'fetchedAt'>> {
+  const { owners, machines, skipped } = (await new LdapSource(config).fetchFull(new Date(), holders)).directory;
   return { owners, machines, skipped };
 }
 const content = (d: Directory): Omit<Directory, 'fetchedAt'> => ({ owners: d.owners, machines: d.machines, skipped: d.skipped });
@@ -155,7 +156,8 @@ test('a change the patch cannot settle alone: left as it was, named, and a full 
   try {
     const first = await s.fetchDirectory(new Date());
     assert.equal(s.ldapStats.full, 1);
-    // pc-jdupont's IP is now also claimed by amartin's machine (amartin sorts first: it wins in a full build).
+    // pc-jdupont's IP is now also claimed by amartin's machine: amartin sorts first, but
+    // pc-jdupont held it in the directory in force, so it keeps it (issue 11, finding 5).
     await slapd.modify(replace(M('pc-amartin'), 'ipHostNumber', '200.3'));
     await slapd.modify(replace(M('pc-amartin'), 'uidProprio', P('amartin')));
     const r = await s.fetchDirectory(new Date());
@@ -166,9 +168,10 @@ test('a change the patch cannot settle alone: left as it was, named, and a full 
     await s.whenBackgroundIdle();
     const swapped = await s.fetchDirectory(new Date());
     assert.equal(swapped.change, 'full');
-    assert.deepEqual(content(swapped.directory), await fullNow(config));
-    const winner = swapped.directory.machines.find((m) => m.host === 'pc-amartin')!;
-    assert.deepEqual(winner.ips4, ['172.22.200.3']);
+    assert.deepEqual(content(swapped.directory), await fullNow(config, holdersOf(first.directory)));
+    assert.deepEqual(swapped.directory.machines.find((m) => m.host === 'pc-jdupont')!.ips4, ['172.22.200.3'], 'the holder keeps it');
+    assert.deepEqual(swapped.directory.machines.find((m) => m.host === 'pc-amartin')!.ips4, [], 'the newcomer does not take it');
+    assert.ok(swapped.directory.skipped.some((x) => x.dn === M('pc-amartin') && x.reason.includes(`IP 172.22.200.3 also claimed by ${M('pc-jdupont')}`)));
     // Settled: the same entries seen again by the change search are no reason for another full fetch.
     const calm = await s.fetchDirectory(new Date());
     assert.equal(calm.change, 'none');
@@ -313,5 +316,34 @@ test('a failed change search keeps the last good directory, logged once; refresh
     assert.deepEqual(content(a.directory), content(b.directory));
   } finally {
     await every.close();
+  }
+});
+
+test('a uid shared by a banned club and a paid person: the patch defers to a full fetch, both agree, every machine of the uid is refused', async () => {
+  const config = configFor('refresh = 1h');
+  const log = new MemoryLogger();
+  const club = `uid=sharer,${ORGS_BASE}`;
+  await slapd.add(person('sharer') + machine('pc-sharer', P('sharer'), ['199.21']));
+  const s = new Sources(config, log, { persist: false });
+  try {
+    const first = await s.fetchDirectory(new Date());
+    const allowed = (d: Directory): string[] => [...planFirewall(d, config.firewall, Date.now()).allow4].sort();
+    assert.ok(allowed(first.directory).includes('172.22.199.21'));
+    await slapd.add(`dn: ${club}\nobjectClass: reselOrganisation\nobjectClass: reselPerson\nuid: sharer\ndisplayName: Club\nendInternet: 20300815000000Z\nban: internet\n\n` +
+      machine('srv-sharer', club, ['199.22']));
+    const r = await s.fetchDirectory(new Date());
+    assert.equal(r.directory, first.directory, 'a shared uid is not settled by a patch, nor the machines of the new owner');
+    assert.ok(!allowed(r.directory).includes('172.22.199.22'), "the club's machine never gets the person's entitlement");
+    assert.ok(log.of('info').some((l) => l.includes(club) && /also used by/.test(l)), log.of('info').join('\n'));
+    await s.whenBackgroundIdle();
+    const swapped = await s.fetchDirectory(new Date());
+    assert.equal(swapped.change, 'full');
+    assert.deepEqual(content(swapped.directory), await fullNow(config, holdersOf(first.directory)), 'patch path = full build');
+    for (const ip of ['172.22.199.21', '172.22.199.22']) assert.ok(!allowed(swapped.directory).includes(ip), `${ip}: the club's ban applies to every machine of uid sharer`);
+    const warn = swapped.directory.skipped.find((x) => /is shared by/.test(x.reason))!;
+    assert.ok(warn.reason.includes(club) && warn.reason.includes(P('sharer')), warn.reason);
+  } finally {
+    await s.close();
+    for (const dn of [M('srv-sharer'), club, M('pc-sharer'), P('sharer')]) await slapd.delete(dn).catch(() => undefined);
   }
 });

@@ -67,7 +67,14 @@ test('directory: suffix and full IPs, inactive machines, organisations, bad entr
   const d = await new LdapSource(configFor()).fetch();
   const byHost = new Map(d.machines.map((m) => [m.host, m]));
   assert.deepEqual(byHost.get('pc-jdupont')!.ips4, ['172.22.200.3']);
-  assert.deepEqual(byHost.get('tel-jdupont')!.ips4, ['10.9.8.7', '172.22.200.4'], 'a full dotted quad is taken as is');
+  // With the firewall on, an address outside [firewall] userNetworks (default: the network of
+  // areaPrefix, 172.22.0.0/16) is not a user's: skipped and named (issue 11, finding 5).
+  assert.deepEqual(byHost.get('tel-jdupont')!.ips4, ['172.22.200.4']);
+  assert.ok(d.skipped.some((x) => x.dn === `host=tel-jdupont,${MACHINES_BASE}` && x.reason === 'ipHostNumber "10.9.8.7": 10.9.8.7 is outside [firewall] userNetworks (172.22.0.0/16)'), JSON.stringify(d.skipped));
+  const wide = await new LdapSource(configFor({ firewall: 'userNetworks = 172.22.0.0/16, 10.9.8.0/24' })).fetch();
+  assert.deepEqual(wide.machines.find((m) => m.host === 'tel-jdupont')!.ips4, ['10.9.8.7', '172.22.200.4'], 'a full dotted quad inside userNetworks is taken as is');
+  const open = await new LdapSource(configFor({ firewall: 'enabled = 0' })).fetch();
+  assert.deepEqual(open.machines.find((m) => m.host === 'tel-jdupont')!.ips4, ['10.9.8.7', '172.22.200.4'], 'no firewall: no user networks to check');
   assert.equal(byHost.get('old-jdupont')!.active, false);
   assert.equal(byHost.get('srv-club')!.owner, 'clubrezo');
   assert.equal(d.owners.find((o) => o.uid === 'clubrezo')!.kind, 'organisation');
@@ -296,7 +303,7 @@ test('reselqos plan --json against the real servers', async () => {
   assert.equal(j.changes, null, 'no int0/ext0 here: the kernel comparison is unknown, said on stderr');
   assert.match(r.stderr, /cannot compare with the live kernel: cannot read tc state of interface/);
   const jd = j.users.find((u: { uid: string }) => u.uid === 'jdupont');
-  assert.deepEqual(jd, { uid: 'jdupont', ips: ['10.9.8.7', '172.22.200.3', '172.22.200.4'], down: { bytes: 4_000_000_000, group: 2 }, up: { bytes: 2000, group: 0 } });
+  assert.deepEqual(jd, { uid: 'jdupont', ips: ['172.22.200.3', '172.22.200.4'], down: { bytes: 4_000_000_000, group: 2 }, up: { bytes: 2000, group: 0 } });
   assert.ok(!j.users.some((u: { uid: string }) => u.uid === 'nobody'));
   assert.equal(j.classes.length, 12);
   for (const dir of ['down', 'up']) {
@@ -306,6 +313,7 @@ test('reselqos plan --json against the real servers', async () => {
     assert.ok(cs.reduce((a: number, c: { rateBps: number }) => a + c.rateBps, 0) <= 50_000_000);
   }
   assert.ok(j.skipped.some((s: { dn: string; reason: string }) => s.dn.startsWith('host=ghost') && /does not exist/.test(s.reason)));
+  assert.ok(j.skipped.some((s: { dn: string; reason: string }) => s.dn.startsWith('host=tel-jdupont') && /10\.9\.8\.7 is outside \[firewall\] userNetworks/.test(s.reason)));
   // nothing written: plan changes nothing anywhere
   const { existsSync } = await import('node:fs');
   assert.equal(existsSync(join(dir, 'state', 'directory.json')), false);
@@ -328,5 +336,47 @@ test('a slow directory fetch does not hold a cycle: the last good directory is u
   } finally {
     await s.close();
     rmSync(state, { recursive: true, force: true });
+  }
+});
+
+test('volumes count the directory\'s IPs only: a machine registered since the last cycle is read again at once, an address no machine holds is never interned', async () => {
+  const { ipIndex } = await import('../../src/net/ipindex.js');
+  const now = DateTime.now();
+  const bucket = now.setZone('UTC+9').startOf('hour').toFormat('yyyy-MM-dd HH:mm:ss');
+  await db.query('USE netacct; DELETE FROM traffic;');
+  await db.insertTraffic([
+    { ip: '172.22.200.3', time: bucket, input: 1000, output: 10 },
+    { ip: '172.22.207.5', time: bucket, input: 2_000_000_000, output: 30 }, // the machine registered below
+    { ip: '10.66.0.1', time: bucket, input: 5000, output: 50 }, // no machine, ever
+  ]);
+  const s = new Sources(configFor({ ldap: 'refresh = 0', state: mkdtempSync(join(tmpdir(), 'rq-state-')) }), new MemoryLogger(), { persist: false });
+  const reset = now.startOf('day');
+  const newDn = `host=pc-new,${MACHINES_BASE}`;
+  let added = false;
+  try {
+    // the first cycle of a process: no directory before it, so the volumes are read again for it
+    const [d1, u1] = await Promise.all([s.fetchDirectory(now.toJSDate()), s.fetchUsage(now.toJSDate(), reset)]);
+    assert.equal(u1.usage.byIp.size, 0, 'no directory yet: nothing counted');
+    const c1 = await s.completeUsage(u1, d1.directory, now.toJSDate(), reset);
+    assert.deepEqual([...c1.usage.byIp], [['172.22.200.3', { down: 1000, up: 10 }]]);
+
+    await slapd.add(machine('pc-new', `uid=zlast,${PEOPLE_BASE}`, ['172.22.207.5']));
+    added = true;
+    // a cycle: both fetched concurrently; the volumes counted the previous directory's IPs
+    const t2 = new Date(now.toMillis() + 10_000);
+    const [d2, u2] = await Promise.all([s.fetchDirectory(t2), s.fetchUsage(t2, reset)]);
+    assert.ok(d2.directory.machines.some((m) => m.dn === newDn));
+    assert.equal(u2.usage.byIp.get('172.22.207.5'), undefined);
+    const c2 = await s.completeUsage(u2, d2.directory, t2, reset);
+    assert.deepEqual(c2.usage.byIp.get('172.22.207.5'), { down: 2_000_000_000, up: 30 }, 'the new machine\'s volume, in the same cycle');
+    assert.equal(c2.usage.byIp.get('10.66.0.1'), undefined);
+    assert.equal(ipIndex.peek('10.66.0.1'), undefined, 'never interned');
+    // the next cycle: nothing new, no second read
+    const t3 = new Date(now.toMillis() + 20_000);
+    const [d3, u3] = await Promise.all([s.fetchDirectory(t3), s.fetchUsage(t3, reset)]);
+    assert.equal(await s.completeUsage(u3, d3.directory, t3, reset), u3);
+  } finally {
+    if (added) await slapd.delete(newDn);
+    await s.close();
   }
 });

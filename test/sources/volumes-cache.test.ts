@@ -80,12 +80,6 @@ function assertDense(u: Usage, what: string): void {
   assert.equal(sum(u.dense.down) + sum(u.dense.up), total, `${what}: no other bytes`);
 }
 
-class SteppedSource extends VolumeSource {
-  b = '';
-  protected override async boundary(): Promise<string> {
-    return this.b;
-  }
-}
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-volcache-'));
@@ -164,21 +158,22 @@ test('any boundary B: before the reset, advancing by one or several hours, going
   const hours = Array.from({ length: 24 }, (_, i) => bucketOf(h0 + i * H));
   await db.query(randomRows('traffic', IPS, hours.slice(0, 4), 400));
   const config = configFor();
-  const v = new SteppedSource(config, new MemoryLogger());
+  const stepped = { b: '' };
+  const v = new VolumeSource(config, new MemoryLogger(), async () => stepped.b);
   const reset = new Date(h0 + 2 * H);
   const now = new Date(h0);
   try {
     const steps = [-5, 0, 2, 3, 4, 7, 8, 9, 6, 12];
     for (let i = 0; i < steps.length; i++) {
       const b = h0 + steps[i]! * H;
-      v.b = bucketOf(b);
+      stepped.b = bucketOf(b);
       // nacctd writes only into the hours at or after B between fetches
       await db.query(randomRows('traffic', IPS, [bucketOf(b), bucketOf(b + H), bucketOf(b + 2 * H)], 100));
       const u = await v.fetch(reset, new Date(now.getTime() + i * 10_000));
-      assert.deepEqual(u.byIp, await reference(config, reset), `B = ${v.b}`);
+      assert.deepEqual(u.byIp, await reference(config, reset), `B = ${stepped.b}`);
     }
     // B moved on by one hour since: a late row two hours back is not re-read until the refresh
-    v.b = bucketOf(h0 + 13 * H);
+    stepped.b = bucketOf(h0 + 13 * H);
     await db.query(`INSERT INTO netacct.traffic (ip, time, input, output) VALUES ('172.22.250.251', '${bucketOf(h0 + 10 * H)}', 42, 24)`);
     assert.equal((await v.fetch(reset, new Date(now.getTime() + 200_000))).byIp.get('172.22.250.251'), undefined, 'an hour turning reads only the hour that closed');
     assert.deepEqual((await v.fetch(reset, new Date(now.getTime() - 1000))).byIp.get('172.22.250.251'), { down: 42, up: 24 }, 'a clock going back re-reads everything');

@@ -156,3 +156,15 @@ test('docs/CONFIG.md documents every key of the schema', () => {
     assert.ok(doc.includes(`\`${spec.key}\``), `docs/CONFIG.md lacks [${spec.section}] ${spec.key}`);
   }
 });
+
+test('portal6 / portalBan6: [IPv6]:port, canonical; anything else is an error naming the key', () => {
+  const c = parseConfig(minimalConf({ firewall: 'portal6 = [2001:DB8:0:0::5]:8080\nportalBan6 = [2001:db8::6]:80' }), 'qos.conf');
+  assert.deepEqual([c.firewall.portal6, c.firewall.portalBan6], [{ ip: '2001:db8::5', port: 8080 }, { ip: '2001:db8::6', port: 80 }]);
+  assert.deepEqual([c.firewall.portal, parseConfig(minimalConf(), 'q').firewall.portal6], [null, null], 'off by default');
+  for (const bad of ['2001:db8::5:80', '[2001:db8::5]', '[2001:db8::5]:0', '[2001:db8::5]:65536', '[172.22.199.5]:80', '[::ffff:1.2.3.4]:80', '[ff02::1]:80', '[::1]:80', '[2001:db8::5%eth0]:80', ' [2001:db8::5]:80x']) {
+    one(minimalConf({ firewall: `portal6 = ${bad}` }), 'firewall', 'portal6', /expected an IPv6 address in brackets/);
+  }
+  one(minimalConf({ firewall: 'portalBan6 = [fe80::1]:80' }), 'firewall', 'portalBan6', /link-local/);
+  one(minimalConf({ firewall: 'v6Enabled = 0\nportal6 = [2001:db8::5]:80' }), 'firewall', 'portal6', /IPv6 is off/);
+  one(minimalConf({ firewall: 'portal = [2001:db8::5]:80' }), 'firewall', 'portal', /an IPv6 portal goes in portal6/);
+});

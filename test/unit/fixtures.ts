@@ -15,7 +15,7 @@ export function minimalConf(p: ConfParts = {}): string {
   return [
     '[ldap]', 'host = ldap.example.org', p.ldap ?? '',
     '[database]', 'host = db.example.org', p.database ?? '',
-    '[firewall]', 'eth_ext = ext0', 'eth_int = int0', p.firewall ?? '',
+    '[firewall]', 'eth_ext = ext0', 'eth_int = int0', 'net6 = 2001:db8::/32', p.firewall ?? '',
     '[rates]', 'down = 100Mbit', 'up = 100Mbit', 'tunnelUp = 20Mbit', 'tunnelDown = 20Mbit', p.rates ?? '',
     '[ratesrules]', p.ratesrules ?? '',
     '[qos]', p.qos ?? '',

@@ -55,7 +55,7 @@ function denseUsageOf(m: Map<string, Volume>): Usage {
     down[ipIndex.idOf(ip)] = v.down;
     up[ipIndex.idOf(ip)] = v.up;
   }
-  return { ...usageOf(m), dense: { down, up } };
+  return { ...usageOf(m), dense: { down, up, generation: ipIndex.generation } };
 }
 const config = (qos = ''): Config => parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${qos}`, firewall: 'area6Prefix = 2001:db8::' }), 'q');
 
@@ -172,4 +172,35 @@ test('a new directory, a new config or the end of a paid period plans from scrat
   assert.equal(planner.plan(c, d2, u, at.plus({ minutes: 32 }), at).delta, null, 'a new directory object');
   assert.ok(planner.plan(c, d2, u, at.plus({ minutes: 33 }), at).delta, 'then incremental again');
   assert.equal(planner.plan(config(), d2, u, at.plus({ minutes: 34 }), at).delta, null, 'a new config object');
+});
+
+test('a plan from scratch is a snapshot: later incremental plans do not change its sets', () => {
+  const c = config();
+  const d = campus(60);
+  const planner = new Planner();
+  const first = planner.plan(c, d, usageOf(new Map()), at, at);
+  const frozen = snapshot(first);
+  const vols = new Map(allIps(d).map((ip) => [ip, { down: 9000 * MB, up: 9000 * MB }] as const));
+  const next = planner.plan(c, d, usageOf(vols), at.plus({ seconds: 10 }), at);
+  assert.ok(next.delta && next.delta.moved.down > 0, 'users moved');
+  for (const s of first.sets) assert.deepEqual([...s.members].sort(), [...frozen.get(s.name)!].sort(), `${s.name} of the first plan unchanged`);
+});
+
+test('a rebuild of the IP index (the daily reset) plans from scratch: ids of the old generation are never summed', () => {
+  const c = config();
+  const d = campus(60);
+  const ips = allIps(d);
+  const vols = new Map(ips.map((ip, i) => [ip, { down: (i % 7) * 900 * MB, up: (i % 5) * 400 * MB }] as const));
+  const planner = new Planner();
+  planner.plan(c, d, usageOf(vols), at, at);
+  assert.ok(planner.plan(c, d, denseUsageOf(vols), at.plus({ seconds: 10 }), at).delta, 'incremental: ids computed');
+  // the same IPs under other ids (reversed): the planner's old ids would read other users' bytes
+  ipIndex.rebuild([...ips].reverse());
+  const after = denseUsageOf(new Map([...vols].map(([ip, v]) => [ip, { down: v.down + 10 * MB, up: v.up }])));
+  const next = planner.plan(c, d, after, at.plus({ seconds: 20 }), at);
+  assert.equal(next.delta, null, 'from scratch after the rebuild');
+  assert.deepEqual(view(next), view(planDesired(c, d, after, at.plus({ seconds: 20 }), at)));
+  const again = planner.plan(c, d, denseUsageOf(new Map([...vols].map(([ip, v]) => [ip, { down: v.down + 20 * MB, up: v.up }]))), at.plus({ seconds: 30 }), at);
+  assert.ok(again.delta, 'then incremental again, with the new ids');
+  assert.deepEqual(view(again), view(planDesired(c, d, usageOf(new Map([...vols].map(([ip, v]) => [ip, { down: v.down + 20 * MB, up: v.up }]))), at.plus({ seconds: 30 }), at)));
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseIp, parseIpv4, parseIpv6, joinIpv4, joinIpv6, compareIp, type IpParse } from '../../src/net/ip.js';
+import { parseIp, parseIpv4, parseIpv6, joinIpv4, joinIpv6, compareIp, networkMatcher, type IpParse } from '../../src/net/ip.js';
 
 const bad4: [string, RegExp][] = [
   ['172.22.200.03', /leading zero/],
@@ -94,4 +94,13 @@ test('joinIpv4: the fast path for X.Y suffixes gives what the full parse of pref
       }
     }
   }
+});
+
+test('networkMatcher: CIDR membership for canonical IPs of either family', () => {
+  const inside = networkMatcher(['172.22.192.0/19', '10.0.0.0/8', '2001:660:7302:d000::/52', '203.0.113.7/32']);
+  for (const ip of ['172.22.192.1', '172.22.223.255', '10.255.0.1', '203.0.113.7', '2001:660:7302:d000::1', '2001:660:7302:dfff:ffff::1']) assert.equal(inside(ip), true, ip);
+  for (const ip of ['172.22.191.255', '172.22.224.0', '11.0.0.1', '203.0.113.8', '2001:660:7302:e000::1', 'fe80::1', '255.255.255.254']) assert.equal(inside(ip), false, ip);
+  assert.equal(networkMatcher(['0.0.0.0/0'])('8.8.8.8'), true);
+  assert.equal(networkMatcher(['0.0.0.0/0'])('2001:db8::1'), false, 'an IPv6 address is never inside an IPv4 network');
+  assert.equal(networkMatcher([])('172.22.0.1'), false);
 });

@@ -9,7 +9,7 @@ import { refusalOf } from '../../src/plan/firewall.js';
 import { buildKernelDesired } from '../../src/kernel/model.js';
 import { diffKernel, isEmptyPlan, countPlan, tableKey, type KernelActual, type ActualSet } from '../../src/kernel/diff.js';
 import { renderPlan } from '../../src/kernel/render.js';
-import { parseTable, type MangleState, type TcState } from '../../src/kernel/read.js';
+import { parseTable, type TableState, type TcState } from '../../src/kernel/read.js';
 import type { Directory, Owner, Usage } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 
@@ -38,7 +38,7 @@ const empty: KernelActual = { sets: new Map(), tables: new Map(), tc: new Map() 
 function applied(c: Config, bobDown: number): KernelActual {
   const kd = buildKernelDesired(c, planDesired(c, dir(), usage(bobDown), at, at));
   const sets = new Map<string, ActualSet>(kd.sets.map((s) => [s.name, { family: s.family, maxelem: 65536, members: new Set(s.members), count: s.members.size }]));
-  const tables = new Map<string, MangleState>();
+  const tables = new Map<string, TableState>();
   for (const t of kd.tables) {
     const dump = [`*${t.table}`, ...t.chains.map((ch) => `:${ch.name} - [0:0]`),
       ...t.hooks.map((h) => `-A ${h.builtin} ${h.args.join(' ')}`),
@@ -66,10 +66,10 @@ test('from an empty kernel: every set created, chains and hooks written, the tc 
   assert.equal(plan.sets.filter((s) => s.create).length, 26);
   assert.match(b.ipset!, /^create qos_d0 hash:ip family inet hashsize 1024 maxelem 65536 -exist\nadd qos_d0 172\.22\.200\.3 -exist\n/);
   assert.match(b.iptables[4]!, /\*mangle\n:RESELQOS-down - \[0:0\]/);
-  assert.match(b.iptables[4]!, /-A RESELQOS-down -m set --match-set qos_d0 dst -m comment --comment reselqos:down:0 -j CLASSIFY --set-class 0001:0010/);
-  assert.match(b.iptables[4]!, /-I POSTROUTING 1 -o int0 -m comment --comment reselqos:hook -j RESELQOS-down/);
-  assert.match(b.iptables[4]!, /\*filter\n[\s\S]*-A RESELQOS-fwout -m set --match-set qos_allow src -m comment --comment reselqos:allowed -j RETURN/);
-  assert.match(b.iptables[4]!, /-A RESELQOS-fwout -s 172\.22\.0\.0\/16 -p tcp -m comment --comment reselqos:refused -j REJECT --reject-with tcp-reset/);
+  assert.match(b.iptables[4]!, /-A RESELQOS-down -m set --match-set qos_d0 dst -m comment --comment reselqos:down:0:[A-Za-z0-9_-]{12} -j CLASSIFY --set-class 0001:0010/);
+  assert.match(b.iptables[4]!, /-I POSTROUTING 1 -o int0 -m comment --comment reselqos:hook:[A-Za-z0-9_-]{12} -j RESELQOS-down/);
+  assert.match(b.iptables[4]!, /\*filter\n[\s\S]*-A RESELQOS-fwout -m set --match-set qos_allow src -m comment --comment reselqos:allowed:[A-Za-z0-9_-]{12} -j RETURN/);
+  assert.match(b.iptables[4]!, /-A RESELQOS-fwout -s 172\.22\.0\.0\/16 -p tcp -m comment --comment reselqos:refused:[A-Za-z0-9_-]{12} -j REJECT --reject-with tcp-reset/);
   assert.match(b.tc!, /^qdisc replace dev int0 root handle 1: htb default 2 r2q 10\nqdisc replace dev ext0 root handle 1: htb default 2 r2q 10\nclass add dev int0 parent 1: classid 1:1 htb rate 100000000bit ceil 100000000bit\n/);
   assert.match(b.tc!, /qdisc add dev int0 parent 1:10 handle 110: pfifo limit 1000/);
   assert.equal(b.destroy, null);
@@ -128,7 +128,7 @@ test('classifier fw: MARK rules and one fw filter per group', () => {
   const c = config({ qos: 'classifier = fw' });
   const kd = buildKernelDesired(c, planDesired(c, dir(), usage(0), at, at));
   const b = renderPlan(diffKernel(kd, empty, { sweep: false }));
-  assert.match(b.iptables[4]!, /-A RESELQOS-up -m set --match-set qos_u3 src -m comment --comment reselqos:up:3 -j MARK --set-xmark 0x7d3\/0xffffffff/);
+  assert.match(b.iptables[4]!, /-A RESELQOS-up -m set --match-set qos_u3 src -m comment --comment reselqos:up:3:[A-Za-z0-9_-]{12} -j MARK --set-xmark 0x7d3\/0xffffffff/);
   assert.match(b.tc!, /filter add dev ext0 parent 1: protocol all prio 1 handle 0x7d3 fw classid 1:13/);
   assert.match(b.tc!, /filter add dev int0 parent 1: protocol all prio 1 handle 0x3e8 fw classid 1:10/);
 });
@@ -149,4 +149,27 @@ test('firewall decisions: paid, cut, banned, blacklisted, unpaid; each rule swit
   assert.deepEqual([...d.firewall!.allow4].sort(), ['172.22.200.3', '172.22.201.1']);
   assert.deepEqual(d.firewall!.refused, [{ uid: 'carol', reason: 'cut' }]);
   assert.equal(planDesired(config({ firewall: 'enabled = 0' }), dir(), usage(0), at, at).firewall, null);
+});
+
+test('rule identity: a read-back spelled otherwise (same stamped comment and target) is not rewritten; a changed verdict or an unstamped rule is', () => {
+  const c = config({ qos: 'classifier = fw' });
+  const kd = buildKernelDesired(c, planDesired(c, dir(), usage(0), at, at));
+  const base = applied(c, 0);
+  const rulesChanged = (a: KernelActual): number => countPlan(diffKernel(kd, a, { sweep: true })).iptables;
+  assert.equal(rulesChanged(base), 0);
+  const respell = (f: (line: string) => string): KernelActual => ({
+    ...base,
+    tables: new Map([...base.tables].map(([k, m]) => [k, { hooks: m.hooks, chains: new Map([...m.chains].map(([n, rules]) => [n, rules.map(f)])) }])),
+  });
+  // Another iptables version printing the mark as the legacy tools read it in: same rule.
+  const other = respell((l) => l.replace(/--set-xmark 0x([0-9a-f]+)\/0xffffffff/, (_m, h: string) => `--set-mark ${parseInt(h, 16)}`));
+  assert.ok([...other.tables.values()].some((m) => [...m.chains.values()].flat().some((l) => /--set-mark \d+/.test(l))), 'the read-back was respelled');
+  assert.equal(rulesChanged(other), 0, 'no rewrite for a spelling difference');
+  // An outside edit turning our refusal into an accept, comment kept: the chain is rewritten.
+  const opened = respell((l) => (/reselqos:refused:/.test(l) ? l.replace(/-j REJECT.*$|-j DROP$/, '-j ACCEPT') : l));
+  const p1 = diffKernel(kd, opened, { sweep: true });
+  assert.ok(p1.iptables[4].some((op) => op.kind === 'chain' && op.chain === 'RESELQOS-fwout'), 'verdict change repaired');
+  // A rule of an older version (comment without a hash): rewritten once.
+  const old = respell((l) => l.replace(/(reselqos:[a-z]+:?[0-9]*):[A-Za-z0-9_-]{12}/, '$1'));
+  assert.ok(rulesChanged(old) > 0);
 });

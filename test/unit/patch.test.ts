@@ -1,0 +1,130 @@
+// DirectoryPatcher against buildDirectory on random directories: after any series of
+// modifications and additions, a patch that settled everything gives exactly what a full
+// build of the same entries gives; what it cannot settle alone is named (and the caller then
+// runs a full fetch). The real-slapd version of this is test/sources/incremental.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig } from '../../src/config/config.js';
+import { buildDirectory, buildDirectoryState, type BuildOptions, type RawDirectory, type RawEntry } from '../../src/sources/directory.js';
+import { DirectoryPatcher } from '../../src/sources/patch.js';
+import { minimalConf } from './fixtures.js';
+
+function rng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a |= 0;
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PEOPLE = 'ou=people,dc=x';
+const ORGAS = 'ou=organisations,dc=x';
+const HOSTS = 'ou=machines,dc=x';
+
+const entry = (dn: string, attrs: Record<string, string[]>): RawEntry => ({
+  dn,
+  attrs: new Map(Object.entries(attrs).map(([k, v]) => [k.toLowerCase(), v])),
+});
+
+interface World {
+  people: Map<string, Record<string, string[]>>;
+  orgas: Map<string, Record<string, string[]>>;
+  hosts: Map<string, Record<string, string[]>>;
+}
+
+function raw(w: World): RawDirectory {
+  const list = (m: Map<string, Record<string, string[]>>): RawEntry[] => [...m].map(([dn, a]) => entry(dn, a));
+  return { people: list(w.people), orgas: list(w.orgas), hosts: list(w.hosts) };
+}
+
+function randomOwner(r: () => number, uid: string): Record<string, string[]> {
+  const a: Record<string, string[]> = { uid: [uid] };
+  const x = r();
+  if (x < 0.8) a['endInternet'] = [r() < 0.8 ? '20300101000000Z' : '20200101000000Z'];
+  if (r() < 0.1) a['coupure'] = ['TRUE'];
+  if (r() < 0.05) a['ban'] = ['internet'];
+  if (r() < 0.05) a['cotiz'] = ['BLACKLIST2026'];
+  return a;
+}
+
+function randomHost(r: () => number, name: string, ownerDn: string, ips: number): Record<string, string[]> {
+  const a: Record<string, string[]> = { host: [name], uidProprio: [ownerDn], zone: r() < 0.1 ? ['Inactive'] : ['Brest', 'User'] };
+  if (r() < 0.95) a['ipHostNumber'] = [`${200 + Math.floor(r() * 2)}.${1 + Math.floor(r() * ips)}`];
+  if (r() < 0.2) a['ipv6HostNumber'] = [`2001:db8:d200::${(1 + Math.floor(r() * ips)).toString(16)}`];
+  return a;
+}
+
+test('random modifications: a patch that settled everything equals a full build of the same entries', () => {
+  const c = parseConfig(minimalConf({ firewall: 'area6Prefix = 2001:db8:d200::' }), 'q');
+  const o: BuildOptions = { ldap: c.ldap, firewall: c.firewall, fetchedAt: '2026-11-22T12:00:00Z' };
+  let settledRounds = 0;
+  let undecidedRounds = 0;
+  for (const seed of [1, 2, 3, 4, 5, 6]) {
+    const r = rng(seed);
+    const w: World = { people: new Map(), orgas: new Map(), hosts: new Map() };
+    const N = 40;
+    const IPS = 120; // few enough that IP collisions happen
+    for (let i = 0; i < N; i++) w.people.set(`uid=p${i},${PEOPLE}`, randomOwner(r, `p${i}`));
+    for (let i = 0; i < 3; i++) w.orgas.set(`uid=club${i},${ORGAS}`, randomOwner(r, `club${i}`));
+    const ownerDns = (): string[] => [...w.people.keys(), ...w.orgas.keys()];
+    let hostN = 0;
+    for (let i = 0; i < N * 1.5; i++) {
+      const dns = ownerDns();
+      w.hosts.set(`host=h${hostN},${HOSTS}`, randomHost(r, `h${hostN}`, dns[Math.floor(r() * dns.length)]!, IPS));
+      hostN++;
+    }
+    const built = buildDirectoryState(raw(w), o);
+    let patcher = new DirectoryPatcher(built, { ldap: o.ldap, firewall: o.firewall });
+    for (let round = 0; round < 15; round++) {
+      const changes: { people: RawEntry[]; orgas: RawEntry[]; hosts: RawEntry[] } = { people: [], orgas: [], hosts: [] };
+      const k = 1 + Math.floor(r() * 4);
+      for (let j = 0; j < k; j++) {
+        const what = r();
+        if (what < 0.35) {
+          const dn = [...w.people.keys()][Math.floor(r() * w.people.size)]!;
+          const uid = w.people.get(dn)!['uid']![0]!;
+          w.people.set(dn, randomOwner(r, uid));
+          changes.people.push(entry(dn, w.people.get(dn)!));
+        } else if (what < 0.45) {
+          const uid = `p${w.people.size + round * 100 + j}`;
+          const dn = `uid=${uid},${PEOPLE}`;
+          w.people.set(dn, randomOwner(r, uid));
+          changes.people.push(entry(dn, w.people.get(dn)!));
+        } else if (what < 0.85) {
+          const dn = [...w.hosts.keys()][Math.floor(r() * w.hosts.size)]!;
+          const dns = ownerDns();
+          w.hosts.set(dn, randomHost(r, dn.slice(5, dn.indexOf(',')), dns[Math.floor(r() * dns.length)]!, IPS));
+          changes.hosts.push(entry(dn, w.hosts.get(dn)!));
+        } else {
+          const dn = `host=h${hostN},${HOSTS}`;
+          const dns = ownerDns();
+          w.hosts.set(dn, randomHost(r, `h${hostN}`, dns[Math.floor(r() * dns.length)]!, IPS));
+          hostN++;
+          changes.hosts.push(entry(dn, w.hosts.get(dn)!));
+        }
+      }
+      const res = patcher.apply(changes, o.fetchedAt);
+      const full = buildDirectory(raw(w), o);
+      if (res.undecided.length > 0) {
+        undecidedRounds++;
+        for (const u of res.undecided) assert.ok(u.dn !== '' && u.reason !== '', 'an undecided entry is named with a reason');
+        // What the daemon does next: a full fetch, and a new patcher from it.
+        patcher = new DirectoryPatcher(buildDirectoryState(raw(w), o), { ldap: o.ldap, firewall: o.firewall });
+        continue;
+      }
+      settledRounds++;
+      const got = res.directory;
+      assert.deepEqual(
+        { owners: got.owners, machines: got.machines, skipped: [...got.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)) },
+        { owners: full.owners, machines: full.machines, skipped: [...full.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)) },
+        `seed ${seed} round ${round}`,
+      );
+    }
+  }
+  // Both paths must really have been exercised, or the test proves nothing.
+  assert.ok(settledRounds >= 30, `settled rounds: ${settledRounds}`);
+  assert.ok(undecidedRounds >= 1, `undecided rounds: ${undecidedRounds}`);
+});
