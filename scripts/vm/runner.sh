@@ -198,6 +198,10 @@ shaping() { # CLASSIFIER LEAF
 	within10 "$d5" "$pd5" || ok=1
 	within10 "$u0" "$pu0" || ok=1
 	within10 "$u2" "$pu2" || ok=1
+	if [ "$ok" -ne 0 ]; then
+		{ echo "---- $name: kernel state after the measurement"; ipset list qos_d0; ipset list qos_d5; ipset list qos_u0; ipset list qos_u2
+		  tc -s class show dev int0; tc filter show dev int0; tc -s class show dev ext0; iptables-save -t mangle -c; cat "$ST/plan.json"; echo "----"; } >/dev/console 2>&1
+	fi
 	pass_if "$name" "$ok" "down g0 $(mbit "$d0")/$(mbit "$pd0") ($(pct "$d0" "$pd0")) g5 $(mbit "$d5")/$(mbit "$pd5") ($(pct "$d5" "$pd5")); up g0 $(mbit "$u0")/$(mbit "$pu0") ($(pct "$u0" "$pu0")) g2 $(mbit "$u2")/$(mbit "$pu2") ($(pct "$u2" "$pu2")) Mbit/s measured/policy; int0 qdiscs ${kinds%,}; $filt"
 }
 
@@ -316,9 +320,11 @@ logrotate_check() {
 	sleep 4
 	local t1
 	t1=$(date +%s)
-	jcycles "$t0" | sort -u >"$ST/jc.txt"
+	# compared without the timestamp: each winston transport (file, stderr) stamps the line itself,
+	# so the two copies of one line may differ by a millisecond
+	jcycles "$t0" | cut -d' ' -f2- | sort -u >"$ST/jc.txt"
 	# every cycle line of the journal since t0 must be in the log files (rotated ones included)
-	zcat -f /var/log/reselqos/reselqos.log* 2>/dev/null | grep -E 'cycle (ok|failed)' | sort -u >"$ST/fc.txt"
+	zcat -f /var/log/reselqos/reselqos.log* 2>/dev/null | grep -E 'cycle (ok|failed)' | cut -d' ' -f2- | sort -u >"$ST/fc.txt"
 	local nj lost files
 	nj=$(wc -l <"$ST/jc.txt")
 	lost=$(comm -23 "$ST/jc.txt" "$ST/fc.txt" | wc -l)
