@@ -91,6 +91,7 @@ eth_int = int0
 areaPrefix = 172.22.
 areaOtherPrefix = 172.23.
 area6Prefix = 2001:db8:d
+net6 = 2001:db8:d000::/36
 
 [rates]
 down = $3
