@@ -430,3 +430,23 @@ export function restartOnlyChanges(a: Config, b: Config): string[] {
   }
   return out;
 }
+
+/**
+ * The configuration a reload applies: `next` with every restart-only key (the schema's `live:
+ * false`) at its running value. Built by parsing `next`'s values again with those keys swapped,
+ * so that the schema alone says which keys wait for a restart and every cross-section check runs
+ * on the result (a new rate that leaves nothing for the running number of groups is refused).
+ */
+export function withRunningRestartKeys(running: Config, next: Config): Config {
+  const raw: Record<string, string> = { ...next.raw };
+  for (const spec of KEYS) {
+    if (spec.live) continue;
+    const id = `${spec.section}.${spec.key.toLowerCase()}`;
+    const was = running.raw[id];
+    if (was === undefined) delete raw[id];
+    else raw[id] = was;
+  }
+  const text = SECTIONS.map((s) => [`[${s}]`, ...Object.entries(raw).filter(([id]) => id.startsWith(`${s}.`)).map(([id, v]) => `${id.slice(s.length + 1)} = ${JSON.stringify(v)}`)].join('\n')).join('\n\n');
+  const applied = parseConfig(text, next.file, { hostname: running.site.name });
+  return deepFreeze({ ...applied, warnings: next.warnings, lines: next.lines });
+}

@@ -7,7 +7,7 @@
 // Never flushes the gateway: stop keeps every kernel object as it is.
 
 import type { Server } from 'node:net';
-import { ConfigError, formatProblem, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
+import { ConfigError, formatProblem, loadConfig, restartOnlyChanges, withRunningRestartKeys, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { registerSecret, type FileLogger } from '../log.js';
 import { realExec, type Exec } from '../kernel/exec.js';
@@ -170,7 +170,7 @@ export class Daemon {
       next = await loadConfig(this.configPath);
       restart = restartOnlyChanges(this.config, next);
       // Keys that need a restart keep their running values: the kernel object names, paths, interfaces.
-      applied = restart.length ? mergeRestartOnly(this.config, next) : next;
+      applied = restart.length ? withRunningRestartKeys(this.config, next) : next;
       clients = openClients(applied, this.log);
     } catch (e) {
       if (e instanceof ConfigError) return reject(e.message, e.problems.length, e.problems.map(formatProblem).join('; '));
@@ -261,19 +261,4 @@ export class Daemon {
     this.unguard?.();
     this.resolveStopped();
   }
-}
-
-/** The new config with every restart-only key kept at its running value. */
-function mergeRestartOnly(running: Config, next: Config): Config {
-  return Object.freeze({
-    ...next,
-    firewall: Object.freeze({ ...next.firewall, ethExt: running.firewall.ethExt, ethInt: running.firewall.ethInt, netns: running.firewall.netns }),
-    qos: Object.freeze({
-      ...next.qos, groups: running.qos.groups, classifier: running.qos.classifier, leaf: running.qos.leaf,
-      setPrefix: running.qos.setPrefix, set6Prefix: running.qos.set6Prefix, chainPrefix: running.qos.chainPrefix,
-      markDown: running.qos.markDown, markUp: running.qos.markUp,
-    }),
-    paths: running.paths,
-    site: running.site,
-  });
 }

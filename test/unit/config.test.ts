@@ -168,3 +168,26 @@ test('portal6 / portalBan6: [IPv6]:port, canonical; anything else is an error na
   one(minimalConf({ firewall: 'v6Enabled = 0\nportal6 = [2001:db8::5]:80' }), 'firewall', 'portal6', /IPv6 is off/);
   one(minimalConf({ firewall: 'portal = [2001:db8::5]:80' }), 'firewall', 'portal', /an IPv6 portal goes in portal6/);
 });
+
+test('a reload keeps every restart-only key (from the schema) at its running value and applies the live ones', async () => {
+  const { withRunningRestartKeys, restartOnlyChanges } = await import('../../src/config/config.js');
+  const { KEYS } = await import('../../src/config/schema.js');
+  const running = parseConfig(minimalConf({ qos: 'groups = 6\nclassifier = classify\nleaf = pfifo', path: 'log = /var/log/a' }), 'q', { hostname: 'gw1' });
+  const next = parseConfig(minimalConf({
+    qos: 'groups = 4\nclassifier = fw\nleaf = sfq\nsetPrefix = zz_\nmarkDown = 3000\nclassRateFactor = 0.5',
+    firewall: 'netns = other', path: 'log = /var/log/b', extra: '[site]\nname = elsewhere',
+  }).replace('eth_int = int0', 'eth_int = int9').replace('down = 100Mbit', 'down = 80Mbit'), 'q', { hostname: 'gw1' });
+  const changed = restartOnlyChanges(running, next);
+  assert.ok(changed.length >= 8, changed.join(', '));
+  const applied = withRunningRestartKeys(running, next);
+  for (const spec of KEYS) {
+    if (spec.live) continue;
+    const id = `${spec.section}.${spec.key.toLowerCase()}`;
+    assert.equal(applied.raw[id], running.raw[id], `[${spec.section}] ${spec.key} keeps its running value`);
+  }
+  assert.deepEqual([applied.qos.groups, applied.qos.classifier, applied.qos.leaf, applied.qos.setPrefix, applied.qos.markDown], [6, 'classify', 'pfifo', 'qos_', 1000]);
+  assert.deepEqual([applied.firewall.ethInt, applied.firewall.netns, applied.paths.log, applied.site.name], ['int0', '', '/var/log/a', 'gw1']);
+  assert.equal(applied.qos.factor, 0.5, 'a live key takes the new value');
+  assert.equal(applied.rates['down'], 80_000_000);
+  assert.deepEqual(restartOnlyChanges(running, applied), []);
+});
