@@ -20,6 +20,13 @@ export interface SandboxConfOptions {
   qos?: string;
   ratesrules?: string;
   log?: string;
+  /** [metrics] lines; default `listen =` (off: parallel daemons would fight over 127.0.0.1:9721) */
+  metrics?: string;
+  /** [publish] and [site] lines */
+  publish?: string;
+  site?: string;
+  /** [log] level. Default info. */
+  logLevel?: string;
 }
 
 export function sandboxConf(o: SandboxConfOptions): string {
@@ -69,7 +76,16 @@ state = ${o.dir}/state
 run = ${o.dir}/run
 
 [log]
-level = info
+level = ${o.logLevel ?? 'info'}
 ${o.log ?? ''}
+
+[metrics]
+${o.metrics ?? 'listen ='}
+
+[publish]
+${o.publish ?? ''}
+
+[site]
+${o.site ?? ''}
 `;
 }

@@ -52,6 +52,10 @@ export async function runCheck(opts: { config?: string; at?: string; json: boole
     const base = config.rates[key]!;
     lines.push(`  ${key.padEnd(12)} ${formatRate(v)}${v !== base ? ` (base ${formatRate(base)})` : ''}`);
   }
+  if (config.sharing.enabled) {
+    lines.push(`sharing: site ${config.site.name}, weight ${config.sharing.weight}, stale after ${config.sharing.stale} intervals, table ${config.sharing.db}.sites; ` +
+      `global ${formatRate(eff.rates['globalDown']!)} down / ${formatRate(eff.rates['globalUp']!)} up, this site's cap ${formatRate(eff.rates['down']!)} / ${formatRate(eff.rates['up']!)}`);
+  }
   lines.push(`groups (${config.qos.enabled ? 'QoS enabled' : 'QoS disabled: everyone in group 0'}), daily reset at ${config.qos.resetHour}:00:`);
   for (const g of report.groups) {
     const share = (config.qos.factor ** g.group * 100).toFixed(0);

@@ -7,6 +7,8 @@ import { runCheck } from './check.js';
 import { runPlan } from './plan.js';
 import { runOnce, runClear } from './kernel.js';
 import { runForeground, runStart, runStop, runUpdate, runReload, runStatus, runExplain } from './service.js';
+import { runTop } from './top.js';
+import { runShare, readStdin } from './share.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
 interface Verb {
@@ -84,6 +86,18 @@ const VERBS: Record<string, Verb> = {
     usage: 'reselqos explain <uid|ip> [-c FILE] [--json]',
     options: { ...CONFIG_OPT, json: { type: 'boolean' } },
     run: (v, p, io) => runExplain(v['config'] as string | undefined, p[0], v['json'] === true, io, systemClock),
+  },
+  top: {
+    summary: 'live view: each group\'s throughput now against its rate, the largest users; q quits',
+    usage: 'reselqos top [-c FILE] [--once]',
+    options: { ...CONFIG_OPT, once: { type: 'boolean' } },
+    run: (v, _p, io) => runTop(v['config'] as string | undefined, v['once'] === true, io),
+  },
+  share: {
+    summary: 'the allocation between sites for the rows given as JSON on stdin (no smoothing); exit 2 on bad input',
+    usage: 'reselqos share [--json] < rows.json',
+    options: { json: { type: 'boolean' } },
+    run: async (v, _p, io) => runShare(await readStdin(), v['json'] === true, io),
   },
   clear: {
     summary: 'remove every kernel object reselqos owns (chains, rules, qdiscs, sets), nothing else',

@@ -136,12 +136,15 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
       if (!dir.fresh) io.out(`LDAP unreachable (${dir.error}): rebuilding from the snapshot of ${dir.directory.fetchedAt}`);
       const usage = await rt.sources.fetchUsage(at.toJSDate(), reset);
       if (!usage.fresh) io.out(`MySQL unreachable (${usage.error}): using the volumes of ${usage.usage.fetchedAt}`);
-      const desired = planDesired(config, dir.directory, usage.usage, at, reset);
+      // Sites sharing the global rates: this site's allocation, not its cap, from the first apply.
+      const totals = config.sharing.enabled ? await rt.sharing.before(at) : null;
+      const desired = planDesired(config, dir.directory, usage.usage, at, reset, totals ? { site: config.site.name, totals } : undefined);
       // 2. Remove and rebuild in one go.
       const r = await rt.reconciler.rebuild(desired);
       const line = `start: rebuilt ${r.sets} sets with ${r.ips} IPs for ${desired.users.length} users: filled in ${Math.round(r.fillMs)} ms, switched in ${r.gapMs.toFixed(1)} ms`;
       log.info(line);
       io.out(line);
+      if (totals) await rt.sharing.after(true, { down: 0, up: 0 });
       await rt.sources.persist({ forceUsage: true });
     } finally {
       await rt.close();
@@ -239,6 +242,15 @@ export function statusText(s: StatusJson): string {
     for (const c of s.classes.filter((x) => x.direction === dir)) {
       lines.push(`  group ${c.group}: ${String(c.users).padStart(6)} users, class ${formatRate(c.rateBps)}${c.users ? `, ${formatRate(Math.floor(c.rateBps / c.users))} per user` : ''}`);
     }
+  }
+  const sh = s.sharing;
+  if (sh?.enabled && sh.allocation && sh.demand && sh.global && sh.cap) {
+    const pair = (p: { down: number; up: number }): string => `${formatRate(p.down)} down, ${formatRate(p.up)} up`;
+    lines.push(`site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? 'a site is stale: static split' : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`);
+    lines.push(`  demand ${pair(sh.demand)}; allocation ${pair(sh.allocation)}`);
+    for (const p of sh.peers) lines.push(`  peer ${p.site}: ${p.fresh ? 'fresh' : 'STALE'} (${p.ageS}s), demand ${pair(p.demand)}, allocation ${pair(p.allocation)}`);
+  } else if (sh) {
+    lines.push(`site ${sh.site} (sharing off)`);
   }
   return lines.join('\n');
 }

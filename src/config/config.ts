@@ -1,9 +1,12 @@
 // qos.conf -> one typed, frozen Config, built once and passed by constructor.
 // Owns: INI parsing (the `ini` package), validation that collects EVERY problem
 // (each naming file:line, section and key), unknown-key warnings, the password
-// permission check. Never reads anything but the one file; never exits the process.
+// permission check. Never reads anything but the one file (and, in loadConfig, the host name:
+// the default [site] name); never exits the process.
 
 import { readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import * as ini from 'ini';
 import { IANAZone } from 'luxon';
 import { KEYS, SECTIONS, type Section, specOf, isPatternKey } from './schema.js';
@@ -137,8 +140,38 @@ export interface QosConfig {
   readonly verifyIntervalMs: number;
 }
 
+export interface MetricsConfig {
+  /** null = no HTTP listener */
+  readonly listen: { readonly host: string; readonly port: number } | null;
+  /** '' = no authentication (loopback only) */
+  readonly token: string;
+}
+
+export interface PublishConfig {
+  readonly enabled: boolean;
+  readonly db: string;
+  /** the server written to: [publish] host/user/password, else the [database] ones */
+  readonly host: string;
+  readonly port: number;
+  readonly socket: string | null;
+  readonly user: string;
+  readonly password: string;
+  readonly timeoutMs: number;
+}
+
+export interface SharingConfig {
+  readonly enabled: boolean;
+  readonly weight: number;
+  /** intervals after which a site's row is stale */
+  readonly stale: number;
+  readonly db: string;
+}
+
 export interface Config {
   readonly file: string;
+  /** [site] name: this gateway among the sites (default: the host name) */
+  readonly site: { readonly name: string };
+  readonly sharing: SharingConfig;
   readonly ldap: LdapConfig;
   readonly database: DatabaseConfig;
   readonly firewall: FirewallConfig;
@@ -148,6 +181,8 @@ export interface Config {
   readonly qos: QosConfig;
   readonly paths: { readonly log: string; readonly state: string; readonly run: string };
   readonly log: { readonly level: LogLevel };
+  readonly metrics: MetricsConfig;
+  readonly publish: PublishConfig;
   readonly warnings: readonly string[];
   /** raw values as written, per "section.key" (lowercased key), to tell what a reload changes */
   readonly raw: Readonly<Record<string, string>>;
@@ -369,6 +404,7 @@ const SQL_IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const LDAP_ATTR = /^[A-Za-z][A-Za-z0-9-]*$/;
 const SET_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,20}$/;
 const CHAIN_PREFIX = /^[A-Za-z][A-Za-z0-9_-]{0,15}$/;
+const SITE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 function parseLdapHost(raw: string): string {
   const v = raw.trim();
@@ -472,7 +508,7 @@ export { inWindow };
  * Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem.
  * `mode` / `uid`: the file's (password check); `processUid`: who will use it (default: us).
  */
-export function parseConfig(text: string, file: string, opts: { mode?: number; uid?: number; processUid?: number } = {}): Config {
+export function parseConfig(text: string, file: string, opts: { mode?: number; uid?: number; processUid?: number; hostname?: string } = {}): Config {
   const lines = indexLines(text);
   const ctx = new Ctx(file, lines);
   let parsed: Record<string, unknown>;
@@ -735,6 +771,25 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     }
   }
 
+  // [site], [sharing]
+  const siteName = R('site').parse('name', (raw) => {
+    const v = raw === '' ? (opts.hostname ?? 'localhost') : raw;
+    if (!SITE_NAME.test(v)) throw new UnitError(`expected a site name (letters, digits, _ . -, at most 64)${raw === '' ? ' (the host name is not one: set it)' : ''}, got "${v}"`);
+    return v;
+  }, 'localhost');
+  const sh = R('sharing');
+  const sharing: SharingConfig = {
+    enabled: sh.bool('enabled'),
+    weight: sh.float('weight', (n) => (n > 0 ? null : 'expected a positive number')),
+    stale: sh.int('stale', 1, 1000),
+    db: sh.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
+  };
+  if (sharing.enabled) {
+    for (const key of ['globalDown', 'globalUp'] as const) {
+      if (rates[key] === undefined) ctx.problem('rates', key, 'is required with [sharing] enabled = 1 (the rate all sites together may use)');
+    }
+  }
+
   // [path], [log]
   const p = R('path');
   const absPath = (key: string): string => p.parse(key, (raw) => {
@@ -743,6 +798,31 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   }, '/nonexistent');
   const paths = { log: absPath('log'), state: absPath('state'), run: absPath('run') };
   const log = { level: R('log').oneOf('level', ['error', 'warn', 'info', 'debug'] as const) };
+
+  // [metrics], [publish] ([site] name is read above, with [sharing])
+  const mx = R('metrics');
+  const metrics: MetricsConfig = {
+    listen: mx.parse('listen', parseListen, null),
+    token: mx.str('token'),
+  };
+  if (metrics.listen && !isLoopback(metrics.listen.host) && metrics.token === '') {
+    ctx.problem('metrics', 'listen', `${metrics.listen.host} is not a loopback address: set [metrics] token (requests then need Authorization: Bearer <token>)`);
+  }
+  const pb = R('publish');
+  const pbHost = pb.parse('host', (raw) => (raw === '' ? null : parseDbHost(raw)), null);
+  const publish: PublishConfig = {
+    enabled: pb.bool('enabled'),
+    db: pb.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
+    host: pbHost ? pbHost.host : database.host,
+    port: pbHost ? pbHost.port ?? 3306 : database.port,
+    socket: pbHost ? null : database.socket,
+    user: pbHost ? pb.str('user') : database.user,
+    password: pbHost ? pb.str('password') : database.password,
+    timeoutMs: pb.duration('timeout', 100),
+  };
+  if (!pbHost) {
+    for (const key of ['user', 'password']) if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host (the [database] account is used)');
+  }
 
   // Unknown keys (warnings), after every reader ran.
   const raw: Record<string, string> = {};
@@ -762,7 +842,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   }
 
   // A password in a file others can read or change (a writer could point us at their server).
-  if (ldap.password !== '' || database.password !== '') {
+  if (ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '') {
     const bad: string[] = [];
     if (opts.uid !== undefined && opts.uid !== 0 && opts.uid !== (opts.processUid ?? process.getuid?.() ?? 0)) bad.push(`owned by uid ${opts.uid}, not root`);
     if (opts.mode !== undefined && (opts.mode & 0o022) !== 0) bad.push('writable by its group or others');
@@ -775,7 +855,7 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
-    file, ldap, database, firewall, rates, rateRules, qos, paths, log,
+    file, site: { name: siteName }, sharing, ldap, database, firewall, rates, rateRules, qos, paths, log, metrics, publish,
     warnings: ctx.warnings, raw, lines: keyLines,
   });
 }
@@ -784,6 +864,21 @@ function absFile(raw: string): string | null {
   if (raw === '') return null;
   if (!raw.startsWith('/')) throw new UnitError(`expected an absolute path, got "${raw}"`);
   return raw;
+}
+
+/** "127.0.0.1:9721", "[::1]:9721", "0.0.0.0:9721"; '' = off. */
+function parseListen(raw: string): { host: string; port: number } | null {
+  if (raw === '') return null;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(raw);
+  const host = m ? (m[1] ?? m[2] ?? '').toLowerCase() : '';
+  const port = m ? Number(m[3]) : 0;
+  // node's own check (the user-IP parser refuses loopback and unspecified addresses, which are fine here)
+  if (!m || isIP(host) !== (m[1] ? 6 : 4) || port < 1 || port > 65535) throw new UnitError(`expected an IP address and port such as 127.0.0.1:9721 or [::1]:9721, got "${raw}"`);
+  return { host, port };
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || ip.startsWith('127.');
 }
 
 function cidrList(raw: string, family: 4 | 6 | null): string[] {
@@ -857,7 +952,7 @@ export async function loadConfig(file: string): Promise<Config> {
     const why = err.code === 'ENOENT' ? 'file not found' : err.code === 'EACCES' ? 'permission denied' : err.message;
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `cannot read: ${why}` }]);
   }
-  const config = parseConfig(text, file, { mode: st.mode, uid: st.uid });
+  const config = parseConfig(text, file, { mode: st.mode, uid: st.uid, hostname: hostname() });
   // The files it names: a CA that cannot be read is an invalid configuration, found by
   // `check` and by a reload before anything switches.
   const problems = await checkCaFiles(config);

@@ -3,7 +3,7 @@
 // (warnings) and restart-only keys (named in the reload answer); docs/CONFIG.md is
 // checked against it by a test. Pure data: no I/O here.
 
-export type Section = 'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'path' | 'log';
+export type Section = 'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'site' | 'sharing' | 'path' | 'log' | 'metrics' | 'publish';
 
 export interface KeySpec {
   readonly section: Section;
@@ -100,8 +100,8 @@ export const KEYS: readonly KeySpec[] = [
   // [rates]
   k('rates', 'down', undefined, true, 'rate shared between the users, download (e.g. 100Mbit)'),
   k('rates', 'up', undefined, true, 'rate shared between the users, upload'),
-  k('rates', 'globalDown', '', true, 'rate of both campuses together, download (informative)'),
-  k('rates', 'globalUp', '', true, 'rate of both campuses together, upload (informative)'),
+  k('rates', 'globalDown', '', true, 'rate all sites together may use, download (required with [sharing] enabled = 1; then down is this site\'s own link, its cap)'),
+  k('rates', 'globalUp', '', true, 'rate all sites together may use, upload (required with [sharing] enabled = 1)'),
   // [qos]
   k('qos', 'enabled', '1', true, '0 = everyone in group 0, volumes ignored'),
   k('qos', 'groups', '6', false, 'number of groups per direction'),
@@ -124,15 +124,31 @@ export const KEYS: readonly KeySpec[] = [
   k('qos', 'markUp', '2000', false, 'mark of upload group X = markUp + X'),
   k('qos', 'fullSyncInterval', '5m', true, 'period of the full read-back of the kernel state'),
   k('qos', 'verifyInterval', '30s', true, 'period of the read-back of our iptables chains and tc tree (ipset entry counts are checked every cycle; anything we did not apply is repaired at the next read-back)'),
+  // [site], [sharing]
+  k('site', 'name', '', false, 'this gateway\'s name among the sites and in the published tables (letters, digits, _ . -); empty = the host name'),
+  k('sharing', 'enabled', '0', true, '1 = share the global rates with the other sites through the database (docs/DESIGN.md, "Sites"): this site\'s total becomes its allocation, between its share and [rates] down/up'),
+  k('sharing', 'weight', '1', true, 'this site\'s weight: its static share is global x weight / sum of the weights'),
+  k('sharing', 'stale', '3', true, 'a site whose row is older than this many intervals is stale: every site then falls back to its static share'),
+  k('sharing', 'db', 'qos', true, 'database on the [database] server holding the table `sites` (created if missing; needs SELECT, INSERT, UPDATE, CREATE)'),
   // [path]
   k('path', 'log', '/var/log/reselqos', false, 'log directory (reselqos.log inside)'),
   k('path', 'state', '/var/lib/reselqos', false, 'state directory (last good snapshots)'),
   k('path', 'run', '/run/reselqos', false, 'runtime directory (pid file, control socket)'),
   // [log]
   k('log', 'level', 'info', true, 'error, warn, info or debug'),
+  // [metrics]
+  k('metrics', 'listen', '127.0.0.1:9721', true, 'address:port of the HTTP listener serving /metrics (Prometheus) and the dashboard at /; empty = off. Any address other than loopback needs token'),
+  k('metrics', 'token', '', true, 'when set, every request needs the header Authorization: Bearer <token> (401 otherwise)'),
+  // [publish]
+  k('publish', 'enabled', '0', true, '1 = after each applied cycle, write the per-user groups and volumes (people_data) and the classes (classes) to a MySQL database for the campus site'),
+  k('publish', 'db', 'qos', true, 'database of the published tables (created when missing)'),
+  k('publish', 'host', '', true, 'MySQL/MariaDB server (host or host:port); empty = the [database] server, user and password'),
+  k('publish', 'user', '', true, 'user with CREATE, SELECT, INSERT, UPDATE, DELETE on the db (with host set)'),
+  k('publish', 'password', '', true, 'its password (with host set; the file must then be mode 0600)'),
+  k('publish', 'timeout', '10s', true, 'time allowed for one write (connect and transaction); past it the cycle goes on and the next success writes everything'),
 ];
 
-export const SECTIONS: readonly Section[] = ['ldap', 'database', 'firewall', 'rates', 'ratesrules', 'qos', 'path', 'log'];
+export const SECTIONS: readonly Section[] = ['ldap', 'database', 'firewall', 'rates', 'ratesrules', 'qos', 'site', 'sharing', 'path', 'log', 'metrics', 'publish'];
 
 export function specOf(section: Section, key: string): KeySpec | undefined {
   const lower = key.toLowerCase();

@@ -11,7 +11,8 @@ export type ControlRequest =
   | { cmd: 'update'; force?: boolean; accept?: boolean }
   | { cmd: 'reload' }
   | { cmd: 'stop' }
-  | { cmd: 'explain'; who: string };
+  | { cmd: 'explain'; who: string }
+  | { cmd: 'top' };
 
 export type ControlAnswer = { ok: boolean; [k: string]: unknown };
 

@@ -3,6 +3,7 @@
 // run cycles through here. Never applies a directory it does not have: with no
 // directory at all (no fetch, no snapshot) the cycle fails and the kernel is untouched.
 
+import { formatRate } from '../config/units.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -12,6 +13,7 @@ import { resetInstant } from '../policy/policy.js';
 import type { Sources } from '../sources/index.js';
 import type { Reconciler, ReconcileResult } from '../kernel/reconciler.js';
 import type { PlanCounts } from '../kernel/diff.js';
+import type { SharingSite, SharingStatus } from '../sharing/site.js';
 
 export interface CycleReport {
   readonly ok: boolean;
@@ -31,6 +33,8 @@ export interface CycleReport {
   readonly timings: { readonly ldapMs: number; readonly mysqlMs: number; readonly planMs: number; readonly readMs: number; readonly diffMs: number; readonly applyMs: number; readonly totalMs: number };
   readonly desired: Desired | null;
   readonly result: ReconcileResult | null;
+  /** [sharing] enabled: this site's demand, allocation and peers after this cycle's exchange */
+  readonly share?: SharingStatus | null;
 }
 
 const ms = (x: number): number => Math.round(x);
@@ -41,6 +45,7 @@ export function summaryLine(r: CycleReport): string {
   const head = r.ok ? 'cycle ok' : 'cycle failed';
   return `${head} users=${r.users} ips=${r.ips} moves=d${r.moves.down}/u${r.moves.up} tc=${r.tc} skipped=${r.skipped}` +
     ` ldap=${ms(t.ldapMs)}ms${r.ldapChange === 'patch' || r.ldapChange === 'full' ? `(${r.ldapChange})` : ''} mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
+    (r.share?.allocation ? ` share=d${formatRate(r.share.allocation.down)}/u${formatRate(r.share.allocation.up)}${r.share.mode === 'sharing' ? '' : `(${r.share.mode})`}` : '') +
     (stale.length ? ` using=${stale.join(',')}` : '') + (r.error ? `: ${r.error}` : '');
 }
 
@@ -71,6 +76,7 @@ export class CycleRunner {
     private readonly reconciler: Reconciler,
     private readonly log: Logger,
     private readonly clock: Clock,
+    private readonly sharing: SharingSite | null = null,
   ) {}
 
   reconfigure(config: Config): void {
@@ -101,6 +107,23 @@ export class CycleRunner {
       at: at.toISO() ?? '', users: 0, ips: 0, skipped: 0, moves: { down: 0, up: 0 }, tc: 0, counts: null, applied: false,
       desired: null, result: null, ldapChange: null as CycleReport['ldapChange'],
     };
+    // Sites sharing the global rates: measure, exchange rows and decide while the sources are fetched.
+    const sharing = this.sharing && this.config.sharing.enabled && !opts.dryRun ? this.sharing : null;
+    const shareP = sharing ? sharing.before(at).catch((e: Error) => {
+      this.log.error(`sharing: ${e.message}; [rates] down/up this cycle`);
+      return null;
+    }) : Promise.resolve(null);
+    const done = async (ok: boolean, d: Desired | null): Promise<SharingStatus | null> => {
+      if (!sharing) return null;
+      let down = 0, up = 0;
+      for (const u of d?.users ?? []) {
+        if (u.down.bytes > 0) down++;
+        if (u.up.bytes > 0) up++;
+      }
+      await shareP;
+      await sharing.after(ok, { down, up });
+      return sharing.view;
+    };
     const [dir, usage] = await Promise.allSettled([
       timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, accept: opts.accept, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x)),
       timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x)),
@@ -114,18 +137,20 @@ export class CycleRunner {
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
     if (dir.status === 'rejected' || usage.status === 'rejected') {
       const reason: unknown = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
-      return { ...base, ok: false, error: (reason as Error).message, sources: { ldap: 'none', mysql: 'snapshot' }, timings: { ...timings, totalMs: performance.now() - t0 } };
+      return { ...base, share: await done(false, null), ok: false, error: (reason as Error).message, sources: { ldap: 'none', mysql: 'snapshot' }, timings: { ...timings, totalMs: performance.now() - t0 } };
     }
     const sources = {
       ldap: dir.value.fresh ? 'fresh' as const : dir.value.refreshing ? 'refreshing' as const : 'snapshot' as const,
       mysql: usage.value.fresh ? 'fresh' as const : 'snapshot' as const,
     };
     base.ldapChange = dir.value.change;
+    const totals = await shareP;
+    const shared = totals ? { site: this.config.site.name, totals } : undefined;
     const tp = performance.now();
     // Dry runs plan from scratch and leave the incremental planner's state alone.
     const desired = opts.dryRun
       ? planDesired(this.config, dir.value.directory, usage.value.usage, at, reset)
-      : this.planner.plan(this.config, dir.value.directory, usage.value.usage, at, reset);
+      : this.planner.plan(this.config, dir.value.directory, usage.value.usage, at, reset, shared);
     timings.planMs = performance.now() - tp;
     const counted = {
       users: desired.users.length,
@@ -140,12 +165,12 @@ export class CycleRunner {
       timings.applyMs = result.timings.applyMs;
       timings.totalMs = performance.now() - t0;
       return {
-        ...base, ...counted, ok: true, error: null, sources, timings, desired, result,
+        ...base, ...counted, share: await done(true, desired), ok: true, error: null, sources, timings, desired, result,
         moves: moves(desired, result), tc: result.counts.tc.change, counts: result.counts, applied: result.applied,
       };
     } catch (e) {
       timings.totalMs = performance.now() - t0;
-      return { ...base, ...counted, ok: false, error: (e as Error).message, sources, timings, desired };
+      return { ...base, ...counted, share: await done(false, desired), ok: false, error: (e as Error).message, sources, timings, desired };
     }
   }
 }

@@ -19,6 +19,8 @@ import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';
 import { serveControl, pidPath, lockPath, type ControlAnswer, type ControlRequest } from './control.js';
 import { takeLock, writePidFile, removePidFile, type HeldLock } from './pidfile.js';
+import { Observability } from './observe.js';
+import type { SharingStatus } from '../sharing/site.js';
 
 export interface StatusJson {
   running: true;
@@ -28,10 +30,13 @@ export interface StatusJson {
   sources: { ldap: string; mysql: string };
   lastCycle: { at: string; ok: boolean; ms: number; moves: { down: number; up: number }; summary: string; error: string | null } | null;
   classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
+  /** this site among the sites sharing the global rates (docs/DESIGN.md, "Sites") */
+  sharing: SharingStatus;
 }
 
 export class Daemon {
   private rt!: Runtime;
+  private watch!: Observability;
   private server: Server | null = null;
   private lock: HeldLock | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -63,7 +68,9 @@ export class Daemon {
       await writePidFile(pidFile);
       await checkKernel(this.config, realExec); // kernel features are global: probe from our own namespace
       this.rt = await openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec });
+      this.watch = new Observability(this.config, this.rt, this.log, this.clock);
       this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
+      await this.watch.open(this.config);
     } catch (e) {
       await removePidFile(pidFile);
       await this.lock.release();
@@ -133,6 +140,7 @@ export class Daemon {
     } else {
       this.log.debug(line);
     }
+    await this.watch.cycle(report);
     await this.rt.sources.persist();
     return report;
   }
@@ -170,13 +178,18 @@ export class Daemon {
     }
     registerSecret(next.ldap.password);
     registerSecret(next.database.password);
-    // The switch, in the cycle queue: no cycle runs while it happens.
+    registerSecret(next.publish.password);
+    registerSecret(next.metrics.token);
+    // The switch, in the cycle queue: no cycle runs while it happens. The kernel runtime's
+    // steps cannot fail; the observers' (metrics listener, publisher) log their own failures.
     const switched = this.queue.then(async () => {
       this.config = applied;
       this.rt.reconciler.reconfigure(applied);
       this.rt.cycles.reconfigure(applied);
+      this.rt.sharing.reconfigure(applied);
       this.log.setLevel(applied.log.level);
       await this.rt.sources.reconfigure(applied, clients);
+      await this.watch.reconfigure(applied).catch((e: unknown) => this.log.error(`reload: metrics/publishing: ${describeError(e)}`));
     });
     this.queue = switched.catch(() => undefined);
     await switched;
@@ -199,6 +212,7 @@ export class Daemon {
       sources: { ldap: this.rt.sources.health.ldap.describe(), mysql: this.rt.sources.health.mysql.describe() },
       lastCycle: r ? { at: r.at, ok: r.ok, ms: Math.round(r.timings.totalMs), moves: r.moves, summary: summaryLine(r), error: r.error } : null,
       classes: (r?.desired?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
+      sharing: this.rt.sharing.view,
     };
   }
 
@@ -224,6 +238,8 @@ export class Daemon {
         const e = explain(d, req.who);
         return e ? { ok: true, explain: e } : { ok: false, error: `no user or IP "${req.who}" in the directory` };
       }
+      case 'top':
+        return { ok: true, top: await this.watch.observer.top() };
       default:
         return { ok: false, error: 'unknown command' };
     }
@@ -238,6 +254,7 @@ export class Daemon {
     await this.queue;
     await this.rt.sources.persist({ forceUsage: true });
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.watch.close();
     await this.rt.close();
     await removePidFile(pidPath(this.config.paths.run));
     await this.lock?.release();
@@ -258,5 +275,6 @@ function mergeRestartOnly(running: Config, next: Config): Config {
       markDown: running.qos.markDown, markUp: running.qos.markUp,
     }),
     paths: running.paths,
+    site: running.site,
   });
 }

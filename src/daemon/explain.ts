@@ -12,6 +12,8 @@ export interface ExplainJson {
   ips: string[];
   resetAt: string;
   rule: string | null;
+  /** the site whose allocation among the sites the totals are; null = [rates] down/up */
+  site: string | null;
   down: ExplainDirection;
   up: ExplainDirection;
 }
@@ -25,6 +27,8 @@ export interface ExplainDirection {
   classRateBps: number;
   usersInGroup: number;
   perUserRateBps: number;
+  /** the direction total every class shares: [rates] down/up, or this site's allocation */
+  siteTotalBps: number;
 }
 
 /** Finds a user by uid (case-insensitive) or by one of its IPs. */
@@ -39,10 +43,10 @@ export function explain(d: Desired, who: string): ExplainJson | null {
     return {
       bytes: v.bytes, group: v.group, groups: d.limits.length + 1,
       nextThresholdBytes: next, bytesToNextGroup: next === null ? null : next - v.bytes,
-      classRateBps: cls.rateBps, usersInGroup: cls.users, perUserRateBps: perUserRate(cls),
+      classRateBps: cls.rateBps, usersInGroup: cls.users, perUserRateBps: perUserRate(cls), siteTotalBps: d.totals[direction],
     };
   };
-  return { uid: u.uid, ips: sortIps([...u.ips]), resetAt: d.resetAt, rule: d.rule, down: dir('down'), up: dir('up') };
+  return { uid: u.uid, ips: sortIps([...u.ips]), resetAt: d.resetAt, rule: d.rule, site: d.sharedBy ?? null, down: dir('down'), up: dir('up') };
 }
 
 export function explainText(e: ExplainJson): string {
@@ -54,6 +58,7 @@ export function explainText(e: ExplainJson): string {
       : `next group above ${formatSize(x.nextThresholdBytes)} (${formatSize(x.bytesToNextGroup!)} to go)`;
     lines.push(`  ${d === 'down' ? 'download' : 'upload  '} ${formatSize(x.bytes).padStart(10)}  group ${x.group}/${x.groups - 1}  ${next}`);
     lines.push(`           rate now ${formatRate(x.perUserRateBps)} per user (class ${formatRate(x.classRateBps)} shared by ${x.usersInGroup} user(s))`);
+    lines.push(`           site total ${formatRate(x.siteTotalBps)}${e.site ? ` (site ${e.site}'s allocation among the sites)` : ''}`);
   }
   return lines.join('\n');
 }

@@ -9,6 +9,7 @@ import { inNetns, realExec, type Exec } from '../kernel/exec.js';
 import { Reconciler } from '../kernel/reconciler.js';
 import { Sources } from '../sources/index.js';
 import { CycleRunner } from './cycle.js';
+import { SharingSite } from '../sharing/site.js';
 
 export interface Runtime {
   readonly config: Config;
@@ -17,12 +18,16 @@ export interface Runtime {
   readonly sources: Sources;
   readonly reconciler: Reconciler;
   readonly cycles: CycleRunner;
+  /** this gateway among the sites sharing the global rates (used while [sharing] enabled = 1) */
+  readonly sharing: SharingSite;
   close(): Promise<void>;
 }
 
 export function fileLogger(config: Config, stderr: boolean): FileLogger {
   registerSecret(config.ldap.password);
   registerSecret(config.database.password);
+  registerSecret(config.publish.password);
+  registerSecret(config.metrics.token);
   return createLogger({ level: config.log.level, dir: config.paths.log, stderr });
 }
 
@@ -37,9 +42,13 @@ export async function openRuntime(config: Config, opts: { log: Logger; exec?: Ex
   const sources = new Sources(config, opts.log, { persist: opts.persist ?? true });
   await sources.init();
   const reconciler = new Reconciler(config, exec, opts.log);
-  const cycles = new CycleRunner(config, sources, reconciler, opts.log, clock);
+  const sharing = new SharingSite(config, exec, opts.log, clock().toMillis());
+  const cycles = new CycleRunner(config, sources, reconciler, opts.log, clock, sharing);
   return {
-    config, log: opts.log, exec, sources, reconciler, cycles,
-    close: () => sources.close(),
+    config, log: opts.log, exec, sources, reconciler, cycles, sharing,
+    close: async () => {
+      await sources.close();
+      await sharing.close();
+    },
   };
 }

@@ -23,7 +23,7 @@ import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
 import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
-import { readIpsetHeaders, readIpsets, readTables, readTc, splitIptablesArgs, type TableState, type TcState } from './read.js';
+import { readIpsetHeaders, readIpsets, readTables, readTc, readTcStats, splitIptablesArgs, type TableState, type TcClassStats, type TcState } from './read.js';
 import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
 import { KernelMemory } from './memory.js';
 import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
@@ -51,6 +51,12 @@ export class KernelReadError extends Error {
     super(message, options);
     this.name = 'KernelReadError';
   }
+}
+
+export interface ClassCounters {
+  readonly stats: ReadonlyMap<string, TcClassStats>;
+  /** epoch ms of the read */
+  readonly at: number;
 }
 
 export interface ReconcileResult {
@@ -86,6 +92,8 @@ export class Reconciler {
   private names: Names;
   /** what this process believes the kernel holds (src/kernel/memory.ts) */
   private readonly memory = new KernelMemory();
+  /** class counters of the tc read-back of the current reconcile, if it read tc (metrics) */
+  private freshStats: Map<string, ClassCounters> | null = null;
 
   constructor(private config: Config, private readonly exec: Exec, private readonly log: Logger, private readonly clock: () => number = Date.now) {
     this.names = new Names(config);
@@ -144,7 +152,19 @@ export class Reconciler {
   private async readAllTc(): Promise<Map<string, TcState>> {
     const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
     const tcs = await Promise.all(devs.map((d) => this.readTcDev(d)));
+    this.freshStats = new Map(tcs.map((t) => [t.dev, { stats: t.stats ?? new Map(), at: t.statsAt ?? Date.now() }]));
     return new Map<string, TcState>(tcs.map((t) => [t.dev, t]));
+  }
+
+  /**
+   * The HTB class counters of both interfaces (metrics): those of this cycle's tc read-back when
+   * it read tc (the verify pass), else one `tc -s class show` per interface.
+   */
+  async classCounters(opts: { fresh?: boolean } = {}): Promise<Map<string, ClassCounters>> {
+    if (this.freshStats && !opts.fresh) return this.freshStats;
+    const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
+    const read = await Promise.all(devs.map(async (d) => [d, await readTcStats(this.exec, d)] as const));
+    return new Map(read);
   }
 
   /** Our chains and hooks in every table, one iptables-save and one ip6tables-save. */
@@ -157,6 +177,7 @@ export class Reconciler {
 
   /** Plans (and unless dryRun, applies) one reconciliation. */
   async reconcile(desired: Desired, opts: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
+    this.freshStats = null;
     const first = await this.pass(desired, opts, this.memory.synced);
     if (opts.dryRun || this.memory.synced) return first;
     // First complete sync of this process done: now (and only now) sweep leftovers we own.

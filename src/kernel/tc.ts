@@ -61,6 +61,55 @@ export interface TcState {
   /** HTB classes only (sfq & co. show per-flow pseudo classes; they are skipped) */
   classes: TcClass[];
   filters: TcFilter[];
+  /** the HTB classes' counters (`tc -s`), by classid, and when they were read (epoch ms) */
+  stats?: ReadonlyMap<string, TcClassStats>;
+  statsAt?: number;
+}
+
+/** Counters of one class since it was created (`tc -s class show`). */
+export interface TcClassStats {
+  bytes: number;
+  packets: number;
+  drops: number;
+  overlimits: number;
+}
+
+/*
+ * `tc -s class show dev X` (iproute2 6.1 text): after each class line,
+ *    Sent 1234 bytes 12 pkt (dropped 0, overlimits 3 requeues 0)
+ * iproute2 >= 6.2 JSON (-j): "stats": {"bytes":…, "packets":…, "drops":…, "overlimits":…} per class.
+ */
+export function parseTcClassStats(text: string): Map<string, TcClassStats> {
+  const out = new Map<string, TcClassStats>();
+  if (text.trimStart().startsWith('[')) {
+    for (const o of JSON.parse(text) as Array<Record<string, unknown>>) {
+      const st = o.stats as Record<string, unknown> | undefined;
+      if (o.class !== 'htb' || !st) continue;
+      const n = (k: string): number => { const v = st[k]; return typeof v === 'number' ? v : 0; };
+      out.set(typeof o.handle === 'string' ? o.handle : '', { bytes: n('bytes'), packets: n('packets'), drops: n('drops'), overlimits: n('overlimits') });
+    }
+    return out;
+  }
+  let cur: string | null = null;
+  for (const raw of text.split('\n')) {
+    if (raw.startsWith('class ')) {
+      const tok = raw.trim().split(/\s+/);
+      cur = tok[1] === 'htb' ? tok[2] ?? null : null;
+      continue;
+    }
+    const m = /^\s*Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/.exec(raw);
+    if (m && cur !== null) {
+      out.set(cur, { bytes: Number(m[1]), packets: Number(m[2]), drops: Number(m[3]), overlimits: Number(m[4]) });
+      cur = null;
+    }
+  }
+  return out;
+}
+
+/** The counters of the HTB classes of `dev`: one `tc -s class show`. */
+export async function readTcStats(exec: Exec, dev: string, now: () => number = Date.now): Promise<{ stats: Map<string, TcClassStats>; at: number }> {
+  const c = await exec('tc', ['-s', 'class', 'show', 'dev', dev]);
+  return { stats: parseTcClassStats(c.stdout), at: now() };
 }
 
 /*
@@ -319,12 +368,16 @@ export function parseTcFilterText(text: string): TcFilter[] {
 /** Qdiscs, HTB classes and filters of `dev`. */
 export async function readTc(exec: Exec, dev: string): Promise<TcState> {
   const q = await exec('tc', ['-j', 'qdisc', 'show', 'dev', dev]);
-  const c = await exec('tc', ['-j', '-d', 'class', 'show', 'dev', dev]);
+  // -s: the classes' counters come with the same read (metrics), at no extra spawn
+  const c = await exec('tc', ['-j', '-s', '-d', 'class', 'show', 'dev', dev]);
+  const statsAt = Date.now();
   const f = await exec('tc', ['filter', 'show', 'dev', dev]);
   return {
     dev,
     qdiscs: parseTcQdiscJson(q.stdout),
     classes: parseTcClasses(c.stdout),
     filters: parseTcFilterText(f.stdout),
+    stats: parseTcClassStats(c.stdout),
+    statsAt,
   };
 }

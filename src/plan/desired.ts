@@ -56,6 +56,14 @@ export interface Desired {
   readonly version: object;
   /** set membership changes from the plan `base` (incremental planning, src/plan/incremental.ts); null = computed from scratch */
   readonly delta: PlanDelta | null;
+  /** the site whose allocation among the sites `totals` are ([sharing] enabled); absent = [rates] down/up */
+  readonly sharedBy?: string;
+}
+
+/** The site's totals when they come from the allocation between sites rather than [rates] down/up. */
+export interface TotalsOverride {
+  readonly site: string;
+  readonly totals: Readonly<Record<Direction, number>>;
 }
 
 export interface SetDelta {
@@ -103,11 +111,11 @@ export function classPlans(config: Pick<Config, 'qos'>, counts: Readonly<Record<
   return classes;
 }
 
-export function planDesired(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime): Desired {
+export function planDesired(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime, shared?: TotalsOverride): Desired {
   const q = config.qos;
   const limits = thresholds(q);
   const eff = effectiveRates(config, instant);
-  const totals = { down: eff.rates['down']!, up: eff.rates['up']! };
+  const totals = shared ? { ...shared.totals } : { down: eff.rates['down']!, up: eff.rates['up']! };
 
   // Owner -> IPs of its active machines.
   const ipsOf = new Map<string, string[]>();
@@ -176,5 +184,6 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
   return {
     at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
     users, classes, sets, skipped: directory.skipped, firewall: fw, ipCount, version: {}, delta: null,
+    ...(shared ? { sharedBy: shared.site } : {}),
   };
 }

@@ -129,3 +129,16 @@ export function nextThreshold(volume: number, limits: readonly number[]): number
   const g = groupOf(volume, limits);
   return g < limits.length ? limits[g]! : null;
 }
+
+/** The next rate rule to start after `at` (the one in force excluded) and its start instant, or null. */
+export function nextRule(rules: readonly RateRule[], at: DateTime): { rule: string; startsAt: DateTime } | null {
+  const current = activeRule(rules, at);
+  let best: { rule: string; startsAt: DateTime } | null = null;
+  for (const r of rules) {
+    if (r === current) continue;
+    let start = at.startOf('day').plus({ minutes: r.from });
+    if (start <= at) start = at.startOf('day').plus({ days: 1, minutes: r.from });
+    if (!best || start < best.startsAt) best = { rule: r.name, startsAt: start };
+  }
+  return best;
+}

@@ -106,6 +106,10 @@ test('the installed wrapper runs check on the installed qos.conf; production pac
   const imp = await run(process.execPath, ['--input-type=module', '-e', `for (const n of ${names}) await import(n); console.log('ok')`], { cwd: lib });
   assert.equal(imp.code, 0, show(imp));
   assert.equal(imp.stdout.trim(), 'ok');
+  // the dashboard's chart library resolves from the installed tree, as the HTTP listener does
+  const asset = await run(process.execPath, ['--input-type=module', '-e', `import { createRequire } from 'node:module'; console.log(createRequire(${JSON.stringify(join(lib, 'dist/http/server.js'))}).resolve('uplot/dist/uPlot.iife.min.js'))`], { cwd: tmp });
+  assert.equal(asset.code, 0, show(asset));
+  assert.equal(asset.stdout.trim(), join(lib, 'node_modules/uplot/dist/uPlot.iife.min.js'));
 });
 
 test('a second install changes nothing but never overwrites an edited qos.conf: the new sample goes to qos.conf.dist', async () => {
@@ -138,7 +142,7 @@ test('the init script: sh -n, checkbashisms when installed, usage', async (t) =>
   assert.equal(n.code, 0, show(n));
   const help = await run('sh', [init, 'help']);
   assert.equal(help.code, 0, show(help));
-  assert.match(help.stdout, /\{start\|stop\|restart\|reload\|force-reload\|update \[--force\]\|status\|help\}/);
+  assert.match(help.stdout, /\{start\|stop\|restart\|reload\|force-reload\|update \[--force\|--accept\]\|status\|help\}/);
   const bad = await run('sh', [init, 'bogus']);
   assert.equal(bad.code, 2, show(bad));
   const installN = await run('sh', ['-n', installSh]);

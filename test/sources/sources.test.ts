@@ -346,7 +346,7 @@ test('volumes count the directory\'s IPs only: a machine registered since the la
   await db.query('USE netacct; DELETE FROM traffic;');
   await db.insertTraffic([
     { ip: '172.22.200.3', time: bucket, input: 1000, output: 10 },
-    { ip: '10.77.0.5', time: bucket, input: 2_000_000_000, output: 30 }, // the machine registered below
+    { ip: '172.22.207.5', time: bucket, input: 2_000_000_000, output: 30 }, // the machine registered below
     { ip: '10.66.0.1', time: bucket, input: 5000, output: 50 }, // no machine, ever
   ]);
   const s = new Sources(configFor({ ldap: 'refresh = 0', state: mkdtempSync(join(tmpdir(), 'rq-state-')) }), new MemoryLogger(), { persist: false });
@@ -360,15 +360,15 @@ test('volumes count the directory\'s IPs only: a machine registered since the la
     const c1 = await s.completeUsage(u1, d1.directory, now.toJSDate(), reset);
     assert.deepEqual([...c1.usage.byIp], [['172.22.200.3', { down: 1000, up: 10 }]]);
 
-    await slapd.add(machine('pc-new', `uid=zlast,${PEOPLE_BASE}`, ['10.77.0.5']));
+    await slapd.add(machine('pc-new', `uid=zlast,${PEOPLE_BASE}`, ['172.22.207.5']));
     added = true;
     // a cycle: both fetched concurrently; the volumes counted the previous directory's IPs
     const t2 = new Date(now.toMillis() + 10_000);
     const [d2, u2] = await Promise.all([s.fetchDirectory(t2), s.fetchUsage(t2, reset)]);
     assert.ok(d2.directory.machines.some((m) => m.dn === newDn));
-    assert.equal(u2.usage.byIp.get('10.77.0.5'), undefined);
+    assert.equal(u2.usage.byIp.get('172.22.207.5'), undefined);
     const c2 = await s.completeUsage(u2, d2.directory, t2, reset);
-    assert.deepEqual(c2.usage.byIp.get('10.77.0.5'), { down: 2_000_000_000, up: 30 }, 'the new machine\'s volume, in the same cycle');
+    assert.deepEqual(c2.usage.byIp.get('172.22.207.5'), { down: 2_000_000_000, up: 30 }, 'the new machine\'s volume, in the same cycle');
     assert.equal(c2.usage.byIp.get('10.66.0.1'), undefined);
     assert.equal(ipIndex.peek('10.66.0.1'), undefined, 'never interned');
     // the next cycle: nothing new, no second read

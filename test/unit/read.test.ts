@@ -281,7 +281,7 @@ test('readTc runs the three commands', async () => {
     return { stdout: TC_FILTER_TEXT, stderr: '', code: 0 };
   };
   const s = await readTc(fake, 'int0');
-  assert.deepEqual(calls, ['tc -j qdisc show dev int0', 'tc -j -d class show dev int0', 'tc filter show dev int0']);
+  assert.deepEqual(calls, ['tc -j qdisc show dev int0', 'tc -j -s -d class show dev int0', 'tc filter show dev int0']);
   assert.equal(s.dev, 'int0');
   assert.equal(s.qdiscs.length, 2);
   assert.equal(s.classes.length, 3);

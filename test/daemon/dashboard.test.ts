@@ -1,0 +1,139 @@
+// The dashboard in a real browser: Debian's chromium (headless) driven by playwright-core,
+// against the real daemon (`reselqos start`) on a sandbox gateway with an iperf3 download
+// through the shaper. Leaves a screenshot in docs/dashboard.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
+import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
+import { createGateway, startIperfServer, runIperf, type Gateway, type IperfServer } from '../../sandbox/netns.js';
+import { sandboxConf } from '../../sandbox/conf.js';
+import { hourBucket } from '../../sandbox/campus.js';
+import { isAlive, readPid } from '../../src/daemon/pidfile.js';
+import { runCli } from '../helpers/kernel.js';
+import { freePort, get } from '../helpers/metrics.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOT = fileURLToPath(new URL('../../../docs/dashboard.png', import.meta.url));
+
+let slapd: SlapdServer;
+let db: MariadbServer;
+let gw: Gateway;
+let iperf: IperfServer;
+let browser: BrowserContext | null = null;
+let dir: string;
+let conf: string;
+let port: number;
+
+const person = (uid: string): string =>
+  `dn: uid=${uid},${PEOPLE_BASE}\nobjectClass: genericPerson\nobjectClass: reselPerson\nuid: ${uid}\nendInternet: 20300101000000Z\n\n`;
+const machine = (host: string, uid: string, ip: string): string =>
+  `dn: host=${host},${MACHINES_BASE}\nobjectClass: reselMachine\nhost: ${host}\nuidProprio: uid=${uid},${PEOPLE_BASE}\nipHostNumber: ${ip}\nzone: Brest\nzone: User\n\n`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} missing: run scripts/install-deps.sh`);
+  dir = mkdtempSync(join(tmpdir(), 'rq-dash-'));
+  conf = join(dir, 'qos.conf');
+  port = await freePort();
+  [slapd, db, gw] = await Promise.all([
+    startSlapd(), startMariadb({ timezone: '+00:00' }),
+    createGateway({ userIps: ['172.22.200.3', '172.22.201.1', '172.22.202.1'] }),
+  ]);
+  await slapd.add(person('alice') + machine('pc-alice', 'alice', '200.3') + person('bob') + machine('pc-bob', 'bob', '201.1') + person('carol') + machine('pc-carol', 'carol', '202.1'));
+  const hour = hourBucket(new Date());
+  await db.insertTraffic([
+    { ip: '172.22.200.3', time: hour, input: 1_500_000_000, output: 3_000_000 },
+    { ip: '172.22.201.1', time: hour, input: 20_000_000, output: 1_000_000 },
+  ]);
+  iperf = await startIperfServer(gw, 5201);
+  writeFileSync(conf, sandboxConf({
+    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
+    firewall: `netns = ${gw.names.gw}`, down: '30Mbit', up: '30Mbit', timezone: 'UTC',
+    ratesrules: 'rule1From = 20:00\nrule1To = 20:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
+    metrics: `listen = 127.0.0.1:${port}`,
+  }));
+  chmodSync(conf, 0o600);
+  const r = await runCli(['start', '-c', conf]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+});
+
+after(async () => {
+  await browser?.close().catch(() => undefined);
+  const pid = await readPid(join(dir, 'run', 'reselqos.pid')).catch(() => null);
+  if (pid && isAlive(pid)) {
+    process.kill(pid, 'SIGKILL');
+    while (isAlive(pid)) await sleep(50);
+  }
+  await iperf?.stop().catch(() => undefined);
+  await Promise.allSettled([slapd?.stop(), db?.stop(), gw?.destroy()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('dashboard in chromium: charts have points, measured throughput within 20 % of iperf3, uid search shows the groups; screenshot', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'rq-chromium-'));
+  try {
+    // a fresh profile: launchPersistentContext on an empty directory (playwright's way to pass --user-data-dir)
+    browser = await chromium.launchPersistentContext(home, {
+      executablePath: CHROMIUM, headless: true, viewport: { width: 1300, height: 1000 },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(`http://127.0.0.1:${port}/`);
+    // bob (group 0 down) downloads for 14 s; the dashboard samples the class every 2 s cycle.
+    const run = runIperf(gw, { bindIp: '172.22.201.1', port: iperf.port, seconds: 14, reverse: true, omit: 2 });
+    await sleep(11_000);
+    const seen: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const v = await page.locator('td[data-bps-down][data-group="0"]').getAttribute('data-bps-down');
+      if (v) seen.push(Number(v));
+      await sleep(1000);
+    }
+    const iperfBps = (await run).bitsPerSecond;
+    const measured = seen.sort((a, b) => a - b)[Math.floor(seen.length / 2)]!;
+    t.diagnostic(`iperf3 ${(iperfBps / 1e6).toFixed(2)} Mbit/s; dashboard group 0 down ${seen.map((x) => (x / 1e6).toFixed(2)).join(', ')} Mbit/s`);
+    assert.ok(Math.abs(measured - iperfBps) <= 0.2 * iperfBps, `dashboard ${measured} bit/s vs iperf3 ${iperfBps} bit/s`);
+    const points = await page.evaluate<{ down: number; up: number; group0: number }>(`({ down: window.__charts.down.data[0].length, up: window.__charts.up.data[0].length,
+      group0: window.__charts.down.data[1].filter((x) => x !== null && x > 0).length })`);
+    assert.ok(points.down >= 3 && points.up >= 3, JSON.stringify(points));
+    assert.ok(points.group0 >= 2, `group 0's line has points above 0: ${JSON.stringify(points)}`);
+    // users per group and the rule
+    assert.equal(await page.locator('td[data-users-down]').first().getAttribute('data-users-down'), '2', 'bob and carol in group 0');
+    assert.match(await page.locator('#rule').innerText(), /none in force; next rule1 at/);
+    assert.match(await page.locator('#ldap').innerText(), /^ok$/);
+    // the search box: alice's groups
+    await page.fill('#who', 'alice');
+    await page.click('#search button');
+    await page.locator('#explain[data-uid="alice"]').waitFor();
+    const ex = await page.locator('#explain').innerText();
+    assert.match(ex, /^alice: 172\.22\.200\.3/);
+    assert.match(ex, /download\s+1\.50 GB\s+group 1\/5/);
+    assert.match(ex, /upload\s+3\.0 MB\s+group 0\/5/);
+    await page.fill('#who', '172.22.201.1');
+    await page.click('#search button');
+    await page.locator('#explain[data-uid="bob"]').waitFor();
+    await page.fill('#who', 'mallory');
+    await page.click('#search button');
+    await page.locator('#explain', { hasText: 'no user or IP "mallory"' }).waitFor();
+    await page.fill('#who', 'alice');
+    await page.click('#search button');
+    await page.locator('#explain[data-uid="alice"]').waitFor();
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    assert.deepEqual(errors, [], 'no script error');
+    assert.ok(requests.every((u) => u.startsWith(`http://127.0.0.1:${port}/`)), `only the daemon is asked: ${requests.filter((u) => !u.startsWith(`http://127.0.0.1:${port}/`)).join(' ')}`);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+  // the assets come from the package: uPlot served by the daemon
+  const js = await get(`http://127.0.0.1:${port}/assets/uPlot.iife.min.js`);
+  assert.equal(js.status, 200);
+  assert.match(js.text, /uPlot/);
+});
