@@ -70,7 +70,8 @@ export function writeStageConf(st: Stage, text: string): void {
 
 /** Temp dir, stale namespaces of an earlier run removed; nothing started yet. */
 export async function newStage(name: string): Promise<Stage> {
-  await cleanupStale(`rq-${name}-`).catch(() => undefined);
+  // Namespaces of earlier runs whose process is gone (a live owner's are kept: its pid is in the name).
+  await cleanupStale('rq-p').catch(() => undefined);
   const dir = mkdtempSync(join(tmpdir(), `rq-${name}-`));
   return { dir, conf: join(dir, 'qos.conf'), servers: [], daemonStarted: false };
 }
@@ -79,7 +80,7 @@ export async function newStage(name: string): Promise<Stage> {
 export async function bringUp(st: Stage, name: string, campus: Campus, conf: StageConf): Promise<void> {
   [st.slapd, st.db, st.gw] = await Promise.all([
     startSlapd(), startMariadb({ timezone: '+00:00' }),
-    createGateway({ prefix: `rq-${name}-${process.pid}-`, userIps: campus.machines.map((m) => m.ip) }),
+    createGateway({ prefix: `rq-p${process.pid}-${name}-`, userIps: campus.machines.map((m) => m.ip) }),
   ]);
   await loadCampus(st.slapd, campus);
   writeStageConf(st, stageConfText(st, conf));

@@ -506,7 +506,8 @@ export { inWindow };
 /** Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem. */
 /**
  * Builds a Config from the text of qos.conf. Pure; throws ConfigError with every problem.
- * `mode` / `uid`: the file's (password check); `processUid`: who will use it (default: us).
+ * `mode` / `uid`: the file's (password check); `processUid`: who will use it (default: us);
+ * `hostname`: the default [site] name.
  */
 export function parseConfig(text: string, file: string, opts: { mode?: number; uid?: number; processUid?: number; hostname?: string } = {}): Config {
   const lines = indexLines(text);

@@ -180,8 +180,7 @@ export class Daemon {
     registerSecret(next.database.password);
     registerSecret(next.publish.password);
     registerSecret(next.metrics.token);
-    // The switch, in the cycle queue: no cycle runs while it happens. The kernel runtime's
-    // steps cannot fail; the observers' (metrics listener, publisher) log their own failures.
+    // The switch, in the cycle queue: no cycle runs while it happens.
     const switched = this.queue.then(async () => {
       this.config = applied;
       this.rt.reconciler.reconfigure(applied);
@@ -189,7 +188,7 @@ export class Daemon {
       this.rt.sharing.reconfigure(applied);
       this.log.setLevel(applied.log.level);
       await this.rt.sources.reconfigure(applied, clients);
-      await this.watch.reconfigure(applied).catch((e: unknown) => this.log.error(`reload: metrics/publishing: ${describeError(e)}`));
+      await this.watch.reconfigure(applied); // never throws: a listen error is logged
     });
     this.queue = switched.catch(() => undefined);
     await switched;

@@ -135,8 +135,9 @@ export class Observer {
     }
   }
 
-  private async readCounters(d: Desired): Promise<void> {
-    const read = await this.reconciler.classCounters();
+  /** The counters of every group class of both directions (`fresh`: read now, not the verify pass's read). */
+  private async groupSamples(fresh: boolean): Promise<{ samples: ClassSample[]; at: number }> {
+    const read = await this.reconciler.classCounters({ fresh });
     const devOf: Record<Direction, string> = { down: this.config.firewall.ethInt, up: this.config.firewall.ethExt };
     const samples: ClassSample[] = [];
     let at = Date.now();
@@ -145,10 +146,15 @@ export class Observer {
       if (!dev) continue;
       at = dev.at;
       for (let group = 0; group < this.config.qos.groups; group++) {
-        const s = dev.stats.get(classid(GROUP_MINOR_BASE + group));
-        if (s) samples.push({ direction, group, ...s });
+        const st = dev.stats.get(classid(GROUP_MINOR_BASE + group));
+        if (st) samples.push({ direction, group, ...st });
       }
     }
+    return { samples, at };
+  }
+
+  private async readCounters(d: Desired): Promise<void> {
+    const { samples, at } = await this.groupSamples(false);
     const deltas = this.counters.update(samples, at);
     this.lastBps = new Map();
     for (const x of deltas) {
@@ -221,19 +227,7 @@ export class Observer {
    */
   async top(limit = 10): Promise<TopJson> {
     const d = this.desired;
-    const read = await this.reconciler.classCounters({ fresh: true });
-    const devOf: Record<Direction, string> = { down: this.config.firewall.ethInt, up: this.config.firewall.ethExt };
-    const samples: ClassSample[] = [];
-    let at = Date.now();
-    for (const direction of DIRECTIONS) {
-      const dev = read.get(devOf[direction]);
-      if (!dev) continue;
-      at = dev.at;
-      for (let group = 0; group < this.config.qos.groups; group++) {
-        const st = dev.stats.get(classid(GROUP_MINOR_BASE + group));
-        if (st) samples.push({ direction, group, ...st });
-      }
-    }
+    const { samples, at } = await this.groupSamples(true);
     const bps = new Map(this.topCounters.update(samples, at).map((x) => [`${x.direction}:${x.group}`, x.bps]));
     return {
       at: new Date(at).toISOString(),
