@@ -8,6 +8,7 @@
 // Owns its own connection pool (mysql2); never reads the netacct tables.
 
 import mysql from 'mysql2/promise';
+import { mysqlSsl } from '../sources/mysqltls.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Desired, UserPlan } from '../plan/desired.js';
@@ -198,8 +199,12 @@ export class Publisher {
   private getPool(): mysql.Pool {
     if (!this.pool) {
       const p = this.config.publish;
+      const d = this.config.database;
+      // Written to the [database] server: its TLS settings apply ([publish] host has none of its own).
+      const sameServer = p.host === d.host && p.port === d.port && p.socket === d.socket;
       this.pool = mysql.createPool({
         host: p.host, port: p.port, socketPath: p.socket ?? undefined, user: p.user, password: p.password,
+        ssl: sameServer ? mysqlSsl(d) : undefined,
         connectTimeout: p.timeoutMs, connectionLimit: 1, maxIdle: 1, idleTimeout: 60_000, enableKeepAlive: true,
       });
       this.pool.on('connection', (conn) => conn.on('error', () => undefined));

@@ -13,6 +13,7 @@
 // at commit instead (certification), and a deadlock or conflict is retried once.
 
 import mysql from 'mysql2/promise';
+import { mysqlSsl } from '../sources/mysqltls.js';
 import type { Config } from '../config/config.js';
 import type { Pair } from './allocate.js';
 
@@ -90,7 +91,7 @@ export class SiteStore {
       const d = this.config.database;
       this.pool = mysql.createPool({
         ...(d.socket ? { socketPath: d.socket } : { host: d.host, port: d.port }),
-        user: d.user, password: d.password, database: this.config.sharing.db,
+        user: d.user, password: d.password, database: this.config.sharing.db, ssl: mysqlSsl(d),
         connectTimeout: d.connectTimeoutMs, connectionLimit: 1, maxIdle: 1, idleTimeout: 60_000,
       });
       this.pool.on('connection', (conn) => conn.on('error', () => undefined));

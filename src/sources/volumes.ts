@@ -23,8 +23,8 @@
 // cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
 // counted, as before.
 
-import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
+import { mysqlSsl, type MysqlSsl } from './mysqltls.js';
 import type { Config, DatabaseConfig } from '../config/config.js';
 import { parseIp, type IpParse } from '../net/ip.js';
 import { escapeControl as esc, type Logger } from '../log.js';
@@ -228,7 +228,7 @@ export class VolumeSource {
   private lastResetUnix: number | null = null;
 
   /** [database] tls: mysql2's ssl options, the CA read now (a reload fails before switching) */
-  private readonly ssl: { ca?: Buffer; rejectUnauthorized: true; verifyIdentity: true; minVersion: 'TLSv1.2' } | undefined;
+  private readonly ssl: MysqlSsl | undefined;
 
   /**
    * `serverBoundary`: B as the server computes it (BOUNDARY_SQL) unless given; tests inject a
@@ -239,11 +239,7 @@ export class VolumeSource {
     private readonly log: Logger,
     private readonly serverBoundary: (() => Promise<string>) | null = null,
   ) {
-    const d = config.database;
-    // Verification always on: the chain (caFile, else the system CAs) and the name (host name,
-    // or IP address against the IP SANs). A server that offers no TLS is refused by mysql2
-    // (HANDSHAKE_NO_SSL_SUPPORT): no plaintext fallback.
-    this.ssl = d.tls ? { ...(d.caFile ? { ca: readFileSync(d.caFile) } : {}), rejectUnauthorized: true, verifyIdentity: true, minVersion: 'TLSv1.2' } : undefined;
+    this.ssl = mysqlSsl(config.database);
   }
 
   private getPool(): mysql.Pool {

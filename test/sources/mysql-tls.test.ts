@@ -13,6 +13,7 @@ import { parseConfig } from '../../src/config/config.js';
 import { VolumeSource } from '../../src/sources/volumes.js';
 import { SourceUnavailableError } from '../../src/sources/types.js';
 import { createLogger } from '../../src/log.js';
+import { SiteStore, type OwnRow } from '../../src/sharing/store.js';
 
 let withTls: MariadbServer;
 let noTls: MariadbServer;
@@ -84,4 +85,30 @@ test('tls = 1 to a server without TLS: refused, no plaintext fallback', async ()
 
 test('tls = 1: the certificate must name the host (127.0.0.1 against its IP SANs), not only chain to the CA', async () => {
   await assert.rejects(fetchFrom(wrongName, `tls = 1\ncaFile = ${named.caFile}`), refused(/127\.0\.0\.1|altnames|IP/i));
+});
+
+test('[database] tls applies to the other pools on that server too: the sharing table', async () => {
+  const storeFor = (database: string): SiteStore => new SiteStore(parseConfig(sandboxConf({
+    ldapUrl: 'ldap://127.0.0.1:9', db: { host: withTls.host, port: withTls.port, user: withTls.user, password: withTls.password }, dir, database,
+  }).replace('[ratesrules]', 'globalDown = 60Mbit\nglobalUp = 60Mbit\n[site]\nname = tls-site\n[sharing]\nenabled = 1\n[ratesrules]'), 'tls.conf'));
+  const M = 1_000_000;
+  const own: OwnRow = {
+    site: 'tls-site', intervalMs: 2000, weight: 1, global: { down: 60 * M, up: 60 * M }, cap: { down: 50 * M, up: 50 * M },
+    demand: { down: 0, up: 0 }, users: { down: 0, up: 0 }, allocated: { down: 0, up: 0 }, applied: { down: 0, up: 0 },
+  };
+  const accepts = async (): Promise<number> => Number((await withTls.select<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'"))[0]?.Value);
+  const ok = storeFor(`tls = 1\ncaFile = ${ours.caFile}`);
+  try {
+    const before = await accepts();
+    assert.equal((await ok.exchange('tls-site', () => own)).own.site, 'tls-site');
+    assert.ok((await accepts()) > before, 'the exchange went over TLS');
+  } finally {
+    await ok.close();
+  }
+  const wrong = storeFor(`tls = 1\ncaFile = ${other.caFile}`);
+  try {
+    await assert.rejects(wrong.exchange('tls-site', () => own), /self[- ]signed|unable to verify|certificate/i);
+  } finally {
+    await wrong.close();
+  }
 });
