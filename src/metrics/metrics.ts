@@ -27,6 +27,13 @@ export class Metrics {
   readonly refused = new Gauge({ name: 'reselqos_refused_machines', help: 'active machines the firewall refuses, by the owner\'s reason', labelNames: ['reason'], registers: [this.registry] });
   readonly ruleActive = new Gauge({ name: 'reselqos_rate_rule_active', help: '1 for the rate rule in force, 0 for the other configured rules', labelNames: ['rule'], registers: [this.registry] });
   readonly lastCycle = new Gauge({ name: 'reselqos_last_cycle_timestamp_seconds', help: 'end of the last successful cycle, Unix time', registers: [this.registry] });
+  // Sites sharing a global link ([sharing] enabled = 1 only; docs/DESIGN.md, "Sites").
+  readonly siteDemand = new Gauge({ name: 'reselqos_site_demand_bps', help: 'this site\'s measured throughput over the last interval, bit/s', labelNames: ['direction'], registers: [this.registry] });
+  readonly siteAllocation = new Gauge({ name: 'reselqos_site_allocation_bps', help: 'the total this site applies (its share of the global rate), bit/s', labelNames: ['direction'], registers: [this.registry] });
+  readonly siteCap = new Gauge({ name: 'reselqos_site_cap_bps', help: 'this site\'s own link capacity ([rates] down/up), bit/s', labelNames: ['direction'], registers: [this.registry] });
+  readonly siteMode = new Gauge({ name: 'reselqos_site_sharing_mode', help: '1 for the mode in force: sharing, static (a site is stale) or db-down', labelNames: ['mode'], registers: [this.registry] });
+  readonly peerFresh = new Gauge({ name: 'reselqos_site_peer_fresh', help: '1 when the other site\'s row is fresh, 0 when stale', labelNames: ['site'], registers: [this.registry] });
+  readonly peerAllocation = new Gauge({ name: 'reselqos_site_peer_allocation_bps', help: 'what the other site says it applies, bit/s', labelNames: ['site', 'direction'], registers: [this.registry] });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: '' });

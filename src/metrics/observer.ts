@@ -4,6 +4,7 @@
 // and hands the state to the publisher. Never changes the kernel or a source; nothing
 // it does can fail a cycle (its own errors are logged at debug level).
 
+import type { SharingStatus } from '../sharing/site.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { redact, type Logger } from '../log.js';
@@ -44,6 +45,8 @@ export interface DashboardState {
   history: HistoryPoint[];
   moves: MoveJson[];
   firewall: { allowed: Record<'inet' | 'inet6', number>; refused: Record<Refusal, number> } | null;
+  /** with [sharing] enabled = 1: this site's demand, allocation and the peers (status --json's `sharing`) */
+  sharing: SharingStatus | null;
 }
 
 const MAX_MOVES = 50;
@@ -77,6 +80,8 @@ export class Observer {
     private readonly log: Logger,
     private readonly clock: Clock,
     private readonly publisher: Publish | null = null,
+    /** this site among the sites sharing a global link (null: not wired) */
+    private readonly sharingView: (() => SharingStatus) | null = null,
   ) {}
 
   reconfigure(config: Config): void {
@@ -92,6 +97,31 @@ export class Observer {
     }
   }
 
+  /** The site's demand, allocation and peers, when sharing is on. */
+  private observeSharing(): void {
+    const s = this.sharing();
+    const m = this.metrics;
+    for (const g of [m.siteDemand, m.siteAllocation, m.siteCap, m.siteMode, m.peerFresh, m.peerAllocation]) g.reset();
+    if (!s) return;
+    for (const direction of DIRECTIONS) {
+      if (s.demand) m.siteDemand.set({ direction }, s.demand[direction]);
+      if (s.allocation) m.siteAllocation.set({ direction }, s.allocation[direction]);
+      if (s.cap) m.siteCap.set({ direction }, s.cap[direction]);
+    }
+    for (const mode of ['sharing', 'static', 'db-down'] as const) m.siteMode.set({ mode }, s.mode === mode ? 1 : 0);
+    for (const p of s.peers) {
+      if (p.site === s.site) continue;
+      m.peerFresh.set({ site: p.site }, p.fresh ? 1 : 0);
+      for (const direction of DIRECTIONS) m.peerAllocation.set({ site: p.site, direction }, p.allocation[direction]);
+    }
+  }
+
+  /** The sharing status when [sharing] is on, else null. */
+  private sharing(): SharingStatus | null {
+    const s = this.sharingView?.() ?? null;
+    return s && s.enabled ? s : null;
+  }
+
   private async observe(r: CycleReport): Promise<void> {
     const m = this.metrics;
     this.last = r;
@@ -104,6 +134,7 @@ export class Observer {
     m.duration.observe({ phase: 'total' }, t.totalMs / 1000);
     m.sourceUp.set({ source: 'ldap' }, this.sources.health.ldap.current.state === 'ok' ? 1 : 0);
     m.sourceUp.set({ source: 'mysql' }, this.sources.health.mysql.current.state === 'ok' ? 1 : 0);
+    this.observeSharing();
     // Policy gauges show the plan the kernel was last brought to: only successful cycles count.
     const d = r.desired;
     if (!d || !r.ok || !r.result) return;
@@ -286,6 +317,7 @@ export class Observer {
       history: [...this.history.all()],
       moves: [...this.moves],
       firewall: d ? this.fwCache?.counts ?? null : null,
+      sharing: this.sharing(),
     };
   }
 }

@@ -19,6 +19,7 @@ import { askDaemon } from '../../src/daemon/control.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import type { StatusJson } from '../../src/daemon/daemon.js';
 import { runCli } from '../helpers/kernel.js';
+import { freePort, parseExposition, value } from '../helpers/metrics.js';
 
 const M = 1_000_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -93,6 +94,19 @@ const alloc = (s: StatusJson): number => s.sharing.allocation?.down ?? 0;
 const table: string[] = [];
 const mbit = (v: number): string => (v / M).toFixed(1);
 
+let metricsPort = 0;
+
+/** Site A's /metrics, until `ok` holds for it (metrics are set once per cycle) or 10 s pass. */
+async function metricsUntil(ok: (m: ReturnType<typeof parseExposition>) => boolean): Promise<ReturnType<typeof parseExposition>> {
+  let m = parseExposition('');
+  for (let i = 0; i < 40; i++) {
+    m = parseExposition(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    if (ok(m)) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return m;
+}
+
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'rq-sharing-'));
   const [sl, d, gwA, gwB] = await Promise.all([
@@ -110,6 +124,7 @@ before(async () => {
       ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
       firewall: `netns = ${gw.names.gw}`, down: '50Mbit', up: '50Mbit', timezone: 'UTC',
       ldap: `hostsFilter = (&(objectClass=reselMachine)(zone=${zone}))`,
+      ...(name === 'a' ? { metrics: `listen = 127.0.0.1:${metricsPort = await freePort()}` } : {}),
     }).replace('[ratesrules]', `globalDown = 60Mbit\nglobalUp = 60Mbit\n\n[site]\nname = site-${name}\n\n[sharing]\nenabled = 1\nstale = 3\n\n[ratesrules]`));
     chmodSync(conf, 0o600);
     const site: Site = { name, gw, dir, conf, userIp: ip };
@@ -150,6 +165,13 @@ test('two sites share 60 Mbit/s: borrow, split, give back, fall back to the stat
   assert.equal(sa.sharing.mode, 'sharing');
   assert.deepEqual(sa.sharing.peers.map((p) => [p.site, p.fresh]), [['site-b', true]]);
   assert.ok(sa.sharing.demand!.down >= 0.9 * 45 * M, `A's demand ${sa.sharing.demand!.down}`);
+  // The same state in A's metrics: its allocation, its cap, the mode, the peer.
+  const m1 = await metricsUntil((m) => value(m, 'reselqos_site_allocation_bps', { direction: 'down' }) === alloc(sa));
+  assert.equal(value(m1, 'reselqos_site_allocation_bps', { direction: 'down' }), alloc(sa));
+  assert.equal(value(m1, 'reselqos_site_cap_bps', { direction: 'down' }), 50 * M);
+  assert.equal(value(m1, 'reselqos_site_sharing_mode', { mode: 'sharing' }), 1);
+  assert.equal(value(m1, 'reselqos_site_peer_fresh', { site: 'site-b' }), 1);
+  assert.ok((value(m1, 'reselqos_site_demand_bps', { direction: 'down' }) ?? 0) >= 0.9 * 45 * M);
 
   // 2. both saturated: 30 / 30
   await loadOn(B);
@@ -203,6 +225,9 @@ test('two sites share 60 Mbit/s: borrow, split, give back, fall back to the stat
   assert.ok(near(ta, 30 * M), `A with B stale: ${mbit(ta)} Mbit/s`);
   assert.deepEqual(sa.sharing.peers.map((p) => [p.site, p.fresh]), [['site-b', false]]);
   assert.ok(t6 <= 3 * 2 + 6, `static split after ${t6} s`);
+  const m6 = await metricsUntil((m) => value(m, 'reselqos_site_peer_fresh', { site: 'site-b' }) === 0);
+  assert.equal(value(m6, 'reselqos_site_peer_fresh', { site: 'site-b' }), 0);
+  assert.equal(value(m6, 'reselqos_site_sharing_mode', { mode: 'static' }), 1);
 
   const line = (await runCli(['status', '-c', A.conf])).stdout;
   assert.match(line, /site site-a \(a site is stale: static split; global 60Mbit down/);
