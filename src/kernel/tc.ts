@@ -195,6 +195,23 @@ export function parseTcQdiscJson(text: string): TcQdisc[] {
   }));
 }
 
+/** The words of a `tc -d class show` line that take a value: what each sets (null: a value we skip). */
+const CLASS_FIELDS: Readonly<Record<string, ((c: TcClass, v: string) => void) | null>> = {
+  parent: (c, v) => (c.parent = v),
+  leaf: (c, v) => (c.leaf = v),
+  prio: (c, v) => (c.prio = Number(v)),
+  quantum: (c, v) => (c.quantum = Number(v)),
+  rate: (c, v) => (c.rateBps = parseTcRate(v)),
+  ceil: (c, v) => (c.ceilBps = parseTcRate(v)),
+  burst: (c, v) => (c.burst = parseTcSize(v.split('/')[0] ?? '')),
+  cburst: (c, v) => (c.cburst = parseTcSize(v.split('/')[0] ?? '')),
+  level: (c, v) => (c.level = Number(v)),
+  dev: null,
+  linklayer: null,
+  mpu: null,
+  overhead: null,
+};
+
 /*
  * `tc -d class show dev X`, iproute2 6.1 text:
  *   class htb 1:10 parent 1:1 leaf 10: prio 0 quantum 1514 rate 7392Kbit ceil 7392Kbit linklayer ethernet burst 1598b/1 mpu 0b cburst 1598b/1 mpu 0b level 0
@@ -210,57 +227,15 @@ export function parseTcClassText(text: string): TcClass[] {
     if (kind !== 'htb') continue;
     const c: TcClass = { kind, classid: tok[2] ?? '', parent: null, leaf: null, rateBps: NaN, ceilBps: NaN, exact: false };
     for (let i = 3; i < tok.length; i++) {
-      const k = tok[i];
-      const v = tok[i + 1] ?? '';
-      switch (k) {
-        case 'root':
-          c.parent = null;
-          break;
-        case 'parent':
-          c.parent = v;
-          i++;
-          break;
-        case 'leaf':
-          c.leaf = v;
-          i++;
-          break;
-        case 'prio':
-          c.prio = Number(v);
-          i++;
-          break;
-        case 'quantum':
-          c.quantum = Number(v);
-          i++;
-          break;
-        case 'rate':
-          c.rateBps = parseTcRate(v);
-          i++;
-          break;
-        case 'ceil':
-          c.ceilBps = parseTcRate(v);
-          i++;
-          break;
-        case 'burst':
-          c.burst = parseTcSize(v.split('/')[0] ?? '');
-          i++;
-          break;
-        case 'cburst':
-          c.cburst = parseTcSize(v.split('/')[0] ?? '');
-          i++;
-          break;
-        case 'level':
-          c.level = Number(v);
-          i++;
-          break;
-        case 'dev':
-        case 'linklayer':
-        case 'mpu':
-        case 'overhead':
-          i++;
-          break;
-        default:
-          break;
+      const k = tok[i] ?? '';
+      if (k === 'root') {
+        c.parent = null;
+        continue;
       }
+      const field = CLASS_FIELDS[k];
+      if (field === undefined) continue;
+      if (field !== null) field(c, tok[i + 1] ?? '');
+      i++; // the value
     }
     out.push(c);
   }
