@@ -10,21 +10,11 @@ import { Planner, firewallValidUntil } from '../../src/plan/incremental.js';
 import type { Directory, Machine, Owner, Usage, Volume } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 import { ipIndex } from '../../src/net/ipindex.js';
+import { prng } from '../../sandbox/campus.js';
 
 const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
 const MB = 1_000_000;
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function campus(n: number, endOf: (i: number) => number | null = () => Date.UTC(2030, 0, 1)): Directory {
   const owners: Owner[] = [];
@@ -76,7 +66,7 @@ test('incremental plans equal plans from scratch, and each delta turns the previ
     const c = config(qos);
     const d = campus(300);
     const ips = allIps(d);
-    const random = rng(7);
+    const random = prng(7);
     const volumes = new Map<string, Volume>();
     for (const ip of ips) if (random() < 0.5) volumes.set(ip, { down: Math.floor(random() * 3000) * MB, up: Math.floor(random() * 1500) * MB });
     const planner = new Planner();

@@ -10,17 +10,8 @@ import {
   allocate, staticSplit, isSaturated, HEADROOM, IDLE_FLOOR, DIRS, type ShareInput, type SiteInput, type Pair,
 } from '../../src/sharing/allocate.js';
 import { decide, fallback, smoothStep, type Row } from '../../src/sharing/smooth.js';
+import { prng } from '../../sandbox/campus.js';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomCase(rnd: () => number): ShareInput {
   const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
@@ -48,7 +39,7 @@ function ok(cond: boolean, msg: () => string): void {
 }
 
 test(`allocate: ${CASES} random cases (1-20 sites, seed 15): every property holds`, () => {
-  const rnd = mulberry32(15);
+  const rnd = prng(15);
   let stale = 0, everyoneFits = 0, contended = 0, satChecked = 0;
   for (let c = 0; c < CASES; c++) {
     const input = randomCase(rnd);
@@ -137,7 +128,7 @@ test('allocate: the issue\'s two-campus cases (global 60 Mbit/s, caps 50)', () =
  * gives), writes its row and decides; A and B alternate (B half an interval after A).
  */
 function simulate(steps: Array<{ at: number; a: number; b: number }>, cycles: number, noise = 0, seed = 1) {
-  const rnd = mulberry32(seed);
+  const rnd = prng(seed);
   const applied: { a: number | null; b: number | null } = { a: null, b: null };
   const rows: Record<string, Row> = {};
   const trace: Array<{ cycle: number; a: number; b: number; sum: number }> = [];
