@@ -20,7 +20,8 @@ function bytesExpr(d: DatabaseConfig, dir: 'down' | 'up'): { sum: string; bad: s
 export function volumesQuery(d: DatabaseConfig, table: string): string {
   const down = bytesExpr(d, 'down');
   const up = bytesExpr(d, 'up');
-  return `SELECT ${q(d.columns.ip)}, ${down.sum}, ${up.sum}, ${down.bad}, ${up.bad} ` +
-    `FROM ${q(table)} WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) GROUP BY ${q(d.columns.ip)}`;
+  return (
+    `SELECT ${q(d.columns.ip)}, ${down.sum}, ${up.sum}, ${down.bad}, ${up.bad} ` +
+    `FROM ${q(table)} WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) GROUP BY ${q(d.columns.ip)}`
+  );
 }
-

@@ -20,7 +20,9 @@ async function lockOrRefuse(config: Config, verb: string, io: Io): Promise<HeldL
   } catch (e) {
     if (!(e instanceof AlreadyRunningError)) throw e;
     const who = e.what === 'daemon' ? `the reselqos daemon runs (pid ${e.pid ?? 'unknown'})` : `${e.message}`;
-    io.err(`reselqos ${verb}: refused, ${who}: ${e.what === 'daemon' ? 'use reselqos update, or stop it first' : 'try again when it is done'}`);
+    io.err(
+      `reselqos ${verb}: refused, ${who}: ${e.what === 'daemon' ? 'use reselqos update, or stop it first' : 'try again when it is done'}`,
+    );
     return null;
   }
 }
@@ -29,7 +31,12 @@ async function lockOrRefuse(config: Config, verb: string, io: Io): Promise<HeldL
  * Runs `act` with the configuration loaded, the daemon's kernel lock held (refused, exit 1, while
  * the daemon or another verb holds it) and a file logger open; releases both whatever happens.
  */
-async function underKernelLock(configFlag: string | undefined, verb: string, io: Io, act: (config: Config, log: FileLogger) => Promise<number>): Promise<number> {
+async function underKernelLock(
+  configFlag: string | undefined,
+  verb: string,
+  io: Io,
+  act: (config: Config, log: FileLogger) => Promise<number>,
+): Promise<number> {
   const config = await loadConfigOrReport(configFlag, io);
   if (!config) return EXIT.invalid;
   const lock = await lockOrRefuse(config, verb, io);

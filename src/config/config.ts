@@ -17,12 +17,37 @@ import { KEYS, SECTIONS, specOf, isPatternKey, type Section } from './schema.js'
 import { UnitError, parseRate, parseSize } from './units.js';
 import { parseIp, isValidIpv4Prefix, parseCidr, prefixNetwork } from '../net/ip.js';
 import { checkCaFiles } from './files.js';
-import type { Config, DatabaseConfig, ExcludeKind, FirewallConfig, LdapConfig, MetricsConfig, PublishConfig, QosConfig, SharingConfig } from './types.js';
+import type {
+  Config,
+  DatabaseConfig,
+  ExcludeKind,
+  FirewallConfig,
+  LdapConfig,
+  MetricsConfig,
+  PublishConfig,
+  QosConfig,
+  SharingConfig,
+} from './types.js';
 import { ConfigError, Ctx, SectionReader, indexLines } from './reader.js';
 import { readRateRules } from './rules.js';
 import {
-  CHAIN_PREFIX, LDAP_ATTR, LOOPBACK_HOST, SET_PREFIX, SITE_NAME, SQL_IDENT, absFile, checkFilter, checkIfName, cidrList,
-  isLoopback, parseDbHost, parseEndpoint, parseEndpoint6, parseLdapHost, parseListen, systemTimezone,
+  CHAIN_PREFIX,
+  LDAP_ATTR,
+  LOOPBACK_HOST,
+  SET_PREFIX,
+  SITE_NAME,
+  SQL_IDENT,
+  absFile,
+  checkFilter,
+  checkIfName,
+  cidrList,
+  isLoopback,
+  parseDbHost,
+  parseEndpoint,
+  parseEndpoint6,
+  parseLdapHost,
+  parseListen,
+  systemTimezone,
 } from './values.js';
 
 export * from './types.js';
@@ -35,7 +60,11 @@ export { checkIfName } from './values.js';
  * `mode` / `uid`: the file's (password check); `processUid`: who will use it (default: us);
  * `hostname`: the default [site] name.
  */
-export function parseConfig(text: string, file: string, opts: { mode?: number; uid?: number; processUid?: number; hostname?: string } = {}): Config {
+export function parseConfig(
+  text: string,
+  file: string,
+  opts: { mode?: number; uid?: number; processUid?: number; hostname?: string } = {},
+): Config {
   const lines = indexLines(text);
   const ctx = new Ctx(file, lines);
   let parsed: Record<string, unknown>;
@@ -76,7 +105,8 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   if (starttls && url.startsWith('ldaps:')) ctx.problem('ldap', 'starttls', 'StartTLS cannot be used with an ldaps:// URL (already TLS)');
   const attr = (key: string): string => l.ident(key, LDAP_ATTR, 'an LDAP attribute name');
   const ldap: LdapConfig = {
-    url, starttls,
+    url,
+    starttls,
     caFile: l.parse('caFile', absFile, null),
     user: l.str('user'),
     password: l.str('password'),
@@ -87,9 +117,16 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     orgaFilter: l.parse('orgaFilter', checkFilter, '(uid=*)'),
     hostsFilter: l.parse('hostsFilter', checkFilter, '(objectClass=*)'),
     attrs: {
-      uid: attr('uidAttr'), owner: attr('ownerAttr'), ip: attr('ipAttr'), ip6: attr('ip6Attr'),
-      zone: attr('zoneAttr'), host: attr('hostAttr'), endInternet: attr('endInternetAttr'),
-      coupure: attr('coupureAttr'), ban: attr('banAttr'), cotiz: attr('cotizAttr'),
+      uid: attr('uidAttr'),
+      owner: attr('ownerAttr'),
+      ip: attr('ipAttr'),
+      ip6: attr('ip6Attr'),
+      zone: attr('zoneAttr'),
+      host: attr('hostAttr'),
+      endInternet: attr('endInternetAttr'),
+      coupure: attr('coupureAttr'),
+      ban: attr('banAttr'),
+      cotiz: attr('cotizAttr'),
     },
     inactiveZone: l.str('inactiveZone'),
     pageSize: l.int('pageSize', 1, 100000),
@@ -111,7 +148,8 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   const dbPort = d.int('port', 1, 65535);
   const sqlIdent = (key: string): string => d.ident(key, SQL_IDENT, 'an SQL identifier (letters, digits, _)');
   const table6 = d.str('table6');
-  if (table6 !== '' && !SQL_IDENT.test(table6)) ctx.problem('database', 'table6', `expected an SQL identifier (letters, digits, _), got "${table6}"`);
+  if (table6 !== '' && !SQL_IDENT.test(table6))
+    ctx.problem('database', 'table6', `expected an SQL identifier (letters, digits, _), got "${table6}"`);
   const database: DatabaseConfig = {
     host: dbHost.host,
     port: dbHost.port ?? dbPort,
@@ -122,11 +160,19 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     table: sqlIdent('table'),
     table6: table6 || null,
     columns: { ip: sqlIdent('ipColumn'), time: sqlIdent('timeColumn'), down: sqlIdent('downColumn'), up: sqlIdent('upColumn') },
-    exclude: d.parse('exclude', (raw) => {
-      const parts = raw.split(/[,\s]+/).filter(Boolean).map((p) => p.toLowerCase());
-      for (const p of parts) if (!['peer', 'direct', 'local'].includes(p)) throw new UnitError(`expected a list of peer, direct, local, got "${p}"`);
-      return [...new Set(parts)] as ExcludeKind[];
-    }, [] as ExcludeKind[]),
+    exclude: d.parse(
+      'exclude',
+      (raw) => {
+        const parts = raw
+          .split(/[,\s]+/)
+          .filter(Boolean)
+          .map((p) => p.toLowerCase());
+        for (const p of parts)
+          if (!['peer', 'direct', 'local'].includes(p)) throw new UnitError(`expected a list of peer, direct, local, got "${p}"`);
+        return [...new Set(parts)] as ExcludeKind[];
+      },
+      [] as ExcludeKind[],
+    ),
     connectTimeoutMs: d.duration('connectTimeout', 100),
     timeoutMs: d.duration('timeout', 100),
     tls: d.bool('tls'),
@@ -134,17 +180,28 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     closedRefreshMs: d.duration('closedRefresh', 0),
   };
 
-  if (database.caFile !== null && !database.tls) ctx.problem('database', 'caFile', 'is only used with tls = 1 (set tls = 1, or remove caFile)');
+  if (database.caFile !== null && !database.tls)
+    ctx.problem('database', 'caFile', 'is only used with tls = 1 (set tls = 1, or remove caFile)');
   if (database.password !== '' && !database.tls && database.socket === null && !LOOPBACK_HOST.test(database.host)) {
-    ctx.warn('database', 'password', `is sent in plaintext to ${database.host}:${database.port} (set tls = 1 with caFile, or use a loopback host or a socket)`);
+    ctx.warn(
+      'database',
+      'password',
+      `is sent in plaintext to ${database.host}:${database.port} (set tls = 1 with caFile, or use a loopback host or a socket)`,
+    );
   }
 
   // [firewall]
   const f = R('firewall');
-  const prefix4 = (key: string): string => f.parse(key, (raw) => {
-    if (raw !== '' && !isValidIpv4Prefix(raw)) throw new UnitError(`expected an IPv4 prefix such as 172.22. (one to three octets and a dot), got "${raw}"`);
-    return raw;
-  }, '');
+  const prefix4 = (key: string): string =>
+    f.parse(
+      key,
+      (raw) => {
+        if (raw !== '' && !isValidIpv4Prefix(raw))
+          throw new UnitError(`expected an IPv4 prefix such as 172.22. (one to three octets and a dot), got "${raw}"`);
+        return raw;
+      },
+      '',
+    );
   const ifname = (key: string): string => f.parse(key, checkIfName, '');
   const gatewayIps: Record<string, string> = {};
   const interfaces: Record<string, string> = {};
@@ -169,7 +226,8 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   if (userNetworks.length === 0) userNetworks = [prefixNetwork(areaPrefix)].filter((x): x is string => x !== null);
   let user6Networks = f.parse('user6Networks', (raw) => cidrList(raw, 6), [] as string[]);
   if (user6Networks.length === 0) {
-    user6Networks = Object.entries(networks).filter(([key]) => key.toLowerCase() === 'net6')
+    user6Networks = Object.entries(networks)
+      .filter(([key]) => key.toLowerCase() === 'net6')
       .flatMap(([key, v]) => {
         const r = parseCidr(v);
         if (r.ok && r.family !== 6) ctx.problem('firewall', key, `"${v}" is not an IPv6 network`);
@@ -185,18 +243,29 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     ethInt: ifname('eth_int'),
     tunnelName: f.parse('tunnel_name', (raw) => (raw === '' ? '' : checkIfName(raw)), ''),
     ipInt: gatewayIps['ip_int'] ?? '',
-    gatewayIps, interfaces, networks,
+    gatewayIps,
+    interfaces,
+    networks,
     v6Enabled: f.bool('v6Enabled'),
-    netns: f.parse('netns', (raw) => {
-      if (raw !== '' && !/^[A-Za-z0-9_.-]{1,64}$/.test(raw)) throw new UnitError(`expected a network namespace name (letters, digits, _ . -), got "${raw}"`);
-      return raw;
-    }, ''),
+    netns: f.parse(
+      'netns',
+      (raw) => {
+        if (raw !== '' && !/^[A-Za-z0-9_.-]{1,64}$/.test(raw))
+          throw new UnitError(`expected a network namespace name (letters, digits, _ . -), got "${raw}"`);
+        return raw;
+      },
+      '',
+    ),
     userNetworks,
     user6Networks,
     checkPayment: f.bool('checkPayment'),
     checkCoupure: f.bool('checkCoupure'),
     checkBan: f.bool('checkBan'),
-    banServices: f.str('banServices').split(',').map((x) => x.trim().toLowerCase()).filter(Boolean),
+    banServices: f
+      .str('banServices')
+      .split(',')
+      .map((x) => x.trim().toLowerCase())
+      .filter(Boolean),
     checkBlacklist: f.bool('checkBlacklist'),
     openDestinations: f.parse('openDestinations', (raw) => cidrList(raw, null), [] as string[]),
     refuse: f.oneOf('refuse', ['reject', 'drop'] as const),
@@ -204,10 +273,20 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     portalBan: f.parse('portalBan', parseEndpoint, null),
     portal6: f.parse('portal6', parseEndpoint6, null),
     portalBan6: f.parse('portalBan6', parseEndpoint6, null),
-    portalPorts: f.parse('portalPorts', (raw) => raw.split(',').map((x) => x.trim()).filter(Boolean).map((x) => {
-      if (!/^[0-9]{1,5}$/.test(x) || Number(x) < 1 || Number(x) > 65535) throw new UnitError(`expected TCP ports such as 80, got "${x}"`);
-      return Number(x);
-    }), [80]),
+    portalPorts: f.parse(
+      'portalPorts',
+      (raw) =>
+        raw
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+          .map((x) => {
+            if (!/^[0-9]{1,5}$/.test(x) || Number(x) < 1 || Number(x) > 65535)
+              throw new UnitError(`expected TCP ports such as 80, got "${x}"`);
+            return Number(x);
+          }),
+      [80],
+    ),
   };
   for (const [key, value] of Object.entries(firewall.networks)) {
     const r = parseCidr(value);
@@ -215,9 +294,12 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   }
   if (firewall.enabled && firewall.v6Enabled && user6Networks.length === 0) {
     // The IPv6 chains would refuse nothing: every IPv6 user would be out, unfiltered.
-    ctx.problem('firewall', 'user6Networks',
+    ctx.problem(
+      'firewall',
+      'user6Networks',
       'the firewall filters IPv6 (enabled = 1, v6Enabled = 1) but no IPv6 user network is configured, so IPv6 would pass unfiltered: set net6 or user6Networks (or v6Enabled = 0 to let IPv6 through deliberately)',
-      ctx.lineOf('firewall', f.has('user6Networks') ? 'user6Networks' : f.has('net6') ? 'net6' : 'v6Enabled'));
+      ctx.lineOf('firewall', f.has('user6Networks') ? 'user6Networks' : f.has('net6') ? 'net6' : 'v6Enabled'),
+    );
   }
   for (const key of ['portal6', 'portalBan6'] as const) {
     if (firewall[key] && !firewall.v6Enabled) ctx.problem('firewall', key, 'IPv6 is off (v6Enabled = 0): no IPv6 portal');
@@ -253,15 +335,20 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   const groups = q.int('groups', 1, 64);
   const tzRaw = q.str('timezone');
   const timezone = tzRaw === '' ? systemTimezone() : tzRaw;
-  if (!IANAZone.isValidZone(timezone)) ctx.problem('qos', 'timezone', `unknown time zone "${timezone}" (expected an IANA name such as Europe/Paris)`);
+  if (!IANAZone.isValidZone(timezone))
+    ctx.problem('qos', 'timezone', `unknown time zone "${timezone}" (expected an IANA name such as Europe/Paris)`);
   const qos: QosConfig = {
     enabled: q.bool('enabled'),
     groups,
-    base: q.parse('classSeperationBase', (raw) => {
-      const b = parseSize(raw);
-      if (b <= 0) throw new UnitError(`must be positive, got "${raw}"`);
-      return b;
-    }, 1),
+    base: q.parse(
+      'classSeperationBase',
+      (raw) => {
+        const b = parseSize(raw);
+        if (b <= 0) throw new UnitError(`must be positive, got "${raw}"`);
+        return b;
+      },
+      1,
+    ),
     parameter: q.float('classSeperationParameter', (n) => (n >= 1 ? null : 'expected a number >= 1')),
     factor: q.float('classRateFactor', (n) => (n > 0 && n <= 1 ? null : 'expected a number with 0 < f <= 1')),
     resetHour: q.int('resetHour', 0, 23),
@@ -294,16 +381,28 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     }
     for (const rule of rateRules) {
       const rv = rule[dir];
-      if (rv > 0 && rv <= reserved) ctx.problem('ratesrules', `${rule.name}${dir === 'up' ? 'Up' : 'Down'}`, `${rv} bit/s leaves nothing for users after defaultRate + groups x emptyClassRate`);
+      if (rv > 0 && rv <= reserved)
+        ctx.problem(
+          'ratesrules',
+          `${rule.name}${dir === 'up' ? 'Up' : 'Down'}`,
+          `${rv} bit/s leaves nothing for users after defaultRate + groups x emptyClassRate`,
+        );
     }
   }
 
   // [site], [sharing]
-  const siteName = R('site').parse('name', (raw) => {
-    const v = raw === '' ? (opts.hostname ?? 'localhost') : raw;
-    if (!SITE_NAME.test(v)) throw new UnitError(`expected a site name (letters, digits, _ . -, at most 64)${raw === '' ? ' (the host name is not one: set it)' : ''}, got "${v}"`);
-    return v;
-  }, 'localhost');
+  const siteName = R('site').parse(
+    'name',
+    (raw) => {
+      const v = raw === '' ? (opts.hostname ?? 'localhost') : raw;
+      if (!SITE_NAME.test(v))
+        throw new UnitError(
+          `expected a site name (letters, digits, _ . -, at most 64)${raw === '' ? ' (the host name is not one: set it)' : ''}, got "${v}"`,
+        );
+      return v;
+    },
+    'localhost',
+  );
   const sh = R('sharing');
   const sharing: SharingConfig = {
     enabled: sh.bool('enabled'),
@@ -313,16 +412,22 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   };
   if (sharing.enabled) {
     for (const key of ['globalDown', 'globalUp'] as const) {
-      if (rates[key] === undefined) ctx.problem('rates', key, 'is required with [sharing] enabled = 1 (the rate all sites together may use)');
+      if (rates[key] === undefined)
+        ctx.problem('rates', key, 'is required with [sharing] enabled = 1 (the rate all sites together may use)');
     }
   }
 
   // [path], [log]
   const p = R('path');
-  const absPath = (key: string): string => p.parse(key, (raw) => {
-    if (!raw.startsWith('/')) throw new UnitError(`expected an absolute path, got "${raw}"`);
-    return raw.replace(/\/+$/, '') || '/';
-  }, '/nonexistent');
+  const absPath = (key: string): string =>
+    p.parse(
+      key,
+      (raw) => {
+        if (!raw.startsWith('/')) throw new UnitError(`expected an absolute path, got "${raw}"`);
+        return raw.replace(/\/+$/, '') || '/';
+      },
+      '/nonexistent',
+    );
   const paths = { log: absPath('log'), state: absPath('state'), run: absPath('run') };
   const log = { level: R('log').oneOf('level', ['error', 'warn', 'info', 'debug'] as const) };
 
@@ -333,7 +438,11 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     token: mx.str('token'),
   };
   if (metrics.listen && !isLoopback(metrics.listen.host) && metrics.token === '') {
-    ctx.problem('metrics', 'listen', `${metrics.listen.host} is not a loopback address: set [metrics] token (requests then need Authorization: Bearer <token>)`);
+    ctx.problem(
+      'metrics',
+      'listen',
+      `${metrics.listen.host} is not a loopback address: set [metrics] token (requests then need Authorization: Bearer <token>)`,
+    );
   }
   const pb = R('publish');
   const pbHost = pb.parse('host', (raw) => (raw === '' ? null : parseDbHost(raw)), null);
@@ -341,14 +450,15 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
     enabled: pb.bool('enabled'),
     db: pb.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
     host: pbHost ? pbHost.host : database.host,
-    port: pbHost ? pbHost.port ?? 3306 : database.port,
+    port: pbHost ? (pbHost.port ?? 3306) : database.port,
     socket: pbHost ? null : database.socket,
     user: pbHost ? pb.str('user') : database.user,
     password: pbHost ? pb.str('password') : database.password,
     timeoutMs: pb.duration('timeout', 100),
   };
   if (!pbHost) {
-    for (const key of ['user', 'password']) if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host (the [database] account is used)');
+    for (const key of ['user', 'password'])
+      if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host (the [database] account is used)');
   }
 
   // Unknown keys (warnings), after every reader ran.
@@ -371,7 +481,8 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
   // A password in a file others can read or change (a writer could point us at their server).
   if (ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '') {
     const bad: string[] = [];
-    if (opts.uid !== undefined && opts.uid !== 0 && opts.uid !== (opts.processUid ?? process.getuid?.() ?? 0)) bad.push(`owned by uid ${opts.uid}, not root`);
+    if (opts.uid !== undefined && opts.uid !== 0 && opts.uid !== (opts.processUid ?? process.getuid?.() ?? 0))
+      bad.push(`owned by uid ${opts.uid}, not root`);
     if (opts.mode !== undefined && (opts.mode & 0o022) !== 0) bad.push('writable by its group or others');
     if (opts.mode !== undefined && (opts.mode & 0o004) !== 0) bad.push('readable by others');
     if (bad.length > 0) {
@@ -382,8 +493,22 @@ export function parseConfig(text: string, file: string, opts: { mode?: number; u
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
-    file, site: { name: siteName }, sharing, ldap, database, firewall, rates, rateRules, qos, paths, log, metrics, publish,
-    warnings: ctx.warnings, raw, lines: keyLines,
+    file,
+    site: { name: siteName },
+    sharing,
+    ldap,
+    database,
+    firewall,
+    rates,
+    rateRules,
+    qos,
+    paths,
+    log,
+    metrics,
+    publish,
+    warnings: ctx.warnings,
+    raw,
+    lines: keyLines,
   });
 }
 
@@ -446,7 +571,14 @@ export function withRunningRestartKeys(running: Config, next: Config): Config {
     if (was === undefined) delete raw[id];
     else raw[id] = was;
   }
-  const text = SECTIONS.map((s) => [`[${s}]`, ...Object.entries(raw).filter(([id]) => id.startsWith(`${s}.`)).map(([id, v]) => `${id.slice(s.length + 1)} = ${JSON.stringify(v)}`)].join('\n')).join('\n\n');
+  const text = SECTIONS.map((s) =>
+    [
+      `[${s}]`,
+      ...Object.entries(raw)
+        .filter(([id]) => id.startsWith(`${s}.`))
+        .map(([id, v]) => `${id.slice(s.length + 1)} = ${JSON.stringify(v)}`),
+    ].join('\n'),
+  ).join('\n\n');
   const applied = parseConfig(text, next.file, { hostname: running.site.name });
   return deepFreeze({ ...applied, warnings: next.warnings, lines: next.lines });
 }

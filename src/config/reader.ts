@@ -20,7 +20,10 @@ export function formatProblem(p: ConfigProblem): string {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly file: string, readonly problems: readonly ConfigProblem[]) {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly ConfigProblem[],
+  ) {
     super(`${file}: ${problems.length} problem(s) in configuration:\n` + problems.map((p) => '  ' + formatProblem(p)).join('\n'));
     this.name = 'ConfigError';
   }
@@ -111,40 +114,56 @@ export class SectionReader {
   }
 
   bool(key: string): boolean {
-    return this.parse(key, (raw) => {
-      const v = raw.toLowerCase();
-      if (['1', 'yes', 'true', 'on'].includes(v)) return true;
-      if (['0', 'no', 'false', 'off', ''].includes(v)) return false;
-      throw new UnitError(`expected 0 or 1, got "${raw}"`);
-    }, false);
+    return this.parse(
+      key,
+      (raw) => {
+        const v = raw.toLowerCase();
+        if (['1', 'yes', 'true', 'on'].includes(v)) return true;
+        if (['0', 'no', 'false', 'off', ''].includes(v)) return false;
+        throw new UnitError(`expected 0 or 1, got "${raw}"`);
+      },
+      false,
+    );
   }
 
   int(key: string, min: number, max: number): number {
-    return this.parse(key, (raw) => {
-      if (!/^-?[0-9]+$/.test(raw)) throw new UnitError(`expected an integer, got "${raw}"`);
-      const n = Number(raw);
-      if (n < min || n > max) throw new UnitError(`expected an integer from ${min} to ${max}, got ${raw}`);
-      return n;
-    }, min);
+    return this.parse(
+      key,
+      (raw) => {
+        if (!/^-?[0-9]+$/.test(raw)) throw new UnitError(`expected an integer, got "${raw}"`);
+        const n = Number(raw);
+        if (n < min || n > max) throw new UnitError(`expected an integer from ${min} to ${max}, got ${raw}`);
+        return n;
+      },
+      min,
+    );
   }
 
   float(key: string, check: (n: number) => string | null): number {
-    return this.parse(key, (raw) => {
-      if (!/^[0-9]+(\.[0-9]+)?$/.test(raw)) throw new UnitError(`expected a number, got "${raw}"`);
-      const n = Number(raw);
-      const bad = check(n);
-      if (bad) throw new UnitError(`${bad}, got ${raw}`);
-      return n;
-    }, 1);
+    return this.parse(
+      key,
+      (raw) => {
+        if (!/^[0-9]+(\.[0-9]+)?$/.test(raw)) throw new UnitError(`expected a number, got "${raw}"`);
+        const n = Number(raw);
+        const bad = check(n);
+        if (bad) throw new UnitError(`${bad}, got ${raw}`);
+        return n;
+      },
+      1,
+    );
   }
 
   share(key: string): number {
-    return this.parse(key, (raw) => {
-      const m = /^([0-9]+(?:\.[0-9]+)?)\s*%$/.exec(raw);
-      const n = m ? Number(m[1]) / 100 : /^[0-9.]+$/.test(raw) ? Number(raw) : NaN;
-      if (!(n >= 0 && n <= 1)) throw new UnitError(`expected a share such as 20%, got "${raw}"`);
-      return n;
-    }, 0);
+    return this.parse(
+      key,
+      (raw) => {
+        const m = /^([0-9]+(?:\.[0-9]+)?)\s*%$/.exec(raw);
+        const n = m ? Number(m[1]) / 100 : /^[0-9.]+$/.test(raw) ? Number(raw) : NaN;
+        if (!(n >= 0 && n <= 1)) throw new UnitError(`expected a share such as 20%, got "${raw}"`);
+        return n;
+      },
+      0,
+    );
   }
 
   rate(key: string): number {
@@ -152,35 +171,50 @@ export class SectionReader {
   }
 
   duration(key: string, minMs: number): number {
-    return this.parse(key, (raw) => {
-      const ms = parseDuration(raw);
-      if (ms < minMs) throw new UnitError(`must be at least ${minMs} ms, got "${raw}"`);
-      return ms;
-    }, minMs);
+    return this.parse(
+      key,
+      (raw) => {
+        const ms = parseDuration(raw);
+        if (ms < minMs) throw new UnitError(`must be at least ${minMs} ms, got "${raw}"`);
+        return ms;
+      },
+      minMs,
+    );
   }
 
   oneOf<T extends string>(key: string, allowed: readonly T[]): T {
-    return this.parse(key, (raw) => {
-      const v = raw.toLowerCase();
-      const hit = allowed.find((a) => a.toLowerCase() === v);
-      if (!hit) throw new UnitError(`expected one of ${allowed.join(', ')}, got "${raw}"`);
-      return hit;
-    }, allowed[0]!);
+    return this.parse(
+      key,
+      (raw) => {
+        const v = raw.toLowerCase();
+        const hit = allowed.find((a) => a.toLowerCase() === v);
+        if (!hit) throw new UnitError(`expected one of ${allowed.join(', ')}, got "${raw}"`);
+        return hit;
+      },
+      allowed[0]!,
+    );
   }
 
   /** A name that will reach the kernel or SQL as an identifier. */
   ident(key: string, re: RegExp, what: string): string {
-    return this.parse(key, (raw) => {
-      if (!re.test(raw)) throw new UnitError(`expected ${what}, got "${raw}"`);
-      return raw;
-    }, '');
+    return this.parse(
+      key,
+      (raw) => {
+        if (!re.test(raw)) throw new UnitError(`expected ${what}, got "${raw}"`);
+        return raw;
+      },
+      '',
+    );
   }
 }
 
 export class Ctx {
   readonly problems: ConfigProblem[] = [];
   readonly warnings: string[] = [];
-  constructor(readonly file: string, readonly lines: LineIndex) {}
+  constructor(
+    readonly file: string,
+    readonly lines: LineIndex,
+  ) {}
 
   lineOf(section: string, key: string | null): number | null {
     if (key === null) return this.lines.sections.get(section) ?? null;

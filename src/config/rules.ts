@@ -26,7 +26,12 @@ export function readRateRules(r: SectionReader, ctx: Ctx): RateRule[] {
       const raw = fields.get(field.toLowerCase());
       const key = `${name}${field}`;
       if (raw === undefined) {
-        ctx.problem('ratesrules', key, `is missing: a rule needs all six fields ${RULE_FIELDS.map((f) => name + f).join(', ')} (0 = leave that rate unchanged)`, ctx.lineOf('ratesrules', `${name}From`));
+        ctx.problem(
+          'ratesrules',
+          key,
+          `is missing: a rule needs all six fields ${RULE_FIELDS.map((f) => name + f).join(', ')} (0 = leave that rate unchanged)`,
+          ctx.lineOf('ratesrules', `${name}From`),
+        );
         ok = false;
         return 0;
       }
@@ -42,11 +47,21 @@ export function readRateRules(r: SectionReader, ctx: Ctx): RateRule[] {
     const to = get('To', parseTimeOfDay);
     const rate = (raw: string): number => parseRate(raw, { allowZero: true });
     const rule: RateRule = {
-      name, index: idx, from, to,
-      globalUp: get('GlobalUp', rate), globalDown: get('GlobalDown', rate), up: get('Up', rate), down: get('Down', rate),
+      name,
+      index: idx,
+      from,
+      to,
+      globalUp: get('GlobalUp', rate),
+      globalDown: get('GlobalDown', rate),
+      up: get('Up', rate),
+      down: get('Down', rate),
     };
     if (ok && from === to) {
-      ctx.problem('ratesrules', `${name}To`, `window ${name} is empty (From = To); a window crossing midnight is written e.g. 20:00 to 4:00`);
+      ctx.problem(
+        'ratesrules',
+        `${name}To`,
+        `window ${name} is empty (From = To); a window crossing midnight is written e.g. 20:00 to 4:00`,
+      );
       ok = false;
     }
     if (ok) rules.push(rule);

@@ -32,9 +32,16 @@ export interface LdapConfig {
   readonly orgaFilter: string;
   readonly hostsFilter: string;
   readonly attrs: {
-    readonly uid: string; readonly owner: string; readonly ip: string; readonly ip6: string;
-    readonly zone: string; readonly host: string; readonly endInternet: string; readonly coupure: string;
-    readonly ban: string; readonly cotiz: string;
+    readonly uid: string;
+    readonly owner: string;
+    readonly ip: string;
+    readonly ip6: string;
+    readonly zone: string;
+    readonly host: string;
+    readonly endInternet: string;
+    readonly coupure: string;
+    readonly ban: string;
+    readonly cotiz: string;
   };
   readonly inactiveZone: string;
   readonly pageSize: number;

@@ -16,7 +16,8 @@ export function checkIfName(raw: string): string {
   if (bytes === 0) throw new UnitError('expected an interface name, got an empty value');
   if (bytes > 15) throw new UnitError(`an interface name has at most 15 bytes, got ${bytes} in "${raw}"`);
   if (raw === '.' || raw === '..') throw new UnitError(`"${raw}" is not an interface name`);
-  if (raw.includes('+')) throw new UnitError(`"${raw}": "+" is iptables' interface wildcard (it would match other interfaces), not part of a name`);
+  if (raw.includes('+'))
+    throw new UnitError(`"${raw}": "+" is iptables' interface wildcard (it would match other interfaces), not part of a name`);
   if (raw.includes('/')) throw new UnitError(`"${raw}": an interface name has no "/"`);
   if (raw.includes(':')) throw new UnitError(`"${raw}": an interface name has no ":" (an alias label is not an interface)`);
   if (/\s/.test(raw)) throw new UnitError(`"${raw}": an interface name has no whitespace`);
@@ -71,7 +72,8 @@ export function parseListen(raw: string): { host: string; port: number } | null 
   const host = m ? (m[1] ?? m[2] ?? '').toLowerCase() : '';
   const port = m ? Number(m[3]) : 0;
   // node's own check (the user-IP parser refuses loopback and unspecified addresses, which are fine here)
-  if (!m || isIP(host) !== (m[1] ? 6 : 4) || port < 1 || port > 65535) throw new UnitError(`expected an IP address and port such as 127.0.0.1:9721 or [::1]:9721, got "${raw}"`);
+  if (!m || isIP(host) !== (m[1] ? 6 : 4) || port < 1 || port > 65535)
+    throw new UnitError(`expected an IP address and port such as 127.0.0.1:9721 or [::1]:9721, got "${raw}"`);
   return { host, port };
 }
 
@@ -81,7 +83,10 @@ export function isLoopback(ip: string): boolean {
 
 export function cidrList(raw: string, family: 4 | 6 | null): string[] {
   const out: string[] = [];
-  for (const part of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const part of raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const r = parseCidr(part);
     if (!r.ok) throw new UnitError(r.reason);
     if (family !== null && r.family !== family) throw new UnitError(`"${part}" is not an IPv${family} network`);
@@ -95,7 +100,9 @@ export function parseEndpoint(raw: string): { ip: string; port: number } | null 
   const m = /^([0-9.]+):([0-9]{1,5})$/.exec(raw);
   const ip = m ? parseIp(m[1]!) : null;
   if (!m || !ip?.ok || ip.family !== 4 || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    throw new UnitError(`expected an IPv4 address and port such as 172.22.199.5:80, got "${raw}"${raw.startsWith("[") ? " (an IPv6 portal goes in portal6 / portalBan6)" : ""}`);
+    throw new UnitError(
+      `expected an IPv4 address and port such as 172.22.199.5:80, got "${raw}"${raw.startsWith('[') ? ' (an IPv6 portal goes in portal6 / portalBan6)' : ''}`,
+    );
   }
   return { ip: ip.ip, port: Number(m[2]) };
 }
@@ -109,7 +116,8 @@ export function parseEndpoint6(raw: string): { ip: string; port: number } | null
     throw new UnitError(`expected an IPv6 address in brackets and a port such as [2001:db8::5]:80, got "${raw}"`);
   }
   // A link-local destination has no meaning without an interface: DNAT cannot use it.
-  if ((parseInt(ip.ip.split(':')[0] || '0', 16) & 0xffc0) === 0xfe80) throw new UnitError(`${ip.ip} is link-local: a portal needs a routable address, got "${raw}"`);
+  if ((parseInt(ip.ip.split(':')[0] || '0', 16) & 0xffc0) === 0xfe80)
+    throw new UnitError(`${ip.ip} is link-local: a portal needs a routable address, got "${raw}"`);
   return { ip: ip.ip, port: Number(m[2]) };
 }
 

@@ -115,7 +115,9 @@ export class Daemon {
     this.timer = setTimeout(() => {
       this.timer = null;
       // Timer cycles do not wait for a slow directory fetch beyond half an interval.
-      void this.cycle({ ldapWaitMs: Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() => this.schedule(this.config.qos.intervalMs));
+      void this.cycle({ ldapWaitMs: Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() =>
+        this.schedule(this.config.qos.intervalMs),
+      );
     }, delayMs);
   }
 
@@ -193,13 +195,12 @@ export class Daemon {
     this.queue = switched.catch(() => undefined);
     await switched;
     for (const w of next.warnings) this.log.warn(`reload: ${w}`);
-    const message = `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
+    const message =
+      `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
     this.log.info(message);
     const report = await this.cycle();
     return { ok: true, message, restartNeeded: restart, summary: summaryLine(report), cycleOk: report.ok };
   }
-
-
 
   status(): StatusJson {
     const r = this.last;
@@ -209,8 +210,16 @@ export class Daemon {
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
       config: this.configPath,
       sources: { ldap: this.rt.sources.health.ldap.describe(), mysql: this.rt.sources.health.mysql.describe() },
-      lastCycle: r ? { at: r.at, ok: r.ok, ms: Math.round(r.timings.totalMs), moves: r.moves, summary: summaryLine(r), error: r.error } : null,
-      classes: (r?.desired?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
+      lastCycle: r
+        ? { at: r.at, ok: r.ok, ms: Math.round(r.timings.totalMs), moves: r.moves, summary: summaryLine(r), error: r.error }
+        : null,
+      classes: (r?.desired?.classes ?? []).map((c) => ({
+        direction: c.direction,
+        group: c.group,
+        users: c.users,
+        rateBps: c.rateBps,
+        ceilBps: c.ceilBps,
+      })),
       sharing: this.rt.sharing.view,
     };
   }
@@ -224,7 +233,11 @@ export class Daemon {
         // `--accept`: the operator takes a directory the guard refuses.
         const r = await this.cycle({ force: req.force === true, accept: req.accept === true, fullLdap: true });
         const refusal = this.rt.sources.health.ldap.refusal;
-        return { ok: r.ok && (refusal === null || r.sources.ldap === 'fresh'), summary: summaryLine(r), ...(refusal ? { refused: refusal.reason } : {}) };
+        return {
+          ok: r.ok && (refusal === null || r.sources.ldap === 'fresh'),
+          summary: summaryLine(r),
+          ...(refusal ? { refused: refusal.reason } : {}),
+        };
       }
       case 'reload':
         return this.reload();

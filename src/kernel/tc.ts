@@ -85,8 +85,16 @@ export function parseTcClassStats(text: string): Map<string, TcClassStats> {
     for (const o of JSON.parse(text) as Array<Record<string, unknown>>) {
       const st = o.stats as Record<string, unknown> | undefined;
       if (o.class !== 'htb' || !st) continue;
-      const n = (k: string): number => { const v = st[k]; return typeof v === 'number' ? v : 0; };
-      out.set(typeof o.handle === 'string' ? o.handle : '', { bytes: n('bytes'), packets: n('packets'), drops: n('drops'), overlimits: n('overlimits') });
+      const n = (k: string): number => {
+        const v = st[k];
+        return typeof v === 'number' ? v : 0;
+      };
+      out.set(typeof o.handle === 'string' ? o.handle : '', {
+        bytes: n('bytes'),
+        packets: n('packets'),
+        drops: n('drops'),
+        overlimits: n('overlimits'),
+      });
     }
     return out;
   }
@@ -94,7 +102,7 @@ export function parseTcClassStats(text: string): Map<string, TcClassStats> {
   for (const raw of text.split('\n')) {
     if (raw.startsWith('class ')) {
       const tok = raw.trim().split(/\s+/);
-      cur = tok[1] === 'htb' ? tok[2] ?? null : null;
+      cur = tok[1] === 'htb' ? (tok[2] ?? null) : null;
       continue;
     }
     const m = /^\s*Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/.exec(raw);
@@ -107,7 +115,11 @@ export function parseTcClassStats(text: string): Map<string, TcClassStats> {
 }
 
 /** The counters of the HTB classes of `dev`: one `tc -s class show`. */
-export async function readTcStats(exec: Exec, dev: string, now: () => number = Date.now): Promise<{ stats: Map<string, TcClassStats>; at: number }> {
+export async function readTcStats(
+  exec: Exec,
+  dev: string,
+  now: () => number = Date.now,
+): Promise<{ stats: Map<string, TcClassStats>; at: number }> {
   const c = await exec('tc', ['-s', 'class', 'show', 'dev', dev]);
   return { stats: parseTcClassStats(c.stdout), at: now() };
 }
@@ -256,7 +268,7 @@ export function parseTcClassJson(text: string): TcClass[] {
   const out: TcClass[] = [];
   for (const o of arr) {
     if (o.class !== 'htb') continue;
-    const num = (k: string): number | undefined => (typeof o[k] === 'number' ? (o[k]) : undefined);
+    const num = (k: string): number | undefined => (typeof o[k] === 'number' ? o[k] : undefined);
     const c: TcClass = {
       kind: 'htb',
       classid: typeof o.handle === 'string' ? o.handle : '',

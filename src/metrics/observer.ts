@@ -195,10 +195,11 @@ export class Observer {
       this.metrics.overlimits.inc(labels, x.overlimits);
       this.lastBps.set(`${x.direction}:${x.group}`, x.bps);
     }
-    const per = (dir: Direction): (number | null)[] => Array.from({ length: this.config.qos.groups }, (_, g) => {
-      const v = this.lastBps.get(`${dir}:${g}`);
-      return v === undefined || v === null ? null : Math.round(v);
-    });
+    const per = (dir: Direction): (number | null)[] =>
+      Array.from({ length: this.config.qos.groups }, (_, g) => {
+        const v = this.lastBps.get(`${dir}:${g}`);
+        return v === undefined || v === null ? null : Math.round(v);
+      });
     const rates = (dir: Direction): number[] => d.classes.filter((c) => c.direction === dir).map((c) => c.rateBps);
     this.history.push({ t: Math.round(at / 1000), down: per('down'), up: per('up'), rateDown: rates('down'), rateUp: rates('up') });
   }
@@ -210,7 +211,8 @@ export class Observer {
     const found: MoveJson[] = [];
     const cmp = (a: UserPlan, b: UserPlan): void => {
       for (const direction of DIRECTIONS) {
-        if (a[direction].group !== b[direction].group) found.push({ at, uid: b.uid, direction, from: a[direction].group, to: b[direction].group });
+        if (a[direction].group !== b[direction].group)
+          found.push({ at, uid: b.uid, direction, from: a[direction].group, to: b[direction].group });
       }
     };
     const aligned = prev.length === users.length && prev.every((u, i) => u.uid === users[i]!.uid);
@@ -262,7 +264,13 @@ export class Observer {
     const bps = new Map(this.topCounters.update(samples, at).map((x) => [`${x.direction}:${x.group}`, x.bps]));
     return {
       at: new Date(at).toISOString(),
-      classes: (d?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, bps: bps.get(`${c.direction}:${c.group}`) ?? null })),
+      classes: (d?.classes ?? []).map((c) => ({
+        direction: c.direction,
+        group: c.group,
+        users: c.users,
+        rateBps: c.rateBps,
+        bps: bps.get(`${c.direction}:${c.group}`) ?? null,
+      })),
       users: this.largest(d, limit),
     };
   }
@@ -311,12 +319,16 @@ export class Observer {
       totals: d ? { down: d.totals.down, up: d.totals.up } : null,
       limits: d ? [...d.limits] : [],
       classes: (d?.classes ?? []).map((c) => ({
-        direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps,
+        direction: c.direction,
+        group: c.group,
+        users: c.users,
+        rateBps: c.rateBps,
+        ceilBps: c.ceilBps,
         bps: this.lastBps.get(`${c.direction}:${c.group}`) ?? null,
       })),
       history: [...this.history.all()],
       moves: [...this.moves],
-      firewall: d ? this.fwCache?.counts ?? null : null,
+      firewall: d ? (this.fwCache?.counts ?? null) : null,
       sharing: this.sharing(),
     };
   }

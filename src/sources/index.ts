@@ -42,7 +42,11 @@ export class Sources {
   readonly store: SnapshotStore;
   readonly health: { readonly ldap: SourceHealth; readonly mysql: SourceHealth };
 
-  constructor(private config: Config, private readonly log: Logger, opts: { persist?: boolean; changeMarginMs?: number } = {}) {
+  constructor(
+    private config: Config,
+    private readonly log: Logger,
+    opts: { persist?: boolean; changeMarginMs?: number } = {},
+  ) {
     this.volumes = new VolumeSource(config, log);
     this.store = new SnapshotStore(config.paths.state, log);
     this.persistEnabled = opts.persist ?? true;

@@ -136,7 +136,10 @@ export class LdapSync {
    * `waitMs`, a fetch that takes longer goes on in the background and the cycle uses the last
    * good directory; without it, or with no directory yet, it is awaited. One fetch at a time.
    */
-  async fetchDirectory(now: Date, opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean } = {}): Promise<DirectoryResult> {
+  async fetchDirectory(
+    now: Date,
+    opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean } = {},
+  ): Promise<DirectoryResult> {
     const run = this.serial.then(() => this.fetchDirectorySerial(now, opts));
     this.serial = run.catch(() => undefined);
     let r: DirectoryResult | null;
@@ -156,8 +159,16 @@ export class LdapSync {
     return r;
   }
 
-  private async fetchDirectorySerial(now: Date, opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean }): Promise<DirectoryResult> {
-    const incremental = this.config.ldap.refreshMs > 0 && !opts.force && !opts.accept && !opts.full && this.inflight === null &&
+  private async fetchDirectorySerial(
+    now: Date,
+    opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean },
+  ): Promise<DirectoryResult> {
+    const incremental =
+      this.config.ldap.refreshMs > 0 &&
+      !opts.force &&
+      !opts.accept &&
+      !opts.full &&
+      this.inflight === null &&
       (this.pendingFull !== null || (this.patcher !== null && this.patcher.directory === this.store.lastDirectory));
     if (incremental) return this.fetchIncremental(now);
     const r = await this.fetchFull(now, opts);
@@ -165,7 +176,10 @@ export class LdapSync {
   }
 
   /** A full fetch, one at a time (waitMs: within that budget, else it goes on in the background and the last good directory is used). */
-  private async fetchFull(now: Date, opts: { force?: boolean; accept?: boolean; waitMs?: number }): Promise<Omit<DirectoryResult, 'change'>> {
+  private async fetchFull(
+    now: Date,
+    opts: { force?: boolean; accept?: boolean; waitMs?: number },
+  ): Promise<Omit<DirectoryResult, 'change'>> {
     const already = this.inflight !== null;
     if (!this.inflight) {
       const t0 = performance.now();
@@ -200,7 +214,10 @@ export class LdapSync {
       const full = await this.ldap.fetchFull(now, this.store.holders());
       const d = full.directory;
       this.store.acceptDirectory(d, this.config.ldap.maxShrink, this.acceptOpts(now, opts));
-      if (opts.accept) this.log.warn(`ldap: directory of ${d.fetchedAt} accepted by the operator (--accept), past the guard; the guard's baseline starts again from it`);
+      if (opts.accept)
+        this.log.warn(
+          `ldap: directory of ${d.fetchedAt} accepted by the operator (--accept), past the guard; the guard's baseline starts again from it`,
+        );
       if (generation === this.generation) this.startIncremental(full, startedWall, newestAtStart);
       this.health.accepted(now);
       for (const s of d.skipped) this.log.debug(() => `ldap: skipped ${esc(s.dn)}: ${s.reason}`);
@@ -246,22 +263,25 @@ export class LdapSync {
     const newestAtStart = this.newestMs;
     this.lastFullStartMs = now.getTime();
     this.log.debug(() => `ldap: full fetch in the background (${why})`);
-    this.background = this.ldap.fetchFull(now, this.store.holders()).then(
-      (full) => {
-        this.backgroundFailing = false;
-        if (generation === this.generation) this.pendingFull = { full, startedWall, newestAtStart };
-      },
-      (e: unknown) => {
-        this.fullRetryAtMs = now.getTime() + Math.min(this.config.ldap.refreshMs, FULL_RETRY_MS);
-        const msg = `ldap: background full fetch failed (the directory stays patched by change searches; retried in a minute at most): ${(e as Error).message}`;
-        // Once per run of failures; a server that is down is logged by the change searches (SourceHealth).
-        if (this.backgroundFailing || this.health.current.state === 'down') this.log.debug(msg);
-        else this.log.warn(msg);
-        this.backgroundFailing = true;
-      },
-    ).finally(() => {
-      this.background = null;
-    });
+    this.background = this.ldap
+      .fetchFull(now, this.store.holders())
+      .then(
+        (full) => {
+          this.backgroundFailing = false;
+          if (generation === this.generation) this.pendingFull = { full, startedWall, newestAtStart };
+        },
+        (e: unknown) => {
+          this.fullRetryAtMs = now.getTime() + Math.min(this.config.ldap.refreshMs, FULL_RETRY_MS);
+          const msg = `ldap: background full fetch failed (the directory stays patched by change searches; retried in a minute at most): ${(e as Error).message}`;
+          // Once per run of failures; a server that is down is logged by the change searches (SourceHealth).
+          if (this.backgroundFailing || this.health.current.state === 'down') this.log.debug(msg);
+          else this.log.warn(msg);
+          this.backgroundFailing = true;
+        },
+      )
+      .finally(() => {
+        this.background = null;
+      });
   }
 
   private async fetchIncremental(now: Date): Promise<DirectoryResult> {
@@ -338,7 +358,14 @@ export class LdapSync {
       if (d === this.lastReturned) return { directory: d, fresh: true, error: null, change: 'none' };
       if (!swapped && before === this.lastReturned) {
         this.log.debug(() => `ldap: patched ${r.changedOwners.length} owner(s), ${r.changedMachines.length} machine(s)`);
-        return { directory: d, fresh: true, error: null, change: 'patch', changedOwners: r.changedOwners, changedMachines: r.changedMachines };
+        return {
+          directory: d,
+          fresh: true,
+          error: null,
+          change: 'patch',
+          changedOwners: r.changedOwners,
+          changedMachines: r.changedMachines,
+        };
       }
       return { directory: d, fresh: true, error: null, change: 'full' };
     } catch (e) {

@@ -120,8 +120,10 @@ function rowExpr(d: DatabaseConfig, dir: 'down' | 'up'): string {
 }
 
 function rowsSelect(d: DatabaseConfig, table: string): string {
-  return `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')} FROM ${q(table)} ` +
-    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?)`;
+  return (
+    `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')} FROM ${q(table)} ` +
+    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?)`
+  );
 }
 
 /**
@@ -141,8 +143,10 @@ export function recentVolumesQuery(d: DatabaseConfig, table: string): string {
 export function signatureQuery(d: DatabaseConfig, table: string): string {
   const down = rowExpr(d, 'down');
   const up = rowExpr(d, 'up');
-  return `SELECT COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) FROM ${q(table)} ` +
-    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
+  return (
+    `SELECT COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) FROM ${q(table)} ` +
+    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`
+  );
 }
 
 const signatureOf = (b: PartBuilder): string => [b.rows, b.sumDown, b.nDown, b.sumUp, b.nUp].join(' ');
@@ -246,10 +250,21 @@ export class VolumeSource {
     if (!this.pool) {
       const d = this.config.database;
       this.pool = mysql.createPool({
-        host: d.host, port: d.port, socketPath: d.socket ?? undefined,
-        user: d.user, password: d.password, database: d.db, ssl: this.ssl,
-        connectTimeout: d.connectTimeoutMs, connectionLimit: 2, maxIdle: 2, idleTimeout: 60_000,
-        enableKeepAlive: true, rowsAsArray: true, supportBigNumbers: true, bigNumberStrings: false,
+        host: d.host,
+        port: d.port,
+        socketPath: d.socket ?? undefined,
+        user: d.user,
+        password: d.password,
+        database: d.db,
+        ssl: this.ssl,
+        connectTimeout: d.connectTimeoutMs,
+        connectionLimit: 2,
+        maxIdle: 2,
+        idleTimeout: 60_000,
+        enableKeepAlive: true,
+        rowsAsArray: true,
+        supportBigNumbers: true,
+        bigNumberStrings: false,
       });
       // A broken idle connection must not crash the process.
       this.pool.on('connection', (conn) => conn.on('error', () => undefined));
@@ -308,7 +323,14 @@ export class VolumeSource {
   private failed(table: string, e: unknown): never {
     const d = this.config.database;
     const err = e as { code?: string; message?: string };
-    throw new SourceUnavailableError('mysql', `volumes query on ${d.db}.${table} at ${d.socket ?? `${d.host}:${d.port}`} failed: ${err.code ?? ''} ${err.message ?? String(e)}`.replace(/\s+/g, ' '), { cause: e });
+    throw new SourceUnavailableError(
+      'mysql',
+      `volumes query on ${d.db}.${table} at ${d.socket ?? `${d.host}:${d.port}`} failed: ${err.code ?? ''} ${err.message ?? String(e)}`.replace(
+        /\s+/g,
+        ' ',
+      ),
+      { cause: e },
+    );
   }
 
   /** Streams the rows of `sql` (ip, down, up) into `into`: no array of all rows is built. */
@@ -328,7 +350,14 @@ export class VolumeSource {
           into.sumUp += Number(upRaw);
           into.nUp++;
         }
-        const raw = typeof ipRaw === 'string' ? ipRaw : Buffer.isBuffer(ipRaw) ? ipRaw.toString('latin1') : ipRaw === null ? '' : JSON.stringify(ipRaw);
+        const raw =
+          typeof ipRaw === 'string'
+            ? ipRaw
+            : Buffer.isBuffer(ipRaw)
+              ? ipRaw.toString('latin1')
+              : ipRaw === null
+                ? ''
+                : JSON.stringify(ipRaw);
         const { p: ip, id } = this.parse(raw);
         if (!ip.ok) {
           if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
@@ -348,7 +377,9 @@ export class VolumeSource {
         if (!failed) reject(e instanceof Error ? e : new Error(String(e)));
         failed = true;
       });
-      query.on('end', () => { if (!failed) resolve(); });
+      query.on('end', () => {
+        if (!failed) resolve();
+      });
     });
   }
 
@@ -398,7 +429,12 @@ export class VolumeSource {
       }
       // Nothing read differs from the last fetch: the same Usage object (the planner sees it).
       const last = this.last;
-      if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i]) && last.usage.resetAt === resetAt.toISOString()) {
+      if (
+        last &&
+        last.parts.length === parts.length &&
+        last.parts.every((p, i) => p === parts[i]) &&
+        last.usage.resetAt === resetAt.toISOString()
+      ) {
         return last.usage;
       }
     }
@@ -416,7 +452,9 @@ export class VolumeSource {
     const key = `${resetUnix}|${boundary}`;
     const prev = this.recent.get(table);
     if (prev && prev.key === key && !prev.changed) {
-      const [res] = await this.query(table, () => this.getPool().query({ sql: signatureQuery(d, table), values: [resetUnix, boundary], timeout: d.timeoutMs }));
+      const [res] = await this.query(table, () =>
+        this.getPool().query({ sql: signatureQuery(d, table), values: [resetUnix, boundary], timeout: d.timeoutMs }),
+      );
       const sig = ((res as unknown[][])[0] ?? []).map((x) => Number(x)).join(' ');
       if (sig === prev.sig) return prev.part;
     }
@@ -463,10 +501,14 @@ export class VolumeSource {
       for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? esc(`${JSON.stringify(raw)} (${reason})`) : '');
     }
     if (badRows.length > 0) {
-      this.log.warn(`mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`);
+      this.log.warn(
+        `mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`,
+      );
     }
     if (badIps.length > 0) {
-      this.log.warn(`mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`);
+      this.log.warn(
+        `mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`,
+      );
     }
     // The parts' bytes added by IP id (sequential, no lookup); the Map view only if someone asks.
     const total = new Dense();
@@ -477,7 +519,8 @@ export class VolumeSource {
         return (byIp ??= mapOf(total));
       },
       dense: { down: total.down, up: total.up, generation: total.generation },
-      resetAt: resetAt.toISOString(), fetchedAt: now.toISOString(),
+      resetAt: resetAt.toISOString(),
+      fetchedAt: now.toISOString(),
     };
   }
 

@@ -10,7 +10,6 @@ import { DirectoryPatcher } from '../../src/sources/patch.js';
 import { minimalConf } from './fixtures.js';
 import { prng } from '../../sandbox/campus.js';
 
-
 const PEOPLE = 'ou=people,dc=x';
 const ORGAS = 'ou=organisations,dc=x';
 const HOSTS = 'ou=machines,dc=x';
@@ -109,8 +108,16 @@ test('random modifications: a patch that settled everything equals a full build 
       settledRounds++;
       const got = res.directory;
       assert.deepEqual(
-        { owners: got.owners, machines: got.machines, skipped: [...got.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)) },
-        { owners: full.owners, machines: full.machines, skipped: [...full.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)) },
+        {
+          owners: got.owners,
+          machines: got.machines,
+          skipped: [...got.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)),
+        },
+        {
+          owners: full.owners,
+          machines: full.machines,
+          skipped: [...full.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)),
+        },
         `seed ${seed} round ${round}`,
       );
     }
