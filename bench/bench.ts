@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../src/config/config.js';
 import { resetInstant } from '../src/policy/policy.js';
-import { BOUNDARY_SQL, recentVolumesQuery } from '../src/sources/volumes.js';
+import { BOUNDARY_SQL, recentVolumesQuery } from '../src/sources/volumes-sql.js';
 import { CHANGE_MARGIN_MS } from '../src/sources/index.js';
 import { startSlapd } from '../sandbox/slapd.js';
 import { startMariadb, type MariadbServer, type TrafficRow } from '../sandbox/mariadb.js';

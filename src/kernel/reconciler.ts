@@ -18,6 +18,10 @@
 // kernel (and the cheap check agrees), the set operations are the delta itself: no
 // member of any set is compared. The remembered sets are updated from the operations
 // applied, never shared with the planner's.
+//
+// Over 400 lines: the cycle's read -> diff -> apply, `start`'s rebuild and `clear` share the
+// batch runner (errors named by tool, line and object) and the memory; the memory itself is in
+// memory.ts, rule identity in ruleid.ts, the read-back in ipset.ts / iptables.ts / tc.ts.
 
 import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';

@@ -22,15 +22,20 @@
 // reset (the reset instant changes) the index is rebuilt with the directory's IPs only; every
 // cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
 // counted, as before.
+//
+// Over 400 lines: the streamed reading, the closed-hours cache, the signature and the directory
+// filter all work on the same per-table state of one VolumeSource; the SQL text is in
+// volumes-sql.ts.
 
 import mysql from 'mysql2/promise';
 import { mysqlSsl, type MysqlSsl } from './mysqltls.js';
-import type { Config, DatabaseConfig } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import { parseIp, type IpParse } from '../net/ip.js';
 import { escapeControl as esc, type Logger } from '../log.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Directory, type Usage, type Volume } from './types.js';
 import { DirectoryIpFilter } from './ipfilter.js';
+import { BOUNDARY_SQL, closedVolumesQuery, recentVolumesQuery, rowsSelect, signatureQuery } from './volumes-sql.js';
 
 /** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
 class Dense {
@@ -106,63 +111,8 @@ interface Parsed {
 /** The parse of a valid address that no directory machine holds (one shared object). */
 const NOT_COUNTED: Parsed = Object.freeze({ p: Object.freeze({ ok: true, ip: '', family: 4 }), id: -1 });
 
-export const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
-
-/** SQL expression of one row's counted bytes of one direction; NULL when a counted column is NULL or negative. */
-function rowExpr(d: DatabaseConfig, dir: 'down' | 'up'): string {
-  const main = q(dir === 'down' ? d.columns.down : d.columns.up);
-  if (d.exclude.length === 0) return main; // NULL and negative values are told apart in JS
-  const suffix = dir === 'down' ? 'input' : 'output';
-  const excluded = d.exclude.map((k) => q(`${k}_${suffix}`));
-  const cols = [main, ...excluded];
-  const bad = cols.map((c) => `${c} IS NULL OR ${c} < 0`).join(' OR ');
-  return `CASE WHEN ${bad} THEN NULL ELSE GREATEST(${[main, ...excluded.map((c) => `- ${c}`)].join(' ')}, 0) END`;
-}
-
-function rowsSelect(d: DatabaseConfig, table: string): string {
-  return (
-    `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')} FROM ${q(table)} ` +
-    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?)`
-  );
-}
-
-/**
- * The per-cycle query: one row per traffic row (not grouped) of the buckets at or after both the
- * reset (Unix time) and B ('YYYY-MM-DD HH:00:00', server local). Columns: ip, down, up (NULL = a
- * NULL or negative counted column: the row is ignored).
- */
-export function recentVolumesQuery(d: DatabaseConfig, table: string): string {
-  return `${rowsSelect(d, table)} AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
-}
-
-/**
- * The signature of the per-cycle query's rows, computed by the server: row count, and the sum and
- * count of the non-NULL values of each column. netacct's counters only grow, so any row added or
- * updated changes it. Parameters: those of recentVolumesQuery.
- */
-export function signatureQuery(d: DatabaseConfig, table: string): string {
-  const down = rowExpr(d, 'down');
-  const up = rowExpr(d, 'up');
-  return (
-    `SELECT COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) FROM ${q(table)} ` +
-    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`
-  );
-}
-
 const signatureOf = (b: PartBuilder): string => [b.rows, b.sumDown, b.nDown, b.sumUp, b.nUp].join(' ');
 
-/** The closed-part query: rows of the buckets in [lo, hi) at or after the reset. Parameters: reset (Unix time), lo, hi. */
-export function closedVolumesQuery(d: DatabaseConfig, table: string): string {
-  const t = q(d.columns.time);
-  return `${rowsSelect(d, table)} AND ${t} >= CAST(? AS DATETIME) AND ${t} < CAST(? AS DATETIME)`;
-}
-
-/**
- * B: start of the hour bucket of NOW() - 15 min, server local time, the literal both queries
- * compare with. 15 minutes = three nacctd flushes (300 s) after the hour turned: late rows into
- * the hour that ended are still read every cycle until then.
- */
-export const BOUNDARY_SQL = "SELECT DATE_FORMAT(NOW() - INTERVAL 15 MINUTE, '%Y-%m-%d %H:00:00')";
 /** Lower bound of a closed part read from the reset on (below any DATETIME the reset can be). */
 const MIN_BUCKET = '1000-01-01 00:00:00';
 
