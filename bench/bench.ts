@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../src/config/config.js';
 import { resetInstant } from '../src/policy/policy.js';
-import { BOUNDARY_SQL, recentVolumesQuery } from '../src/sources/volumes.js';
+import { BOUNDARY_SQL, recentVolumesQuery } from '../src/sources/volumes-sql.js';
 import { CHANGE_MARGIN_MS } from '../src/sources/index.js';
 import { startSlapd } from '../sandbox/slapd.js';
 import { startMariadb, type MariadbServer, type TrafficRow } from '../sandbox/mariadb.js';
@@ -41,7 +41,19 @@ import { createGateway, type Gateway } from '../sandbox/netns.js';
 import { generateCampus, loadCampus, loadTraffic } from '../sandbox/campus.js';
 import { sandboxConf } from '../sandbox/conf.js';
 import {
-  MB, median, round, type CycleSummary, type Envelope, type MemInfo, type MemStep, type Picked, type Probe, type Reply, type Request, type SetMove, type Timings,
+  MB,
+  median,
+  round,
+  type CycleSummary,
+  type Envelope,
+  type MemInfo,
+  type MemStep,
+  type Picked,
+  type Probe,
+  type Reply,
+  type Request,
+  type SetMove,
+  type Timings,
 } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -76,8 +88,20 @@ function usage(): string {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    sizes: [1000, 3000, 10_000, 100_000], cold: 3, idle: 3, steady: 5, fixed: 3, fixedUsers: 10,
-    spawnSample: 200, spawnSampleExtra: 50, fetchRuns: 5, hours: 1, probe: true, outDir: join(ROOT, 'bench', 'results'), quick: false, timeIndex: true,
+    sizes: [1000, 3000, 10_000, 100_000],
+    cold: 3,
+    idle: 3,
+    steady: 5,
+    fixed: 3,
+    fixedUsers: 10,
+    spawnSample: 200,
+    spawnSampleExtra: 50,
+    fetchRuns: 5,
+    hours: 1,
+    probe: true,
+    outDir: join(ROOT, 'bench', 'results'),
+    quick: false,
+    timeIndex: true,
   };
   const int = (v: string | undefined, name: string, min = 1): number => {
     const n = Number(v);
@@ -88,21 +112,53 @@ function parseArgs(argv: string[]): Options {
     const a = argv[i]!;
     const next = (): string | undefined => argv[++i];
     switch (a) {
-      case '--quick': o.quick = true; o.sizes = [1000]; break;
-      case '--sizes': o.sizes = (next() ?? '').split(',').map((s) => int(s.replace(/_/g, ''), '--sizes', 10)); break;
-      case '--steady': o.steady = int(next(), a); break;
-      case '--cold': o.cold = int(next(), a); break;
-      case '--idle': o.idle = int(next(), a); break;
-      case '--fixed': o.fixed = int(next(), a, 0); break;
-      case '--fixed-users': o.fixedUsers = int(next(), a); break;
-      case '--spawn-sample': o.spawnSample = int(next(), a); break;
-      case '--fetch-runs': o.fetchRuns = int(next(), a); break;
-      case '--hours': o.hours = int(next(), a); break;
-      case '--no-probe': o.probe = false; break;
-      case '--no-time-index': o.timeIndex = false; break;
-      case '--out': o.outDir = resolve(next() ?? ''); break;
-      case '-h': case '--help': console.log(usage()); process.exit(0); break;
-      default: throw new Error(`unknown argument ${a}\n${usage()}`);
+      case '--quick':
+        o.quick = true;
+        o.sizes = [1000];
+        break;
+      case '--sizes':
+        o.sizes = (next() ?? '').split(',').map((s) => int(s.replace(/_/g, ''), '--sizes', 10));
+        break;
+      case '--steady':
+        o.steady = int(next(), a);
+        break;
+      case '--cold':
+        o.cold = int(next(), a);
+        break;
+      case '--idle':
+        o.idle = int(next(), a);
+        break;
+      case '--fixed':
+        o.fixed = int(next(), a, 0);
+        break;
+      case '--fixed-users':
+        o.fixedUsers = int(next(), a);
+        break;
+      case '--spawn-sample':
+        o.spawnSample = int(next(), a);
+        break;
+      case '--fetch-runs':
+        o.fetchRuns = int(next(), a);
+        break;
+      case '--hours':
+        o.hours = int(next(), a);
+        break;
+      case '--no-probe':
+        o.probe = false;
+        break;
+      case '--no-time-index':
+        o.timeIndex = false;
+        break;
+      case '--out':
+        o.outDir = resolve(next() ?? '');
+        break;
+      case '-h':
+      case '--help':
+        console.log(usage());
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown argument ${a}\n${usage()}`);
     }
   }
   return o;
@@ -292,7 +348,12 @@ function spawnViaNetnsExec(gw: Gateway, ops: string[][]): { ms: number; n: numbe
 }
 
 /** Runs a command, counts the lines (or "dn:" lines) of its stdout; wall time. */
-function runCounting(cmd: string, args: string[], env: NodeJS.ProcessEnv, count: RegExp): Promise<{ ms: number; matches: number; bytes: number }> {
+function runCounting(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  count: RegExp,
+): Promise<{ ms: number; matches: number; bytes: number }> {
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -338,10 +399,16 @@ async function ldapsearchOnce(config: Config): Promise<{ ms: number; entries: nu
   ];
   const t0 = performance.now();
   // the daemon runs its three searches concurrently, one connection each: so does the baseline
-  const res = await Promise.all(searches.map(([base, filter, attrs]) =>
-    runCounting('ldapsearch', [
-      '-x', '-H', l.url, '-LLL', '-o', 'ldif-wrap=no', '-E', `pr=${l.pageSize}/noprompt`, '-b', base, '-s', 'sub', filter, ...attrs,
-    ], process.env, /^dn:/gm)));
+  const res = await Promise.all(
+    searches.map(([base, filter, attrs]) =>
+      runCounting(
+        'ldapsearch',
+        ['-x', '-H', l.url, '-LLL', '-o', 'ldif-wrap=no', '-E', `pr=${l.pageSize}/noprompt`, '-b', base, '-s', 'sub', filter, ...attrs],
+        process.env,
+        /^dn:/gm,
+      ),
+    ),
+  );
   return { ms: performance.now() - t0, entries: res.reduce((s, r) => s + r.matches, 0) };
 }
 
@@ -349,11 +416,15 @@ async function mariadbOnce(config: Config, resetUnix: number, db: MariadbServer)
   const d = config.database;
   // The daemon's per-cycle query (rows at or after the reset and the open hour bucket(s)), the
   // boundary computed by the server as the daemon asks it to.
-  const sql = recentVolumesQuery(d, d.table).replace('?', String(resetUnix))
+  const sql = recentVolumesQuery(d, d.table)
+    .replace('?', String(resetUnix))
     .replace('CAST(? AS DATETIME)', `CAST((${BOUNDARY_SQL}) AS DATETIME)`);
-  const r = await runCounting('mariadb', [
-    '--no-defaults', '--protocol=TCP', '-h', d.host, '-P', String(d.port), '-u', d.user, '-D', d.db, '-B', '-N', '-e', sql,
-  ], { ...process.env, MYSQL_PWD: db.password }, /\n/g);
+  const r = await runCounting(
+    'mariadb',
+    ['--no-defaults', '--protocol=TCP', '-h', d.host, '-P', String(d.port), '-u', d.user, '-D', d.db, '-B', '-N', '-e', sql],
+    { ...process.env, MYSQL_PWD: db.password },
+    /\n/g,
+  );
   return { ms: r.ms, rows: r.matches };
 }
 
@@ -406,7 +477,15 @@ interface SizeResult {
   phases: { cold: PhaseMedians; idle: PhaseMedians; steady: PhaseMedians; fixed: PhaseMedians | null };
   fixedMoves: { users: number; ipsetAdds: number; ipsetDels: number } | null;
   cycles: { cold: Timings[]; idle: Timings[]; steady: Timings[]; fixed: Timings[] };
-  perSteadyCycle: { applyMs: number; ownIpsetApplyMs: number; baselineRestoreMs: number; baselineSpawnMs: number; adds: number; dels: number; tcBytes: number }[];
+  perSteadyCycle: {
+    applyMs: number;
+    ownIpsetApplyMs: number;
+    baselineRestoreMs: number;
+    baselineSpawnMs: number;
+    adds: number;
+    dels: number;
+    tcBytes: number;
+  }[];
   memory: {
     coldWorkersMaxRssMB: number[];
     steadyWorker: MemInfo;
@@ -435,7 +514,12 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
   for (let h = 0; h < o.hours; h++) hours.push(clock.minus({ hours: h }).toFormat('yyyy-MM-dd HH:00:00'));
   say(`== ${n} users: generating the campus`);
   const tg = performance.now();
-  let campus: ReturnType<typeof generateCampus> | null = generateCampus({ users: n, seed: 1, now: new Date(Date.UTC(clock.year, clock.month - 1, clock.day)), machinesPerUser: [2, 4] });
+  let campus: ReturnType<typeof generateCampus> | null = generateCampus({
+    users: n,
+    seed: 1,
+    now: new Date(Date.UTC(clock.year, clock.month - 1, clock.day)),
+    machinesPerUser: [2, 4],
+  });
   const generateMs = performance.now() - tg;
   const hosts = campus.machines.length;
   const ldapEntries = campus.entryCount;
@@ -456,9 +540,12 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
 
     const dir = mkdtempSync(join(baseDir, `n${n}-`));
     const confText = sandboxConf({
-      ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
+      ldapUrl: slapd.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
       // the campus generator puts machines beyond its suffix pool under 10.16.0.0/12: user networks too
-      firewall: `netns = ${gw.names.gw}\nuserNetworks = 172.22.0.0/16, 10.0.0.0/8`, timezone: 'UTC',
+      firewall: `netns = ${gw.names.gw}\nuserNetworks = 172.22.0.0/16, 10.0.0.0/8`,
+      timezone: 'UTC',
     }).replace(/^pageSize = \d+$/m, 'pageSize = 500'); // same page size as the ldapsearch baseline (-E pr=500)
     const confFile = join(dir, 'qos.conf');
     writeFileSync(confFile, confText, { mode: 0o600 });
@@ -476,11 +563,17 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       await w.call({ cmd: 'clear' });
       const s = await w.call<CycleSummary>({ cmd: 'cycle', withSets: false });
       if (!s.ok) throw new Error(`cold cycle failed: ${s.error}`);
-      check(s.counts !== null && s.counts.ipset.add >= s.ips * 2, `cold cycle ${r + 1}: ${s.counts?.ipset.add} set adds for ${s.ips} IPs (expected at least 2 per IP)`, warnings);
+      check(
+        s.counts !== null && s.counts.ipset.add >= s.ips * 2,
+        `cold cycle ${r + 1}: ${s.counts?.ipset.add} set adds for ${s.ips} IPs (expected at least 2 per IP)`,
+        warnings,
+      );
       cold.push(s);
       const m = await w.call<MemInfo>({ cmd: 'mem' });
       coldRss.push(m.maxRssMB);
-      say(`   cold ${r + 1}/${o.cold}: ${Math.round(s.timings.totalMs)} ms (ldap ${Math.round(s.timings.ldapMs)}, mysql ${Math.round(s.timings.mysqlMs)}, plan ${Math.round(s.timings.planMs)}, read ${Math.round(s.timings.readMs)}, diff ${Math.round(s.timings.diffMs)}, apply ${Math.round(s.timings.applyMs)}), maxRSS ${Math.round(m.maxRssMB)} MB`);
+      say(
+        `   cold ${r + 1}/${o.cold}: ${Math.round(s.timings.totalMs)} ms (ldap ${Math.round(s.timings.ldapMs)}, mysql ${Math.round(s.timings.mysqlMs)}, plan ${Math.round(s.timings.planMs)}, read ${Math.round(s.timings.readMs)}, diff ${Math.round(s.timings.diffMs)}, apply ${Math.round(s.timings.applyMs)}), maxRSS ${Math.round(m.maxRssMB)} MB`,
+      );
       if (r < o.cold - 1) {
         await w.stop();
         w = null;
@@ -502,7 +595,13 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     for (let i = 0; i < o.idle; i++) {
       const s = await w.call<CycleSummary>({ cmd: 'cycle', withSets: false });
       if (!s.ok) throw new Error(`idle cycle failed: ${s.error}`);
-      check(s.counts !== null && s.counts.ipset.add + s.counts.ipset.del + s.counts.tc.change + s.counts.tc.add + s.counts.iptables === 0 && !s.applied, `idle cycle ${i + 1} changed something: ${JSON.stringify(s.counts)}`, warnings);
+      check(
+        s.counts !== null &&
+          s.counts.ipset.add + s.counts.ipset.del + s.counts.tc.change + s.counts.tc.add + s.counts.iptables === 0 &&
+          !s.applied,
+        `idle cycle ${i + 1} changed something: ${JSON.stringify(s.counts)}`,
+        warnings,
+      );
       idle.push(s);
     }
     say(`   idle: median ${round(median(idle.map((s) => s.timings.totalMs)))} ms`);
@@ -523,14 +622,28 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       await insert(p);
       const s = await w.call<CycleSummary>({ cmd: 'cycle', withSets: true });
       if (!s.ok) throw new Error(`steady cycle failed: ${s.error}`);
-      check(s.moves.down === k && s.moves.up === k, `steady cycle ${i + 1}: moves d${s.moves.down}/u${s.moves.up}, expected ${k} each`, warnings);
-      check(s.counts?.ipset.add === p.ips * 2 && s.counts?.ipset.del === p.ips * 2, `steady cycle ${i + 1}: ipset add/del ${s.counts?.ipset.add}/${s.counts?.ipset.del}, expected ${p.ips * 2} each`, warnings);
-      check(!s.fullRead && s.warnings.length === 0, `steady cycle ${i + 1}: full read-back or warnings: ${s.warnings.join(' | ')}`, warnings);
+      check(
+        s.moves.down === k && s.moves.up === k,
+        `steady cycle ${i + 1}: moves d${s.moves.down}/u${s.moves.up}, expected ${k} each`,
+        warnings,
+      );
+      check(
+        s.counts?.ipset.add === p.ips * 2 && s.counts?.ipset.del === p.ips * 2,
+        `steady cycle ${i + 1}: ipset add/del ${s.counts?.ipset.add}/${s.counts?.ipset.del}, expected ${p.ips * 2} each`,
+        warnings,
+      );
+      check(
+        !s.fullRead && s.warnings.length === 0,
+        `steady cycle ${i + 1}: full read-back or warnings: ${s.warnings.join(' | ')}`,
+        warnings,
+      );
       check(s.incremental, `steady cycle ${i + 1}: the set operations were diffed, not the planner's delta`, warnings);
       steady.push(s);
       const sets = s.sets ?? [];
       if (sets.length === 0 || s.batchBytes.ipset === 0) {
-        throw new Error(`steady cycle ${i + 1} changed no set: ${JSON.stringify({ moves: s.moves, counts: s.counts, applied: s.applied, fullRead: s.fullRead, incremental: s.incremental, spawns: s.spawns, timings: s.timings, warnings: s.warnings, picked: { users: p.uids.length, ips: p.ips } })}`);
+        throw new Error(
+          `steady cycle ${i + 1} changed no set: ${JSON.stringify({ moves: s.moves, counts: s.counts, applied: s.applied, fullRead: s.fullRead, incremental: s.incremental, spawns: s.spawns, timings: s.timings, warnings: s.warnings, picked: { users: p.uids.length, ips: p.ips } })}`,
+        );
       }
       const fwd = optimalBatch(sets, false);
       const inv = optimalBatch(sets, true);
@@ -560,10 +673,17 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       const dels = s.counts?.ipset.del ?? 0;
       const perOp = (d1.ms + d2.ms) / (d1.n + d2.n);
       per.push({
-        applyMs: round(s.timings.applyMs, 2), ownIpsetApplyMs: round(median(ownTimes), 2), baselineRestoreMs: round(median(restoreTimes), 2),
-        baselineSpawnMs: round(perOp * (adds + dels), 1), adds, dels, tcBytes: s.batchBytes.tc,
+        applyMs: round(s.timings.applyMs, 2),
+        ownIpsetApplyMs: round(median(ownTimes), 2),
+        baselineRestoreMs: round(median(restoreTimes), 2),
+        baselineSpawnMs: round(perOp * (adds + dels), 1),
+        adds,
+        dels,
+        tcBytes: s.batchBytes.tc,
       });
-      say(`   steady ${i + 1}/${o.steady}: ${Math.round(s.timings.totalMs)} ms, moves d${s.moves.down}/u${s.moves.up}, +${adds}/-${dels} set entries; apply ${round(s.timings.applyMs)} ms, own ipset ${round(median(ownTimes))} ms, optimal restore ${round(median(restoreTimes))} ms, spawn ${round(perOp, 2)} ms/op`);
+      say(
+        `   steady ${i + 1}/${o.steady}: ${Math.round(s.timings.totalMs)} ms, moves d${s.moves.down}/u${s.moves.up}, +${adds}/-${dels} set entries; apply ${round(s.timings.applyMs)} ms, own ipset ${round(median(ownTimes))} ms, optimal restore ${round(median(restoreTimes))} ms, spawn ${round(perOp, 2)} ms/op`,
+      );
     }
 
     // ---- fixed: the same small number of users moves at every size
@@ -574,8 +694,16 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       await insert(p);
       const s = await w.call<CycleSummary>({ cmd: 'cycle', withSets: false });
       if (!s.ok) throw new Error(`fixed-change cycle failed: ${s.error}`);
-      check(s.moves.down === o.fixedUsers && s.moves.up === o.fixedUsers, `fixed cycle ${i + 1}: moves d${s.moves.down}/u${s.moves.up}, expected ${o.fixedUsers}`, warnings);
-      check(!s.fullRead && s.warnings.length === 0, `fixed cycle ${i + 1}: full read-back or warnings: ${s.warnings.join(' | ')}`, warnings);
+      check(
+        s.moves.down === o.fixedUsers && s.moves.up === o.fixedUsers,
+        `fixed cycle ${i + 1}: moves d${s.moves.down}/u${s.moves.up}, expected ${o.fixedUsers}`,
+        warnings,
+      );
+      check(
+        !s.fullRead && s.warnings.length === 0,
+        `fixed cycle ${i + 1}: full read-back or warnings: ${s.warnings.join(' | ')}`,
+        warnings,
+      );
       fixed.push(s);
       fixedMoves = { users: o.fixedUsers, ipsetAdds: s.counts?.ipset.add ?? 0, ipsetDels: s.counts?.ipset.del ?? 0 };
     }
@@ -584,7 +712,12 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     const steadyMem = await w.call<MemInfo>({ cmd: 'mem', gc: true });
     // the same trivial process (`ip netns exec <gw> true`) spawned by the daemon and by this
     // orchestrator: fork() costs more from a process with a bigger heap
-    const spawnTrue = { daemonMs: round(await w.call<number>({ cmd: 'spawnTrue', n: 15 }), 2), orchestratorMs: 0, daemonRssMB: round(steadyMem.rssMB), orchestratorRssMB: round(process.memoryUsage().rss / MB) };
+    const spawnTrue = {
+      daemonMs: round(await w.call<number>({ cmd: 'spawnTrue', n: 15 }), 2),
+      orchestratorMs: 0,
+      daemonRssMB: round(steadyMem.rssMB),
+      orchestratorRssMB: round(process.memoryUsage().rss / MB),
+    };
     {
       const xs: number[] = [];
       for (let i = 0; i < 15; i++) {
@@ -600,8 +733,14 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     const ms: { ms: number; rows: number }[] = [];
     for (let i = 0; i < o.fetchRuns; i++) ls.push(await ldapsearchOnce(config));
     for (let i = 0; i < o.fetchRuns; i++) ms.push(await mariadbOnce(config, resetUnix, db));
-    check(ls.every((x) => x.entries === ldapEntries), `ldapsearch returned ${ls.map((x) => x.entries).join('/')} entries, the campus has ${ldapEntries}`, warnings);
-    say(`   ldapsearch ${round(median(ls.map((x) => x.ms)))} ms (${ls[0]?.entries} entries), mariadb client ${round(median(ms.map((x) => x.ms)))} ms (${ms[0]?.rows} rows)`);
+    check(
+      ls.every((x) => x.entries === ldapEntries),
+      `ldapsearch returned ${ls.map((x) => x.entries).join('/')} entries, the campus has ${ldapEntries}`,
+      warnings,
+    );
+    say(
+      `   ldapsearch ${round(median(ls.map((x) => x.ms)))} ms (${ls[0]?.entries} entries), mariadb client ${round(median(ms.map((x) => x.ms)))} ms (${ms[0]?.rows} rows)`,
+    );
 
     // ---- where the time goes
     let probe: Probe | null = null;
@@ -633,34 +772,64 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     const clientMs = round(median(ms.map((x) => x.ms)));
     const peak = Math.max(...coldRss, steadyMem.maxRssMB);
     return {
-      users: n, hosts, ips: last.ips, daemonUsers: last.users, ldapEntries, trafficRows: tr.rows, hourBuckets: o.hours,
+      users: n,
+      hosts,
+      ips: last.ips,
+      daemonUsers: last.users,
+      ldapEntries,
+      trafficRows: tr.rows,
+      hourBuckets: o.hours,
       coldCycleMs: round(median(cold.map((s) => s.timings.totalMs))),
       steadyCycleMs: st.totalMs,
       idleCycleMs: round(median(idle.map((s) => s.timings.totalMs))),
       fixedCycleMs: fixed.length ? round(median(fixed.map((s) => s.timings.totalMs))) : null,
-      applyMs, ownIpsetApplyMs: own, baselineRestoreMs: b2, baselineSpawnMs: b1,
-      baselineSpawnShellMs: round(perOp(spawnShell) * ops, 1), baselineSpawnNetnsExecMs: round(perOp(spawnNetns) * ops, 1),
-      ldapFetchMs: st.ldapMs, baselineLdapsearchMs: ldapsearchMs, mysqlMs: st.mysqlMs, baselineMysqlMs: clientMs,
-      planMs: st.planMs, readMs: st.readMs, diffMs: st.diffMs,
+      applyMs,
+      ownIpsetApplyMs: own,
+      baselineRestoreMs: b2,
+      baselineSpawnMs: b1,
+      baselineSpawnShellMs: round(perOp(spawnShell) * ops, 1),
+      baselineSpawnNetnsExecMs: round(perOp(spawnNetns) * ops, 1),
+      ldapFetchMs: st.ldapMs,
+      baselineLdapsearchMs: ldapsearchMs,
+      mysqlMs: st.mysqlMs,
+      baselineMysqlMs: clientMs,
+      planMs: st.planMs,
+      readMs: st.readMs,
+      diffMs: st.diffMs,
       peakRssMB: round(peak),
       incrementalCycles: { steady: steady.filter((s) => s.incremental).length, of: steady.length },
-      spawnsPerCycle: { steady: median(steady.map((s) => s.spawns.length)), idle: median(idle.map((s) => s.spawns.length)), steadyExample: steady[0]?.spawns ?? [] },
+      spawnsPerCycle: {
+        steady: median(steady.map((s) => s.spawns.length)),
+        idle: median(idle.map((s) => s.spawns.length)),
+        steadyExample: steady[0]?.spawns ?? [],
+      },
       movesPerSteadyCycle: {
-        users: k, ipsetAdds: median(per.map((x) => x.adds)), ipsetDels: median(per.map((x) => x.dels)),
+        users: k,
+        ipsetAdds: median(per.map((x) => x.adds)),
+        ipsetDels: median(per.map((x) => x.dels)),
         tcChanges: median(steady.map((s) => s.tc)),
       },
       ratios: {
-        applyVsRestore: round(applyMs / b2, 2), ownIpsetVsRestore: round(own / b2, 2), spawnVsApply: round(b1 / applyMs, 1),
-        ldapVsLdapsearch: round(st.ldapMs / ldapsearchMs, 2), mysqlVsClient: round(st.mysqlMs / clientMs, 2),
+        applyVsRestore: round(applyMs / b2, 2),
+        ownIpsetVsRestore: round(own / b2, 2),
+        spawnVsApply: round(b1 / applyMs, 1),
+        ldapVsLdapsearch: round(st.ldapMs / ldapsearchMs, 2),
+        mysqlVsClient: round(st.mysqlMs / clientMs, 2),
       },
       spawnTrue,
       spawnPerOpMs: { direct: round(perOp(spawnDirect), 3), shell: round(perOp(spawnShell), 3), netnsExec: round(perOp(spawnNetns), 3) },
       phases: { cold: medianTimings(cold), idle: medianTimings(idle), steady: st, fixed: fixed.length ? medianTimings(fixed) : null },
       fixedMoves,
-      cycles: { cold: cold.map((s) => s.timings), idle: idle.map((s) => s.timings), steady: steady.map((s) => s.timings), fixed: fixed.map((s) => s.timings) },
+      cycles: {
+        cold: cold.map((s) => s.timings),
+        idle: idle.map((s) => s.timings),
+        steady: steady.map((s) => s.timings),
+        fixed: fixed.map((s) => s.timings),
+      },
       perSteadyCycle: per,
       memory: {
-        coldWorkersMaxRssMB: coldRss.map((x) => round(x)), steadyWorker: steadyMem,
+        coldWorkersMaxRssMB: coldRss.map((x) => round(x)),
+        steadyWorker: steadyMem,
         maxRssAfter: { cold: maxRss(cold.slice(-1)), idle: maxRss(idle), steady: maxRss(steady), fixed: maxRss(fixed) },
         steps: memSteps,
       },
@@ -683,7 +852,11 @@ interface Target {
   detail: string;
 }
 
-function interpolate(results: readonly SizeResult[], users: number, key: (r: SizeResult) => number): { value: number; measured: boolean } | null {
+function interpolate(
+  results: readonly SizeResult[],
+  users: number,
+  key: (r: SizeResult) => number,
+): { value: number; measured: boolean } | null {
   const exact = results.find((r) => r.users === users);
   if (exact) return { value: key(exact), measured: true };
   const lo = [...results].filter((r) => r.users < users).sort((a, b) => b.users - a.users)[0];
@@ -712,15 +885,37 @@ function targets(results: readonly SizeResult[]): Target[] {
   out.push({
     name: 'steady cycle < 100 ms at 3 000 users',
     pass: at3k ? at3k.value < 100 : null,
-    detail: at3k ? `${round(at3k.value)} ms (${at3k.measured ? 'measured' : 'interpolated log-log between the neighbouring sizes'})` : 'not measured',
+    detail: at3k
+      ? `${round(at3k.value)} ms (${at3k.measured ? 'measured' : 'interpolated log-log between the neighbouring sizes'})`
+      : 'not measured',
   });
   const big = results.find((r) => r.users === 100_000);
-  out.push({ name: 'steady cycle < 1 s at 100 000 users', pass: big ? big.steadyCycleMs < 1000 : null, detail: big ? `${big.steadyCycleMs} ms` : 'not measured' });
-  out.push({ name: 'cold cycle < 5 s at 100 000 users', pass: big ? big.coldCycleMs < 5000 : null, detail: big ? `${big.coldCycleMs} ms` : 'not measured' });
-  out.push({ name: 'peak RSS < 300 MB at 100 000 users', pass: big ? big.peakRssMB < 300 : null, detail: big ? `${big.peakRssMB} MB` : 'not measured' });
+  out.push({
+    name: 'steady cycle < 1 s at 100 000 users',
+    pass: big ? big.steadyCycleMs < 1000 : null,
+    detail: big ? `${big.steadyCycleMs} ms` : 'not measured',
+  });
+  out.push({
+    name: 'cold cycle < 5 s at 100 000 users',
+    pass: big ? big.coldCycleMs < 5000 : null,
+    detail: big ? `${big.coldCycleMs} ms` : 'not measured',
+  });
+  out.push({
+    name: 'peak RSS < 300 MB at 100 000 users',
+    pass: big ? big.peakRssMB < 300 : null,
+    detail: big ? `${big.peakRssMB} MB` : 'not measured',
+  });
   const small = results[0];
   const large = results[results.length - 1];
-  if (small && large && large.users > small.users && small.fixedCycleMs !== null && large.fixedCycleMs !== null && small.phases.fixed && large.phases.fixed) {
+  if (
+    small &&
+    large &&
+    large.users > small.users &&
+    small.fixedCycleMs !== null &&
+    large.fixedCycleMs !== null &&
+    small.phases.fixed &&
+    large.phases.fixed
+  ) {
     const k = (p: Timings): number => p.readMs + p.diffMs + p.applyMs;
     const whole = large.fixedCycleMs / small.fixedCycleMs;
     const kern = k(large.phases.fixed) / k(small.phases.fixed);
@@ -735,36 +930,53 @@ function targets(results: readonly SizeResult[]): Target[] {
   return out;
 }
 
-const fmt = (x: number | null | undefined, d = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '–' : String(round(x, d)));
+const fmt = (x: number | null | undefined, d = 1): string =>
+  x === null || x === undefined || !Number.isFinite(x) ? '–' : String(round(x, d));
 const k = (n: number): string => (n >= 1000 ? `${round(n / 1000, 1)}k` : String(n));
 
 function tables(results: readonly SizeResult[], ts: readonly Target[], meta: Record<string, unknown>): string {
   const lines: string[] = [];
   lines.push(`Run ${String(meta['date'])} on ${String(meta['machine'])}.`, '');
   lines.push('### Per size (medians; ms unless noted)', '');
-  lines.push('| users | hosts | IPs | cold cycle | steady cycle | idle cycle | moves/cycle (users, set entries ±) | apply | our ipset batch alone | baseline 2: optimal `ipset restore` | apply / b2 | baseline 1: process per IP | b1 / apply | peak RSS MB |');
+  lines.push(
+    '| users | hosts | IPs | cold cycle | steady cycle | idle cycle | moves/cycle (users, set entries ±) | apply | our ipset batch alone | baseline 2: optimal `ipset restore` | apply / b2 | baseline 1: process per IP | b1 / apply | peak RSS MB |',
+  );
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    lines.push(`| ${k(r.users)} | ${k(r.hosts)} | ${k(r.ips)} | ${fmt(r.coldCycleMs, 0)} | ${fmt(r.steadyCycleMs)} | ${fmt(r.idleCycleMs)} | ${r.movesPerSteadyCycle.users}, ±${r.movesPerSteadyCycle.ipsetAdds} | ${fmt(r.applyMs)} | ${fmt(r.ownIpsetApplyMs)} | ${fmt(r.baselineRestoreMs)} | ${fmt(r.ratios.applyVsRestore, 2)}× | ${fmt(r.baselineSpawnMs, 0)} | ${fmt(r.ratios.spawnVsApply, 0)}× | ${fmt(r.peakRssMB, 0)} |`);
+    lines.push(
+      `| ${k(r.users)} | ${k(r.hosts)} | ${k(r.ips)} | ${fmt(r.coldCycleMs, 0)} | ${fmt(r.steadyCycleMs)} | ${fmt(r.idleCycleMs)} | ${r.movesPerSteadyCycle.users}, ±${r.movesPerSteadyCycle.ipsetAdds} | ${fmt(r.applyMs)} | ${fmt(r.ownIpsetApplyMs)} | ${fmt(r.baselineRestoreMs)} | ${fmt(r.ratios.applyVsRestore, 2)}× | ${fmt(r.baselineSpawnMs, 0)} | ${fmt(r.ratios.spawnVsApply, 0)}× | ${fmt(r.peakRssMB, 0)} |`,
+    );
   }
   lines.push('', '### Fetch phases against the command-line clients (baseline 3)', '');
-  lines.push('| users | LDAP fetch (in cycle) | `ldapsearch` ×3 paged | fetch / b3 | MySQL fetch (in cycle) | `mariadb` client | fetch / b3 | LDAP fetch alone (probe) | MySQL fetch alone (probe) |');
+  lines.push(
+    '| users | LDAP fetch (in cycle) | `ldapsearch` ×3 paged | fetch / b3 | MySQL fetch (in cycle) | `mariadb` client | fetch / b3 | LDAP fetch alone (probe) | MySQL fetch alone (probe) |',
+  );
   lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    lines.push(`| ${k(r.users)} | ${fmt(r.ldapFetchMs)} | ${fmt(r.baselineLdapsearchMs)} | ${fmt(r.ratios.ldapVsLdapsearch, 2)}× | ${fmt(r.mysqlMs)} | ${fmt(r.baselineMysqlMs)} | ${fmt(r.ratios.mysqlVsClient, 2)}× | ${fmt(r.probe?.ldap.fetchMs)} | ${fmt(r.probe?.mysql.fetchMs)} |`);
+    lines.push(
+      `| ${k(r.users)} | ${fmt(r.ldapFetchMs)} | ${fmt(r.baselineLdapsearchMs)} | ${fmt(r.ratios.ldapVsLdapsearch, 2)}× | ${fmt(r.mysqlMs)} | ${fmt(r.baselineMysqlMs)} | ${fmt(r.ratios.mysqlVsClient, 2)}× | ${fmt(r.probe?.ldap.fetchMs)} | ${fmt(r.probe?.mysql.fetchMs)} |`,
+    );
   }
   lines.push('', '### One process per operation (baseline 1) and the cost of a spawn (ms)', '');
-  lines.push('| users | `ipset` per op, in the namespace | via /bin/sh | via `ip netns exec` from outside | b1 via sh / apply | `ip netns exec … true` from the daemon (RSS MB) | the same from the orchestrator (RSS MB) |');
+  lines.push(
+    '| users | `ipset` per op, in the namespace | via /bin/sh | via `ip netns exec` from outside | b1 via sh / apply | `ip netns exec … true` from the daemon (RSS MB) | the same from the orchestrator (RSS MB) |',
+  );
   lines.push('|---|---|---|---|---|---|---|');
   for (const r of results) {
-    lines.push(`| ${k(r.users)} | ${fmt(r.spawnPerOpMs.direct, 2)} | ${fmt(r.spawnPerOpMs.shell, 2)} | ${fmt(r.spawnPerOpMs.netnsExec, 2)} | ${fmt(r.baselineSpawnShellMs / r.applyMs, 0)}× | ${fmt(r.spawnTrue.daemonMs, 2)} (${fmt(r.spawnTrue.daemonRssMB, 0)}) | ${fmt(r.spawnTrue.orchestratorMs, 2)} (${fmt(r.spawnTrue.orchestratorRssMB, 0)}) |`);
+    lines.push(
+      `| ${k(r.users)} | ${fmt(r.spawnPerOpMs.direct, 2)} | ${fmt(r.spawnPerOpMs.shell, 2)} | ${fmt(r.spawnPerOpMs.netnsExec, 2)} | ${fmt(r.baselineSpawnShellMs / r.applyMs, 0)}× | ${fmt(r.spawnTrue.daemonMs, 2)} (${fmt(r.spawnTrue.daemonRssMB, 0)}) | ${fmt(r.spawnTrue.orchestratorMs, 2)} (${fmt(r.spawnTrue.orchestratorRssMB, 0)}) |`,
+    );
   }
   lines.push('', '### Steady cycle by phase (medians, ms)', '');
-  lines.push('| users | LDAP | MySQL | plan | read-back | diff | apply | total | idle total | fixed-10-users total | incremental steady cycles | processes per cycle: steady / idle |');
+  lines.push(
+    '| users | LDAP | MySQL | plan | read-back | diff | apply | total | idle total | fixed-10-users total | incremental steady cycles | processes per cycle: steady / idle |',
+  );
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const p = r.phases.steady;
-    lines.push(`| ${k(r.users)} | ${fmt(p.ldapMs)} | ${fmt(p.mysqlMs)} | ${fmt(p.planMs)} | ${fmt(p.readMs)} | ${fmt(p.diffMs)} | ${fmt(p.applyMs)} | ${fmt(p.totalMs)} | ${fmt(r.idleCycleMs)} | ${fmt(r.fixedCycleMs)} | ${r.incrementalCycles.steady}/${r.incrementalCycles.of} | ${r.spawnsPerCycle.steady} / ${r.spawnsPerCycle.idle} |`);
+    lines.push(
+      `| ${k(r.users)} | ${fmt(p.ldapMs)} | ${fmt(p.mysqlMs)} | ${fmt(p.planMs)} | ${fmt(p.readMs)} | ${fmt(p.diffMs)} | ${fmt(p.applyMs)} | ${fmt(p.totalMs)} | ${fmt(r.idleCycleMs)} | ${fmt(r.fixedCycleMs)} | ${r.incrementalCycles.steady}/${r.incrementalCycles.of} | ${r.spawnsPerCycle.steady} / ${r.spawnsPerCycle.idle} |`,
+    );
   }
   const first = results[0];
   const last = results[results.length - 1];
@@ -795,12 +1007,16 @@ function tables(results: readonly SizeResult[], ts: readonly Target[], meta: Rec
   }
   if (results.some((r) => r.probe)) {
     lines.push('', '### Where the time goes (probe: each piece alone, medians of 3, ms; heap = retained after GC, MB)', '');
-    lines.push('| users | ldapts search | + normalize | buildDirectory | LdapSource.fetch | MySQL fetch | plan | `ipset list -t` | `ipset save` exec | parse | iptables-save ×2 | tc reads | model | full diff | persist write / unchanged | heap: entries / directory / usage / desired |');
+    lines.push(
+      '| users | ldapts search | + normalize | buildDirectory | LdapSource.fetch | MySQL fetch | plan | `ipset list -t` | `ipset save` exec | parse | iptables-save ×2 | tc reads | model | full diff | persist write / unchanged | heap: entries / directory / usage / desired |',
+    );
     lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const r of results) {
       const p = r.probe;
       if (!p) continue;
-      lines.push(`| ${k(r.users)} | ${fmt(p.ldap.rawSearchMs)} | ${fmt(p.ldap.searchMs)} | ${fmt(p.ldap.buildDirectoryMs)} | ${fmt(p.ldap.fetchMs)} | ${fmt(p.mysql.fetchMs)} | ${fmt(p.plan.planMs)} | ${fmt(p.kernel.headersMs)} | ${fmt(p.kernel.saveExecMs)} | ${fmt(p.kernel.saveParseMs)} | ${fmt(p.kernel.tablesMs)} | ${fmt(p.kernel.tcMs)} | ${fmt(p.kernel.modelMs)} | ${fmt(p.kernel.diffFullMs)} | ${fmt(p.persist.writeMs, 0)} / ${fmt(p.persist.unchangedMs, 0)} | ${fmt(p.ldap.rawEntriesHeapMB, 0)} / ${fmt(p.ldap.directoryHeapMB, 0)} / ${fmt(p.mysql.usageHeapMB, 0)} / ${fmt(p.plan.desiredHeapMB, 0)} |`);
+      lines.push(
+        `| ${k(r.users)} | ${fmt(p.ldap.rawSearchMs)} | ${fmt(p.ldap.searchMs)} | ${fmt(p.ldap.buildDirectoryMs)} | ${fmt(p.ldap.fetchMs)} | ${fmt(p.mysql.fetchMs)} | ${fmt(p.plan.planMs)} | ${fmt(p.kernel.headersMs)} | ${fmt(p.kernel.saveExecMs)} | ${fmt(p.kernel.saveParseMs)} | ${fmt(p.kernel.tablesMs)} | ${fmt(p.kernel.tcMs)} | ${fmt(p.kernel.modelMs)} | ${fmt(p.kernel.diffFullMs)} | ${fmt(p.persist.writeMs, 0)} / ${fmt(p.persist.unchangedMs, 0)} | ${fmt(p.ldap.rawEntriesHeapMB, 0)} / ${fmt(p.ldap.directoryHeapMB, 0)} / ${fmt(p.mysql.usageHeapMB, 0)} / ${fmt(p.plan.desiredHeapMB, 0)} |`,
+      );
     }
   }
   lines.push('', '### Targets', '');
@@ -822,7 +1038,9 @@ async function main(): Promise<number> {
   const clockIso = DateTime.utc().startOf('hour').toISO();
   const baseDir = mkdtempSync(join(tmpdir(), 'rq-bench-'));
   onCleanup('temp dir', async () => rmSync(baseDir, { recursive: true, force: true }));
-  say(`bench: sizes ${o.sizes.join(', ')}; ${o.cold} cold, ${o.idle} idle, ${o.steady} steady (1 % of users move), ${o.fixed} fixed-change cycles per size`);
+  say(
+    `bench: sizes ${o.sizes.join(', ')}; ${o.cold} cold, ${o.idle} idle, ${o.steady} steady (1 % of users move), ${o.fixed} fixed-change cycles per size`,
+  );
   const gw = await createGateway({ userIps: [] });
   onCleanup('namespaces', () => gw.destroy());
   say(`gateway namespaces ${gw.names.users} / ${gw.names.gw} / ${gw.names.wan}`);

@@ -27,12 +27,28 @@ import { buildKernelDesired, TABLES, type TableName } from '../src/kernel/model.
 import { diffKernel, tableKey, type ActualSet, type KernelActual } from '../src/kernel/diff.js';
 import { Names } from '../src/kernel/names.js';
 import { prng } from '../sandbox/campus.js';
-import { MB, median, type CycleSummary, type Envelope, type MemInfo, type MemStep, type Picked, type PickedRow, type Probe, type Reply, type SetMove } from './lib.js';
+import {
+  MB,
+  median,
+  type CycleSummary,
+  type Envelope,
+  type MemInfo,
+  type MemStep,
+  type Picked,
+  type PickedRow,
+  type Probe,
+  type Reply,
+  type SetMove,
+} from './lib.js';
 
 class BenchLogger implements Logger {
   lines: string[] = [];
-  error(msg: string): void { this.push(`error: ${msg}`); }
-  warn(msg: string): void { this.push(`warn: ${msg}`); }
+  error(msg: string): void {
+    this.push(`error: ${msg}`);
+  }
+  warn(msg: string): void {
+    this.push(`warn: ${msg}`);
+  }
   info(): void {}
   debug(): void {}
   private push(s: string): void {
@@ -93,14 +109,31 @@ async function cycle(withSets: boolean): Promise<CycleSummary> {
   const b = res?.batches;
   const m = mem();
   const summary: CycleSummary = {
-    ok: rep.ok, error: rep.error, users: rep.users, ips: rep.ips, skipped: rep.skipped, moves: rep.moves, tc: rep.tc,
-    counts: rep.counts, applied: rep.applied, fullRead: res?.fullRead ?? false, incremental: res?.incremental ?? false,
-    spawns: [...spawned], timings: { ...rep.timings }, sets,
+    ok: rep.ok,
+    error: rep.error,
+    users: rep.users,
+    ips: rep.ips,
+    skipped: rep.skipped,
+    moves: rep.moves,
+    tc: rep.tc,
+    counts: rep.counts,
+    applied: rep.applied,
+    fullRead: res?.fullRead ?? false,
+    incremental: res?.incremental ?? false,
+    spawns: [...spawned],
+    timings: { ...rep.timings },
+    sets,
     batchBytes: {
-      ipset: b?.ipset?.length ?? 0, ipt4: b?.iptables[4]?.length ?? 0, ipt6: b?.iptables[6]?.length ?? 0,
-      tc: b?.tc?.length ?? 0, destroy: b?.destroy?.length ?? 0,
+      ipset: b?.ipset?.length ?? 0,
+      ipt4: b?.iptables[4]?.length ?? 0,
+      ipt6: b?.iptables[6]?.length ?? 0,
+      tc: b?.tc?.length ?? 0,
+      destroy: b?.destroy?.length ?? 0,
     },
-    warnings: log.take(), rssMB: m.rssMB, maxRssMB: m.maxRssMB, heapUsedMB: m.heapUsedMB,
+    warnings: log.take(),
+    rssMB: m.rssMB,
+    maxRssMB: m.maxRssMB,
+    heapUsedMB: m.heapUsedMB,
   };
   lastUsers = rep.desired?.users ?? null;
   lastLimits = rep.desired?.limits ?? [];
@@ -196,15 +229,23 @@ async function probe(reps: number): Promise<Probe> {
 
   // ldapts alone (no normalisation), three concurrent searches on their own connections
   const raw = await timeIt(reps, async () => {
-    const counts = await Promise.all(bases.map(async ([base, filter, attributes]) => {
-      const c = new Client({ url: l.url, timeout: l.timeoutMs, connectTimeout: l.connectTimeoutMs, strictDN: false });
-      try {
-        const res = await c.search(base, { scope: 'sub', filter, attributes, paged: { pageSize: l.pageSize }, timeLimit: Math.ceil(l.timeoutMs / 1000) });
-        return res.searchEntries.length;
-      } finally {
-        await c.unbind().catch(() => undefined);
-      }
-    }));
+    const counts = await Promise.all(
+      bases.map(async ([base, filter, attributes]) => {
+        const c = new Client({ url: l.url, timeout: l.timeoutMs, connectTimeout: l.connectTimeoutMs, strictDN: false });
+        try {
+          const res = await c.search(base, {
+            scope: 'sub',
+            filter,
+            attributes,
+            paged: { pageSize: l.pageSize },
+            timeLimit: Math.ceil(l.timeoutMs / 1000),
+          });
+          return res.searchEntries.length;
+        } finally {
+          await c.unbind().catch(() => undefined);
+        }
+      }),
+    );
     return counts;
   });
 
@@ -214,7 +255,8 @@ async function probe(reps: number): Promise<Probe> {
     withClient<T>(fn: (c: Client) => Promise<T>): Promise<T>;
     searchOn(c: Client, base: string, filter: string, attrs: string[], what: string): Promise<RawEntry[]>;
   };
-  const search = (b: string, f: string, at: string[], what: string): Promise<RawEntry[]> => priv.withClient((c) => priv.searchOn(c, b, f, at, what));
+  const search = (b: string, f: string, at: string[], what: string): Promise<RawEntry[]> =>
+    priv.withClient((c) => priv.searchOn(c, b, f, at, what));
   const searched = await timeIt(reps, () => Promise.all(bases.map(([b, f, at], i) => search(b, f, at, String(i)))));
   let entries: RawEntry[][] | null = searched.value;
   (searched as { value: RawEntry[][] | null }).value = null;
@@ -268,11 +310,15 @@ async function probe(reps: number): Promise<Probe> {
   });
   const tc = await timeIt(reps, async () => [await readTc(exec, config.firewall.ethInt), await readTc(exec, config.firewall.ethExt)]);
   const sets = new Map<string, ActualSet>();
-  for (const [name, info] of parsed.value) sets.set(name, { family: info.family, maxelem: info.maxelem, members: new Set(info.entries), count: info.entries.length });
+  for (const [name, info] of parsed.value)
+    sets.set(name, { family: info.family, maxelem: info.maxelem, members: new Set(info.entries), count: info.entries.length });
   const actual: KernelActual = {
     sets,
     tables: tables.value,
-    tc: new Map([[config.firewall.ethInt, tc.value[0]!], [config.firewall.ethExt, tc.value[1]!]]),
+    tc: new Map([
+      [config.firewall.ethInt, tc.value[0]!],
+      [config.firewall.ethExt, tc.value[1]!],
+    ]),
   };
   const model = await timeIt(reps, async () => buildKernelDesired(config, planned.value, names));
   const diff = await timeIt(reps, async () => diffKernel(buildKernelDesired(config, planned.value, names), actual, { sweep: true }));
@@ -298,14 +344,25 @@ async function probe(reps: number): Promise<Probe> {
 
   return {
     ldap: {
-      rawSearchMs: raw.ms, searchMs: searched.ms, buildDirectoryMs: built.ms, fetchMs: fetched.ms, entries: counts,
-      rawEntriesHeapMB, directoryHeapMB,
+      rawSearchMs: raw.ms,
+      searchMs: searched.ms,
+      buildDirectoryMs: built.ms,
+      fetchMs: fetched.ms,
+      entries: counts,
+      rawEntriesHeapMB,
+      directoryHeapMB,
     },
     mysql: { fetchMs: usage.ms, rows: usage.value.byIp.size, usageHeapMB },
     plan: { planMs: planned.ms, desiredHeapMB },
     kernel: {
-      headersMs: headers.ms, saveExecMs: save.ms, saveBytes: save.value.stdout.length, saveParseMs: parsed.ms,
-      tablesMs: tables.ms, tcMs: tc.ms, diffFullMs: diff.ms, modelMs: model.ms,
+      headersMs: headers.ms,
+      saveExecMs: save.ms,
+      saveBytes: save.value.stdout.length,
+      saveParseMs: parsed.ms,
+      tablesMs: tables.ms,
+      tcMs: tc.ms,
+      diffFullMs: diff.ms,
+      modelMs: model.ms,
     },
     persist,
   };
@@ -330,7 +387,11 @@ async function memprobe(): Promise<MemStep[]> {
   };
   mark('process started, runtime opened');
   // what each step produced stays referenced from here until 'all dropped'
-  const kept: { directory: Directory | null; usage: Usage | null; desired: Desired | null } = { directory: null, usage: null, desired: null };
+  const kept: { directory: Directory | null; usage: Usage | null; desired: Desired | null } = {
+    directory: null,
+    usage: null,
+    desired: null,
+  };
   kept.directory = await new LdapSource(config).fetch(new Date());
   mark('LDAP fetch (directory kept)');
   const at = fixedClock(clockIso)().setZone(config.qos.timezone);

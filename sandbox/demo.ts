@@ -31,19 +31,29 @@ async function main(): Promise<void> {
   try {
     const { campus, unpaid, banned } = sampleCampus();
     const active = campus.machines.filter((m) => m.active);
-    say(`reselqos demo: a sample campus of ${campus.people.length} people and ${campus.orgs.length} clubs, ${campus.machines.length} machines (${campus.machines.length - active.length} inactive), ${unpaid} unpaid, ${banned} banned`);
+    say(
+      `reselqos demo: a sample campus of ${campus.people.length} people and ${campus.orgs.length} clubs, ${campus.machines.length} machines (${campus.machines.length - active.length} inactive), ${unpaid} unpaid, ${banned} banned`,
+    );
     say('starting slapd, MariaDB and the users / gateway / wan namespaces ...');
     const httpPort = await freePort();
     await bringUp(sb, 'demo', campus, {
-      down: '50Mbit', up: '20Mbit', qos: 'classSeperationBase = 200MB\ncount = active',
-      metrics: `listen = 127.0.0.1:${httpPort}`, publish: 'enabled = 1', site: 'name = demo',
+      down: '50Mbit',
+      up: '20Mbit',
+      qos: 'classSeperationBase = 200MB\ncount = active',
+      metrics: `listen = 127.0.0.1:${httpPort}`,
+      publish: 'enabled = 1',
+      site: 'name = demo',
     });
 
     // The iperf3 users: one that will climb fast, one slowly, one that stays light.
     const people = campus.people.filter((p) => p.uid !== unpaid && p.uid !== banned);
     const firstIp = (uid: string): string => campus.machinesOf(uid).find((m) => m.active)!.ip;
     const iperfUsers = people.slice(3, 6).map((p) => ({ uid: p.uid, ip: firstIp(p.uid) }));
-    const rates = new Map<string, number>([[iperfUsers[0]!.ip, 160e6], [iperfUsers[1]!.ip, 40e6], [iperfUsers[2]!.ip, 2e6]]);
+    const rates = new Map<string, number>([
+      [iperfUsers[0]!.ip, 160e6],
+      [iperfUsers[1]!.ip, 40e6],
+      [iperfUsers[2]!.ip, 2e6],
+    ]);
     // Ten more users with some traffic of the day; the rest idle.
     for (const p of people.slice(6, 16)) rates.set(firstIp(p.uid), 5e6 + (p.uid.length % 5) * 15e6);
 
@@ -54,7 +64,9 @@ async function main(): Promise<void> {
     const gw = sb.gw!;
     sb.servers.push(await startBannerServer(gw.names.wan, [80]));
     const refusedLine = async (uid: string): Promise<string> => `${uid}: ${await probe(gw.names.users, gw.wanIp, 80, firstIp(uid))}`;
-    say(`firewall: ${await refusedLine(iperfUsers[2]!.uid)} (paid)  |  ${await refusedLine(unpaid)} (unpaid)  |  ${await refusedLine(banned)} (banned)`);
+    say(
+      `firewall: ${await refusedLine(iperfUsers[2]!.uid)} (paid)  |  ${await refusedLine(unpaid)} (unpaid)  |  ${await refusedLine(banned)} (banned)`,
+    );
 
     const feed = trafficFeeder(sb.db!, rates);
 
@@ -90,10 +102,11 @@ async function main(): Promise<void> {
       // Users who just moved, from the sets in the kernel.
       const sets = await readIpsets(exec, (n) => /^qos_[du]\d+$/.test(n));
       const now = new Map<string, string>();
-      for (const [name, info] of sets) for (const ip of info.entries) {
-        const uid = uidOfIp.get(ip);
-        if (uid) now.set(`${uid} ${name[4]}`, name.slice(4));
-      }
+      for (const [name, info] of sets)
+        for (const ip of info.entries) {
+          const uid = uidOfIp.get(ip);
+          if (uid) now.set(`${uid} ${name[4]}`, name.slice(4));
+        }
       const moved: string[] = [];
       for (const [k, g] of now) {
         const was = groupOf.get(k);
@@ -101,19 +114,26 @@ async function main(): Promise<void> {
         groupOf.set(k, g);
       }
       const t = Math.round((Date.now() - started) / 1000);
-      const lines = [`t=${t}s  ${st.lastCycle?.summary ?? ''}`, '         download                              upload',
-        'group    users  class rate   per user         users  class rate   per user'];
+      const lines = [
+        `t=${t}s  ${st.lastCycle?.summary ?? ''}`,
+        '         download                              upload',
+        'group    users  class rate   per user         users  class rate   per user',
+      ];
       for (let g = 0; g < 6; g++) {
         const d = st.classes.find((c) => c.direction === 'down' && c.group === g)!;
         const u = st.classes.find((c) => c.direction === 'up' && c.group === g)!;
-        const cell = (c: typeof d): string => `${String(c.users).padStart(5)}  ${formatRate(c.rateBps).padStart(10)}   ${(c.users ? formatRate(Math.floor(c.rateBps / c.users)) : '-').padStart(10)}`;
+        const cell = (c: typeof d): string =>
+          `${String(c.users).padStart(5)}  ${formatRate(c.rateBps).padStart(10)}   ${(c.users ? formatRate(Math.floor(c.rateBps / c.users)) : '-').padStart(10)}`;
         lines.push(`  ${g}    ${cell(d)}      ${cell(u)}`);
       }
       lines.push(`moved: ${moved.length ? moved.join(', ') : '-'}`);
       for (const u of iperfUsers) {
-        const e = (await askDaemon(join(dir, 'run'), { cmd: 'explain', who: u.uid }).catch(() => null))?.['explain'] as ExplainJson | undefined;
+        const e = (await askDaemon(join(dir, 'run'), { cmd: 'explain', who: u.uid }).catch(() => null))?.['explain'] as
+          ExplainJson | undefined;
         const m = measured.get(u.uid);
-        lines.push(`iperf3 ${u.uid.padEnd(18)} ${e ? `${formatSize(e.down.bytes).padStart(9)} today  group ${e.down.group}  rate ${formatRate(e.down.perUserRateBps).padStart(10)} per user (class ${formatRate(e.down.classRateBps)}, ceil = link)` : ''}  measured ${m ? formatRate(Math.round(m)) : '...'}`);
+        lines.push(
+          `iperf3 ${u.uid.padEnd(18)} ${e ? `${formatSize(e.down.bytes).padStart(9)} today  group ${e.down.group}  rate ${formatRate(e.down.perUserRateBps).padStart(10)} per user (class ${formatRate(e.down.classRateBps)}, ceil = link)` : ''}  measured ${m ? formatRate(Math.round(m)) : '...'}`,
+        );
       }
       say(lines.join('\n') + '\n');
     }
@@ -128,7 +148,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.exit(0), (e: Error) => {
-  process.stderr.write(`demo failed: ${e.stack ?? e.message}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    process.stderr.write(`demo failed: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  },
+);

@@ -107,9 +107,7 @@ export function trafficTableSql(name: string, ipLength: number, engine = 'InnoDB
     '  `id` int(10) unsigned NOT NULL AUTO_INCREMENT,',
     `  \`ip\` varchar(${ipLength}) NOT NULL DEFAULT '',`,
     '  `time` datetime NOT NULL,',
-    ...['input', 'output', 'peer_input', 'peer_output', 'direct_input', 'direct_output', 'local_input', 'local_output'].map(
-      counter,
-    ),
+    ...['input', 'output', 'peer_input', 'peer_output', 'direct_input', 'direct_output', 'local_input', 'local_output'].map(counter),
     '  PRIMARY KEY (`id`),',
     '  KEY `ip` (`ip`,`time`)',
     `) ENGINE=${engine} DEFAULT CHARSET=latin1`,
@@ -196,7 +194,9 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
         `--port=${port}`,
         '--bind-address=127.0.0.1',
         '--user=root',
-        ...(opts.tls ? [`--ssl-ca=${opts.tls.caFile}`, `--ssl-cert=${opts.tls.certFile}`, `--ssl-key=${opts.tls.keyFile}`] : ['--skip-ssl']),
+        ...(opts.tls
+          ? [`--ssl-ca=${opts.tls.caFile}`, `--ssl-cert=${opts.tls.certFile}`, `--ssl-key=${opts.tls.keyFile}`]
+          : ['--skip-ssl']),
         `--pid-file=${join(dir, 'mariadbd.pid')}`,
         `--tmpdir=${dir}`,
         '--skip-log-bin',
@@ -260,7 +260,6 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
       }
     }
   }
-
 
   async function halt(): Promise<void> {
     if (isRunning(child)) await terminate(child, 'SIGTERM', 30_000);

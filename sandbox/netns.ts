@@ -73,7 +73,10 @@ async function killAndDelete(exec: Exec, ns: string): Promise<void> {
     let pids: number[] = [];
     try {
       const r = await exec('ip', ['netns', 'pids', ns], { timeoutMs: 5_000 });
-      pids = r.stdout.split(/\s+/).filter((s) => /^\d+$/.test(s)).map(Number);
+      pids = r.stdout
+        .split(/\s+/)
+        .filter((s) => /^\d+$/.test(s))
+        .map(Number);
     } catch {
       return; // namespace already gone
     }
@@ -98,7 +101,8 @@ async function killAndDelete(exec: Exec, ns: string): Promise<void> {
 export async function createGateway(opts: CreateGatewayOptions): Promise<Gateway> {
   const base = opts.exec ?? realExec;
   const prefix = opts.prefix ?? defaultPrefix();
-  if (!prefix.startsWith('rq-') || !NS_RE.test(prefix)) throw new Error(`createGateway: prefix must start with "rq-" and be [A-Za-z0-9_.-]: ${prefix}`);
+  if (!prefix.startsWith('rq-') || !NS_RE.test(prefix))
+    throw new Error(`createGateway: prefix must start with "rq-" and be [A-Za-z0-9_.-]: ${prefix}`);
   const names = { users: `${prefix}users`, gw: `${prefix}gw`, wan: `${prefix}wan` };
   const wanIp = opts.wanIp ?? '198.51.100.10';
   const userIps = [...opts.userIps];
@@ -162,10 +166,9 @@ export async function createGateway(opts: CreateGatewayOptions): Promise<Gateway
 
     // gw: a host route per user address towards int0
     if (userIps.length + userIps6.length > 0) {
-      const batch = [
-        ...userIps.map((ip) => `route add ${ip}/32 dev int0`),
-        ...userIps6.map((ip) => `route add ${ip}/128 dev int0`),
-      ].join('\n');
+      const batch = [...userIps.map((ip) => `route add ${ip}/32 dev int0`), ...userIps6.map((ip) => `route add ${ip}/128 dev int0`)].join(
+        '\n',
+      );
       await ex.gw('ip', ['-batch', '-'], { input: `${batch}\n`, timeoutMs: 120_000 });
     }
 
@@ -217,7 +220,6 @@ export async function createScratchNetns(suffix = 'scratch', base: Exec = realEx
   }
   return { name, exec, destroy };
 }
-
 
 /**
  * Deletes namespaces starting with `prefix` (which must start with 'rq-') left by crashed

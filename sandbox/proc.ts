@@ -47,7 +47,6 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 const OWNER_FILE = 'owner.pid';
 
-
 /**
  * Remove `<tmpdir>/<prefix>*` dirs left behind by a test process that died without cleaning up
  * (its pid, written in owner.pid, is gone). Dirs of live processes are never touched.
@@ -113,14 +112,8 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
  * PR_SET_PDEATHSIG=TERM, so it is told to stop even if node is SIGKILLed (its temp dir then
  * stays until the next start sweeps it). The child does not keep the event loop alive.
  */
-export function spawnDaemon(
-  cmd: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): ChildProcess {
-  const [file, argv] = SETPRIV
-    ? [SETPRIV, ['--pdeathsig', 'TERM', '--', cmd, ...args]]
-    : [cmd, args];
+export function spawnDaemon(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildProcess {
+  const [file, argv] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'TERM', '--', cmd, ...args]] : [cmd, args];
   const child = spawn(file, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: opts.env ?? process.env,
@@ -208,7 +201,7 @@ export function run(
       }, opts.timeoutMs);
     }
     child.once('error', (e) => {
-      if ((e).name === 'AbortError') return; // 'close' follows and resolves
+      if (e.name === 'AbortError') return; // 'close' follows and resolves
       if (timer) clearTimeout(timer);
       reject(new Error(`${cmd}: ${e.message}`));
     });
@@ -266,13 +259,16 @@ export interface Lifecycle {
 }
 
 /** The stop / kill / restart life of a sandbox server (slapd, MariaDB) around its own halt and start. */
-export function serverLifecycle(name: string, o: {
-  child: () => ChildProcess | undefined;
-  halt: () => Promise<void>;
-  start: () => Promise<void>;
-  unregister: () => void;
-  dir: string;
-}): Lifecycle {
+export function serverLifecycle(
+  name: string,
+  o: {
+    child: () => ChildProcess | undefined;
+    halt: () => Promise<void>;
+    start: () => Promise<void>;
+    unregister: () => void;
+    dir: string;
+  },
+): Lifecycle {
   let stopped = false;
   return {
     isStopped: () => stopped,

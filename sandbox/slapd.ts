@@ -10,17 +10,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  rmSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -195,10 +185,49 @@ export async function makeTlsFiles(dir: string, subjectAltName = TLS_SUBJECT_ALT
   );
   const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   const steps: string[][] = [
-    ['req', '-config', cnf, '-x509', ...key, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '7', '-subj', '/O=reselqos sandbox/CN=reselqos throw-away test CA', '-extensions', 'v3_ca'],
-    ['req', '-config', cnf, '-new', ...key, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/O=reselqos sandbox/CN=localhost'],
     [
-      ...['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-set_serial', `0x${randomBytes(8).toString('hex')}`],
+      'req',
+      '-config',
+      cnf,
+      '-x509',
+      ...key,
+      '-keyout',
+      f('ca.key'),
+      '-out',
+      f('ca.pem'),
+      '-days',
+      '7',
+      '-subj',
+      '/O=reselqos sandbox/CN=reselqos throw-away test CA',
+      '-extensions',
+      'v3_ca',
+    ],
+    [
+      'req',
+      '-config',
+      cnf,
+      '-new',
+      ...key,
+      '-keyout',
+      f('server.key'),
+      '-out',
+      f('server.csr'),
+      '-subj',
+      '/O=reselqos sandbox/CN=localhost',
+    ],
+    [
+      ...[
+        'x509',
+        '-req',
+        '-in',
+        f('server.csr'),
+        '-CA',
+        f('ca.pem'),
+        '-CAkey',
+        f('ca.key'),
+        '-set_serial',
+        `0x${randomBytes(8).toString('hex')}`,
+      ],
       ...['-days', '7', '-sha256', '-extfile', cnf, '-extensions', 'v3_server', '-out', f('server.pem')],
     ],
   ];
@@ -237,7 +266,12 @@ function slapdConf(o: {
     'loglevel none',
     'tool-threads 2',
     ...(o.tls
-      ? [`TLSCACertificateFile ${o.tls.caFile}`, `TLSCertificateFile ${o.tls.certFile}`, `TLSCertificateKeyFile ${o.tls.keyFile}`, 'TLSVerifyClient never']
+      ? [
+          `TLSCACertificateFile ${o.tls.caFile}`,
+          `TLSCertificateFile ${o.tls.certFile}`,
+          `TLSCertificateKeyFile ${o.tls.keyFile}`,
+          'TLSVerifyClient never',
+        ]
       : []),
     '',
   ];
@@ -340,10 +374,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
     const probeUrl = async (u: string, env?: NodeJS.ProcessEnv): Promise<boolean> => {
       const r = await run(
         'ldapsearch',
-        [
-          ...['-x', '-H', u, '-D', rootDn, '-y', pwFile, '-o', 'nettimeout=2'],
-          ...['-b', '', '-s', 'base', '-LLL', 'namingContexts'],
-        ],
+        [...['-x', '-H', u, '-D', rootDn, '-y', pwFile, '-o', 'nettimeout=2'], ...['-b', '', '-s', 'base', '-LLL', 'namingContexts']],
         { timeoutMs: 5000, signal: ac.signal, ...(env ? { env } : {}) },
       );
       if (r.code !== 0 && !ac.signal.aborted) lastProbeError = `${u}: ldapsearch exit ${r.code ?? r.signal}: ${r.stderr.trim()}`;
@@ -389,7 +420,10 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
       if (Date.now() > deadline) {
         await terminate(c, 'SIGKILL', 1000);
         const where = tlsFiles ? `ldap://127.0.0.1:${port} and ldaps://127.0.0.1:${tlsPort}` : `ldap://127.0.0.1:${port}`;
-        throw fail(`slapd did not answer on ${where} within ${startTimeoutMs} ms${lastProbeError ? ` (last probe: ${lastProbeError})` : ''}`, tail.text());
+        throw fail(
+          `slapd did not answer on ${where} within ${startTimeoutMs} ms${lastProbeError ? ` (last probe: ${lastProbeError})` : ''}`,
+          tail.text(),
+        );
       }
       await sleep(50);
     }
@@ -427,7 +461,6 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
       }
     }
   }
-
 
   async function halt(): Promise<void> {
     if (isRunning(child)) await terminate(child, 'SIGTERM', 10_000);
@@ -523,7 +556,7 @@ export async function startSlapd(opts: SlapdOptions = {}): Promise<SlapdServer> 
         (pending[i] as string[]).push(record, '\n\n');
         counts[i] = (counts[i] as number) + 1;
         pendingLen[i] = (pendingLen[i] as number) + record.length + 2;
-        if ((pendingLen[i]) > 4 * 1024 * 1024) flush(i);
+        if (pendingLen[i] > 4 * 1024 * 1024) flush(i);
       };
       try {
         let rest = '';

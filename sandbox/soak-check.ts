@@ -14,7 +14,8 @@ import type { Exec } from '../src/kernel/exec.js';
 import { readIpsets, ruleTarget } from '../src/kernel/read.js';
 import { isAlive } from '../src/daemon/pidfile.js';
 
-export type Kind = 'entitled-missing' | 'refused-allowed' | 'qos-sets' | 'chains' | 'daemon-died' | 'unhandled' | 'repair' | 'reload' | 'memory';
+export type Kind =
+  'entitled-missing' | 'refused-allowed' | 'qos-sets' | 'chains' | 'daemon-died' | 'unhandled' | 'repair' | 'reload' | 'memory';
 /** Kinds of kernel state a fault may legitimately disturb. */
 export type KernelKind = 'entitled-missing' | 'refused-allowed' | 'qos-sets' | 'chains';
 
@@ -171,14 +172,26 @@ export class Checker {
   deviations(s: KernelSample): Map<KernelKind, string> {
     const out = new Map<KernelKind, string>();
     const missing = [...this.o.entitled].filter((ip) => !s.allow.has(ip));
-    if (missing.length) out.set('entitled-missing', `${missing.length} of ${this.o.entitled.size} entitled machines missing from qos_allow (e.g. ${missing.slice(0, 3).join(', ')})`);
+    if (missing.length)
+      out.set(
+        'entitled-missing',
+        `${missing.length} of ${this.o.entitled.size} entitled machines missing from qos_allow (e.g. ${missing.slice(0, 3).join(', ')})`,
+      );
     const wrong = [...s.allow].filter((ip) => this.o.refused.has(ip) || !this.o.entitled.has(ip));
-    if (wrong.length) out.set('refused-allowed', `${wrong.length} refused or unknown machines in qos_allow (${wrong.slice(0, 5).join(', ')})`);
+    if (wrong.length)
+      out.set('refused-allowed', `${wrong.length} refused or unknown machines in qos_allow (${wrong.slice(0, 5).join(', ')})`);
     if (this.baseline) {
       const b = this.baseline;
       // Users move between groups as their volumes grow: each IP of warm-up in exactly one set per direction.
       const diff = [...new Set([...b.qos, ...s.qos.keys()])].filter((k) => !b.qos.has(k) || s.qos.get(k) !== 1);
-      if (diff.length) out.set('qos-sets', `${diff.length} IPs not in exactly one qos set of their direction (e.g. ${diff.slice(0, 3).map((k) => `${k}: in ${s.qos.get(k) ?? 0}`).join(', ')})`);
+      if (diff.length)
+        out.set(
+          'qos-sets',
+          `${diff.length} IPs not in exactly one qos set of their direction (e.g. ${diff
+            .slice(0, 3)
+            .map((k) => `${k}: in ${s.qos.get(k) ?? 0}`)
+            .join(', ')})`,
+        );
       if (b.chains !== s.chains) out.set('chains', `our chains/hooks differ from warm-up: now [${s.chains}]`);
     }
     return out;
@@ -263,7 +276,10 @@ export class Checker {
     if (this.daemonExpectedDown || this.pid === null || this.episodes.has('daemon-died')) return;
     this.episodes.add('daemon-died');
     this.log.read();
-    this.violate('daemon-died', `pid ${this.pid} is gone and the soak did not kill it; ${crashReport(this.o.reportDir, this.pid)}; last log lines:\n      ${this.log.lastLines(3).join('\n      ')}`);
+    this.violate(
+      'daemon-died',
+      `pid ${this.pid} is gone and the soak did not kill it; ${crashReport(this.o.reportDir, this.pid)}; last log lines:\n      ${this.log.lastLines(3).join('\n      ')}`,
+    );
   }
 
   daemonAlive(): boolean {

@@ -50,19 +50,29 @@ async function until(pred: () => boolean, timeoutMs: number, stepMs = 50): Promi
 
 const runDir = (ctx: FaultContext): string => join(ctx.st.dir, 'run');
 const brief = (a: ControlAnswer | Error): string =>
-  a instanceof Error ? `error: ${a.message.split('\n')[0]}` : a.ok ? 'ok' : `refused: ${(typeof a['error'] === 'string' ? a['error'] : JSON.stringify(a)).replace(/\s+/g, ' ').slice(0, 200)}`;
+  a instanceof Error
+    ? `error: ${a.message.split('\n')[0]}`
+    : a.ok
+      ? 'ok'
+      : `refused: ${(typeof a['error'] === 'string' ? a['error'] : JSON.stringify(a)).replace(/\s+/g, ' ').slice(0, 200)}`;
 
 /** Children of a process (any of its threads), from /proc. */
 function childrenOf(pid: number): number[] {
   try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((t) => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+    return readdirSync(`/proc/${pid}/task`).flatMap((t) =>
+      readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+    );
   } catch {
     return [];
   }
 }
 
 /** A server stopped (SIGTERM), kept down for the hold, started again on the same port. */
-async function downFor(server: { pid(): number | undefined; running(): boolean; restart(): Promise<void> }, what: string, holdMs: number): Promise<string> {
+async function downFor(
+  server: { pid(): number | undefined; running(): boolean; restart(): Promise<void> },
+  what: string,
+  holdMs: number,
+): Promise<string> {
   const pid = server.pid();
   if (pid === undefined) throw new Error(`${what} is not running`);
   process.kill(pid, 'SIGTERM');
@@ -107,7 +117,9 @@ const ldapNoIp: Fault = {
     const ms = ctx.campus.machines;
     await ctx.st.slapd!.modify(ms.map((m) => `dn: ${m.dn}\nchangetype: modify\ndelete: ipHostNumber\n-\n`).join('\n'));
     await sleep(ctx.holdMs);
-    await ctx.st.slapd!.modify(ms.map((m) => `dn: ${m.dn}\nchangetype: modify\nadd: ipHostNumber\nipHostNumber: ${m.ipHostNumber}\n-\n`).join('\n'));
+    await ctx.st.slapd!.modify(
+      ms.map((m) => `dn: ${m.dn}\nchangetype: modify\nadd: ipHostNumber\nipHostNumber: ${m.ipHostNumber}\n-\n`).join('\n'),
+    );
     return `ipHostNumber removed from ${ms.length} machines for ${(ctx.holdMs / 1000).toFixed(0)} s`;
   },
 };
@@ -196,7 +208,7 @@ const reloadStorm: Fault = {
     const answers: Promise<string>[] = [];
     const pid = ctx.checker.pid;
     for (let i = 1; i < 10; i++) {
-      await sleep(Math.max(0, (t0 + i * 100 - Date.now())));
+      await sleep(Math.max(0, t0 + i * 100 - Date.now()));
       if ((i === 4 || i === 8) && pid !== null && isAlive(pid)) process.kill(pid, 'SIGHUP');
       else answers.push(askDaemon(runDir(ctx), { cmd: 'reload' }, 60_000).then(brief, (e: Error) => brief(e)));
     }
@@ -225,9 +237,21 @@ const reloadBadCa: Fault = {
     } finally {
       ctx.writeConf(ctx.conf.good);
     }
-    const back = ctx.checker.daemonAlive() ? brief(await askDaemon(runDir(ctx), { cmd: 'reload' }, 30_000).catch((e: Error) => e)) : 'daemon gone';
+    const back = ctx.checker.daemonAlive()
+      ? brief(await askDaemon(runDir(ctx), { cmd: 'reload' }, 30_000).catch((e: Error) => e))
+      : 'daemon gone';
     return `socket reload: ${socket}; SIGHUP sent; good qos.conf reloaded: ${back}`;
   },
 };
 
-export const FAULTS: readonly Fault[] = [slapdStop, setFlush, ldapNoIp, daemonKill, reloadStorm, chainDelete, reloadBadCa, slapdFreeze, mariadbRestart];
+export const FAULTS: readonly Fault[] = [
+  slapdStop,
+  setFlush,
+  ldapNoIp,
+  daemonKill,
+  reloadStorm,
+  chainDelete,
+  reloadBadCa,
+  slapdFreeze,
+  mariadbRestart,
+];

@@ -15,7 +15,18 @@ import { prng } from './campus.js';
 import { Checker } from './soak-check.js';
 import { FAULTS, type Fault, type FaultContext } from './soak-faults.js';
 import {
-  bringUp, guardStage, newStage, reselqos, sampleCampus, say, sleep, stageConfText, trafficFeeder, writeStageConf, type Stage, type StageConf,
+  bringUp,
+  guardStage,
+  newStage,
+  reselqos,
+  sampleCampus,
+  say,
+  sleep,
+  stageConfText,
+  trafficFeeder,
+  writeStageConf,
+  type Stage,
+  type StageConf,
 } from './stage.js';
 
 const INTERVAL_MS = 2000;
@@ -43,10 +54,14 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
   const refusedOwners = new Set([unpaid, banned]);
   const entitled = new Set(campus.machines.filter((m) => m.active && !refusedOwners.has(m.ownerUid)).map((m) => m.ip));
   const refused = new Set([...campus.machines.filter((m) => !entitled.has(m.ip)).map((m) => m.ip), ...UNREGISTERED]);
-  say(`reselqos soak: ${minutes} min; campus of ${campus.people.length} people, ${campus.orgs.length} clubs, ${campus.machines.length} machines: ${entitled.size} entitled, ${refused.size - UNREGISTERED.length} refused (inactive, ${unpaid} unpaid, ${banned} banned) + ${UNREGISTERED.length} unregistered IPs`);
+  say(
+    `reselqos soak: ${minutes} min; campus of ${campus.people.length} people, ${campus.orgs.length} clubs, ${campus.machines.length} machines: ${entitled.size} entitled, ${refused.size - UNREGISTERED.length} refused (inactive, ${unpaid} unpaid, ${banned} banned) + ${UNREGISTERED.length} unregistered IPs`,
+  );
 
   const extra: StageConf = {
-    down: '50Mbit', up: '20Mbit', logLevel: 'debug',
+    down: '50Mbit',
+    up: '20Mbit',
+    logLevel: 'debug',
     // Chains read back every cycle, so a deleted chain is repaired by the next one.
     qos: 'classSeperationBase = 200MB\ncount = active\nverifyInterval = 1s',
   };
@@ -61,8 +76,17 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
   // A daemon dying of an uncaught exception leaves a Node report saying which (its stderr is /dev/null).
   const reportDir = join(st.dir, 'reports');
   mkdirSync(reportDir);
-  process.env['NODE_OPTIONS'] = `${process.env['NODE_OPTIONS'] ?? ''} --report-uncaught-exception --report-compact --report-directory=${reportDir}`.trim();
-  const checker = new Checker({ exec: gwExec, runDir: join(st.dir, 'run'), logFile: join(st.dir, 'log', 'reselqos.log'), reportDir, entitled, refused, say });
+  process.env['NODE_OPTIONS'] =
+    `${process.env['NODE_OPTIONS'] ?? ''} --report-uncaught-exception --report-compact --report-directory=${reportDir}`.trim();
+  const checker = new Checker({
+    exec: gwExec,
+    runDir: join(st.dir, 'run'),
+    logFile: join(st.dir, 'log', 'reselqos.log'),
+    reportDir,
+    entitled,
+    refused,
+    say,
+  });
 
   const startDaemon = async (): Promise<string> => {
     // The rebuild switch of `start`: a missing entitled machine during it is excused.
@@ -129,7 +153,9 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
   checker.setBaseline(base);
   await checker.sample();
   const start = checker.proc ?? { rssKb: 0, fds: 0 };
-  say(`warm-up done (${checker.log.cycles} cycles): qos_allow ${base.allow.size} IPs, ${base.qos.size} set placements, chains [${base.chains}]; daemon RSS ${mb(start.rssKb)} MB, ${start.fds} fds`);
+  say(
+    `warm-up done (${checker.log.cycles} cycles): qos_allow ${base.allow.size} IPs, ${base.qos.size} set placements, chains [${base.chains}]; daemon RSS ${mb(start.rssKb)} MB, ${start.fds} fds`,
+  );
   if (!checker.expected(base)) say(`  after warm-up the kernel is not as expected: ${[...checker.deviations(base).values()].join('; ')}`);
 
   const rnd = prng(11);
@@ -138,8 +164,17 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
   let faults = 0;
   let maxRepairCycles = 0;
   const ctxFor = (f: Fault, holdMs: number): FaultContext => ({
-    st, campus, checker, gwExec, intervalMs: INTERVAL_MS, holdMs, occurrence: occurrences.get(f.name) ?? 0, conf,
-    writeConf: (text) => writeStageConf(st, text), startDaemon, thawOnExit,
+    st,
+    campus,
+    checker,
+    gwExec,
+    intervalMs: INTERVAL_MS,
+    holdMs,
+    occurrence: occurrences.get(f.name) ?? 0,
+    conf,
+    writeConf: (text) => writeStageConf(st, text),
+    startDaemon,
+    thawOnExit,
   });
 
   for (let i = 0; !stopping(); i++) {
@@ -178,7 +213,11 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
       await sleep(250);
     }
     checker.excused.clear();
-    if (!repaired) checker.violate('repair', `${f.name}: kernel not back to expected ${Math.round((Date.now() - tEnd) / 1000)} s (${repairCycles} cycles) after the fault ended`);
+    if (!repaired)
+      checker.violate(
+        'repair',
+        `${f.name}: kernel not back to expected ${Math.round((Date.now() - tEnd) / 1000)} s (${repairCycles} cycles) after the fault ended`,
+      );
     else if (repairCycles > 2) checker.violate('repair', `${f.name}: repaired after ${repairCycles} cycles (allowed: 2)`);
     maxRepairCycles = Math.max(maxRepairCycles, repairCycles);
     if (!checker.daemonAlive()) {
@@ -187,8 +226,10 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
     }
     await waitCycles(2, c0); // late effects of the fault show here
     const p = checker.proc;
-    say(`fault ${faults} ${f.name}: ${hhmmss(tStart)} -> ${hhmmss(tEnd)} (+${Math.round((tStart - t0) / 1000)}s), repair ${repaired ? `${repairCycles} cycle(s)` : `NOT repaired (${repairCycles} cycles)`}, violations ${checker.count()}; ${note}` +
-      (p ? `; daemon RSS ${mb(p.rssKb)} MB, ${p.fds} fds` : ''));
+    say(
+      `fault ${faults} ${f.name}: ${hhmmss(tStart)} -> ${hhmmss(tEnd)} (+${Math.round((tStart - t0) / 1000)}s), repair ${repaired ? `${repairCycles} cycle(s)` : `NOT repaired (${repairCycles} cycles)`}, violations ${checker.count()}; ${note}` +
+        (p ? `; daemon RSS ${mb(p.rssKb)} MB, ${p.fds} fds` : ''),
+    );
   }
 
   // Quiet end, then the final figures.
@@ -198,14 +239,25 @@ async function soak(st: Stage, minutes: number, stopping: () => boolean, thawOnE
   running = false;
   await Promise.all([feeder, sampler]);
   const end = checker.proc ?? { rssKb: 0, fds: 0 };
-  if (end.rssKb > Math.max(start.rssKb * 1.5, start.rssKb + 20 * 1024)) checker.violate('memory', `daemon RSS ${mb(start.rssKb)} MB after warm-up, ${mb(end.rssKb)} MB at the end`);
+  if (end.rssKb > Math.max(start.rssKb * 1.5, start.rssKb + 20 * 1024))
+    checker.violate('memory', `daemon RSS ${mb(start.rssKb)} MB after warm-up, ${mb(end.rssKb)} MB at the end`);
   if (end.fds > start.fds + 10) checker.violate('memory', `daemon fds ${start.fds} after warm-up, ${end.fds} at the end`);
   const byKind = new Map<string, number>();
   for (const v of checker.violations) byKind.set(v.kind, (byKind.get(v.kind) ?? 0) + 1);
-  say(`soak done: ${faults} faults in ${((Date.now() - t0) / 60_000).toFixed(1)} min; violations by kind: ${byKind.size ? [...byKind].map(([k, n]) => `${k}=${n}`).join(', ') : 'none'}`);
+  say(
+    `soak done: ${faults} faults in ${((Date.now() - t0) / 60_000).toFixed(1)} min; violations by kind: ${byKind.size ? [...byKind].map(([k, n]) => `${k}=${n}`).join(', ') : 'none'}`,
+  );
   return {
-    minutes, cycles: checker.log.cycles, failedCycles: checker.log.cyclesFailed, faults, violations: checker.count(), maxRepairCycles,
-    rssStartMB: mb(start.rssKb), rssEndMB: mb(end.rssKb), fdStart: start.fds, fdEnd: end.fds,
+    minutes,
+    cycles: checker.log.cycles,
+    failedCycles: checker.log.cyclesFailed,
+    faults,
+    violations: checker.count(),
+    maxRepairCycles,
+    rssStartMB: mb(start.rssKb),
+    rssEndMB: mb(end.rssKb),
+    fdStart: start.fds,
+    fdEnd: end.fds,
   };
 }
 
@@ -240,7 +292,10 @@ async function main(): Promise<number> {
   return result.violations === 0 ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (e: Error) => {
-  process.stderr.write(`soak failed: ${e.stack ?? e.message}\n`);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    process.stderr.write(`soak failed: ${e.stack ?? e.message}\n`);
+    process.exit(2);
+  },
+);

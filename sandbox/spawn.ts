@@ -45,8 +45,15 @@ export function spawnBackground(cmd: string, args: readonly string[]): Promise<B
       alive = false;
       reject(
         new ExecError({
-          command: cmd, args: argv, code: null, signal: null, stdout, stderr, timedOut: false,
-          cause: e, detail: `could not be started (${(e as NodeJS.ErrnoException).code ?? e.message})`,
+          command: cmd,
+          args: argv,
+          code: null,
+          signal: null,
+          stdout,
+          stderr,
+          timedOut: false,
+          cause: e,
+          detail: `could not be started (${(e as NodeJS.ErrnoException).code ?? e.message})`,
         }),
       );
     });

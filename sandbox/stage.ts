@@ -39,7 +39,17 @@ export type StageConf = Pick<SandboxConfOptions, 'down' | 'up' | 'qos' | 'ldap' 
 
 /** A sample campus: a few dozen people, about 100 machines, some inactive, one unpaid, one banned. */
 export function sampleCampus(): { campus: Campus; unpaid: string; banned: string } {
-  const campus = generateCampus({ users: 36, seed: 42, unpaidShare: 0, cutShare: 0, blacklistShare: 0, banShare: 0, ipv6Share: 0, inactiveShare: 0.04, orgs: 2 });
+  const campus = generateCampus({
+    users: 36,
+    seed: 42,
+    unpaidShare: 0,
+    cutShare: 0,
+    blacklistShare: 0,
+    banShare: 0,
+    ipv6Share: 0,
+    inactiveShare: 0.04,
+    orgs: 2,
+  });
   const [, unpaid, banned] = campus.people;
   unpaid!.endInternet = '20240101000000Z';
   unpaid!.paid = false;
@@ -58,8 +68,12 @@ export function stageConfText(st: Stage, extra: StageConf): string {
   const { slapd, db, gw } = st;
   if (!slapd || !db || !gw) throw new Error('stage: the servers are not up');
   return sandboxConf({
-    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir: st.dir,
-    firewall: `netns = ${gw.names.gw}`, timezone: 'UTC', ...extra,
+    ldapUrl: slapd.url,
+    db: { host: db.host, port: db.port, user: db.user, password: db.password },
+    dir: st.dir,
+    firewall: `netns = ${gw.names.gw}`,
+    timezone: 'UTC',
+    ...extra,
   });
 }
 
@@ -79,7 +93,8 @@ export async function newStage(name: string): Promise<Stage> {
 /** slapd, MariaDB and the namespaces, the campus loaded, qos.conf written. */
 export async function bringUp(st: Stage, name: string, campus: Campus, conf: StageConf): Promise<void> {
   [st.slapd, st.db, st.gw] = await Promise.all([
-    startSlapd(), startMariadb({ timezone: '+00:00' }),
+    startSlapd(),
+    startMariadb({ timezone: '+00:00' }),
     createGateway({ prefix: `rq-p${process.pid}-${name}-`, userIps: campus.machines.map((m) => m.ip) }),
   ]);
   await loadCampus(st.slapd, campus);

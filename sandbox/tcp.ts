@@ -54,7 +54,11 @@ export async function startBannerServer(ns: string, ports: number[]): Promise<Ba
  * Returns "banner SERVER <port>", "error ECONNRESET", "error ECONNREFUSED", "timeout", ...
  */
 export async function probe(ns: string, host: string, port: number, local: string, timeoutMs = 1500): Promise<string> {
-  const r = await realExec('ip', ['netns', 'exec', ns, process.execPath, '-e', CLIENT, host, String(port), local, String(timeoutMs), 'banner'], { timeoutMs: timeoutMs + 5000 });
+  const r = await realExec(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, '-e', CLIENT, host, String(port), local, String(timeoutMs), 'banner'],
+    { timeoutMs: timeoutMs + 5000 },
+  );
   return r.stdout.trim();
 }
 

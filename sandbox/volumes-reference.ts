@@ -1,7 +1,7 @@
 // The original whole-day volumes query (GROUP BY ip in SQL), kept as the reference the cached,
 // row-by-row reading of src/sources/volumes.ts is tested against. Test-only: not in the product.
 import type { DatabaseConfig } from '../src/config/config.js';
-import { q } from '../src/sources/volumes.js';
+import { q } from '../src/sources/volumes-sql.js';
 
 /** SQL expression of the counted bytes of one direction, negative and NULL rows counted apart. */
 function bytesExpr(d: DatabaseConfig, dir: 'down' | 'up'): { sum: string; bad: string } {
@@ -20,7 +20,8 @@ function bytesExpr(d: DatabaseConfig, dir: 'down' | 'up'): { sum: string; bad: s
 export function volumesQuery(d: DatabaseConfig, table: string): string {
   const down = bytesExpr(d, 'down');
   const up = bytesExpr(d, 'up');
-  return `SELECT ${q(d.columns.ip)}, ${down.sum}, ${up.sum}, ${down.bad}, ${up.bad} ` +
-    `FROM ${q(table)} WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) GROUP BY ${q(d.columns.ip)}`;
+  return (
+    `SELECT ${q(d.columns.ip)}, ${down.sum}, ${up.sum}, ${down.bad}, ${up.bad} ` +
+    `FROM ${q(table)} WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) GROUP BY ${q(d.columns.ip)}`
+  );
 }
-

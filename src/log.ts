@@ -21,11 +21,21 @@ export interface Logger {
 /** A logger that keeps lines in memory (tests, and `plan` which prints warnings itself). */
 export class MemoryLogger implements Logger {
   readonly lines: { level: LogLevel; msg: string; meta?: Meta }[] = [];
-  error(msg: string, meta?: Meta): void { this.lines.push({ level: 'error', msg, meta }); }
-  warn(msg: string, meta?: Meta): void { this.lines.push({ level: 'warn', msg, meta }); }
-  info(msg: string, meta?: Meta): void { this.lines.push({ level: 'info', msg, meta }); }
-  debug(msg: string | (() => string), meta?: Meta): void { this.lines.push({ level: 'debug', msg: typeof msg === 'string' ? msg : msg(), meta }); }
-  of(level: LogLevel): string[] { return this.lines.filter((l) => l.level === level).map((l) => l.msg); }
+  error(msg: string, meta?: Meta): void {
+    this.lines.push({ level: 'error', msg, meta });
+  }
+  warn(msg: string, meta?: Meta): void {
+    this.lines.push({ level: 'warn', msg, meta });
+  }
+  info(msg: string, meta?: Meta): void {
+    this.lines.push({ level: 'info', msg, meta });
+  }
+  debug(msg: string | (() => string), meta?: Meta): void {
+    this.lines.push({ level: 'debug', msg: typeof msg === 'string' ? msg : msg(), meta });
+  }
+  of(level: LogLevel): string[] {
+    return this.lines.filter((l) => l.level === level).map((l) => l.msg);
+  }
 }
 
 const secrets = new Set<string>();
@@ -87,14 +97,21 @@ export function createLogger(opts: WinstonOptions): FileLogger {
   let file = makeFile();
   if (file) logger.add(file);
   if (opts.stderr) {
-    logger.add(new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'], format: winston.format.combine(timestamp, fmt) }));
+    logger.add(
+      new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'], format: winston.format.combine(timestamp, fmt) }),
+    );
   }
-  const wrap = (level: LogLevel) => (msg: string | (() => string), meta?: Meta): void => {
-    if (level === 'debug' && !logger.isDebugEnabled()) return;
-    logger.log(level, typeof msg === 'string' ? msg : msg(), meta ?? {});
-  };
+  const wrap =
+    (level: LogLevel) =>
+    (msg: string | (() => string), meta?: Meta): void => {
+      if (level === 'debug' && !logger.isDebugEnabled()) return;
+      logger.log(level, typeof msg === 'string' ? msg : msg(), meta ?? {});
+    };
   return {
-    error: wrap('error'), warn: wrap('warn'), info: wrap('info'), debug: wrap('debug'),
+    error: wrap('error'),
+    warn: wrap('warn'),
+    info: wrap('info'),
+    debug: wrap('debug'),
     reopen(): void {
       if (!file) return;
       const old = file;
@@ -103,7 +120,9 @@ export function createLogger(opts: WinstonOptions): FileLogger {
       logger.remove(old);
       old.close?.();
     },
-    setLevel(level: LogLevel): void { logger.level = level; },
+    setLevel(level: LogLevel): void {
+      logger.level = level;
+    },
     close(): Promise<void> {
       return new Promise((resolve) => {
         logger.on('finish', () => resolve());

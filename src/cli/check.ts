@@ -43,9 +43,13 @@ export async function runCheck(opts: { config?: string; at?: string; json: boole
   const eff = effectiveRates(config, at);
   const lines: string[] = [];
   lines.push(`${config.file}: valid${config.warnings.length ? ` (${config.warnings.length} warning(s))` : ''}`);
-  lines.push(`at ${at.toFormat('yyyy-MM-dd HH:mm ZZZZ')} (${config.qos.timezone}): ${eff.rule ? `${eff.rule} in force` : 'no rate rule in force'}`);
+  lines.push(
+    `at ${at.toFormat('yyyy-MM-dd HH:mm ZZZZ')} (${config.qos.timezone}): ${eff.rule ? `${eff.rule} in force` : 'no rate rule in force'}`,
+  );
   for (const r of config.rateRules) {
-    lines.push(`  ${r.name}: ${formatTimeOfDay(r.from)}-${formatTimeOfDay(r.to)} down ${r.down ? formatRate(r.down) : 'unchanged'}, up ${r.up ? formatRate(r.up) : 'unchanged'}`);
+    lines.push(
+      `  ${r.name}: ${formatTimeOfDay(r.from)}-${formatTimeOfDay(r.to)} down ${r.down ? formatRate(r.down) : 'unchanged'}, up ${r.up ? formatRate(r.up) : 'unchanged'}`,
+    );
   }
   lines.push('rates:');
   for (const [key, v] of Object.entries(eff.rates)) {
@@ -53,13 +57,19 @@ export async function runCheck(opts: { config?: string; at?: string; json: boole
     lines.push(`  ${key.padEnd(12)} ${formatRate(v)}${v !== base ? ` (base ${formatRate(base)})` : ''}`);
   }
   if (config.sharing.enabled) {
-    lines.push(`sharing: site ${config.site.name}, weight ${config.sharing.weight}, stale after ${config.sharing.stale} intervals, table ${config.sharing.db}.sites; ` +
-      `global ${formatRate(eff.rates['globalDown']!)} down / ${formatRate(eff.rates['globalUp']!)} up, this site's cap ${formatRate(eff.rates['down']!)} / ${formatRate(eff.rates['up']!)}`);
+    lines.push(
+      `sharing: site ${config.site.name}, weight ${config.sharing.weight}, stale after ${config.sharing.stale} intervals, table ${config.sharing.db}.sites; ` +
+        `global ${formatRate(eff.rates['globalDown']!)} down / ${formatRate(eff.rates['globalUp']!)} up, this site's cap ${formatRate(eff.rates['down']!)} / ${formatRate(eff.rates['up']!)}`,
+    );
   }
-  lines.push(`groups (${config.qos.enabled ? 'QoS enabled' : 'QoS disabled: everyone in group 0'}), daily reset at ${config.qos.resetHour}:00:`);
+  lines.push(
+    `groups (${config.qos.enabled ? 'QoS enabled' : 'QoS disabled: everyone in group 0'}), daily reset at ${config.qos.resetHour}:00:`,
+  );
   for (const g of report.groups) {
     const share = (config.qos.factor ** g.group * 100).toFixed(0);
-    lines.push(`  group ${g.group}: ${g.limitBytes === null ? 'above the last limit'.padEnd(22) : ('up to ' + formatSize(g.limitBytes)).padEnd(22)} per-user rate ${share} % of group 0`);
+    lines.push(
+      `  group ${g.group}: ${g.limitBytes === null ? 'above the last limit'.padEnd(22) : ('up to ' + formatSize(g.limitBytes)).padEnd(22)} per-user rate ${share} % of group 0`,
+    );
   }
   io.out(lines.join('\n'));
   return EXIT.ok;

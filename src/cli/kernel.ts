@@ -10,6 +10,7 @@ import { lockPath } from '../daemon/control.js';
 import { AlreadyRunningError, takeLock, type HeldLock } from '../daemon/pidfile.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
+import type { FileLogger } from '../log.js';
 import { EXIT, loadConfigOrReport, type Io } from './common.js';
 
 /** The daemon's lock, or null (refusal printed) when the daemon or another verb holds it. */
@@ -19,18 +20,38 @@ async function lockOrRefuse(config: Config, verb: string, io: Io): Promise<HeldL
   } catch (e) {
     if (!(e instanceof AlreadyRunningError)) throw e;
     const who = e.what === 'daemon' ? `the reselqos daemon runs (pid ${e.pid ?? 'unknown'})` : `${e.message}`;
-    io.err(`reselqos ${verb}: refused, ${who}: ${e.what === 'daemon' ? 'use reselqos update, or stop it first' : 'try again when it is done'}`);
+    io.err(
+      `reselqos ${verb}: refused, ${who}: ${e.what === 'daemon' ? 'use reselqos update, or stop it first' : 'try again when it is done'}`,
+    );
     return null;
   }
 }
 
-export async function runOnce(opts: { config?: string; force: boolean }, io: Io, clock: Clock): Promise<number> {
-  const config = await loadConfigOrReport(opts.config, io);
+/**
+ * Runs `act` with the configuration loaded, the daemon's kernel lock held (refused, exit 1, while
+ * the daemon or another verb holds it) and a file logger open; releases both whatever happens.
+ */
+async function underKernelLock(
+  configFlag: string | undefined,
+  verb: string,
+  io: Io,
+  act: (config: Config, log: FileLogger) => Promise<number>,
+): Promise<number> {
+  const config = await loadConfigOrReport(configFlag, io);
   if (!config) return EXIT.invalid;
-  const lock = await lockOrRefuse(config, 'run --once', io);
+  const lock = await lockOrRefuse(config, verb, io);
   if (!lock) return EXIT.failed;
   const log = fileLogger(config, true);
   try {
+    return await act(config, log);
+  } finally {
+    await log.close();
+    await lock.release();
+  }
+}
+
+export function runOnce(opts: { config?: string; force: boolean }, io: Io, clock: Clock): Promise<number> {
+  return underKernelLock(opts.config, 'run --once', io, async (config, log) => {
     try {
       await checkKernel(config, realExec);
     } catch (e) {
@@ -52,29 +73,20 @@ export async function runOnce(opts: { config?: string; force: boolean }, io: Io,
     } finally {
       await rt.close();
     }
-  } finally {
-    await log.close();
-    await lock.release();
-  }
+  });
 }
 
-export async function runClear(opts: { config?: string }, io: Io): Promise<number> {
-  const config = await loadConfigOrReport(opts.config, io);
-  if (!config) return EXIT.invalid;
-  const lock = await lockOrRefuse(config, 'clear', io);
-  if (!lock) return EXIT.failed;
-  const log = fileLogger(config, true);
-  try {
-    const r = await new Reconciler(config, kernelExec(config), log).clear();
-    const line = `clear: removed ${r.hooks} hook(s), ${r.chains} chain(s), ${r.qdiscs} root qdisc(s), ${r.sets} set(s)`;
-    log.info(line);
-    io.out(line);
-    return EXIT.ok;
-  } catch (e) {
-    log.error(`clear failed: ${(e as Error).message}`);
-    return EXIT.failed;
-  } finally {
-    await log.close();
-    await lock.release();
-  }
+export function runClear(opts: { config?: string }, io: Io): Promise<number> {
+  return underKernelLock(opts.config, 'clear', io, async (config, log) => {
+    try {
+      const r = await new Reconciler(config, kernelExec(config), log).clear();
+      const line = `clear: removed ${r.hooks} hook(s), ${r.chains} chain(s), ${r.qdiscs} root qdisc(s), ${r.sets} set(s)`;
+      log.info(line);
+      io.out(line);
+      return EXIT.ok;
+    } catch (e) {
+      log.error(`clear failed: ${(e as Error).message}`);
+      return EXIT.failed;
+    }
+  });
 }

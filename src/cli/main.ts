@@ -25,21 +25,24 @@ const VERBS: Record<string, Verb> = {
     summary: 'validate qos.conf and show thresholds, the rate rule and the rates in force',
     usage: 'reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json]',
     options: { ...CONFIG_OPT, at: { type: 'string' }, json: { type: 'boolean' } },
-    run: (v, _p, io) => runCheck({ config: v['config'] as string | undefined, at: v['at'] as string | undefined, json: v['json'] === true }, io, systemClock),
+    run: (v, _p, io) =>
+      runCheck({ config: v['config'] as string | undefined, at: v['at'] as string | undefined, json: v['json'] === true }, io, systemClock),
   },
   plan: {
     summary: 'fetch LDAP and MySQL once and print the desired state (changes nothing)',
     usage: 'reselqos plan [-c FILE] [--json] [--force]',
     options: { ...CONFIG_OPT, json: { type: 'boolean' }, force: { type: 'boolean' } },
-    run: (v, _p, io) => runPlan({ config: v['config'] as string | undefined, json: v['json'] === true, force: v['force'] === true }, io, systemClock),
+    run: (v, _p, io) =>
+      runPlan({ config: v['config'] as string | undefined, json: v['json'] === true, force: v['force'] === true }, io, systemClock),
   },
   run: {
     summary: 'the daemon in the foreground (what systemd starts); --once: one full cycle, then exit',
     usage: 'reselqos run [--once] [-c FILE] [--force]',
     options: { ...CONFIG_OPT, once: { type: 'boolean' }, force: { type: 'boolean' } },
-    run: (v, _p, io) => (v['once'] === true
-      ? runOnce({ config: v['config'] as string | undefined, force: v['force'] === true }, io, systemClock)
-      : runForeground(v['config'] as string | undefined, io, systemClock)),
+    run: (v, _p, io) =>
+      v['once'] === true
+        ? runOnce({ config: v['config'] as string | undefined, force: v['force'] === true }, io, systemClock)
+        : runForeground(v['config'] as string | undefined, io, systemClock),
   },
   start: {
     summary: 'fetch a fresh snapshot, rebuild every object in one go, start the daemon in the background',
@@ -63,7 +66,8 @@ const VERBS: Record<string, Verb> = {
     },
   },
   update: {
-    summary: 'run a cycle now, with a full LDAP fetch; prints its summary line, exit 1 if it failed or the directory was refused;\n' +
+    summary:
+      'run a cycle now, with a full LDAP fetch; prints its summary line, exit 1 if it failed or the directory was refused;\n' +
       '           --force: past the entry-count rule (maxShrink); --accept: take a directory the entitlement guard refuses',
     usage: 'reselqos update [-c FILE] [--force] [--accept]',
     options: { ...CONFIG_OPT, force: { type: 'boolean' }, accept: { type: 'boolean' } },
@@ -88,7 +92,7 @@ const VERBS: Record<string, Verb> = {
     run: (v, p, io) => runExplain(v['config'] as string | undefined, p[0], v['json'] === true, io, systemClock),
   },
   top: {
-    summary: 'live view: each group\'s throughput now against its rate, the largest users; q quits',
+    summary: "live view: each group's throughput now against its rate, the largest users; q quits",
     usage: 'reselqos top [-c FILE] [--once]',
     options: { ...CONFIG_OPT, once: { type: 'boolean' } },
     run: (v, _p, io) => runTop(v['config'] as string | undefined, v['once'] === true, io),
@@ -147,5 +151,3 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     return EXIT.failed;
   }
 }
-
-

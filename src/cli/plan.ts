@@ -17,15 +17,35 @@ export interface ChangesJson {
   ipset: { add: number; del: number };
   tc: { change: number; add: number };
   iptables: number;
-  lists: { ipset: { set: string; add: string[]; del: string[]; rebuild: number | null; create: boolean }[]; destroy: string[]; iptables: string[]; tc: string[] };
+  lists: {
+    ipset: { set: string; add: string[]; del: string[]; rebuild: number | null; create: boolean }[];
+    destroy: string[];
+    iptables: string[];
+    tc: string[];
+  };
 }
 
 export function changesJson(r: ReconcileResult): ChangesJson {
-  const ipt = [r.batches.iptables[4], r.batches.iptables[6]].flatMap((b, i) => (b ? b.trim().split('\n').map((l) => `${i === 0 ? 'v4' : 'v6'} ${l}`) : []));
+  const ipt = [r.batches.iptables[4], r.batches.iptables[6]].flatMap((b, i) =>
+    b
+      ? b
+          .trim()
+          .split('\n')
+          .map((l) => `${i === 0 ? 'v4' : 'v6'} ${l}`)
+      : [],
+  );
   return {
-    ipset: r.counts.ipset, tc: r.counts.tc, iptables: r.counts.iptables,
+    ipset: r.counts.ipset,
+    tc: r.counts.tc,
+    iptables: r.counts.iptables,
     lists: {
-      ipset: r.plan.sets.map((s) => ({ set: s.name, create: s.create, add: [...s.add], del: [...s.del], rebuild: s.rebuild ? s.rebuild.length : null })),
+      ipset: r.plan.sets.map((s) => ({
+        set: s.name,
+        create: s.create,
+        add: [...s.add],
+        del: [...s.del],
+        rebuild: s.rebuild ? s.rebuild.length : null,
+      })),
       destroy: [...r.plan.destroy],
       iptables: ipt,
       tc: r.batches.tc ? r.batches.tc.trim().split('\n') : [],
@@ -43,7 +63,12 @@ export interface PlanJson {
 export function planJson(d: Desired, changes?: ReconcileResult | null): PlanJson {
   return {
     ...(changes === undefined ? {} : { changes: changes ? changesJson(changes) : null }),
-    users: d.users.map((u) => ({ uid: u.uid, ips: sortIps([...u.ips]), down: { bytes: u.down.bytes, group: u.down.group }, up: { bytes: u.up.bytes, group: u.up.group } })),
+    users: d.users.map((u) => ({
+      uid: u.uid,
+      ips: sortIps([...u.ips]),
+      down: { bytes: u.down.bytes, group: u.down.group },
+      up: { bytes: u.up.bytes, group: u.up.group },
+    })),
     classes: d.classes.map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
     skipped: d.skipped.map((s) => ({ dn: s.dn, reason: s.reason })),
   };
@@ -51,12 +76,17 @@ export function planJson(d: Desired, changes?: ReconcileResult | null): PlanJson
 
 export function planText(d: Desired): string {
   const ips = d.users.reduce((a, u) => a + u.ips.length, 0);
-  const lines = [`plan at ${d.at}${d.rule ? ` (${d.rule} in force)` : ''}, volumes since ${d.resetAt}`, `users ${d.users.length}, IPs ${ips}, skipped entries ${d.skipped.length}`];
+  const lines = [
+    `plan at ${d.at}${d.rule ? ` (${d.rule} in force)` : ''}, volumes since ${d.resetAt}`,
+    `users ${d.users.length}, IPs ${ips}, skipped entries ${d.skipped.length}`,
+  ];
   for (const dir of ['down', 'up'] as const) {
     lines.push(`${dir === 'down' ? 'download' : 'upload'} (total ${formatRate(d.totals[dir])}):`);
     for (const c of d.classes.filter((x) => x.direction === dir)) {
       const limit = d.limits[c.group];
-      lines.push(`  group ${c.group} ${limit === undefined ? '(last)'.padEnd(12) : ('<= ' + formatSize(limit)).padEnd(12)} users ${String(c.users).padStart(6)}  class ${formatRate(c.rateBps).padStart(11)}  per user ${c.users ? formatRate(perUserRate(c)) : '-'}`);
+      lines.push(
+        `  group ${c.group} ${limit === undefined ? '(last)'.padEnd(12) : ('<= ' + formatSize(limit)).padEnd(12)} users ${String(c.users).padStart(6)}  class ${formatRate(c.rateBps).padStart(11)}  per user ${c.users ? formatRate(perUserRate(c)) : '-'}`,
+      );
     }
   }
   if (d.skipped.length) {
@@ -68,7 +98,11 @@ export function planText(d: Desired): string {
 }
 
 /** Fetches both sources once (no fallback: a failure is reported) and plans. */
-export async function fetchAndPlan(config: Config, clock: Clock, force: boolean): Promise<{ desired: Desired; changes: ReconcileResult | null; warnings: string[] } | { error: string }> {
+export async function fetchAndPlan(
+  config: Config,
+  clock: Clock,
+  force: boolean,
+): Promise<{ desired: Desired; changes: ReconcileResult | null; warnings: string[] } | { error: string }> {
   const log = new MemoryLogger();
   const sources = new Sources(config, log, { persist: false });
   try {

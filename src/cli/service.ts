@@ -151,7 +151,11 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
     }
     await kernelLock.release(); // the daemon takes it
     // 3. The daemon, in the background.
-    const child = spawn(process.execPath, [cliPath(), 'run', '-c', file], { detached: true, stdio: 'ignore', env: { ...process.env, RESELQOS_CONF: file } });
+    const child = spawn(process.execPath, [cliPath(), 'run', '-c', file], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, RESELQOS_CONF: file },
+    });
     child.unref();
     for (let i = 0; i < 240; i++) {
       const st = await running(config);
@@ -235,20 +239,29 @@ export function statusText(s: StatusJson): string {
   const lines = [
     `reselqos running (pid ${s.pid}, up ${s.uptimeS}s, config ${s.config})`,
     `sources: ldap ${s.sources.ldap}; mysql ${s.sources.mysql}`,
-    s.lastCycle ? `last cycle: ${s.lastCycle.at} ${s.lastCycle.ok ? 'ok' : 'FAILED'} in ${s.lastCycle.ms} ms, moves d${s.lastCycle.moves.down}/u${s.lastCycle.moves.up}${s.lastCycle.error ? `: ${s.lastCycle.error}` : ''}` : 'last cycle: none yet',
+    s.lastCycle
+      ? `last cycle: ${s.lastCycle.at} ${s.lastCycle.ok ? 'ok' : 'FAILED'} in ${s.lastCycle.ms} ms, moves d${s.lastCycle.moves.down}/u${s.lastCycle.moves.up}${s.lastCycle.error ? `: ${s.lastCycle.error}` : ''}`
+      : 'last cycle: none yet',
   ];
   for (const dir of ['down', 'up'] as const) {
     lines.push(`${dir === 'down' ? 'download' : 'upload'}:`);
     for (const c of s.classes.filter((x) => x.direction === dir)) {
-      lines.push(`  group ${c.group}: ${String(c.users).padStart(6)} users, class ${formatRate(c.rateBps)}${c.users ? `, ${formatRate(Math.floor(c.rateBps / c.users))} per user` : ''}`);
+      lines.push(
+        `  group ${c.group}: ${String(c.users).padStart(6)} users, class ${formatRate(c.rateBps)}${c.users ? `, ${formatRate(Math.floor(c.rateBps / c.users))} per user` : ''}`,
+      );
     }
   }
   const sh = s.sharing;
   if (sh?.enabled && sh.allocation && sh.demand && sh.global && sh.cap) {
     const pair = (p: { down: number; up: number }): string => `${formatRate(p.down)} down, ${formatRate(p.up)} up`;
-    lines.push(`site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? 'a site is stale: static split' : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`);
+    lines.push(
+      `site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? 'a site is stale: static split' : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`,
+    );
     lines.push(`  demand ${pair(sh.demand)}; allocation ${pair(sh.allocation)}`);
-    for (const p of sh.peers) lines.push(`  peer ${p.site}: ${p.fresh ? 'fresh' : 'STALE'} (${p.ageS}s), demand ${pair(p.demand)}, allocation ${pair(p.allocation)}`);
+    for (const p of sh.peers)
+      lines.push(
+        `  peer ${p.site}: ${p.fresh ? 'fresh' : 'STALE'} (${p.ageS}s), demand ${pair(p.demand)}, allocation ${pair(p.allocation)}`,
+      );
   } else if (sh) {
     lines.push(`site ${sh.site} (sharing off)`);
   }
@@ -265,7 +278,13 @@ export async function runStatus(configFlag: string | undefined, json: boolean, i
   return EXIT.ok;
 }
 
-export async function runExplain(configFlag: string | undefined, who: string | undefined, json: boolean, io: Io, clock: Clock): Promise<number> {
+export async function runExplain(
+  configFlag: string | undefined,
+  who: string | undefined,
+  json: boolean,
+  io: Io,
+  clock: Clock,
+): Promise<number> {
   if (!who) throw new UsageError('explain needs a uid or an IP');
   let e: ExplainJson | null = null;
   let error: string | null = null;

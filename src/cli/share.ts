@@ -8,7 +8,7 @@ import { EXIT, type Io } from './common.js';
 
 export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c));
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
   return Buffer.concat(chunks).toString('utf8');
 }
 
@@ -31,7 +31,9 @@ export function runShare(text: string, json: boolean, io: Io): number {
     return EXIT.ok;
   }
   const g = parsed.input.global;
-  const lines = [`global: down ${formatRate(g.down)}, up ${formatRate(g.up)}${parsed.input.sites.every((s) => s.fresh) ? '' : ' (a site is stale: static split)'}`];
+  const lines = [
+    `global: down ${formatRate(g.down)}, up ${formatRate(g.up)}${parsed.input.sites.every((s) => s.fresh) ? '' : ' (a site is stale: static split)'}`,
+  ];
   for (const s of sites) lines.push(`  ${s.site.padEnd(16)} down ${formatRate(s.down).padStart(12)}  up ${formatRate(s.up).padStart(12)}`);
   io.out(lines.join('\n'));
   return EXIT.ok;

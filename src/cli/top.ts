@@ -20,13 +20,16 @@ export function topText(t: TopJson, width = 100): string {
     for (const c of t.classes.filter((x) => x.direction === dir)) {
       const now = c.bps === null ? '-' : formatRate(Math.round(c.bps));
       const bar = c.bps === null || c.rateBps === 0 ? '' : '#'.repeat(Math.min(30, Math.round((c.bps / c.rateBps) * 10)));
-      lines.push(`          ${String(c.group).padStart(5)} ${String(c.users).padStart(7)} ${formatRate(c.rateBps).padStart(18)} ${now.padStart(12)}  ${bar}`);
+      lines.push(
+        `          ${String(c.group).padStart(5)} ${String(c.users).padStart(7)} ${formatRate(c.rateBps).padStart(18)} ${now.padStart(12)}  ${bar}`,
+      );
     }
     lines.push('');
   }
   for (const dir of DIRECTIONS) {
     lines.push(`largest ${dir === 'down' ? 'download' : 'upload'} volumes since the reset:`);
-    for (const u of t.users.filter((x) => x.direction === dir)) lines.push(`  ${u.uid.padEnd(24)} ${formatSize(u.bytes).padStart(10)}  group ${u.group}`);
+    for (const u of t.users.filter((x) => x.direction === dir))
+      lines.push(`  ${u.uid.padEnd(24)} ${formatSize(u.bytes).padStart(10)}  group ${u.group}`);
     lines.push('');
   }
   return lines.map((l) => l.slice(0, width)).join('\n');

@@ -13,7 +13,14 @@ export async function readPemCa(path: string): Promise<Buffer> {
     data = await readFile(path);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOENT' ? 'file not found' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+    const why =
+      err.code === 'ENOENT'
+        ? 'file not found'
+        : err.code === 'EACCES'
+          ? 'permission denied'
+          : err.code === 'EISDIR'
+            ? 'is a directory'
+            : err.message;
     throw new Error(`cannot read ${path}: ${why}`);
   }
   const blocks = data.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
@@ -40,7 +47,13 @@ export async function checkCaFiles(config: Config): Promise<ConfigProblem[]> {
     try {
       await readPemCa(path);
     } catch (e) {
-      problems.push({ file: config.file, line: config.lines[`${section}.cafile`] ?? null, section, key: 'caFile', message: (e as Error).message });
+      problems.push({
+        file: config.file,
+        line: config.lines[`${section}.cafile`] ?? null,
+        section,
+        key: 'caFile',
+        message: (e as Error).message,
+      });
     }
   }
   return problems;

@@ -3,7 +3,8 @@
 // (warnings) and restart-only keys (named in the reload answer); docs/CONFIG.md is
 // checked against it by a test. Pure data: no I/O here.
 
-export type Section = 'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'site' | 'sharing' | 'path' | 'log' | 'metrics' | 'publish';
+export type Section =
+  'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'site' | 'sharing' | 'path' | 'log' | 'metrics' | 'publish';
 
 export interface KeySpec {
   readonly section: Section;
@@ -15,8 +16,13 @@ export interface KeySpec {
   readonly doc: string;
 }
 
-const k = (section: Section, key: string, def: string | undefined, live: boolean, doc: string): KeySpec =>
-  ({ section, key, def, live, doc });
+const k = (section: Section, key: string, def: string | undefined, live: boolean, doc: string): KeySpec => ({
+  section,
+  key,
+  def,
+  live,
+  doc,
+});
 
 export const RESEL_PEOPLE = 'ou=people,dc=maisel,dc=enst-bretagne,dc=fr';
 export const RESEL_ORGA = 'ou=organisations,dc=maisel,dc=enst-bretagne,dc=fr';
@@ -26,20 +32,38 @@ export const KEYS: readonly KeySpec[] = [
   // [ldap]
   k('ldap', 'host', undefined, true, 'LDAP server: host name, host:port, or ldap:// / ldaps:// URL'),
   k('ldap', 'user', '', true, 'bind DN; empty = anonymous bind'),
-  k('ldap', 'password', '', true, 'bind password (the file must then be owned by root, mode 0600 or 0640; a password over ldap:// without StartTLS draws a warning)'),
+  k(
+    'ldap',
+    'password',
+    '',
+    true,
+    'bind password (the file must then be owned by root, mode 0600 or 0640; a password over ldap:// without StartTLS draws a warning)',
+  ),
   k('ldap', 'starttls', '0', true, '1 = upgrade ldap:// with StartTLS (certificate verified; no plaintext fallback)'),
-  k('ldap', 'caFile', '', true, 'PEM CA bundle to verify the server certificate (ldaps:// or StartTLS); empty = system CAs. `check` and every reload verify it is readable PEM'),
+  k(
+    'ldap',
+    'caFile',
+    '',
+    true,
+    'PEM CA bundle to verify the server certificate (ldaps:// or StartTLS); empty = system CAs. `check` and every reload verify it is readable PEM',
+  ),
   k('ldap', 'basepeople', RESEL_PEOPLE, true, 'base DN of people'),
   k('ldap', 'baseorga', RESEL_ORGA, true, 'base DN of organisations (clubs) that own machines; empty = none'),
   k('ldap', 'basehosts', RESEL_HOSTS, true, 'base DN of machines'),
   k('ldap', 'peopleFilter', '(uid=*)', true, 'filter for people'),
   k('ldap', 'orgaFilter', '(uid=*)', true, 'filter for organisations'),
   k('ldap', 'hostsFilter', '(objectClass=reselMachine)', true, 'filter for machines'),
-  k('ldap', 'uidAttr', 'uid', true, 'attribute holding an owner\'s identity'),
-  k('ldap', 'ownerAttr', 'uidProprio', true, 'machine attribute holding its owner\'s DN'),
+  k('ldap', 'uidAttr', 'uid', true, "attribute holding an owner's identity"),
+  k('ldap', 'ownerAttr', 'uidProprio', true, "machine attribute holding its owner's DN"),
   k('ldap', 'ipAttr', 'ipHostNumber', true, 'machine attribute holding IPv4 (suffix such as 200.3, or a full address)'),
   k('ldap', 'ip6Attr', 'ipv6HostNumber', true, 'machine attribute holding IPv6 addresses (or suffixes to area6Prefix)'),
-  k('ldap', 'maxIpsPerMachine', '256', true, 'most IP values (ipAttr and ip6Attr together) one machine entry may carry; a machine with more keeps none of its IPs (not allowed, not shaped) and is named in the log. Bounds the work and memory one entry can cost'),
+  k(
+    'ldap',
+    'maxIpsPerMachine',
+    '256',
+    true,
+    'most IP values (ipAttr and ip6Attr together) one machine entry may carry; a machine with more keeps none of its IPs (not allowed, not shaped) and is named in the log. Bounds the work and memory one entry can cost',
+  ),
   k('ldap', 'zoneAttr', 'zone', true, 'machine attribute holding zones'),
   k('ldap', 'inactiveZone', 'Inactive', true, 'zone value that marks a machine disabled'),
   k('ldap', 'hostAttr', 'host', true, 'machine name attribute'),
@@ -50,16 +74,46 @@ export const KEYS: readonly KeySpec[] = [
   k('ldap', 'pageSize', '500', true, 'entries per page of the paged search (keep at or below the server size limit)'),
   k('ldap', 'connectTimeout', '5s', true, 'TCP/TLS connect timeout'),
   k('ldap', 'timeout', '20s', true, 'timeout of one LDAP operation (each page)'),
-  k('ldap', 'refresh', '10m', true, 'period of the full directory fetch; between two, each cycle asks only for the entries modified since the last one (modifyTimestamp, needs `index modifyTimestamp eq` on the server). Deleted entries are only noticed by the next full fetch (or `reselqos update`). 0 = a full fetch every cycle'),
-  k('ldap', 'maxShrink', '20%', true, 'refuse a directory that lost more than this share of machines since the last good one (past with update --force), or of machines allowed per family, entitled owners or machines with an IP since the largest of the last 24 h (the entitlement guard; past with update --accept)'),
+  k(
+    'ldap',
+    'refresh',
+    '10m',
+    true,
+    'period of the full directory fetch; between two, each cycle asks only for the entries modified since the last one (modifyTimestamp, needs `index modifyTimestamp eq` on the server). Deleted entries are only noticed by the next full fetch (or `reselqos update`). 0 = a full fetch every cycle',
+  ),
+  k(
+    'ldap',
+    'maxShrink',
+    '20%',
+    true,
+    'refuse a directory that lost more than this share of machines since the last good one (past with update --force), or of machines allowed per family, entitled owners or machines with an IP since the largest of the last 24 h (the entitlement guard; past with update --accept)',
+  ),
   // [database]
   k('database', 'host', undefined, true, 'MySQL/MariaDB server: host name or host:port'),
   k('database', 'port', '3306', true, 'TCP port (when host has none)'),
   k('database', 'socket', '', true, 'unix socket path; overrides host/port when set'),
   k('database', 'user', 'qos', true, 'user (needs SELECT on the traffic tables)'),
-  k('database', 'password', '', true, 'password (the file must then be owned by root, mode 0600 or 0640; a password over TCP to a non-loopback host without tls draws a warning)'),
-  k('database', 'tls', '0', true, '1 = TLS to the server, its certificate always verified (against caFile, else the system CAs); no plaintext fallback: a server without TLS is refused'),
-  k('database', 'caFile', '', true, 'PEM CA bundle to verify the server certificate (with tls = 1); empty = system CAs. `check` and every reload verify it is readable PEM'),
+  k(
+    'database',
+    'password',
+    '',
+    true,
+    'password (the file must then be owned by root, mode 0600 or 0640; a password over TCP to a non-loopback host without tls draws a warning)',
+  ),
+  k(
+    'database',
+    'tls',
+    '0',
+    true,
+    '1 = TLS to the server, its certificate always verified (against caFile, else the system CAs); no plaintext fallback: a server without TLS is refused',
+  ),
+  k(
+    'database',
+    'caFile',
+    '',
+    true,
+    'PEM CA bundle to verify the server certificate (with tls = 1); empty = system CAs. `check` and every reload verify it is readable PEM',
+  ),
   k('database', 'db', 'netacct', true, 'database holding the netacct tables'),
   k('database', 'table', 'traffic', true, 'netacct table of IPv4 hour buckets'),
   k('database', 'table6', '', true, 'optional table of the same shape with IPv6 volumes; empty = none'),
@@ -67,10 +121,22 @@ export const KEYS: readonly KeySpec[] = [
   k('database', 'timeColumn', 'time', true, 'column holding the hour bucket (server local time)'),
   k('database', 'downColumn', 'input', true, 'column of bytes towards the user (download)'),
   k('database', 'upColumn', 'output', true, 'column of bytes from the user (upload)'),
-  k('database', 'exclude', '', true, 'comma list of peer, direct, local: bytes in those <kind>_input/<kind>_output columns are not counted'),
+  k(
+    'database',
+    'exclude',
+    '',
+    true,
+    'comma list of peer, direct, local: bytes in those <kind>_input/<kind>_output columns are not counted',
+  ),
   k('database', 'connectTimeout', '5s', true, 'connect timeout'),
   k('database', 'timeout', '20s', true, 'query timeout'),
-  k('database', 'closedRefresh', '15m', true, 'the volumes of closed hour buckets (server local time; an hour closes 15 minutes after its end, three nacctd flushes) are cached and re-read only this often, when the reset changes, or when an hour closes (then only that hour); each cycle reads the open hours. Rows written later into closed buckets are picked up at the next refresh. 0 = no cache: the whole day every cycle'),
+  k(
+    'database',
+    'closedRefresh',
+    '15m',
+    true,
+    'the volumes of closed hour buckets (server local time; an hour closes 15 minutes after its end, three nacctd flushes) are cached and re-read only this often, when the reset changes, or when an hour closes (then only that hour); each cycle reads the open hours. Rows written later into closed buckets are picked up at the next refresh. 0 = no cache: the whole day every cycle',
+  ),
   // [firewall]
   k('firewall', 'enabled', '1', true, '0 = no filtering at all (QoS only)'),
   k('firewall', 'areaPrefix', '172.22.', true, 'IPv4 prefix of this campus, prepended to ipHostNumber suffixes'),
@@ -78,29 +144,59 @@ export const KEYS: readonly KeySpec[] = [
   k('firewall', 'area6Prefix', '', true, 'IPv6 prefix prepended to ipv6HostNumber suffixes'),
   k('firewall', 'eth_ext', undefined, false, 'interface towards the internet (upload is shaped on its egress)'),
   k('firewall', 'eth_int', undefined, false, 'interface towards the users (download is shaped on its egress)'),
-  k('firewall', 'tunnel_name', '', true, 'tunnel interface to the other campus (not internet); interface names: at most 15 bytes of letters, digits, _ . - @, no "+" wildcard'),
-  k('firewall', 'ip_int', '', true, 'the gateway\'s own internal address (never locked out)'),
+  k(
+    'firewall',
+    'tunnel_name',
+    '',
+    true,
+    'tunnel interface to the other campus (not internet); interface names: at most 15 bytes of letters, digits, _ . - @, no "+" wildcard',
+  ),
+  k('firewall', 'ip_int', '', true, "the gateway's own internal address (never locked out)"),
   k('firewall', 'net6', '', true, 'IPv6 network of the users (with the firewall and IPv6 on, net6 or user6Networks is required)'),
   k('firewall', 'v6Enabled', '1', true, '0 = no IPv6 filtering or shaping (accept all IPv6)'),
-  k('firewall', 'userNetworks', '', true, 'IPv4 networks of the users (CIDR list) whose traffic the firewall filters; empty = the network of areaPrefix (172.22. -> 172.22.0.0/16)'),
+  k(
+    'firewall',
+    'userNetworks',
+    '',
+    true,
+    'IPv4 networks of the users (CIDR list) whose traffic the firewall filters; empty = the network of areaPrefix (172.22. -> 172.22.0.0/16)',
+  ),
   k('firewall', 'user6Networks', '', true, 'IPv6 networks of the users (CIDR list); empty = net6'),
   k('firewall', 'checkPayment', '1', true, '1 = an owner needs endInternet in the future (absent = not paid)'),
-  k('firewall', 'checkCoupure', '1', true, '1 = coupure: TRUE cuts the owner\'s machines'),
-  k('firewall', 'checkBan', '1', true, '1 = a ban value listed in banServices cuts the owner\'s machines'),
+  k('firewall', 'checkCoupure', '1', true, "1 = coupure: TRUE cuts the owner's machines"),
+  k('firewall', 'checkBan', '1', true, "1 = a ban value listed in banServices cuts the owner's machines"),
   k('firewall', 'banServices', 'internet', true, 'ban values (comma list, case-insensitive) that mean "no internet"'),
-  k('firewall', 'checkBlacklist', '1', true, '1 = a BLACKLIST<year> value in cotiz cuts the owner\'s machines'),
+  k('firewall', 'checkBlacklist', '1', true, "1 = a BLACKLIST<year> value in cotiz cuts the owner's machines"),
   k('firewall', 'openDestinations', '', true, 'networks every user machine may reach, allowed or not (CIDR list: DNS, DHCP, portal, ...)'),
   k('firewall', 'refuse', 'reject', true, 'reject (TCP reset / ICMP admin-prohibited, immediate feedback) or drop'),
   k('firewall', 'portal', '', true, 'IP:port web traffic of unregistered or unpaid machines is redirected to (DNAT; empty = off)'),
   k('firewall', 'portalBan', '', true, 'IP:port web traffic of banned or cut machines is redirected to (empty = portal)'),
-  k('firewall', 'portal6', '', true, '[IPv6]:port web traffic of unregistered or unpaid IPv6 machines is redirected to (ip6tables DNAT, e.g. [2001:db8::5]:80; empty = off for IPv6; needs v6Enabled = 1)'),
+  k(
+    'firewall',
+    'portal6',
+    '',
+    true,
+    '[IPv6]:port web traffic of unregistered or unpaid IPv6 machines is redirected to (ip6tables DNAT, e.g. [2001:db8::5]:80; empty = off for IPv6; needs v6Enabled = 1)',
+  ),
   k('firewall', 'portalBan6', '', true, '[IPv6]:port web traffic of banned or cut IPv6 machines is redirected to (empty = portal6)'),
   k('firewall', 'portalPorts', '80', true, 'TCP destination ports redirected to the portal (comma list)'),
-  k('firewall', 'netns', '', false, 'network namespace holding the interfaces, sets and rules (kernel tools run through ip netns exec); empty = the daemon\'s own'),
+  k(
+    'firewall',
+    'netns',
+    '',
+    false,
+    "network namespace holding the interfaces, sets and rules (kernel tools run through ip netns exec); empty = the daemon's own",
+  ),
   // [rates]
   k('rates', 'down', undefined, true, 'rate shared between the users, download (e.g. 100Mbit)'),
   k('rates', 'up', undefined, true, 'rate shared between the users, upload'),
-  k('rates', 'globalDown', '', true, 'rate all sites together may use, download (required with [sharing] enabled = 1; then down is this site\'s own link, its cap)'),
+  k(
+    'rates',
+    'globalDown',
+    '',
+    true,
+    "rate all sites together may use, download (required with [sharing] enabled = 1; then down is this site's own link, its cap)",
+  ),
   k('rates', 'globalUp', '', true, 'rate all sites together may use, upload (required with [sharing] enabled = 1)'),
   // [qos]
   k('qos', 'enabled', '1', true, '0 = everyone in group 0, volumes ignored'),
@@ -109,12 +205,24 @@ export const KEYS: readonly KeySpec[] = [
   k('qos', 'classSeperationParameter', '1.6', true, 'limit(n) = limit(n-1) x parameter + base'),
   k('qos', 'classRateFactor', '0.8', true, 'per-user rate of group n+1 / group n (0 < f <= 1)'),
   k('qos', 'resetHour', '5', true, 'hour (local, 0-23) at which daily volumes restart from zero'),
-  k('qos', 'timezone', '', true, 'IANA time zone for rate rules and the reset; empty = the system\'s'),
+  k('qos', 'timezone', '', true, "IANA time zone for rate rules and the reset; empty = the system's"),
   k('qos', 'interval', '10s', true, 'time between cycles'),
-  k('qos', 'count', 'all', true, 'which users count in a group: all (every user with an IP) or active (volume > 0 today in that direction)'),
+  k(
+    'qos',
+    'count',
+    'all',
+    true,
+    'which users count in a group: all (every user with an IP) or active (volume > 0 today in that direction)',
+  ),
   k('qos', 'emptyClassRate', '8kbit', true, 'rate given to a group class with no user (floor)'),
   k('qos', 'ceil', '100%', true, 'ceil of every group class, as a share of the direction total'),
-  k('qos', 'defaultRate', '1Mbit', true, 'guaranteed rate of the default class (traffic of no user: servers, infrastructure), taken from the total'),
+  k(
+    'qos',
+    'defaultRate',
+    '1Mbit',
+    true,
+    'guaranteed rate of the default class (traffic of no user: servers, infrastructure), taken from the total',
+  ),
   k('qos', 'classifier', 'fw', false, 'fw (MARK + tc fw filter) or classify (iptables CLASSIFY straight to the class)'),
   k('qos', 'leaf', 'sfq', false, 'leaf qdisc of each class: sfq, fq_codel, cake, pfifo or none'),
   k('qos', 'setPrefix', 'qos_', false, 'prefix of IPv4 ipsets (qos_d0, qos_u0, ...)'),
@@ -123,13 +231,43 @@ export const KEYS: readonly KeySpec[] = [
   k('qos', 'markDown', '1000', false, 'mark of download group X = markDown + X'),
   k('qos', 'markUp', '2000', false, 'mark of upload group X = markUp + X'),
   k('qos', 'fullSyncInterval', '5m', true, 'period of the full read-back of the kernel state'),
-  k('qos', 'verifyInterval', '30s', true, 'period of the read-back of our iptables chains and tc tree (ipset entry counts are checked every cycle; anything we did not apply is repaired at the next read-back)'),
+  k(
+    'qos',
+    'verifyInterval',
+    '30s',
+    true,
+    'period of the read-back of our iptables chains and tc tree (ipset entry counts are checked every cycle; anything we did not apply is repaired at the next read-back)',
+  ),
   // [site], [sharing]
-  k('site', 'name', '', false, 'this gateway\'s name among the sites and in the published tables (letters, digits, _ . -); empty = the host name'),
-  k('sharing', 'enabled', '0', true, '1 = share the global rates with the other sites through the database (docs/DESIGN.md, "Sites"): this site\'s total becomes its allocation, between its share and [rates] down/up'),
-  k('sharing', 'weight', '1', true, 'this site\'s weight: its static share is global x weight / sum of the weights'),
-  k('sharing', 'stale', '3', true, 'a site whose row is older than this many intervals is stale: every site then falls back to its static share'),
-  k('sharing', 'db', 'qos', true, 'database on the [database] server holding the table `sites` (created if missing; needs SELECT, INSERT, UPDATE, CREATE)'),
+  k(
+    'site',
+    'name',
+    '',
+    false,
+    "this gateway's name among the sites and in the published tables (letters, digits, _ . -); empty = the host name",
+  ),
+  k(
+    'sharing',
+    'enabled',
+    '0',
+    true,
+    '1 = share the global rates with the other sites through the database (docs/DESIGN.md, "Sites"): this site\'s total becomes its allocation, between its share and [rates] down/up',
+  ),
+  k('sharing', 'weight', '1', true, "this site's weight: its static share is global x weight / sum of the weights"),
+  k(
+    'sharing',
+    'stale',
+    '3',
+    true,
+    'a site whose row is older than this many intervals is stale: every site then falls back to its static share',
+  ),
+  k(
+    'sharing',
+    'db',
+    'qos',
+    true,
+    'database on the [database] server holding the table `sites` (created if missing; needs SELECT, INSERT, UPDATE, CREATE)',
+  ),
   // [path]
   k('path', 'log', '/var/log/reselqos', false, 'log directory (reselqos.log inside)'),
   k('path', 'state', '/var/lib/reselqos', false, 'state directory (last good snapshots)'),
@@ -137,18 +275,49 @@ export const KEYS: readonly KeySpec[] = [
   // [log]
   k('log', 'level', 'info', true, 'error, warn, info or debug'),
   // [metrics]
-  k('metrics', 'listen', '127.0.0.1:9721', true, 'address:port of the HTTP listener serving /metrics (Prometheus) and the dashboard at /; empty = off. Any address other than loopback needs token'),
+  k(
+    'metrics',
+    'listen',
+    '127.0.0.1:9721',
+    true,
+    'address:port of the HTTP listener serving /metrics (Prometheus) and the dashboard at /; empty = off. Any address other than loopback needs token',
+  ),
   k('metrics', 'token', '', true, 'when set, every request needs the header Authorization: Bearer <token> (401 otherwise)'),
   // [publish]
-  k('publish', 'enabled', '0', true, '1 = after each applied cycle, write the per-user groups and volumes (people_data) and the classes (classes) to a MySQL database for the campus site'),
+  k(
+    'publish',
+    'enabled',
+    '0',
+    true,
+    '1 = after each applied cycle, write the per-user groups and volumes (people_data) and the classes (classes) to a MySQL database for the campus site',
+  ),
   k('publish', 'db', 'qos', true, 'database of the published tables (created when missing)'),
   k('publish', 'host', '', true, 'MySQL/MariaDB server (host or host:port); empty = the [database] server, user and password'),
   k('publish', 'user', '', true, 'user with CREATE, SELECT, INSERT, UPDATE, DELETE on the db (with host set)'),
   k('publish', 'password', '', true, 'its password (with host set; the file must then be mode 0600)'),
-  k('publish', 'timeout', '10s', true, 'time allowed for one write (connect and transaction); past it the cycle goes on and the next success writes everything'),
+  k(
+    'publish',
+    'timeout',
+    '10s',
+    true,
+    'time allowed for one write (connect and transaction); past it the cycle goes on and the next success writes everything',
+  ),
 ];
 
-export const SECTIONS: readonly Section[] = ['ldap', 'database', 'firewall', 'rates', 'ratesrules', 'qos', 'site', 'sharing', 'path', 'log', 'metrics', 'publish'];
+export const SECTIONS: readonly Section[] = [
+  'ldap',
+  'database',
+  'firewall',
+  'rates',
+  'ratesrules',
+  'qos',
+  'site',
+  'sharing',
+  'path',
+  'log',
+  'metrics',
+  'publish',
+];
 
 export function specOf(section: Section, key: string): KeySpec | undefined {
   const lower = key.toLowerCase();

@@ -14,19 +14,31 @@
 export class UnitError extends Error {}
 
 const RATE_UNITS: Readonly<Record<string, number>> = {
-  bit: 1, bps: 1,
-  kbit: 1e3, kbps: 1e3,
-  mbit: 1e6, mbps: 1e6,
-  gbit: 1e9, gbps: 1e9,
+  bit: 1,
+  bps: 1,
+  kbit: 1e3,
+  kbps: 1e3,
+  mbit: 1e6,
+  mbps: 1e6,
+  gbit: 1e9,
+  gbps: 1e9,
 };
 
 const SIZE_UNITS: Readonly<Record<string, number>> = {
-  b: 1, o: 1,
-  kb: 1e3, ko: 1e3,
-  mb: 1e6, mo: 1e6,
-  gb: 1e9, go: 1e9,
-  tb: 1e12, to: 1e12,
-  kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+  b: 1,
+  o: 1,
+  kb: 1e3,
+  ko: 1e3,
+  mb: 1e6,
+  mo: 1e6,
+  gb: 1e9,
+  go: 1e9,
+  tb: 1e12,
+  to: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
 };
 
 const NUMBER_UNIT = /^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$/;

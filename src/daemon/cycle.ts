@@ -30,7 +30,15 @@ export interface CycleReport {
   readonly sources: { readonly ldap: 'fresh' | 'snapshot' | 'refreshing' | 'none'; readonly mysql: 'fresh' | 'snapshot' };
   /** what the LDAP fetch of this cycle brought: nothing new, a patch from a change search, a full fetch */
   readonly ldapChange: 'none' | 'patch' | 'full' | null;
-  readonly timings: { readonly ldapMs: number; readonly mysqlMs: number; readonly planMs: number; readonly readMs: number; readonly diffMs: number; readonly applyMs: number; readonly totalMs: number };
+  readonly timings: {
+    readonly ldapMs: number;
+    readonly mysqlMs: number;
+    readonly planMs: number;
+    readonly readMs: number;
+    readonly diffMs: number;
+    readonly applyMs: number;
+    readonly totalMs: number;
+  };
   readonly desired: Desired | null;
   readonly result: ReconcileResult | null;
   /** [sharing] enabled: this site's demand, allocation and peers after this cycle's exchange */
@@ -41,12 +49,20 @@ const ms = (x: number): number => Math.round(x);
 
 export function summaryLine(r: CycleReport): string {
   const t = r.timings;
-  const stale = [r.sources.ldap !== 'fresh' ? `ldap:${r.sources.ldap}` : '', r.sources.mysql !== 'fresh' ? `mysql:${r.sources.mysql}` : ''].filter(Boolean);
+  const stale = [
+    r.sources.ldap !== 'fresh' ? `ldap:${r.sources.ldap}` : '',
+    r.sources.mysql !== 'fresh' ? `mysql:${r.sources.mysql}` : '',
+  ].filter(Boolean);
   const head = r.ok ? 'cycle ok' : 'cycle failed';
-  return `${head} users=${r.users} ips=${r.ips} moves=d${r.moves.down}/u${r.moves.up} tc=${r.tc} skipped=${r.skipped}` +
+  return (
+    `${head} users=${r.users} ips=${r.ips} moves=d${r.moves.down}/u${r.moves.up} tc=${r.tc} skipped=${r.skipped}` +
     ` ldap=${ms(t.ldapMs)}ms${r.ldapChange === 'patch' || r.ldapChange === 'full' ? `(${r.ldapChange})` : ''} mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
-    (r.share?.allocation ? ` share=d${formatRate(r.share.allocation.down)}/u${formatRate(r.share.allocation.up)}${r.share.mode === 'sharing' ? '' : `(${r.share.mode})`}` : '') +
-    (stale.length ? ` using=${stale.join(',')}` : '') + (r.error ? `: ${r.error}` : '');
+    (r.share?.allocation
+      ? ` share=d${formatRate(r.share.allocation.down)}/u${formatRate(r.share.allocation.up)}${r.share.mode === 'sharing' ? '' : `(${r.share.mode})`}`
+      : '') +
+    (stale.length ? ` using=${stale.join(',')}` : '') +
+    (r.error ? `: ${r.error}` : '')
+  );
 }
 
 /** Users whose IPs entered a set of that direction in this plan. */
@@ -88,7 +104,9 @@ export class CycleRunner {
    * directory. `fullLdap`: a full directory fetch, awaited, rather than a change search.
    * `force`: past the entry-count rule; `accept`: past the entitlement guard too (update --accept).
    */
-  async run(opts: { force?: boolean; accept?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
+  async run(
+    opts: { force?: boolean; accept?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {},
+  ): Promise<CycleReport> {
     const t0 = performance.now();
     const at = this.clock().setZone(this.config.qos.timezone);
     const reset = resetInstant(this.config.qos, at);
@@ -104,18 +122,30 @@ export class CycleRunner {
       }
     };
     const base = {
-      at: at.toISO() ?? '', users: 0, ips: 0, skipped: 0, moves: { down: 0, up: 0 }, tc: 0, counts: null, applied: false,
-      desired: null, result: null, ldapChange: null as CycleReport['ldapChange'],
+      at: at.toISO() ?? '',
+      users: 0,
+      ips: 0,
+      skipped: 0,
+      moves: { down: 0, up: 0 },
+      tc: 0,
+      counts: null,
+      applied: false,
+      desired: null,
+      result: null,
+      ldapChange: null as CycleReport['ldapChange'],
     };
     // Sites sharing the global rates: measure, exchange rows and decide while the sources are fetched.
     const sharing = this.sharing && this.config.sharing.enabled && !opts.dryRun ? this.sharing : null;
-    const shareP = sharing ? sharing.before(at).catch((e: Error) => {
-      this.log.error(`sharing: ${e.message}; [rates] down/up this cycle`);
-      return null;
-    }) : Promise.resolve(null);
+    const shareP = sharing
+      ? sharing.before(at).catch((e: Error) => {
+          this.log.error(`sharing: ${e.message}; [rates] down/up this cycle`);
+          return null;
+        })
+      : Promise.resolve(null);
     const done = async (ok: boolean, d: Desired | null): Promise<SharingStatus | null> => {
       if (!sharing) return null;
-      let down = 0, up = 0;
+      let down = 0,
+        up = 0;
       for (const u of d?.users ?? []) {
         if (u.down.bytes > 0) down++;
         if (u.up.bytes > 0) up++;
@@ -125,23 +155,40 @@ export class CycleRunner {
       return sharing.view;
     };
     const [dir, usage] = await Promise.allSettled([
-      timed(() => this.sources.fetchDirectory(nowDate, { force: opts.force, accept: opts.accept, waitMs: opts.ldapWaitMs, full: opts.fullLdap }), (x) => (ldapMs = x)),
-      timed(() => this.sources.fetchUsage(nowDate, reset), (x) => (mysqlMs = x)),
+      timed(
+        () =>
+          this.sources.fetchDirectory(nowDate, { force: opts.force, accept: opts.accept, waitMs: opts.ldapWaitMs, full: opts.fullLdap }),
+        (x) => (ldapMs = x),
+      ),
+      timed(
+        () => this.sources.fetchUsage(nowDate, reset),
+        (x) => (mysqlMs = x),
+      ),
     ]);
     // The volumes count only the IPs of the directory known when they were read: a machine new
     // in this one is read again now (rare: registrations), so that its volume is exact at once.
     if (dir.status === 'fulfilled' && usage.status === 'fulfilled') {
       const first = usage.value;
-      usage.value = await timed(() => this.sources.completeUsage(first, dir.value.directory, nowDate, reset), (x) => (mysqlMs += x));
+      usage.value = await timed(
+        () => this.sources.completeUsage(first, dir.value.directory, nowDate, reset),
+        (x) => (mysqlMs += x),
+      );
     }
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
     if (dir.status === 'rejected' || usage.status === 'rejected') {
       const reason: unknown = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
-      return { ...base, share: await done(false, null), ok: false, error: (reason as Error).message, sources: { ldap: 'none', mysql: 'snapshot' }, timings: { ...timings, totalMs: performance.now() - t0 } };
+      return {
+        ...base,
+        share: await done(false, null),
+        ok: false,
+        error: (reason as Error).message,
+        sources: { ldap: 'none', mysql: 'snapshot' },
+        timings: { ...timings, totalMs: performance.now() - t0 },
+      };
     }
     const sources = {
-      ldap: dir.value.fresh ? 'fresh' as const : dir.value.refreshing ? 'refreshing' as const : 'snapshot' as const,
-      mysql: usage.value.fresh ? 'fresh' as const : 'snapshot' as const,
+      ldap: dir.value.fresh ? ('fresh' as const) : dir.value.refreshing ? ('refreshing' as const) : ('snapshot' as const),
+      mysql: usage.value.fresh ? ('fresh' as const) : ('snapshot' as const),
     };
     base.ldapChange = dir.value.change;
     const totals = await shareP;
@@ -159,14 +206,28 @@ export class CycleRunner {
     };
     try {
       const result = await this.reconciler.reconcile(desired, { dryRun: opts.dryRun });
-      this.log.debug(() => `kernel: ${result.fullRead ? 'full' : 'cheap'} read-back, changes ${JSON.stringify(result.counts)}, read ${Math.round(result.timings.readMs)}ms apply ${Math.round(result.timings.applyMs)}ms`);
+      this.log.debug(
+        () =>
+          `kernel: ${result.fullRead ? 'full' : 'cheap'} read-back, changes ${JSON.stringify(result.counts)}, read ${Math.round(result.timings.readMs)}ms apply ${Math.round(result.timings.applyMs)}ms`,
+      );
       timings.readMs = result.timings.readMs;
       timings.diffMs = result.timings.diffMs;
       timings.applyMs = result.timings.applyMs;
       timings.totalMs = performance.now() - t0;
       return {
-        ...base, ...counted, share: await done(true, desired), ok: true, error: null, sources, timings, desired, result,
-        moves: moves(desired, result), tc: result.counts.tc.change, counts: result.counts, applied: result.applied,
+        ...base,
+        ...counted,
+        share: await done(true, desired),
+        ok: true,
+        error: null,
+        sources,
+        timings,
+        desired,
+        result,
+        moves: moves(desired, result),
+        tc: result.counts.tc.change,
+        counts: result.counts,
+        applied: result.applied,
       };
     } catch (e) {
       timings.totalMs = performance.now() - t0;

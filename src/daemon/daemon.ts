@@ -7,7 +7,7 @@
 // Never flushes the gateway: stop keeps every kernel object as it is.
 
 import type { Server } from 'node:net';
-import { ConfigError, formatProblem, loadConfig, restartOnlyChanges, type Config } from '../config/config.js';
+import { ConfigError, formatProblem, loadConfig, restartOnlyChanges, withRunningRestartKeys, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { registerSecret, type FileLogger } from '../log.js';
 import { realExec, type Exec } from '../kernel/exec.js';
@@ -115,7 +115,9 @@ export class Daemon {
     this.timer = setTimeout(() => {
       this.timer = null;
       // Timer cycles do not wait for a slow directory fetch beyond half an interval.
-      void this.cycle({ ldapWaitMs: Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() => this.schedule(this.config.qos.intervalMs));
+      void this.cycle({ ldapWaitMs: Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() =>
+        this.schedule(this.config.qos.intervalMs),
+      );
     }, delayMs);
   }
 
@@ -170,7 +172,7 @@ export class Daemon {
       next = await loadConfig(this.configPath);
       restart = restartOnlyChanges(this.config, next);
       // Keys that need a restart keep their running values: the kernel object names, paths, interfaces.
-      applied = restart.length ? mergeRestartOnly(this.config, next) : next;
+      applied = restart.length ? withRunningRestartKeys(this.config, next) : next;
       clients = openClients(applied, this.log);
     } catch (e) {
       if (e instanceof ConfigError) return reject(e.message, e.problems.length, e.problems.map(formatProblem).join('; '));
@@ -193,13 +195,12 @@ export class Daemon {
     this.queue = switched.catch(() => undefined);
     await switched;
     for (const w of next.warnings) this.log.warn(`reload: ${w}`);
-    const message = `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
+    const message =
+      `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
     this.log.info(message);
     const report = await this.cycle();
     return { ok: true, message, restartNeeded: restart, summary: summaryLine(report), cycleOk: report.ok };
   }
-
-
 
   status(): StatusJson {
     const r = this.last;
@@ -209,8 +210,16 @@ export class Daemon {
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
       config: this.configPath,
       sources: { ldap: this.rt.sources.health.ldap.describe(), mysql: this.rt.sources.health.mysql.describe() },
-      lastCycle: r ? { at: r.at, ok: r.ok, ms: Math.round(r.timings.totalMs), moves: r.moves, summary: summaryLine(r), error: r.error } : null,
-      classes: (r?.desired?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
+      lastCycle: r
+        ? { at: r.at, ok: r.ok, ms: Math.round(r.timings.totalMs), moves: r.moves, summary: summaryLine(r), error: r.error }
+        : null,
+      classes: (r?.desired?.classes ?? []).map((c) => ({
+        direction: c.direction,
+        group: c.group,
+        users: c.users,
+        rateBps: c.rateBps,
+        ceilBps: c.ceilBps,
+      })),
       sharing: this.rt.sharing.view,
     };
   }
@@ -224,7 +233,11 @@ export class Daemon {
         // `--accept`: the operator takes a directory the guard refuses.
         const r = await this.cycle({ force: req.force === true, accept: req.accept === true, fullLdap: true });
         const refusal = this.rt.sources.health.ldap.refusal;
-        return { ok: r.ok && (refusal === null || r.sources.ldap === 'fresh'), summary: summaryLine(r), ...(refusal ? { refused: refusal.reason } : {}) };
+        return {
+          ok: r.ok && (refusal === null || r.sources.ldap === 'fresh'),
+          summary: summaryLine(r),
+          ...(refusal ? { refused: refusal.reason } : {}),
+        };
       }
       case 'reload':
         return this.reload();
@@ -261,19 +274,4 @@ export class Daemon {
     this.unguard?.();
     this.resolveStopped();
   }
-}
-
-/** The new config with every restart-only key kept at its running value. */
-function mergeRestartOnly(running: Config, next: Config): Config {
-  return Object.freeze({
-    ...next,
-    firewall: Object.freeze({ ...next.firewall, ethExt: running.firewall.ethExt, ethInt: running.firewall.ethInt, netns: running.firewall.netns }),
-    qos: Object.freeze({
-      ...next.qos, groups: running.qos.groups, classifier: running.qos.classifier, leaf: running.qos.leaf,
-      setPrefix: running.qos.setPrefix, set6Prefix: running.qos.set6Prefix, chainPrefix: running.qos.chainPrefix,
-      markDown: running.qos.markDown, markUp: running.qos.markUp,
-    }),
-    paths: running.paths,
-    site: running.site,
-  });
 }

@@ -41,23 +41,42 @@ export function explain(d: Desired, who: string): ExplainJson | null {
     const cls = d.classes.find((c) => c.direction === direction && c.group === v.group)!;
     const next = nextThreshold(v.bytes, d.limits);
     return {
-      bytes: v.bytes, group: v.group, groups: d.limits.length + 1,
-      nextThresholdBytes: next, bytesToNextGroup: next === null ? null : next - v.bytes,
-      classRateBps: cls.rateBps, usersInGroup: cls.users, perUserRateBps: perUserRate(cls), siteTotalBps: d.totals[direction],
+      bytes: v.bytes,
+      group: v.group,
+      groups: d.limits.length + 1,
+      nextThresholdBytes: next,
+      bytesToNextGroup: next === null ? null : next - v.bytes,
+      classRateBps: cls.rateBps,
+      usersInGroup: cls.users,
+      perUserRateBps: perUserRate(cls),
+      siteTotalBps: d.totals[direction],
     };
   };
-  return { uid: u.uid, ips: sortIps([...u.ips]), resetAt: d.resetAt, rule: d.rule, site: d.sharedBy ?? null, down: dir('down'), up: dir('up') };
+  return {
+    uid: u.uid,
+    ips: sortIps([...u.ips]),
+    resetAt: d.resetAt,
+    rule: d.rule,
+    site: d.sharedBy ?? null,
+    down: dir('down'),
+    up: dir('up'),
+  };
 }
 
 export function explainText(e: ExplainJson): string {
   const lines = [`${e.uid}: ${e.ips.join(', ')}`, `volumes since ${e.resetAt}${e.rule ? ` (${e.rule} in force)` : ''}:`];
   for (const d of DIRECTIONS) {
     const x = e[d];
-    const next = x.nextThresholdBytes === null
-      ? 'last group: no further threshold'
-      : `next group above ${formatSize(x.nextThresholdBytes)} (${formatSize(x.bytesToNextGroup!)} to go)`;
-    lines.push(`  ${d === 'down' ? 'download' : 'upload  '} ${formatSize(x.bytes).padStart(10)}  group ${x.group}/${x.groups - 1}  ${next}`);
-    lines.push(`           rate now ${formatRate(x.perUserRateBps)} per user (class ${formatRate(x.classRateBps)} shared by ${x.usersInGroup} user(s))`);
+    const next =
+      x.nextThresholdBytes === null
+        ? 'last group: no further threshold'
+        : `next group above ${formatSize(x.nextThresholdBytes)} (${formatSize(x.bytesToNextGroup!)} to go)`;
+    lines.push(
+      `  ${d === 'down' ? 'download' : 'upload  '} ${formatSize(x.bytes).padStart(10)}  group ${x.group}/${x.groups - 1}  ${next}`,
+    );
+    lines.push(
+      `           rate now ${formatRate(x.perUserRateBps)} per user (class ${formatRate(x.classRateBps)} shared by ${x.usersInGroup} user(s))`,
+    );
     lines.push(`           site total ${formatRate(x.siteTotalBps)}${e.site ? ` (site ${e.site}'s allocation among the sites)` : ''}`);
   }
   return lines.join('\n');

@@ -19,7 +19,7 @@ export class Observability {
 
   constructor(config: Config, rt: Runtime, log: Logger, clock: Clock) {
     this.publisher = new Publisher(config, log);
-    this.observer = new Observer(config, rt.sources, rt.reconciler, log, clock, this.publisher);
+    this.observer = new Observer(config, rt.sources, rt.reconciler, log, clock, this.publisher, () => rt.sharing.view);
     this.http = new HttpListener(this.observer, log);
   }
 

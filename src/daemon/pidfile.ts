@@ -14,7 +14,11 @@ import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
 
 export class AlreadyRunningError extends Error {
-  constructor(readonly pid: number | null, readonly what: string, readonly path: string) {
+  constructor(
+    readonly pid: number | null,
+    readonly what: string,
+    readonly path: string,
+  ) {
     super(`${what === '' ? 'another reselqos' : what} (pid ${pid ?? 'unknown'}) holds ${path}`);
     this.name = 'AlreadyRunningError';
   }
@@ -50,7 +54,9 @@ const held = new Set<FileHandle>();
 /** flock(1) on descriptor 3 of the child, which is our `fh`: 0 taken, 1 busy. */
 function flockFd(fh: FileHandle): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn('flock', ['--nonblock', '--exclusive', '--conflict-exit-code', '75', '3'], { stdio: ['ignore', 'ignore', 'pipe', fh.fd] });
+    const child = spawn('flock', ['--nonblock', '--exclusive', '--conflict-exit-code', '75', '3'], {
+      stdio: ['ignore', 'ignore', 'pipe', fh.fd],
+    });
     let err = '';
     child.stderr?.setEncoding('utf8').on('data', (c: string) => (err += c));
     child.on('error', (e) => reject(new Error(`cannot run flock (util-linux): ${e.message}`)));

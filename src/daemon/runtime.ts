@@ -45,7 +45,13 @@ export async function openRuntime(config: Config, opts: { log: Logger; exec?: Ex
   const sharing = new SharingSite(config, exec, opts.log, clock().toMillis());
   const cycles = new CycleRunner(config, sources, reconciler, opts.log, clock, sharing);
   return {
-    config, log: opts.log, exec, sources, reconciler, cycles, sharing,
+    config,
+    log: opts.log,
+    exec,
+    sources,
+    reconciler,
+    cycles,
+    sharing,
     close: async () => {
       await sources.close();
       await sharing.close();

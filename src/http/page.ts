@@ -33,6 +33,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <span>LDAP: <span id="ldap">-</span></span>
   <span>MySQL: <span id="mysql">-</span></span>
   <span>rate rule: <span id="rule">-</span></span>
+  <span id="sharing-box" hidden>sharing: <span id="sharing">-</span></span>
 </header>
 <main>
   <section><h2>Download: measured throughput per group (solid) and policy rate (dashed), Mbit/s</h2><div id="chart-down"></div></section>
@@ -86,6 +87,15 @@ function render(s) {
   text(c, s.at ? new Date(s.at).toLocaleTimeString() + (s.ok ? ' ok' : ' failed' + (s.error ? ': ' + s.error : '')) : 'none yet');
   c.className = s.ok ? 'ok' : 'bad';
   for (const k of ['ldap', 'mysql']) { const e = $(k); text(e, s.sources[k]); e.className = s.sources[k] === 'ok' ? 'ok' : 'bad'; }
+  const sh = s.sharing;
+  $('sharing-box').hidden = !sh;
+  if (sh) {
+    const mb = (x) => (x / 1e6).toFixed(1);
+    const pair = (p) => (p ? mb(p.down) + '/' + mb(p.up) : '-');
+    text($('sharing'), sh.mode + ', demand ' + pair(sh.demand) + ', allocation ' + pair(sh.allocation) + ' of cap ' + pair(sh.cap) + ' Mbit/s (down/up); peers: ' +
+      (sh.peers.filter((p) => p.site !== sh.site).map((p) => p.site + (p.fresh ? ' ' + pair(p.allocation) : ' STALE')).join(', ') || 'none'));
+    $('sharing').className = sh.mode === 'sharing' ? 'ok' : 'bad';
+  }
   text($('rule'), (s.rule.current || 'none in force') + (s.rule.next ? '; next ' + s.rule.next.rule + ' at ' + new Date(s.rule.next.startsAt).toLocaleString() : ''));
   const tb = $('groups').tBodies[0];
   tb.replaceChildren();

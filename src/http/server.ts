@@ -21,13 +21,15 @@ const ASSETS: Record<string, { file: string; type: string }> = {
 
 const HEADERS = {
   'X-Content-Type-Options': 'nosniff',
-  'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:",
+  'Content-Security-Policy':
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:",
   'Cache-Control': 'no-store',
   'Referrer-Policy': 'no-referrer',
 };
 
 /** "127.0.0.1:9721", "[::1]:9721" */
-export const listenText = (l: { host: string; port: number }): string => (l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`);
+export const listenText = (l: { host: string; port: number }): string =>
+  l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`;
 
 export class HttpListener {
   private server: Server | null = null;
@@ -35,7 +37,10 @@ export class HttpListener {
   private token = '';
   private readonly assets = new Map<string, Buffer>();
 
-  constructor(private readonly observer: Observer, private readonly log: Logger) {}
+  constructor(
+    private readonly observer: Observer,
+    private readonly log: Logger,
+  ) {}
 
   /** Binds, rebinds (a new listen address) or closes according to [metrics]. */
   async configure(config: Config): Promise<void> {
@@ -87,7 +92,9 @@ export class HttpListener {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (!this.authorised(req)) {
-        res.writeHead(401, { ...HEADERS, 'WWW-Authenticate': 'Bearer realm="reselqos"', 'Content-Type': 'text/plain' }).end('401 unauthorised\n');
+        res
+          .writeHead(401, { ...HEADERS, 'WWW-Authenticate': 'Bearer realm="reselqos"', 'Content-Type': 'text/plain' })
+          .end('401 unauthorised\n');
         return;
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -41,13 +41,26 @@ export type IptOp = { readonly table: TableName } & (
   | { readonly kind: 'chain'; readonly chain: string; readonly rules: readonly RuleArgs[] }
   | { readonly kind: 'hook-add'; readonly builtin: string; readonly args: RuleArgs }
   | { readonly kind: 'hook-del'; readonly builtin: string; readonly args: RuleArgs }
-  | { readonly kind: 'chain-del'; readonly chain: string });
+  | { readonly kind: 'chain-del'; readonly chain: string }
+);
 
 export type TcOp =
-  | { readonly kind: 'root'; readonly dev: string; readonly defaultMinor: number; /** an htb 1: is there already (HTB cannot be changed in place) */ readonly delFirst: boolean }
+  | {
+      readonly kind: 'root';
+      readonly dev: string;
+      readonly defaultMinor: number;
+      /** an htb 1: is there already (HTB cannot be changed in place) */ readonly delFirst: boolean;
+    }
   | { readonly kind: 'class'; readonly verb: 'add' | 'change'; readonly dev: string; readonly spec: TcClassSpec }
   | { readonly kind: 'class-del'; readonly dev: string; readonly classid: string }
-  | { readonly kind: 'leaf'; readonly verb: 'add' | 'replace'; readonly dev: string; readonly parent: string; readonly handle: string; readonly qdisc: readonly string[] }
+  | {
+      readonly kind: 'leaf';
+      readonly verb: 'add' | 'replace';
+      readonly dev: string;
+      readonly parent: string;
+      readonly handle: string;
+      readonly qdisc: readonly string[];
+    }
   | { readonly kind: 'leaf-del'; readonly dev: string; readonly parent: string }
   | { readonly kind: 'filter'; readonly verb: 'add' | 'replace'; readonly dev: string; readonly mark: number; readonly classid: string }
   | { readonly kind: 'filter-del'; readonly dev: string; readonly mark: number };
@@ -112,13 +125,18 @@ export interface DiffOptions {
  * Set operations from an incremental plan's delta, against what we know the kernel holds.
  * Null when the delta cannot be used as is (a set missing or too small): diff then.
  */
-export function deltaSetOps(desired: readonly SetSpec[], delta: ReadonlyMap<string, { readonly add: readonly string[]; readonly del: readonly string[] }>, actual: ReadonlyMap<string, ActualSet>): SetOp[] | null {
+export function deltaSetOps(
+  desired: readonly SetSpec[],
+  delta: ReadonlyMap<string, { readonly add: readonly string[]; readonly del: readonly string[] }>,
+  actual: ReadonlyMap<string, ActualSet>,
+): SetOp[] | null {
   const ops: SetOp[] = [];
   for (const s of desired) {
     const a = actual.get(s.name);
     if (!a || a.family !== s.family || a.maxelem < Math.max(s.capacity, s.members.size) * 1.25) return null;
     const d = delta.get(s.name);
-    if (d && (d.add.length || d.del.length)) ops.push({ name: s.name, family: s.family, maxelem: a.maxelem, create: false, add: d.add, del: d.del, rebuild: null });
+    if (d && (d.add.length || d.del.length))
+      ops.push({ name: s.name, family: s.family, maxelem: a.maxelem, create: false, add: d.add, del: d.del, rebuild: null });
   }
   if (delta.size > 0 && [...delta.keys()].some((name) => !desired.some((s) => s.name === name))) return null;
   return ops;
@@ -135,7 +153,15 @@ function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, Actua
       continue;
     }
     if (a.family !== s.family || a.maxelem < total * 1.25) {
-      ops.push({ name: s.name, family: s.family, maxelem: Math.max(a.family === s.family ? a.maxelem : 0, maxelemFor(total)), create: false, add: [], del: [], rebuild: [...s.members] });
+      ops.push({
+        name: s.name,
+        family: s.family,
+        maxelem: Math.max(a.family === s.family ? a.maxelem : 0, maxelemFor(total)),
+        create: false,
+        add: [],
+        del: [],
+        rebuild: [...s.members],
+      });
       continue;
     }
     if (a.members === null) {
@@ -169,7 +195,8 @@ function diffTable(desired: TableSpec, actual: TableState | undefined, sweep: bo
 
   for (const c of desired.chains) {
     const have = actualChains.get(c.name);
-    const same = have !== undefined && have.length === c.rules.length && have.every((line, i) => key(parseRule(line).args) === key(c.rules[i]!));
+    const same =
+      have !== undefined && have.length === c.rules.length && have.every((line, i) => key(parseRule(line).args) === key(c.rules[i]!));
     if (!same) writes.push({ table, kind: 'chain', chain: c.name, rules: c.rules });
   }
 
@@ -201,12 +228,21 @@ function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o
   const name = dev.dev;
   const root = actual?.qdiscs.find((q) => q.parent === null);
   const defaultOpt = root?.options?.['default'];
-  const ours = root !== undefined && root.kind === 'htb' && root.handle === '1:' &&
+  const ours =
+    root !== undefined &&
+    root.kind === 'htb' &&
+    root.handle === '1:' &&
     (defaultOpt === undefined || Number(defaultOpt) === dev.defaultMinor);
   const fresh = !ours || o.rebuild === true;
-  if (fresh) ops.push({ kind: 'root', dev: name, defaultMinor: dev.defaultMinor, delFirst: root !== undefined && root.kind === 'htb' && root.handle === '1:' });
-  const classes = fresh ? [] : actual?.classes ?? [];
-  const qdiscs = fresh ? [] : actual?.qdiscs ?? [];
+  if (fresh)
+    ops.push({
+      kind: 'root',
+      dev: name,
+      defaultMinor: dev.defaultMinor,
+      delFirst: root !== undefined && root.kind === 'htb' && root.handle === '1:',
+    });
+  const classes = fresh ? [] : (actual?.classes ?? []);
+  const qdiscs = fresh ? [] : (actual?.qdiscs ?? []);
   const filters = fresh ? [] : (actual?.filters ?? []).filter((f) => f.kind === 'fw' && f.handle !== undefined && f.parent === '1:');
 
   for (const c of dev.classes) {
@@ -215,15 +251,18 @@ function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o
       ops.push({ kind: 'class', verb: 'add', dev: name, spec: c });
     } else {
       const wantParent = c.parent === '1:' ? null : c.parent;
-      const differs = a.parent !== wantParent ||
-        a.rateBps !== tcReportedRate(c.rateBps, a.exact) || a.ceilBps !== tcReportedRate(c.ceilBps, a.exact) ||
+      const differs =
+        a.parent !== wantParent ||
+        a.rateBps !== tcReportedRate(c.rateBps, a.exact) ||
+        a.ceilBps !== tcReportedRate(c.ceilBps, a.exact) ||
         (c.quantum !== null && a.quantum !== undefined && a.quantum !== c.quantum);
       if (differs || o.refreshClasses) ops.push({ kind: 'class', verb: 'change', dev: name, spec: c });
     }
     const leaf = qdiscs.find((q) => q.parent === c.classid);
     if (c.leaf) {
       if (!leaf) ops.push({ kind: 'leaf', verb: 'add', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
-      else if (leaf.kind !== c.leaf.qdisc[0] || leaf.handle !== c.leaf.handle) ops.push({ kind: 'leaf', verb: 'replace', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
+      else if (leaf.kind !== c.leaf.qdisc[0] || leaf.handle !== c.leaf.handle)
+        ops.push({ kind: 'leaf', verb: 'replace', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
     } else if (leaf && c.classid !== '1:1') {
       ops.push({ kind: 'leaf-del', dev: name, parent: c.classid });
     }

@@ -135,8 +135,15 @@ export const realExec: Exec = (cmd, args, opts = {}) => {
     } catch (e) {
       reject(
         new ExecError({
-          command: cmd, args: argv, code: null, signal: null, stdout: '', stderr: '', timedOut: false,
-          cause: e, detail: `could not be started (${(e as Error).message})`,
+          command: cmd,
+          args: argv,
+          code: null,
+          signal: null,
+          stdout: '',
+          stderr: '',
+          timedOut: false,
+          cause: e,
+          detail: `could not be started (${(e as Error).message})`,
         }),
       );
       return;
@@ -164,8 +171,15 @@ export const realExec: Exec = (cmd, args, opts = {}) => {
       finish(() =>
         reject(
           new ExecError({
-            command: cmd, args: argv, code: null, signal: null, stdout: out(), stderr: err(), timedOut: false,
-            cause: e, detail: `could not be started (${e.code ?? e.message})`,
+            command: cmd,
+            args: argv,
+            code: null,
+            signal: null,
+            stdout: out(),
+            stderr: err(),
+            timedOut: false,
+            cause: e,
+            detail: `could not be started (${e.code ?? e.message})`,
           }),
         ),
       );
@@ -292,10 +306,12 @@ export function batchErrorLines(stderr: string, input: string, tool?: BatchTool)
     lines.forEach((l, i) => {
       const m = /^Command failed (.*):(\d+)\s*$/.exec(l);
       if (!m) return;
-      const seg = lines.slice(segStart, i).map((s) => s.trim()).filter((s) => s !== '');
+      const seg = lines
+        .slice(segStart, i)
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
       // The reason: the first line of the segment that is not usage text.
-      const reason =
-        seg.find((s) => !/^(Usage:|\.\.\.|\[)/.test(s) && !/^Warning:/.test(s)) ?? seg[0] ?? '';
+      const reason = seg.find((s) => !/^(Usage:|\.\.\.|\[)/.test(s) && !/^Warning:/.test(s)) ?? seg[0] ?? '';
       push('tc', Number(m[2]), reason);
       segStart = i + 1;
     });

@@ -62,8 +62,18 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
     }
   };
   const f: KernelFeatures = {
-    fwFilter: false, sfq: false, fq_codel: false, cake: false, pfifo: false, htb: false,
-    classifyTarget: false, setMatch: false, ipset: false, nat6: false, iptablesBackend: 'nf_tables', errors,
+    fwFilter: false,
+    sfq: false,
+    fq_codel: false,
+    cake: false,
+    pfifo: false,
+    htb: false,
+    classifyTarget: false,
+    setMatch: false,
+    ipset: false,
+    nat6: false,
+    iptablesBackend: 'nf_tables',
+    errors,
   };
   try {
     const v = await exec('iptables', ['-V']);
@@ -88,7 +98,21 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
         if (ok) await ex('tc', ['qdisc', 'del', 'dev', dev, 'parent', '1:1', 'handle', '10:']);
       }
       f.fwFilter = await tryIt('fwFilter', 'tc', [
-        'filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'handle', '1', 'fw', 'classid', '1:1',
+        'filter',
+        'add',
+        'dev',
+        dev,
+        'parent',
+        '1:',
+        'protocol',
+        'ip',
+        'prio',
+        '1',
+        'handle',
+        '1',
+        'fw',
+        'classid',
+        '1:1',
       ]);
     } else {
       f.pfifo = await tryIt('pfifo', 'tc', ['qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'pfifo']);
@@ -96,14 +120,40 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
     f.ipset = await tryIt('ipset', 'ipset', ['create', 'rq_probe', 'hash:ip', 'family', 'inet']);
     if (f.ipset) {
       f.setMatch = await tryIt('setMatch', 'iptables', [
-        '-t', 'mangle', '-A', 'POSTROUTING', '-m', 'set', '--match-set', 'rq_probe', 'dst', '-j', 'RETURN',
+        '-t',
+        'mangle',
+        '-A',
+        'POSTROUTING',
+        '-m',
+        'set',
+        '--match-set',
+        'rq_probe',
+        'dst',
+        '-j',
+        'RETURN',
       ]);
     }
     f.classifyTarget = await tryIt('classifyTarget', 'iptables', [
-      '-t', 'mangle', '-A', 'POSTROUTING', '-j', 'CLASSIFY', '--set-class', '1:1',
+      '-t',
+      'mangle',
+      '-A',
+      'POSTROUTING',
+      '-j',
+      'CLASSIFY',
+      '--set-class',
+      '1:1',
     ]);
     f.nat6 = await tryIt('nat6', 'ip6tables', [
-      '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '-j', 'DNAT', '--to-destination', '[2001:db8::1]:80',
+      '-t',
+      'nat',
+      '-A',
+      'PREROUTING',
+      '-p',
+      'tcp',
+      '-j',
+      'DNAT',
+      '--to-destination',
+      '[2001:db8::1]:80',
     ]);
   } finally {
     // Deleting the namespace removes its interfaces, qdiscs, ipsets and rules with it.
@@ -111,7 +161,6 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
   }
   return f;
 }
-
 
 export class KernelFeatureError extends Error {
   constructor(readonly problems: readonly string[]) {

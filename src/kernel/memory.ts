@@ -69,7 +69,10 @@ export class KernelMemory {
   }
 
   /** A full read of our sets: it becomes what we know. */
-  setsRead(read: Iterable<[string, { family: SetFamily; maxelem: number; entries: readonly string[] }]>, now: number): Map<string, ActualSet> {
+  setsRead(
+    read: Iterable<[string, { family: SetFamily; maxelem: number; entries: readonly string[] }]>,
+    now: number,
+  ): Map<string, ActualSet> {
     this.sets = new Map([...read].map(([n, i]) => [n, { family: i.family, maxelem: i.maxelem, members: new Set(i.entries) }]));
     this.fullReadAt = now;
     return this.setsView();
@@ -101,7 +104,11 @@ export class KernelMemory {
     for (const op of plan.sets) {
       const prev = sets.get(op.name);
       if (op.create || op.rebuild || !prev) {
-        sets.set(op.name, { family: op.family, maxelem: op.maxelem, members: new Set(op.create ? op.add : op.rebuild ?? spec(op.name)?.members ?? []) });
+        sets.set(op.name, {
+          family: op.family,
+          maxelem: op.maxelem,
+          members: new Set(op.create ? op.add : (op.rebuild ?? spec(op.name)?.members ?? [])),
+        });
         continue;
       }
       for (const ip of op.del) prev.members.delete(ip);
@@ -156,7 +163,9 @@ export class KernelMemory {
       for (const c of d.classes) {
         const prev = this.rates.get(`${d.dev} ${c.classid}`);
         if (!prev || (prev.rate === c.rateBps && prev.ceil === c.ceilBps)) continue;
-        const already = plan.tc.some((op) => (op.kind === 'class' && op.dev === d.dev && op.spec.classid === c.classid) || (op.kind === 'root' && op.dev === d.dev));
+        const already = plan.tc.some(
+          (op) => (op.kind === 'class' && op.dev === d.dev && op.spec.classid === c.classid) || (op.kind === 'root' && op.dev === d.dev),
+        );
         if (!already) extra.push({ kind: 'class', verb: 'change', dev: d.dev, spec: c });
       }
     }
@@ -171,10 +180,16 @@ function patchTcClasses(tc: ReadonlyMap<string, TcState>, ops: readonly TcOp[]):
     if (op.kind !== 'class') continue;
     const st = out.get(op.dev);
     if (!st) continue;
-    const classes = st.classes.map((c) => c.classid !== op.spec.classid ? c : {
-      ...c, rateBps: tcReportedRate(op.spec.rateBps, c.exact), ceilBps: tcReportedRate(op.spec.ceilBps, c.exact),
-      ...(op.spec.quantum !== null && c.quantum !== undefined ? { quantum: op.spec.quantum } : {}),
-    });
+    const classes = st.classes.map((c) =>
+      c.classid !== op.spec.classid
+        ? c
+        : {
+            ...c,
+            rateBps: tcReportedRate(op.spec.rateBps, c.exact),
+            ceilBps: tcReportedRate(op.spec.ceilBps, c.exact),
+            ...(op.spec.quantum !== null && c.quantum !== undefined ? { quantum: op.spec.quantum } : {}),
+          },
+    );
     out.set(op.dev, { ...st, classes });
   }
   return out;

@@ -7,8 +7,16 @@ import type { Config, Leaf } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import { DIRECTIONS, type Direction } from '../policy/policy.js';
 import {
-  COMMENT_PREFIX, DEFAULT_MINOR, ROOT_MINOR, Names, classid, classifyId, leafHandle, markHex,
-  type IpFamily, type SetFamily,
+  COMMENT_PREFIX,
+  DEFAULT_MINOR,
+  ROOT_MINOR,
+  Names,
+  classid,
+  classifyId,
+  leafHandle,
+  markHex,
+  type IpFamily,
+  type SetFamily,
 } from './names.js';
 import { stampRule } from './ruleid.js';
 
@@ -78,11 +86,16 @@ export interface KernelDesired {
 
 export function leafQdisc(leaf: Leaf): string[] | null {
   switch (leaf) {
-    case 'pfifo': return ['pfifo', 'limit', '1000'];
-    case 'sfq': return ['sfq', 'perturb', '10'];
-    case 'fq_codel': return ['fq_codel'];
-    case 'cake': return ['cake', 'besteffort'];
-    case 'none': return null;
+    case 'pfifo':
+      return ['pfifo', 'limit', '1000'];
+    case 'sfq':
+      return ['sfq', 'perturb', '10'];
+    case 'fq_codel':
+      return ['fq_codel'];
+    case 'cake':
+      return ['cake', 'besteffort'];
+    case 'none':
+      return null;
   }
 }
 
@@ -96,8 +109,10 @@ export function htbRate(bps: number): number {
   return Math.max(8, Math.floor(bps / 8) * 8);
 }
 
-const hook = (builtin: HookSpec['builtin'], match: string[], chain: string): HookSpec =>
-  ({ builtin, args: [...match, '-m', 'comment', '--comment', `${COMMENT_PREFIX}hook`, '-j', chain] });
+const hook = (builtin: HookSpec['builtin'], match: string[], chain: string): HookSpec => ({
+  builtin,
+  args: [...match, '-m', 'comment', '--comment', `${COMMENT_PREFIX}hook`, '-j', chain],
+});
 
 /** Mangle: one rule per group and direction, marking or classifying by set. */
 function mangleTable(config: Config, names: Names, family: IpFamily): TableSpec {
@@ -110,10 +125,22 @@ function mangleTable(config: Config, names: Names, family: IpFamily): TableSpec 
     const match = dir === 'down' ? 'dst' : 'src';
     const rules: RuleArgs[] = [];
     for (let g = 0; g < q.groups; g++) {
-      const target = q.classifier === 'fw'
-        ? ['-j', 'MARK', '--set-xmark', `${markHex(names.mark(dir, g))}/0xffffffff`]
-        : ['-j', 'CLASSIFY', '--set-class', classifyId(names.groupMinor(g))];
-      rules.push(['-m', 'set', '--match-set', names.set(setFamily, dir, g), match, '-m', 'comment', '--comment', `${COMMENT_PREFIX}${dir}:${g}`, ...target]);
+      const target =
+        q.classifier === 'fw'
+          ? ['-j', 'MARK', '--set-xmark', `${markHex(names.mark(dir, g))}/0xffffffff`]
+          : ['-j', 'CLASSIFY', '--set-class', classifyId(names.groupMinor(g))];
+      rules.push([
+        '-m',
+        'set',
+        '--match-set',
+        names.set(setFamily, dir, g),
+        match,
+        '-m',
+        'comment',
+        '--comment',
+        `${COMMENT_PREFIX}${dir}:${g}`,
+        ...target,
+      ]);
     }
     chains.push({ name: chain, rules });
     hooks.push(hook('POSTROUTING', ['-o', names.dev(dir)], chain));
@@ -162,7 +189,15 @@ function filterTable(config: Config, names: Names, family: IpFamily): TableSpec 
   for (const net of nets) {
     if (fw.refuse === 'reject') {
       out.push(['-s', net, '-p', 'tcp', ...comment('refused'), '-j', 'REJECT', '--reject-with', 'tcp-reset']);
-      out.push(['-s', net, ...comment('refused'), '-j', 'REJECT', '--reject-with', family === 4 ? 'icmp-admin-prohibited' : 'icmp6-adm-prohibited']);
+      out.push([
+        '-s',
+        net,
+        ...comment('refused'),
+        '-j',
+        'REJECT',
+        '--reject-with',
+        family === 4 ? 'icmp-admin-prohibited' : 'icmp6-adm-prohibited',
+      ]);
     } else {
       out.push(['-s', net, ...comment('refused'), '-j', 'DROP']);
     }
@@ -171,8 +206,12 @@ function filterTable(config: Config, names: Names, family: IpFamily): TableSpec 
   const fwout = names.fwChain('out');
   const fwin = names.fwChain('in');
   return {
-    family, table: 'filter',
-    chains: [{ name: fwout, rules: out }, { name: fwin, rules: inn }],
+    family,
+    table: 'filter',
+    chains: [
+      { name: fwout, rules: out },
+      { name: fwin, rules: inn },
+    ],
     hooks: [hook('FORWARD', ['-i', fw.ethInt], fwout), hook('FORWARD', ['-o', fw.ethInt], fwin)],
   };
 }
@@ -197,9 +236,42 @@ function natTable(config: Config, names: Names, family: IpFamily): TableSpec {
   const ban = portalBan ?? portal;
   const nets = family === 4 ? fw.userNetworks : fw.user6Networks;
   for (const port of fw.portalPorts) {
-    if (ban) rules.push(['-p', 'tcp', '-m', 'set', '--match-set', names.bannedSet(setFamily), 'src', '-m', 'tcp', '--dport', String(port), ...comment('ban-page'), '-j', 'DNAT', '--to-destination', to(ban)]);
+    if (ban)
+      rules.push([
+        '-p',
+        'tcp',
+        '-m',
+        'set',
+        '--match-set',
+        names.bannedSet(setFamily),
+        'src',
+        '-m',
+        'tcp',
+        '--dport',
+        String(port),
+        ...comment('ban-page'),
+        '-j',
+        'DNAT',
+        '--to-destination',
+        to(ban),
+      ]);
     if (portal) {
-      for (const net of nets) rules.push(['-s', net, '-p', 'tcp', '-m', 'tcp', '--dport', String(port), ...comment('portal'), '-j', 'DNAT', '--to-destination', to(portal)]);
+      for (const net of nets)
+        rules.push([
+          '-s',
+          net,
+          '-p',
+          'tcp',
+          '-m',
+          'tcp',
+          '--dport',
+          String(port),
+          ...comment('portal'),
+          '-j',
+          'DNAT',
+          '--to-destination',
+          to(portal),
+        ]);
     }
   }
   const chain = names.fwChain('portal');
@@ -217,33 +289,47 @@ function stampTable(t: TableSpec): TableSpec {
 
 export function buildKernelDesired(config: Config, desired: Desired, names: Names = new Names(config)): KernelDesired {
   const q = config.qos;
-  const sets: SetSpec[] = desired.sets.map((s) => ({ name: s.name, family: s.family, members: s.members, capacity: desired.ipCount[s.family] }));
+  const sets: SetSpec[] = desired.sets.map((s) => ({
+    name: s.name,
+    family: s.family,
+    members: s.members,
+    capacity: desired.ipCount[s.family],
+  }));
   const v6 = config.firewall.v6Enabled;
-  const tables: TableSpec[] = ([
-    mangleTable(config, names, 4),
-    v6 ? mangleTable(config, names, 6) : { family: 6, table: 'mangle', chains: [], hooks: [] },
-    filterTable(config, names, 4),
-    filterTable(config, names, 6),
-    natTable(config, names, 4),
-    natTable(config, names, 6),
-  ] satisfies TableSpec[]).map(stampTable);
+  const tables: TableSpec[] = (
+    [
+      mangleTable(config, names, 4),
+      v6 ? mangleTable(config, names, 6) : { family: 6, table: 'mangle', chains: [], hooks: [] },
+      filterTable(config, names, 4),
+      filterTable(config, names, 6),
+      natTable(config, names, 4),
+      natTable(config, names, 6),
+    ] satisfies TableSpec[]
+  ).map(stampTable);
 
   const leaf = leafQdisc(q.leaf);
   const tc: TcDevSpec[] = DIRECTIONS.map((dir) => {
     const total = htbRate(desired.totals[dir]);
     const ceil = htbRate(Math.max(8, Math.floor(desired.totals[dir] * q.ceilShare)));
     const mkClass = (minor: number, parent: string, rate: number, ceilBps: number): TcClassSpec => ({
-      classid: classid(minor), parent, rateBps: htbRate(rate), ceilBps: htbRate(Math.max(ceilBps, rate)), quantum: quantumFor(rate),
+      classid: classid(minor),
+      parent,
+      rateBps: htbRate(rate),
+      ceilBps: htbRate(Math.max(ceilBps, rate)),
+      quantum: quantumFor(rate),
       leaf: leaf ? { handle: leafHandle(minor), qdisc: leaf } : null,
     });
     const classes: TcClassSpec[] = [
       { classid: classid(ROOT_MINOR), parent: '1:', rateBps: total, ceilBps: total, quantum: null, leaf: null },
       mkClass(DEFAULT_MINOR, classid(ROOT_MINOR), q.defaultRate, ceil),
-      ...desired.classes.filter((c) => c.direction === dir).map((c) => mkClass(names.groupMinor(c.group), classid(ROOT_MINOR), c.rateBps, c.ceilBps)),
+      ...desired.classes
+        .filter((c) => c.direction === dir)
+        .map((c) => mkClass(names.groupMinor(c.group), classid(ROOT_MINOR), c.rateBps, c.ceilBps)),
     ];
-    const filters: TcFilterSpec[] = q.classifier === 'fw'
-      ? Array.from({ length: q.groups }, (_, g) => ({ mark: names.mark(dir, g), classid: classid(names.groupMinor(g)) }))
-      : [];
+    const filters: TcFilterSpec[] =
+      q.classifier === 'fw'
+        ? Array.from({ length: q.groups }, (_, g) => ({ mark: names.mark(dir, g), classid: classid(names.groupMinor(g)) }))
+        : [];
     return { dev: names.dev(dir), direction: dir, defaultMinor: DEFAULT_MINOR, classes, filters };
   });
 

@@ -27,7 +27,9 @@ export class Names {
 
   constructor(private readonly config: Pick<Config, 'qos' | 'firewall'>) {
     const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
-    this.setRe = new RegExp(`^(?:${esc(config.qos.setPrefix)}|${esc(config.qos.set6Prefix)})(?:[du][0-9]+|allow|banned)(?:${esc(TMP_SUFFIX)})?$`);
+    this.setRe = new RegExp(
+      `^(?:${esc(config.qos.setPrefix)}|${esc(config.qos.set6Prefix)})(?:[du][0-9]+|allow|banned)(?:${esc(TMP_SUFFIX)})?$`,
+    );
   }
 
   set(family: SetFamily, direction: Direction, group: number): string {

@@ -18,16 +18,44 @@
 // kernel (and the cheap check agrees), the set operations are the delta itself: no
 // member of any set is compared. The remembered sets are updated from the operations
 // applied, never shared with the planner's.
+//
+// Over 400 lines: the cycle's read -> diff -> apply, `start`'s rebuild and `clear` share the
+// batch runner (errors named by tool, line and object) and the memory; the memory itself is in
+// memory.ts, rule identity in ruleid.ts, the read-back in ipset.ts / iptables.ts / tc.ts.
 
 import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
 import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
-import { readIpsetHeaders, readIpsets, readTables, readTc, readTcStats, splitIptablesArgs, type TableState, type TcClassStats, type TcState } from './read.js';
+import {
+  readIpsetHeaders,
+  readIpsets,
+  readTables,
+  readTc,
+  readTcStats,
+  splitIptablesArgs,
+  type TableState,
+  type TcClassStats,
+  type TcState,
+} from './read.js';
 import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
 import { KernelMemory } from './memory.js';
 import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
-import { countPlan, deltaSetOps, diffKernel, isEmptyPlan, maxelemFor, tableKey, type ActualSet, type KernelActual, type KernelPlan, type PlanCounts, type IptOp, type SetOp, type TcOp } from './diff.js';
+import {
+  countPlan,
+  deltaSetOps,
+  diffKernel,
+  isEmptyPlan,
+  maxelemFor,
+  tableKey,
+  type ActualSet,
+  type KernelActual,
+  type KernelPlan,
+  type PlanCounts,
+  type IptOp,
+  type SetOp,
+  type TcOp,
+} from './diff.js';
 import { createLine, renderPlan, renderIptables, type Batches } from './render.js';
 
 /** A batch the kernel refused; names the tool, the line and the object. */
@@ -40,7 +68,10 @@ export class KernelApplyError extends Error {
     readonly reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`${tool} failed${line !== null ? ` at line ${line}` : ''}${object ? ` (${object})` : ''}: ${reason}${text ? ` [${text}]` : ''}`, options);
+    super(
+      `${tool} failed${line !== null ? ` at line ${line}` : ''}${object ? ` (${object})` : ''}: ${reason}${text ? ` [${text}]` : ''}`,
+      options,
+    );
     this.name = 'KernelApplyError';
   }
 }
@@ -95,7 +126,12 @@ export class Reconciler {
   /** class counters of the tc read-back of the current reconcile, if it read tc (metrics) */
   private freshStats: Map<string, ClassCounters> | null = null;
 
-  constructor(private config: Config, private readonly exec: Exec, private readonly log: Logger, private readonly clock: () => number = Date.now) {
+  constructor(
+    private config: Config,
+    private readonly exec: Exec,
+    private readonly log: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {
     this.names = new Names(config);
   }
 
@@ -128,7 +164,7 @@ export class Reconciler {
     try {
       return await readTc(this.exec, dev);
     } catch (e) {
-      const msg = e instanceof ExecError ? e.stderr.trim().split('\n')[0] ?? e.message : (e as Error).message;
+      const msg = e instanceof ExecError ? (e.stderr.trim().split('\n')[0] ?? e.message) : (e as Error).message;
       throw new KernelReadError(`cannot read tc state of interface ${dev}: ${msg}`, { cause: e });
     }
   }
@@ -170,7 +206,9 @@ export class Reconciler {
   /** Our chains and hooks in every table, one iptables-save and one ip6tables-save. */
   private async readAllTables(): Promise<Map<string, TableState>> {
     const out = new Map<string, TableState>();
-    const both = await Promise.all(([4, 6] as const).map(async (family) => [family, await readTables(this.exec, family, TABLES, this.names.isOurChain)] as const));
+    const both = await Promise.all(
+      ([4, 6] as const).map(async (family) => [family, await readTables(this.exec, family, TABLES, this.names.isOurChain)] as const),
+    );
     for (const [family, t] of both) for (const [table, state] of t) out.set(tableKey(family, table as TableName), state);
     return out;
   }
@@ -185,9 +223,17 @@ export class Reconciler {
     const sweep = await this.pass(desired, opts, true);
     if (!sweep.applied) return first;
     return {
-      plan: first.plan, batches: first.batches, applied: true, fullRead: first.fullRead, incremental: first.incremental,
+      plan: first.plan,
+      batches: first.batches,
+      applied: true,
+      fullRead: first.fullRead,
+      incremental: first.incremental,
       counts: addCounts(first.counts, sweep.counts),
-      timings: { readMs: first.timings.readMs + sweep.timings.readMs, diffMs: first.timings.diffMs + sweep.timings.diffMs, applyMs: first.timings.applyMs + sweep.timings.applyMs },
+      timings: {
+        readMs: first.timings.readMs + sweep.timings.readMs,
+        diffMs: first.timings.diffMs + sweep.timings.diffMs,
+        applyMs: first.timings.applyMs + sweep.timings.applyMs,
+      },
     };
   }
 
@@ -203,9 +249,10 @@ export class Reconciler {
     const t1 = now();
     const kd = buildKernelDesired(this.config, desired, this.names);
     const base = this.memory.lastVersion;
-    const setOps = !read.full && desired.delta !== null && base !== null && desired.delta.base === base
-      ? deltaSetOps(kd.sets, desired.delta.sets, read.actual.sets)
-      : null;
+    const setOps =
+      !read.full && desired.delta !== null && base !== null && desired.delta.base === base
+        ? deltaSetOps(kd.sets, desired.delta.sets, read.actual.sets)
+        : null;
     const plan = this.memory.withAppliedRates(diffKernel(kd, read.actual, { sweep, setOps: setOps ?? undefined }), kd);
     const batches = renderPlan(plan);
     const counts = countPlan(plan);
@@ -213,7 +260,15 @@ export class Reconciler {
     const incremental = setOps !== null;
     if (opts.dryRun || isEmptyPlan(plan)) {
       if (!opts.dryRun) this.memory.unchanged(desired.version);
-      return { plan, counts, batches, applied: false, fullRead: read.full, incremental, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: 0 } };
+      return {
+        plan,
+        counts,
+        batches,
+        applied: false,
+        fullRead: read.full,
+        incremental,
+        timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: 0 },
+      };
     }
     try {
       await this.apply(batches, concurrentTc(plan));
@@ -222,7 +277,15 @@ export class Reconciler {
       throw e;
     }
     this.memory.applied(plan, kd, desired.version);
-    return { plan, counts, batches, applied: true, fullRead: read.full, incremental, timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: now() - t2 } };
+    return {
+      plan,
+      counts,
+      batches,
+      applied: true,
+      fullRead: read.full,
+      incremental,
+      timings: { readMs: t1 - t0, diffMs: t2 - t1, applyMs: now() - t2 },
+    };
   }
 
   private async run(tool: BatchTool, cmd: string, args: string[], input: string): Promise<void> {
@@ -232,7 +295,9 @@ export class Reconciler {
       if (!(e instanceof ExecError)) throw e;
       const where = batchErrorLine(e.stderr, input, tool);
       const label = `${cmd} ${args.join(' ')}`;
-      throw new KernelApplyError(label, where?.line ?? null, where?.text ?? null, objectOf(cmd, where?.text), where?.reason ?? e.message, { cause: e });
+      throw new KernelApplyError(label, where?.line ?? null, where?.text ?? null, objectOf(cmd, where?.text), where?.reason ?? e.message, {
+        cause: e,
+      });
     }
   }
 
@@ -244,7 +309,10 @@ export class Reconciler {
    */
   async apply(b: Batches, tcAlongside = false): Promise<void> {
     if (tcAlongside && b.ipset && b.tc && !b.iptables[4] && !b.iptables[6] && !b.destroy) {
-      const both = await Promise.allSettled([this.run('ipset', 'ipset', ['restore'], b.ipset), this.run('tc', 'tc', ['-batch', '-'], b.tc)]);
+      const both = await Promise.allSettled([
+        this.run('ipset', 'ipset', ['restore'], b.ipset),
+        this.run('tc', 'tc', ['-batch', '-'], b.tc),
+      ]);
       for (const r of both) if (r.status === 'rejected') throw r.reason;
       return;
     }
@@ -284,7 +352,14 @@ export class Reconciler {
       fill.push(createLine(tmp, { family: s.family, maxelem: m }, s.members.size), `flush ${tmp}`);
       for (const ip of s.members) fill.push(`add ${tmp} ${ip} -exist`);
       const a = actual.sets.get(s.name);
-      if (a && a.family !== s.family) throw new KernelApplyError('ipset', null, null, `set ${s.name}`, `exists with family ${a.family}, ${s.family} wanted: run reselqos clear first`);
+      if (a && a.family !== s.family)
+        throw new KernelApplyError(
+          'ipset',
+          null,
+          null,
+          `set ${s.name}`,
+          `exists with family ${a.family}, ${s.family} wanted: run reselqos clear first`,
+        );
       swap.push(createLine(s.name, { family: s.family, maxelem: m }), `swap ${tmp} ${s.name}`, `destroy ${tmp}`);
     }
     try {
@@ -304,13 +379,18 @@ export class Reconciler {
         for (const c of t.chains) byFamily[t.family].push({ table, kind: 'chain', chain: c.name, rules: c.rules });
         for (const h of t.hooks) byFamily[t.family].push({ table, kind: 'hook-add', builtin: h.builtin, args: h.args });
         const wanted = new Set(t.chains.map((c) => c.name));
-        for (const name of have?.chains.keys() ?? []) if (!wanted.has(name)) byFamily[t.family].push({ table, kind: 'chain-del', chain: name });
+        for (const name of have?.chains.keys() ?? [])
+          if (!wanted.has(name)) byFamily[t.family].push({ table, kind: 'chain-del', chain: name });
       }
       for (const family of [4, 6] as const) {
         const text = renderIptables(byFamily[family]);
         if (text) await this.run('iptables-restore', family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], text);
       }
-      const tcPlan = diffKernel({ sets: [], tables: [], tc: kd.tc }, { sets: new Map(), tables: new Map(), tc: actual.tc }, { sweep: false, rebuild: true });
+      const tcPlan = diffKernel(
+        { sets: [], tables: [], tc: kd.tc },
+        { sets: new Map(), tables: new Map(), tc: actual.tc },
+        { sweep: false, rebuild: true },
+      );
       const tcText = renderPlan(tcPlan).tc;
       if (tcText) await this.run('tc', 'tc', ['-batch', '-'], tcText);
       const t2 = now();
@@ -376,9 +456,13 @@ function splitRule(line: string): { chain: string; args: string[] } {
 
 /** The plan only changes set members and class rates: tc may run alongside ipset. */
 function concurrentTc(plan: KernelPlan): boolean {
-  return plan.iptables[4].length === 0 && plan.iptables[6].length === 0 && plan.destroy.length === 0 &&
+  return (
+    plan.iptables[4].length === 0 &&
+    plan.iptables[6].length === 0 &&
+    plan.destroy.length === 0 &&
     plan.sets.every((op: SetOp) => !op.create && !op.rebuild) &&
-    plan.tc.every((op: TcOp) => op.kind === 'class' && op.verb === 'change');
+    plan.tc.every((op: TcOp) => op.kind === 'class' && op.verb === 'change')
+  );
 }
 
 function addCounts(a: PlanCounts, b: PlanCounts): PlanCounts {

@@ -92,8 +92,10 @@ export function renderIptables(ops: readonly IptOp[]): string | null {
 function tcLine(op: TcOp): string {
   switch (op.kind) {
     case 'root':
-      return (op.delFirst ? `qdisc del dev ${op.dev} root\n` : '') +
-        `qdisc ${op.delFirst ? 'add' : 'replace'} dev ${op.dev} root handle 1: htb default ${op.defaultMinor.toString(16)} r2q 10`;
+      return (
+        (op.delFirst ? `qdisc del dev ${op.dev} root\n` : '') +
+        `qdisc ${op.delFirst ? 'add' : 'replace'} dev ${op.dev} root handle 1: htb default ${op.defaultMinor.toString(16)} r2q 10`
+      );
     case 'class': {
       const c = op.spec;
       const q = c.quantum === null ? '' : ` quantum ${c.quantum}`;
@@ -117,16 +119,26 @@ export function renderTc(ops: readonly TcOp[]): string | null {
   if (ops.length === 0) return null;
   const rank = (op: TcOp): number => {
     switch (op.kind) {
-      case 'root': return 0;
-      case 'class': return op.spec.parent === '1:' ? 1 : 2;
-      case 'leaf': return 3;
-      case 'leaf-del': return 4;
-      case 'filter': return 5;
-      case 'filter-del': return 6;
-      case 'class-del': return 7;
+      case 'root':
+        return 0;
+      case 'class':
+        return op.spec.parent === '1:' ? 1 : 2;
+      case 'leaf':
+        return 3;
+      case 'leaf-del':
+        return 4;
+      case 'filter':
+        return 5;
+      case 'filter-del':
+        return 6;
+      case 'class-del':
+        return 7;
     }
   };
-  const sorted = ops.map((op, i) => ({ op, i })).sort((a, b) => rank(a.op) - rank(b.op) || a.i - b.i).map((x) => x.op);
+  const sorted = ops
+    .map((op, i) => ({ op, i }))
+    .sort((a, b) => rank(a.op) - rank(b.op) || a.i - b.i)
+    .map((x) => x.op);
   return sorted.map(tcLine).join('\n') + '\n';
 }
 
@@ -143,4 +155,3 @@ export function renderPlan(p: KernelPlan): Batches {
     destroy: renderDestroy(p.destroy),
   };
 }
-

@@ -20,7 +20,8 @@ function commentOf(args: RuleArgs): string | undefined {
 
 /** The -j / -g target, or ''. */
 function targetOf(args: RuleArgs): string {
-  for (let i = 0; i < args.length - 1; i++) if (args[i] === '-j' || args[i] === '-g' || args[i] === '--jump' || args[i] === '--goto') return args[i + 1]!;
+  for (let i = 0; i < args.length - 1; i++)
+    if (args[i] === '-j' || args[i] === '-g' || args[i] === '--jump' || args[i] === '--goto') return args[i + 1]!;
   return '';
 }
 
@@ -29,7 +30,10 @@ export function stampRule(chain: string, args: RuleArgs): RuleArgs {
   const i = args.indexOf('--comment');
   const c = i >= 0 ? args[i + 1] : undefined;
   if (c === undefined || !c.startsWith(COMMENT_PREFIX)) return args;
-  const hash = createHash('sha256').update(`${chain}\u0000${args.join('\u0000')}`).digest('base64url').slice(0, HASH_CHARS);
+  const hash = createHash('sha256')
+    .update(`${chain}\u0000${args.join('\u0000')}`)
+    .digest('base64url')
+    .slice(0, HASH_CHARS);
   const out = [...args];
   out[i + 1] = `${c}:${hash}`;
   return out;

@@ -85,8 +85,16 @@ export function parseTcClassStats(text: string): Map<string, TcClassStats> {
     for (const o of JSON.parse(text) as Array<Record<string, unknown>>) {
       const st = o.stats as Record<string, unknown> | undefined;
       if (o.class !== 'htb' || !st) continue;
-      const n = (k: string): number => { const v = st[k]; return typeof v === 'number' ? v : 0; };
-      out.set(typeof o.handle === 'string' ? o.handle : '', { bytes: n('bytes'), packets: n('packets'), drops: n('drops'), overlimits: n('overlimits') });
+      const n = (k: string): number => {
+        const v = st[k];
+        return typeof v === 'number' ? v : 0;
+      };
+      out.set(typeof o.handle === 'string' ? o.handle : '', {
+        bytes: n('bytes'),
+        packets: n('packets'),
+        drops: n('drops'),
+        overlimits: n('overlimits'),
+      });
     }
     return out;
   }
@@ -94,7 +102,7 @@ export function parseTcClassStats(text: string): Map<string, TcClassStats> {
   for (const raw of text.split('\n')) {
     if (raw.startsWith('class ')) {
       const tok = raw.trim().split(/\s+/);
-      cur = tok[1] === 'htb' ? tok[2] ?? null : null;
+      cur = tok[1] === 'htb' ? (tok[2] ?? null) : null;
       continue;
     }
     const m = /^\s*Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)/.exec(raw);
@@ -107,7 +115,11 @@ export function parseTcClassStats(text: string): Map<string, TcClassStats> {
 }
 
 /** The counters of the HTB classes of `dev`: one `tc -s class show`. */
-export async function readTcStats(exec: Exec, dev: string, now: () => number = Date.now): Promise<{ stats: Map<string, TcClassStats>; at: number }> {
+export async function readTcStats(
+  exec: Exec,
+  dev: string,
+  now: () => number = Date.now,
+): Promise<{ stats: Map<string, TcClassStats>; at: number }> {
   const c = await exec('tc', ['-s', 'class', 'show', 'dev', dev]);
   return { stats: parseTcClassStats(c.stdout), at: now() };
 }
@@ -195,6 +207,23 @@ export function parseTcQdiscJson(text: string): TcQdisc[] {
   }));
 }
 
+/** The words of a `tc -d class show` line that take a value: what each sets (null: a value we skip). */
+const CLASS_FIELDS: Readonly<Record<string, ((c: TcClass, v: string) => void) | null>> = {
+  parent: (c, v) => (c.parent = v),
+  leaf: (c, v) => (c.leaf = v),
+  prio: (c, v) => (c.prio = Number(v)),
+  quantum: (c, v) => (c.quantum = Number(v)),
+  rate: (c, v) => (c.rateBps = parseTcRate(v)),
+  ceil: (c, v) => (c.ceilBps = parseTcRate(v)),
+  burst: (c, v) => (c.burst = parseTcSize(v.split('/')[0] ?? '')),
+  cburst: (c, v) => (c.cburst = parseTcSize(v.split('/')[0] ?? '')),
+  level: (c, v) => (c.level = Number(v)),
+  dev: null,
+  linklayer: null,
+  mpu: null,
+  overhead: null,
+};
+
 /*
  * `tc -d class show dev X`, iproute2 6.1 text:
  *   class htb 1:10 parent 1:1 leaf 10: prio 0 quantum 1514 rate 7392Kbit ceil 7392Kbit linklayer ethernet burst 1598b/1 mpu 0b cburst 1598b/1 mpu 0b level 0
@@ -210,57 +239,15 @@ export function parseTcClassText(text: string): TcClass[] {
     if (kind !== 'htb') continue;
     const c: TcClass = { kind, classid: tok[2] ?? '', parent: null, leaf: null, rateBps: NaN, ceilBps: NaN, exact: false };
     for (let i = 3; i < tok.length; i++) {
-      const k = tok[i];
-      const v = tok[i + 1] ?? '';
-      switch (k) {
-        case 'root':
-          c.parent = null;
-          break;
-        case 'parent':
-          c.parent = v;
-          i++;
-          break;
-        case 'leaf':
-          c.leaf = v;
-          i++;
-          break;
-        case 'prio':
-          c.prio = Number(v);
-          i++;
-          break;
-        case 'quantum':
-          c.quantum = Number(v);
-          i++;
-          break;
-        case 'rate':
-          c.rateBps = parseTcRate(v);
-          i++;
-          break;
-        case 'ceil':
-          c.ceilBps = parseTcRate(v);
-          i++;
-          break;
-        case 'burst':
-          c.burst = parseTcSize(v.split('/')[0] ?? '');
-          i++;
-          break;
-        case 'cburst':
-          c.cburst = parseTcSize(v.split('/')[0] ?? '');
-          i++;
-          break;
-        case 'level':
-          c.level = Number(v);
-          i++;
-          break;
-        case 'dev':
-        case 'linklayer':
-        case 'mpu':
-        case 'overhead':
-          i++;
-          break;
-        default:
-          break;
+      const k = tok[i] ?? '';
+      if (k === 'root') {
+        c.parent = null;
+        continue;
       }
+      const field = CLASS_FIELDS[k];
+      if (field === undefined) continue;
+      if (field !== null) field(c, tok[i + 1] ?? '');
+      i++; // the value
     }
     out.push(c);
   }
@@ -281,7 +268,7 @@ export function parseTcClassJson(text: string): TcClass[] {
   const out: TcClass[] = [];
   for (const o of arr) {
     if (o.class !== 'htb') continue;
-    const num = (k: string): number | undefined => (typeof o[k] === 'number' ? (o[k]) : undefined);
+    const num = (k: string): number | undefined => (typeof o[k] === 'number' ? o[k] : undefined);
     const c: TcClass = {
       kind: 'htb',
       classid: typeof o.handle === 'string' ? o.handle : '',

@@ -39,7 +39,9 @@ export class MonotonicCounters {
       const bytes = inc(s.bytes, prev?.s.bytes);
       const dt = prev ? (at - prev.at) / 1000 : 0;
       out.push({
-        direction: s.direction, group: s.group, bytes,
+        direction: s.direction,
+        group: s.group,
+        bytes,
         drops: inc(s.drops, reset ? undefined : prev?.s.drops),
         overlimits: inc(s.overlimits, reset ? undefined : prev?.s.overlimits),
         bps: prev && dt > 0 && !reset ? (bytes * 8) / dt : null,

@@ -4,6 +4,7 @@
 // and hands the state to the publisher. Never changes the kernel or a source; nothing
 // it does can fail a cycle (its own errors are logged at debug level).
 
+import type { SharingStatus } from '../sharing/site.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { redact, type Logger } from '../log.js';
@@ -44,6 +45,8 @@ export interface DashboardState {
   history: HistoryPoint[];
   moves: MoveJson[];
   firewall: { allowed: Record<'inet' | 'inet6', number>; refused: Record<Refusal, number> } | null;
+  /** with [sharing] enabled = 1: this site's demand, allocation and the peers (status --json's `sharing`) */
+  sharing: SharingStatus | null;
 }
 
 const MAX_MOVES = 50;
@@ -77,6 +80,8 @@ export class Observer {
     private readonly log: Logger,
     private readonly clock: Clock,
     private readonly publisher: Publish | null = null,
+    /** this site among the sites sharing a global link (null: not wired) */
+    private readonly sharingView: (() => SharingStatus) | null = null,
   ) {}
 
   reconfigure(config: Config): void {
@@ -92,6 +97,31 @@ export class Observer {
     }
   }
 
+  /** The site's demand, allocation and peers, when sharing is on. */
+  private observeSharing(): void {
+    const s = this.sharing();
+    const m = this.metrics;
+    for (const g of [m.siteDemand, m.siteAllocation, m.siteCap, m.siteMode, m.peerFresh, m.peerAllocation]) g.reset();
+    if (!s) return;
+    for (const direction of DIRECTIONS) {
+      if (s.demand) m.siteDemand.set({ direction }, s.demand[direction]);
+      if (s.allocation) m.siteAllocation.set({ direction }, s.allocation[direction]);
+      if (s.cap) m.siteCap.set({ direction }, s.cap[direction]);
+    }
+    for (const mode of ['sharing', 'static', 'db-down'] as const) m.siteMode.set({ mode }, s.mode === mode ? 1 : 0);
+    for (const p of s.peers) {
+      if (p.site === s.site) continue;
+      m.peerFresh.set({ site: p.site }, p.fresh ? 1 : 0);
+      for (const direction of DIRECTIONS) m.peerAllocation.set({ site: p.site, direction }, p.allocation[direction]);
+    }
+  }
+
+  /** The sharing status when [sharing] is on, else null. */
+  private sharing(): SharingStatus | null {
+    const s = this.sharingView?.() ?? null;
+    return s && s.enabled ? s : null;
+  }
+
   private async observe(r: CycleReport): Promise<void> {
     const m = this.metrics;
     this.last = r;
@@ -104,6 +134,7 @@ export class Observer {
     m.duration.observe({ phase: 'total' }, t.totalMs / 1000);
     m.sourceUp.set({ source: 'ldap' }, this.sources.health.ldap.current.state === 'ok' ? 1 : 0);
     m.sourceUp.set({ source: 'mysql' }, this.sources.health.mysql.current.state === 'ok' ? 1 : 0);
+    this.observeSharing();
     // Policy gauges show the plan the kernel was last brought to: only successful cycles count.
     const d = r.desired;
     if (!d || !r.ok || !r.result) return;
@@ -164,10 +195,11 @@ export class Observer {
       this.metrics.overlimits.inc(labels, x.overlimits);
       this.lastBps.set(`${x.direction}:${x.group}`, x.bps);
     }
-    const per = (dir: Direction): (number | null)[] => Array.from({ length: this.config.qos.groups }, (_, g) => {
-      const v = this.lastBps.get(`${dir}:${g}`);
-      return v === undefined || v === null ? null : Math.round(v);
-    });
+    const per = (dir: Direction): (number | null)[] =>
+      Array.from({ length: this.config.qos.groups }, (_, g) => {
+        const v = this.lastBps.get(`${dir}:${g}`);
+        return v === undefined || v === null ? null : Math.round(v);
+      });
     const rates = (dir: Direction): number[] => d.classes.filter((c) => c.direction === dir).map((c) => c.rateBps);
     this.history.push({ t: Math.round(at / 1000), down: per('down'), up: per('up'), rateDown: rates('down'), rateUp: rates('up') });
   }
@@ -179,7 +211,8 @@ export class Observer {
     const found: MoveJson[] = [];
     const cmp = (a: UserPlan, b: UserPlan): void => {
       for (const direction of DIRECTIONS) {
-        if (a[direction].group !== b[direction].group) found.push({ at, uid: b.uid, direction, from: a[direction].group, to: b[direction].group });
+        if (a[direction].group !== b[direction].group)
+          found.push({ at, uid: b.uid, direction, from: a[direction].group, to: b[direction].group });
       }
     };
     const aligned = prev.length === users.length && prev.every((u, i) => u.uid === users[i]!.uid);
@@ -231,7 +264,13 @@ export class Observer {
     const bps = new Map(this.topCounters.update(samples, at).map((x) => [`${x.direction}:${x.group}`, x.bps]));
     return {
       at: new Date(at).toISOString(),
-      classes: (d?.classes ?? []).map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, bps: bps.get(`${c.direction}:${c.group}`) ?? null })),
+      classes: (d?.classes ?? []).map((c) => ({
+        direction: c.direction,
+        group: c.group,
+        users: c.users,
+        rateBps: c.rateBps,
+        bps: bps.get(`${c.direction}:${c.group}`) ?? null,
+      })),
       users: this.largest(d, limit),
     };
   }
@@ -280,12 +319,17 @@ export class Observer {
       totals: d ? { down: d.totals.down, up: d.totals.up } : null,
       limits: d ? [...d.limits] : [],
       classes: (d?.classes ?? []).map((c) => ({
-        direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps,
+        direction: c.direction,
+        group: c.group,
+        users: c.users,
+        rateBps: c.rateBps,
+        ceilBps: c.ceilBps,
         bps: this.lastBps.get(`${c.direction}:${c.group}`) ?? null,
       })),
       history: [...this.history.all()],
       moves: [...this.moves],
-      firewall: d ? this.fwCache?.counts ?? null : null,
+      firewall: d ? (this.fwCache?.counts ?? null) : null,
+      sharing: this.sharing(),
     };
   }
 }

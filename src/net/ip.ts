@@ -52,7 +52,7 @@ function groups6(raw: string): number[] {
     const o = v4[2]!.split('.').map(Number);
     text = `${v4[1]}${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
   }
-  const [head, tail] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
+  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
   const h = head === '' ? [] : head.split(':');
   const t = tail === undefined || tail === '' ? [] : tail.split(':');
   const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
@@ -64,10 +64,16 @@ export function canonical6(g: readonly number[]): string {
   let best = -1;
   let bestLen = 0;
   for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = g.map((x) => x.toString(16));
@@ -94,7 +100,13 @@ export function parseIp(raw: string): IpParse {
 }
 
 export function isValidIpv4Prefix(prefix: string): boolean {
-  return /^((0|[1-9][0-9]{0,2})\.){1,3}$/.test(prefix) && prefix.split('.').slice(0, -1).every((o) => Number(o) <= 255);
+  return (
+    /^((0|[1-9][0-9]{0,2})\.){1,3}$/.test(prefix) &&
+    prefix
+      .split('.')
+      .slice(0, -1)
+      .every((o) => Number(o) <= 255)
+  );
 }
 
 /**
@@ -157,7 +169,12 @@ export function ipSortKey(ip: string): string {
     for (const x of o) k += Number(x).toString(16).padStart(2, '0');
     return k;
   }
-  return '6' + groups6(ip).map((g) => g.toString(16).padStart(4, '0')).join('');
+  return (
+    '6' +
+    groups6(ip)
+      .map((g) => g.toString(16).padStart(4, '0'))
+      .join('')
+  );
 }
 
 /** Sorts a list of IPs numerically (v4 before v6), computing each key once. */

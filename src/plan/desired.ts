@@ -85,7 +85,10 @@ export function setName(config: Pick<Config, 'qos'>, family: SetFamily, directio
 }
 
 /** A user's bytes (down, up): the sum over its IPs (an IP with no volume counts 0). */
-export function sumBytes(ips: readonly string[], byIp: ReadonlyMap<string, { readonly down: number; readonly up: number }>): [number, number] {
+export function sumBytes(
+  ips: readonly string[],
+  byIp: ReadonlyMap<string, { readonly down: number; readonly up: number }>,
+): [number, number] {
   let down = 0;
   let up = 0;
   for (const ip of ips) {
@@ -99,19 +102,34 @@ export function sumBytes(ips: readonly string[], byIp: ReadonlyMap<string, { rea
 }
 
 /** HTB class rates of every group from the number of users per group. */
-export function classPlans(config: Pick<Config, 'qos'>, counts: Readonly<Record<Direction, readonly number[]>>, totals: Readonly<Record<Direction, number>>): ClassPlan[] {
+export function classPlans(
+  config: Pick<Config, 'qos'>,
+  counts: Readonly<Record<Direction, readonly number[]>>,
+  totals: Readonly<Record<Direction, number>>,
+): ClassPlan[] {
   const q = config.qos;
   const classes: ClassPlan[] = [];
   for (const dir of DIRECTIONS) {
     const rates = classRates(counts[dir], {
-      totalBps: totals[dir], factor: q.factor, floorBps: q.emptyClassRate, defaultBps: q.defaultRate, ceilShare: q.ceilShare,
+      totalBps: totals[dir],
+      factor: q.factor,
+      floorBps: q.emptyClassRate,
+      defaultBps: q.defaultRate,
+      ceilShare: q.ceilShare,
     });
     for (const r of rates) classes.push({ direction: dir, group: r.group, users: r.users, rateBps: r.rateBps, ceilBps: r.ceilBps });
   }
   return classes;
 }
 
-export function planDesired(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime, shared?: TotalsOverride): Desired {
+export function planDesired(
+  config: Config,
+  directory: Directory,
+  usage: Usage | null,
+  instant: DateTime,
+  resetAt: DateTime,
+  shared?: TotalsOverride,
+): Desired {
   const q = config.qos;
   const limits = thresholds(q);
   const eff = effectiveRates(config, instant);
@@ -177,13 +195,26 @@ export function planDesired(config: Config, directory: Directory, usage: Usage |
   if (fw) {
     sets.push({ name: `${q.setPrefix}allow`, family: 'inet', role: 'allow', members: fw.allow4 });
     if (config.firewall.v6Enabled) sets.push({ name: `${q.set6Prefix}allow`, family: 'inet6', role: 'allow', members: fw.allow6 });
-    if (config.firewall.portal || config.firewall.portalBan) sets.push({ name: `${q.setPrefix}banned`, family: 'inet', role: 'banned', members: fw.banned4 });
-    if (config.firewall.v6Enabled && (config.firewall.portal6 || config.firewall.portalBan6)) sets.push({ name: `${q.set6Prefix}banned`, family: 'inet6', role: 'banned', members: fw.banned6 });
+    if (config.firewall.portal || config.firewall.portalBan)
+      sets.push({ name: `${q.setPrefix}banned`, family: 'inet', role: 'banned', members: fw.banned4 });
+    if (config.firewall.v6Enabled && (config.firewall.portal6 || config.firewall.portalBan6))
+      sets.push({ name: `${q.set6Prefix}banned`, family: 'inet6', role: 'banned', members: fw.banned6 });
   }
 
   return {
-    at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
-    users, classes, sets, skipped: directory.skipped, firewall: fw, ipCount, version: {}, delta: null,
+    at: instant.toISO() ?? '',
+    rule: eff.rule,
+    resetAt: resetAt.toISO() ?? '',
+    totals,
+    limits,
+    users,
+    classes,
+    sets,
+    skipped: directory.skipped,
+    firewall: fw,
+    ipCount,
+    version: {},
+    delta: null,
     ...(shared ? { sharedBy: shared.site } : {}),
   };
 }

@@ -17,7 +17,16 @@ import type { Config } from '../config/config.js';
 import { effectiveRates, groupOf, thresholds, type Direction } from '../policy/policy.js';
 import type { Directory, Usage } from '../sources/types.js';
 import { ipIndex } from '../net/ipindex.js';
-import { classPlans, planDesired, sumBytes, type Desired, type SetFamily, type SetPlan, type TotalsOverride, type UserPlan } from './desired.js';
+import {
+  classPlans,
+  planDesired,
+  sumBytes,
+  type Desired,
+  type SetFamily,
+  type SetPlan,
+  type TotalsOverride,
+  type UserPlan,
+} from './desired.js';
 
 interface Index {
   /** [family][direction][group] -> the planner's own member set (moved between in place) */
@@ -78,15 +87,27 @@ export class Planner {
 
   plan(config: Config, directory: Directory, usage: Usage | null, instant: DateTime, resetAt: DateTime, shared?: TotalsOverride): Desired {
     const last = this.last;
-    if (last && last.config === config && last.directory === directory && instant.toMillis() < last.fwUntil && last.generation === ipIndex.generation) {
+    if (
+      last &&
+      last.config === config &&
+      last.directory === directory &&
+      instant.toMillis() < last.fwUntil &&
+      last.generation === ipIndex.generation
+    ) {
       const next = step(last, config, usage, instant, resetAt, shared);
       this.last = { ...last, desired: next, ids: last.ids, usage };
       return next;
     }
     const desired = planDesired(config, directory, usage, instant, resetAt, shared);
     this.last = {
-      config, directory, desired, index: indexOf(desired), fwUntil: firewallValidUntil(config, directory, instant.toMillis()),
-      ids: null, generation: ipIndex.generation, usage,
+      config,
+      directory,
+      desired,
+      index: indexOf(desired),
+      fwUntil: firewallValidUntil(config, directory, instant.toMillis()),
+      ids: null,
+      generation: ipIndex.generation,
+      usage,
     };
     return desired;
   }
@@ -103,8 +124,16 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     const same: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
     for (const c of prev.classes) same[c.direction][c.group] = c.users;
     return {
-      ...prev, ...sharedBy, at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals,
-      sets: last.index.live, classes: classPlans(config, same, totals), version: {}, delta: { base: prev.version, sets: new Map(), moved: { down: 0, up: 0 } },
+      ...prev,
+      ...sharedBy,
+      at: instant.toISO() ?? '',
+      rule: eff.rule,
+      resetAt: resetAt.toISO() ?? '',
+      totals,
+      sets: last.index.live,
+      classes: classPlans(config, same, totals),
+      version: {},
+      delta: { base: prev.version, sets: new Map(), moved: { down: 0, up: 0 } },
     };
   }
   const limits = thresholds(q);
@@ -181,9 +210,17 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     else sets.set(name, { add: [], del });
   }
   return {
-    ...prev, ...sharedBy,
-    at: instant.toISO() ?? '', rule: eff.rule, resetAt: resetAt.toISO() ?? '', totals, limits,
-    users, sets: last.index.live, classes: classPlans(config, counts, totals),
-    version: {}, delta: { base: prev.version, sets, moved },
+    ...prev,
+    ...sharedBy,
+    at: instant.toISO() ?? '',
+    rule: eff.rule,
+    resetAt: resetAt.toISO() ?? '',
+    totals,
+    limits,
+    users,
+    sets: last.index.live,
+    classes: classPlans(config, counts, totals),
+    version: {},
+    delta: { base: prev.version, sets, moved },
   };
 }

@@ -8,6 +8,7 @@
 // Owns its own connection pool (mysql2); never reads the netacct tables.
 
 import mysql from 'mysql2/promise';
+import { mysqlSsl } from '../sources/mysqltls.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Desired, UserPlan } from '../plan/desired.js';
@@ -16,7 +17,17 @@ import { DIRECTIONS } from '../policy/policy.js';
 import { GROUP_MINOR_BASE } from '../kernel/names.js';
 
 export type PeopleRow = [site: string, cn: string, uid: string, way: 'down' | 'up', group: number, amount: number];
-export type ClassRow = [site: string, idx: number, way: 'down' | 'up', tcIndex: number, limit: number | null, rate: number, ceil: number, users: number, activeUsers: number];
+export type ClassRow = [
+  site: string,
+  idx: number,
+  way: 'down' | 'up',
+  tcIndex: number,
+  limit: number | null,
+  rate: number,
+  ceil: number,
+  users: number,
+  activeUsers: number,
+];
 
 export interface PublishedRows {
   /** key "uid\0way" */
@@ -46,7 +57,17 @@ export function classRows(site: string, d: Desired): Map<string, ClassRow> {
   }
   const classes = new Map<string, ClassRow>();
   for (const c of d.classes) {
-    classes.set(`${c.direction}\0${c.group}`, [site, c.group, c.direction, GROUP_MINOR_BASE + c.group, d.limits[c.group] ?? null, c.rateBps, c.ceilBps, c.users, active[c.direction][c.group] ?? 0]);
+    classes.set(`${c.direction}\0${c.group}`, [
+      site,
+      c.group,
+      c.direction,
+      GROUP_MINOR_BASE + c.group,
+      d.limits[c.group] ?? null,
+      c.rateBps,
+      c.ceilBps,
+      c.users,
+      active[c.direction][c.group] ?? 0,
+    ]);
   }
   return classes;
 }
@@ -72,7 +93,11 @@ export interface PeopleState {
  * volumes did not change is the very same object, so the common case costs one pointer
  * comparison per user and row work only for the users that changed.
  */
-export function peopleChanges(site: string, prev: PeopleState | null, next: PeopleState): { upsert: PeopleRow[]; remove: [string, 'down' | 'up'][] } {
+export function peopleChanges(
+  site: string,
+  prev: PeopleState | null,
+  next: PeopleState,
+): { upsert: PeopleRow[]; remove: [string, 'down' | 'up'][] } {
   const upsert: PeopleRow[] = [];
   const remove: [string, 'down' | 'up'][] = [];
   const changed = (p: UserPlan | undefined, u: UserPlan, dnSame: boolean): void => {
@@ -103,7 +128,10 @@ export function peopleChanges(site: string, prev: PeopleState | null, next: Peop
 const same = (a: readonly unknown[], b: readonly unknown[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** What to write after `prev` (null = everything, replacing this site's rows). */
-export function rowChanges<R extends readonly unknown[]>(prev: ReadonlyMap<string, R> | null, next: ReadonlyMap<string, R>): { upsert: R[]; remove: string[] } {
+export function rowChanges<R extends readonly unknown[]>(
+  prev: ReadonlyMap<string, R> | null,
+  next: ReadonlyMap<string, R>,
+): { upsert: R[]; remove: string[] } {
   if (!prev) return { upsert: [...next.values()], remove: [] };
   const upsert: R[] = [];
   for (const [k, r] of next) {
@@ -127,12 +155,16 @@ export class Publisher {
   /** rows written by the last successful write (tests, logs) */
   lastWrite: { people: number; classes: number; full: boolean } | null = null;
 
-  constructor(private config: Config, private readonly log: Logger) {}
+  constructor(
+    private config: Config,
+    private readonly log: Logger,
+  ) {}
 
   async reconfigure(config: Config): Promise<void> {
     const p = this.config.publish;
     const n = config.publish;
-    const moved = p.host !== n.host || p.port !== n.port || p.socket !== n.socket || p.user !== n.user || p.password !== n.password || p.db !== n.db;
+    const moved =
+      p.host !== n.host || p.port !== n.port || p.socket !== n.socket || p.user !== n.user || p.password !== n.password || p.db !== n.db;
     this.config = config;
     if (moved || !n.enabled) {
       await this.whenIdle(); // a write in flight finishes (or times out) on the old pool
@@ -198,9 +230,21 @@ export class Publisher {
   private getPool(): mysql.Pool {
     if (!this.pool) {
       const p = this.config.publish;
+      const d = this.config.database;
+      // Written to the [database] server: its TLS settings apply ([publish] host has none of its own).
+      const sameServer = p.host === d.host && p.port === d.port && p.socket === d.socket;
       this.pool = mysql.createPool({
-        host: p.host, port: p.port, socketPath: p.socket ?? undefined, user: p.user, password: p.password,
-        connectTimeout: p.timeoutMs, connectionLimit: 1, maxIdle: 1, idleTimeout: 60_000, enableKeepAlive: true,
+        host: p.host,
+        port: p.port,
+        socketPath: p.socket ?? undefined,
+        user: p.user,
+        password: p.password,
+        ssl: sameServer ? mysqlSsl(d) : undefined,
+        connectTimeout: p.timeoutMs,
+        connectionLimit: 1,
+        maxIdle: 1,
+        idleTimeout: 60_000,
+        enableKeepAlive: true,
       });
       this.pool.on('connection', (conn) => conn.on('error', () => undefined));
     }
@@ -233,21 +277,33 @@ export class Publisher {
         }
         for (let i = 0; i < pch.remove.length; i += CHUNK) {
           const keys = pch.remove.slice(i, i + CHUNK);
-          await q(`DELETE FROM ${db}.people_data WHERE site = ? AND (uid, way) IN (${keys.map(() => '(?, ?)').join(', ')})`, [site, ...keys.flat()]);
+          await q(`DELETE FROM ${db}.people_data WHERE site = ? AND (uid, way) IN (${keys.map(() => '(?, ?)').join(', ')})`, [
+            site,
+            ...keys.flat(),
+          ]);
         }
         for (let i = 0; i < classes.remove.length; i += CHUNK) {
           const keys = classes.remove.slice(i, i + CHUNK).map((k) => k.split('\0'));
-          await q(`DELETE FROM ${db}.classes WHERE site = ? AND (way, idx) IN (${keys.map(() => '(?, ?)').join(', ')})`, [site, ...keys.flat()]);
+          await q(`DELETE FROM ${db}.classes WHERE site = ? AND (way, idx) IN (${keys.map(() => '(?, ?)').join(', ')})`, [
+            site,
+            ...keys.flat(),
+          ]);
         }
         for (let i = 0; i < pch.upsert.length; i += CHUNK) {
           const part = pch.upsert.slice(i, i + CHUNK);
-          await q(`INSERT INTO ${db}.people_data (site, cn, uid, way, \`group\`, amount) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}
-            ON DUPLICATE KEY UPDATE cn = VALUES(cn), \`group\` = VALUES(\`group\`), amount = VALUES(amount)`, part.flat());
+          await q(
+            `INSERT INTO ${db}.people_data (site, cn, uid, way, \`group\`, amount) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}
+            ON DUPLICATE KEY UPDATE cn = VALUES(cn), \`group\` = VALUES(\`group\`), amount = VALUES(amount)`,
+            part.flat(),
+          );
         }
         for (let i = 0; i < classes.upsert.length; i += CHUNK) {
           const part = classes.upsert.slice(i, i + CHUNK);
-          await q(`INSERT INTO ${db}.classes (site, idx, way, tc_index, \`limit\`, rate, ceil, users, active_users) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
-            ON DUPLICATE KEY UPDATE tc_index = VALUES(tc_index), \`limit\` = VALUES(\`limit\`), rate = VALUES(rate), ceil = VALUES(ceil), users = VALUES(users), active_users = VALUES(active_users)`, part.flat());
+          await q(
+            `INSERT INTO ${db}.classes (site, idx, way, tc_index, \`limit\`, rate, ceil, users, active_users) VALUES ${part.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+            ON DUPLICATE KEY UPDATE tc_index = VALUES(tc_index), \`limit\` = VALUES(\`limit\`), rate = VALUES(rate), ceil = VALUES(ceil), users = VALUES(users), active_users = VALUES(active_users)`,
+            part.flat(),
+          );
         }
         await q('COMMIT');
       } catch (e) {

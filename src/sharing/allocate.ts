@@ -160,9 +160,15 @@ export function allocateOne(global: number, sites: readonly One[], allFresh: boo
     return Math.min(s.cap, Math.max(Math.floor(s.demand * (1 + HEADROOM)), Math.floor(st[i]! * IDLE_FLOOR)));
   });
   const sumWant = want.reduce((a, b) => a + b, 0);
-  const real = sumWant >= global
-    ? waterfill(global, w, sites.map(() => 0), want)
-    : waterfill(global, w, want, cap);
+  const real =
+    sumWant >= global
+      ? waterfill(
+          global,
+          w,
+          sites.map(() => 0),
+          want,
+        )
+      : waterfill(global, w, want, cap);
   return integerize(real, cap, global);
 }
 
@@ -171,9 +177,16 @@ export function allocate(input: ShareInput): SiteShare[] {
   const allFresh = input.sites.every((s) => s.fresh);
   const per = {} as Record<Dir, number[]>;
   for (const d of DIRS) {
-    per[d] = allocateOne(input.global[d], input.sites.map((s) => ({
-      weight: s.weight, cap: s.cap[d], demand: s.demand[d], allocated: s.allocated ? s.allocated[d] : null,
-    })), allFresh);
+    per[d] = allocateOne(
+      input.global[d],
+      input.sites.map((s) => ({
+        weight: s.weight,
+        cap: s.cap[d],
+        demand: s.demand[d],
+        allocated: s.allocated ? s.allocated[d] : null,
+      })),
+      allFresh,
+    );
   }
   return input.sites.map((s, i) => ({ site: s.site, down: per.down[i]!, up: per.up[i]! }));
 }
@@ -235,7 +248,9 @@ export function parseShareInput(doc: unknown): ParseResult {
       sites.push({
         site: typeof name === 'string' ? name : '',
         weight: typeof weight === 'number' ? weight : 1,
-        cap, demand, allocated,
+        cap,
+        demand,
+        allocated,
         fresh: fresh === true,
       });
     });

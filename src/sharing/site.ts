@@ -79,7 +79,12 @@ export class SharingSite {
   private status: SharingStatus;
   private users: Pair = { down: 0, up: 0 };
 
-  constructor(private config: Config, private readonly exec: Exec, private readonly log: Logger, nowMs: number) {
+  constructor(
+    private config: Config,
+    private readonly exec: Exec,
+    private readonly log: Logger,
+    nowMs: number,
+  ) {
     this.store = new SiteStore(config);
     this.startedMs = nowMs;
     this.status = this.emptyStatus();
@@ -87,8 +92,17 @@ export class SharingSite {
 
   private emptyStatus(): SharingStatus {
     return {
-      site: this.config.site.name, enabled: this.config.sharing.enabled, mode: null, weight: this.config.sharing.weight,
-      global: null, cap: null, demand: null, target: null, allocation: null, peers: [], database: 'unknown',
+      site: this.config.site.name,
+      enabled: this.config.sharing.enabled,
+      mode: null,
+      weight: this.config.sharing.weight,
+      global: null,
+      cap: null,
+      demand: null,
+      target: null,
+      allocation: null,
+      peers: [],
+      database: 'unknown',
     };
   }
 
@@ -110,7 +124,8 @@ export class SharingSite {
    */
   private async measure(nowMs: number): Promise<void> {
     const names = new Names(this.config);
-    const read = (d: 'down' | 'up'): Promise<ClassCounters | null> => readClassCounters(this.exec, names.dev(d), classid(ROOT_MINOR)).catch(() => null);
+    const read = (d: 'down' | 'up'): Promise<ClassCounters | null> =>
+      readClassCounters(this.exec, names.dev(d), classid(ROOT_MINOR)).catch(() => null);
     const [down, up] = await Promise.all([read('down'), read('up')]);
     const prev = this.counters;
     if (down === null || up === null) {
@@ -151,18 +166,35 @@ export class SharingSite {
         const fresh = rows.map((r) => r.ageMs <= staleMs(r.intervalMs));
         // sites must agree on the global rate; should they not, the smallest one in force wins
         let global = ownGlobal;
-        rows.forEach((r, i) => { if (fresh[i]) global = min2(global, r.global); });
+        rows.forEach((r, i) => {
+          if (fresh[i]) global = min2(global, r.global);
+        });
         const all: Row[] = [
           { site: self, weight, cap, demand: this.demand, allocated: this.current, applied: this.current, fresh: true },
-          ...rows.map((r, i) => ({ site: r.site, weight: r.weight, cap: r.cap, demand: r.demand, allocated: r.allocated, applied: r.applied, fresh: fresh[i]! })),
+          ...rows.map((r, i) => ({
+            site: r.site,
+            weight: r.weight,
+            cap: r.cap,
+            demand: r.demand,
+            allocated: r.allocated,
+            applied: r.applied,
+            fresh: fresh[i]!,
+          })),
         ];
         const d = decide(self, global, all, this.current);
         decided = { next: d.next, target: d.target, global, mode: d.staticSplit ? 'static' : 'sharing' };
         const claim = this.current ? { down: Math.max(this.current.down, d.next.down), up: Math.max(this.current.up, d.next.up) } : d.next;
         this.pending = { next: d.next, claim };
         const own: OwnRow = {
-          site: self, intervalMs: interval, weight, global: ownGlobal, cap, demand: this.demand, users: this.users,
-          allocated: this.current ?? d.next, applied: claim,
+          site: self,
+          intervalMs: interval,
+          weight,
+          global: ownGlobal,
+          cap,
+          demand: this.demand,
+          users: this.users,
+          allocated: this.current ?? d.next,
+          applied: claim,
         };
         return own;
       });
@@ -174,23 +206,45 @@ export class SharingSite {
     } catch (e) {
       const known = [{ weight, cap }, ...(await this.recall())];
       const st = {
-        down: staticSplit(ownGlobal.down, known.map((k) => ({ weight: k.weight, cap: k.cap.down })))[0]!,
-        up: staticSplit(ownGlobal.up, known.map((k) => ({ weight: k.weight, cap: k.cap.up })))[0]!,
+        down: staticSplit(
+          ownGlobal.down,
+          known.map((k) => ({ weight: k.weight, cap: k.cap.down })),
+        )[0]!,
+        up: staticSplit(
+          ownGlobal.up,
+          known.map((k) => ({ weight: k.weight, cap: k.cap.up })),
+        )[0]!,
       };
       const next = fallback(this.current, st, nowMs - (this.lastOkMs ?? this.startedMs), this.config.sharing.stale * interval);
       decided = { next, target: st, global: ownGlobal, mode: 'db-down' };
       this.pending = { next, claim: null };
       if (this.dbDownSince === null) {
         this.dbDownSince = at.toISO() ?? '';
-        this.log.error(`sharing: database ${this.config.database.host}/${this.config.sharing.db} unusable: ${(e as Error).message}; ` +
-          `static split (${formatRate(st.down)} down, ${formatRate(st.up)} up) once ${this.config.sharing.stale} intervals have passed, lower at once`);
+        this.log.error(
+          `sharing: database ${this.config.database.host}/${this.config.sharing.db} unusable: ${(e as Error).message}; ` +
+            `static split (${formatRate(st.down)} down, ${formatRate(st.up)} up) once ${this.config.sharing.stale} intervals have passed, lower at once`,
+        );
       }
     }
     const d = decided!;
     const freshOf = (r: SiteRow): boolean => d.mode !== 'db-down' && r.ageMs <= staleMs(r.intervalMs);
     this.status = {
-      ...this.emptyStatus(), mode: d.mode, global: d.global, cap, demand: this.demand, target: d.target, allocation: d.next,
-      peers: this.peers.map((r) => ({ site: r.site, fresh: freshOf(r), ageS: Math.round(r.ageMs / 100) / 10, weight: r.weight, cap: r.cap, demand: r.demand, allocation: r.applied })),
+      ...this.emptyStatus(),
+      mode: d.mode,
+      global: d.global,
+      cap,
+      demand: this.demand,
+      target: d.target,
+      allocation: d.next,
+      peers: this.peers.map((r) => ({
+        site: r.site,
+        fresh: freshOf(r),
+        ageS: Math.round(r.ageMs / 100) / 10,
+        weight: r.weight,
+        cap: r.cap,
+        demand: r.demand,
+        allocation: r.applied,
+      })),
       database: this.dbDownSince === null ? 'ok' : `down since ${this.dbDownSince}`,
     };
     // The policy needs at least the default class and the empty-class floors.
@@ -210,7 +264,8 @@ export class SharingSite {
     if (sig === this.knownSig) return;
     this.knownSig = sig;
     const tmp = `${this.knownFile}.tmp`;
-    await writeFile(tmp, sig + '\n').then(() => rename(tmp, this.knownFile))
+    await writeFile(tmp, sig + '\n')
+      .then(() => rename(tmp, this.knownFile))
       .catch((e: Error) => this.log.warn(`sharing: cannot keep the sites in ${this.knownFile}: ${e.message}`));
   }
 
@@ -221,8 +276,13 @@ export class SharingSite {
       const doc = JSON.parse(await readFile(this.knownFile, 'utf8')) as unknown;
       const ok = (v: unknown): v is KnownSite => {
         const o = v as KnownSite;
-        return typeof o?.site === 'string' && typeof o.weight === 'number' && o.weight > 0 &&
-          Number.isFinite(o.cap?.down) && Number.isFinite(o.cap?.up);
+        return (
+          typeof o?.site === 'string' &&
+          typeof o.weight === 'number' &&
+          o.weight > 0 &&
+          Number.isFinite(o.cap?.down) &&
+          Number.isFinite(o.cap?.up)
+        );
       };
       this.known = Array.isArray(doc) ? doc.filter(ok).filter((k) => k.site !== this.config.site.name) : [];
     } catch {
@@ -239,7 +299,9 @@ export class SharingSite {
     if (!p || !ok) return;
     this.current = p.next;
     if (p.claim && (p.claim.down > p.next.down || p.claim.up > p.next.up)) {
-      await this.store.settle(this.config.site.name, p.next).catch((e: Error) => this.log.debug(() => `sharing: settle failed: ${e.message}`));
+      await this.store
+        .settle(this.config.site.name, p.next)
+        .catch((e: Error) => this.log.debug(() => `sharing: settle failed: ${e.message}`));
     }
   }
 

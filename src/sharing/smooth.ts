@@ -62,7 +62,13 @@ export interface Decision {
  * and the allocation it applies now as `allocated`). Rows are sorted by site name so that every
  * site feeds allocate() the same list.
  */
-export function decide(self: string, global: Pair, rows: readonly Row[], current: Pair | null, o: { alpha?: number; deadband?: number } = {}): Decision {
+export function decide(
+  self: string,
+  global: Pair,
+  rows: readonly Row[],
+  current: Pair | null,
+  o: { alpha?: number; deadband?: number } = {},
+): Decision {
   const sorted = [...rows].sort((a, b) => (a.site < b.site ? -1 : a.site > b.site ? 1 : 0));
   const me = sorted.findIndex((r) => r.site === self);
   if (me < 0) throw new Error(`decide: no row for site "${self}"`);
@@ -71,7 +77,10 @@ export function decide(self: string, global: Pair, rows: readonly Row[], current
   const target = { down: shares[me]!.down, up: shares[me]!.up };
   const next = {} as Record<Dir, number>;
   for (const d of DIRS) {
-    const st = staticSplit(global[d], sorted.map((r) => ({ weight: r.weight, cap: r.cap[d] })));
+    const st = staticSplit(
+      global[d],
+      sorted.map((r) => ({ weight: r.weight, cap: r.cap[d] })),
+    );
     let others = 0;
     sorted.forEach((r, i) => {
       if (i === me) return;

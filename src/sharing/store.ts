@@ -13,6 +13,7 @@
 // at commit instead (certification), and a deadlock or conflict is retried once.
 
 import mysql from 'mysql2/promise';
+import { mysqlSsl } from '../sources/mysqltls.js';
 import type { Config } from '../config/config.js';
 import type { Pair } from './allocate.js';
 
@@ -49,12 +50,28 @@ export const CREATE_SQL = `CREATE TABLE IF NOT EXISTS ${q(TABLE)} (
   applied_down BIGINT UNSIGNED NOT NULL, applied_up BIGINT UNSIGNED NOT NULL
 ) ENGINE=InnoDB`;
 
-const COLUMNS = ['interval_ms', 'weight', 'global_down', 'global_up', 'cap_down', 'cap_up', 'demand_down', 'demand_up',
-  'users_down', 'users_up', 'allocated_down', 'allocated_up', 'applied_down', 'applied_up'] as const;
+const COLUMNS = [
+  'interval_ms',
+  'weight',
+  'global_down',
+  'global_up',
+  'cap_down',
+  'cap_up',
+  'demand_down',
+  'demand_up',
+  'users_down',
+  'users_up',
+  'allocated_down',
+  'allocated_up',
+  'applied_down',
+  'applied_up',
+] as const;
 
-const SELECT_SQL = `SELECT site, TIMESTAMPDIFF(MICROSECOND, updated, NOW(3)) DIV 1000 AS age_ms, ${COLUMNS.join(', ')} ` +
+const SELECT_SQL =
+  `SELECT site, TIMESTAMPDIFF(MICROSECOND, updated, NOW(3)) DIV 1000 AS age_ms, ${COLUMNS.join(', ')} ` +
   `FROM ${q(TABLE)} ORDER BY site FOR UPDATE`;
-const UPSERT_SQL = `INSERT INTO ${q(TABLE)} (site, updated, ${COLUMNS.join(', ')}) VALUES (?, NOW(3), ${COLUMNS.map(() => '?').join(', ')}) ` +
+const UPSERT_SQL =
+  `INSERT INTO ${q(TABLE)} (site, updated, ${COLUMNS.join(', ')}) VALUES (?, NOW(3), ${COLUMNS.map(() => '?').join(', ')}) ` +
   `ON DUPLICATE KEY UPDATE updated = NOW(3), ${COLUMNS.map((c) => `${c} = VALUES(${c})`).join(', ')}`;
 const SETTLE_SQL = `UPDATE ${q(TABLE)} SET applied_down = ?, applied_up = ? WHERE site = ?`;
 
@@ -63,15 +80,37 @@ const pairOf = (r: Record<string, unknown>, c: string): Pair => ({ down: n(r[`${
 
 function rowOf(r: Record<string, unknown>): SiteRow {
   return {
-    site: String(r['site']), ageMs: n(r['age_ms']), intervalMs: n(r['interval_ms']), weight: n(r['weight']),
-    global: pairOf(r, 'global'), cap: pairOf(r, 'cap'), demand: pairOf(r, 'demand'), users: pairOf(r, 'users'),
-    allocated: pairOf(r, 'allocated'), applied: pairOf(r, 'applied'),
+    site: String(r['site']),
+    ageMs: n(r['age_ms']),
+    intervalMs: n(r['interval_ms']),
+    weight: n(r['weight']),
+    global: pairOf(r, 'global'),
+    cap: pairOf(r, 'cap'),
+    demand: pairOf(r, 'demand'),
+    users: pairOf(r, 'users'),
+    allocated: pairOf(r, 'allocated'),
+    applied: pairOf(r, 'applied'),
   };
 }
 
 function values(o: OwnRow): unknown[] {
-  return [o.site, o.intervalMs, o.weight, o.global.down, o.global.up, o.cap.down, o.cap.up, o.demand.down, o.demand.up,
-    o.users.down, o.users.up, o.allocated.down, o.allocated.up, o.applied.down, o.applied.up];
+  return [
+    o.site,
+    o.intervalMs,
+    o.weight,
+    o.global.down,
+    o.global.up,
+    o.cap.down,
+    o.cap.up,
+    o.demand.down,
+    o.demand.up,
+    o.users.down,
+    o.users.up,
+    o.allocated.down,
+    o.allocated.up,
+    o.applied.down,
+    o.applied.up,
+  ];
 }
 
 export class SiteStore {
@@ -90,8 +129,14 @@ export class SiteStore {
       const d = this.config.database;
       this.pool = mysql.createPool({
         ...(d.socket ? { socketPath: d.socket } : { host: d.host, port: d.port }),
-        user: d.user, password: d.password, database: this.config.sharing.db,
-        connectTimeout: d.connectTimeoutMs, connectionLimit: 1, maxIdle: 1, idleTimeout: 60_000,
+        user: d.user,
+        password: d.password,
+        database: this.config.sharing.db,
+        ssl: mysqlSsl(d),
+        connectTimeout: d.connectTimeoutMs,
+        connectionLimit: 1,
+        maxIdle: 1,
+        idleTimeout: 60_000,
       });
       this.pool.on('connection', (conn) => conn.on('error', () => undefined));
       this.created = false;

@@ -2,6 +2,10 @@
 // means: owner of a machine (uid of its uidProprio DN), full IPs from suffixes,
 // inactive zones, entitlement fields, duplicate IPs. A bad entry or value is skipped
 // and named (DN + reason); it never fails the whole snapshot.
+//
+// Over 400 lines: the parts of a build (owners, host drafts, ties, duplicate settling) are
+// exported one by one because the patcher (patch.ts) applies exactly the same rules to a few
+// entries; keeping them together keeps the two from drifting apart.
 
 import type { LdapConfig, FirewallConfig } from '../config/config.js';
 import { escapeControl as esc } from '../log.js';
@@ -28,7 +32,16 @@ export interface RawDirectory {
 /** Lowercased DN with spaces around separators removed, for matching uidProprio to owners. */
 export function normalizeDn(dn: string): string {
   if (!/\s/.test(dn)) return dn.toLowerCase();
-  return dn.split(',').map((rdn) => rdn.split('=').map((p) => p.trim()).join('=')).join(',').toLowerCase();
+  return dn
+    .split(',')
+    .map((rdn) =>
+      rdn
+        .split('=')
+        .map((p) => p.trim())
+        .join('='),
+    )
+    .join(',')
+    .toLowerCase();
 }
 
 /** uid of a DN whose first RDN is uid=...; null otherwise. */
@@ -65,7 +78,10 @@ function all(e: RawEntry, attr: string): readonly string[] {
 
 export interface BuildOptions {
   readonly ldap: Pick<LdapConfig, 'attrs' | 'inactiveZone'> & Partial<Pick<LdapConfig, 'maxIpsPerMachine'>>;
-  readonly firewall: Pick<FirewallConfig, 'enabled' | 'areaPrefix' | 'areaOtherPrefix' | 'area6Prefix' | 'v6Enabled' | 'userNetworks' | 'user6Networks'>;
+  readonly firewall: Pick<
+    FirewallConfig,
+    'enabled' | 'areaPrefix' | 'areaOtherPrefix' | 'area6Prefix' | 'v6Enabled' | 'userNetworks' | 'user6Networks'
+  >;
   readonly fetchedAt: string;
   /**
    * Who held each IP in the directory in force (IP -> machine DN): in a collision the holder
@@ -113,9 +129,13 @@ export function buildOwner(e: RawEntry, kind: OwnerKind, o: BuildOptions, skippe
   }
   const coupureRaw = first(e, a.coupure);
   return {
-    uid, dn: e.dn, kind, endInternet,
+    uid,
+    dn: e.dn,
+    kind,
+    endInternet,
     coupure: coupureRaw !== undefined && coupureRaw.trim().toUpperCase() === 'TRUE',
-    ban: [...all(e, a.ban)], cotiz: [...all(e, a.cotiz)],
+    ban: [...all(e, a.ban)],
+    cotiz: [...all(e, a.cotiz)],
   };
 }
 
@@ -159,8 +179,13 @@ export const DEFAULT_MAX_IPS_PER_MACHINE = 256;
 
 /** Joins one attribute's values into `into` (deduplicated through `seen`: linear in the values). */
 function joinValues(
-  values: readonly string[], attr: string, dn: string, join: (v: string) => ReturnType<typeof joinIpv4>,
-  outside: (ip: string) => string | null, into: string[], skips: { list: Skipped[] | null },
+  values: readonly string[],
+  attr: string,
+  dn: string,
+  join: (v: string) => ReturnType<typeof joinIpv4>,
+  outside: (ip: string) => string | null,
+  into: string[],
+  skips: { list: Skipped[] | null },
 ): void {
   const seen = new Set<string>();
   for (const v of values) {
@@ -195,7 +220,12 @@ export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
     const v6 = all(e, a.ip6);
     const max = o.ldap.maxIpsPerMachine ?? DEFAULT_MAX_IPS_PER_MACHINE;
     if (v4.length + v6.length > max) {
-      skips.list = [{ dn: e.dn, reason: `${v4.length + v6.length} IP values (${a.ip}: ${v4.length}, ${a.ip6}: ${v6.length}), more than [ldap] maxIpsPerMachine = ${max}: none of its IPs is used` }];
+      skips.list = [
+        {
+          dn: e.dn,
+          reason: `${v4.length + v6.length} IP values (${a.ip}: ${v4.length}, ${a.ip6}: ${v6.length}), more than [ldap] maxIpsPerMachine = ${max}: none of its IPs is used`,
+        },
+      ];
     } else {
       const outside = (ip: string): string | null => outsideNetworks(ip, o.firewall);
       joinValues(v4, a.ip, e.dn, (v) => joinIpv4(o.firewall.areaPrefix, v), outside, ips4, skips);
@@ -206,7 +236,14 @@ export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
 }
 
 /** A machine tied to its owner, before duplicate IPs are settled. */
-export interface Draft { dn: string; host: string; owner: string; active: boolean; ips4: string[]; ips6: string[] }
+export interface Draft {
+  dn: string;
+  host: string;
+  owner: string;
+  active: boolean;
+  ips4: string[];
+  ips6: string[];
+}
 
 /**
  * Ties a host draft to its owner. Skips pushed exactly as a full build does: no owner
@@ -250,7 +287,10 @@ export interface BuiltDirectory {
 export class OwnerCollector {
   readonly index: OwnerIndex = { byDn: new Map(), byUid: new Map() };
   readonly owners: Owner[] = [];
-  constructor(private readonly o: BuildOptions, private readonly skipped: Skipped[]) {}
+  constructor(
+    private readonly o: BuildOptions,
+    private readonly skipped: Skipped[],
+  ) {}
 
   add(e: RawEntry, kind: OwnerKind): void {
     const owner = buildOwner(e, kind, this.o, this.skipped);
@@ -278,9 +318,15 @@ export class OwnerCollector {
   finish(dupUid: Set<string>): void {
     for (const [, list] of this.index.byUid) {
       if (list.length > 1) {
-        const dns = list.map((x) => esc(x.dn)).sort().join(', ');
+        const dns = list
+          .map((x) => esc(x.dn))
+          .sort()
+          .join(', ');
         for (const dup of list.slice(1)) {
-          this.skipped.push({ dn: dup.dn, reason: `uid "${dup.uid}" is shared by ${dns}: their machines count as one user and the most restrictive entitlement applies to all of them` });
+          this.skipped.push({
+            dn: dup.dn,
+            reason: `uid "${dup.uid}" is shared by ${dns}: their machines count as one user and the most restrictive entitlement applies to all of them`,
+          });
           dupUid.add(dup.dn);
         }
       }
@@ -295,7 +341,12 @@ export class OwnerCollector {
  * sorts first: deterministic whatever the order of the entries. The others lose the IP and are
  * named (DN + IP). Mutates the drafts.
  */
-export function settleDuplicates(drafts: Draft[], skipped: Skipped[], lost: BuildState['lost'], holders?: ReadonlyMap<string, string>): void {
+export function settleDuplicates(
+  drafts: Draft[],
+  skipped: Skipped[],
+  lost: BuildState['lost'],
+  holders?: ReadonlyMap<string, string>,
+): void {
   drafts.sort((x, y) => (x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
   const claimed = new Map<string, Draft>();
   if (holders && holders.size > 0) {
@@ -367,7 +418,12 @@ export function buildDirectoryState(raw: RawDirectory, o: BuildOptions): BuiltDi
   const owners = new OwnerCollector(o, skipped);
   for (const e of raw.people) owners.add(e, 'person');
   for (const e of raw.orgas) owners.add(e, 'organisation');
-  return finishBuild(owners, raw.hosts.map((e) => draftHost(e, o)), skipped, o);
+  return finishBuild(
+    owners,
+    raw.hosts.map((e) => draftHost(e, o)),
+    skipped,
+    o,
+  );
 }
 
 /** The second half of a build: machines tied to the collected owners, duplicates settled, sorted. */

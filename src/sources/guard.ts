@@ -13,7 +13,10 @@ import type { FirewallConfig } from '../config/config.js';
 import { refusalOf } from '../plan/firewall.js';
 import type { Directory } from './types.js';
 
-export type GuardFirewall = Pick<FirewallConfig, 'enabled' | 'checkPayment' | 'checkCoupure' | 'checkBan' | 'banServices' | 'checkBlacklist'>;
+export type GuardFirewall = Pick<
+  FirewallConfig,
+  'enabled' | 'checkPayment' | 'checkCoupure' | 'checkBan' | 'banServices' | 'checkBlacklist'
+>;
 
 /** What a directory lets through at one instant. */
 export interface Allowance {
@@ -29,7 +32,10 @@ export interface Allowance {
 export type Measure = keyof Allowance;
 export const MEASURES: readonly Measure[] = ['allowed4', 'allowed6', 'entitled', 'withIp'];
 const LABEL: Record<Measure, string> = {
-  allowed4: 'machines allowed (IPv4)', allowed6: 'machines allowed (IPv6)', entitled: 'entitled owners', withIp: 'machines with an IP',
+  allowed4: 'machines allowed (IPv4)',
+  allowed6: 'machines allowed (IPv6)',
+  entitled: 'entitled owners',
+  withIp: 'machines with an IP',
 };
 
 /**
@@ -190,7 +196,10 @@ export class EntitlementGuard {
   check(next: Directory, fw: GuardFirewall, nowMs: number, maxShrink: number, accept: boolean): GuardRefusal | null {
     const now = allowanceOf(next, fw, nowMs);
     if (next.machines.length > 0 && now.withIp === 0) {
-      return { absolute: true, reason: `directory came back with ${next.machines.length} machine(s) and not one IP address (IP attribute hidden by an ACL, removed, or a wrong ipAttr?): refused, even with --force or --accept` };
+      return {
+        absolute: true,
+        reason: `directory came back with ${next.machines.length} machine(s) and not one IP address (IP attribute hidden by an ACL, removed, or a wrong ipAttr?): refused, even with --force or --accept`,
+      };
     }
     if (accept) return null;
     const base = this.baseline(nowMs);
@@ -205,7 +214,10 @@ export class EntitlementGuard {
       const b = base.allowed4 ?? base.allowed6;
       const then = b ? asOf(b.at) : null;
       if (!then || then.allowed4 + then.allowed6 === 0) {
-        return { absolute: false, reason: `directory would allow no machine through the firewall (${now.entitled} entitled owner(s) of ${next.owners.length}; every machine Inactive, no endInternet?): refused, even with --force; reselqos update --accept takes it` };
+        return {
+          absolute: false,
+          reason: `directory would allow no machine through the firewall (${now.entitled} entitled owner(s) of ${next.owners.length}; every machine Inactive, no endInternet?): refused, even with --force; reselqos update --accept takes it`,
+        };
       }
     }
     const drops: string[] = [];
@@ -220,7 +232,10 @@ export class EntitlementGuard {
       }
     }
     if (drops.length === 0) return null;
-    return { absolute: false, reason: `directory would drop ${drops.join(', ')}, more than maxShrink ${(maxShrink * 100).toFixed(0)}% of the largest accepted in the last 24 h: refused; reselqos update --accept takes it` };
+    return {
+      absolute: false,
+      reason: `directory would drop ${drops.join(', ')}, more than maxShrink ${(maxShrink * 100).toFixed(0)}% of the largest accepted in the last 24 h: refused; reselqos update --accept takes it`,
+    };
   }
 
   /** Counts an accepted directory. `reset` (a deliberate accept): the baseline starts again from it. */
@@ -231,7 +246,15 @@ export class EntitlementGuard {
     this.buckets = this.buckets.filter((b) => b.hour * HOUR_MS + HOUR_MS > nowMs - WINDOW_MS && b.hour <= hour);
     let b = this.buckets.find((x) => x.hour === hour);
     if (!b) {
-      b = { hour, peaks: { allowed4: { n: -1, at: nowMs }, allowed6: { n: -1, at: nowMs }, entitled: { n: -1, at: nowMs }, withIp: { n: -1, at: nowMs } } };
+      b = {
+        hour,
+        peaks: {
+          allowed4: { n: -1, at: nowMs },
+          allowed6: { n: -1, at: nowMs },
+          entitled: { n: -1, at: nowMs },
+          withIp: { n: -1, at: nowMs },
+        },
+      };
       this.buckets.push(b);
     }
     let changed = reset;

@@ -27,7 +27,10 @@ export class SourceHealth {
   private view: HealthView = { state: 'unknown', since: null, lastError: null, usingSnapshotOf: null };
   private refusalView: RefusalView | null = null;
 
-  constructor(private readonly name: SourceName, private readonly log: Logger) {}
+  constructor(
+    private readonly name: SourceName,
+    private readonly log: Logger,
+  ) {}
 
   get current(): HealthView {
     return this.view;
@@ -43,7 +46,9 @@ export class SourceHealth {
 
   failed(now: Date, error: string, usingSnapshotOf: string | null): void {
     if (this.view.state !== 'down') {
-      this.log.error(`${this.name} down: ${error}${usingSnapshotOf ? `; using the snapshot of ${usingSnapshotOf}` : '; no snapshot to fall back on'}`);
+      this.log.error(
+        `${this.name} down: ${error}${usingSnapshotOf ? `; using the snapshot of ${usingSnapshotOf}` : '; no snapshot to fall back on'}`,
+      );
       this.view = { state: 'down', since: now.toISOString(), lastError: error, usingSnapshotOf };
     } else {
       this.view = { ...this.view, lastError: error, usingSnapshotOf };
@@ -81,7 +86,8 @@ export class SourceHealth {
   describe(): string {
     const v = this.view;
     const r = this.refusalView;
-    if (v.state !== 'down' && r) return `refused since ${r.since}: ${r.reason}${r.usingSnapshotOf ? `, using snapshot of ${r.usingSnapshotOf}` : ''}`;
+    if (v.state !== 'down' && r)
+      return `refused since ${r.since}: ${r.reason}${r.usingSnapshotOf ? `, using snapshot of ${r.usingSnapshotOf}` : ''}`;
     if (v.state === 'ok') return 'ok';
     if (v.state === 'unknown') return 'unknown';
     return `down since ${v.since}${v.usingSnapshotOf ? `, using snapshot of ${v.usingSnapshotOf}` : ''}`;

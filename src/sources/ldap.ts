@@ -9,8 +9,16 @@ import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Config, LdapConfig } from '../config/config.js';
 import {
-  buildOwner, draftHost, type BuildOptions, finishBuild, OwnerCollector, parseGeneralizedTime,
-  type AttrReader, type BuiltDirectory, type HostDraft, type RawEntry,
+  buildOwner,
+  draftHost,
+  type BuildOptions,
+  finishBuild,
+  OwnerCollector,
+  parseGeneralizedTime,
+  type AttrReader,
+  type BuiltDirectory,
+  type HostDraft,
+  type RawEntry,
 } from './directory.js';
 import type { Changes } from './patch.js';
 import { SourceUnavailableError, type Directory, type Owner, type Skipped } from './types.js';
@@ -20,7 +28,10 @@ function normalizeEntry(e: Entry): RawEntry {
   for (const [k, v] of Object.entries(e)) {
     if (k === 'dn') continue;
     const values = Array.isArray(v) ? v : [v];
-    attrs.set(k.toLowerCase(), values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x))));
+    attrs.set(
+      k.toLowerCase(),
+      values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x))),
+    );
   }
   return { dn: e.dn, attrs };
 }
@@ -103,7 +114,10 @@ function describe(e: unknown): string {
   const msg = (err.message ?? String(e)).trim();
   // ldapts result-code errors: "SizeLimitExceededError" -> "size limit exceeded"
   if (err.name && /^[A-Z]\w+Error$/.test(err.name) && err.name !== 'Error' && err.name !== 'TypeError') {
-    const words = err.name.replace(/Error$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+    const words = err.name
+      .replace(/Error$/, '')
+      .replace(/([a-z])([A-Z])/g, '$1 $2')
+      .toLowerCase();
     return msg ? `${words} (${msg})` : words;
   }
   return msg;
@@ -132,7 +146,13 @@ export class LdapSource {
     // ldapts treats any tlsOptions as "connect with TLS": give them only for ldaps://;
     // StartTLS gets them in startTLS().
     const secure = l.url.startsWith('ldaps:');
-    const client = new Client({ url: l.url, timeout: l.timeoutMs, connectTimeout: l.connectTimeoutMs, strictDN: false, ...(secure ? { tlsOptions: this.tls } : {}) });
+    const client = new Client({
+      url: l.url,
+      timeout: l.timeoutMs,
+      connectTimeout: l.connectTimeoutMs,
+      strictDN: false,
+      ...(secure ? { tlsOptions: this.tls } : {}),
+    });
     try {
       if (l.starttls) {
         try {
@@ -160,7 +180,13 @@ export class LdapSource {
     if (base === '') return [];
     const l = this.config.ldap;
     try {
-      const res = await client.search(base, { scope: 'sub', filter, attributes, paged: { pageSize: l.pageSize }, timeLimit: Math.ceil(l.timeoutMs / 1000) });
+      const res = await client.search(base, {
+        scope: 'sub',
+        filter,
+        attributes,
+        paged: { pageSize: l.pageSize },
+        timeLimit: Math.ceil(l.timeoutMs / 1000),
+      });
       return res.searchEntries.map(normalizeEntry);
     } catch (e) {
       throw new SourceUnavailableError('ldap', `search of ${what} under ${base} at ${l.url} failed: ${describe(e)}`, { cause: e });
@@ -211,7 +237,13 @@ export class LdapSource {
     const l = this.config.ldap;
     await this.withClient(async (client) => {
       try {
-        const pages = client.searchPaginated(base, { scope: 'sub', filter, attributes, paged: { pageSize: l.pageSize }, timeLimit: Math.ceil(l.timeoutMs / 1000) });
+        const pages = client.searchPaginated(base, {
+          scope: 'sub',
+          filter,
+          attributes,
+          paged: { pageSize: l.pageSize },
+          timeLimit: Math.ceil(l.timeoutMs / 1000),
+        });
         for await (const page of pages) {
           for (const e of page.searchEntries) each(entryView(e));
         }
@@ -276,13 +308,15 @@ export class LdapSource {
     const since = `(${MODIFY_TIMESTAMP}>=${toGeneralizedTime(Math.max(0, sinceMs))})`;
     const and = (f: string): string => `(&${f}${since})`;
     this.stats.change++;
-    return this.guard(() => this.withClient(async (c) => {
-      const people = await this.searchOn(c, l.basePeople, and(l.peopleFilter), at.owner, 'people changed');
-      const orgas = await this.searchOn(c, l.baseOrga, and(l.orgaFilter), at.owner, 'organisations changed');
-      const hosts = await this.searchOn(c, l.baseHosts, and(l.hostsFilter), at.host, 'machines changed');
-      this.stats.changeEntries += people.length + orgas.length + hosts.length;
-      return { people, orgas, hosts, newestMs: newestModify([people, orgas, hosts]) };
-    }));
+    return this.guard(() =>
+      this.withClient(async (c) => {
+        const people = await this.searchOn(c, l.basePeople, and(l.peopleFilter), at.owner, 'people changed');
+        const orgas = await this.searchOn(c, l.baseOrga, and(l.orgaFilter), at.owner, 'organisations changed');
+        const hosts = await this.searchOn(c, l.baseHosts, and(l.hostsFilter), at.host, 'machines changed');
+        this.stats.changeEntries += people.length + orgas.length + hosts.length;
+        return { people, orgas, hosts, newestMs: newestModify([people, orgas, hosts]) };
+      }),
+    );
   }
 
   /** Machines whose owner attribute names one of these DNs (new owners: their machines were skipped before). */
@@ -290,14 +324,19 @@ export class LdapSource {
     if (ownerDns.length === 0) return [];
     const l = this.config.ldap;
     const at = this.attrLists();
-    return this.guard(() => this.withClient(async (c) => {
-      const out: RawEntry[] = [];
-      for (let i = 0; i < ownerDns.length; i += 50) {
-        const terms = ownerDns.slice(i, i + 50).map((dn) => `(${l.attrs.owner}=${escapeFilterValue(dn)})`).join('');
-        this.stats.ownerMachines++;
-        out.push(...await this.searchOn(c, l.baseHosts, `(&${l.hostsFilter}(|${terms}))`, at.host, 'machines of new owners'));
-      }
-      return out;
-    }));
+    return this.guard(() =>
+      this.withClient(async (c) => {
+        const out: RawEntry[] = [];
+        for (let i = 0; i < ownerDns.length; i += 50) {
+          const terms = ownerDns
+            .slice(i, i + 50)
+            .map((dn) => `(${l.attrs.owner}=${escapeFilterValue(dn)})`)
+            .join('');
+          this.stats.ownerMachines++;
+          out.push(...(await this.searchOn(c, l.baseHosts, `(&${l.hostsFilter}(|${terms}))`, at.host, 'machines of new owners')));
+        }
+        return out;
+      }),
+    );
   }
 }

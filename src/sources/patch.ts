@@ -7,8 +7,19 @@
 // Pure apart from its own state (indexes built on the first patch, kept up to date).
 
 import {
-  buildOwner, byDnOrder, draftHost, normalizeDn, ownerOrder, resolveOwner, tieHost, toMachine,
-  type BuildOptions, type BuildState, type BuiltDirectory, type OwnerIndex, type RawEntry,
+  buildOwner,
+  byDnOrder,
+  draftHost,
+  normalizeDn,
+  ownerOrder,
+  resolveOwner,
+  tieHost,
+  toMachine,
+  type BuildOptions,
+  type BuildState,
+  type BuiltDirectory,
+  type OwnerIndex,
+  type RawEntry,
 } from './directory.js';
 import { escapeControl as esc } from '../log.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
@@ -31,15 +42,30 @@ export interface PatchResult {
 }
 
 const sameList = (x: readonly string[], y: readonly string[]): boolean => x.length === y.length && x.every((v, i) => v === y[i]);
-const sameSkips = (x: readonly Skipped[], y: readonly Skipped[]): boolean => x.length === y.length && x.every((s, i) => s.dn === y[i]!.dn && s.reason === y[i]!.reason);
+const sameSkips = (x: readonly Skipped[], y: readonly Skipped[]): boolean =>
+  x.length === y.length && x.every((s, i) => s.dn === y[i]!.dn && s.reason === y[i]!.reason);
 
 export function sameOwner(x: Owner, y: Owner): boolean {
-  return x.uid === y.uid && x.dn === y.dn && x.kind === y.kind && x.endInternet === y.endInternet && x.coupure === y.coupure &&
-    sameList(x.ban, y.ban) && sameList(x.cotiz, y.cotiz);
+  return (
+    x.uid === y.uid &&
+    x.dn === y.dn &&
+    x.kind === y.kind &&
+    x.endInternet === y.endInternet &&
+    x.coupure === y.coupure &&
+    sameList(x.ban, y.ban) &&
+    sameList(x.cotiz, y.cotiz)
+  );
 }
 
 export function sameMachine(x: Machine, y: Machine): boolean {
-  return x.dn === y.dn && x.host === y.host && x.owner === y.owner && x.active === y.active && sameList(x.ips4, y.ips4) && sameList(x.ips6, y.ips6);
+  return (
+    x.dn === y.dn &&
+    x.host === y.host &&
+    x.owner === y.owner &&
+    x.active === y.active &&
+    sameList(x.ips4, y.ips4) &&
+    sameList(x.ips6, y.ips6)
+  );
 }
 
 /** First index i with key(list[i]) >= key (list sorted by cmp). */
@@ -65,7 +91,10 @@ export class DirectoryPatcher {
   private readonly state: BuildState;
   private index: Index | null = null;
 
-  constructor(built: BuiltDirectory, private readonly o: Omit<BuildOptions, 'fetchedAt'>) {
+  constructor(
+    built: BuiltDirectory,
+    private readonly o: Omit<BuildOptions, 'fetchedAt'>,
+  ) {
     this.current = built.directory;
     // Copies: the patcher changes them as it goes.
     this.state = { orphans: new Map(built.state.orphans), lost: new Map(built.state.lost), dupUid: new Set(built.state.dupUid) };
@@ -105,7 +134,10 @@ export class DirectoryPatcher {
     const ix = this.ensureIndex();
     const out: string[] = [];
     const sink: Skipped[] = [];
-    for (const [list, kind] of [[changes.people, 'person'], [changes.orgas, 'organisation']] as const) {
+    for (const [list, kind] of [
+      [changes.people, 'person'],
+      [changes.orgas, 'organisation'],
+    ] as const) {
       for (const e of list) {
         if (ix.byDn.has(normalizeDn(e.dn))) continue;
         if (buildOwner(e, kind, { ...this.o, fetchedAt: '' }, sink)) out.push(e.dn);
@@ -150,7 +182,10 @@ export class DirectoryPatcher {
     const deferred = new Set<string>();
 
     // --- owners
-    for (const [list, kind] of [[changes.people, 'person'], [changes.orgas, 'organisation']] as [readonly RawEntry[], OwnerKind][]) {
+    for (const [list, kind] of [
+      [changes.people, 'person'],
+      [changes.orgas, 'organisation'],
+    ] as [readonly RawEntry[], OwnerKind][]) {
       for (const e of list) {
         const key = normalizeDn(e.dn);
         const ownSkips: Skipped[] = [];
@@ -219,9 +254,14 @@ export class DirectoryPatcher {
       const nowSkips = skipsOf(e.dn);
       const buildSkips = lost ? nowSkips.slice(0, nowSkips.length - lost.skips) : nowSkips;
       // Unchanged: compare with what the machine claimed before duplicates were settled.
-      const oldRaw = old && lost
-        ? toMachine({ ...old, ips4: [...old.ips4, ...lost.ips.filter((ip) => !ip.includes(':'))], ips6: [...old.ips6, ...lost.ips.filter((ip) => ip.includes(':'))] })
-        : old;
+      const oldRaw =
+        old && lost
+          ? toMachine({
+              ...old,
+              ips4: [...old.ips4, ...lost.ips.filter((ip) => !ip.includes(':'))],
+              ips6: [...old.ips6, ...lost.ips.filter((ip) => ip.includes(':'))],
+            })
+          : old;
       const same = oldRaw && next ? sameMachine(oldRaw, next) : !oldRaw && !next;
       if (same && sameSkips(buildSkips, ownSkips)) continue;
       // Its owner entry was left for the full fetch: tied now (by uid, to another owner of that
@@ -274,12 +314,21 @@ export class DirectoryPatcher {
       for (const [dn, ownerDn] of this.state.orphans) {
         if (seen.has(dn)) continue;
         const ow = resolveOwner(ix, ownerDn, o.ldap.attrs.uid);
-        if (ow && newOwners.includes(ow)) undecided.push({ dn, reason: `its owner ${esc(ownerDn)} now exists (${esc(ow.dn)}) but the entry was not returned by the search` });
+        if (ow && newOwners.includes(ow))
+          undecided.push({
+            dn,
+            reason: `its owner ${esc(ownerDn)} now exists (${esc(ow.dn)}) but the entry was not returned by the search`,
+          });
       }
     }
 
     if (!owners && !machines && !skipped) return { directory: cur, changedOwners, changedMachines, undecided };
-    const next: Directory = { owners: owners ?? cur.owners, machines: machines ?? cur.machines, skipped: skipped ?? cur.skipped, fetchedAt };
+    const next: Directory = {
+      owners: owners ?? cur.owners,
+      machines: machines ?? cur.machines,
+      skipped: skipped ?? cur.skipped,
+      fetchedAt,
+    };
     this.current = next;
     return { directory: next, changedOwners, changedMachines, undecided };
   }

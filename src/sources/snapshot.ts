@@ -41,35 +41,79 @@ const isStrList = (x: unknown): x is string[] => Array.isArray(x) && x.every(isS
  * rule of buildOwner. A bad IP is dropped, a bad owner or machine skipped; each is named.
  * null when the shape is not a directory at all.
  */
-export function revalidateDirectory(raw: unknown, fw: BuildOptions['firewall'] | null): { directory: Directory; problems: string[] } | null {
+export function revalidateDirectory(
+  raw: unknown,
+  fw: BuildOptions['firewall'] | null,
+): { directory: Directory; problems: string[] } | null {
   const d = raw as { owners?: unknown; machines?: unknown; skipped?: unknown; fetchedAt?: unknown } | null;
-  if (!d || !Array.isArray(d.owners) || !Array.isArray(d.machines) || !isStr(d.fetchedAt) || !Number.isFinite(Date.parse(d.fetchedAt))) return null;
+  if (!d || !Array.isArray(d.owners) || !Array.isArray(d.machines) || !isStr(d.fetchedAt) || !Number.isFinite(Date.parse(d.fetchedAt)))
+    return null;
   const problems: string[] = [];
   const owners: Owner[] = [];
   for (const o of d.owners as Record<string, unknown>[]) {
-    // eslint-disable-next-line no-control-regex -- the uid rule of buildOwner
-    const ok = o && isStr(o['dn']) && isStr(o['uid']) && o['uid'] !== '' && !/[\s\x00-\x1f]/.test(o['uid']) &&
-      (o['kind'] === 'person' || o['kind'] === 'organisation') && (o['endInternet'] === null || Number.isFinite(o['endInternet'])) &&
-      typeof o['coupure'] === 'boolean' && isStrList(o['ban']) && isStrList(o['cotiz']);
+    const ok =
+      o &&
+      isStr(o['dn']) &&
+      isStr(o['uid']) &&
+      o['uid'] !== '' &&
+      // eslint-disable-next-line no-control-regex -- the uid rule of buildOwner
+      !/[\s\x00-\x1f]/.test(o['uid']) &&
+      (o['kind'] === 'person' || o['kind'] === 'organisation') &&
+      (o['endInternet'] === null || Number.isFinite(o['endInternet'])) &&
+      typeof o['coupure'] === 'boolean' &&
+      isStrList(o['ban']) &&
+      isStrList(o['cotiz']);
     if (!ok) {
       problems.push(`owner ${esc(JSON.stringify(o?.['dn'] ?? o).slice(0, 200))}: not a valid owner`);
       continue;
     }
-    owners.push({ uid: o['uid'] as string, dn: o['dn'] as string, kind: o['kind'] as Owner['kind'], endInternet: o['endInternet'] as number | null, coupure: o['coupure'] as boolean, ban: o['ban'] as string[], cotiz: o['cotiz'] as string[] });
+    owners.push({
+      uid: o['uid'] as string,
+      dn: o['dn'] as string,
+      kind: o['kind'] as Owner['kind'],
+      endInternet: o['endInternet'] as number | null,
+      coupure: o['coupure'] as boolean,
+      ban: o['ban'] as string[],
+      cotiz: o['cotiz'] as string[],
+    });
   }
   const machines: Machine[] = [];
   for (const m of d.machines as Record<string, unknown>[]) {
-    if (!m || !isStr(m['dn']) || !isStr(m['host']) || !isStr(m['owner']) || typeof m['active'] !== 'boolean' || !isStrList(m['ips4']) || !isStrList(m['ips6'])) {
+    if (
+      !m ||
+      !isStr(m['dn']) ||
+      !isStr(m['host']) ||
+      !isStr(m['owner']) ||
+      typeof m['active'] !== 'boolean' ||
+      !isStrList(m['ips4']) ||
+      !isStrList(m['ips6'])
+    ) {
       problems.push(`machine ${esc(JSON.stringify(m?.['dn'] ?? m).slice(0, 200))}: not a valid machine`);
       continue;
     }
-    const keep = (list: string[], family: 4 | 6): string[] => list.filter((ip) => {
-      const p = parseIp(ip);
-      const why = !p.ok ? p.reason : p.family !== family ? `not IPv${family}` : p.ip !== ip ? `not in canonical form (${p.ip})` : fw ? outsideNetworks(ip, fw) : null;
-      if (why) problems.push(`machine ${esc(m['dn'] as string)}: IP ${JSON.stringify(ip)}: ${why}`);
-      return why === null;
+    const keep = (list: string[], family: 4 | 6): string[] =>
+      list.filter((ip) => {
+        const p = parseIp(ip);
+        const why = !p.ok
+          ? p.reason
+          : p.family !== family
+            ? `not IPv${family}`
+            : p.ip !== ip
+              ? `not in canonical form (${p.ip})`
+              : fw
+                ? outsideNetworks(ip, fw)
+                : null;
+        if (why) problems.push(`machine ${esc(m['dn'] as string)}: IP ${JSON.stringify(ip)}: ${why}`);
+        return why === null;
+      });
+    machines.push({
+      dn: m['dn'],
+      host: m['host'],
+      owner: m['owner'],
+      active: m['active'],
+      ips4: keep(m['ips4'], 4),
+      ips6: keep(m['ips6'], 6),
     });
-    machines.push({ dn: m['dn'], host: m['host'], owner: m['owner'], active: m['active'], ips4: keep(m['ips4'], 4), ips6: keep(m['ips6'], 6) });
   }
   const skipped = Array.isArray(d.skipped) ? (d.skipped as Skipped[]).filter((x) => x && isStr(x.dn) && isStr(x.reason)) : [];
   return { directory: { owners, machines, skipped, fetchedAt: d.fetchedAt }, problems };
@@ -79,12 +123,18 @@ export function revalidateDirectory(raw: unknown, fw: BuildOptions['firewall'] |
 export function checkDirectory(next: Directory, prev: Directory | null, maxShrink: number, force: boolean): void {
   if (force) return;
   if (next.owners.length === 0 || next.machines.length === 0) {
-    throw new SnapshotRefusedError('ldap', `directory came back with ${next.owners.length} owner(s) and ${next.machines.length} machine(s): refused as empty (wrong base DN or filter?); the last good snapshot stays in force`);
+    throw new SnapshotRefusedError(
+      'ldap',
+      `directory came back with ${next.owners.length} owner(s) and ${next.machines.length} machine(s): refused as empty (wrong base DN or filter?); the last good snapshot stays in force`,
+    );
   }
   if (prev && prev.machines.length > 0) {
     const lost = (prev.machines.length - next.machines.length) / prev.machines.length;
     if (lost > maxShrink) {
-      throw new SnapshotRefusedError('ldap', `directory shrank from ${prev.machines.length} to ${next.machines.length} machines (-${(lost * 100).toFixed(1)}%, more than maxShrink ${(maxShrink * 100).toFixed(0)}%): refused; force it if this is intended`);
+      throw new SnapshotRefusedError(
+        'ldap',
+        `directory shrank from ${prev.machines.length} to ${next.machines.length} machines (-${(lost * 100).toFixed(1)}%, more than maxShrink ${(maxShrink * 100).toFixed(0)}%): refused; force it if this is intended`,
+      );
     }
   }
 }
@@ -95,7 +145,11 @@ export class SnapshotStore {
   private savedDirectoryAt: string | null = null;
   private savedUsageAtMs = 0;
 
-  constructor(private readonly dir: string, private readonly log: Logger, private readonly usageSaveEveryMs = 60_000) {}
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+    private readonly usageSaveEveryMs = 60_000,
+  ) {}
 
   get lastDirectory(): Directory | null {
     return this.directory;
@@ -118,7 +172,9 @@ export class SnapshotStore {
         this.log.warn(`state: ${file} is not a directory snapshot of format ${FORMAT}: ignored`);
       } else {
         if (v.problems.length > 0) {
-          this.log.warn(`state: ${file}: ${v.problems.length} value(s) failed validation and were dropped, e.g. ${v.problems.slice(0, 5).join('; ')}`);
+          this.log.warn(
+            `state: ${file}: ${v.problems.length} value(s) failed validation and were dropped, e.g. ${v.problems.slice(0, 5).join('; ')}`,
+          );
         }
         this.directory = v.directory;
         // Not the file's content if something was dropped: the next persist rewrites it.
@@ -128,7 +184,8 @@ export class SnapshotStore {
         }
       }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, DIRECTORY_FILE)}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log.warn(`state: cannot read ${join(this.dir, DIRECTORY_FILE)}: ${(e as Error).message}`);
     }
     try {
       const j = JSON.parse(await readFile(join(this.dir, GUARD_FILE), 'utf8')) as { format: number; buckets: unknown };
@@ -140,15 +197,22 @@ export class SnapshotStore {
         this.log.warn(`state: ${join(this.dir, GUARD_FILE)} is not a guard baseline of format ${FORMAT}: ignored`);
       }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, GUARD_FILE)}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log.warn(`state: cannot read ${join(this.dir, GUARD_FILE)}: ${(e as Error).message}`);
     }
     try {
-      const j = JSON.parse(await readFile(join(this.dir, VOLUMES_FILE), 'utf8')) as { format: number; resetAt: string; fetchedAt: string; volumes: [string, number, number][] };
+      const j = JSON.parse(await readFile(join(this.dir, VOLUMES_FILE), 'utf8')) as {
+        format: number;
+        resetAt: string;
+        fetchedAt: string;
+        volumes: [string, number, number][];
+      };
       if (j.format === FORMAT && Array.isArray(j.volumes)) {
         this.usage = { resetAt: j.resetAt, fetchedAt: j.fetchedAt, byIp: new Map(j.volumes.map(([ip, down, up]) => [ip, { down, up }])) };
       }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn(`state: cannot read ${join(this.dir, VOLUMES_FILE)}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log.warn(`state: cannot read ${join(this.dir, VOLUMES_FILE)}: ${(e as Error).message}`);
     }
   }
 
@@ -214,7 +278,10 @@ export class SnapshotStore {
     const u = this.usage;
     if (u && (opts.forceUsage || now - this.savedUsageAtMs >= this.usageSaveEveryMs)) {
       const volumes = [...u.byIp].map(([ip, v]) => [ip, v.down, v.up]);
-      await atomicWrite(join(this.dir, VOLUMES_FILE), JSON.stringify({ format: FORMAT, resetAt: u.resetAt, fetchedAt: u.fetchedAt, volumes }));
+      await atomicWrite(
+        join(this.dir, VOLUMES_FILE),
+        JSON.stringify({ format: FORMAT, resetAt: u.resetAt, fetchedAt: u.fetchedAt, volumes }),
+      );
       this.savedUsageAtMs = now;
     }
   }

@@ -62,7 +62,11 @@ export interface Usage {
 
 /** The upstream (LDAP, MySQL) could not give a complete answer: skip and keep the last good. */
 export class SourceUnavailableError extends Error {
-  constructor(readonly source: 'ldap' | 'mysql', message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly source: 'ldap' | 'mysql',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${source}: ${message}`, options);
     this.name = 'SourceUnavailableError';
   }
@@ -70,7 +74,10 @@ export class SourceUnavailableError extends Error {
 
 /** The upstream answered, but the answer is not safe to apply (empty, shrank too much). */
 export class SnapshotRefusedError extends Error {
-  constructor(readonly source: 'ldap' | 'mysql', message: string) {
+  constructor(
+    readonly source: 'ldap' | 'mysql',
+    message: string,
+  ) {
     super(`${source}: ${message}`);
     this.name = 'SnapshotRefusedError';
   }

@@ -22,15 +22,20 @@
 // reset (the reset instant changes) the index is rebuilt with the directory's IPs only; every
 // cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
 // counted, as before.
+//
+// Over 400 lines: the streamed reading, the closed-hours cache, the signature and the directory
+// filter all work on the same per-table state of one VolumeSource; the SQL text is in
+// volumes-sql.ts.
 
-import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
-import type { Config, DatabaseConfig } from '../config/config.js';
+import { mysqlSsl, type MysqlSsl } from './mysqltls.js';
+import type { Config } from '../config/config.js';
 import { parseIp, type IpParse } from '../net/ip.js';
 import { escapeControl as esc, type Logger } from '../log.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Directory, type Usage, type Volume } from './types.js';
 import { DirectoryIpFilter } from './ipfilter.js';
+import { BOUNDARY_SQL, closedVolumesQuery, recentVolumesQuery, rowsSelect, signatureQuery } from './volumes-sql.js';
 
 /** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
 class Dense {
@@ -106,59 +111,8 @@ interface Parsed {
 /** The parse of a valid address that no directory machine holds (one shared object). */
 const NOT_COUNTED: Parsed = Object.freeze({ p: Object.freeze({ ok: true, ip: '', family: 4 }), id: -1 });
 
-export const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
-
-/** SQL expression of one row's counted bytes of one direction; NULL when a counted column is NULL or negative. */
-function rowExpr(d: DatabaseConfig, dir: 'down' | 'up'): string {
-  const main = q(dir === 'down' ? d.columns.down : d.columns.up);
-  if (d.exclude.length === 0) return main; // NULL and negative values are told apart in JS
-  const suffix = dir === 'down' ? 'input' : 'output';
-  const excluded = d.exclude.map((k) => q(`${k}_${suffix}`));
-  const cols = [main, ...excluded];
-  const bad = cols.map((c) => `${c} IS NULL OR ${c} < 0`).join(' OR ');
-  return `CASE WHEN ${bad} THEN NULL ELSE GREATEST(${[main, ...excluded.map((c) => `- ${c}`)].join(' ')}, 0) END`;
-}
-
-function rowsSelect(d: DatabaseConfig, table: string): string {
-  return `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')} FROM ${q(table)} ` +
-    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?)`;
-}
-
-/**
- * The per-cycle query: one row per traffic row (not grouped) of the buckets at or after both the
- * reset (Unix time) and B ('YYYY-MM-DD HH:00:00', server local). Columns: ip, down, up (NULL = a
- * NULL or negative counted column: the row is ignored).
- */
-export function recentVolumesQuery(d: DatabaseConfig, table: string): string {
-  return `${rowsSelect(d, table)} AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
-}
-
-/**
- * The signature of the per-cycle query's rows, computed by the server: row count, and the sum and
- * count of the non-NULL values of each column. netacct's counters only grow, so any row added or
- * updated changes it. Parameters: those of recentVolumesQuery.
- */
-export function signatureQuery(d: DatabaseConfig, table: string): string {
-  const down = rowExpr(d, 'down');
-  const up = rowExpr(d, 'up');
-  return `SELECT COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) FROM ${q(table)} ` +
-    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
-}
-
 const signatureOf = (b: PartBuilder): string => [b.rows, b.sumDown, b.nDown, b.sumUp, b.nUp].join(' ');
 
-/** The closed-part query: rows of the buckets in [lo, hi) at or after the reset. Parameters: reset (Unix time), lo, hi. */
-export function closedVolumesQuery(d: DatabaseConfig, table: string): string {
-  const t = q(d.columns.time);
-  return `${rowsSelect(d, table)} AND ${t} >= CAST(? AS DATETIME) AND ${t} < CAST(? AS DATETIME)`;
-}
-
-/**
- * B: start of the hour bucket of NOW() - 15 min, server local time, the literal both queries
- * compare with. 15 minutes = three nacctd flushes (300 s) after the hour turned: late rows into
- * the hour that ended are still read every cycle until then.
- */
-export const BOUNDARY_SQL = "SELECT DATE_FORMAT(NOW() - INTERVAL 15 MINUTE, '%Y-%m-%d %H:00:00')";
 /** Lower bound of a closed part read from the reset on (below any DATETIME the reset can be). */
 const MIN_BUCKET = '1000-01-01 00:00:00';
 
@@ -228,7 +182,7 @@ export class VolumeSource {
   private lastResetUnix: number | null = null;
 
   /** [database] tls: mysql2's ssl options, the CA read now (a reload fails before switching) */
-  private readonly ssl: { ca?: Buffer; rejectUnauthorized: true; verifyIdentity: true; minVersion: 'TLSv1.2' } | undefined;
+  private readonly ssl: MysqlSsl | undefined;
 
   /**
    * `serverBoundary`: B as the server computes it (BOUNDARY_SQL) unless given; tests inject a
@@ -239,21 +193,28 @@ export class VolumeSource {
     private readonly log: Logger,
     private readonly serverBoundary: (() => Promise<string>) | null = null,
   ) {
-    const d = config.database;
-    // Verification always on: the chain (caFile, else the system CAs) and the name (host name,
-    // or IP address against the IP SANs). A server that offers no TLS is refused by mysql2
-    // (HANDSHAKE_NO_SSL_SUPPORT): no plaintext fallback.
-    this.ssl = d.tls ? { ...(d.caFile ? { ca: readFileSync(d.caFile) } : {}), rejectUnauthorized: true, verifyIdentity: true, minVersion: 'TLSv1.2' } : undefined;
+    this.ssl = mysqlSsl(config.database);
   }
 
   private getPool(): mysql.Pool {
     if (!this.pool) {
       const d = this.config.database;
       this.pool = mysql.createPool({
-        host: d.host, port: d.port, socketPath: d.socket ?? undefined,
-        user: d.user, password: d.password, database: d.db, ssl: this.ssl,
-        connectTimeout: d.connectTimeoutMs, connectionLimit: 2, maxIdle: 2, idleTimeout: 60_000,
-        enableKeepAlive: true, rowsAsArray: true, supportBigNumbers: true, bigNumberStrings: false,
+        host: d.host,
+        port: d.port,
+        socketPath: d.socket ?? undefined,
+        user: d.user,
+        password: d.password,
+        database: d.db,
+        ssl: this.ssl,
+        connectTimeout: d.connectTimeoutMs,
+        connectionLimit: 2,
+        maxIdle: 2,
+        idleTimeout: 60_000,
+        enableKeepAlive: true,
+        rowsAsArray: true,
+        supportBigNumbers: true,
+        bigNumberStrings: false,
       });
       // A broken idle connection must not crash the process.
       this.pool.on('connection', (conn) => conn.on('error', () => undefined));
@@ -312,7 +273,14 @@ export class VolumeSource {
   private failed(table: string, e: unknown): never {
     const d = this.config.database;
     const err = e as { code?: string; message?: string };
-    throw new SourceUnavailableError('mysql', `volumes query on ${d.db}.${table} at ${d.socket ?? `${d.host}:${d.port}`} failed: ${err.code ?? ''} ${err.message ?? String(e)}`.replace(/\s+/g, ' '), { cause: e });
+    throw new SourceUnavailableError(
+      'mysql',
+      `volumes query on ${d.db}.${table} at ${d.socket ?? `${d.host}:${d.port}`} failed: ${err.code ?? ''} ${err.message ?? String(e)}`.replace(
+        /\s+/g,
+        ' ',
+      ),
+      { cause: e },
+    );
   }
 
   /** Streams the rows of `sql` (ip, down, up) into `into`: no array of all rows is built. */
@@ -332,7 +300,14 @@ export class VolumeSource {
           into.sumUp += Number(upRaw);
           into.nUp++;
         }
-        const raw = typeof ipRaw === 'string' ? ipRaw : Buffer.isBuffer(ipRaw) ? ipRaw.toString('latin1') : ipRaw === null ? '' : JSON.stringify(ipRaw);
+        const raw =
+          typeof ipRaw === 'string'
+            ? ipRaw
+            : Buffer.isBuffer(ipRaw)
+              ? ipRaw.toString('latin1')
+              : ipRaw === null
+                ? ''
+                : JSON.stringify(ipRaw);
         const { p: ip, id } = this.parse(raw);
         if (!ip.ok) {
           if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
@@ -352,7 +327,9 @@ export class VolumeSource {
         if (!failed) reject(e instanceof Error ? e : new Error(String(e)));
         failed = true;
       });
-      query.on('end', () => { if (!failed) resolve(); });
+      query.on('end', () => {
+        if (!failed) resolve();
+      });
     });
   }
 
@@ -402,7 +379,12 @@ export class VolumeSource {
       }
       // Nothing read differs from the last fetch: the same Usage object (the planner sees it).
       const last = this.last;
-      if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i]) && last.usage.resetAt === resetAt.toISOString()) {
+      if (
+        last &&
+        last.parts.length === parts.length &&
+        last.parts.every((p, i) => p === parts[i]) &&
+        last.usage.resetAt === resetAt.toISOString()
+      ) {
         return last.usage;
       }
     }
@@ -420,7 +402,9 @@ export class VolumeSource {
     const key = `${resetUnix}|${boundary}`;
     const prev = this.recent.get(table);
     if (prev && prev.key === key && !prev.changed) {
-      const [res] = await this.query(table, () => this.getPool().query({ sql: signatureQuery(d, table), values: [resetUnix, boundary], timeout: d.timeoutMs }));
+      const [res] = await this.query(table, () =>
+        this.getPool().query({ sql: signatureQuery(d, table), values: [resetUnix, boundary], timeout: d.timeoutMs }),
+      );
       const sig = ((res as unknown[][])[0] ?? []).map((x) => Number(x)).join(' ');
       if (sig === prev.sig) return prev.part;
     }
@@ -467,10 +451,14 @@ export class VolumeSource {
       for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? esc(`${JSON.stringify(raw)} (${reason})`) : '');
     }
     if (badRows.length > 0) {
-      this.log.warn(`mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`);
+      this.log.warn(
+        `mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`,
+      );
     }
     if (badIps.length > 0) {
-      this.log.warn(`mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`);
+      this.log.warn(
+        `mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`,
+      );
     }
     // The parts' bytes added by IP id (sequential, no lookup); the Map view only if someone asks.
     const total = new Dense();
@@ -481,7 +469,8 @@ export class VolumeSource {
         return (byIp ??= mapOf(total));
       },
       dense: { down: total.down, up: total.up, generation: total.generation },
-      resetAt: resetAt.toISOString(), fetchedAt: now.toISOString(),
+      resetAt: resetAt.toISOString(),
+      fetchedAt: now.toISOString(),
     };
   }
 

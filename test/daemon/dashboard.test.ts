@@ -41,22 +41,38 @@ before(async () => {
   conf = join(dir, 'qos.conf');
   port = await freePort();
   [slapd, db, gw] = await Promise.all([
-    startSlapd(), startMariadb({ timezone: '+00:00' }),
+    startSlapd(),
+    startMariadb({ timezone: '+00:00' }),
     createGateway({ userIps: ['172.22.200.3', '172.22.201.1', '172.22.202.1'] }),
   ]);
-  await slapd.add(person('alice') + machine('pc-alice', 'alice', '200.3') + person('bob') + machine('pc-bob', 'bob', '201.1') + person('carol') + machine('pc-carol', 'carol', '202.1'));
+  await slapd.add(
+    person('alice') +
+      machine('pc-alice', 'alice', '200.3') +
+      person('bob') +
+      machine('pc-bob', 'bob', '201.1') +
+      person('carol') +
+      machine('pc-carol', 'carol', '202.1'),
+  );
   const hour = hourBucket(new Date());
   await db.insertTraffic([
     { ip: '172.22.200.3', time: hour, input: 1_500_000_000, output: 3_000_000 },
     { ip: '172.22.201.1', time: hour, input: 20_000_000, output: 1_000_000 },
   ]);
   iperf = await startIperfServer(gw, 5201);
-  writeFileSync(conf, sandboxConf({
-    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-    firewall: `netns = ${gw.names.gw}`, down: '30Mbit', up: '30Mbit', timezone: 'UTC',
-    ratesrules: 'rule1From = 20:00\nrule1To = 20:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
-    metrics: `listen = 127.0.0.1:${port}`,
-  }));
+  writeFileSync(
+    conf,
+    sandboxConf({
+      ldapUrl: slapd.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      firewall: `netns = ${gw.names.gw}`,
+      down: '30Mbit',
+      up: '30Mbit',
+      timezone: 'UTC',
+      ratesrules: 'rule1From = 20:00\nrule1To = 20:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
+      metrics: `listen = 127.0.0.1:${port}`,
+    }),
+  );
   chmodSync(conf, 0o600);
   const r = await runCli(['start', '-c', conf]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -79,8 +95,19 @@ test('dashboard in chromium: charts have points, measured throughput within 20 %
   try {
     // a fresh profile: launchPersistentContext on an empty directory (playwright's way to pass --user-data-dir)
     browser = await chromium.launchPersistentContext(home, {
-      executablePath: CHROMIUM, headless: true, viewport: { width: 1300, height: 1000 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1300, height: 1000 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     const page = await browser.newPage();
     const errors: string[] = [];
@@ -99,9 +126,15 @@ test('dashboard in chromium: charts have points, measured throughput within 20 %
     }
     const iperfBps = (await run).bitsPerSecond;
     const measured = seen.sort((a, b) => a - b)[Math.floor(seen.length / 2)]!;
-    t.diagnostic(`iperf3 ${(iperfBps / 1e6).toFixed(2)} Mbit/s; dashboard group 0 down ${seen.map((x) => (x / 1e6).toFixed(2)).join(', ')} Mbit/s`);
+    t.diagnostic(
+      `iperf3 ${(iperfBps / 1e6).toFixed(2)} Mbit/s; dashboard group 0 down ${seen.map((x) => (x / 1e6).toFixed(2)).join(', ')} Mbit/s`,
+    );
     assert.ok(Math.abs(measured - iperfBps) <= 0.2 * iperfBps, `dashboard ${measured} bit/s vs iperf3 ${iperfBps} bit/s`);
-    const points = await page.evaluate<{ down: number; up: number; group0: number }>(`({ down: window.__charts.down.data[0].length, up: window.__charts.up.data[0].length,
+    const points = await page.evaluate<{
+      down: number;
+      up: number;
+      group0: number;
+    }>(`({ down: window.__charts.down.data[0].length, up: window.__charts.up.data[0].length,
       group0: window.__charts.down.data[1].filter((x) => x !== null && x > 0).length })`);
     assert.ok(points.down >= 3 && points.up >= 3, JSON.stringify(points));
     assert.ok(points.group0 >= 2, `group 0's line has points above 0: ${JSON.stringify(points)}`);
@@ -128,7 +161,10 @@ test('dashboard in chromium: charts have points, measured throughput within 20 %
     await page.locator('#explain[data-uid="alice"]').waitFor();
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     assert.deepEqual(errors, [], 'no script error');
-    assert.ok(requests.every((u) => u.startsWith(`http://127.0.0.1:${port}/`)), `only the daemon is asked: ${requests.filter((u) => !u.startsWith(`http://127.0.0.1:${port}/`)).join(' ')}`);
+    assert.ok(
+      requests.every((u) => u.startsWith(`http://127.0.0.1:${port}/`)),
+      `only the daemon is asked: ${requests.filter((u) => !u.startsWith(`http://127.0.0.1:${port}/`)).join(' ')}`,
+    );
   } finally {
     rmSync(home, { recursive: true, force: true });
   }

@@ -23,7 +23,10 @@ let conf: string;
 
 const P = (uid: string): string => `uid=${uid},${PEOPLE_BASE}`;
 const M = (host: string): string => `host=${host},${MACHINES_BASE}`;
-const USERS = [['alice', '200.3'], ['bob', '201.1']] as const;
+const USERS = [
+  ['alice', '200.3'],
+  ['bob', '201.1'],
+] as const;
 const c = (verb: string, ...extra: string[]): ReturnType<typeof runCli> => runCli([verb, '-c', conf, ...extra]);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const logText = (): string => readFileSync(join(dir, 'log', 'reselqos.log'), 'utf8');
@@ -40,12 +43,22 @@ async function statusJson(): Promise<{ sources: { ldap: string; mysql: string };
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-guardd-'));
   conf = join(dir, 'qos.conf');
-  [slapd, db, gw] = await Promise.all([startSlapd(), startMariadb({ timezone: '+00:00' }), createGateway({ userIps: ['172.22.200.3', '172.22.201.1'] })]);
+  [slapd, db, gw] = await Promise.all([
+    startSlapd(),
+    startMariadb({ timezone: '+00:00' }),
+    createGateway({ userIps: ['172.22.200.3', '172.22.201.1'] }),
+  ]);
   await slapd.add(USERS.map(([u, ip]) => person(u) + machine(`pc-${u}`, P(u), [ip])).join(''));
-  writeFileSync(conf, sandboxConf({
-    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-    firewall: `netns = ${gw.names.gw}`, timezone: 'UTC',
-  }));
+  writeFileSync(
+    conf,
+    sandboxConf({
+      ldapUrl: slapd.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      firewall: `netns = ${gw.names.gw}`,
+      timezone: 'UTC',
+    }),
+  );
   chmodSync(conf, 0o600);
 });
 
@@ -67,7 +80,10 @@ test('a directory without IPs is refused: kernel untouched, status says why, one
   assert.equal(u.code, 1, u.stdout + u.stderr);
   assert.match(u.stderr, /directory refused, the one in force stays: ldap: directory came back with 2 machine\(s\) and not one IP address/);
   const s = await statusJson();
-  assert.match(s.sources.ldap, /^refused since \S+: ldap: directory came back with 2 machine\(s\) and not one IP address.*, using snapshot of /);
+  assert.match(
+    s.sources.ldap,
+    /^refused since \S+: ldap: directory came back with 2 machine\(s\) and not one IP address.*, using snapshot of /,
+  );
   assert.equal(s.sources.mysql, 'ok');
   assert.equal(s.lastCycle?.ok, true, 'the cycle ran on the directory in force');
   assert.deepEqual(await allowSet(), ['172.22.200.3', '172.22.201.1'], 'qos_allow as it was');
@@ -80,12 +96,16 @@ test('a directory without IPs is refused: kernel untouched, status says why, one
     assert.match(r.stderr, /not one IP address/);
   }
   assert.deepEqual(await allowSet(), ['172.22.200.3', '172.22.201.1']);
-  const refusedLines = logText().split('\n').filter((l) => / error ldap refused: /.test(l));
+  const refusedLines = logText()
+    .split('\n')
+    .filter((l) => / error ldap refused: /.test(l));
   assert.equal(refusedLines.length, 1, refusedLines.join('\n'));
 });
 
 test('no owner entitled: refused, then taken deliberately with update --accept', async () => {
-  await slapd.modify(USERS.map(([u, ip]) => `dn: ${M(`pc-${u}`)}\nchangetype: modify\nadd: ipHostNumber\nipHostNumber: ${ip}\n\n`).join(''));
+  await slapd.modify(
+    USERS.map(([u, ip]) => `dn: ${M(`pc-${u}`)}\nchangetype: modify\nadd: ipHostNumber\nipHostNumber: ${ip}\n\n`).join(''),
+  );
   await slapd.modify(USERS.map(([u]) => `dn: ${P(u)}\nchangetype: modify\ndelete: endInternet\n\n`).join(''));
   const u = await c('update', '--force');
   assert.equal(u.code, 1, u.stdout + u.stderr);

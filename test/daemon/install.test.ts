@@ -5,7 +5,19 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +25,11 @@ import { fileURLToPath } from 'node:url';
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const installSh = join(repo, 'scripts/install.sh');
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function run(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<Run> {
   return new Promise((resolve) => {
@@ -90,7 +106,7 @@ test('install.sh --root puts every file in place with its mode', () => {
   assert.match(tmpfiles, /^d \/run\/netns 0755 root root -$/m);
   assert.match(tmpfiles, /^f \/run\/xtables\.lock 0600 root root -$/m);
   const wrapper = readFileSync(join(root, 'usr/bin/reselqos'), 'utf8');
-  assert.match(wrapper, /^LIB=\/usr\/lib\/reselqos$/m, 'the wrapper names the installed system\'s path, not the staging root');
+  assert.match(wrapper, /^LIB=\/usr\/lib\/reselqos$/m, "the wrapper names the installed system's path, not the staging root");
   assert.doesNotMatch(wrapper + unit, new RegExp(root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'no staging path in installed files');
   assert.match(first.stdout, /nothing enabled/);
 });
@@ -106,15 +122,27 @@ test('the installed wrapper runs check on the installed qos.conf; production pac
   // Dev-only packages of the lock file (typescript, ...) stay out; a @types package some
   // runtime dependency lists is not dev-only and may be there.
   const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
-  const devOnly = Object.entries(lock.packages).filter(([p, v]) => p.startsWith('node_modules/') && v.dev).map(([p]) => p);
+  const devOnly = Object.entries(lock.packages)
+    .filter(([p, v]) => p.startsWith('node_modules/') && v.dev)
+    .map(([p]) => p);
   assert.ok(devOnly.includes('node_modules/typescript'));
   for (const p of devOnly) assert.ok(!existsSync(join(lib, p)), `dev-only package ${p} installed`);
   const names = JSON.stringify(Object.keys(pkg.dependencies));
-  const imp = await run(process.execPath, ['--input-type=module', '-e', `for (const n of ${names}) await import(n); console.log('ok')`], { cwd: lib });
+  const imp = await run(process.execPath, ['--input-type=module', '-e', `for (const n of ${names}) await import(n); console.log('ok')`], {
+    cwd: lib,
+  });
   assert.equal(imp.code, 0, show(imp));
   assert.equal(imp.stdout.trim(), 'ok');
   // the dashboard's chart library resolves from the installed tree, as the HTTP listener does
-  const asset = await run(process.execPath, ['--input-type=module', '-e', `import { createRequire } from 'node:module'; console.log(createRequire(${JSON.stringify(join(lib, 'dist/http/server.js'))}).resolve('uplot/dist/uPlot.iife.min.js'))`], { cwd: tmp });
+  const asset = await run(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { createRequire } from 'node:module'; console.log(createRequire(${JSON.stringify(join(lib, 'dist/http/server.js'))}).resolve('uplot/dist/uPlot.iife.min.js'))`,
+    ],
+    { cwd: tmp },
+  );
   assert.equal(asset.code, 0, show(asset));
   assert.equal(asset.stdout.trim(), join(lib, 'node_modules/uplot/dist/uPlot.iife.min.js'));
 });
@@ -131,7 +159,14 @@ test('a second install changes nothing but never overwrites an edited qos.conf: 
   assert.equal(readFileSync(dist, 'utf8'), readFileSync(join(repo, 'conf/qos.conf'), 'utf8'));
   assert.equal(mode(dist), '0600');
   assert.match(again.stdout, /kept your .*qos\.conf .*qos\.conf\.dist/);
-  for (const rel of ['usr/lib/reselqos', 'usr/bin/reselqos', 'etc/init.d/reselqos', 'lib/systemd/system/reselqos.service', 'etc/logrotate.d/reselqos', 'etc/default/reselqos']) {
+  for (const rel of [
+    'usr/lib/reselqos',
+    'usr/bin/reselqos',
+    'etc/init.d/reselqos',
+    'lib/systemd/system/reselqos.service',
+    'etc/logrotate.d/reselqos',
+    'etc/default/reselqos',
+  ]) {
     assert.match(again.stdout, new RegExp(`unchanged \\S*/${rel.replace(/\./g, '\\.')}\\n`), `${rel} unchanged\n${again.stdout}`);
   }
   assert.deepEqual(readdirSync(join(root, 'usr/lib')).sort(), ['reselqos'], 'no leftover staging directory');
@@ -172,8 +207,10 @@ test('systemd-analyze verify: the unit has no unknown or invalid line', async (t
   // verify checks that Exec*= binaries exist: point /usr/bin/reselqos into the scratch root.
   const dir = join(tmp, 'verify');
   mkdirSync(dir);
-  const unit = readFileSync(join(root, 'lib/systemd/system/reselqos.service'), 'utf8')
-    .replaceAll('/usr/bin/reselqos', join(root, 'usr/bin/reselqos'));
+  const unit = readFileSync(join(root, 'lib/systemd/system/reselqos.service'), 'utf8').replaceAll(
+    '/usr/bin/reselqos',
+    join(root, 'usr/bin/reselqos'),
+  );
   const file = join(dir, 'reselqos.service');
   writeFileSync(file, unit);
   const r = await run(sa, ['verify', file]);

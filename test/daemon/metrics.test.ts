@@ -33,8 +33,13 @@ const unpaid = (uid: string): string =>
 
 function writeConf(extra: { metrics?: string; publish?: string } = {}): void {
   const text = sandboxConf({
-    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-    firewall: `netns = ${gw.names.gw}`, down: '40Mbit', up: '40Mbit', timezone: 'UTC',
+    ldapUrl: slapd.url,
+    db: { host: db.host, port: db.port, user: db.user, password: db.password },
+    dir,
+    firewall: `netns = ${gw.names.gw}`,
+    down: '40Mbit',
+    up: '40Mbit',
+    timezone: 'UTC',
     ratesrules: 'rule1From = 12:00\nrule1To = 12:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
     metrics: extra.metrics ?? `listen = 127.0.0.1:${port}`,
     publish: extra.publish ?? 'enabled = 1\ntimeout = 3s',
@@ -57,7 +62,10 @@ async function scrape(): Promise<Sample[]> {
   return parseExposition(r.text);
 }
 
-async function planJson(): Promise<{ users: { uid: string; down: { bytes: number; group: number }; up: { bytes: number; group: number } }[]; classes: { direction: string; group: number; users: number; rateBps: number; ceilBps: number }[] }> {
+async function planJson(): Promise<{
+  users: { uid: string; down: { bytes: number; group: number }; up: { bytes: number; group: number } }[];
+  classes: { direction: string; group: number; users: number; rateBps: number; ceilBps: number }[];
+}> {
   const r = await c('plan', '--json');
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
@@ -68,11 +76,18 @@ before(async () => {
   conf = join(dir, 'qos.conf');
   port = await freePort();
   [slapd, db, gw] = await Promise.all([
-    startSlapd(), startMariadb({ timezone: '+00:00' }),
+    startSlapd(),
+    startMariadb({ timezone: '+00:00' }),
     createGateway({ userIps: ['172.22.200.3', '172.22.201.1', '172.22.202.1', '172.22.203.1'] }),
   ]);
-  await slapd.add(person('alice') + machine('pc-alice', 'alice', '200.3') + person('bob') + machine('pc-bob', 'bob', '201.1') +
-    unpaid('zed') + machine('pc-zed', 'zed', '203.1'));
+  await slapd.add(
+    person('alice') +
+      machine('pc-alice', 'alice', '200.3') +
+      person('bob') +
+      machine('pc-bob', 'bob', '201.1') +
+      unpaid('zed') +
+      machine('pc-zed', 'zed', '203.1'),
+  );
   // alice: 2 GB down today -> group 1; bob: a little
   const hour = hourBucket(new Date());
   await db.insertTraffic([
@@ -102,10 +117,19 @@ test('/metrics: every metric with its labels; users per group equal plan --json;
   const s = await scrape();
   const dg = (name: string): void => {
     for (const direction of ['down', 'up']) {
-      for (let g = 0; g < 6; g++) assert.notEqual(value(s, name, { direction, group: String(g) }), undefined, `${name}{direction="${direction}",group="${g}"}`);
+      for (let g = 0; g < 6; g++)
+        assert.notEqual(value(s, name, { direction, group: String(g) }), undefined, `${name}{direction="${direction}",group="${g}"}`);
     }
   };
-  for (const n of ['reselqos_users', 'reselqos_class_rate_bps', 'reselqos_class_ceil_bps', 'reselqos_class_sent_bytes_total', 'reselqos_class_dropped_packets_total', 'reselqos_class_overlimits_total']) dg(n);
+  for (const n of [
+    'reselqos_users',
+    'reselqos_class_rate_bps',
+    'reselqos_class_ceil_bps',
+    'reselqos_class_sent_bytes_total',
+    'reselqos_class_dropped_packets_total',
+    'reselqos_class_overlimits_total',
+  ])
+    dg(n);
   for (const phase of ['ldap', 'mysql', 'plan', 'apply', 'total']) {
     assert.ok((value(s, 'reselqos_cycle_duration_seconds_count', { phase }) ?? 0) >= 1, phase);
     assert.notEqual(value(s, 'reselqos_cycle_duration_seconds_bucket', { phase, le: '+Inf' }), undefined);
@@ -157,7 +181,9 @@ test('class byte counters grow by what iperf3 sent (±10%)', async (t) => {
   const afterV = value(await scrape(), 'reselqos_class_sent_bytes_total', labels)!;
   const sent = (r.json as { end: { sum_sent: { bytes: number } } }).end.sum_sent.bytes;
   const grew = afterV - before;
-  t.diagnostic(`iperf3 sent ${sent} bytes; reselqos_class_sent_bytes_total{direction="down",group="0"} grew by ${grew} (${((grew / sent - 1) * 100).toFixed(1)} %)`);
+  t.diagnostic(
+    `iperf3 sent ${sent} bytes; reselqos_class_sent_bytes_total{direction="down",group="0"} grew by ${grew} (${((grew / sent - 1) * 100).toFixed(1)} %)`,
+  );
   assert.ok(sent > 1_000_000, `iperf3 sent ${sent}`);
   assert.ok(Math.abs(grew - sent) <= 0.1 * sent, `class 1:10 grew by ${grew} bytes, iperf3 sent ${sent}`);
 });
@@ -187,7 +213,9 @@ test('counters stay monotonic when the classes are re-created (start rebuilds th
 type Row = Record<string, string | number | null>;
 async function tables(server: MariadbServer = db): Promise<{ people: Row[]; classes: Row[] }> {
   const people = await server.select<Row>(`SELECT site, cn, uid, way, \`group\`, amount FROM qos.people_data ORDER BY site, uid, way`);
-  const classes = await server.select<Row>(`SELECT site, idx, way, tc_index, \`limit\`, rate, ceil, users, active_users FROM qos.classes ORDER BY site, way, idx`);
+  const classes = await server.select<Row>(
+    `SELECT site, idx, way, tc_index, \`limit\`, rate, ceil, users, active_users FROM qos.classes ORDER BY site, way, idx`,
+  );
   return { people, classes };
 }
 
@@ -198,9 +226,13 @@ async function assertTablesEqualPlan(server: MariadbServer = db): Promise<void> 
   for (let i = 0; i < 50; i++) {
     const t = await tables(server);
     const people = t.people.map((r) => `${r.site} ${r.cn} ${r.uid} ${r.way} ${r.group} ${r.amount}`);
-    const want = plan.users.flatMap((u) => (['down', 'up'] as const).map((w) => `${SITE} uid=${u.uid},${PEOPLE_BASE} ${u.uid} ${w} ${u[w].group} ${u[w].bytes}`)).sort();
+    const want = plan.users
+      .flatMap((u) => (['down', 'up'] as const).map((w) => `${SITE} uid=${u.uid},${PEOPLE_BASE} ${u.uid} ${w} ${u[w].group} ${u[w].bytes}`))
+      .sort();
     const classes = t.classes.map((r) => `${r.site} ${r.way} ${r.idx} ${r.tc_index} ${r.rate} ${r.ceil} ${r.users}`).sort();
-    const wantC = plan.classes.map((cl) => `${SITE} ${cl.direction} ${cl.group} ${16 + cl.group} ${cl.rateBps} ${cl.ceilBps} ${cl.users}`).sort();
+    const wantC = plan.classes
+      .map((cl) => `${SITE} ${cl.direction} ${cl.group} ${16 + cl.group} ${cl.rateBps} ${cl.ceilBps} ${cl.users}`)
+      .sort();
     last = JSON.stringify({ people, want, classes, wantC });
     if (JSON.stringify(people.sort()) === JSON.stringify(want) && JSON.stringify(classes) === JSON.stringify(wantC)) return;
     await sleep(200);
@@ -234,7 +266,9 @@ test('published tables equal plan --json after a cycle; only changed rows are wr
   } finally {
     await db.restart();
   }
-  const errors = logText().split('\n').filter((l) => /publish: cannot write/.test(l));
+  const errors = logText()
+    .split('\n')
+    .filter((l) => /publish: cannot write/.test(l));
   assert.equal(errors.length, 1, errors.join('\n'));
   // … and the first success rewrites every row of the site (the tampered one included) and adds carol.
   await c('update');
@@ -252,7 +286,9 @@ test('[publish] host: another server; hung (SIGSTOP) it costs the cycles nothing
     assert.equal(r.code, 0, r.stderr);
     await c('update');
     await assertTablesEqualPlan(db2);
-    const errorsBefore = logText().split('\n').filter((l) => /publish: cannot write/.test(l)).length;
+    const errorsBefore = logText()
+      .split('\n')
+      .filter((l) => /publish: cannot write/.test(l)).length;
     await db2.query(`UPDATE qos.people_data SET amount = 1 WHERE uid = 'alice' AND way = 'down'`);
     process.kill(db2.pid()!, 'SIGSTOP');
     try {
@@ -263,7 +299,9 @@ test('[publish] host: another server; hung (SIGSTOP) it costs the cycles nothing
       assert.ok(Date.now() - t0 < 3000, `a cycle took ${Date.now() - t0} ms while the publish database hangs`);
       await sleep(4000); // past [publish] timeout
       assert.equal((await c('update')).code, 0);
-      const errors = logText().split('\n').filter((l) => /publish: cannot write/.test(l));
+      const errors = logText()
+        .split('\n')
+        .filter((l) => /publish: cannot write/.test(l));
       assert.equal(errors.length, errorsBefore + 1, errors.join('\n'));
     } finally {
       process.kill(db2.pid()!, 'SIGCONT');

@@ -26,10 +26,19 @@ const machine = (host: string, uid: string, ip: string): string =>
   `dn: host=${host},${MACHINES_BASE}\nobjectClass: reselMachine\nhost: ${host}\nuidProprio: uid=${uid},${PEOPLE_BASE}\nipHostNumber: ${ip}\nzone: Brest\nzone: User\n\n`;
 
 function writeConf(opts: { down?: string; ldap?: string } = {}): void {
-  writeFileSync(conf, sandboxConf({
-    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-    firewall: `netns = ${gw.names.gw}`, down: opts.down ?? '50Mbit', up: '50Mbit', timezone: 'UTC', ldap: opts.ldap,
-  }));
+  writeFileSync(
+    conf,
+    sandboxConf({
+      ldapUrl: slapd.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      firewall: `netns = ${gw.names.gw}`,
+      down: opts.down ?? '50Mbit',
+      up: '50Mbit',
+      timezone: 'UTC',
+      ldap: opts.ldap,
+    }),
+  );
   chmodSync(conf, 0o600);
 }
 
@@ -52,7 +61,9 @@ async function daemonPid(): Promise<number> {
 async function waitLog(re: RegExp, ms = 15_000): Promise<string> {
   const end = Date.now() + ms;
   for (;;) {
-    const hit = logText().split('\n').find((l) => re.test(l));
+    const hit = logText()
+      .split('\n')
+      .find((l) => re.test(l));
     if (hit) return hit;
     if (Date.now() > end) assert.fail(`no log line ~ ${re} within ${ms} ms:\n${logText().split('\n').slice(-15).join('\n')}`);
     await sleep(100);
@@ -63,7 +74,8 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-safety-'));
   conf = join(dir, 'qos.conf');
   [slapd, db, gw] = await Promise.all([
-    startSlapd(), startMariadb({ timezone: '+00:00' }),
+    startSlapd(),
+    startMariadb({ timezone: '+00:00' }),
     createGateway({ userIps: ['172.22.200.3', '172.22.201.1'] }),
   ]);
   await slapd.add(person('alice') + machine('pc-alice', 'alice', '200.3') + person('bob') + machine('pc-bob', 'bob', '201.1'));
@@ -131,7 +143,10 @@ test('finding 6: a reload with an unreadable caFile (socket, then SIGHUP) leaves
   assert.equal(r.code, 2, r.stdout + r.stderr);
   assert.match(r.stderr, /reload rejected; the running configuration stays/);
   assert.match(r.stderr, new RegExp(`\\[ldap\\] caFile: cannot read ${missing.replace(/[.]/g, '\\.')}: file not found`));
-  assert.match(await waitLog(/ error reload rejected, the running configuration stays \(socket\): /), /\[ldap\] caFile: cannot read .*no-such-ca\.pem: file not found/);
+  assert.match(
+    await waitLog(/ error reload rejected, the running configuration stays \(socket\): /),
+    /\[ldap\] caFile: cannot read .*no-such-ca\.pem: file not found/,
+  );
   const u = await c('update');
   assert.equal(u.code, 0, u.stdout + u.stderr);
   assert.match(u.stdout, /^cycle ok users=2 /, 'the old LDAP settings still work (no StartTLS)');

@@ -27,10 +27,17 @@ const machine = (host: string, uid: string, ip: string): string =>
 const BASE_LDIF = person('alice') + machine('pc-alice', 'alice', '200.3') + person('bob') + machine('pc-bob', 'bob', '201.1');
 
 function writeConf(opts: { ldapUrl?: string; down?: string; raw?: string } = {}): void {
-  const text = opts.raw ?? sandboxConf({
-    ldapUrl: opts.ldapUrl ?? slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-    firewall: `netns = ${gw.names.gw}`, down: opts.down ?? '50Mbit', up: '50Mbit', timezone: 'UTC',
-  });
+  const text =
+    opts.raw ??
+    sandboxConf({
+      ldapUrl: opts.ldapUrl ?? slapd.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      firewall: `netns = ${gw.names.gw}`,
+      down: opts.down ?? '50Mbit',
+      up: '50Mbit',
+      timezone: 'UTC',
+    });
   writeFileSync(conf, text);
   chmodSync(conf, 0o600);
 }
@@ -41,7 +48,13 @@ const pidFile = (): string => join(dir, 'run', 'reselqos.pid');
 const gwExec = (): ReturnType<Gateway['execIn']> => gw.execIn('gw');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function status(): Promise<{ running: boolean; pid: number; sources: { ldap: string; mysql: string }; lastCycle: { at: string; ok: boolean; ms: number } | null; classes: { direction: string; group: number; users: number; rateBps: number }[] }> {
+async function status(): Promise<{
+  running: boolean;
+  pid: number;
+  sources: { ldap: string; mysql: string };
+  lastCycle: { at: string; ok: boolean; ms: number } | null;
+  classes: { direction: string; group: number; users: number; rateBps: number }[];
+}> {
   const r = await c('status', '--json');
   return JSON.parse(r.stdout);
 }
@@ -58,7 +71,9 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-daemon-'));
   conf = join(dir, 'qos.conf');
   [slapd, slapd2, db, gw] = await Promise.all([
-    startSlapd(), startSlapd(), startMariadb({ timezone: '+00:00' }),
+    startSlapd(),
+    startSlapd(),
+    startMariadb({ timezone: '+00:00' }),
     createGateway({ userIps: ['172.22.200.3', '172.22.201.1', '172.22.202.1', '172.22.203.1'] }),
   ]);
   await slapd.add(BASE_LDIF);
@@ -154,7 +169,9 @@ test('slapd killed while running: rules unchanged, status says down, one error l
   assert.match(s.sources.ldap, /^down since \S+, using snapshot of \S+$/);
   const after = await ourSets(gwExec());
   assert.deepEqual(after.setOf, before.setOf);
-  const downLines = logText().split('\n').filter((l) => / error ldap down: /.test(l));
+  const downLines = logText()
+    .split('\n')
+    .filter((l) => / error ldap down: /.test(l));
   assert.equal(downLines.length, 1, downLines.join('\n'));
   await slapd2.restart();
   await c('update');

@@ -39,15 +39,21 @@ const GW_MGMT = '10.253.0.1'; // the gateway's address on the users' side
 const REFUSED = 'error ECONNREFUSED';
 
 const person = (uid: string, extra = '', end = '20300101000000Z'): string =>
-  `dn: uid=${uid},${PEOPLE_BASE}\nobjectClass: genericPerson\nobjectClass: reselPerson\nuid: ${uid}\nendInternet: ${end}\n${extra ? extra + "\n" : ""}\n`;
+  `dn: uid=${uid},${PEOPLE_BASE}\nobjectClass: genericPerson\nobjectClass: reselPerson\nuid: ${uid}\nendInternet: ${end}\n${extra ? extra + '\n' : ''}\n`;
 const machine = (uid: string, ip: string, zone = 'User', v6 = ''): string =>
   `dn: host=pc-${uid},${MACHINES_BASE}\nobjectClass: reselMachine\nhost: pc-${uid}\nuidProprio: uid=${uid},${PEOPLE_BASE}\nipHostNumber: ${ip.replace('172.22.', '')}\n${v6 ? `ipv6HostNumber: ${v6}\n` : ''}zone: Brest\nzone: ${zone}\n\n`;
 
 function writeConf(firewall = ''): void {
-  writeFileSync(conf, sandboxConf({
-    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir, timezone: 'UTC',
-    firewall: `netns = ${gw.names.gw}\nuserNetworks = 172.22.0.0/16\nuser6Networks = 2001:db8:d000::/36\nip_int = ${GW_MGMT}\n${firewall}`,
-  }));
+  writeFileSync(
+    conf,
+    sandboxConf({
+      ldapUrl: slapd.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      timezone: 'UTC',
+      firewall: `netns = ${gw.names.gw}\nuserNetworks = 172.22.0.0/16\nuser6Networks = 2001:db8:d000::/36\nip_int = ${GW_MGMT}\n${firewall}`,
+    }),
+  );
   chmodSync(conf, 0o600);
 }
 
@@ -63,15 +69,21 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-fw-'));
   conf = join(dir, 'qos.conf');
   [slapd, db, gw] = await Promise.all([
-    startSlapd(), startMariadb({ timezone: '+00:00' }),
+    startSlapd(),
+    startMariadb({ timezone: '+00:00' }),
     createGateway({ userIps: Object.values(IP), userIps6: [ALICE6, STRANGER6, GRACE6] }),
   ]);
   await slapd.add(
-    person('alice') + machine('alice', IP.alice, 'User', ALICE6) +
-    person('bob') + machine('bob', IP.bob, 'Inactive') +
-    person('carol', '', '20200101000000Z') + machine('carol', IP.carol) +
-    person('dave', 'coupure: TRUE') + machine('dave', IP.dave) +
-    person('eve', 'ban: internet') + machine('eve', IP.eve),
+    person('alice') +
+      machine('alice', IP.alice, 'User', ALICE6) +
+      person('bob') +
+      machine('bob', IP.bob, 'Inactive') +
+      person('carol', '', '20200101000000Z') +
+      machine('carol', IP.carol) +
+      person('dave', 'coupure: TRUE') +
+      machine('dave', IP.dave) +
+      person('eve', 'ban: internet') +
+      machine('eve', IP.eve),
   );
   servers.push(await startBannerServer(gw.names.wan, [80, 8080, 8081]));
   servers.push(await startBannerServer(gw.names.gw, [2222]));
@@ -117,7 +129,10 @@ test('a ban closes an open connection within one cycle', async () => {
     assert.ok(conn.running(), 'the connection is up');
     await slapd.modify(`dn: uid=alice,${PEOPLE_BASE}\nchangetype: modify\nadd: ban\nban: internet\n`);
     await cycle();
-    const end = await Promise.race([conn.exited.then(() => conn.output().stdout), new Promise<string>((r) => setTimeout(() => r('still open'), 3000))]);
+    const end = await Promise.race([
+      conn.exited.then(() => conn.output().stdout),
+      new Promise<string>((r) => setTimeout(() => r('still open'), 3000)),
+    ]);
     assert.match(end, /error ECONN(RESET|REFUSED)|closed|stalled/, `the open connection ends: ${end}`);
     assert.equal(await connect(IP.alice), REFUSED);
   } finally {
@@ -162,7 +177,13 @@ test('with portal6 on, IPv6 web traffic of unregistered machines goes to the IPv
   assert.equal(await connect(IP.stranger), 'banner SERVER 8080', 'the IPv4 portal as before');
   const nat6 = (await gw.exec('gw', 'ip6tables-save', ['-t', 'nat'])).stdout;
   assert.match(nat6, /^-A PREROUTING -i int0 -p tcp -m comment --comment "?reselqos:hook(:[A-Za-z0-9_-]{12})?"? -j RESELQOS-portal$/m);
-  assert.match(nat6, new RegExp(`^-A RESELQOS-portal -s 2001:db8:d000::/36 -p tcp -m tcp --dport 80 .*-j DNAT --to-destination \\[${gw.wanIp6}\\]:8080$`, 'm'));
+  assert.match(
+    nat6,
+    new RegExp(
+      `^-A RESELQOS-portal -s 2001:db8:d000::/36 -p tcp -m tcp --dport 80 .*-j DNAT --to-destination \\[${gw.wanIp6}\\]:8080$`,
+      'm',
+    ),
+  );
   // read back as rendered: nothing left to change
   const plan = await runCli(['plan', '--json', '-c', conf]);
   assert.equal(plan.code, 0, plan.stderr);

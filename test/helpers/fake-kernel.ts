@@ -54,7 +54,10 @@ const BUILTINS: Record<string, string[]> = {
 };
 
 class LineError extends Error {
-  constructor(readonly line: number, message: string) {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -76,7 +79,8 @@ export class FakeKernel {
   constructor(devices: readonly string[]) {
     for (const d of devices) this.devs.set(d, { root: null, classes: new Map(), leaves: new Map(), filters: new Map() });
     for (const f of [4, 6] as const) {
-      for (const [t, b] of Object.entries(BUILTINS)) this.tables[f].set(t, { chains: new Map(b.map((c) => [c, []])), builtins: new Set(b) });
+      for (const [t, b] of Object.entries(BUILTINS))
+        this.tables[f].set(t, { chains: new Map(b.map((c) => [c, []])), builtins: new Set(b) });
     }
   }
 
@@ -125,7 +129,8 @@ export class FakeKernel {
     let n = 0;
     for (const f of [4, 6] as const) {
       for (const t of this.tables[f].values()) {
-        for (const rules of t.chains.values()) for (const r of rules) if (splitIptablesArgs(r).includes(name) && r.includes('--match-set')) n++;
+        for (const rules of t.chains.values())
+          for (const r of rules) if (splitIptablesArgs(r).includes(name) && r.includes('--match-set')) n++;
       }
     }
     return n;
@@ -134,9 +139,16 @@ export class FakeKernel {
   private ipsetHeaders(): string {
     const out: string[] = [];
     for (const [name, s] of this.sets) {
-      out.push(`Name: ${name}`, 'Type: hash:ip', 'Revision: 6',
+      out.push(
+        `Name: ${name}`,
+        'Type: hash:ip',
+        'Revision: 6',
         `Header: family ${s.family} hashsize ${s.hashsize} maxelem ${s.maxelem} bucketsize 12 initval 0x1234abcd`,
-        `Size in memory: ${200 + 16 * s.members.size}`, `References: ${this.references(name)}`, `Number of entries: ${s.members.size}`, '');
+        `Size in memory: ${200 + 16 * s.members.size}`,
+        `References: ${this.references(name)}`,
+        `Number of entries: ${s.members.size}`,
+        '',
+      );
     }
     return out.join('\n');
   }
@@ -168,7 +180,12 @@ export class FakeKernel {
           if (!exist || prev.family !== family) throw new LineError(n, 'Set cannot be created: set with the same name already exists');
           return;
         }
-        this.sets.set(name, { family, hashsize: Number(opt('hashsize') ?? 1024), maxelem: Number(opt('maxelem') ?? 65536), members: new Set() });
+        this.sets.set(name, {
+          family,
+          hashsize: Number(opt('hashsize') ?? 1024),
+          maxelem: Number(opt('maxelem') ?? 65536),
+          members: new Set(),
+        });
         return;
       }
       case 'flush':
@@ -177,7 +194,8 @@ export class FakeKernel {
       case 'add': {
         const s = need();
         const ip = t[2] ?? '';
-        if (ip.includes(':') !== (s.family === 'inet6')) throw new LineError(n, `Syntax error: cannot parse ${ip}: resolving to ${s.family === 'inet6' ? 'IPv6' : 'IPv4'} address failed`);
+        if (ip.includes(':') !== (s.family === 'inet6'))
+          throw new LineError(n, `Syntax error: cannot parse ${ip}: resolving to ${s.family === 'inet6' ? 'IPv6' : 'IPv4'} address failed`);
         if (s.members.has(ip)) {
           if (!exist) throw new LineError(n, "Element cannot be added to the set: it's already added");
           return;
@@ -226,7 +244,11 @@ export class FakeKernel {
       });
     } catch (e) {
       if (!(e instanceof LineError)) throw e;
-      fail(cmd, args, tool === 'ipset' ? `ipset v7.17: Error in line ${e.line}: ${e.message}\n` : `Error: ${e.message}\nCommand failed -:${e.line}\n`);
+      fail(
+        cmd,
+        args,
+        tool === 'ipset' ? `ipset v7.17: Error in line ${e.line}: ${e.message}\n` : `Error: ${e.message}\nCommand failed -:${e.line}\n`,
+      );
     }
     return '';
   }
@@ -246,7 +268,9 @@ export class FakeKernel {
 
   /** iptables-restore --noflush: all or nothing (the nf_tables backend commits the whole input at once). */
   private restore(family: 4 | 6, cmd: string, args: string[], input: string): string {
-    const copy = new Map([...this.tables[family]].map(([k, t]) => [k, { builtins: t.builtins, chains: new Map([...t.chains].map(([c, r]) => [c, [...r]])) }]));
+    const copy = new Map(
+      [...this.tables[family]].map(([k, t]) => [k, { builtins: t.builtins, chains: new Map([...t.chains].map(([c, r]) => [c, [...r]])) }]),
+    );
     let table: FakeTable | undefined;
     const lines = input.split('\n');
     try {
@@ -282,10 +306,12 @@ export class FakeKernel {
         if (!rules) throw new LineError(n, `Chain '${chain}' does not exist`);
         const check = (ruleArgs: string[]): void => {
           const set = ruleArgs[ruleArgs.indexOf('--match-set') + 1];
-          if (ruleArgs.includes('--match-set') && (set === undefined || !this.sets.has(set))) throw new LineError(n, `Set ${set ?? ''} doesn't exist.`);
+          if (ruleArgs.includes('--match-set') && (set === undefined || !this.sets.has(set)))
+            throw new LineError(n, `Set ${set ?? ''} doesn't exist.`);
           const j = ruleArgs.indexOf('-j');
           const target = j >= 0 ? ruleArgs[j + 1] : undefined;
-          if (target !== undefined && /^RESELQOS/.test(target) && !t.chains.has(target)) throw new LineError(n, `Chain '${target}' does not exist`);
+          if (target !== undefined && /^RESELQOS/.test(target) && !t.chains.has(target))
+            throw new LineError(n, `Chain '${target}' does not exist`);
         };
         const same = (r: string, a: string[]): boolean => JSON.stringify(splitIptablesArgs(r).slice(2)) === JSON.stringify(a);
         switch (op) {
@@ -297,7 +323,10 @@ export class FakeKernel {
             const pos = /^\d+$/.test(w[2] ?? '') ? Number(w[2]) : 1;
             const rest = /^\d+$/.test(w[2] ?? '') ? w.slice(3) : w.slice(2);
             check(rest);
-            const text = line.slice(line.indexOf(chain) + chain.length).trim().replace(/^\d+\s+/, '');
+            const text = line
+              .slice(line.indexOf(chain) + chain.length)
+              .trim()
+              .replace(/^\d+\s+/, '');
             rules.splice(pos - 1, 0, `-A ${chain} ${text}`);
             return;
           }
@@ -312,7 +341,13 @@ export class FakeKernel {
             return;
           case '-X': {
             for (const [other, rs] of t.chains) {
-              if (other !== chain && rs.some((r) => { const a = splitIptablesArgs(r); return a[a.indexOf('-j') + 1] === chain; })) {
+              if (
+                other !== chain &&
+                rs.some((r) => {
+                  const a = splitIptablesArgs(r);
+                  return a[a.indexOf('-j') + 1] === chain;
+                })
+              ) {
                 throw new LineError(n, `Chain '${chain}' is in use`);
               }
             }
@@ -351,7 +386,14 @@ export class FakeKernel {
     if (!d) fail(cmd, a, `Cannot find device "${devName}"\n`);
     if (words[0] === 'qdisc' && json) {
       const q: unknown[] = [];
-      if (d.root) q.push({ kind: d.root.kind, handle: d.root.handle, root: true, refcnt: 2, options: { r2q: 10, default: `0x${d.root.defaultMinor}` } });
+      if (d.root)
+        q.push({
+          kind: d.root.kind,
+          handle: d.root.handle,
+          root: true,
+          refcnt: 2,
+          options: { r2q: 10, default: `0x${d.root.defaultMinor}` },
+        });
       else q.push({ kind: 'noqueue', handle: '0:', root: true, refcnt: 2, options: {} });
       for (const [parent, l] of d.leaves) q.push({ kind: l.kind, handle: l.handle, parent, options: {} });
       return JSON.stringify(q) + '\n';
@@ -359,17 +401,33 @@ export class FakeKernel {
     if (words[0] === 'class') {
       const rows = [...d.classes].sort(([x], [y]) => (x < y ? -1 : 1));
       if (this.tcFormat === 'json') {
-        return JSON.stringify(rows.map(([id, c]) => ({
-          class: 'htb', handle: id, ...(c.parent === null ? { root: true } : { parent: c.parent }),
-          ...(d.leaves.has(id) ? { leaf: `0x${(d.leaves.get(id)!.handle).replace(':', '')}` } : {}),
-          prio: 0, ...(c.quantum !== null ? { quantum: c.quantum } : {}), rate: Math.floor(c.rate / 8), ceil: Math.floor(c.ceil / 8), level: c.parent === null ? 7 : 0,
-        }))) + '\n';
+        return (
+          JSON.stringify(
+            rows.map(([id, c]) => ({
+              class: 'htb',
+              handle: id,
+              ...(c.parent === null ? { root: true } : { parent: c.parent }),
+              ...(d.leaves.has(id) ? { leaf: `0x${d.leaves.get(id)!.handle.replace(':', '')}` } : {}),
+              prio: 0,
+              ...(c.quantum !== null ? { quantum: c.quantum } : {}),
+              rate: Math.floor(c.rate / 8),
+              ceil: Math.floor(c.ceil / 8),
+              level: c.parent === null ? 7 : 0,
+            })),
+          ) + '\n'
+        );
       }
-      return rows.map(([id, c]) => {
-        const leaf = d.leaves.get(id);
-        return `class htb ${id} ${c.parent === null ? 'root' : `parent ${c.parent}`}${leaf ? ` leaf ${leaf.handle}` : ''} prio 0${c.quantum !== null && leaf ? ` quantum ${c.quantum}` : ''} ` +
-          `rate ${formatTcRate(Math.floor(c.rate / 8))} ceil ${formatTcRate(Math.floor(c.ceil / 8))} linklayer ethernet burst 1600b/1 mpu 0b cburst 1600b/1 mpu 0b level ${c.parent === null ? 7 : 0}`;
-      }).join('\n') + (rows.length ? '\n' : '');
+      return (
+        rows
+          .map(([id, c]) => {
+            const leaf = d.leaves.get(id);
+            return (
+              `class htb ${id} ${c.parent === null ? 'root' : `parent ${c.parent}`}${leaf ? ` leaf ${leaf.handle}` : ''} prio 0${c.quantum !== null && leaf ? ` quantum ${c.quantum}` : ''} ` +
+              `rate ${formatTcRate(Math.floor(c.rate / 8))} ceil ${formatTcRate(Math.floor(c.ceil / 8))} linklayer ethernet burst 1600b/1 mpu 0b cburst 1600b/1 mpu 0b level ${c.parent === null ? 7 : 0}`
+            );
+          })
+          .join('\n') + (rows.length ? '\n' : '')
+      );
     }
     if (words[0] === 'filter') {
       if (d.filters.size === 0) return '';
@@ -439,7 +497,12 @@ export class FakeKernel {
       if (verb === 'add' && exists) throw new LineError(n, 'Exclusivity flag on, cannot modify.');
       if (verb === 'change' && !exists) throw new LineError(n, 'Cannot find specified class');
       const q = opt('quantum');
-      d.classes.set(id, { parent: parent === d.root.handle ? null : parent, rate: rate('rate'), ceil: rate('ceil'), quantum: q === undefined ? null : Number(q) });
+      d.classes.set(id, {
+        parent: parent === d.root.handle ? null : parent,
+        rate: rate('rate'),
+        ceil: rate('ceil'),
+        quantum: q === undefined ? null : Number(q),
+      });
       return;
     }
     if (obj === 'filter') {

@@ -7,13 +7,18 @@ import type { Exec } from '../../src/kernel/exec.js';
 
 export const cli = fileURLToPath(new URL('../../../dist/cli.js', import.meta.url));
 
-export interface CliResult { code: number; stdout: string; stderr: string }
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs `node dist/cli.js ...args`. */
 export function runCli(args: string[], timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(process.execPath, [cli, ...args], { timeout: timeoutMs }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
   });
 }
 

@@ -1,7 +1,8 @@
 // LDIF of the sandbox schema's people and machines, for the source tests.
 import { MACHINES_BASE, PEOPLE_BASE } from '../../sandbox/slapd.js';
 
-export const person = (uid: string, extra = ''): string => `dn: uid=${uid},${PEOPLE_BASE}
+export const person = (uid: string, extra = ''): string =>
+  `dn: uid=${uid},${PEOPLE_BASE}
 objectClass: genericPerson
 objectClass: reselPerson
 uid: ${uid}
@@ -12,7 +13,8 @@ endInternet: 20300815000000Z
 ${extra}`.trim() + '\n\n';
 
 /** A machine; `mac` adds a macAddress line (attributes the daemon does not read must not matter). */
-export const machine = (host: string, owner: string, ips: string[], extra = '', mac = false): string => `dn: host=${host},${MACHINES_BASE}
+export const machine = (host: string, owner: string, ips: string[], extra = '', mac = false): string =>
+  `dn: host=${host},${MACHINES_BASE}
 objectClass: reselMachine
 host: ${host}
 uidProprio: ${owner}

@@ -1,7 +1,11 @@
 // Prometheus text exposition parsing and HTTP helpers for the metrics/dashboard tests.
 import { createServer } from 'node:net';
 
-export interface Sample { name: string; labels: Record<string, string>; value: number }
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 
 export function parseExposition(text: string): Sample[] {
   const out: Sample[] = [];
@@ -17,7 +21,12 @@ export function parseExposition(text: string): Sample[] {
 }
 
 export function value(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
-  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v) && Object.keys(s.labels).length === Object.keys(labels).length)?.value;
+  return samples.find(
+    (s) =>
+      s.name === name &&
+      Object.entries(labels).every(([k, v]) => s.labels[k] === v) &&
+      Object.keys(s.labels).length === Object.keys(labels).length,
+  )?.value;
 }
 
 export async function freePort(): Promise<number> {

@@ -2,15 +2,7 @@
 // (on captured stderr and on errors provoked in a throw-away namespace).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  realExec,
-  ExecError,
-  inNetns,
-  firstErrorLine,
-  batchErrorLine,
-  batchErrorLines,
-  type Exec,
-} from '../../src/kernel/exec.js';
+import { realExec, ExecError, inNetns, firstErrorLine, batchErrorLine, batchErrorLines, type Exec } from '../../src/kernel/exec.js';
 import { createScratchNetns } from '../../sandbox/netns.js';
 import { spawnBackground } from '../../sandbox/spawn.js';
 
@@ -95,10 +87,7 @@ test('spawnBackground starts and stops a process', async () => {
 });
 
 test('firstErrorLine skips warnings and joins a dangling prefix', () => {
-  assert.equal(
-    firstErrorLine('# Warning: iptables-legacy tables present, use iptables-legacy-save to see them\nboom\n'),
-    'boom',
-  );
+  assert.equal(firstErrorLine('# Warning: iptables-legacy tables present, use iptables-legacy-save to see them\nboom\n'), 'boom');
   assert.equal(
     firstErrorLine('iptables-restore v1.8.9 (nf_tables): \nline 2: CHAIN_DEL failed (Device or resource busy): chain qos_mark\n'),
     'iptables-restore v1.8.9 (nf_tables): line 2: CHAIN_DEL failed (Device or resource busy): chain qos_mark',
@@ -118,7 +107,7 @@ test('batchErrorLine: ipset restore', () => {
     text: 'add qos_d0 1.1.1.300',
     reason: 'Syntax error: cannot parse 1.1.1.300: resolving to IPv4 address failed',
   });
-  const noLine = 'ipset v7.17: No command specified: unknown argument bogus\nTry `ipset help\' for more information.\n';
+  const noLine = "ipset v7.17: No command specified: unknown argument bogus\nTry `ipset help' for more information.\n";
   assert.deepEqual(batchErrorLine(noLine, 'add qos_d0 1.1.1.5\nbogus\n', 'ipset'), {
     tool: 'ipset',
     line: 2,
@@ -204,8 +193,7 @@ test('batch errors provoked in a namespace match the parsers', async (t) => {
   // tc -batch (a veth pair, since this kernel has no dummy driver)
   await ex('ip', ['link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1']);
   await ex('tc', ['qdisc', 'add', 'dev', 'v0', 'root', 'handle', '1:', 'htb']);
-  const tcIn =
-    'class add dev v0 parent 1: classid 1:1 htb rate 1000000bit\n\nclass add dev v0 parent 1: classid 1:1 htb rate 1000000bit\n';
+  const tcIn = 'class add dev v0 parent 1: classid 1:1 htb rate 1000000bit\n\nclass add dev v0 parent 1: classid 1:1 htb rate 1000000bit\n';
   await assert.rejects(ex('tc', ['-batch', '-'], { input: tcIn }), (e: unknown) => {
     assert.ok(e instanceof ExecError);
     assert.deepEqual(batchErrorLine(e.stderr, tcIn), {

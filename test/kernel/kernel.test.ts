@@ -92,7 +92,10 @@ test('ipsets: 300 000 entries over 12 sets — readIpsets vs readIpsetCounts tim
   assert.equal(total, 300_000);
   const names = [...sets.keys()];
   const counts = await readIpsetCounts(ns.exec, names);
-  assert.equal([...counts.values()].reduce((a, b) => a + b, 0), 300_000);
+  assert.equal(
+    [...counts.values()].reduce((a, b) => a + b, 0),
+    300_000,
+  );
   // hash sets grow their hashsize as they fill; the header shows the current one
   t.diagnostic(`hashsize after 25k adds: ${sets.get('qos_d0')?.hashsize}`);
 
@@ -135,7 +138,25 @@ test('mangle: chain + rules read back in iptables-save form (IPv4 and IPv6)', as
   assert.equal(splitIptablesArgs(m4.chains.get('qos_down')?.[0] ?? '')[10], 'reselqos d0 5 Mbit/s');
 
   await ex('ip6tables', ['-t', 'mangle', '-N', 'v6qos_down']);
-  await ex('ip6tables', ['-t', 'mangle', '-A', 'v6qos_down', '-m', 'set', '--match-set', 'v6qos_d0', 'dst', '-m', 'comment', '--comment', 'v6 d0', '-j', 'MARK', '--set-mark', '1000']);
+  await ex('ip6tables', [
+    '-t',
+    'mangle',
+    '-A',
+    'v6qos_down',
+    '-m',
+    'set',
+    '--match-set',
+    'v6qos_d0',
+    'dst',
+    '-m',
+    'comment',
+    '--comment',
+    'v6 d0',
+    '-j',
+    'MARK',
+    '--set-mark',
+    '1000',
+  ]);
   await ex('ip6tables', ['-t', 'mangle', '-A', 'POSTROUTING', '-j', 'v6qos_down']);
   const m6 = await readMangle(ex, 6, (n) => n.startsWith('v6qos_'));
   assert.deepEqual(m6.hooks, ['-A POSTROUTING -j v6qos_down']);
@@ -164,19 +185,20 @@ test('tc: HTB root + classes + pfifo leaf read back with the rates tc reports', 
   const batch = [
     'qdisc add dev int0 root handle 1: htb default 0 r2q 10',
     'class add dev int0 parent 1: classid 1:1 htb rate 1000000000bit ceil 1000000000bit',
-    ...wanted.map(
-      ([id, r]) => `class add dev int0 parent 1:1 classid ${id} htb rate ${r}bit ceil ${r}bit quantum 1514`,
-    ),
+    ...wanted.map(([id, r]) => `class add dev int0 parent 1:1 classid ${id} htb rate ${r}bit ceil ${r}bit quantum 1514`),
     'qdisc add dev int0 parent 1:10 handle 10: pfifo limit 100',
     'filter add dev int0 parent 1: protocol ip prio 1 u32 match ip dst 172.22.200.3/32 flowid 1:10',
     '',
   ].join('\n');
   await ex('tc', ['-batch', '-'], { input: batch });
   const s = await readTc(ex, 'int0');
-  assert.deepEqual(s.qdiscs.map((q) => [q.kind, q.handle, q.parent]), [
-    ['htb', '1:', null],
-    ['pfifo', '10:', '1:10'],
-  ]);
+  assert.deepEqual(
+    s.qdiscs.map((q) => [q.kind, q.handle, q.parent]),
+    [
+      ['htb', '1:', null],
+      ['pfifo', '10:', '1:10'],
+    ],
+  );
   assert.equal(s.qdiscs[1]?.options.limit, 100);
   const byId = new Map(s.classes.map((c) => [c.classid, c]));
   assert.equal(byId.get('1:1')?.parent, null);
@@ -199,7 +221,10 @@ test('tc: HTB root + classes + pfifo leaf read back with the rates tc reports', 
     assert.equal(byId.get('1:1a')?.rateBps, 123_456_000);
   }
   const u32 = s.filters.filter((f) => f.classid !== undefined);
-  assert.deepEqual(u32.map((f) => [f.kind, f.pref, f.classid]), [['u32', 1, '1:10']]);
+  assert.deepEqual(
+    u32.map((f) => [f.kind, f.pref, f.classid]),
+    [['u32', 1, '1:10']],
+  );
 });
 
 test('detectKernel probes in a temporary namespace and deletes it', async (t) => {
@@ -216,6 +241,9 @@ test('detectKernel probes in a temporary namespace and deletes it', async (t) =>
     if (!f[k]) assert.ok((f.errors[k] ?? '') !== '', `${k} has an error text`);
   }
   const { stdout } = await realExec('ip', ['netns', 'list']);
-  const left = stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(`rq-p${process.pid}-`) && n.endsWith('-probe'));
+  const left = stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(`rq-p${process.pid}-`) && n.endsWith('-probe'));
   assert.deepEqual(left, [], 'probe namespace deleted');
 });

@@ -39,8 +39,10 @@ function ldif(): string {
   for (const [uid, m] of Object.entries(USERS)) {
     out += `dn: uid=${uid},${PEOPLE_BASE}\nobjectClass: genericPerson\nobjectClass: reselPerson\nuid: ${uid}\nendInternet: 20300101000000Z\n\n`;
     m.v4.forEach((ip, i) => {
-      out += `dn: host=${uid}-${i},${MACHINES_BASE}\nobjectClass: reselMachine\nhost: ${uid}-${i}\nuidProprio: uid=${uid},${PEOPLE_BASE}\nipHostNumber: ${ip}\n` +
-        (i === 0 ? m.v6.map((v) => `ipv6HostNumber: ${v}\n`).join('') : '') + 'zone: Brest\nzone: User\n\n';
+      out +=
+        `dn: host=${uid}-${i},${MACHINES_BASE}\nobjectClass: reselMachine\nhost: ${uid}-${i}\nuidProprio: uid=${uid},${PEOPLE_BASE}\nipHostNumber: ${ip}\n` +
+        (i === 0 ? m.v6.map((v) => `ipv6HostNumber: ${v}\n`).join('') : '') +
+        'zone: Brest\nzone: User\n\n';
     });
   }
   return out;
@@ -54,7 +56,11 @@ async function once(file = conf): Promise<string> {
   return r.stdout.trim();
 }
 
-async function planJson(file = conf): Promise<{ classes: { direction: string; group: number; users: number; rateBps: number; ceilBps: number }[]; users: { uid: string; down: { group: number }; up: { group: number } }[]; changes: { ipset: { add: number; del: number }; tc: { change: number; add: number }; iptables: number } }> {
+async function planJson(file = conf): Promise<{
+  classes: { direction: string; group: number; users: number; rateBps: number; ceilBps: number }[];
+  users: { uid: string; down: { group: number }; up: { group: number } }[];
+  changes: { ipset: { add: number; del: number }; tc: { change: number; add: number }; iptables: number };
+}> {
   const r = await run(['plan', '-c', file, '--json']);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
@@ -88,10 +94,18 @@ before(async () => {
   [slapd, db, gw] = await Promise.all([startSlapd(), startMariadb({ timezone: '+00:00' }), createGateway({ userIps: v4, userIps6: v6 })]);
   await slapd.add(ldif());
   conf = join(dir, 'qos.conf');
-  writeFileSync(conf, sandboxConf({
-    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-    firewall: `netns = ${gw.names.gw}`, down: '50Mbit', up: '50Mbit', timezone: 'UTC',
-  }));
+  writeFileSync(
+    conf,
+    sandboxConf({
+      ldapUrl: slapd.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      firewall: `netns = ${gw.names.gw}`,
+      down: '50Mbit',
+      up: '50Mbit',
+      timezone: 'UTC',
+    }),
+  );
   chmodSync(conf, 0o600);
 });
 
@@ -103,7 +117,10 @@ after(async () => {
 const kernelState = (): ReturnType<typeof ourSets> => ourSets(gwExec());
 
 async function assertClassesMatch(plan: Awaited<ReturnType<typeof planJson>>): Promise<void> {
-  for (const [dir, dev] of [['down', 'int0'], ['up', 'ext0']] as const) {
+  for (const [dir, dev] of [
+    ['down', 'int0'],
+    ['up', 'ext0'],
+  ] as const) {
     const tc = await readTc(gwExec(), dev);
     for (const c of plan.classes.filter((x) => x.direction === dir)) {
       const cls = tc.classes.find((x) => x.classid === `1:${(0x10 + c.group).toString(16)}`);
@@ -111,7 +128,10 @@ async function assertClassesMatch(plan: Awaited<ReturnType<typeof planJson>>): P
       assert.equal(cls.rateBps, tcReportedRate(c.rateBps, cls.exact), `rate of ${dir} group ${c.group}`);
       assert.equal(cls.ceilBps, tcReportedRate(c.ceilBps, cls.exact), `ceil of ${dir} group ${c.group}`);
     }
-    assert.ok(tc.classes.find((x) => x.classid === '1:2'), `default class on ${dev}`);
+    assert.ok(
+      tc.classes.find((x) => x.classid === '1:2'),
+      `default class on ${dev}`,
+    );
     assert.ok(tc.qdiscs.some((q) => q.parent === null && q.kind === 'htb' && q.handle === '1:'));
     assert.equal(tc.qdiscs.filter((q) => q.kind === 'pfifo').length, 7, 'a pfifo leaf per group class and the default class');
   }
@@ -139,7 +159,7 @@ test('a volume change moves only that user; an unchanged run changes nothing', a
   await once();
   await setVolume('bob', 7_000_000_000, 3_500_000_000); // down group 3 (> 6450 MB), up group 2
   const before = await planJson();
-  assert.deepEqual(before.changes.ipset, { add: 2, del: 2 }, 'one del and one add per direction for bob\'s one IP');
+  assert.deepEqual(before.changes.ipset, { add: 2, del: 2 }, "one del and one add per direction for bob's one IP");
   assert.ok(before.changes.tc.change > 0);
   assert.equal(before.changes.iptables, 0);
   const line = await once();
@@ -160,7 +180,7 @@ test('drift: a set flushed and a class deleted from outside are repaired by the 
   await gw.exec('gw', 'tc', ['class', 'del', 'dev', 'int0', 'classid', '1:12']);
   await gw.exec('gw', 'iptables', ['-t', 'mangle', '-F', 'RESELQOS-up']);
   const drift = await planJson();
-  assert.equal(drift.changes.ipset.add, 3, 'alice\'s two IPs and dave\'s go back into qos_d0');
+  assert.equal(drift.changes.ipset.add, 3, "alice's two IPs and dave's go back into qos_d0");
   await once();
   const { setOf } = await kernelState();
   assert.deepEqual(setOf.get('172.22.200.3'), ['qos_d0', 'qos_u0']);
@@ -228,7 +248,7 @@ test('what this kernel lacks is said by name at start, before anything is touche
   assert.deepEqual((await kernelState()).setOf, before.setOf, 'nothing touched');
 });
 
-test('steady cycles: nothing to change spawns one cheap check; a move applies the planner\'s delta alongside tc; outside changes are caught', async () => {
+test("steady cycles: nothing to change spawns one cheap check; a move applies the planner's delta alongside tc; outside changes are caught", async () => {
   await setVolume('bob', 0);
   const config = parseConfig(sandboxConfForTest(), 'qos.conf');
   const base = gwExec();
@@ -253,7 +273,7 @@ test('steady cycles: nothing to change spawns one cheap check; a move applies th
     calls.length = 0;
     const moved = await rt.cycles.run();
     assert.ok(moved.ok, moved.error ?? '');
-    assert.equal(moved.result?.incremental, true, 'the set changes are the planner\'s delta');
+    assert.equal(moved.result?.incremental, true, "the set changes are the planner's delta");
     assert.deepEqual(moved.moves, { down: 1, up: 1 });
     assert.deepEqual(moved.counts?.ipset, { add: 2, del: 2 });
     assert.deepEqual(calls.sort(), ['ipset list -t', 'ipset restore', 'tc -batch -'].sort());
@@ -261,7 +281,11 @@ test('steady cycles: nothing to change spawns one cheap check; a move applies th
     assert.deepEqual(setOf.get('172.22.201.1'), ['qos_d3', 'qos_u2']);
     const check = await planJson();
     await assertClassesMatch(check);
-    assert.deepEqual([check.changes.ipset, check.changes.tc, check.changes.iptables], [{ add: 0, del: 0 }, { change: 0, add: 0 }, 0], 'a full diff from outside finds nothing left');
+    assert.deepEqual(
+      [check.changes.ipset, check.changes.tc, check.changes.iptables],
+      [{ add: 0, del: 0 }, { change: 0, add: 0 }, 0],
+      'a full diff from outside finds nothing left',
+    );
 
     // Someone flushes one of our sets: the cheap check sees it, everything is read back and repaired.
     await gw.exec('gw', 'ipset', ['flush', 'qos_d3']);
@@ -290,8 +314,14 @@ test('steady cycles: nothing to change spawns one cheap check; a move applies th
 
 function sandboxConfForTest(qos = ''): string {
   return sandboxConf({
-    ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-    firewall: `netns = ${gw.names.gw}`, down: '50Mbit', up: '50Mbit', timezone: 'UTC', qos,
+    ldapUrl: slapd.url,
+    db: { host: db.host, port: db.port, user: db.user, password: db.password },
+    dir,
+    firewall: `netns = ${gw.names.gw}`,
+    down: '50Mbit',
+    up: '50Mbit',
+    timezone: 'UTC',
+    qos,
   });
 }
 
@@ -307,7 +337,10 @@ test('shaping truth: group 0 and group 5 users get the policy per-user rates; a 
   await once(active);
   const plan = await planJson(active);
   const down = plan.classes.filter((c) => c.direction === 'down');
-  assert.deepEqual(down.map((c) => c.users), [1, 0, 0, 0, 0, 1]);
+  assert.deepEqual(
+    down.map((c) => c.users),
+    [1, 0, 0, 0, 0, 1],
+  );
   const rateA = down[0]!.rateBps;
   const rateB = down[5]!.rateBps;
   const servers = await Promise.all([startIperfServer(gw, 5201), startIperfServer(gw, 5202)]);
@@ -318,9 +351,17 @@ test('shaping truth: group 0 and group 5 users get the policy per-user rates; a 
       runIperf(gw, { bindIp: '172.22.201.1', port: 5202, seconds: 6, reverse: true }),
     ]);
     const within = (got: number, want: number): boolean => Math.abs(got - want) / want <= 0.1;
-    assert.ok(within(a.bitsPerSecond, rateA), `alice (group 0) ${(a.bitsPerSecond / 1e6).toFixed(2)} Mbit/s vs policy ${(rateA / 1e6).toFixed(2)}`);
-    assert.ok(within(b.bitsPerSecond, rateB), `bob (group 5) ${(b.bitsPerSecond / 1e6).toFixed(2)} Mbit/s vs policy ${(rateB / 1e6).toFixed(2)}`);
-    console.log(`# shaping: alice g0 ${(a.bitsPerSecond / 1e6).toFixed(2)} Mbit/s (policy ${(rateA / 1e6).toFixed(2)}), bob g5 ${(b.bitsPerSecond / 1e6).toFixed(2)} Mbit/s (policy ${(rateB / 1e6).toFixed(2)}), retransmits ${a.retransmits}/${b.retransmits}`);
+    assert.ok(
+      within(a.bitsPerSecond, rateA),
+      `alice (group 0) ${(a.bitsPerSecond / 1e6).toFixed(2)} Mbit/s vs policy ${(rateA / 1e6).toFixed(2)}`,
+    );
+    assert.ok(
+      within(b.bitsPerSecond, rateB),
+      `bob (group 5) ${(b.bitsPerSecond / 1e6).toFixed(2)} Mbit/s vs policy ${(rateB / 1e6).toFixed(2)}`,
+    );
+    console.log(
+      `# shaping: alice g0 ${(a.bitsPerSecond / 1e6).toFixed(2)} Mbit/s (policy ${(rateA / 1e6).toFixed(2)}), bob g5 ${(b.bitsPerSecond / 1e6).toFixed(2)} Mbit/s (policy ${(rateB / 1e6).toFixed(2)}), retransmits ${a.retransmits}/${b.retransmits}`,
+    );
 
     // alice moves from group 0 to group 5 in the middle of a 12 s flow.
     const flowA = runIperf(gw, { bindIp: '172.22.200.3', port: 5201, seconds: 12, reverse: true });
@@ -346,10 +387,18 @@ test('shaping truth: group 0 and group 5 users get the policy per-user rates; a 
     // even it out), so alice's own share is held to ±20 % of the per-user rate.
     const intervalsB = (rb.json as { intervals: { sum: { start: number; bits_per_second: number } }[] }).intervals;
     const lateB = intervalsB.filter((i) => i.sum.start >= movedAt + 1).map((i) => i.sum.bits_per_second);
-    assert.ok(within(avg(late) + avg(lateB), d5.rateBps), `group 5 after the move: ${((avg(late) + avg(lateB)) / 1e6).toFixed(2)} Mbit/s vs class ${(d5.rateBps / 1e6).toFixed(2)}`);
-    assert.ok(Math.abs(avg(late) - newRate) / newRate <= 0.2, `alice after the move ${(avg(late) / 1e6).toFixed(2)} Mbit/s vs policy ${(newRate / 1e6).toFixed(2)}`);
+    assert.ok(
+      within(avg(late) + avg(lateB), d5.rateBps),
+      `group 5 after the move: ${((avg(late) + avg(lateB)) / 1e6).toFixed(2)} Mbit/s vs class ${(d5.rateBps / 1e6).toFixed(2)}`,
+    );
+    assert.ok(
+      Math.abs(avg(late) - newRate) / newRate <= 0.2,
+      `alice after the move ${(avg(late) / 1e6).toFixed(2)} Mbit/s vs policy ${(newRate / 1e6).toFixed(2)}`,
+    );
     assert.ok(avg(late) < avg(early) * 0.8, 'alice dropped');
-    console.log(`# move mid-flow: alice ${(avg(early) / 1e6).toFixed(2)} -> ${(avg(late) / 1e6).toFixed(2)} Mbit/s (policy ${(newRate / 1e6).toFixed(2)}), retransmits during the change: alice ${ra.retransmits}, bob ${rb.retransmits}`);
+    console.log(
+      `# move mid-flow: alice ${(avg(early) / 1e6).toFixed(2)} -> ${(avg(late) / 1e6).toFixed(2)} Mbit/s (policy ${(newRate / 1e6).toFixed(2)}), retransmits during the change: alice ${ra.retransmits}, bob ${rb.retransmits}`,
+    );
   } finally {
     await Promise.allSettled(servers.map((s) => s.stop()));
   }
@@ -366,7 +415,11 @@ test('clear removes every object we own and nothing else', async () => {
   assert.match(r.stdout, /removed 8 hook\(s\), 8 chain\(s\), 2 root qdisc\(s\), 26 set\(s\)/);
   const sets = await readIpsets(gwExec(), () => true);
   assert.deepEqual([...sets.keys()], ['foreign_set']);
-  const m4 = await readMangle(gwExec(), 4, (n) => n !== 'FOREIGN' && !['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(n));
+  const m4 = await readMangle(
+    gwExec(),
+    4,
+    (n) => n !== 'FOREIGN' && !['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].includes(n),
+  );
   assert.equal(m4.chains.size, 0);
   const all = await readMangle(gwExec(), 4, (n) => n === 'FOREIGN');
   assert.deepEqual([...all.chains.keys()], ['FOREIGN']);

@@ -61,8 +61,21 @@ test('one user in a 5 Mbit/s class downloads at 5 Mbit/s ±10 %', async (t) => {
   await gw.exec('gw', 'ipset', ['create', 'rq_test', 'hash:ip']);
   await gw.exec('gw', 'ipset', ['add', 'rq_test', '172.22.200.3']);
   await gw.exec('gw', 'iptables', [
-    '-t', 'mangle', '-A', 'POSTROUTING', '-o', 'int0', '-m', 'set', '--match-set', 'rq_test', 'dst',
-    '-j', 'CLASSIFY', '--set-class', '1:10',
+    '-t',
+    'mangle',
+    '-A',
+    'POSTROUTING',
+    '-o',
+    'int0',
+    '-m',
+    'set',
+    '--match-set',
+    'rq_test',
+    'dst',
+    '-j',
+    'CLASSIFY',
+    '--set-class',
+    '1:10',
   ]);
   const srv = await startIperfServer(gw, 5201);
   t.after(() => srv.stop());
@@ -131,13 +144,31 @@ test('IPv6: a user in a v6 set and an 8 Mbit/s class downloads at 8 Mbit/s ±10 
   await gw.exec('gw', 'ipset', ['create', 'v6qos_d0', 'hash:ip', 'family', 'inet6']);
   await gw.exec('gw', 'ipset', ['add', 'v6qos_d0', '2001:db8:d000::3']);
   await gw.exec('gw', 'ip6tables', [
-    '-t', 'mangle', '-A', 'POSTROUTING', '-o', 'int0', '-m', 'set', '--match-set', 'v6qos_d0', 'dst',
-    '-j', 'CLASSIFY', '--set-class', '1:20',
+    '-t',
+    'mangle',
+    '-A',
+    'POSTROUTING',
+    '-o',
+    'int0',
+    '-m',
+    'set',
+    '--match-set',
+    'v6qos_d0',
+    'dst',
+    '-j',
+    'CLASSIFY',
+    '--set-class',
+    '1:20',
   ]);
   const srv = await startIperfServer(gw, 5201);
   t.after(() => srv.stop());
   const r = await runIperf(gw, {
-    bindIp: '2001:db8:d000::3', server: gw.wanIp6, port: 5201, seconds: SECONDS, reverse: true, omit: OMIT,
+    bindIp: '2001:db8:d000::3',
+    server: gw.wanIp6,
+    port: 5201,
+    seconds: SECONDS,
+    reverse: true,
+    omit: OMIT,
   });
   t.diagnostic(`IPv6 8 Mbit class: ${(r.bitsPerSecond / 1e6).toFixed(3)} Mbit/s, retransmits ${r.retransmits}`);
   assert.ok(within(r.bitsPerSecond, 8e6), `measured ${r.bitsPerSecond} bit/s`);

@@ -19,6 +19,7 @@ import { askDaemon } from '../../src/daemon/control.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import type { StatusJson } from '../../src/daemon/daemon.js';
 import { runCli } from '../helpers/kernel.js';
+import { freePort, parseExposition, value } from '../helpers/metrics.js';
 
 const M = 1_000_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -61,7 +62,21 @@ async function throughput(s: Site, ms = 4000): Promise<number> {
 
 async function loadOn(s: Site): Promise<void> {
   // a long download (iperf3 -R: the wan server sends to the user), stopped by loadOff
-  s.load = await spawnBackground('ip', ['netns', 'exec', s.gw.names.users, 'iperf3', '-c', s.gw.wanIp, '-p', '5201', '-B', s.userIp, '-R', '-t', '300']);
+  s.load = await spawnBackground('ip', [
+    'netns',
+    'exec',
+    s.gw.names.users,
+    'iperf3',
+    '-c',
+    s.gw.wanIp,
+    '-p',
+    '5201',
+    '-B',
+    s.userIp,
+    '-R',
+    '-t',
+    '300',
+  ]);
 }
 async function loadOff(s: Site): Promise<void> {
   await s.load?.stop();
@@ -93,24 +108,56 @@ const alloc = (s: StatusJson): number => s.sharing.allocation?.down ?? 0;
 const table: string[] = [];
 const mbit = (v: number): string => (v / M).toFixed(1);
 
+let metricsPort = 0;
+
+/** Site A's /metrics, until `ok` holds for it (metrics are set once per cycle) or 10 s pass. */
+async function metricsUntil(ok: (m: ReturnType<typeof parseExposition>) => boolean): Promise<ReturnType<typeof parseExposition>> {
+  let m = parseExposition('');
+  for (let i = 0; i < 40; i++) {
+    m = parseExposition(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    if (ok(m)) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return m;
+}
+
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'rq-sharing-'));
   const [sl, d, gwA, gwB] = await Promise.all([
-    startSlapd(), startMariadb({ timezone: '+00:00' }),
-    createGateway({ userIps: ['172.22.200.3'] }), createGateway({ userIps: ['172.22.201.1'] }),
+    startSlapd(),
+    startMariadb({ timezone: '+00:00' }),
+    createGateway({ userIps: ['172.22.200.3'] }),
+    createGateway({ userIps: ['172.22.201.1'] }),
   ]);
   slapd = sl;
   db = d;
-  await slapd.add(person('alice') + machine('pc-alice', 'alice', '200.3', 'Brest') + person('bob') + machine('pc-bob', 'bob', '201.1', 'Rennes'));
-  for (const [name, gw, ip, zone] of [['a', gwA, '172.22.200.3', 'Brest'], ['b', gwB, '172.22.201.1', 'Rennes']] as const) {
+  await slapd.add(
+    person('alice') + machine('pc-alice', 'alice', '200.3', 'Brest') + person('bob') + machine('pc-bob', 'bob', '201.1', 'Rennes'),
+  );
+  for (const [name, gw, ip, zone] of [
+    ['a', gwA, '172.22.200.3', 'Brest'],
+    ['b', gwB, '172.22.201.1', 'Rennes'],
+  ] as const) {
     const dir = join(root, name);
     mkdirSync(dir);
     const conf = join(dir, 'qos.conf');
-    writeFileSync(conf, sandboxConf({
-      ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir,
-      firewall: `netns = ${gw.names.gw}`, down: '50Mbit', up: '50Mbit', timezone: 'UTC',
-      ldap: `hostsFilter = (&(objectClass=reselMachine)(zone=${zone}))`,
-    }).replace('[ratesrules]', `globalDown = 60Mbit\nglobalUp = 60Mbit\n\n[site]\nname = site-${name}\n\n[sharing]\nenabled = 1\nstale = 3\n\n[ratesrules]`));
+    writeFileSync(
+      conf,
+      sandboxConf({
+        ldapUrl: slapd.url,
+        db: { host: db.host, port: db.port, user: db.user, password: db.password },
+        dir,
+        firewall: `netns = ${gw.names.gw}`,
+        down: '50Mbit',
+        up: '50Mbit',
+        timezone: 'UTC',
+        ldap: `hostsFilter = (&(objectClass=reselMachine)(zone=${zone}))`,
+        ...(name === 'a' ? { metrics: `listen = 127.0.0.1:${(metricsPort = await freePort())}` } : {}),
+      }).replace(
+        '[ratesrules]',
+        `globalDown = 60Mbit\nglobalUp = 60Mbit\n\n[site]\nname = site-${name}\n\n[sharing]\nenabled = 1\nstale = 3\n\n[ratesrules]`,
+      ),
+    );
     chmodSync(conf, 0o600);
     const site: Site = { name, gw, dir, conf, userIp: ip };
     site.server = await startIperfServer(gw, 5201);
@@ -145,11 +192,23 @@ test('two sites share 60 Mbit/s: borrow, split, give back, fall back to the stat
   const t1 = await until('A alone', (a, b) => alloc(a) >= 49 * M && alloc(b!) <= 11 * M);
   let [ta, tb] = await Promise.all([throughput(A), throughput(B)]);
   let [sa, sb] = [await status(A), await status(B)];
-  table.push(`A saturated, B idle | ${mbit(alloc(sa))} / ${mbit(alloc(sb))} | ${mbit(ta)} / ${mbit(tb)} | A at its cap in ${t1.toFixed(1)} s`);
+  table.push(
+    `A saturated, B idle | ${mbit(alloc(sa))} / ${mbit(alloc(sb))} | ${mbit(ta)} / ${mbit(tb)} | A at its cap in ${t1.toFixed(1)} s`,
+  );
   assert.ok(near(ta, 50 * M), `A alone: ${mbit(ta)} Mbit/s, expected 50 ±10 %`);
   assert.equal(sa.sharing.mode, 'sharing');
-  assert.deepEqual(sa.sharing.peers.map((p) => [p.site, p.fresh]), [['site-b', true]]);
+  assert.deepEqual(
+    sa.sharing.peers.map((p) => [p.site, p.fresh]),
+    [['site-b', true]],
+  );
   assert.ok(sa.sharing.demand!.down >= 0.9 * 45 * M, `A's demand ${sa.sharing.demand!.down}`);
+  // The same state in A's metrics: its allocation, its cap, the mode, the peer.
+  const m1 = await metricsUntil((m) => value(m, 'reselqos_site_allocation_bps', { direction: 'down' }) === alloc(sa));
+  assert.equal(value(m1, 'reselqos_site_allocation_bps', { direction: 'down' }), alloc(sa));
+  assert.equal(value(m1, 'reselqos_site_cap_bps', { direction: 'down' }), 50 * M);
+  assert.equal(value(m1, 'reselqos_site_sharing_mode', { mode: 'sharing' }), 1);
+  assert.equal(value(m1, 'reselqos_site_peer_fresh', { site: 'site-b' }), 1);
+  assert.ok((value(m1, 'reselqos_site_demand_bps', { direction: 'down' }) ?? 0) >= 0.9 * 45 * M);
 
   // 2. both saturated: 30 / 30
   await loadOn(B);
@@ -166,7 +225,9 @@ test('two sites share 60 Mbit/s: borrow, split, give back, fall back to the stat
   ta = await throughput(A);
   sa = await status(A);
   sb = await status(B);
-  table.push(`B stops | ${mbit(alloc(sa))} / ${mbit(alloc(sb))} | ${mbit(ta)} / - | A back at its cap in ${t3.toFixed(1)} s (${Math.ceil(t3 / 2)} cycles)`);
+  table.push(
+    `B stops | ${mbit(alloc(sa))} / ${mbit(alloc(sb))} | ${mbit(ta)} / - | A back at its cap in ${t3.toFixed(1)} s (${Math.ceil(t3 / 2)} cycles)`,
+  );
   assert.ok(near(ta, 50 * M), `A after B stopped: ${mbit(ta)} Mbit/s`);
   assert.ok(t3 <= 12, `A took ${t3} s to climb back`);
 
@@ -176,7 +237,9 @@ test('two sites share 60 Mbit/s: borrow, split, give back, fall back to the stat
   ta = await throughput(A);
   sa = await status(A);
   sb = await status(B);
-  table.push(`database stopped, A saturated | ${mbit(alloc(sa))} / ${mbit(alloc(sb))} | ${mbit(ta)} / - | static split in ${t4.toFixed(1)} s`);
+  table.push(
+    `database stopped, A saturated | ${mbit(alloc(sa))} / ${mbit(alloc(sb))} | ${mbit(ta)} / - | static split in ${t4.toFixed(1)} s`,
+  );
   assert.ok(near(ta, 30 * M), `A on the static split: ${mbit(ta)} Mbit/s`);
   assert.ok(t4 <= 3 * 2 + 6, `static split after ${t4} s`);
   assert.match(sa.sharing.database, /^down since /);
@@ -199,10 +262,18 @@ test('two sites share 60 Mbit/s: borrow, split, give back, fall back to the stat
   const t6 = await until('B killed', (a) => a.sharing.mode === 'static' && alloc(a) === 30 * M, 30, false);
   ta = await throughput(A);
   sa = await status(A);
-  table.push(`B's daemon killed | ${mbit(alloc(sa))} / (B's kernel keeps ${mbit(alloc(sb))}) | ${mbit(ta)} / - | static split in ${t6.toFixed(1)} s`);
+  table.push(
+    `B's daemon killed | ${mbit(alloc(sa))} / (B's kernel keeps ${mbit(alloc(sb))}) | ${mbit(ta)} / - | static split in ${t6.toFixed(1)} s`,
+  );
   assert.ok(near(ta, 30 * M), `A with B stale: ${mbit(ta)} Mbit/s`);
-  assert.deepEqual(sa.sharing.peers.map((p) => [p.site, p.fresh]), [['site-b', false]]);
+  assert.deepEqual(
+    sa.sharing.peers.map((p) => [p.site, p.fresh]),
+    [['site-b', false]],
+  );
   assert.ok(t6 <= 3 * 2 + 6, `static split after ${t6} s`);
+  const m6 = await metricsUntil((m) => value(m, 'reselqos_site_peer_fresh', { site: 'site-b' }) === 0);
+  assert.equal(value(m6, 'reselqos_site_peer_fresh', { site: 'site-b' }), 0);
+  assert.equal(value(m6, 'reselqos_site_sharing_mode', { mode: 'static' }), 1);
 
   const line = (await runCli(['status', '-c', A.conf])).stdout;
   assert.match(line, /site site-a \(a site is stale: static split; global 60Mbit down/);

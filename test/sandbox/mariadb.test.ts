@@ -54,9 +54,7 @@ test('mariadb: qos user sums duplicate rows per ip; table shape; rights; time zo
     await conn.query('CREATE TABLE qos.people_data (uid varchar(64), amount bigint)');
 
     // server time zone
-    const [tz] = await conn.query(
-      'SELECT @@time_zone AS tz, TIMESTAMPDIFF(MINUTE, UTC_TIMESTAMP(), NOW()) AS offset_min',
-    );
+    const [tz] = await conn.query('SELECT @@time_zone AS tz, TIMESTAMPDIFF(MINUTE, UTC_TIMESTAMP(), NOW()) AS offset_min');
     const first = (tz as { tz: string; offset_min: number }[])[0];
     assert.equal(first?.tz, '+09:00');
     assert.equal(first?.offset_min, 540);

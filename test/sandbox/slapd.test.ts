@@ -11,14 +11,7 @@ import { promisify } from 'node:util';
 import { Client, SizeLimitExceededError } from 'ldapts';
 
 import { generateCampus, loadCampus } from '../../sandbox/campus.js';
-import {
-  MACHINES_BASE,
-  MAISEL_SUFFIX,
-  PEOPLE_BASE,
-  RESEL_SUFFIX,
-  startSlapd,
-  type SlapdServer,
-} from '../../sandbox/slapd.js';
+import { MACHINES_BASE, MAISEL_SUFFIX, PEOPLE_BASE, RESEL_SUFFIX, startSlapd, type SlapdServer } from '../../sandbox/slapd.js';
 
 const pexec = promisify(execFile);
 
@@ -131,7 +124,10 @@ test('slapd: ldapsearch CLI sees "Size limit exceeded" without paging, all entri
   const campus = generateCampus({ users: 30, seed: 3, orgs: 2 });
   await slapd.add(campus.ldif());
   const base = [...slapd.ldapsearchArgs(), '-LLL', '-b', MACHINES_BASE, '-s', 'one', '(objectClass=reselMachine)', 'host'];
-  await assert.rejects(pexec('ldapsearch', base), (e: { code?: number; stderr?: string }) => e.code === 4 && /Size limit exceeded/.test(e.stderr ?? ''));
+  await assert.rejects(
+    pexec('ldapsearch', base),
+    (e: { code?: number; stderr?: string }) => e.code === 4 && /Size limit exceeded/.test(e.stderr ?? ''),
+  );
   const { stdout } = await pexec('ldapsearch', [...base, '-E', 'pr=7/noprompt'], { maxBuffer: 64 * 1024 * 1024 });
   assert.equal(stdout.match(/^host: /gm)?.length, campus.machines.length);
 });
@@ -151,7 +147,12 @@ test('slapd: slapadd bulk load, kill and restart on the same port, stop leaves n
   const count = async (): Promise<number> =>
     withClient(slapd.url, async (c) => {
       let n = 0;
-      for await (const page of c.searchPaginated(MACHINES_BASE, { scope: 'one', filter: '(objectClass=reselMachine)', attributes: ['host'], paged: { pageSize: 500 } })) {
+      for await (const page of c.searchPaginated(MACHINES_BASE, {
+        scope: 'one',
+        filter: '(objectClass=reselMachine)',
+        attributes: ['host'],
+        paged: { pageSize: 500 },
+      })) {
         n += page.searchEntries.length;
       }
       return n;
@@ -193,7 +194,7 @@ test('slapd: two servers side by side, custom suffix', async (t) => {
   assert.match(stdout, /dn: ou=hosts,dc=example,dc=org/);
 });
 
-test('slapd: a requested port that is taken fails fast with slapd\'s message, nothing left', async () => {
+test("slapd: a requested port that is taken fails fast with slapd's message, nothing left", async () => {
   const blocker = createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
   try {

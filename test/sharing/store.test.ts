@@ -13,14 +13,24 @@ const M = 1_000_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function config(site: string): Config {
-  const text = sandboxConf({ ldapUrl: 'ldap://127.0.0.1:1', db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir: '/tmp/rq-unused' })
-    .replace('[ratesrules]', `globalDown = 60Mbit\nglobalUp = 60Mbit\n[site]\nname = ${site}\n[sharing]\nenabled = 1\n[ratesrules]`);
+  const text = sandboxConf({
+    ldapUrl: 'ldap://127.0.0.1:1',
+    db: { host: db.host, port: db.port, user: db.user, password: db.password },
+    dir: '/tmp/rq-unused',
+  }).replace('[ratesrules]', `globalDown = 60Mbit\nglobalUp = 60Mbit\n[site]\nname = ${site}\n[sharing]\nenabled = 1\n[ratesrules]`);
   return parseConfig(text, 'qos.conf');
 }
 
 const row = (site: string, applied: number): OwnRow => ({
-  site, intervalMs: 2000, weight: 1, global: { down: 60 * M, up: 60 * M }, cap: { down: 50 * M, up: 50 * M },
-  demand: { down: 0, up: 0 }, users: { down: 1, up: 0 }, allocated: { down: applied, up: 0 }, applied: { down: applied, up: 0 },
+  site,
+  intervalMs: 2000,
+  weight: 1,
+  global: { down: 60 * M, up: 60 * M },
+  cap: { down: 50 * M, up: 50 * M },
+  demand: { down: 0, up: 0 },
+  users: { down: 1, up: 0 },
+  allocated: { down: applied, up: 0 },
+  applied: { down: applied, up: 0 },
 });
 
 /** Claims `want` if the other rows leave room for it, else what they leave; decides slowly (holding the rows). */
@@ -58,10 +68,18 @@ test('exchange creates the table, writes our row with the server time and reads 
     await a.settle('site-a', { down: 25 * M, up: 0 });
     const t0 = performance.now();
     for (let i = 0; i < 50; i++) await a.exchange('site-a', () => row('site-a', 30 * M));
-    t.diagnostic(`exchange (lock, read 2 rows, upsert, commit) on a loopback MariaDB: ${((performance.now() - t0) / 50).toFixed(2)} ms on average over 50`);
+    t.diagnostic(
+      `exchange (lock, read 2 rows, upsert, commit) on a loopback MariaDB: ${((performance.now() - t0) / 50).toFixed(2)} ms on average over 50`,
+    );
     await a.settle('site-a', { down: 25 * M, up: 0 });
     const rows = await db.select<{ site: string; applied_down: number }>('SELECT site, applied_down FROM qos.sites ORDER BY site');
-    assert.deepEqual(rows.map((r) => [r.site, Number(r.applied_down)]), [['site-a', 25 * M], ['site-b', 20 * M]]);
+    assert.deepEqual(
+      rows.map((r) => [r.site, Number(r.applied_down)]),
+      [
+        ['site-a', 25 * M],
+        ['site-b', 20 * M],
+      ],
+    );
   } finally {
     await a.close();
     await b.close();

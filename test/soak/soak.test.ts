@@ -39,7 +39,11 @@ test('a two-minute soak: at least five faults, every one repaired within two cyc
   assert.equal(r['violations'], 0, `${last}\nviolations:\n${problems}`);
   assert.ok((r['maxRepairCycles'] as number) <= 2, last);
   assert.equal(code, 0, out.slice(-2000));
-  assert.deepEqual(lines.filter((l) => /could not inject/.test(l)), [], 'every fault was injected');
+  assert.deepEqual(
+    lines.filter((l) => /could not inject/.test(l)),
+    [],
+    'every fault was injected',
+  );
   // Progress: one line per fault.
   assert.equal(lines.filter((l) => /^fault \d+ /.test(l)).length, r['faults']);
 });

@@ -29,7 +29,10 @@ const replace = (dn: string, attr: string, ...values: string[]): string =>
 const remove = (dn: string, attr: string): string => `dn: ${dn}\nchangetype: modify\ndelete: ${attr}\n\n`;
 
 function configFor(ldap = ''): Config {
-  return parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir, ldap }), 'sandbox.conf');
+  return parseConfig(
+    sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir, ldap }),
+    'sandbox.conf',
+  );
 }
 
 before(async () => {
@@ -74,7 +77,10 @@ test('the IP attribute removed from every machine: refused, even with --force or
     const back = await s.fetchDirectory(new Date());
     assert.equal(back.fresh, true);
     assert.equal(s.health.ldap.describe(), 'ok');
-    assert.ok(log.of('info').some((l) => /a directory was accepted again/.test(l)), log.of('info').join('\n'));
+    assert.ok(
+      log.of('info').some((l) => /a directory was accepted again/.test(l)),
+      log.of('info').join('\n'),
+    );
   } finally {
     await s.close();
   }
@@ -87,7 +93,12 @@ test('an ACL change on the server hides ipHostNumber from the daemon: refused', 
     const { s, log } = await baseline();
     try {
       // The same directory, now read through the ACL (the daemon binds anonymously here).
-      await s.reconfigure(parseConfig(sandboxConf({ ldapUrl: hidden.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir }), 'sandbox.conf'));
+      await s.reconfigure(
+        parseConfig(
+          sandboxConf({ ldapUrl: hidden.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir }),
+          'sandbox.conf',
+        ),
+      );
       await assertRefused(s, log, /not one IP address/);
     } finally {
       await s.close();
@@ -181,8 +192,10 @@ test('a uid or uidProprio carrying a newline cannot forge a log line', async () 
   const forged = '2026-11-30T00:00:00.000Z info reselqos started'; // no DN special character: uidProprio is a DN
   const evil = `uid=evil,${ORGS_BASE}`;
   const h = `host=forger,${MACHINES_BASE}`;
-  await slapd.add(`dn: ${evil}\nobjectClass: reselOrganisation\nobjectClass: reselPerson\nuid:: ${b64(`evil\n${forged}`)}\nuid: evil\ndisplayName: x\n\n` +
-    `dn: ${h}\nobjectClass: reselMachine\nhost: forger\nuidProprio:: ${b64(`uid=nobody\n${forged},${PEOPLE_BASE}`)}\nipHostNumber: 250.1\n\n`);
+  await slapd.add(
+    `dn: ${evil}\nobjectClass: reselOrganisation\nobjectClass: reselPerson\nuid:: ${b64(`evil\n${forged}`)}\nuid: evil\ndisplayName: x\n\n` +
+      `dn: ${h}\nobjectClass: reselMachine\nhost: forger\nuidProprio:: ${b64(`uid=nobody\n${forged},${PEOPLE_BASE}`)}\nipHostNumber: 250.1\n\n`,
+  );
   const logDir = mkdtempSync(join(tmpdir(), 'rq-guard-log-'));
   try {
     const log = createLogger({ level: 'debug', dir: logDir });
@@ -194,7 +207,10 @@ test('a uid or uidProprio carrying a newline cannot forge a log line', async () 
     assert.equal(reasons.length, 2, JSON.stringify(r.directory.skipped));
     for (const reason of reasons) assert.ok(!reason.includes('\n') && reason.includes(`\\n${forged}`), reason);
     const lines = readFileSync(join(logDir, 'reselqos.log'), 'utf8').trimEnd().split('\n');
-    assert.ok(lines.every((l) => /^\d{4}-\d\d-\d\dT\S+ (debug|info|warn|error) /.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.every((l) => /^\d{4}-\d\d-\d\dT\S+ (debug|info|warn|error) /.test(l)),
+      lines.join('\n'),
+    );
     assert.equal(lines.filter((l) => l.includes(forged)).length, 2, 'each forged text inside its own skip line');
   } finally {
     rmSync(logDir, { recursive: true, force: true });
@@ -206,7 +222,10 @@ test('a tampered snapshot on disk, LDAP down at start: what it holds is re-valid
   const state = mkdtempSync(join(tmpdir(), 'rq-guard-state-'));
   try {
     // A good snapshot written by a first process...
-    const first = new Sources(parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state }), 'q'), new MemoryLogger());
+    const first = new Sources(
+      parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state }), 'q'),
+      new MemoryLogger(),
+    );
     await first.init();
     assert.equal((await first.fetchDirectory(new Date())).fresh, true);
     await first.persist({ forceUsage: true });
@@ -219,7 +238,15 @@ test('a tampered snapshot on disk, LDAP down at start: what it holds is re-valid
     j.directory.machines[2]!.ips4 = ['8.8.8.8'];
     writeFileSync(file, JSON.stringify(j));
     // A restart while LDAP is unreachable: the snapshot is all there is.
-    const down = parseConfig(sandboxConf({ ldapUrl: 'ldap://127.0.0.1:1', db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state, ldap: 'connectTimeout = 500ms' }), 'q');
+    const down = parseConfig(
+      sandboxConf({
+        ldapUrl: 'ldap://127.0.0.1:1',
+        db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' },
+        dir: state,
+        ldap: 'connectTimeout = 500ms',
+      }),
+      'q',
+    );
     const log = new MemoryLogger();
     const s = new Sources(down, log);
     await s.init();
@@ -228,8 +255,14 @@ test('a tampered snapshot on disk, LDAP down at start: what it holds is re-valid
     assert.equal(r.fresh, false);
     const ips = r.directory.machines.flatMap((m) => [...m.ips4, ...m.ips6]);
     assert.equal(ips.length, N - 3, 'the three edited values dropped, the rest kept');
-    assert.ok(ips.every((x) => x.startsWith('172.22.') && !/[\s/]/.test(x)), ips.join(' '));
-    assert.match(log.of('warn').join('\n'), /directory\.json: 3 value\(s\) failed validation.*"8\.8\.8\.8\/0": CIDR.*8\.8\.8\.8 is outside \[firewall\] userNetworks/);
+    assert.ok(
+      ips.every((x) => x.startsWith('172.22.') && !/[\s/]/.test(x)),
+      ips.join(' '),
+    );
+    assert.match(
+      log.of('warn').join('\n'),
+      /directory\.json: 3 value\(s\) failed validation.*"8\.8\.8\.8\/0": CIDR.*8\.8\.8\.8 is outside \[firewall\] userNetworks/,
+    );
   } finally {
     rmSync(state, { recursive: true, force: true });
   }

@@ -19,13 +19,13 @@ import { person, machine } from '../helpers/ldif.js';
 let slapd: SlapdServer;
 let dir: string;
 
-
-
 const P = (uid: string): string => `uid=${uid},${PEOPLE_BASE}`;
 const M = (host: string): string => `host=${host},${MACHINES_BASE}`;
 
 const FIXTURE =
-  person('jdupont') + person('amartin') + person('zlast').replace('endInternet: 20300815000000Z', 'endInternet: 20300815000000+01') +
+  person('jdupont') +
+  person('amartin') +
+  person('zlast').replace('endInternet: 20300815000000Z', 'endInternet: 20300815000000+01') +
   `dn: uid=clubrezo,${ORGS_BASE}\nobjectClass: reselOrganisation\nobjectClass: reselPerson\nuid: clubrezo\ndisplayName: Club Rezo\nendInternet: 20300815000000Z\n\n` +
   machine('pc-jdupont', P('jdupont'), ['200.3']) +
   machine('tel-jdupont', P('jdupont'), ['200.4']) +
@@ -37,7 +37,10 @@ const FIXTURE =
   machine('dup-zlast', P('zlast'), ['200.3']); // also claimed by jdupont: jdupont wins
 
 function configFor(ldap = ''): Config {
-  return parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir, ldap }), 'sandbox.conf');
+  return parseConfig(
+    sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir, ldap }),
+    'sandbox.conf',
+  );
 }
 
 before(async () => {
@@ -101,7 +104,11 @@ test('change searches patch the directory exactly as a full fetch would build it
     assert.equal(stats.full, 1);
     assert.equal(stats.change, 2);
 
-    const step = async (what: string, ldif: string | (() => Promise<void>), expect: { owners?: string[]; machines?: string[] }): Promise<void> => {
+    const step = async (
+      what: string,
+      ldif: string | (() => Promise<void>),
+      expect: { owners?: string[]; machines?: string[] },
+    ): Promise<void> => {
       if (typeof ldif === 'string') await slapd.modify(ldif);
       else await ldif();
       const fullBefore = stats.full;
@@ -125,12 +132,17 @@ test('change searches patch the directory exactly as a full fetch would build it
     await step('coupure', `dn: ${P('jdupont')}\nchangetype: modify\nadd: coupure\ncoupure: TRUE\n\n`, { owners: ['jdupont'] });
     await step('endInternet', replace(P('amartin'), 'endInternet', '20240101000000Z'), { owners: ['amartin'] });
     await step('bad endInternet fixed (a skip goes away)', replace(P('zlast'), 'endInternet', '20310101000000Z'), { owners: ['zlast'] });
-    await step('new person and new machine', () => slapd.add(person('newbie') + machine('pc-newbie', P('newbie'), ['210.1'])), { owners: ['newbie'], machines: [M('pc-newbie')] });
+    await step('new person and new machine', () => slapd.add(person('newbie') + machine('pc-newbie', P('newbie'), ['210.1'])), {
+      owners: ['newbie'],
+      machines: [M('pc-newbie')],
+    });
     await step('machine IP change', replace(M('pc-amartin'), 'ipHostNumber', '201.2', '201.3'), { machines: [M('pc-amartin')] });
     await step('machine to the inactive zone', replace(M('tel-jdupont'), 'zone', 'Brest', 'Inactive'), { machines: [M('tel-jdupont')] });
     await step('machine moved to another owner', replace(M('pc-amartin'), 'uidProprio', P('newbie')), { machines: [M('pc-amartin')] });
     assert.equal(prev.directory.machines.find((m) => m.host === 'pc-amartin')!.owner, 'newbie');
-    await step('machine moved to an owner that does not exist', replace(M('pc-zlast'), 'uidProprio', P('nobody2')), { machines: [M('pc-zlast')] });
+    await step('machine moved to an owner that does not exist', replace(M('pc-zlast'), 'uidProprio', P('nobody2')), {
+      machines: [M('pc-zlast')],
+    });
     assert.ok(!prev.directory.machines.some((m) => m.host === 'pc-zlast'));
     // A machine registered before its owner: skipped, then found by the search of the new owner's machines.
     // The uid needs filter escaping in that search.
@@ -163,7 +175,10 @@ test('a change the patch cannot settle alone: left as it was, named, and a full 
     const r = await s.fetchDirectory(new Date());
     assert.equal(r.fresh, true);
     assert.equal(r.directory, first.directory, 'left as it was');
-    assert.ok(log.of('info').some((l) => l.includes(M('pc-amartin')) && /also claimed by another machine/.test(l)), log.of('info').join('\n'));
+    assert.ok(
+      log.of('info').some((l) => l.includes(M('pc-amartin')) && /also claimed by another machine/.test(l)),
+      log.of('info').join('\n'),
+    );
     assert.equal(s.ldapStats.full, 2, 'a full fetch started');
     await s.whenBackgroundIdle();
     const swapped = await s.fetchDirectory(new Date());
@@ -171,7 +186,11 @@ test('a change the patch cannot settle alone: left as it was, named, and a full 
     assert.deepEqual(content(swapped.directory), await fullNow(config, holdersOf(first.directory)));
     assert.deepEqual(swapped.directory.machines.find((m) => m.host === 'pc-jdupont')!.ips4, ['172.22.200.3'], 'the holder keeps it');
     assert.deepEqual(swapped.directory.machines.find((m) => m.host === 'pc-amartin')!.ips4, [], 'the newcomer does not take it');
-    assert.ok(swapped.directory.skipped.some((x) => x.dn === M('pc-amartin') && x.reason.includes(`IP 172.22.200.3 also claimed by ${M('pc-jdupont')}`)));
+    assert.ok(
+      swapped.directory.skipped.some(
+        (x) => x.dn === M('pc-amartin') && x.reason.includes(`IP 172.22.200.3 also claimed by ${M('pc-jdupont')}`),
+      ),
+    );
     // Settled: the same entries seen again by the change search are no reason for another full fetch.
     const calm = await s.fetchDirectory(new Date());
     assert.equal(calm.change, 'none');
@@ -276,7 +295,10 @@ test('a change search that hangs does not hold a timer cycle beyond waitMs', asy
 
 test('a failed change search keeps the last good directory, logged once; refresh = 0 is a full fetch every cycle', async () => {
   const state = mkdtempSync(join(tmpdir(), 'rq-incr-state-'));
-  const config = parseConfig(sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state, ldap: 'refresh = 1h' }), 'x');
+  const config = parseConfig(
+    sandboxConf({ ldapUrl: slapd.url, db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' }, dir: state, ldap: 'refresh = 1h' }),
+    'x',
+  );
   const log = new MemoryLogger();
   const s = new Sources(config, log);
   try {
@@ -329,17 +351,23 @@ test('a uid shared by a banned club and a paid person: the patch defers to a ful
     const first = await s.fetchDirectory(new Date());
     const allowed = (d: Directory): string[] => [...planFirewall(d, config.firewall, Date.now()).allow4].sort();
     assert.ok(allowed(first.directory).includes('172.22.199.21'));
-    await slapd.add(`dn: ${club}\nobjectClass: reselOrganisation\nobjectClass: reselPerson\nuid: sharer\ndisplayName: Club\nendInternet: 20300815000000Z\nban: internet\n\n` +
-      machine('srv-sharer', club, ['199.22']));
+    await slapd.add(
+      `dn: ${club}\nobjectClass: reselOrganisation\nobjectClass: reselPerson\nuid: sharer\ndisplayName: Club\nendInternet: 20300815000000Z\nban: internet\n\n` +
+        machine('srv-sharer', club, ['199.22']),
+    );
     const r = await s.fetchDirectory(new Date());
     assert.equal(r.directory, first.directory, 'a shared uid is not settled by a patch, nor the machines of the new owner');
     assert.ok(!allowed(r.directory).includes('172.22.199.22'), "the club's machine never gets the person's entitlement");
-    assert.ok(log.of('info').some((l) => l.includes(club) && /also used by/.test(l)), log.of('info').join('\n'));
+    assert.ok(
+      log.of('info').some((l) => l.includes(club) && /also used by/.test(l)),
+      log.of('info').join('\n'),
+    );
     await s.whenBackgroundIdle();
     const swapped = await s.fetchDirectory(new Date());
     assert.equal(swapped.change, 'full');
     assert.deepEqual(content(swapped.directory), await fullNow(config, holdersOf(first.directory)), 'patch path = full build');
-    for (const ip of ['172.22.199.21', '172.22.199.22']) assert.ok(!allowed(swapped.directory).includes(ip), `${ip}: the club's ban applies to every machine of uid sharer`);
+    for (const ip of ['172.22.199.21', '172.22.199.22'])
+      assert.ok(!allowed(swapped.directory).includes(ip), `${ip}: the club's ban applies to every machine of uid sharer`);
     const warn = swapped.directory.skipped.find((x) => /is shared by/.test(x.reason))!;
     assert.ok(warn.reason.includes(club) && warn.reason.includes(P('sharer')), warn.reason);
   } finally {

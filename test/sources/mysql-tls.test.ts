@@ -13,6 +13,7 @@ import { parseConfig } from '../../src/config/config.js';
 import { VolumeSource } from '../../src/sources/volumes.js';
 import { SourceUnavailableError } from '../../src/sources/types.js';
 import { createLogger } from '../../src/log.js';
+import { SiteStore, type OwnRow } from '../../src/sharing/store.js';
 
 let withTls: MariadbServer;
 let noTls: MariadbServer;
@@ -26,9 +27,15 @@ const log = createLogger({ level: 'error', dir: null, stderr: false });
 const reset = new Date(Date.now() - 3_600_000);
 
 async function fetchFrom(server: MariadbServer, database: string): Promise<Awaited<ReturnType<VolumeSource['fetch']>>> {
-  const config = parseConfig(sandboxConf({
-    ldapUrl: 'ldap://127.0.0.1:9', db: { host: server.host, port: server.port, user: server.user, password: server.password }, dir, database,
-  }), 'tls.conf');
+  const config = parseConfig(
+    sandboxConf({
+      ldapUrl: 'ldap://127.0.0.1:9',
+      db: { host: server.host, port: server.port, user: server.user, password: server.password },
+      dir,
+      database,
+    }),
+    'tls.conf',
+  );
   const v = new VolumeSource(config, log);
   try {
     return await v.fetch(reset, new Date());
@@ -37,11 +44,13 @@ async function fetchFrom(server: MariadbServer, database: string): Promise<Await
   }
 }
 
-const refused = (re: RegExp) => (e: unknown): boolean => {
-  assert.ok(e instanceof SourceUnavailableError, `expected a SourceUnavailableError, got ${String(e)}`);
-  assert.match(e.message, re);
-  return true;
-};
+const refused =
+  (re: RegExp) =>
+  (e: unknown): boolean => {
+    assert.ok(e instanceof SourceUnavailableError, `expected a SourceUnavailableError, got ${String(e)}`);
+    assert.match(e.message, re);
+    return true;
+  };
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-mysqltls-'));
@@ -49,10 +58,14 @@ before(async () => {
   mkdirSync(join(dir, 'other'));
   mkdirSync(join(dir, 'named'));
   [ours, other, named] = await Promise.all([
-    makeTlsFiles(join(dir, 'ours')), makeTlsFiles(join(dir, 'other')), makeTlsFiles(join(dir, 'named'), 'DNS:db.example.org'),
+    makeTlsFiles(join(dir, 'ours')),
+    makeTlsFiles(join(dir, 'other')),
+    makeTlsFiles(join(dir, 'named'), 'DNS:db.example.org'),
   ]);
   [withTls, noTls, wrongName] = await Promise.all([
-    startMariadb({ timezone: '+00:00', tls: ours }), startMariadb({ timezone: '+00:00' }), startMariadb({ timezone: '+00:00', tls: named }),
+    startMariadb({ timezone: '+00:00', tls: ours }),
+    startMariadb({ timezone: '+00:00' }),
+    startMariadb({ timezone: '+00:00', tls: named }),
   ]);
   const hour = (d: Date): string => d.toISOString().slice(0, 13).replace('T', ' ') + ':00:00';
   for (const s of [withTls, noTls]) await s.insertTraffic([{ ip: '172.22.200.3', time: hour(new Date()), input: 1000, output: 10 }]);
@@ -84,4 +97,50 @@ test('tls = 1 to a server without TLS: refused, no plaintext fallback', async ()
 
 test('tls = 1: the certificate must name the host (127.0.0.1 against its IP SANs), not only chain to the CA', async () => {
   await assert.rejects(fetchFrom(wrongName, `tls = 1\ncaFile = ${named.caFile}`), refused(/127\.0\.0\.1|altnames|IP/i));
+});
+
+test('[database] tls applies to the other pools on that server too: the sharing table', async () => {
+  const storeFor = (database: string): SiteStore =>
+    new SiteStore(
+      parseConfig(
+        sandboxConf({
+          ldapUrl: 'ldap://127.0.0.1:9',
+          db: { host: withTls.host, port: withTls.port, user: withTls.user, password: withTls.password },
+          dir,
+          database,
+        }).replace('[ratesrules]', 'globalDown = 60Mbit\nglobalUp = 60Mbit\n[site]\nname = tls-site\n[sharing]\nenabled = 1\n[ratesrules]'),
+        'tls.conf',
+      ),
+    );
+  const M = 1_000_000;
+  const own: OwnRow = {
+    site: 'tls-site',
+    intervalMs: 2000,
+    weight: 1,
+    global: { down: 60 * M, up: 60 * M },
+    cap: { down: 50 * M, up: 50 * M },
+    demand: { down: 0, up: 0 },
+    users: { down: 0, up: 0 },
+    allocated: { down: 0, up: 0 },
+    applied: { down: 0, up: 0 },
+  };
+  const accepts = async (): Promise<number> =>
+    Number((await withTls.select<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'"))[0]?.Value);
+  const ok = storeFor(`tls = 1\ncaFile = ${ours.caFile}`);
+  try {
+    const before = await accepts();
+    assert.equal((await ok.exchange('tls-site', () => own)).own.site, 'tls-site');
+    assert.ok((await accepts()) > before, 'the exchange went over TLS');
+  } finally {
+    await ok.close();
+  }
+  const wrong = storeFor(`tls = 1\ncaFile = ${other.caFile}`);
+  try {
+    await assert.rejects(
+      wrong.exchange('tls-site', () => own),
+      /self[- ]signed|unable to verify|certificate/i,
+    );
+  } finally {
+    await wrong.close();
+  }
 });

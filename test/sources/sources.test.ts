@@ -48,7 +48,15 @@ const FIXTURE =
   machine('pc-robert', `uid=o'brien--1=1,${PEOPLE_BASE}`, ['204.1']);
 
 function configFor(extra: { ldap?: string; database?: string; firewall?: string; qos?: string; state?: string } = {}): Config {
-  const text = sandboxConf({ ldapUrl: slapd.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir: extra.state ?? dir, ldap: extra.ldap, database: extra.database, firewall: extra.firewall, qos: extra.qos });
+  const text = sandboxConf({
+    ldapUrl: slapd.url,
+    db: { host: db.host, port: db.port, user: db.user, password: db.password },
+    dir: extra.state ?? dir,
+    ldap: extra.ldap,
+    database: extra.database,
+    firewall: extra.firewall,
+    qos: extra.qos,
+  });
   return parseConfig(text, 'sandbox.conf');
 }
 
@@ -70,11 +78,26 @@ test('directory: suffix and full IPs, inactive machines, organisations, bad entr
   // With the firewall on, an address outside [firewall] userNetworks (default: the network of
   // areaPrefix, 172.22.0.0/16) is not a user's: skipped and named (issue 11, finding 5).
   assert.deepEqual(byHost.get('tel-jdupont')!.ips4, ['172.22.200.4']);
-  assert.ok(d.skipped.some((x) => x.dn === `host=tel-jdupont,${MACHINES_BASE}` && x.reason === 'ipHostNumber "10.9.8.7": 10.9.8.7 is outside [firewall] userNetworks (172.22.0.0/16)'), JSON.stringify(d.skipped));
+  assert.ok(
+    d.skipped.some(
+      (x) =>
+        x.dn === `host=tel-jdupont,${MACHINES_BASE}` &&
+        x.reason === 'ipHostNumber "10.9.8.7": 10.9.8.7 is outside [firewall] userNetworks (172.22.0.0/16)',
+    ),
+    JSON.stringify(d.skipped),
+  );
   const wide = await new LdapSource(configFor({ firewall: 'userNetworks = 172.22.0.0/16, 10.9.8.0/24' })).fetch();
-  assert.deepEqual(wide.machines.find((m) => m.host === 'tel-jdupont')!.ips4, ['10.9.8.7', '172.22.200.4'], 'a full dotted quad inside userNetworks is taken as is');
+  assert.deepEqual(
+    wide.machines.find((m) => m.host === 'tel-jdupont')!.ips4,
+    ['10.9.8.7', '172.22.200.4'],
+    'a full dotted quad inside userNetworks is taken as is',
+  );
   const open = await new LdapSource(configFor({ firewall: 'enabled = 0' })).fetch();
-  assert.deepEqual(open.machines.find((m) => m.host === 'tel-jdupont')!.ips4, ['10.9.8.7', '172.22.200.4'], 'no firewall: no user networks to check');
+  assert.deepEqual(
+    open.machines.find((m) => m.host === 'tel-jdupont')!.ips4,
+    ['10.9.8.7', '172.22.200.4'],
+    'no firewall: no user networks to check',
+  );
   assert.equal(byHost.get('old-jdupont')!.active, false);
   assert.equal(byHost.get('srv-club')!.owner, 'clubrezo');
   assert.equal(d.owners.find((o) => o.uid === 'clubrezo')!.kind, 'organisation');
@@ -104,7 +127,12 @@ test('a directory larger than the server size limit comes back whole (paged)', a
   const local = await startSlapd({ sizeLimit: 50 });
   try {
     await loadCampus(local, campus);
-    const text = sandboxConf({ ldapUrl: local.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir, ldap: 'pageSize = 40' });
+    const text = sandboxConf({
+      ldapUrl: local.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      ldap: 'pageSize = 40',
+    });
     const d = await new LdapSource(parseConfig(text, 'x')).fetch();
     assert.equal(d.machines.length + d.skipped.filter((s) => /does not exist/.test(s.reason)).length, campus.machines.length);
     assert.ok(d.machines.length > 50);
@@ -119,8 +147,16 @@ test('a search the server cuts short is a failure, never a shorter list', async 
   const local = await startSlapd({ sizeLimit: 50, pagedTotalLimit: 100 });
   try {
     await loadCampus(local, campus);
-    const text = sandboxConf({ ldapUrl: local.url, db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir, ldap: 'pageSize = 40' });
-    await assert.rejects(new LdapSource(parseConfig(text, 'x')).fetch(), (e: Error) => e instanceof SourceUnavailableError && /size limit/i.test(e.message));
+    const text = sandboxConf({
+      ldapUrl: local.url,
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      ldap: 'pageSize = 40',
+    });
+    await assert.rejects(
+      new LdapSource(parseConfig(text, 'x')).fetch(),
+      (e: Error) => e instanceof SourceUnavailableError && /size limit/i.test(e.message),
+    );
   } finally {
     await local.stop();
   }
@@ -163,8 +199,14 @@ test('volumes: duplicate hour rows summed, reset hour respected in the server ti
     assert.deepEqual(u.byIp.get('172.22.201.1'), { down: 0, up: 40 }, 'only the negative direction is ignored');
     assert.deepEqual(u.byIp.get('172.22.203.4'), { down: 2_000_000_000, up: 2_000_000_000 });
     assert.ok(!u.byIp.has("1' OR '1'='1"));
-    assert.ok(log.of('warn').some((w) => /NULL or negative.*172\.22\.201\.1/.test(w)), log.of('warn').join('\n'));
-    assert.ok(log.of('warn').some((w) => /not a valid address/.test(w)), log.of('warn').join('\n'));
+    assert.ok(
+      log.of('warn').some((w) => /NULL or negative.*172\.22\.201\.1/.test(w)),
+      log.of('warn').join('\n'),
+    );
+    assert.ok(
+      log.of('warn').some((w) => /not a valid address/.test(w)),
+      log.of('warn').join('\n'),
+    );
     // One hour later for the reset, the 13:00 buckets drop out.
     const later = await v.fetch(reset.plus({ hours: 1 }).toJSDate());
     assert.equal(later.byIp.get('172.22.200.3'), undefined);
@@ -208,7 +250,9 @@ test('volumes: exclude peer/direct/local columns when configured', async () => {
 test('slapd and MariaDB stopped mid-run: last good kept, logged once; a restart with both down uses the state on disk', async () => {
   const state = mkdtempSync(join(tmpdir(), 'rq-state-'));
   try {
-    await db.query(`USE netacct; DELETE FROM traffic; INSERT INTO traffic (ip, time, input, output) VALUES ('172.22.200.3', '2026-11-22 13:00:00', 4000000000 DIV 2, 5);`);
+    await db.query(
+      `USE netacct; DELETE FROM traffic; INSERT INTO traffic (ip, time, input, output) VALUES ('172.22.200.3', '2026-11-22 13:00:00', 4000000000 DIV 2, 5);`,
+    );
     const config = configFor({ state });
     const reset = DateTime.fromISO('2026-11-22T05:00', { zone: 'Europe/Paris' });
     const log = new MemoryLogger();
@@ -254,7 +298,10 @@ test('slapd and MariaDB stopped mid-run: last good kept, logged once; a restart 
     await Promise.all([slapd.restart(), db.restart()]);
     const d3 = await s.fetchDirectory(new Date());
     assert.equal(d3.fresh, true);
-    assert.ok(log.of('info').some((l) => /^ldap recovered after/.test(l)), log.of('info').join('\n'));
+    assert.ok(
+      log.of('info').some((l) => /^ldap recovered after/.test(l)),
+      log.of('info').join('\n'),
+    );
   } finally {
     if (!slapd.running()) await slapd.restart();
     if (!db.running()) await db.restart();
@@ -295,7 +342,9 @@ test('reselqos plan --json against the real servers', async () => {
   chmodSync(f, 0o600);
   const cli = fileURLToPath(new URL('../../../dist/cli.js', import.meta.url));
   const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [cli, 'plan', '-c', f, '--json'], (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }));
+    execFile(process.execPath, [cli, 'plan', '-c', f, '--json'], (err, stdout, stderr) =>
+      resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
+    );
   });
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
@@ -303,17 +352,33 @@ test('reselqos plan --json against the real servers', async () => {
   assert.equal(j.changes, null, 'no int0/ext0 here: the kernel comparison is unknown, said on stderr');
   assert.match(r.stderr, /cannot compare with the live kernel: cannot read tc state of interface/);
   const jd = j.users.find((u: { uid: string }) => u.uid === 'jdupont');
-  assert.deepEqual(jd, { uid: 'jdupont', ips: ['172.22.200.3', '172.22.200.4'], down: { bytes: 4_000_000_000, group: 2 }, up: { bytes: 2000, group: 0 } });
+  assert.deepEqual(jd, {
+    uid: 'jdupont',
+    ips: ['172.22.200.3', '172.22.200.4'],
+    down: { bytes: 4_000_000_000, group: 2 },
+    up: { bytes: 2000, group: 0 },
+  });
   assert.ok(!j.users.some((u: { uid: string }) => u.uid === 'nobody'));
   assert.equal(j.classes.length, 12);
   for (const dir of ['down', 'up']) {
     const cs = j.classes.filter((c: { direction: string }) => c.direction === dir);
-    assert.deepEqual(cs.map((c: { group: number }) => c.group), [0, 1, 2, 3, 4, 5]);
-    assert.equal(cs.reduce((a: number, c: { users: number }) => a + c.users, 0), j.users.length);
+    assert.deepEqual(
+      cs.map((c: { group: number }) => c.group),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.equal(
+      cs.reduce((a: number, c: { users: number }) => a + c.users, 0),
+      j.users.length,
+    );
     assert.ok(cs.reduce((a: number, c: { rateBps: number }) => a + c.rateBps, 0) <= 50_000_000);
   }
   assert.ok(j.skipped.some((s: { dn: string; reason: string }) => s.dn.startsWith('host=ghost') && /does not exist/.test(s.reason)));
-  assert.ok(j.skipped.some((s: { dn: string; reason: string }) => s.dn.startsWith('host=tel-jdupont') && /10\.9\.8\.7 is outside \[firewall\] userNetworks/.test(s.reason)));
+  assert.ok(
+    j.skipped.some(
+      (s: { dn: string; reason: string }) =>
+        s.dn.startsWith('host=tel-jdupont') && /10\.9\.8\.7 is outside \[firewall\] userNetworks/.test(s.reason),
+    ),
+  );
   // nothing written: plan changes nothing anywhere
   const { existsSync } = await import('node:fs');
   assert.equal(existsSync(join(dir, 'state', 'directory.json')), false);
@@ -339,7 +404,7 @@ test('a slow directory fetch does not hold a cycle: the last good directory is u
   }
 });
 
-test('volumes count the directory\'s IPs only: a machine registered since the last cycle is read again at once, an address no machine holds is never interned', async () => {
+test("volumes count the directory's IPs only: a machine registered since the last cycle is read again at once, an address no machine holds is never interned", async () => {
   const { ipIndex } = await import('../../src/net/ipindex.js');
   const now = DateTime.now();
   const bucket = now.setZone('UTC+9').startOf('hour').toFormat('yyyy-MM-dd HH:mm:ss');
@@ -349,7 +414,9 @@ test('volumes count the directory\'s IPs only: a machine registered since the la
     { ip: '172.22.207.5', time: bucket, input: 2_000_000_000, output: 30 }, // the machine registered below
     { ip: '10.66.0.1', time: bucket, input: 5000, output: 50 }, // no machine, ever
   ]);
-  const s = new Sources(configFor({ ldap: 'refresh = 0', state: mkdtempSync(join(tmpdir(), 'rq-state-')) }), new MemoryLogger(), { persist: false });
+  const s = new Sources(configFor({ ldap: 'refresh = 0', state: mkdtempSync(join(tmpdir(), 'rq-state-')) }), new MemoryLogger(), {
+    persist: false,
+  });
   const reset = now.startOf('day');
   const newDn = `host=pc-new,${MACHINES_BASE}`;
   let added = false;
@@ -368,7 +435,7 @@ test('volumes count the directory\'s IPs only: a machine registered since the la
     assert.ok(d2.directory.machines.some((m) => m.dn === newDn));
     assert.equal(u2.usage.byIp.get('172.22.207.5'), undefined);
     const c2 = await s.completeUsage(u2, d2.directory, t2, reset);
-    assert.deepEqual(c2.usage.byIp.get('172.22.207.5'), { down: 2_000_000_000, up: 30 }, 'the new machine\'s volume, in the same cycle');
+    assert.deepEqual(c2.usage.byIp.get('172.22.207.5'), { down: 2_000_000_000, up: 30 }, "the new machine's volume, in the same cycle");
     assert.equal(c2.usage.byIp.get('10.66.0.1'), undefined);
     assert.equal(ipIndex.peek('10.66.0.1'), undefined, 'never interned');
     // the next cycle: nothing new, no second read

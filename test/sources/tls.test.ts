@@ -39,21 +39,32 @@ zone: User
 
 function configFor(url: string, ldap = ''): Config {
   // LdapSource never touches MySQL: the [database] part only has to parse.
-  return parseConfig(sandboxConf({ ldapUrl: url, db: { host: '127.0.0.1', port: 9, user: 'none', password: 'none' }, dir, ldap }), 'tls.conf');
+  return parseConfig(
+    sandboxConf({ ldapUrl: url, db: { host: '127.0.0.1', port: 9, user: 'none', password: 'none' }, dir, ldap }),
+    'tls.conf',
+  );
 }
 
 const fetchWith = (url: string, ldap = ''): ReturnType<LdapSource['fetch']> => new LdapSource(configFor(url, ldap)).fetch();
 
 function assertDirectory(d: Awaited<ReturnType<LdapSource['fetch']>>): void {
-  assert.deepEqual(d.owners.map((o) => o.uid), ['jdupont']);
-  assert.deepEqual(d.machines.map((m) => [m.host, m.owner, m.ips4]), [['pc-jdupont', 'jdupont', ['172.22.200.3']]]);
+  assert.deepEqual(
+    d.owners.map((o) => o.uid),
+    ['jdupont'],
+  );
+  assert.deepEqual(
+    d.machines.map((m) => [m.host, m.owner, m.ips4]),
+    [['pc-jdupont', 'jdupont', ['172.22.200.3']]],
+  );
 }
 
-const unavailable = (re: RegExp) => (e: unknown): boolean => {
-  assert.ok(e instanceof SourceUnavailableError, `expected a SourceUnavailableError, got ${String(e)}`);
-  assert.match(e.message, re);
-  return true;
-};
+const unavailable =
+  (re: RegExp) =>
+  (e: unknown): boolean => {
+    assert.ok(e instanceof SourceUnavailableError, `expected a SourceUnavailableError, got ${String(e)}`);
+    assert.match(e.message, re);
+    return true;
+  };
 
 /**
  * A TCP forwarder listening on `host` (port picked by the kernel) to 127.0.0.1:`targetPort`,
@@ -165,7 +176,10 @@ test('ldaps:// to an IP address the certificate is not for: refused (host name v
   // 127.0.0.2 reaches the same slapd through a forwarder; the certificate is for 127.0.0.1 / localhost.
   const t = await tap('127.0.0.2', tls.tlsPort!);
   try {
-    await assert.rejects(fetchWith(`ldaps://127.0.0.2:${t.port}`, `caFile = ${tls.caFile}`), unavailable(/127\.0\.0\.2.*(cert|altnames)|altnames.*127\.0\.0\.2/i));
+    await assert.rejects(
+      fetchWith(`ldaps://127.0.0.2:${t.port}`, `caFile = ${tls.caFile}`),
+      unavailable(/127\.0\.0\.2.*(cert|altnames)|altnames.*127\.0\.0\.2/i),
+    );
     assert.ok(t.sent().length > 0, 'the forwarder was used');
   } finally {
     await t.close();
@@ -181,7 +195,10 @@ test('ldaps:// and StartTLS to a DNS name the certificate is not for: refused (h
   }
   const mismatch = new RegExp(`${name.replace(/\./g, '\\.')}.*(cert|altnames)|altnames`, 'i');
   await assert.rejects(fetchWith(`ldaps://${name}:${tls.tlsPort}`, `caFile = ${tls.caFile}`), unavailable(mismatch));
-  await assert.rejects(fetchWith(`ldap://${name}:${tls.port}`, `starttls = 1\ncaFile = ${tls.caFile}`), (e) => unavailable(/StartTLS .* failed/)(e) && unavailable(mismatch)(e));
+  await assert.rejects(
+    fetchWith(`ldap://${name}:${tls.port}`, `starttls = 1\ncaFile = ${tls.caFile}`),
+    (e) => unavailable(/StartTLS .* failed/)(e) && unavailable(mismatch)(e),
+  );
 });
 
 test('StartTLS (ldap:// + starttls + caFile): works, and nothing but the StartTLS request goes in clear', async () => {
@@ -189,7 +206,12 @@ test('StartTLS (ldap:// + starttls + caFile): works, and nothing but the StartTL
   assertDirectory(await fetchWith(`ldap://localhost:${tls.port}`, `starttls = 1\ncaFile = ${tls.caFile}`));
   const t = await tap('127.0.0.1', tls.port);
   try {
-    assertDirectory(await fetchWith(`ldap://127.0.0.1:${t.port}`, `starttls = 1\ncaFile = ${tls.caFile}\nuser = ${tls.rootDn}\npassword = ${tls.rootPassword}`));
+    assertDirectory(
+      await fetchWith(
+        `ldap://127.0.0.1:${t.port}`,
+        `starttls = 1\ncaFile = ${tls.caFile}\nuser = ${tls.rootDn}\npassword = ${tls.rootPassword}`,
+      ),
+    );
     const sent = t.sent();
     assert.equal(sent.length, 3, 'one connection per search (people, organisations, machines)');
     for (const bytes of sent) {
@@ -211,7 +233,10 @@ test('StartTLS without caFile: the certificate is refused', async () => {
 test('StartTLS to an IP address the certificate is not for: refused (host name verification after StartTLS)', async () => {
   const t = await tap('127.0.0.2', tls.port);
   try {
-    await assert.rejects(fetchWith(`ldap://127.0.0.2:${t.port}`, `starttls = 1\ncaFile = ${tls.caFile}`), unavailable(/StartTLS .* failed .*(127\.0\.0\.2|altnames)/i));
+    await assert.rejects(
+      fetchWith(`ldap://127.0.0.2:${t.port}`, `starttls = 1\ncaFile = ${tls.caFile}`),
+      unavailable(/StartTLS .* failed .*(127\.0\.0\.2|altnames)/i),
+    );
     assert.ok(t.sent().length > 0, 'the forwarder was used');
   } finally {
     await t.close();
@@ -222,7 +247,10 @@ test('StartTLS against a server without TLS: refused, no plaintext fallback (no 
   const t = await tap('127.0.0.1', plain.port);
   try {
     const started = Date.now();
-    const res = await fetchWith(`ldap://127.0.0.1:${t.port}`, `starttls = 1\nuser = ${plain.rootDn}\npassword = ${plain.rootPassword}`).then(
+    const res = await fetchWith(
+      `ldap://127.0.0.1:${t.port}`,
+      `starttls = 1\nuser = ${plain.rootDn}\npassword = ${plain.rootPassword}`,
+    ).then(
       (d) => ({ ok: true as const, d }),
       (e: unknown) => ({ ok: false as const, e }),
     );
@@ -236,7 +264,11 @@ test('StartTLS against a server without TLS: refused, no plaintext fallback (no 
       assert.equal(rest.length, 0, 'nothing but LDAP messages, all of them parsed');
       assert.equal(ops[0], OP.extended, 'the StartTLS request comes first');
       const allowed: number[] = [OP.extended, OP.unbind];
-      assert.deepEqual(ops.filter((op) => !allowed.includes(op)), [], 'only StartTLS and unbind in clear: no bind, no search');
+      assert.deepEqual(
+        ops.filter((op) => !allowed.includes(op)),
+        [],
+        'only StartTLS and unbind in clear: no bind, no search',
+      );
       assert.ok(!bytes.includes(plain.rootPassword), 'the bind password never sent');
     }
   } finally {

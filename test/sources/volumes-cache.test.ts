@@ -11,7 +11,8 @@ import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
 import { parseIp } from '../../src/net/ip.js';
-import { BOUNDARY_SQL, VolumeSource } from '../../src/sources/volumes.js';
+import { VolumeSource } from '../../src/sources/volumes.js';
+import { BOUNDARY_SQL } from '../../src/sources/volumes-sql.js';
 import { volumesQuery } from '../../sandbox/volumes-reference.js';
 import type { Usage, Volume } from '../../src/sources/types.js';
 import { ipIndex } from '../../src/net/ipindex.js';
@@ -22,7 +23,15 @@ let dir: string;
 let ref: mysql.Connection;
 
 function configFor(database = ''): Config {
-  return parseConfig(sandboxConf({ ldapUrl: 'ldap://127.0.0.1:1', db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir, database }), 'x.conf');
+  return parseConfig(
+    sandboxConf({
+      ldapUrl: 'ldap://127.0.0.1:1',
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      database,
+    }),
+    'x.conf',
+  );
 }
 
 /** The original fetch: volumesQuery (GROUP BY ip in SQL) per table, summed per canonical IP. */
@@ -80,7 +89,6 @@ function assertDense(u: Usage, what: string): void {
   assert.equal(sum(u.dense.down) + sum(u.dense.up), total, `${what}: no other bytes`);
 }
 
-
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-volcache-'));
   db = await startMariadb({ timezone: ZONE });
@@ -113,8 +121,14 @@ test('cached volumes equal the whole-day query: random hours, rows added between
     assert.ok(first.byIp.size >= 5, `${first.byIp.size} IPs`);
     assert.deepEqual(first.byIp, await reference(config, reset));
     assert.deepEqual((await uncached.fetch(reset, t)).byIp, await reference(plain, reset), 'closedRefresh = 0 too');
-    assert.ok(log.of('warn').some((w) => /NULL or negative/.test(w)), log.of('warn').join('\n'));
-    assert.ok(log.of('warn').some((w) => /"300\.1\.2\.3" \(octet above 255\)/.test(w)), log.of('warn').join('\n'));
+    assert.ok(
+      log.of('warn').some((w) => /NULL or negative/.test(w)),
+      log.of('warn').join('\n'),
+    );
+    assert.ok(
+      log.of('warn').some((w) => /"300\.1\.2\.3" \(octet above 255\)/.test(w)),
+      log.of('warn').join('\n'),
+    );
 
     // rows flushed into the open hours (the previous one until HH:15, the current one, one ahead) between fetches are seen at once
     const [[open]] = (await ref.query({ sql: BOUNDARY_SQL, rowsAsArray: true }))[0] as [[string]];
@@ -127,7 +141,9 @@ test('cached volumes equal the whole-day query: random hours, rows added between
     }
 
     // a row written late into an older bucket waits for the closed refresh
-    await db.query(`INSERT INTO netacct.traffic (ip, time, input, output) VALUES ('172.22.250.250', '${bucketOf(h0 - 5 * H)}', 123456, 654)`);
+    await db.query(
+      `INSERT INTO netacct.traffic (ip, time, input, output) VALUES ('172.22.250.250', '${bucketOf(h0 - 5 * H)}', 123456, 654)`,
+    );
     const stale = await cached.fetch(reset, new Date(t.getTime() + 60_000));
     assert.equal(stale.byIp.get('172.22.250.250'), undefined, 'closed buckets are cached');
     const refreshed = await cached.fetch(reset, new Date(t.getTime() + 16 * 60_000));
@@ -175,8 +191,16 @@ test('any boundary B: before the reset, advancing by one or several hours, going
     // B moved on by one hour since: a late row two hours back is not re-read until the refresh
     stepped.b = bucketOf(h0 + 13 * H);
     await db.query(`INSERT INTO netacct.traffic (ip, time, input, output) VALUES ('172.22.250.251', '${bucketOf(h0 + 10 * H)}', 42, 24)`);
-    assert.equal((await v.fetch(reset, new Date(now.getTime() + 200_000))).byIp.get('172.22.250.251'), undefined, 'an hour turning reads only the hour that closed');
-    assert.deepEqual((await v.fetch(reset, new Date(now.getTime() - 1000))).byIp.get('172.22.250.251'), { down: 42, up: 24 }, 'a clock going back re-reads everything');
+    assert.equal(
+      (await v.fetch(reset, new Date(now.getTime() + 200_000))).byIp.get('172.22.250.251'),
+      undefined,
+      'an hour turning reads only the hour that closed',
+    );
+    assert.deepEqual(
+      (await v.fetch(reset, new Date(now.getTime() - 1000))).byIp.get('172.22.250.251'),
+      { down: 42, up: 24 },
+      'a clock going back re-reads everything',
+    );
   } finally {
     await v.close();
   }

@@ -38,7 +38,16 @@ const heapMB = (): number => {
 };
 
 function configFor(database = ''): Config {
-  return parseConfig(sandboxConf({ ldapUrl: 'ldap://127.0.0.1:1', db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir, database, timezone: 'UTC' }), 'x.conf');
+  return parseConfig(
+    sandboxConf({
+      ldapUrl: 'ldap://127.0.0.1:1',
+      db: { host: db.host, port: db.port, user: db.user, password: db.password },
+      dir,
+      database,
+      timezone: 'UTC',
+    }),
+    'x.conf',
+  );
 }
 
 /** The whole-day GROUP BY query, summed per canonical IP, restricted to `only`. */
@@ -66,7 +75,14 @@ function directoryOf(n: number, from = 0): Directory {
   for (let i = from; i < from + n; i++) {
     const uid = `u${String(i).padStart(5, '0')}`;
     owners.push({ uid, dn: `uid=${uid},ou=people`, kind: 'person', endInternet: null, coupure: false, ban: [], cotiz: [] });
-    machines.push({ dn: `host=pc${i},ou=machines`, host: `pc${i}`, owner: uid, active: true, ips4: [`172.22.${i >> 8}.${i & 255}`], ips6: [`2001:db8:d000::${(i + 1).toString(16)}`] });
+    machines.push({
+      dn: `host=pc${i},ou=machines`,
+      host: `pc${i}`,
+      owner: uid,
+      active: true,
+      ips4: [`172.22.${i >> 8}.${i & 255}`],
+      ips6: [`2001:db8:d000::${(i + 1).toString(16)}`],
+    });
   }
   return { owners, machines, skipped: [], fetchedAt: new Date().toISOString() };
 }
@@ -84,7 +100,10 @@ async function insertRows(ips: readonly string[], hours: readonly string[], perI
       (ip.includes(':') ? v6 : v4).push(row);
     }
   }
-  for (const [table, rows] of [['traffic', v4], ['traffic6', v6]] as const) {
+  for (const [table, rows] of [
+    ['traffic', v4],
+    ['traffic6', v6],
+  ] as const) {
     for (let i = 0; i < rows.length; i += 5000) {
       await db.query(`INSERT INTO netacct.${table} (ip, time, input, output) VALUES ${rows.slice(i, i + 5000).join(', ')}`);
     }
@@ -139,7 +158,9 @@ test('50 000 rows of addresses no machine holds do not grow the IP index; direct
     const ms = performance.now() - t0;
     const size1 = ipIndex.size;
     const heap1 = heapMB();
-    console.log(`# fetch of ${held.size * 3 + 600 + STRANGERS.length} rows (${STRANGERS.length} of addresses no machine holds): ${ms.toFixed(0)} ms; ipIndex ${size0} -> ${size1} entries; heap ${heap0.toFixed(1)} -> ${heap1.toFixed(1)} MB`);
+    console.log(
+      `# fetch of ${held.size * 3 + 600 + STRANGERS.length} rows (${STRANGERS.length} of addresses no machine holds): ${ms.toFixed(0)} ms; ipIndex ${size0} -> ${size1} entries; heap ${heap0.toFixed(1)} -> ${heap1.toFixed(1)} MB`,
+    );
     assert.equal(size1, size0, 'not one address of the rows no machine holds was interned');
     for (const ip of STRANGERS.slice(0, 2000)) assert.equal(ipIndex.peek(ip), undefined, ip);
     assert.deepEqual(u1.byIp, await reference(config, yesterday, ipsOf(morning)), 'the directory IPs: exact');
@@ -150,7 +171,9 @@ test('50 000 rows of addresses no machine holds do not grow the IP index; direct
     const unfiltered = new VolumeSource(config, new MemoryLogger());
     try {
       await unfiltered.fetch(yesterday, new Date(h0));
-      console.log(`# the same rows without the directory filter (the behaviour before): ipIndex ${size1} -> ${ipIndex.size} entries; heap ${heapMB().toFixed(1)} MB`);
+      console.log(
+        `# the same rows without the directory filter (the behaviour before): ipIndex ${size1} -> ${ipIndex.size} entries; heap ${heapMB().toFixed(1)} MB`,
+      );
       assert.ok(ipIndex.size >= size1 + STRANGERS.length, 'without the filter the strangers are interned');
     } finally {
       await unfiltered.close();
@@ -168,7 +191,9 @@ test('50 000 rows of addresses no machine holds do not grow the IP index; direct
     assert.equal(ipIndex.generation, gen + 1, 'rebuilt at the reset');
     assert.equal(ipIndex.size, held.size, `only the ${held.size} directory IPs (${ipIndex.size})`);
     assert.deepEqual(new Set(ipIndex.table()), held);
-    console.log(`# after the daily reset: ipIndex ${ipIndex.size} entries (the directory's ${held.size} IPs); heap ${heapMB().toFixed(1)} MB`);
+    console.log(
+      `# after the daily reset: ipIndex ${ipIndex.size} entries (the directory's ${held.size} IPs); heap ${heapMB().toFixed(1)} MB`,
+    );
     assert.deepEqual(u3.byIp, await reference(config, today, held), 'volumes since the new reset: exact');
     assert.equal(u3.dense!.generation, ipIndex.generation);
     // a Usage of the old generation still reads its own IPs (its id table was kept)

@@ -42,7 +42,10 @@ test('campus: entries look like the real directory', () => {
   assert.match(m.ipHostNumber, /^\d{1,3}\.\d{1,3}$/);
   assert.equal(m.ip, `172.22.${m.ipHostNumber}`);
   assert.match(m.mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
-  assert.deepEqual(campus.ipsOf(p.uid), campus.machinesOf(p.uid).map((x) => x.ip));
+  assert.deepEqual(
+    campus.ipsOf(p.uid),
+    campus.machinesOf(p.uid).map((x) => x.ip),
+  );
   assert.ok(campus.machines.some((x) => x.zones.includes('Inactive')));
   assert.ok(campus.machines.every((x) => x.zones[0] === 'Brest' && ['User', 'Inactive'].includes(x.zones[1] ?? '')));
   assert.ok(campus.orgs.length === 5 && campus.orgs.every((g) => g.dn.endsWith(',ou=organisations,dc=maisel,dc=enst-bretagne,dc=fr')));

@@ -26,8 +26,12 @@ test('check --json on conf/qos.conf prints exactly one object of the contract sh
   const j = JSON.parse(lines[0]!);
   assert.deepEqual(Object.keys(j).sort(), ['groups', 'rates', 'rule']);
   assert.deepEqual(j.groups, [
-    { group: 0, limitBytes: 1250000000 }, { group: 1, limitBytes: 3250000000 }, { group: 2, limitBytes: 6450000000 },
-    { group: 3, limitBytes: 11570000000 }, { group: 4, limitBytes: 19762000000 }, { group: 5, limitBytes: null },
+    { group: 0, limitBytes: 1250000000 },
+    { group: 1, limitBytes: 3250000000 },
+    { group: 2, limitBytes: 6450000000 },
+    { group: 3, limitBytes: 11570000000 },
+    { group: 4, limitBytes: 19762000000 },
+    { group: 5, limitBytes: null },
   ]);
   assert.equal(j.rule, 'rule1');
   assert.deepEqual(j.rates, { down: { totalBps: 160000000 }, up: { totalBps: 160000000 } });

@@ -20,7 +20,13 @@ function problems(text: string, opts: { mode?: number; uid?: number; processUid?
   assert.fail('expected a ConfigError');
 }
 
-function one(text: string, section: string, key: string | null, re: RegExp, opts: { mode?: number; uid?: number; processUid?: number } = {}): ConfigProblem {
+function one(
+  text: string,
+  section: string,
+  key: string | null,
+  re: RegExp,
+  opts: { mode?: number; uid?: number; processUid?: number } = {},
+): ConfigProblem {
   const ps = problems(text, opts);
   const hit = ps.find((p) => p.section === section && p.key === key && re.test(p.message));
   assert.ok(hit, `no problem [${section}] ${key} ~ ${re} in:\n${ps.map((p) => JSON.stringify(p)).join('\n')}`);
@@ -94,7 +100,10 @@ test('finding 10: a password in plaintext draws a warning; [database] tls settin
 
   // MySQL: a password over TCP to a non-loopback host without TLS
   const db = parseConfig(minimalConf({ database: 'password = s3cret' }), 'q');
-  assert.ok(db.warnings.some((x) => /\[database\] password.*plaintext/.test(x)), db.warnings.join('\n'));
+  assert.ok(
+    db.warnings.some((x) => /\[database\] password.*plaintext/.test(x)),
+    db.warnings.join('\n'),
+  );
   assert.equal(db.database.tls, false);
   assert.equal(db.database.caFile, null);
   for (const ok of ['host = 127.0.0.1', 'host = localhost:3307', 'host = [::1]', 'socket = /run/mysqld/mysqld.sock', 'tls = 1']) {

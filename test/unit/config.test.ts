@@ -107,15 +107,28 @@ test('validation error classes', () => {
 });
 
 test('rate rules: a missing field, an empty window and overlapping windows are errors', () => {
-  one(minimalConf({ ratesrules: 'rule1From = 20:00\nrule1To = 4:00\nrule1Up = 160Mbit\nrule1Down = 160Mbit\nrule1GlobalUp = 0' }),
-    'ratesrules', 'rule1GlobalDown', /is missing/);
-  one(minimalConf({ ratesrules: 'rule1From = 20:00\nrule1To = 20:00\nrule1Up = 0\nrule1Down = 0\nrule1GlobalUp = 0\nrule1GlobalDown = 0' }),
-    'ratesrules', 'rule1To', /empty/);
-  const overlap = 'rule1From = 20:00\nrule1To = 4:00\nrule1Up = 0\nrule1Down = 0\nrule1GlobalUp = 0\nrule1GlobalDown = 0\n' +
+  one(
+    minimalConf({ ratesrules: 'rule1From = 20:00\nrule1To = 4:00\nrule1Up = 160Mbit\nrule1Down = 160Mbit\nrule1GlobalUp = 0' }),
+    'ratesrules',
+    'rule1GlobalDown',
+    /is missing/,
+  );
+  one(
+    minimalConf({ ratesrules: 'rule1From = 20:00\nrule1To = 20:00\nrule1Up = 0\nrule1Down = 0\nrule1GlobalUp = 0\nrule1GlobalDown = 0' }),
+    'ratesrules',
+    'rule1To',
+    /empty/,
+  );
+  const overlap =
+    'rule1From = 20:00\nrule1To = 4:00\nrule1Up = 0\nrule1Down = 0\nrule1GlobalUp = 0\nrule1GlobalDown = 0\n' +
     'rule2From = 3:00\nrule2To = 6:00\nrule2Up = 0\nrule2Down = 0\nrule2GlobalUp = 0\nrule2GlobalDown = 0';
   one(minimalConf({ ratesrules: overlap }), 'ratesrules', 'rule2From', /overlaps rule1/);
-  one(minimalConf({ ratesrules: 'rule1From = 20:00\nrule1To = 4:00\nrule1Up = 160\nrule1Down = 0\nrule1GlobalUp = 0\nrule1GlobalDown = 0' }),
-    'ratesrules', 'rule1Up', /no unit/);
+  one(
+    minimalConf({ ratesrules: 'rule1From = 20:00\nrule1To = 4:00\nrule1Up = 160\nrule1Down = 0\nrule1GlobalUp = 0\nrule1GlobalDown = 0' }),
+    'ratesrules',
+    'rule1Up',
+    /no unit/,
+  );
   // Adjacent windows do not overlap.
   const adjacent = overlap.replace('rule2From = 3:00', 'rule2From = 4:00');
   assert.equal(parseConfig(minimalConf({ ratesrules: adjacent }), 'q').rateRules.length, 2);
@@ -124,9 +137,18 @@ test('rate rules: a missing field, an empty window and overlapping windows are e
 test('unknown keys, unknown sections and duplicates are warnings, not errors', () => {
   const c = parseConfig(minimalConf({ qos: 'colour = blue\ngroups = 6\ngroups = 5', extra: '[mystery]\na = 1' }), 'qos.conf');
   assert.equal(c.qos.groups, 5);
-  assert.ok(c.warnings.some((w) => /\[qos\] colour: unknown key/.test(w)), c.warnings.join('\n'));
-  assert.ok(c.warnings.some((w) => /\[mystery\]: unknown section/.test(w)), c.warnings.join('\n'));
-  assert.ok(c.warnings.some((w) => /\[qos\] groups: appears twice/.test(w)), c.warnings.join('\n'));
+  assert.ok(
+    c.warnings.some((w) => /\[qos\] colour: unknown key/.test(w)),
+    c.warnings.join('\n'),
+  );
+  assert.ok(
+    c.warnings.some((w) => /\[mystery\]: unknown section/.test(w)),
+    c.warnings.join('\n'),
+  );
+  assert.ok(
+    c.warnings.some((w) => /\[qos\] groups: appears twice/.test(w)),
+    c.warnings.join('\n'),
+  );
 });
 
 test('a password in a file readable by others is refused, with the fix', () => {
@@ -159,12 +181,68 @@ test('docs/CONFIG.md documents every key of the schema', () => {
 
 test('portal6 / portalBan6: [IPv6]:port, canonical; anything else is an error naming the key', () => {
   const c = parseConfig(minimalConf({ firewall: 'portal6 = [2001:DB8:0:0::5]:8080\nportalBan6 = [2001:db8::6]:80' }), 'qos.conf');
-  assert.deepEqual([c.firewall.portal6, c.firewall.portalBan6], [{ ip: '2001:db8::5', port: 8080 }, { ip: '2001:db8::6', port: 80 }]);
+  assert.deepEqual(
+    [c.firewall.portal6, c.firewall.portalBan6],
+    [
+      { ip: '2001:db8::5', port: 8080 },
+      { ip: '2001:db8::6', port: 80 },
+    ],
+  );
   assert.deepEqual([c.firewall.portal, parseConfig(minimalConf(), 'q').firewall.portal6], [null, null], 'off by default');
-  for (const bad of ['2001:db8::5:80', '[2001:db8::5]', '[2001:db8::5]:0', '[2001:db8::5]:65536', '[172.22.199.5]:80', '[::ffff:1.2.3.4]:80', '[ff02::1]:80', '[::1]:80', '[2001:db8::5%eth0]:80', ' [2001:db8::5]:80x']) {
+  for (const bad of [
+    '2001:db8::5:80',
+    '[2001:db8::5]',
+    '[2001:db8::5]:0',
+    '[2001:db8::5]:65536',
+    '[172.22.199.5]:80',
+    '[::ffff:1.2.3.4]:80',
+    '[ff02::1]:80',
+    '[::1]:80',
+    '[2001:db8::5%eth0]:80',
+    ' [2001:db8::5]:80x',
+  ]) {
     one(minimalConf({ firewall: `portal6 = ${bad}` }), 'firewall', 'portal6', /expected an IPv6 address in brackets/);
   }
   one(minimalConf({ firewall: 'portalBan6 = [fe80::1]:80' }), 'firewall', 'portalBan6', /link-local/);
   one(minimalConf({ firewall: 'v6Enabled = 0\nportal6 = [2001:db8::5]:80' }), 'firewall', 'portal6', /IPv6 is off/);
   one(minimalConf({ firewall: 'portal = [2001:db8::5]:80' }), 'firewall', 'portal', /an IPv6 portal goes in portal6/);
+});
+
+test('a reload keeps every restart-only key (from the schema) at its running value and applies the live ones', async () => {
+  const { withRunningRestartKeys, restartOnlyChanges } = await import('../../src/config/config.js');
+  const { KEYS } = await import('../../src/config/schema.js');
+  const running = parseConfig(minimalConf({ qos: 'groups = 6\nclassifier = classify\nleaf = pfifo', path: 'log = /var/log/a' }), 'q', {
+    hostname: 'gw1',
+  });
+  const next = parseConfig(
+    minimalConf({
+      qos: 'groups = 4\nclassifier = fw\nleaf = sfq\nsetPrefix = zz_\nmarkDown = 3000\nclassRateFactor = 0.5',
+      firewall: 'netns = other',
+      path: 'log = /var/log/b',
+      extra: '[site]\nname = elsewhere',
+    })
+      .replace('eth_int = int0', 'eth_int = int9')
+      .replace('down = 100Mbit', 'down = 80Mbit'),
+    'q',
+    { hostname: 'gw1' },
+  );
+  const changed = restartOnlyChanges(running, next);
+  assert.ok(changed.length >= 8, changed.join(', '));
+  const applied = withRunningRestartKeys(running, next);
+  for (const spec of KEYS) {
+    if (spec.live) continue;
+    const id = `${spec.section}.${spec.key.toLowerCase()}`;
+    assert.equal(applied.raw[id], running.raw[id], `[${spec.section}] ${spec.key} keeps its running value`);
+  }
+  assert.deepEqual(
+    [applied.qos.groups, applied.qos.classifier, applied.qos.leaf, applied.qos.setPrefix, applied.qos.markDown],
+    [6, 'classify', 'pfifo', 'qos_', 1000],
+  );
+  assert.deepEqual(
+    [applied.firewall.ethInt, applied.firewall.netns, applied.paths.log, applied.site.name],
+    ['int0', '', '/var/log/a', 'gw1'],
+  );
+  assert.equal(applied.qos.factor, 0.5, 'a live key takes the new value');
+  assert.equal(applied.rates['down'], 80_000_000);
+  assert.deepEqual(restartOnlyChanges(running, applied), []);
 });

@@ -16,10 +16,19 @@ function entry(dn: string, attrs: Record<string, string[]>): RawEntry {
 }
 const person = (uid: string): RawEntry => entry(`uid=${uid},${PEOPLE}`, { uid: [uid], endInternet: ['20300101000000Z'] });
 const machine = (name: string, uid: string, v4: string[], v6: string[] = []): RawEntry =>
-  entry(`host=${name},${HOSTS}`, { host: [name], uidProprio: [`uid=${uid},${PEOPLE}`], ipHostNumber: v4, ipv6HostNumber: v6, zone: ['User'] });
+  entry(`host=${name},${HOSTS}`, {
+    host: [name],
+    uidProprio: [`uid=${uid},${PEOPLE}`],
+    ipHostNumber: v4,
+    ipv6HostNumber: v6,
+    zone: ['User'],
+  });
 
 function options(max?: number): BuildOptions {
-  const config = parseConfig(minimalConf({ ldap: max === undefined ? '' : `maxIpsPerMachine = ${max}`, firewall: 'area6Prefix = 2001:db8:d' }), 'x.conf');
+  const config = parseConfig(
+    minimalConf({ ldap: max === undefined ? '' : `maxIpsPerMachine = ${max}`, firewall: 'area6Prefix = 2001:db8:d' }),
+    'x.conf',
+  );
   return { ldap: config.ldap, firewall: config.firewall, fetchedAt: '2026-01-01T00:00:00.000Z' };
 }
 
@@ -30,7 +39,8 @@ test('40 000 IP values on one entry (and the same 40 000 claimed by another owne
   const values = suffixes(40_000);
   // each value twice on the entry: the duplicate check runs 80 000 times
   const raw = {
-    people: [person('aaa'), person('zzz')], orgas: [],
+    people: [person('aaa'), person('zzz')],
+    orgas: [],
     hosts: [machine('big', 'aaa', [...values, ...values]), machine('thief', 'zzz', values.slice().reverse())],
   };
   const t0 = performance.now();
@@ -52,20 +62,26 @@ test(`the default cap is ${DEFAULT_MAX_IPS_PER_MACHINE}: at the cap a machine ke
   assert.equal(options().ldap.maxIpsPerMachine, DEFAULT_MAX_IPS_PER_MACHINE);
   const at = suffixes(DEFAULT_MAX_IPS_PER_MACHINE - 2);
   const over = suffixes(DEFAULT_MAX_IPS_PER_MACHINE, 1000);
-  const d = buildDirectory({
-    people: [person('alice'), person('mallory')], orgas: [],
-    hosts: [
-      machine('ok', 'alice', at, ['200::1', '200::2']),
-      machine('huge', 'mallory', over, ['300::1']),
-    ],
-  }, options());
+  const d = buildDirectory(
+    {
+      people: [person('alice'), person('mallory')],
+      orgas: [],
+      hosts: [machine('ok', 'alice', at, ['200::1', '200::2']), machine('huge', 'mallory', over, ['300::1'])],
+    },
+    options(),
+  );
   const ok = d.machines.find((m) => m.host === 'ok')!;
   assert.equal(ok.ips4.length + ok.ips6.length, DEFAULT_MAX_IPS_PER_MACHINE);
   const huge = d.machines.find((m) => m.host === 'huge')!;
   assert.deepEqual([huge.ips4, huge.ips6], [[], []], 'none of its IPs is used');
   const why = d.skipped.filter((s) => s.dn === `host=huge,${HOSTS}`);
   assert.equal(why.length, 1, JSON.stringify(why));
-  assert.match(why[0]!.reason, new RegExp(`^${DEFAULT_MAX_IPS_PER_MACHINE + 1} IP values \\(ipHostNumber: ${DEFAULT_MAX_IPS_PER_MACHINE}, ipv6HostNumber: 1\\), more than \\[ldap\\] maxIpsPerMachine = ${DEFAULT_MAX_IPS_PER_MACHINE}`));
+  assert.match(
+    why[0]!.reason,
+    new RegExp(
+      `^${DEFAULT_MAX_IPS_PER_MACHINE + 1} IP values \\(ipHostNumber: ${DEFAULT_MAX_IPS_PER_MACHINE}, ipv6HostNumber: 1\\), more than \\[ldap\\] maxIpsPerMachine = ${DEFAULT_MAX_IPS_PER_MACHINE}`,
+    ),
+  );
   assert.equal(d.skipped.filter((s) => s.dn.startsWith('host=ok')).length, 0);
 });
 

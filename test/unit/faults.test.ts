@@ -22,7 +22,9 @@ test('unhandled rejection: logged, the process goes on; uncaught exception: logg
     }, 50);
   `;
   const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-    execFile(process.execPath, ['--input-type=module', '-e', code], (err, stdout) => resolve({ code: err ? (err.code as number) : 0, stdout }));
+    execFile(process.execPath, ['--input-type=module', '-e', code], (err, stdout) =>
+      resolve({ code: err ? (err.code as number) : 0, stdout }),
+    );
   });
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines[0], 'error unhandled rejection (a bug; the daemon goes on): TypeError: lost promise');

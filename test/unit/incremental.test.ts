@@ -10,21 +10,10 @@ import { Planner, firewallValidUntil } from '../../src/plan/incremental.js';
 import type { Directory, Machine, Owner, Usage, Volume } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 import { ipIndex } from '../../src/net/ipindex.js';
+import { prng } from '../../sandbox/campus.js';
 
 const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
 const MB = 1_000_000;
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function campus(n: number, endOf: (i: number) => number | null = () => Date.UTC(2030, 0, 1)): Directory {
   const owners: Owner[] = [];
@@ -35,8 +24,12 @@ function campus(n: number, endOf: (i: number) => number | null = () => Date.UTC(
     for (let m = 0; m < 1 + (i % 3); m++) {
       const k = i * 3 + m;
       machines.push({
-        dn: `host=${uid}-${m}`, host: `${uid}-${m}`, owner: uid, active: i % 11 !== 5,
-        ips4: [`172.22.${Math.floor(k / 250)}.${(k % 250) + 1}`], ips6: m === 0 && i % 4 === 0 ? [`2001:db8::${k.toString(16)}`] : [],
+        dn: `host=${uid}-${m}`,
+        host: `${uid}-${m}`,
+        owner: uid,
+        active: i % 11 !== 5,
+        ips4: [`172.22.${Math.floor(k / 250)}.${(k % 250) + 1}`],
+        ips6: m === 0 && i % 4 === 0 ? [`2001:db8::${k.toString(16)}`] : [],
       });
     }
   }
@@ -57,13 +50,18 @@ function denseUsageOf(m: Map<string, Volume>): Usage {
   }
   return { ...usageOf(m), dense: { down, up, generation: ipIndex.generation } };
 }
-const config = (qos = ''): Config => parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${qos}`, firewall: 'area6Prefix = 2001:db8::' }), 'q');
+const config = (qos = ''): Config =>
+  parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${qos}`, firewall: 'area6Prefix = 2001:db8::' }), 'q');
 
 /** Everything a plan decides, as plain data (member sets sorted). */
 function view(d: Desired): unknown {
   return {
     users: d.users.map((u) => ({ uid: u.uid, ips: u.ips, down: u.down, up: u.up })),
-    classes: d.classes, totals: d.totals, limits: d.limits, rule: d.rule, ipCount: d.ipCount,
+    classes: d.classes,
+    totals: d.totals,
+    limits: d.limits,
+    rule: d.rule,
+    ipCount: d.ipCount,
     sets: d.sets.map((s) => ({ name: s.name, members: [...s.members].sort() })),
     firewall: d.firewall && { allow4: [...d.firewall.allow4].sort(), allow6: [...d.firewall.allow6].sort(), refused: d.firewall.refused },
   };
@@ -76,9 +74,10 @@ test('incremental plans equal plans from scratch, and each delta turns the previ
     const c = config(qos);
     const d = campus(300);
     const ips = allIps(d);
-    const random = rng(7);
+    const random = prng(7);
     const volumes = new Map<string, Volume>();
-    for (const ip of ips) if (random() < 0.5) volumes.set(ip, { down: Math.floor(random() * 3000) * MB, up: Math.floor(random() * 1500) * MB });
+    for (const ip of ips)
+      if (random() < 0.5) volumes.set(ip, { down: Math.floor(random() * 3000) * MB, up: Math.floor(random() * 1500) * MB });
     const planner = new Planner();
     let prev = planner.plan(c, d, usageOf(new Map(volumes)), at, at);
     assert.equal(prev.delta, null, 'the first plan is computed from scratch');
@@ -110,7 +109,8 @@ test('incremental plans equal plans from scratch, and each delta turns the previ
           s.add(ip);
         }
       }
-      for (const set of next.sets) assert.deepEqual([...before.get(set.name)!].sort(), [...set.members].sort(), `${set.name} after the delta`);
+      for (const set of next.sets)
+        assert.deepEqual([...before.get(set.name)!].sort(), [...set.members].sort(), `${set.name} after the delta`);
       moves += next.delta.moved.down + next.delta.moved.up;
       prev = next;
     }
@@ -147,7 +147,9 @@ test('with dense volumes a cycle never builds the ip -> bytes Map (the source bu
     get byIp(): ReadonlyMap<string, Volume> {
       throw new Error('byIp read');
     },
-    dense: dense.dense, resetAt: dense.resetAt, fetchedAt: dense.fetchedAt,
+    dense: dense.dense,
+    resetAt: dense.resetAt,
+    fetchedAt: dense.fetchedAt,
   };
   const next = planner.plan(c, d, lazy, at.plus({ seconds: 10 }), at);
   assert.deepEqual(view(next), view(planDesired(c, d, dense, at.plus({ seconds: 10 }), at)));
@@ -183,7 +185,8 @@ test('a plan from scratch is a snapshot: later incremental plans do not change i
   const vols = new Map(allIps(d).map((ip) => [ip, { down: 9000 * MB, up: 9000 * MB }] as const));
   const next = planner.plan(c, d, usageOf(vols), at.plus({ seconds: 10 }), at);
   assert.ok(next.delta && next.delta.moved.down > 0, 'users moved');
-  for (const s of first.sets) assert.deepEqual([...s.members].sort(), [...frozen.get(s.name)!].sort(), `${s.name} of the first plan unchanged`);
+  for (const s of first.sets)
+    assert.deepEqual([...s.members].sort(), [...frozen.get(s.name)!].sort(), `${s.name} of the first plan unchanged`);
 });
 
 test('a rebuild of the IP index (the daily reset) plans from scratch: ids of the old generation are never summed', () => {
@@ -200,7 +203,24 @@ test('a rebuild of the IP index (the daily reset) plans from scratch: ids of the
   const next = planner.plan(c, d, after, at.plus({ seconds: 20 }), at);
   assert.equal(next.delta, null, 'from scratch after the rebuild');
   assert.deepEqual(view(next), view(planDesired(c, d, after, at.plus({ seconds: 20 }), at)));
-  const again = planner.plan(c, d, denseUsageOf(new Map([...vols].map(([ip, v]) => [ip, { down: v.down + 20 * MB, up: v.up }]))), at.plus({ seconds: 30 }), at);
+  const again = planner.plan(
+    c,
+    d,
+    denseUsageOf(new Map([...vols].map(([ip, v]) => [ip, { down: v.down + 20 * MB, up: v.up }]))),
+    at.plus({ seconds: 30 }),
+    at,
+  );
   assert.ok(again.delta, 'then incremental again, with the new ids');
-  assert.deepEqual(view(again), view(planDesired(c, d, usageOf(new Map([...vols].map(([ip, v]) => [ip, { down: v.down + 20 * MB, up: v.up }]))), at.plus({ seconds: 30 }), at)));
+  assert.deepEqual(
+    view(again),
+    view(
+      planDesired(
+        c,
+        d,
+        usageOf(new Map([...vols].map(([ip, v]) => [ip, { down: v.down + 20 * MB, up: v.up }]))),
+        at.plus({ seconds: 30 }),
+        at,
+      ),
+    ),
+  );
 });

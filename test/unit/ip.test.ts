@@ -74,7 +74,7 @@ test('sortIps orders exactly like compareIp', async () => {
   const { sortIps } = await import('../../src/net/ip.js');
   const ips = ['10.0.0.1', '172.22.9.1', '2001:db8::10', '172.22.10.1', '9.255.0.1', '2001:db8::2', 'fe80::1', '172.22.10.0', '1.2.3.4'];
   for (let i = 0; i < 20; i++) {
-    const shuffled = [...ips].sort(() => (((i * 7919) % 13) - 6));
+    const shuffled = [...ips].sort(() => ((i * 7919) % 13) - 6);
     assert.deepEqual(sortIps([...shuffled]), [...shuffled].sort(compareIp));
   }
 });
@@ -98,8 +98,10 @@ test('joinIpv4: the fast path for X.Y suffixes gives what the full parse of pref
 
 test('networkMatcher: CIDR membership for canonical IPs of either family', () => {
   const inside = networkMatcher(['172.22.192.0/19', '10.0.0.0/8', '2001:660:7302:d000::/52', '203.0.113.7/32']);
-  for (const ip of ['172.22.192.1', '172.22.223.255', '10.255.0.1', '203.0.113.7', '2001:660:7302:d000::1', '2001:660:7302:dfff:ffff::1']) assert.equal(inside(ip), true, ip);
-  for (const ip of ['172.22.191.255', '172.22.224.0', '11.0.0.1', '203.0.113.8', '2001:660:7302:e000::1', 'fe80::1', '255.255.255.254']) assert.equal(inside(ip), false, ip);
+  for (const ip of ['172.22.192.1', '172.22.223.255', '10.255.0.1', '203.0.113.7', '2001:660:7302:d000::1', '2001:660:7302:dfff:ffff::1'])
+    assert.equal(inside(ip), true, ip);
+  for (const ip of ['172.22.191.255', '172.22.224.0', '11.0.0.1', '203.0.113.8', '2001:660:7302:e000::1', 'fe80::1', '255.255.255.254'])
+    assert.equal(inside(ip), false, ip);
   assert.equal(networkMatcher(['0.0.0.0/0'])('8.8.8.8'), true);
   assert.equal(networkMatcher(['0.0.0.0/0'])('2001:db8::1'), false, 'an IPv6 address is never inside an IPv4 network');
   assert.equal(networkMatcher([])('172.22.0.1'), false);

@@ -14,7 +14,16 @@ import type { Directory, Owner, Usage } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 
 const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
-const owner = (uid: string, extra: Partial<Owner> = {}): Owner => ({ uid, dn: `uid=${uid},ou=people`, kind: 'person', endInternet: Date.UTC(2030, 0, 1), coupure: false, ban: [], cotiz: [], ...extra });
+const owner = (uid: string, extra: Partial<Owner> = {}): Owner => ({
+  uid,
+  dn: `uid=${uid},ou=people`,
+  kind: 'person',
+  endInternet: Date.UTC(2030, 0, 1),
+  coupure: false,
+  ban: [],
+  cotiz: [],
+  ...extra,
+});
 
 function dir(): Directory {
   return {
@@ -24,11 +33,16 @@ function dir(): Directory {
       { dn: 'host=b', host: 'b', owner: 'bob', active: true, ips4: ['172.22.201.1'], ips6: [] },
       { dn: 'host=c', host: 'c', owner: 'carol', active: true, ips4: ['172.22.202.1'], ips6: [] },
     ],
-    skipped: [], fetchedAt: at.toISO()!,
+    skipped: [],
+    fetchedAt: at.toISO()!,
   };
 }
 
-const usage = (bobDown: number): Usage => ({ byIp: new Map([['172.22.201.1', { down: bobDown, up: 0 }]]), resetAt: at.toISO()!, fetchedAt: at.toISO()! });
+const usage = (bobDown: number): Usage => ({
+  byIp: new Map([['172.22.201.1', { down: bobDown, up: 0 }]]),
+  resetAt: at.toISO()!,
+  fetchedAt: at.toISO()!,
+});
 const config = (extra: { qos?: string; firewall?: string } = {}): Config =>
   parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${extra.qos ?? ''}`, firewall: extra.firewall ?? '' }), 'q');
 
@@ -37,21 +51,43 @@ const empty: KernelActual = { sets: new Map(), tables: new Map(), tc: new Map() 
 /** What the kernel would hold after applying `kd` (a fake read-back). */
 function applied(c: Config, bobDown: number): KernelActual {
   const kd = buildKernelDesired(c, planDesired(c, dir(), usage(bobDown), at, at));
-  const sets = new Map<string, ActualSet>(kd.sets.map((s) => [s.name, { family: s.family, maxelem: 65536, members: new Set(s.members), count: s.members.size }]));
+  const sets = new Map<string, ActualSet>(
+    kd.sets.map((s) => [s.name, { family: s.family, maxelem: 65536, members: new Set(s.members), count: s.members.size }]),
+  );
   const tables = new Map<string, TableState>();
   for (const t of kd.tables) {
-    const dump = [`*${t.table}`, ...t.chains.map((ch) => `:${ch.name} - [0:0]`),
+    const dump = [
+      `*${t.table}`,
+      ...t.chains.map((ch) => `:${ch.name} - [0:0]`),
       ...t.hooks.map((h) => `-A ${h.builtin} ${h.args.join(' ')}`),
-      ...t.chains.flatMap((ch) => ch.rules.map((r) => `-A ${ch.name} ${r.join(' ')}`)), 'COMMIT'].join('\n');
-    tables.set(tableKey(t.family, t.table), parseTable(dump, t.table, (n) => n.startsWith('RESELQOS-')));
+      ...t.chains.flatMap((ch) => ch.rules.map((r) => `-A ${ch.name} ${r.join(' ')}`)),
+      'COMMIT',
+    ].join('\n');
+    tables.set(
+      tableKey(t.family, t.table),
+      parseTable(dump, t.table, (n) => n.startsWith('RESELQOS-')),
+    );
   }
   const tc = new Map<string, TcState>();
   for (const d of kd.tc) {
     tc.set(d.dev, {
       dev: d.dev,
-      qdiscs: [{ kind: 'htb', handle: '1:', parent: null, options: { default: '0x2' } },
-        ...d.classes.flatMap((cl) => (cl.leaf ? [{ kind: cl.leaf.qdisc[0]!, handle: cl.leaf.handle, parent: cl.classid, options: {} }] : []))],
-      classes: d.classes.map((cl) => ({ kind: 'htb', classid: cl.classid, parent: cl.parent === '1:' ? null : cl.parent, leaf: cl.leaf?.handle ?? null, rateBps: cl.rateBps, ceilBps: cl.ceilBps, exact: true, ...(cl.quantum !== null ? { quantum: cl.quantum } : {}) })),
+      qdiscs: [
+        { kind: 'htb', handle: '1:', parent: null, options: { default: '0x2' } },
+        ...d.classes.flatMap((cl) =>
+          cl.leaf ? [{ kind: cl.leaf.qdisc[0]!, handle: cl.leaf.handle, parent: cl.classid, options: {} }] : [],
+        ),
+      ],
+      classes: d.classes.map((cl) => ({
+        kind: 'htb',
+        classid: cl.classid,
+        parent: cl.parent === '1:' ? null : cl.parent,
+        leaf: cl.leaf?.handle ?? null,
+        rateBps: cl.rateBps,
+        ceilBps: cl.ceilBps,
+        exact: true,
+        ...(cl.quantum !== null ? { quantum: cl.quantum } : {}),
+      })),
       filters: [],
     });
   }
@@ -66,11 +102,23 @@ test('from an empty kernel: every set created, chains and hooks written, the tc 
   assert.equal(plan.sets.filter((s) => s.create).length, 26);
   assert.match(b.ipset!, /^create qos_d0 hash:ip family inet hashsize 1024 maxelem 65536 -exist\nadd qos_d0 172\.22\.200\.3 -exist\n/);
   assert.match(b.iptables[4]!, /\*mangle\n:RESELQOS-down - \[0:0\]/);
-  assert.match(b.iptables[4]!, /-A RESELQOS-down -m set --match-set qos_d0 dst -m comment --comment reselqos:down:0:[A-Za-z0-9_-]{12} -j CLASSIFY --set-class 0001:0010/);
+  assert.match(
+    b.iptables[4]!,
+    /-A RESELQOS-down -m set --match-set qos_d0 dst -m comment --comment reselqos:down:0:[A-Za-z0-9_-]{12} -j CLASSIFY --set-class 0001:0010/,
+  );
   assert.match(b.iptables[4]!, /-I POSTROUTING 1 -o int0 -m comment --comment reselqos:hook:[A-Za-z0-9_-]{12} -j RESELQOS-down/);
-  assert.match(b.iptables[4]!, /\*filter\n[\s\S]*-A RESELQOS-fwout -m set --match-set qos_allow src -m comment --comment reselqos:allowed:[A-Za-z0-9_-]{12} -j RETURN/);
-  assert.match(b.iptables[4]!, /-A RESELQOS-fwout -s 172\.22\.0\.0\/16 -p tcp -m comment --comment reselqos:refused:[A-Za-z0-9_-]{12} -j REJECT --reject-with tcp-reset/);
-  assert.match(b.tc!, /^qdisc replace dev int0 root handle 1: htb default 2 r2q 10\nqdisc replace dev ext0 root handle 1: htb default 2 r2q 10\nclass add dev int0 parent 1: classid 1:1 htb rate 100000000bit ceil 100000000bit\n/);
+  assert.match(
+    b.iptables[4]!,
+    /\*filter\n[\s\S]*-A RESELQOS-fwout -m set --match-set qos_allow src -m comment --comment reselqos:allowed:[A-Za-z0-9_-]{12} -j RETURN/,
+  );
+  assert.match(
+    b.iptables[4]!,
+    /-A RESELQOS-fwout -s 172\.22\.0\.0\/16 -p tcp -m comment --comment reselqos:refused:[A-Za-z0-9_-]{12} -j REJECT --reject-with tcp-reset/,
+  );
+  assert.match(
+    b.tc!,
+    /^qdisc replace dev int0 root handle 1: htb default 2 r2q 10\nqdisc replace dev ext0 root handle 1: htb default 2 r2q 10\nclass add dev int0 parent 1: classid 1:1 htb rate 100000000bit ceil 100000000bit\n/,
+  );
   assert.match(b.tc!, /qdisc add dev int0 parent 1:10 handle 110: pfifo limit 1000/);
   assert.equal(b.destroy, null);
 });
@@ -88,9 +136,18 @@ test('a user moving group: one del and one add per IP, tc class change only', ()
   const c = config();
   const kd = buildKernelDesired(c, planDesired(c, dir(), usage(4e9), at, at)); // bob: 4 GB, down group 2
   const plan = diffKernel(kd, applied(c, 0), { sweep: true });
-  assert.deepEqual(plan.sets.map((s) => [s.name, s.add, s.del]), [['qos_d0', [], ['172.22.201.1']], ['qos_d2', ['172.22.201.1'], []]]);
-  assert.equal(renderPlan(plan).ipset, 'create qos_d0 hash:ip family inet hashsize 1024 maxelem 65536 -exist\ndel qos_d0 172.22.201.1 -exist\n' +
-    'create qos_d2 hash:ip family inet hashsize 1024 maxelem 65536 -exist\nadd qos_d2 172.22.201.1 -exist\n');
+  assert.deepEqual(
+    plan.sets.map((s) => [s.name, s.add, s.del]),
+    [
+      ['qos_d0', [], ['172.22.201.1']],
+      ['qos_d2', ['172.22.201.1'], []],
+    ],
+  );
+  assert.equal(
+    renderPlan(plan).ipset,
+    'create qos_d0 hash:ip family inet hashsize 1024 maxelem 65536 -exist\ndel qos_d0 172.22.201.1 -exist\n' +
+      'create qos_d2 hash:ip family inet hashsize 1024 maxelem 65536 -exist\nadd qos_d2 172.22.201.1 -exist\n',
+  );
   assert.ok(plan.tc.length > 0 && plan.tc.every((op) => op.kind === 'class' && op.verb === 'change'));
   assert.equal(countPlan(plan).iptables, 0);
 });
@@ -103,7 +160,10 @@ test('a set too small for the directory is rebuilt through a temporary set and s
   sets.set('qos_d0', { ...sets.get('qos_d0')!, maxelem: 2 });
   const plan = diffKernel(kd, { ...small, sets }, { sweep: true });
   assert.equal(plan.sets.length, 1);
-  assert.match(renderPlan(plan).ipset!, /create qos_d0-tmp hash:ip family inet hashsize 1024 maxelem 65536 -exist\nflush qos_d0-tmp\nadd qos_d0-tmp [\d.]+ -exist\n(add qos_d0-tmp [\d.]+ -exist\n)*swap qos_d0-tmp qos_d0\ndestroy qos_d0-tmp\n$/);
+  assert.match(
+    renderPlan(plan).ipset!,
+    /create qos_d0-tmp hash:ip family inet hashsize 1024 maxelem 65536 -exist\nflush qos_d0-tmp\nadd qos_d0-tmp [\d.]+ -exist\n(add qos_d0-tmp [\d.]+ -exist\n)*swap qos_d0-tmp qos_d0\ndestroy qos_d0-tmp\n$/,
+  );
 });
 
 test('duplicate and stale hooks are removed; leftovers only with sweep', () => {
@@ -112,11 +172,18 @@ test('duplicate and stale hooks are removed; leftovers only with sweep', () => {
   const a = applied(c, 0);
   const tables = new Map(a.tables);
   const mangle = tables.get('4:mangle')!;
-  tables.set('4:mangle', { chains: new Map([...mangle.chains, ['RESELQOS-old', []]]), hooks: [...mangle.hooks, mangle.hooks[0]!, '-A POSTROUTING -o eth9 -j RESELQOS-old'] });
+  tables.set('4:mangle', {
+    chains: new Map([...mangle.chains, ['RESELQOS-old', []]]),
+    hooks: [...mangle.hooks, mangle.hooks[0]!, '-A POSTROUTING -o eth9 -j RESELQOS-old'],
+  });
   const sets = new Map(a.sets);
   sets.set('qos_d9', { family: 'inet', maxelem: 65536, members: new Set(), count: 0 });
   const noSweep = diffKernel(kd, { ...a, tables, sets }, { sweep: false });
-  assert.deepEqual(noSweep.iptables[4].map((o) => o.kind), ['hook-del'], 'only the duplicate goes before the first complete sync');
+  assert.deepEqual(
+    noSweep.iptables[4].map((o) => o.kind),
+    ['hook-del'],
+    'only the duplicate goes before the first complete sync',
+  );
   assert.deepEqual(noSweep.destroy, []);
   const sweep = diffKernel(kd, { ...a, tables, sets }, { sweep: true });
   assert.deepEqual(sweep.iptables[4].map((o) => o.kind).sort(), ['chain-del', 'hook-del', 'hook-del']);
@@ -128,7 +195,10 @@ test('classifier fw: MARK rules and one fw filter per group', () => {
   const c = config({ qos: 'classifier = fw' });
   const kd = buildKernelDesired(c, planDesired(c, dir(), usage(0), at, at));
   const b = renderPlan(diffKernel(kd, empty, { sweep: false }));
-  assert.match(b.iptables[4]!, /-A RESELQOS-up -m set --match-set qos_u3 src -m comment --comment reselqos:up:3:[A-Za-z0-9_-]{12} -j MARK --set-xmark 0x7d3\/0xffffffff/);
+  assert.match(
+    b.iptables[4]!,
+    /-A RESELQOS-up -m set --match-set qos_u3 src -m comment --comment reselqos:up:3:[A-Za-z0-9_-]{12} -j MARK --set-xmark 0x7d3\/0xffffffff/,
+  );
   assert.match(b.tc!, /filter add dev ext0 parent 1: protocol all prio 1 handle 0x7d3 fw classid 1:13/);
   assert.match(b.tc!, /filter add dev int0 parent 1: protocol all prio 1 handle 0x3e8 fw classid 1:10/);
 });
@@ -159,16 +229,24 @@ test('rule identity: a read-back spelled otherwise (same stamped comment and tar
   assert.equal(rulesChanged(base), 0);
   const respell = (f: (line: string) => string): KernelActual => ({
     ...base,
-    tables: new Map([...base.tables].map(([k, m]) => [k, { hooks: m.hooks, chains: new Map([...m.chains].map(([n, rules]) => [n, rules.map(f)])) }])),
+    tables: new Map(
+      [...base.tables].map(([k, m]) => [k, { hooks: m.hooks, chains: new Map([...m.chains].map(([n, rules]) => [n, rules.map(f)])) }]),
+    ),
   });
   // Another iptables version printing the mark as the legacy tools read it in: same rule.
   const other = respell((l) => l.replace(/--set-xmark 0x([0-9a-f]+)\/0xffffffff/, (_m, h: string) => `--set-mark ${parseInt(h, 16)}`));
-  assert.ok([...other.tables.values()].some((m) => [...m.chains.values()].flat().some((l) => /--set-mark \d+/.test(l))), 'the read-back was respelled');
+  assert.ok(
+    [...other.tables.values()].some((m) => [...m.chains.values()].flat().some((l) => /--set-mark \d+/.test(l))),
+    'the read-back was respelled',
+  );
   assert.equal(rulesChanged(other), 0, 'no rewrite for a spelling difference');
   // An outside edit turning our refusal into an accept, comment kept: the chain is rewritten.
   const opened = respell((l) => (/reselqos:refused:/.test(l) ? l.replace(/-j REJECT.*$|-j DROP$/, '-j ACCEPT') : l));
   const p1 = diffKernel(kd, opened, { sweep: true });
-  assert.ok(p1.iptables[4].some((op) => op.kind === 'chain' && op.chain === 'RESELQOS-fwout'), 'verdict change repaired');
+  assert.ok(
+    p1.iptables[4].some((op) => op.kind === 'chain' && op.chain === 'RESELQOS-fwout'),
+    'verdict change repaired',
+  );
   // A rule of an older version (comment without a hash): rewritten once.
   const old = respell((l) => l.replace(/(reselqos:[a-z]+:?[0-9]*):[A-Za-z0-9_-]{12}/, '$1'));
   assert.ok(rulesChanged(old) > 0);

@@ -41,7 +41,11 @@ test('a holder killed with SIGKILL leaves nothing behind that blocks the next on
     const path = join(dir, 'reselqos.lock');
     const code = `import { takeLock } from ${JSON.stringify(pidfileJs)}; await takeLock(${JSON.stringify(path)}, 'daemon'); console.log('held'); setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => { if (c.toString().includes('held')) resolve(); }));
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (c: Buffer) => {
+        if (c.toString().includes('held')) resolve();
+      }),
+    );
     await assert.rejects(takeLock(path, 'run --once'), (e: unknown) => e instanceof AlreadyRunningError && e.pid === child.pid);
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));

@@ -11,7 +11,9 @@ test('a registered secret never reaches the log file; lines carry a timestamp wi
     registerSecret('hunter2-bind-pw');
     const log = createLogger({ level: 'info', dir });
     log.error('ldap: bind as cn=qos failed with password hunter2-bind-pw', { password: 'hunter2-bind-pw' });
-    log.debug(() => { throw new Error('debug closures are not evaluated at info level'); });
+    log.debug(() => {
+      throw new Error('debug closures are not evaluated at info level');
+    });
     await log.close();
     const text = readFileSync(join(dir, 'reselqos.log'), 'utf8');
     assert.doesNotMatch(text, /hunter2-bind-pw/);

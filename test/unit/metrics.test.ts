@@ -42,7 +42,7 @@ test('monotonic counters: increases between reads, a re-created class continues 
   const d = m.update(s(3500, 2), 2000)[0]!;
   assert.equal(d.bytes, 2500);
   assert.equal(d.drops, 2);
-  assert.equal(d.bps, 2500 * 8 / 2);
+  assert.equal(d.bps, (2500 * 8) / 2);
   // the class was deleted and added again: the kernel starts from 0
   const r = m.update(s(400, 0), 3000)[0]!;
   assert.equal(r.bytes, 400, 'counts what the new class sent, never a negative step');
@@ -59,15 +59,36 @@ test('history keeps one hour', () => {
 });
 
 const desired = (users: { uid: string; down: [number, number]; up: [number, number] }[]): Desired => ({
-  at: '', rule: null, resetAt: '', totals: { down: 1e8, up: 1e8 }, limits: [1000, 2600],
+  at: '',
+  rule: null,
+  resetAt: '',
+  totals: { down: 1e8, up: 1e8 },
+  limits: [1000, 2600],
   users: users.map((u) => ({ uid: u.uid, ips: [], down: { bytes: u.down[0], group: u.down[1] }, up: { bytes: u.up[0], group: u.up[1] } })),
-  classes: (['down', 'up'] as const).flatMap((direction) => [0, 1, 2].map((group) => ({ direction, group, users: 1, rateBps: 1000 * (group + 1), ceilBps: 1e8 }))),
-  sets: [], skipped: [], firewall: null, ipCount: { inet: 0, inet6: 0 }, version: {}, delta: null,
+  classes: (['down', 'up'] as const).flatMap((direction) =>
+    [0, 1, 2].map((group) => ({ direction, group, users: 1, rateBps: 1000 * (group + 1), ceilBps: 1e8 })),
+  ),
+  sets: [],
+  skipped: [],
+  firewall: null,
+  ipCount: { inet: 0, inet6: 0 },
+  version: {},
+  delta: null,
 });
 
 test('published rows: people_data per user and way, classes with limit, tc index and active users; only changes after the first write', () => {
-  const dn = new Map([['alice', 'uid=alice,ou=people'], ['bob', 'uid=bob,ou=people']]);
-  const a = publishedRows('s1', desired([{ uid: 'alice', down: [1500, 1], up: [0, 0] }, { uid: 'bob', down: [10, 0], up: [5, 0] }]), dn);
+  const dn = new Map([
+    ['alice', 'uid=alice,ou=people'],
+    ['bob', 'uid=bob,ou=people'],
+  ]);
+  const a = publishedRows(
+    's1',
+    desired([
+      { uid: 'alice', down: [1500, 1], up: [0, 0] },
+      { uid: 'bob', down: [10, 0], up: [5, 0] },
+    ]),
+    dn,
+  );
   assert.deepEqual(a.people.get('alice\0down'), ['s1', 'uid=alice,ou=people', 'alice', 'down', 1, 1500]);
   assert.deepEqual(a.classes.get('down\x001'), ['s1', 1, 'down', 0x11, 2600, 2000, 1e8, 1, 1]);
   assert.deepEqual(a.classes.get('up\x002'), ['s1', 2, 'up', 0x12, null, 3000, 1e8, 1, 0]);
@@ -87,7 +108,10 @@ test('next rate rule: the next start after now, the rule in force excluded', () 
     { name: 'rule2', index: 2, from: 20 * 60, to: 4 * 60, globalUp: 0, globalDown: 0, up: 0, down: 1 },
   ];
   const at = (h: number) => DateTime.fromISO(`2026-11-22T${String(h).padStart(2, '0')}:30`, { zone: 'UTC' });
-  assert.deepEqual({ ...nextRule(rules, at(9)), startsAt: nextRule(rules, at(9))!.startsAt.toISO() }, { rule: 'rule2', startsAt: '2026-11-22T20:00:00.000Z' });
+  assert.deepEqual(
+    { ...nextRule(rules, at(9)), startsAt: nextRule(rules, at(9))!.startsAt.toISO() },
+    { rule: 'rule2', startsAt: '2026-11-22T20:00:00.000Z' },
+  );
   assert.equal(nextRule(rules, at(21))!.startsAt.toISO(), '2026-11-23T08:00:00.000Z');
   assert.equal(nextRule(rules, at(19))!.rule, 'rule2');
   assert.equal(nextRule([], at(1)), null);
@@ -107,32 +131,59 @@ test('[metrics], [publish], [site]: defaults, a public listen needs a token, pub
   assert.equal(off.site.name, 'brest');
   const v6 = parseConfig(minimalConf({ extra: '[metrics]\nlisten = [::]:9100\ntoken = t0k' }), 'q');
   assert.deepEqual(v6.metrics.listen, { host: '::', port: 9100 });
-  const other = parseConfig(minimalConf({ extra: '[publish]\nenabled = 1\nhost = web.example.org:3310\nuser = site\npassword = x\ndb = campus' }), 'q');
-  assert.deepEqual([other.publish.host, other.publish.port, other.publish.user, other.publish.db], ['web.example.org', 3310, 'site', 'campus']);
+  const other = parseConfig(
+    minimalConf({ extra: '[publish]\nenabled = 1\nhost = web.example.org:3310\nuser = site\npassword = x\ndb = campus' }),
+    'q',
+  );
+  assert.deepEqual(
+    [other.publish.host, other.publish.port, other.publish.user, other.publish.db],
+    ['web.example.org', 3310, 'site', 'campus'],
+  );
   for (const [extra, re] of [
     ['[metrics]\nlisten = 0.0.0.0:9721', /\[metrics\] listen: 0\.0\.0\.0 is not a loopback address: set \[metrics\] token/],
     ['[metrics]\nlisten = localhost:9721', /\[metrics\] listen: expected an IP address and port/],
     ['[metrics]\nlisten = 127.0.0.1:70000', /\[metrics\] listen: expected an IP address and port/],
     ['[publish]\ndb = qos-x', /\[publish\] db: expected an SQL identifier/],
   ] as const) {
-    assert.throws(() => parseConfig(minimalConf({ extra }), 'q'), (e: unknown) => e instanceof ConfigError && re.test(e.message), extra);
+    assert.throws(
+      () => parseConfig(minimalConf({ extra }), 'q'),
+      (e: unknown) => e instanceof ConfigError && re.test(e.message),
+      extra,
+    );
   }
 });
 
 test('people_data changes: only users whose object changed (incremental plans), removals and DN changes after a new directory', () => {
-  const dn = new Map([['alice', 'uid=alice,ou=p'], ['bob', 'uid=bob,ou=p']]);
-  const a = desired([{ uid: 'alice', down: [1500, 1], up: [0, 0] }, { uid: 'bob', down: [10, 0], up: [5, 0] }]);
+  const dn = new Map([
+    ['alice', 'uid=alice,ou=p'],
+    ['bob', 'uid=bob,ou=p'],
+  ]);
+  const a = desired([
+    { uid: 'alice', down: [1500, 1], up: [0, 0] },
+    { uid: 'bob', down: [10, 0], up: [5, 0] },
+  ]);
   assert.equal(peopleChanges('s', null, { users: a.users, dnOf: dn }).upsert.length, 4, 'first write: every row');
   // an incremental plan: bob's object kept, alice's replaced with a new download volume
   const users = [{ ...a.users[0]!, down: { bytes: 1600, group: 1 } }, a.users[1]!];
   const ch = peopleChanges('s', { users: a.users, dnOf: dn }, { users, dnOf: dn });
   assert.deepEqual(ch, { upsert: [['s', 'uid=alice,ou=p', 'alice', 'down', 1, 1600]], remove: [] });
   // a new directory: bob gone, carol new, alice's DN changed
-  const dn2 = new Map([['alice', 'uid=alice,ou=q'], ['carol', 'uid=carol,ou=p']]);
+  const dn2 = new Map([
+    ['alice', 'uid=alice,ou=q'],
+    ['carol', 'uid=carol,ou=p'],
+  ]);
   const users2 = [users[0]!, { uid: 'carol', ips: [], down: { bytes: 0, group: 0 }, up: { bytes: 0, group: 0 } }];
   const ch2 = peopleChanges('s', { users, dnOf: dn }, { users: users2, dnOf: dn2 });
-  assert.deepEqual(ch2.upsert.map((r) => `${r[2]} ${r[3]} ${r[1]}`).sort(), ['alice down uid=alice,ou=q', 'alice up uid=alice,ou=q', 'carol down uid=carol,ou=p', 'carol up uid=carol,ou=p']);
-  assert.deepEqual(ch2.remove, [['bob', 'down'], ['bob', 'up']]);
+  assert.deepEqual(ch2.upsert.map((r) => `${r[2]} ${r[3]} ${r[1]}`).sort(), [
+    'alice down uid=alice,ou=q',
+    'alice up uid=alice,ou=q',
+    'carol down uid=carol,ou=p',
+    'carol up uid=carol,ou=p',
+  ]);
+  assert.deepEqual(ch2.remove, [
+    ['bob', 'down'],
+    ['bob', 'up'],
+  ]);
   assert.deepEqual(peopleChanges('s', { users: users2, dnOf: dn2 }, { users: users2, dnOf: dn2 }), { upsert: [], remove: [] });
 });
 
@@ -141,9 +192,23 @@ test('docs/grafana/reselqos.json uses only metric names the daemon exports; the 
   const { readFileSync } = await import('node:fs');
   const m = new Metrics();
   const names = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
-  for (const n of ['reselqos_users', 'reselqos_class_rate_bps', 'reselqos_class_ceil_bps', 'reselqos_class_sent_bytes_total', 'reselqos_class_dropped_packets_total',
-    'reselqos_class_overlimits_total', 'reselqos_cycle_duration_seconds', 'reselqos_cycles_total', 'reselqos_moves_total', 'reselqos_source_up',
-    'reselqos_allowed_machines', 'reselqos_refused_machines', 'reselqos_rate_rule_active', 'reselqos_last_cycle_timestamp_seconds']) assert.ok(names.has(n), n);
+  for (const n of [
+    'reselqos_users',
+    'reselqos_class_rate_bps',
+    'reselqos_class_ceil_bps',
+    'reselqos_class_sent_bytes_total',
+    'reselqos_class_dropped_packets_total',
+    'reselqos_class_overlimits_total',
+    'reselqos_cycle_duration_seconds',
+    'reselqos_cycles_total',
+    'reselqos_moves_total',
+    'reselqos_source_up',
+    'reselqos_allowed_machines',
+    'reselqos_refused_machines',
+    'reselqos_rate_rule_active',
+    'reselqos_last_cycle_timestamp_seconds',
+  ])
+    assert.ok(names.has(n), n);
   const dash = readFileSync(new URL('../../../docs/grafana/reselqos.json', import.meta.url), 'utf8');
   const used = new Set([...dash.matchAll(/reselqos_[a-z_]+/g)].map((x) => x[0].replace(/_bucket$/, '')));
   assert.ok(used.size >= 12, [...used].join(' '));

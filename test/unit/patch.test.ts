@@ -8,17 +8,7 @@ import { parseConfig } from '../../src/config/config.js';
 import { buildDirectory, buildDirectoryState, type BuildOptions, type RawDirectory, type RawEntry } from '../../src/sources/directory.js';
 import { DirectoryPatcher } from '../../src/sources/patch.js';
 import { minimalConf } from './fixtures.js';
-
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../sandbox/campus.js';
 
 const PEOPLE = 'ou=people,dc=x';
 const ORGAS = 'ou=organisations,dc=x';
@@ -63,7 +53,7 @@ test('random modifications: a patch that settled everything equals a full build 
   let settledRounds = 0;
   let undecidedRounds = 0;
   for (const seed of [1, 2, 3, 4, 5, 6]) {
-    const r = rng(seed);
+    const r = prng(seed);
     const w: World = { people: new Map(), orgas: new Map(), hosts: new Map() };
     const N = 40;
     const IPS = 120; // few enough that IP collisions happen
@@ -118,8 +108,16 @@ test('random modifications: a patch that settled everything equals a full build 
       settledRounds++;
       const got = res.directory;
       assert.deepEqual(
-        { owners: got.owners, machines: got.machines, skipped: [...got.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)) },
-        { owners: full.owners, machines: full.machines, skipped: [...full.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)) },
+        {
+          owners: got.owners,
+          machines: got.machines,
+          skipped: [...got.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)),
+        },
+        {
+          owners: full.owners,
+          machines: full.machines,
+          skipped: [...full.skipped].sort((x, y) => (x.dn + x.reason < y.dn + y.reason ? -1 : 1)),
+        },
         `seed ${seed} round ${round}`,
       );
     }

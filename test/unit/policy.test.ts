@@ -9,7 +9,10 @@ const MB = 1e6;
 
 test("the spec's default thresholds: 1250, 3250, 6450, 11570, 19762 MB", () => {
   const limits = thresholds({ groups: 6, base: 1250 * MB, parameter: 1.6 });
-  assert.deepEqual(limits, [1250, 3250, 6450, 11570, 19762].map((x) => x * MB));
+  assert.deepEqual(
+    limits,
+    [1250, 3250, 6450, 11570, 19762].map((x) => x * MB),
+  );
 });
 
 test("the spec's per-user rate factors: 100/80/64/51/41/33 %", () => {
@@ -59,13 +62,19 @@ test('empty groups get the floor, the rest shares what is left, never above the 
 
 test('no user at all: groups are weighted as if each had one user', () => {
   const rates = classRates([0, 0, 0], { totalBps: 1000, factor: 0.5, floorBps: 1, defaultBps: 0, ceilShare: 1 });
-  assert.deepEqual(rates.map((r) => r.rateBps), [571, 285, 142]);
+  assert.deepEqual(
+    rates.map((r) => r.rateBps),
+    [571, 285, 142],
+  );
 });
 
 const rulesConf = (extra: string): string => minimalConf({ qos: 'timezone = Europe/Paris', ratesrules: extra });
 
 test('a rate rule window crossing midnight (20:00 to 4:00)', () => {
-  const config = parseConfig(rulesConf('rule1From = 20:00\nrule1To = 4:00\nrule1GlobalUp = 200Mbps\nrule1GlobalDown = 200Mbps\nrule1Up = 160Mbps\nrule1Down = 0'), 'qos.conf');
+  const config = parseConfig(
+    rulesConf('rule1From = 20:00\nrule1To = 4:00\nrule1GlobalUp = 200Mbps\nrule1GlobalDown = 200Mbps\nrule1Up = 160Mbps\nrule1Down = 0'),
+    'qos.conf',
+  );
   const at = (iso: string): DateTime => DateTime.fromISO(iso, { zone: 'Europe/Paris' });
   assert.equal(effectiveRates(config, at('2026-11-22T19:59')).rule, null);
   assert.equal(effectiveRates(config, at('2026-11-22T20:00')).rule, 'rule1');
@@ -84,9 +93,13 @@ test('a rate rule window crossing midnight (20:00 to 4:00)', () => {
 });
 
 test('rate rules on the DST change days (Europe/Paris)', () => {
-  const config = parseConfig(rulesConf(
-    'rule1From = 1:30\nrule1To = 3:30\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 50Mbit\nrule1Down = 50Mbit\n' +
-    'rule2From = 20:00\nrule2To = 1:00\nrule2GlobalUp = 0\nrule2GlobalDown = 0\nrule2Up = 160Mbit\nrule2Down = 160Mbit'), 'qos.conf');
+  const config = parseConfig(
+    rulesConf(
+      'rule1From = 1:30\nrule1To = 3:30\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 50Mbit\nrule1Down = 50Mbit\n' +
+        'rule2From = 20:00\nrule2To = 1:00\nrule2GlobalUp = 0\nrule2GlobalDown = 0\nrule2Up = 160Mbit\nrule2Down = 160Mbit',
+    ),
+    'qos.conf',
+  );
   // Spring forward 2026-03-29: 02:00 -> 03:00. 01:59 local is 00:59Z, 03:00 local is 01:00Z.
   const spring = (utc: string): string | null => effectiveRates(config, DateTime.fromISO(utc, { zone: 'UTC' })).rule;
   assert.equal(spring('2026-03-29T00:20Z'), null); // 01:20 CET

@@ -101,7 +101,13 @@ test('parseIpsetHeaders / readIpsetCounts', async () => {
     return { stdout: IPSET_LIST_T, stderr: '', code: 0 };
   };
   const counts = await readIpsetCounts(fake, ['qos_d0', 'v6qos_d0', 'qos_missing']);
-  assert.deepEqual([...counts], [['qos_d0', 2], ['v6qos_d0', 4]]);
+  assert.deepEqual(
+    [...counts],
+    [
+      ['qos_d0', 2],
+      ['v6qos_d0', 4],
+    ],
+  );
   assert.deepEqual(calls, [['ipset', 'list', '-t']]);
 });
 
@@ -153,12 +159,34 @@ test('parseIptablesSave / parseMangle', () => {
 test('splitIptablesArgs undoes iptables-save quoting', () => {
   const lines = parseIptablesSave(IPTABLES_SAVE).rules.get('qos_mark') ?? [];
   assert.deepEqual(splitIptablesArgs(lines[0] ?? ''), [
-    '-A', 'qos_mark', '-m', 'set', '--match-set', 'qos_d0', 'dst', '-m', 'comment', '--comment', 'grp d0: 5 Mbit/s',
-    '-j', 'MARK', '--set-xmark', '0x3e8/0xffffffff',
+    '-A',
+    'qos_mark',
+    '-m',
+    'set',
+    '--match-set',
+    'qos_d0',
+    'dst',
+    '-m',
+    'comment',
+    '--comment',
+    'grp d0: 5 Mbit/s',
+    '-j',
+    'MARK',
+    '--set-xmark',
+    '0x3e8/0xffffffff',
   ]);
   assert.equal(splitIptablesArgs(lines[1] ?? '')[10], 'x "quoted" y');
   assert.equal(splitIptablesArgs(lines[5] ?? '')[5], "it's a \\back");
-  assert.deepEqual(splitIptablesArgs('-A c -m comment --comment "" -j RETURN'), ['-A', 'c', '-m', 'comment', '--comment', '', '-j', 'RETURN']);
+  assert.deepEqual(splitIptablesArgs('-A c -m comment --comment "" -j RETURN'), [
+    '-A',
+    'c',
+    '-m',
+    'comment',
+    '--comment',
+    '',
+    '-j',
+    'RETURN',
+  ]);
   assert.equal(ruleTarget(lines[2] ?? ''), 'CLASSIFY');
   assert.equal(ruleTarget('-A FORWARD -g qos_x'), 'qos_x');
   assert.equal(ruleTarget('-A FORWARD -o int0'), undefined);
@@ -197,9 +225,46 @@ test('parseTcQdiscJson', () => {
 test('parseTcClassText (iproute2 6.1, -d)', () => {
   const c = parseTcClassText(TC_CLASS_TEXT_61);
   assert.deepEqual(c, [
-    { kind: 'htb', classid: '1:10', parent: '1:1', leaf: '10:', rateBps: 7_392_000, ceilBps: 7_392_000, exact: false, prio: 0, quantum: 1514, burst: 1598, cburst: 1598, level: 0 },
-    { kind: 'htb', classid: '1:1', parent: null, leaf: null, rateBps: 100_000_000, ceilBps: 100_000_000, exact: false, burst: 1600, cburst: 1600, level: 7 },
-    { kind: 'htb', classid: '1:20', parent: '1:1', leaf: null, rateBps: 992, ceilBps: 15_000, exact: false, prio: 0, quantum: 1000, burst: 1599, cburst: 15_360, level: 0 },
+    {
+      kind: 'htb',
+      classid: '1:10',
+      parent: '1:1',
+      leaf: '10:',
+      rateBps: 7_392_000,
+      ceilBps: 7_392_000,
+      exact: false,
+      prio: 0,
+      quantum: 1514,
+      burst: 1598,
+      cburst: 1598,
+      level: 0,
+    },
+    {
+      kind: 'htb',
+      classid: '1:1',
+      parent: null,
+      leaf: null,
+      rateBps: 100_000_000,
+      ceilBps: 100_000_000,
+      exact: false,
+      burst: 1600,
+      cburst: 1600,
+      level: 7,
+    },
+    {
+      kind: 'htb',
+      classid: '1:20',
+      parent: '1:1',
+      leaf: null,
+      rateBps: 992,
+      ceilBps: 15_000,
+      exact: false,
+      prio: 0,
+      quantum: 1000,
+      burst: 1599,
+      cburst: 15_360,
+      level: 0,
+    },
   ]);
   assert.deepEqual(parseTcClasses(TC_CLASS_TEXT_61), c);
 });

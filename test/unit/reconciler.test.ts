@@ -19,7 +19,16 @@ import { minimalConf } from './fixtures.js';
 const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
 const MB = 1_000_000;
 
-const owner = (uid: string, extra: Partial<Owner> = {}): Owner => ({ uid, dn: `uid=${uid},ou=people`, kind: 'person', endInternet: Date.UTC(2030, 0, 1), coupure: false, ban: [], cotiz: [], ...extra });
+const owner = (uid: string, extra: Partial<Owner> = {}): Owner => ({
+  uid,
+  dn: `uid=${uid},ou=people`,
+  kind: 'person',
+  endInternet: Date.UTC(2030, 0, 1),
+  coupure: false,
+  ban: [],
+  cotiz: [],
+  ...extra,
+});
 
 function campus(n: number): Directory {
   const owners: Owner[] = [];
@@ -27,7 +36,14 @@ function campus(n: number): Directory {
   for (let i = 0; i < n; i++) {
     const uid = `u${String(i).padStart(3, '0')}`;
     owners.push(owner(uid, i % 13 === 4 ? { coupure: true } : {}));
-    machines.push({ dn: `host=${uid}`, host: uid, owner: uid, active: true, ips4: [`172.22.${200 + Math.floor(i / 200)}.${(i % 200) + 1}`], ips6: i % 5 === 0 ? [`2001:db8:d200::${(i + 1).toString(16)}`] : [] });
+    machines.push({
+      dn: `host=${uid}`,
+      host: uid,
+      owner: uid,
+      active: true,
+      ips4: [`172.22.${200 + Math.floor(i / 200)}.${(i % 200) + 1}`],
+      ips6: i % 5 === 0 ? [`2001:db8:d200::${(i + 1).toString(16)}`] : [],
+    });
   }
   return { owners, machines, skipped: [], fetchedAt: at.toISO()! };
 }
@@ -54,7 +70,10 @@ function setup(c: Config, clock = { t: 0 }): { k: FakeKernel; r: Reconciler; log
   return { k, r, log, clock };
 }
 
-for (const [label, qos] of [['classify + pfifo', 'classifier = classify\nleaf = pfifo'], ['fw + sfq (production defaults)', '']] as const) {
+for (const [label, qos] of [
+  ['classify + pfifo', 'classifier = classify\nleaf = pfifo'],
+  ['fw + sfq (production defaults)', ''],
+] as const) {
   test(`a first reconcile builds everything (${label}); the same plan again spawns only the cheap count check`, async () => {
     const c = config(qos);
     const { k, r } = setup(c);
@@ -73,7 +92,7 @@ for (const [label, qos] of [['classify + pfifo', 'classifier = classify\nleaf = 
   });
 }
 
-test('the planner\'s delta is applied as is (no set diffed) and the kernel ends as a plan from scratch says', async () => {
+test("the planner's delta is applied as is (no set diffed) and the kernel ends as a plan from scratch says", async () => {
   const c = config();
   const { k, r } = setup(c);
   const dir = campus(60);
@@ -89,7 +108,11 @@ test('the planner\'s delta is applied as is (no set diffed) and the kernel ends 
     const res = await r.reconcile(d);
     assert.equal(res.incremental, true, `round ${round}: the delta path`);
     assert.equal(res.fullRead, false);
-    assert.deepEqual(k.commandsSince(from).filter((x) => x.includes('save')), [], 'no ipset save / iptables-save');
+    assert.deepEqual(
+      k.commandsSince(from).filter((x) => x.includes('save')),
+      [],
+      'no ipset save / iptables-save',
+    );
     assert.deepEqual(kernelSets(k), desiredSets(c, planDesired(c, dir, u, at, at)), `round ${round}`);
   }
 });
@@ -129,14 +152,21 @@ test('a refused iptables batch changes nothing (all or nothing) and is retried w
   assert.deepEqual(kernelSets(k), desiredSets(c, d));
 });
 
-test('a rate change smaller than tc\'s Kbit read-back is still applied (the reconciler remembers what it applied)', async () => {
+test("a rate change smaller than tc's Kbit read-back is still applied (the reconciler remembers what it applied)", async () => {
   const k0 = config('classifier = classify\nleaf = pfifo');
   const { k, r } = setup(k0);
   const d = planDesired(k0, campus(10), usageOf(new Map()), at, at);
   await r.reconcile(d);
   // The same plan with every total 100 bit/s higher: iproute2 6.1 prints whole Kbit, so a
   // read-back alone cannot see the change.
-  const c2 = parseConfig(minimalConf({ qos: 'classifier = classify\nleaf = pfifo', firewall: 'area6Prefix = 2001:db8:d200::\nnet6 = 2001:db8:d200::/48', rates: 'down = 100000104bit' }).replace('down = 100Mbit\n', ''), 'q');
+  const c2 = parseConfig(
+    minimalConf({
+      qos: 'classifier = classify\nleaf = pfifo',
+      firewall: 'area6Prefix = 2001:db8:d200::\nnet6 = 2001:db8:d200::/48',
+      rates: 'down = 100000104bit',
+    }).replace('down = 100Mbit\n', ''),
+    'q',
+  );
   r.reconfigure(c2);
   const d2 = planDesired(c2, campus(10), usageOf(new Map()), at, at);
   const res = await r.reconcile(d2);
@@ -187,7 +217,10 @@ test('rebuild (start): every set refilled through -tmp + swap, no -tmp set left,
   const d = planDesired(c, dir, usageOf(new Map()), at, at);
   const res = await r.rebuild(d);
   assert.ok(res.sets > 0);
-  assert.equal([...k.sets.keys()].some((n) => n.endsWith('-tmp')), false);
+  assert.equal(
+    [...k.sets.keys()].some((n) => n.endsWith('-tmp')),
+    false,
+  );
   assert.deepEqual(kernelSets(k), desiredSets(c, d));
   // The next cycle verifies the chains and tc tree the switch rewrote (not the sets: they were
   // just filled), finds nothing to do; the one after checks counts only.

@@ -7,20 +7,18 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  allocate, staticSplit, isSaturated, HEADROOM, IDLE_FLOOR, DIRS, type ShareInput, type SiteInput, type Pair,
+  allocate,
+  staticSplit,
+  isSaturated,
+  HEADROOM,
+  IDLE_FLOOR,
+  DIRS,
+  type ShareInput,
+  type SiteInput,
+  type Pair,
 } from '../../src/sharing/allocate.js';
 import { decide, fallback, smoothStep, type Row } from '../../src/sharing/smooth.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../sandbox/campus.js';
 
 function randomCase(rnd: () => number): ShareInput {
   const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
@@ -48,13 +46,20 @@ function ok(cond: boolean, msg: () => string): void {
 }
 
 test(`allocate: ${CASES} random cases (1-20 sites, seed 15): every property holds`, () => {
-  const rnd = mulberry32(15);
-  let stale = 0, everyoneFits = 0, contended = 0, satChecked = 0;
+  const rnd = prng(15);
+  let stale = 0,
+    everyoneFits = 0,
+    contended = 0,
+    satChecked = 0;
   for (let c = 0; c < CASES; c++) {
     const input = randomCase(rnd);
     const out = allocate(input);
     const why = (): string => JSON.stringify({ input, out });
-    assert.deepEqual(out.map((s) => s.site), input.sites.map((s) => s.site), 'same sites, same order');
+    assert.deepEqual(
+      out.map((s) => s.site),
+      input.sites.map((s) => s.site),
+      'same sites, same order',
+    );
     assert.deepEqual(allocate(input), out, 'deterministic');
     const allFresh = input.sites.every((s) => s.fresh);
     if (!allFresh) stale++;
@@ -69,13 +74,18 @@ test(`allocate: ${CASES} random cases (1-20 sites, seed 15): every property hold
       ok(sum <= G, () => `sum ${sum} <= global ${G} ${why()}`);
       input.sites.forEach((s, i) => ok(x[i]! <= s.cap[d], () => `site ${i} ${d} ${x[i]} <= cap ${s.cap[d]} ${why()}`));
       if (!allFresh) {
-        ok(x.every((v, i) => v === st[i]), () => `a stale site: the static split ${why()}`);
+        ok(
+          x.every((v, i) => v === st[i]),
+          () => `a stale site: the static split ${why()}`,
+        );
         continue;
       }
       const sumCap = input.sites.reduce((a, s) => a + s.cap[d], 0);
       ok(sum === Math.min(G, sumCap), () => `all fresh: nothing left unused below the caps ${d} ${why()}`);
       const sat = input.sites.map((s) => isSaturated(s.demand[d], s.allocated ? s.allocated[d] : st[input.sites.indexOf(s)]!));
-      const want = input.sites.map((s, i) => (sat[i] ? s.cap[d] : Math.min(s.cap[d], Math.max(Math.floor(s.demand[d] * (1 + HEADROOM)), Math.floor(st[i]! * IDLE_FLOOR)))));
+      const want = input.sites.map((s, i) =>
+        sat[i] ? s.cap[d] : Math.min(s.cap[d], Math.max(Math.floor(s.demand[d] * (1 + HEADROOM)), Math.floor(st[i]! * IDLE_FLOOR))),
+      );
       input.sites.forEach((s, i) => {
         if (sat[i]) ok(x[i]! >= Math.min(s.cap[d], share[i]!), () => `saturated site ${i} gets min(cap, share) ${why()}`);
         else ok(x[i]! >= Math.min(s.demand[d], share[i]!, s.cap[d]), () => `non-saturated site ${i} keeps min(demand, share) ${why()}`);
@@ -96,39 +106,82 @@ test(`allocate: ${CASES} random cases (1-20 sites, seed 15): every property hold
         for (let j = 0; j < x.length; j++) {
           if (!sat[j] || i === j) continue;
           satChecked++;
-          const wi = input.sites[i]!.weight, wj = input.sites[j]!.weight;
-          ok(x[i]! / wi + 1 / wi + 1 / wj >= x[j]! / wj, () => `max-min: saturated ${i} (${x[i]}/${wi}) below cap vs ${j} (${x[j]}/${wj}) ${why()}`);
+          const wi = input.sites[i]!.weight,
+            wj = input.sites[j]!.weight;
+          ok(
+            x[i]! / wi + 1 / wi + 1 / wj >= x[j]! / wj,
+            () => `max-min: saturated ${i} (${x[i]}/${wi}) below cap vs ${j} (${x[j]}/${wj}) ${why()}`,
+          );
         }
       }
     }
   }
-  assert.ok(stale > 100 && everyoneFits > 100 && contended > 100 && satChecked > 1000, `coverage: stale ${stale}, fits ${everyoneFits}, contended ${contended}, saturated pairs ${satChecked}`);
+  assert.ok(
+    stale > 100 && everyoneFits > 100 && contended > 100 && satChecked > 1000,
+    `coverage: stale ${stale}, fits ${everyoneFits}, contended ${contended}, saturated pairs ${satChecked}`,
+  );
 });
 
 const M = 1_000_000;
 const site = (name: string, demand: number, allocated: number | null, o: Partial<SiteInput> = {}): SiteInput => ({
-  site: name, weight: 1, cap: { down: 50 * M, up: 50 * M }, demand: { down: demand, up: 0 },
-  allocated: allocated === null ? null : { down: allocated, up: 0 }, fresh: true, ...o,
+  site: name,
+  weight: 1,
+  cap: { down: 50 * M, up: 50 * M },
+  demand: { down: demand, up: 0 },
+  allocated: allocated === null ? null : { down: allocated, up: 0 },
+  fresh: true,
+  ...o,
 });
 const G60 = { down: 60 * M, up: 60 * M };
 
-test('allocate: the issue\'s two-campus cases (global 60 Mbit/s, caps 50)', () => {
+test("allocate: the issue's two-campus cases (global 60 Mbit/s, caps 50)", () => {
   // A saturated, B idle: A its cap, B the spare 10
-  assert.deepEqual(allocate({ global: G60, sites: [site('a', 29 * M, 30 * M), site('b', 0, 30 * M)] }).map((s) => s.down), [50 * M, 10 * M]);
+  assert.deepEqual(
+    allocate({ global: G60, sites: [site('a', 29 * M, 30 * M), site('b', 0, 30 * M)] }).map((s) => s.down),
+    [50 * M, 10 * M],
+  );
   // both saturated: 30 / 30
-  assert.deepEqual(allocate({ global: G60, sites: [site('a', 48 * M, 50 * M), site('b', 9.5 * M, 10 * M)] }).map((s) => s.down), [30 * M, 30 * M]);
+  assert.deepEqual(
+    allocate({ global: G60, sites: [site('a', 48 * M, 50 * M), site('b', 9.5 * M, 10 * M)] }).map((s) => s.down),
+    [30 * M, 30 * M],
+  );
   // weights 2:1, both saturated: 40 / 20
-  assert.deepEqual(allocate({ global: G60, sites: [site('a', 48 * M, 50 * M, { weight: 2 }), site('b', 9.5 * M, 10 * M)] }).map((s) => s.down), [40 * M, 20 * M]);
+  assert.deepEqual(
+    allocate({ global: G60, sites: [site('a', 48 * M, 50 * M, { weight: 2 }), site('b', 9.5 * M, 10 * M)] }).map((s) => s.down),
+    [40 * M, 20 * M],
+  );
   // B uses 12 of its 30 (not saturated): keeps 12 + 25 % = 15, A takes the other 45
-  assert.deepEqual(allocate({ global: G60, sites: [site('a', 29 * M, 30 * M), site('b', 12 * M, 30 * M)] }).map((s) => s.down), [45 * M, 15 * M]);
+  assert.deepEqual(
+    allocate({ global: G60, sites: [site('a', 29 * M, 30 * M), site('b', 12 * M, 30 * M)] }).map((s) => s.down),
+    [45 * M, 15 * M],
+  );
   // a stale site: the static split
-  assert.deepEqual(allocate({ global: G60, sites: [site('a', 49 * M, 50 * M), site('b', 0, 10 * M, { fresh: false })] }).map((s) => s.down), [30 * M, 30 * M]);
+  assert.deepEqual(
+    allocate({ global: G60, sites: [site('a', 49 * M, 50 * M), site('b', 0, 10 * M, { fresh: false })] }).map((s) => s.down),
+    [30 * M, 30 * M],
+  );
   // nobody busy: the spare is spread by weight (static split)
-  assert.deepEqual(allocate({ global: G60, sites: [site('a', 0, 30 * M), site('b', 1 * M, 30 * M)] }).map((s) => s.down), [30 * M, 30 * M]);
+  assert.deepEqual(
+    allocate({ global: G60, sites: [site('a', 0, 30 * M), site('b', 1 * M, 30 * M)] }).map((s) => s.down),
+    [30 * M, 30 * M],
+  );
   // rounding: three equal sites share 100 bit/s as 34 + 33 + 33
-  const three = allocate({ global: { down: 100, up: 100 }, sites: ['a', 'b', 'c'].map((n) => ({ site: n, weight: 1, cap: { down: 100, up: 100 }, demand: { down: 100, up: 100 }, fresh: true })) });
-  assert.deepEqual(three.map((s) => s.down), [34, 33, 33]);
-  assert.deepEqual(staticSplit(100, [{ weight: 1, cap: 100 }, { weight: 1, cap: 100 }, { weight: 1, cap: 100 }]), [33, 33, 33]);
+  const three = allocate({
+    global: { down: 100, up: 100 },
+    sites: ['a', 'b', 'c'].map((n) => ({ site: n, weight: 1, cap: { down: 100, up: 100 }, demand: { down: 100, up: 100 }, fresh: true })),
+  });
+  assert.deepEqual(
+    three.map((s) => s.down),
+    [34, 33, 33],
+  );
+  assert.deepEqual(
+    staticSplit(100, [
+      { weight: 1, cap: 100 },
+      { weight: 1, cap: 100 },
+      { weight: 1, cap: 100 },
+    ]),
+    [33, 33, 33],
+  );
 });
 
 /**
@@ -137,7 +190,7 @@ test('allocate: the issue\'s two-campus cases (global 60 Mbit/s, caps 50)', () =
  * gives), writes its row and decides; A and B alternate (B half an interval after A).
  */
 function simulate(steps: Array<{ at: number; a: number; b: number }>, cycles: number, noise = 0, seed = 1) {
-  const rnd = mulberry32(seed);
+  const rnd = prng(seed);
   const applied: { a: number | null; b: number | null } = { a: null, b: null };
   const rows: Record<string, Row> = {};
   const trace: Array<{ cycle: number; a: number; b: number; sum: number }> = [];
@@ -147,7 +200,14 @@ function simulate(steps: Array<{ at: number; a: number; b: number }>, cycles: nu
     for (const name of ['a', 'b'] as const) {
       const cur = applied[name];
       const through = cur === null ? 0 : Math.min(want[name], cur) * 0.96 * (1 + noise * (rnd() * 2 - 1));
-      rows[name] = { site: name, weight: 1, cap: { down: 50 * M, up: 50 * M }, demand: { down: Math.round(through), up: 0 }, allocated: cur === null ? null : { down: cur, up: 0 }, fresh: true };
+      rows[name] = {
+        site: name,
+        weight: 1,
+        cap: { down: 50 * M, up: 50 * M },
+        demand: { down: Math.round(through), up: 0 },
+        allocated: cur === null ? null : { down: cur, up: 0 },
+        fresh: true,
+      };
       const dec = decide(name, G60, Object.values(rows), cur === null ? null : { down: cur, up: 0 });
       applied[name] = dec.next.down;
       rows[name] = { ...rows[name], applied: { down: dec.next.down, up: 0 } };
@@ -171,7 +231,8 @@ function settledAt(trace: ReturnType<typeof simulate>, from: number, ta: number,
 }
 /** Times a sequence changes direction (up then down or down then up). */
 function reversals(values: number[]): number {
-  let n = 0, last = 0;
+  let n = 0,
+    last = 0;
   for (let i = 1; i < values.length; i++) {
     const d = Math.sign(values[i]! - values[i - 1]!);
     if (d !== 0 && last !== 0 && d !== last) n++;
@@ -182,13 +243,32 @@ function reversals(values: number[]): number {
 
 test('smoothing: two-site steps converge in a few cycles, without oscillation, never above the global rate', (t) => {
   const BIG = 1e12;
-  const trace = simulate([{ at: 0, a: BIG, b: 0 }, { at: 20, a: BIG, b: BIG }, { at: 50, a: BIG, b: 0 }], 80);
+  const trace = simulate(
+    [
+      { at: 0, a: BIG, b: 0 },
+      { at: 20, a: BIG, b: BIG },
+      { at: 50, a: BIG, b: 0 },
+    ],
+    80,
+  );
   const alone = settledAt(trace.slice(0, 20), 0, 50 * M, 10 * M);
   const both = settledAt(trace.slice(0, 50), 20, 30 * M, 30 * M);
   const back = settledAt(trace, 50, 50 * M, 10 * M);
-  t.diagnostic(`A alone settles at 50/10 after ${alone} cycle(s); B starts: 30/30 after ${both} cycle(s); B stops: 50/10 after ${back} cycle(s)`);
-  t.diagnostic(`trace (Mbit/s) around the B start: ${trace.slice(19, 28).map((r) => `${(r.a / M).toFixed(1)}/${(r.b / M).toFixed(1)}`).join(' ')}`);
-  t.diagnostic(`trace (Mbit/s) around the B stop:  ${trace.slice(49, 58).map((r) => `${(r.a / M).toFixed(1)}/${(r.b / M).toFixed(1)}`).join(' ')}`);
+  t.diagnostic(
+    `A alone settles at 50/10 after ${alone} cycle(s); B starts: 30/30 after ${both} cycle(s); B stops: 50/10 after ${back} cycle(s)`,
+  );
+  t.diagnostic(
+    `trace (Mbit/s) around the B start: ${trace
+      .slice(19, 28)
+      .map((r) => `${(r.a / M).toFixed(1)}/${(r.b / M).toFixed(1)}`)
+      .join(' ')}`,
+  );
+  t.diagnostic(
+    `trace (Mbit/s) around the B stop:  ${trace
+      .slice(49, 58)
+      .map((r) => `${(r.a / M).toFixed(1)}/${(r.b / M).toFixed(1)}`)
+      .join(' ')}`,
+  );
   assert.ok(alone <= 3, `alone: ${alone}`);
   assert.ok(both <= 6, `both: ${both}`);
   assert.ok(back <= 6, `back: ${back}`);
@@ -201,12 +281,17 @@ test('smoothing: two-site steps converge in a few cycles, without oscillation, n
 });
 
 test('smoothing: with ±5 % measurement noise the allocations stay put (dead band)', (t) => {
-  for (const [label, b, ta, tb] of [['both saturated', 1e12, 30 * M, 30 * M], ['B uses 15 Mbit/s', 15 * M, 41.95 * M, 18.05 * M]] as const) {
+  for (const [label, b, ta, tb] of [
+    ['both saturated', 1e12, 30 * M, 30 * M],
+    ['B uses 15 Mbit/s', 15 * M, 41.95 * M, 18.05 * M],
+  ] as const) {
     const trace = simulate([{ at: 0, a: 1e12, b }], 200, 0.05, 7);
     const tail = trace.slice(20);
     const changes = tail.filter((r, i) => i > 0 && (r.a !== tail[i - 1]!.a || r.b !== tail[i - 1]!.b)).length;
     const spread = Math.max(...tail.map((r) => Math.abs(r.a - ta) / ta), ...tail.map((r) => Math.abs(r.b - tb) / tb));
-    t.diagnostic(`${label}, noise ±5 %: ${changes} change(s) over 180 cycles, largest distance from ${(ta / M).toFixed(1)}/${(tb / M).toFixed(1)} Mbit/s ${(spread * 100).toFixed(1)} %`);
+    t.diagnostic(
+      `${label}, noise ±5 %: ${changes} change(s) over 180 cycles, largest distance from ${(ta / M).toFixed(1)}/${(tb / M).toFixed(1)} Mbit/s ${(spread * 100).toFixed(1)} %`,
+    );
     assert.ok(spread <= 0.1, `spread ${spread}`);
     assert.ok(changes <= 20, `changes ${changes}`);
   }
@@ -239,13 +324,25 @@ test('reselqos share --json: rows on stdin -> allocation on stdout; exit 2 with 
   const input = {
     global: { down: 60 * M, up: 20 * M },
     sites: [
-      { site: 'rennes', weight: 1, cap: { down: 50 * M, up: 20 * M }, demand: { down: 0, up: 0 }, allocated: { down: 30 * M, up: 10 * M }, fresh: true },
+      {
+        site: 'rennes',
+        weight: 1,
+        cap: { down: 50 * M, up: 20 * M },
+        demand: { down: 0, up: 0 },
+        allocated: { down: 30 * M, up: 10 * M },
+        fresh: true,
+      },
       { site: 'brest', weight: 1, cap: { down: 50 * M, up: 20 * M }, demand: { down: 29 * M, up: 9.5 * M }, fresh: true },
     ],
   };
   const r = await share(JSON.stringify(input));
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout), { sites: [{ site: 'rennes', down: 10 * M, up: 1 * M }, { site: 'brest', down: 50 * M, up: 19 * M }] });
+  assert.deepEqual(JSON.parse(r.stdout), {
+    sites: [
+      { site: 'rennes', down: 10 * M, up: 1 * M },
+      { site: 'brest', down: 50 * M, up: 19 * M },
+    ],
+  });
 
   const bad = {
     global: { down: 60 * M },
@@ -258,10 +355,15 @@ test('reselqos share --json: rows on stdin -> allocation on stdout; exit 2 with 
   assert.equal(e.code, 2);
   assert.equal(e.stdout, '');
   for (const want of [
-    'global.up: expected a non-negative integer', 'sites[1].site: duplicate site name "brest"', 'sites[1].weight: expected a positive number',
-    'sites[1].cap.down: expected a non-negative integer', 'sites[1].cap.up: expected a non-negative integer',
-    'sites[1].allocated.down: expected a non-negative integer', 'sites[1].fresh: expected true or false',
-  ]) assert.ok(e.stderr.includes(want), `stderr names "${want}":\n${e.stderr}`);
+    'global.up: expected a non-negative integer',
+    'sites[1].site: duplicate site name "brest"',
+    'sites[1].weight: expected a positive number',
+    'sites[1].cap.down: expected a non-negative integer',
+    'sites[1].cap.up: expected a non-negative integer',
+    'sites[1].allocated.down: expected a non-negative integer',
+    'sites[1].fresh: expected true or false',
+  ])
+    assert.ok(e.stderr.includes(want), `stderr names "${want}":\n${e.stderr}`);
   assert.match(e.stderr, /7 error\(s\)/);
   const notJson = await share('{"global":');
   assert.equal(notJson.code, 2);
@@ -274,7 +376,14 @@ test('config: [site] name defaults to the host name; [sharing] keys, defaults an
   const c = parseConfig(minimalConf(), 'qos.conf', { hostname: 'gw-brest' });
   assert.deepEqual(c.site, { name: 'gw-brest' });
   assert.deepEqual(c.sharing, { enabled: false, weight: 1, stale: 3, db: 'qos' });
-  const on = parseConfig(minimalConf({ rates: 'globalDown = 60Mbit\nglobalUp = 20Mbit', extra: '[site]\nname = brest\n[sharing]\nenabled = 1\nweight = 2.5\nstale = 5\ndb = sites_db' }), 'qos.conf', { hostname: 'x' });
+  const on = parseConfig(
+    minimalConf({
+      rates: 'globalDown = 60Mbit\nglobalUp = 20Mbit',
+      extra: '[site]\nname = brest\n[sharing]\nenabled = 1\nweight = 2.5\nstale = 5\ndb = sites_db',
+    }),
+    'qos.conf',
+    { hostname: 'x' },
+  );
   assert.deepEqual(on.site, { name: 'brest' });
   assert.deepEqual(on.sharing, { enabled: true, weight: 2.5, stale: 5, db: 'sites_db' });
   assert.equal(on.rates['globalDown'], 60_000_000);
@@ -284,8 +393,14 @@ test('config: [site] name defaults to the host name; [sharing] keys, defaults an
   } catch (e) {
     assert.ok(e instanceof ConfigError, String(e));
     const text = e.message;
-    for (const want of [/\[site\] name: expected a site name/, /\[sharing\] weight: expected a positive number/, /\[sharing\] stale: expected an integer from 1/,
-      /\[sharing\] db: expected an SQL identifier/, /\[rates\] globalDown: is required with \[sharing\] enabled = 1/, /\[rates\] globalUp: is required/]) {
+    for (const want of [
+      /\[site\] name: expected a site name/,
+      /\[sharing\] weight: expected a positive number/,
+      /\[sharing\] stale: expected an integer from 1/,
+      /\[sharing\] db: expected an SQL identifier/,
+      /\[rates\] globalDown: is required with \[sharing\] enabled = 1/,
+      /\[rates\] globalUp: is required/,
+    ]) {
       assert.match(text, want);
     }
   }
@@ -293,7 +408,8 @@ test('config: [site] name defaults to the host name; [sharing] keys, defaults an
 
 test('parseClassCounters: bytes and overlimits of the root class (iproute2 6.1 text)', async () => {
   const { parseClassCounters } = await import('../../src/kernel/counters.js');
-  const text = 'class htb 1:1 root rate 40Mbit ceil 40Mbit burst 1600b cburst 1600b \n Sent 18005144 bytes 11902 pkt (dropped 0, overlimits 199 requeues 0) \n backlog 0b 0p requeues 0\n';
+  const text =
+    'class htb 1:1 root rate 40Mbit ceil 40Mbit burst 1600b cburst 1600b \n Sent 18005144 bytes 11902 pkt (dropped 0, overlimits 199 requeues 0) \n backlog 0b 0p requeues 0\n';
   assert.deepEqual(parseClassCounters(text), { bytes: 18005144, overlimits: 199 });
   assert.equal(parseClassCounters(''), null);
 });
@@ -309,14 +425,26 @@ test('SharingSite with the database unreachable: one error line, the static shar
   const dir = mkdtempSync(join(tmpdir(), 'rq-share-'));
   try {
     // port 1 on loopback: nothing listens, the connection is refused at once
-    const config = parseConfig(minimalConf({
-      database: 'host = 127.0.0.1:1\nconnectTimeout = 500ms', rates: 'globalDown = 60Mbit\nglobalUp = 60Mbit', qos: 'interval = 2s',
-      path: `state = ${dir}`, extra: '[site]\nname = brest\n[sharing]\nenabled = 1\nstale = 3',
-    }).replace('down = 100Mbit', 'down = 50Mbit').replace('up = 100Mbit', 'up = 50Mbit'), 'qos.conf');
+    const config = parseConfig(
+      minimalConf({
+        database: 'host = 127.0.0.1:1\nconnectTimeout = 500ms',
+        rates: 'globalDown = 60Mbit\nglobalUp = 60Mbit',
+        qos: 'interval = 2s',
+        path: `state = ${dir}`,
+        extra: '[site]\nname = brest\n[sharing]\nenabled = 1\nstale = 3',
+      })
+        .replace('down = 100Mbit', 'down = 50Mbit')
+        .replace('up = 100Mbit', 'up = 50Mbit'),
+      'qos.conf',
+    );
     let bytes = 0;
     const exec = async (): Promise<{ stdout: string; stderr: string; code: number }> => {
       bytes += 5_000_000; // 40 Mbit over each 1 s step
-      return { stdout: `class htb 1:1 root rate 50Mbit\n Sent ${bytes} bytes 1 pkt (dropped 0, overlimits 0 requeues 0)\n`, stderr: '', code: 0 };
+      return {
+        stdout: `class htb 1:1 root rate 50Mbit\n Sent ${bytes} bytes 1 pkt (dropped 0, overlimits 0 requeues 0)\n`,
+        stderr: '',
+        code: 0,
+      };
     };
     const t0 = DateTime.fromISO('2026-12-01T00:00:00Z');
     const at = (s: number) => t0.plus({ seconds: s });

@@ -35,9 +35,13 @@ test('chainSignature: our chains with their rule counts and the hooks jumping to
 });
 
 test('chainSignature: a chain deleted from outside (hook, -F, -X) changes the signature', () => {
-  const deleted = SAVE.split('\n').filter((l) => !l.includes('RESELQOS-fwout')).join('\n');
+  const deleted = SAVE.split('\n')
+    .filter((l) => !l.includes('RESELQOS-fwout'))
+    .join('\n');
   assert.notDeepEqual(chainSignature(deleted, 4), chainSignature(SAVE, 4));
-  const flushed = SAVE.split('\n').filter((l) => !l.startsWith('-A RESELQOS-down')).join('\n');
+  const flushed = SAVE.split('\n')
+    .filter((l) => !l.startsWith('-A RESELQOS-down'))
+    .join('\n');
   assert.ok(chainSignature(flushed, 4).includes('v4 mangle RESELQOS-down rules=0'));
 });
 
@@ -45,7 +49,10 @@ test('LogTail: counts ok and failed cycles, collects unhandled errors, keeps a p
   const dir = mkdtempSync(join(tmpdir(), 'rq-logtail-'));
   try {
     const f = join(dir, 'reselqos.log');
-    writeFileSync(f, '2026-01-01T00:00:00.000+00:00 info cycle ok users=1\n2026-01-01T00:00:02.000+00:00 error cycle failed users=0: x\n2026-01-01T00:00:04.000+00:00 debug cycle fa');
+    writeFileSync(
+      f,
+      '2026-01-01T00:00:00.000+00:00 info cycle ok users=1\n2026-01-01T00:00:02.000+00:00 error cycle failed users=0: x\n2026-01-01T00:00:04.000+00:00 debug cycle fa',
+    );
     const t = new LogTail(f);
     t.read();
     assert.deepEqual([t.cyclesOk, t.cyclesFailed], [1, 1]);

@@ -14,7 +14,10 @@ test('rates are bits per second; Mbps means megabits', () => {
 });
 
 test('a bare rate number is refused with a hint', () => {
-  assert.throws(() => parseRate('100'), (e: Error) => e instanceof UnitError && /no unit/.test(e.message) && /100Mbit/.test(e.message));
+  assert.throws(
+    () => parseRate('100'),
+    (e: Error) => e instanceof UnitError && /no unit/.test(e.message) && /100Mbit/.test(e.message),
+  );
 });
 
 test('a size written where a rate is expected (and back) is named as such', () => {

@@ -1,0 +1,185 @@
+// The typed configuration: what parseConfig (config.ts) builds once from qos.conf and every
+// module receives by constructor. Types only.
+
+export type Classifier = 'fw' | 'classify';
+export type Leaf = 'sfq' | 'fq_codel' | 'cake' | 'pfifo' | 'none';
+export type CountMode = 'all' | 'active';
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type ExcludeKind = 'peer' | 'direct' | 'local';
+
+export interface RateRule {
+  readonly name: string; // "rule1"
+  readonly index: number;
+  readonly from: number; // minutes after local midnight
+  readonly to: number;
+  /** bit/s; 0 = leave that rate unchanged */
+  readonly globalUp: number;
+  readonly globalDown: number;
+  readonly up: number;
+  readonly down: number;
+}
+
+export interface LdapConfig {
+  readonly url: string;
+  readonly starttls: boolean;
+  readonly caFile: string | null;
+  readonly user: string;
+  readonly password: string;
+  readonly basePeople: string;
+  readonly baseOrga: string;
+  readonly baseHosts: string;
+  readonly peopleFilter: string;
+  readonly orgaFilter: string;
+  readonly hostsFilter: string;
+  readonly attrs: {
+    readonly uid: string;
+    readonly owner: string;
+    readonly ip: string;
+    readonly ip6: string;
+    readonly zone: string;
+    readonly host: string;
+    readonly endInternet: string;
+    readonly coupure: string;
+    readonly ban: string;
+    readonly cotiz: string;
+  };
+  readonly inactiveZone: string;
+  readonly pageSize: number;
+  readonly connectTimeoutMs: number;
+  readonly timeoutMs: number;
+  readonly maxShrink: number; // share 0..1
+  /** most IP values one machine entry may carry (more: the machine keeps no IP) */
+  readonly maxIpsPerMachine: number;
+  /** period of the full fetch; 0 = full fetch every cycle (no change searches) */
+  readonly refreshMs: number;
+}
+
+export interface DatabaseConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly socket: string | null;
+  readonly user: string;
+  readonly password: string;
+  readonly db: string;
+  readonly table: string;
+  readonly table6: string | null;
+  readonly columns: { readonly ip: string; readonly time: string; readonly down: string; readonly up: string };
+  readonly exclude: readonly ExcludeKind[];
+  readonly connectTimeoutMs: number;
+  readonly timeoutMs: number;
+  /** TLS to the server, certificate always verified (against caFile, else the system CAs) */
+  readonly tls: boolean;
+  readonly caFile: string | null;
+  /** period of the full re-read of closed hour buckets; 0 = no cache */
+  readonly closedRefreshMs: number;
+}
+
+export interface FirewallConfig {
+  readonly enabled: boolean;
+  readonly areaPrefix: string;
+  readonly areaOtherPrefix: string;
+  readonly area6Prefix: string;
+  readonly ethExt: string;
+  readonly ethInt: string;
+  readonly tunnelName: string;
+  readonly ipInt: string;
+  /** every ip_* key: the gateway's own addresses */
+  readonly gatewayIps: Readonly<Record<string, string>>;
+  /** every eth_* key */
+  readonly interfaces: Readonly<Record<string, string>>;
+  /** every net* key */
+  readonly networks: Readonly<Record<string, string>>;
+  readonly v6Enabled: boolean;
+  /** network namespace of the data plane; '' = our own */
+  readonly netns: string;
+  readonly userNetworks: readonly string[];
+  readonly user6Networks: readonly string[];
+  readonly checkPayment: boolean;
+  readonly checkCoupure: boolean;
+  readonly checkBan: boolean;
+  /** lowercased */
+  readonly banServices: readonly string[];
+  readonly checkBlacklist: boolean;
+  readonly openDestinations: readonly string[];
+  readonly refuse: 'reject' | 'drop';
+  readonly portal: { readonly ip: string; readonly port: number } | null;
+  readonly portalBan: { readonly ip: string; readonly port: number } | null;
+  /** the same pages for IPv6 machines ([IPv6]:port in qos.conf) */
+  readonly portal6: { readonly ip: string; readonly port: number } | null;
+  readonly portalBan6: { readonly ip: string; readonly port: number } | null;
+  readonly portalPorts: readonly number[];
+}
+
+export interface QosConfig {
+  readonly enabled: boolean;
+  readonly groups: number;
+  readonly base: number; // bytes
+  readonly parameter: number;
+  readonly factor: number;
+  readonly resetHour: number;
+  readonly timezone: string;
+  readonly intervalMs: number;
+  readonly count: CountMode;
+  readonly emptyClassRate: number; // bit/s
+  readonly ceilShare: number; // 0..1
+  readonly defaultRate: number; // bit/s
+  readonly classifier: Classifier;
+  readonly leaf: Leaf;
+  readonly setPrefix: string;
+  readonly set6Prefix: string;
+  readonly chainPrefix: string;
+  readonly markDown: number;
+  readonly markUp: number;
+  readonly fullSyncIntervalMs: number;
+  readonly verifyIntervalMs: number;
+}
+
+export interface MetricsConfig {
+  /** null = no HTTP listener */
+  readonly listen: { readonly host: string; readonly port: number } | null;
+  /** '' = no authentication (loopback only) */
+  readonly token: string;
+}
+
+export interface PublishConfig {
+  readonly enabled: boolean;
+  readonly db: string;
+  /** the server written to: [publish] host/user/password, else the [database] ones */
+  readonly host: string;
+  readonly port: number;
+  readonly socket: string | null;
+  readonly user: string;
+  readonly password: string;
+  readonly timeoutMs: number;
+}
+
+export interface SharingConfig {
+  readonly enabled: boolean;
+  readonly weight: number;
+  /** intervals after which a site's row is stale */
+  readonly stale: number;
+  readonly db: string;
+}
+
+export interface Config {
+  readonly file: string;
+  /** [site] name: this gateway among the sites (default: the host name) */
+  readonly site: { readonly name: string };
+  readonly sharing: SharingConfig;
+  readonly ldap: LdapConfig;
+  readonly database: DatabaseConfig;
+  readonly firewall: FirewallConfig;
+  /** every [rates] key, bit/s (up, down always present; globalUp/globalDown when set) */
+  readonly rates: Readonly<Record<string, number>>;
+  readonly rateRules: readonly RateRule[];
+  readonly qos: QosConfig;
+  readonly paths: { readonly log: string; readonly state: string; readonly run: string };
+  readonly log: { readonly level: LogLevel };
+  readonly metrics: MetricsConfig;
+  readonly publish: PublishConfig;
+  readonly warnings: readonly string[];
+  /** raw values as written, per "section.key" (lowercased key), to tell what a reload changes */
+  readonly raw: Readonly<Record<string, string>>;
+  /** line of each key, per "section.key" (lowercased key): later checks of files name it */
+  readonly lines: Readonly<Record<string, number>>;
+}

@@ -1,0 +1,62 @@
+// The SQL text of the netacct volume queries (src/sources/volumes.ts runs them). Identifiers come
+// from the validated config only and are quoted here; values are always parameters (?). Pure.
+
+import type { DatabaseConfig } from '../config/config.js';
+
+/** A quoted SQL identifier (the config allows letters, digits and _ only; backquotes are dropped). */
+export const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
+
+/** SQL expression of one row's counted bytes of one direction; NULL when a counted column is NULL or negative. */
+function rowExpr(d: DatabaseConfig, dir: 'down' | 'up'): string {
+  const main = q(dir === 'down' ? d.columns.down : d.columns.up);
+  if (d.exclude.length === 0) return main; // NULL and negative values are told apart in JS
+  const suffix = dir === 'down' ? 'input' : 'output';
+  const excluded = d.exclude.map((k) => q(`${k}_${suffix}`));
+  const cols = [main, ...excluded];
+  const bad = cols.map((c) => `${c} IS NULL OR ${c} < 0`).join(' OR ');
+  return `CASE WHEN ${bad} THEN NULL ELSE GREATEST(${[main, ...excluded.map((c) => `- ${c}`)].join(' ')}, 0) END`;
+}
+
+/** Every counted row at or after the reset. Parameter: reset (Unix time). */
+export function rowsSelect(d: DatabaseConfig, table: string): string {
+  return (
+    `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')} FROM ${q(table)} ` +
+    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?)`
+  );
+}
+
+/**
+ * The per-cycle query: one row per traffic row (not grouped) of the buckets at or after both the
+ * reset (Unix time) and B ('YYYY-MM-DD HH:00:00', server local). Columns: ip, down, up (NULL = a
+ * NULL or negative counted column: the row is ignored).
+ */
+export function recentVolumesQuery(d: DatabaseConfig, table: string): string {
+  return `${rowsSelect(d, table)} AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
+}
+
+/**
+ * The signature of the per-cycle query's rows, computed by the server: row count, and the sum and
+ * count of the non-NULL values of each column. netacct's counters only grow, so any row added or
+ * updated changes it. Parameters: those of recentVolumesQuery.
+ */
+export function signatureQuery(d: DatabaseConfig, table: string): string {
+  const down = rowExpr(d, 'down');
+  const up = rowExpr(d, 'up');
+  return (
+    `SELECT COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) FROM ${q(table)} ` +
+    `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`
+  );
+}
+
+/** The closed-part query: rows of the buckets in [lo, hi) at or after the reset. Parameters: reset (Unix time), lo, hi. */
+export function closedVolumesQuery(d: DatabaseConfig, table: string): string {
+  const t = q(d.columns.time);
+  return `${rowsSelect(d, table)} AND ${t} >= CAST(? AS DATETIME) AND ${t} < CAST(? AS DATETIME)`;
+}
+
+/**
+ * B: start of the hour bucket of NOW() - 15 min, server local time, the literal both queries
+ * compare with. 15 minutes = three nacctd flushes (300 s) after the hour turned: late rows into
+ * the hour that ended are still read every cycle until then.
+ */
+export const BOUNDARY_SQL = "SELECT DATE_FORMAT(NOW() - INTERVAL 15 MINUTE, '%Y-%m-%d %H:00:00')";
