@@ -89,3 +89,25 @@ ${o.publish ?? ''}
 ${o.site ?? ''}
 `;
 }
+
+/** What a sandbox gateway's daemon talks to: a private slapd and MariaDB, a gateway's namespaces. */
+export interface GatewayServers {
+  slapd: { readonly url: string };
+  db: { readonly host: string; readonly port: number; readonly user: string; readonly password: string };
+  gw: { readonly names: { readonly gw: string } };
+}
+
+/**
+ * sandboxConf for a daemon acting on a sandbox gateway: the servers' addresses, `[firewall] netns`
+ * of the gateway (before any `firewall` lines given), and UTC unless another zone is given.
+ */
+export function gatewayConf(s: GatewayServers, o: Omit<SandboxConfOptions, 'ldapUrl' | 'db'>): string {
+  const { host, port, user, password } = s.db;
+  return sandboxConf({
+    timezone: 'UTC',
+    ...o,
+    ldapUrl: s.slapd.url,
+    db: { host, port, user, password },
+    firewall: `netns = ${s.gw.names.gw}${o.firewall ? `\n${o.firewall}` : ''}`,
+  });
+}

@@ -13,7 +13,7 @@ import { startSlapd, type SlapdServer } from './slapd.js';
 import { startMariadb, type MariadbServer, type TrafficRow } from './mariadb.js';
 import { generateCampus, loadCampus, prng, type Campus } from './campus.js';
 import { createGateway, cleanupStale, type Gateway, type IperfServer } from './netns.js';
-import { sandboxConf, type SandboxConfOptions } from './conf.js';
+import { gatewayConf, type SandboxConfOptions } from './conf.js';
 import { realExec } from '../src/kernel/exec.js';
 import type { BackgroundProcess } from './spawn.js';
 
@@ -67,14 +67,7 @@ export async function reselqos(st: Stage, ...args: string[]): Promise<string> {
 export function stageConfText(st: Stage, extra: StageConf): string {
   const { slapd, db, gw } = st;
   if (!slapd || !db || !gw) throw new Error('stage: the servers are not up');
-  return sandboxConf({
-    ldapUrl: slapd.url,
-    db: { host: db.host, port: db.port, user: db.user, password: db.password },
-    dir: st.dir,
-    firewall: `netns = ${gw.names.gw}`,
-    timezone: 'UTC',
-    ...extra,
-  });
+  return gatewayConf({ slapd, db, gw }, { dir: st.dir, ...extra });
 }
 
 export function writeStageConf(st: Stage, text: string): void {

@@ -11,7 +11,7 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
 import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { createGateway, startIperfServer, runIperf, type Gateway, type IperfServer } from '../../sandbox/netns.js';
-import { sandboxConf } from '../../sandbox/conf.js';
+import { gatewayConf } from '../../sandbox/conf.js';
 import { hourBucket } from '../../sandbox/campus.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { runCli } from '../helpers/kernel.js';
@@ -61,17 +61,16 @@ before(async () => {
   iperf = await startIperfServer(gw, 5201);
   writeFileSync(
     conf,
-    sandboxConf({
-      ldapUrl: slapd.url,
-      db: { host: db.host, port: db.port, user: db.user, password: db.password },
-      dir,
-      firewall: `netns = ${gw.names.gw}`,
-      down: '30Mbit',
-      up: '30Mbit',
-      timezone: 'UTC',
-      ratesrules: 'rule1From = 20:00\nrule1To = 20:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
-      metrics: `listen = 127.0.0.1:${port}`,
-    }),
+    gatewayConf(
+      { slapd, db, gw },
+      {
+        dir,
+        down: '30Mbit',
+        up: '30Mbit',
+        ratesrules: 'rule1From = 20:00\nrule1To = 20:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
+        metrics: `listen = 127.0.0.1:${port}`,
+      },
+    ),
   );
   chmodSync(conf, 0o600);
   const r = await runCli(['start', '-c', conf]);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
 import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { createGateway, type Gateway } from '../../sandbox/netns.js';
-import { sandboxConf } from '../../sandbox/conf.js';
+import { gatewayConf } from '../../sandbox/conf.js';
 import { readIpsets } from '../../src/kernel/read.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { ourSets, runCli } from '../helpers/kernel.js';
@@ -51,13 +51,12 @@ before(async () => {
   await slapd.add(USERS.map(([u, ip]) => person(u) + machine(`pc-${u}`, P(u), [ip])).join(''));
   writeFileSync(
     conf,
-    sandboxConf({
-      ldapUrl: slapd.url,
-      db: { host: db.host, port: db.port, user: db.user, password: db.password },
-      dir,
-      firewall: `netns = ${gw.names.gw}`,
-      timezone: 'UTC',
-    }),
+    gatewayConf(
+      { slapd, db, gw },
+      {
+        dir,
+      },
+    ),
   );
   chmodSync(conf, 0o600);
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
 import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { createGateway, startIperfServer, runIperf, type Gateway, type IperfServer } from '../../sandbox/netns.js';
-import { sandboxConf } from '../../sandbox/conf.js';
+import { gatewayConf } from '../../sandbox/conf.js';
 import { hourBucket } from '../../sandbox/campus.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { runCli } from '../helpers/kernel.js';
@@ -32,20 +32,19 @@ const unpaid = (uid: string): string =>
   `dn: uid=${uid},${PEOPLE_BASE}\nobjectClass: genericPerson\nobjectClass: reselPerson\nuid: ${uid}\nendInternet: 20200101000000Z\n\n`;
 
 function writeConf(extra: { metrics?: string; publish?: string } = {}): void {
-  const text = sandboxConf({
-    ldapUrl: slapd.url,
-    db: { host: db.host, port: db.port, user: db.user, password: db.password },
-    dir,
-    firewall: `netns = ${gw.names.gw}`,
-    down: '40Mbit',
-    up: '40Mbit',
-    timezone: 'UTC',
-    ratesrules: 'rule1From = 12:00\nrule1To = 12:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
-    metrics: extra.metrics ?? `listen = 127.0.0.1:${port}`,
-    publish: extra.publish ?? 'enabled = 1\ntimeout = 3s',
-    site: `name = ${SITE}`,
-    qos: 'verifyInterval = 2s',
-  });
+  const text = gatewayConf(
+    { slapd, db, gw },
+    {
+      dir,
+      down: '40Mbit',
+      up: '40Mbit',
+      ratesrules: 'rule1From = 12:00\nrule1To = 12:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
+      metrics: extra.metrics ?? `listen = 127.0.0.1:${port}`,
+      publish: extra.publish ?? 'enabled = 1\ntimeout = 3s',
+      site: `name = ${SITE}`,
+      qos: 'verifyInterval = 2s',
+    },
+  );
   writeFileSync(conf, text);
   chmodSync(conf, 0o600);
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
 import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { createGateway, type Gateway } from '../../sandbox/netns.js';
-import { sandboxConf } from '../../sandbox/conf.js';
+import { gatewayConf } from '../../sandbox/conf.js';
 import { readTc, tcReportedRate } from '../../src/kernel/read.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { ourSets, runCli } from '../helpers/kernel.js';
@@ -28,16 +28,15 @@ const machine = (host: string, uid: string, ip: string): string =>
 function writeConf(opts: { down?: string; ldap?: string } = {}): void {
   writeFileSync(
     conf,
-    sandboxConf({
-      ldapUrl: slapd.url,
-      db: { host: db.host, port: db.port, user: db.user, password: db.password },
-      dir,
-      firewall: `netns = ${gw.names.gw}`,
-      down: opts.down ?? '50Mbit',
-      up: '50Mbit',
-      timezone: 'UTC',
-      ldap: opts.ldap,
-    }),
+    gatewayConf(
+      { slapd, db, gw },
+      {
+        dir,
+        down: opts.down ?? '50Mbit',
+        up: '50Mbit',
+        ldap: opts.ldap,
+      },
+    ),
   );
   chmodSync(conf, 0o600);
 }

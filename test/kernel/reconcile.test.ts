@@ -11,7 +11,7 @@ import { DateTime } from 'luxon';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
 import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { createGateway, startIperfServer, runIperf, type Gateway } from '../../sandbox/netns.js';
-import { sandboxConf } from '../../sandbox/conf.js';
+import { gatewayConf } from '../../sandbox/conf.js';
 import { parseConfig } from '../../src/config/config.js';
 import { readIpsets, readMangle, readTc, tcReportedRate } from '../../src/kernel/read.js';
 import { openRuntime } from '../../src/daemon/runtime.js';
@@ -96,15 +96,14 @@ before(async () => {
   conf = join(dir, 'qos.conf');
   writeFileSync(
     conf,
-    sandboxConf({
-      ldapUrl: slapd.url,
-      db: { host: db.host, port: db.port, user: db.user, password: db.password },
-      dir,
-      firewall: `netns = ${gw.names.gw}`,
-      down: '50Mbit',
-      up: '50Mbit',
-      timezone: 'UTC',
-    }),
+    gatewayConf(
+      { slapd, db, gw },
+      {
+        dir,
+        down: '50Mbit',
+        up: '50Mbit',
+      },
+    ),
   );
   chmodSync(conf, 0o600);
 });
@@ -313,16 +312,15 @@ test("steady cycles: nothing to change spawns one cheap check; a move applies th
 });
 
 function sandboxConfForTest(qos = ''): string {
-  return sandboxConf({
-    ldapUrl: slapd.url,
-    db: { host: db.host, port: db.port, user: db.user, password: db.password },
-    dir,
-    firewall: `netns = ${gw.names.gw}`,
-    down: '50Mbit',
-    up: '50Mbit',
-    timezone: 'UTC',
-    qos,
-  });
+  return gatewayConf(
+    { slapd, db, gw },
+    {
+      dir,
+      down: '50Mbit',
+      up: '50Mbit',
+      qos,
+    },
+  );
 }
 
 test('shaping truth: group 0 and group 5 users get the policy per-user rates; a move mid-flow takes effect within one cycle', async () => {

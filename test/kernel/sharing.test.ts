@@ -13,7 +13,7 @@ import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../
 import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { createGateway, startIperfServer, type Gateway, type IperfServer } from '../../sandbox/netns.js';
 import { spawnBackground, type BackgroundProcess } from '../../sandbox/spawn.js';
-import { sandboxConf } from '../../sandbox/conf.js';
+import { gatewayConf } from '../../sandbox/conf.js';
 import { readClassBytes } from '../../src/kernel/counters.js';
 import { askDaemon } from '../../src/daemon/control.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
@@ -143,17 +143,16 @@ before(async () => {
     const conf = join(dir, 'qos.conf');
     writeFileSync(
       conf,
-      sandboxConf({
-        ldapUrl: slapd.url,
-        db: { host: db.host, port: db.port, user: db.user, password: db.password },
-        dir,
-        firewall: `netns = ${gw.names.gw}`,
-        down: '50Mbit',
-        up: '50Mbit',
-        timezone: 'UTC',
-        ldap: `hostsFilter = (&(objectClass=reselMachine)(zone=${zone}))`,
-        ...(name === 'a' ? { metrics: `listen = 127.0.0.1:${(metricsPort = await freePort())}` } : {}),
-      }).replace(
+      gatewayConf(
+        { slapd, db, gw },
+        {
+          dir,
+          down: '50Mbit',
+          up: '50Mbit',
+          ldap: `hostsFilter = (&(objectClass=reselMachine)(zone=${zone}))`,
+          ...(name === 'a' ? { metrics: `listen = 127.0.0.1:${(metricsPort = await freePort())}` } : {}),
+        },
+      ).replace(
         '[ratesrules]',
         `globalDown = 60Mbit\nglobalUp = 60Mbit\n\n[site]\nname = site-${name}\n\n[sharing]\nenabled = 1\nstale = 3\n\n[ratesrules]`,
       ),
