@@ -15,11 +15,11 @@ import {
   finishBuild,
   OwnerCollector,
   parseGeneralizedTime,
-  type AttrReader,
   type BuiltDirectory,
   type HostDraft,
   type RawEntry,
 } from './directory.js';
+import { decodeEntriesOf, type DecodedEntry } from './ldapdecode.js';
 import type { Changes } from './patch.js';
 import { SourceUnavailableError, type Directory, type Owner, type Skipped } from './types.js';
 
@@ -80,33 +80,6 @@ export interface LdapStats {
   ownerMachines: number;
   /** entries the change searches returned, in all */
   changeEntries: number;
-}
-
-const lowerNames = new Map<string, string>();
-const lowerName = (k: string): string => {
-  let v = lowerNames.get(k);
-  if (v === undefined) {
-    v = k.toLowerCase();
-    if (lowerNames.size < 1000) lowerNames.set(k, v);
-  }
-  return v;
-};
-const asStrings = (v: Entry[string]): string[] => {
-  const values = Array.isArray(v) ? v : [v];
-  return values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
-};
-
-/** A RawEntry over an ldapts entry as it is, without copying it into a Map (full fetches: one page at a time). */
-function entryView(e: Entry): RawEntry {
-  const attrs: AttrReader = {
-    get(name: string): readonly string[] | undefined {
-      for (const k in e) {
-        if (k !== 'dn' && lowerName(k) === name) return asStrings(e[k]!);
-      }
-      return undefined;
-    },
-  };
-  return { dn: e.dn, attrs };
 }
 
 function describe(e: unknown): string {
@@ -237,6 +210,7 @@ export class LdapSource {
     const l = this.config.ldap;
     await this.withClient(async (client) => {
       try {
+        decodeEntriesOf(client, attributes);
         const pages = client.searchPaginated(base, {
           scope: 'sub',
           filter,
@@ -245,7 +219,7 @@ export class LdapSource {
           timeLimit: Math.ceil(l.timeoutMs / 1000),
         });
         for await (const page of pages) {
-          for (const e of page.searchEntries) each(entryView(e));
+          for (const e of page.searchEntries) each(e as unknown as DecodedEntry);
         }
       } catch (e) {
         throw new SourceUnavailableError('ldap', `search of ${what} under ${base} at ${l.url} failed: ${describe(e)}`, { cause: e });
