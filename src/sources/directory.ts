@@ -10,6 +10,7 @@
 import type { LdapConfig, FirewallConfig } from '../config/config.js';
 import { escapeControl as esc } from '../log.js';
 import { joinIpv4, joinIpv6, networkMatcher, sortIps } from '../net/ip.js';
+import { EMPTY, lowerName, sharedList } from './intern.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
 
 /** Values of an attribute by its lowercased name (a Map, or a view over an ldapts entry). */
@@ -70,10 +71,10 @@ export function parseGeneralizedTime(raw: string): number | null {
 }
 
 function first(e: RawEntry, attr: string): string | undefined {
-  return e.attrs.get(attr.toLowerCase())?.[0];
+  return e.attrs.get(lowerName(attr))?.[0];
 }
 function all(e: RawEntry, attr: string): readonly string[] {
-  return e.attrs.get(attr.toLowerCase()) ?? [];
+  return e.attrs.get(lowerName(attr)) ?? EMPTY;
 }
 
 export interface BuildOptions {
@@ -134,8 +135,8 @@ export function buildOwner(e: RawEntry, kind: OwnerKind, o: BuildOptions, skippe
     kind,
     endInternet,
     coupure: coupureRaw !== undefined && coupureRaw.trim().toUpperCase() === 'TRUE',
-    ban: [...all(e, a.ban)],
-    cotiz: [...all(e, a.cotiz)],
+    ban: sharedList(all(e, a.ban)),
+    cotiz: sharedList(all(e, a.cotiz)),
   };
 }
 
@@ -187,7 +188,8 @@ function joinValues(
   into: string[],
   skips: { list: Skipped[] | null },
 ): void {
-  const seen = new Set<string>();
+  // Few values (the usual one): a look through `into`; many: a Set, so the pass stays linear.
+  const seen = values.length > 8 ? new Set<string>() : null;
   for (const v of values) {
     // No trimming: whitespace or a newline in a value is an error, named.
     const r = join(v);
@@ -195,8 +197,8 @@ function joinValues(
     if (away !== null) {
       (skips.list ??= []).push({ dn, reason: `${attr} ${JSON.stringify(v)}: ${away}` });
     } else if (r.ok) {
-      if (!seen.has(r.ip)) {
-        seen.add(r.ip);
+      if (seen === null ? !into.includes(r.ip) : !seen.has(r.ip)) {
+        seen?.add(r.ip);
         into.push(r.ip);
       }
     } else {
@@ -205,13 +207,24 @@ function joinValues(
   }
 }
 
+/** zone value -> its trimmed lowercase form (the few values of a directory, each read once) */
+const zoneNames = new Map<string, string>();
+function isZone(value: string, lowerZone: string): boolean {
+  let v = zoneNames.get(value);
+  if (v === undefined) {
+    v = value.trim().toLowerCase();
+    if (zoneNames.size < 1000) zoneNames.set(value, v);
+  }
+  return v === lowerZone;
+}
+
 export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
   const a = o.ldap.attrs;
   const ownerDn = first(e, a.owner) ?? null;
   const zones = all(e, a.zone);
-  const inactive = o.ldap.inactiveZone.toLowerCase();
+  const inactive = lowerName(o.ldap.inactiveZone);
   let active = true;
-  for (const z of zones) if (z.trim().toLowerCase() === inactive) active = false;
+  for (const z of zones) if (isZone(z, inactive)) active = false;
   const ips4: string[] = [];
   const ips6: string[] = [];
   const skips: { list: Skipped[] | null } = { list: null };
@@ -334,28 +347,52 @@ export class OwnerCollector {
   }
 }
 
+/** (owner uid, DN): the order in which machines claim an IP nobody held */
+const claimOrder = (x: Draft, y: Draft): number =>
+  x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0;
+
 /**
  * Duplicate IPs among active machines. The machine that held the IP in the directory in force
  * (`holders`) keeps it, so a newcomer can never take an address from its holder; with no holder
  * (a first build, or a holder gone), the machine whose owner's uid sorts first, then whose DN
  * sorts first: deterministic whatever the order of the entries. The others lose the IP and are
- * named (DN + IP). Mutates the drafts.
+ * named (DN + IP). Mutates the drafts' IP lists (not the order of `drafts`).
+ *
+ * Linear in the IPs: one pass finds each IP's winner, one finds the machines that lost any;
+ * only those are sorted (by owner, DN) and named, as a sort of every machine would have them.
  */
 export function settleDuplicates(
-  drafts: Draft[],
+  drafts: readonly Draft[],
   skipped: Skipped[],
   lost: BuildState['lost'],
   holders?: ReadonlyMap<string, string>,
 ): void {
-  drafts.sort((x, y) => (x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
-  const claimed = new Map<string, Draft>();
-  if (holders && holders.size > 0) {
-    for (const d of drafts) {
-      if (!d.active) continue;
-      for (const list of [d.ips4, d.ips6]) for (const ip of list) if (holders.get(ip) === d.dn && !claimed.has(ip)) claimed.set(ip, d);
+  const held = holders && holders.size > 0 ? holders : null;
+  const winner = new Map<string, Draft>();
+  const claim = (d: Draft, list: readonly string[]): void => {
+    for (const ip of list) {
+      const cur = winner.get(ip);
+      if (cur === undefined) {
+        winner.set(ip, d);
+        continue;
+      }
+      const h = held?.get(ip);
+      const wins = h !== undefined && (cur.dn === h) !== (d.dn === h) ? d.dn === h : claimOrder(d, cur) < 0;
+      if (wins) winner.set(ip, d);
     }
+  };
+  for (const d of drafts) {
+    if (!d.active) continue;
+    claim(d, d.ips4);
+    claim(d, d.ips6);
   }
-  // Linear in the IPs: lost IPs are appended to a list built here, kept ones compacted in place.
+  const losers: Draft[] = [];
+  const loses = (d: Draft, list: readonly string[]): boolean => {
+    for (const ip of list) if (winner.get(ip) !== d) return true;
+    return false;
+  };
+  for (const d of drafts) if (d.active && (loses(d, d.ips4) || loses(d, d.ips6))) losers.push(d);
+  losers.sort(claimOrder);
   const mine = new Map<string, { ips: string[]; skips: number }>();
   const note = (d: Draft, ip: string, skip: boolean): void => {
     let l = mine.get(d.dn);
@@ -363,27 +400,26 @@ export function settleDuplicates(
     l.ips.push(ip);
     if (skip) l.skips++;
   };
-  for (const d of drafts) {
-    if (!d.active) continue;
-    for (const list of [d.ips4, d.ips6]) {
-      let keep = list.length;
-      for (let i = list.length - 1; i >= 0; i--) {
-        const ip = list[i]!;
-        const holder = claimed.get(ip);
-        if (!holder) {
-          claimed.set(ip, d);
-          list[--keep] = ip;
-        } else if (holder === d) {
-          list[--keep] = ip; // its own IP, claimed in the holders' pass
-        } else if (holder.owner !== d.owner) {
-          skipped.push({ dn: d.dn, reason: `IP ${ip} also claimed by ${esc(holder.dn)} (owner ${holder.owner}); kept there` });
-          note(d, ip, true);
-        } else {
-          note(d, ip, false); // same owner twice: harmless, keep one
-        }
+  const settle = (d: Draft, list: string[]): void => {
+    // lost IPs are appended to a list built here, kept ones compacted in place
+    let keep = list.length;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const ip = list[i]!;
+      const holder = winner.get(ip)!;
+      if (holder === d) {
+        list[--keep] = ip;
+      } else if (holder.owner !== d.owner) {
+        skipped.push({ dn: d.dn, reason: `IP ${ip} also claimed by ${esc(holder.dn)} (owner ${holder.owner}); kept there` });
+        note(d, ip, true);
+      } else {
+        note(d, ip, false); // same owner twice: harmless, keep one
       }
-      list.splice(0, keep); // the kept IPs, in their order, were moved to the end
     }
+    list.splice(0, keep); // the kept IPs, in their order, were moved to the end
+  };
+  for (const d of losers) {
+    settle(d, d.ips4);
+    settle(d, d.ips6);
   }
   for (const [dn, l] of mine) lost.set(dn, l);
 }
@@ -400,8 +436,23 @@ export function holdersOf(d: Directory): Map<string, string> {
 }
 
 export function toMachine(d: Draft): Machine {
-  return { dn: d.dn, host: d.host, owner: d.owner, active: d.active, ips4: sortIps(d.ips4), ips6: sortIps(d.ips6) };
+  return { dn: d.dn, host: d.host, owner: d.owner, active: d.active, ips4: ipList(d.ips4), ips6: ipList(d.ips6) };
 }
+
+/** IPs sorted in place; the shared empty list when there are none. */
+const ipList = (ips: string[]): readonly string[] => (ips.length === 0 ? EMPTY : sortIps(ips));
+
+/** The draft itself made the machine (a full build: no second object per machine). */
+function asMachine(d: Draft): Machine {
+  const m = d as Omit<Draft, 'ips4' | 'ips6'> & { ips4: readonly string[]; ips6: readonly string[] };
+  m.ips4 = ipList(d.ips4);
+  m.ips6 = ipList(d.ips6);
+  return m;
+}
+
+/** Machines by DN; the same DN twice (never from one search) by owner, then as found. */
+const machineOrder = (x: Machine, y: Machine): number =>
+  x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : 0;
 
 /**
  * Builds the Directory. Deterministic: the same entries (and holders) in any order give the
@@ -426,8 +477,11 @@ export function buildDirectoryState(raw: RawDirectory, o: BuildOptions): BuiltDi
   );
 }
 
-/** The second half of a build: machines tied to the collected owners, duplicates settled, sorted. */
-export function finishBuild(owners: OwnerCollector, hosts: readonly HostDraft[], skipped: Skipped[], o: BuildOptions): BuiltDirectory {
+/**
+ * The second half of a build: machines tied to the collected owners, duplicates settled, sorted.
+ * Empties `hosts` (its drafts are done with once tied: a large build does not keep both).
+ */
+export function finishBuild(owners: OwnerCollector, hosts: HostDraft[], skipped: Skipped[], o: BuildOptions): BuiltDirectory {
   const state: BuildState = { orphans: new Map(), lost: new Map(), dupUid: new Set() };
   owners.finish(state.dupUid);
   const drafts: Draft[] = [];
@@ -436,8 +490,9 @@ export function finishBuild(owners: OwnerCollector, hosts: readonly HostDraft[],
     if (d) drafts.push(d);
     else if (h.ownerDn) state.orphans.set(h.dn, h.ownerDn);
   }
+  hosts.length = 0;
   settleDuplicates(drafts, skipped, state.lost, o.holders);
-  const machines: Machine[] = drafts.map(toMachine).sort(byDnOrder);
+  const machines: Machine[] = drafts.map(asMachine).sort(machineOrder);
   const list = owners.owners;
   list.sort(ownerOrder);
   skipped.sort(byDnOrder);
