@@ -1,0 +1,90 @@
+// The full fetch (LdapSource.fetchFull: entries decoded from the BER bytes, src/sources/ldapdecode.ts,
+// and the issue-16 build) against the path it replaced, on a real slapd holding random campuses
+// (several seeds): the same three searches through ldapts' own entry objects, read through the
+// entry view the full fetch used before (copied below), built with buildDirectoryState. The
+// Directory, the build state and the newest modifyTimestamp must be the same.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, type Entry } from 'ldapts';
+import { startSlapd } from '../../sandbox/slapd.js';
+import { generateCampus, loadCampus } from '../../sandbox/campus.js';
+import { sandboxConf } from '../../sandbox/conf.js';
+import { parseConfig } from '../../src/config/config.js';
+import { LdapSource, MODIFY_TIMESTAMP, newestModify } from '../../src/sources/ldap.js';
+import { buildDirectoryState, type AttrReader, type RawEntry } from '../../src/sources/directory.js';
+
+// ---- the reference: the entry view of src/sources/ldap.ts before issue 16, verbatim
+const lowerNames = new Map<string, string>();
+const lowerName = (k: string): string => {
+  let v = lowerNames.get(k);
+  if (v === undefined) {
+    v = k.toLowerCase();
+    if (lowerNames.size < 1000) lowerNames.set(k, v);
+  }
+  return v;
+};
+const asStrings = (v: Entry[string]): string[] => {
+  const values = Array.isArray(v) ? v : [v];
+  return values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
+};
+function entryView(e: Entry): RawEntry {
+  const attrs: AttrReader = {
+    get(name: string): readonly string[] | undefined {
+      for (const k in e) {
+        if (k !== 'dn' && lowerName(k) === name) return asStrings(e[k]!);
+      }
+      return undefined;
+    },
+  };
+  return { dn: e.dn, attrs };
+}
+
+for (const seed of [3, 4, 5]) {
+  test(`full fetch of a random campus equals the build over ldapts' own entries (seed ${seed})`, async () => {
+    const slapd = await startSlapd({ sizeLimit: 50 });
+    try {
+      const campus = generateCampus({ users: 220, seed });
+      await loadCampus(slapd, campus, { method: 'ldapadd' });
+      const config = parseConfig(
+        sandboxConf({
+          ldapUrl: slapd.url,
+          db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' },
+          dir: '/tmp',
+          // wide enough for the campus' overflow addresses; its IPv6 lies outside user6Networks (named skips)
+          firewall: 'userNetworks = 172.22.0.0/16, 10.0.0.0/8',
+        }).replace(/^pageSize = \d+$/m, 'pageSize = 37'),
+        'sandbox.conf',
+      );
+      const now = new Date(Date.UTC(2026, 5, 1));
+      const full = await new LdapSource(config).fetchFull(now);
+
+      const l = config.ldap;
+      const a = l.attrs;
+      const owner = [a.uid, a.endInternet, a.coupure, a.ban, a.cotiz, MODIFY_TIMESTAMP];
+      const host = [a.host, a.owner, a.ip, a.ip6, a.zone, MODIFY_TIMESTAMP];
+      const search = async (base: string, filter: string, attributes: string[]): Promise<RawEntry[]> => {
+        const c = new Client({ url: l.url, strictDN: false });
+        try {
+          const res = await c.search(base, { scope: 'sub', filter, attributes, paged: { pageSize: 37 } });
+          return res.searchEntries.map(entryView);
+        } finally {
+          await c.unbind();
+        }
+      };
+      const people = await search(l.basePeople, l.peopleFilter, owner);
+      const orgas = await search(l.baseOrga, l.orgaFilter, owner);
+      const hosts = await search(l.baseHosts, l.hostsFilter, host);
+      assert.equal(people.length + orgas.length + hosts.length, campus.entryCount);
+      const ref = buildDirectoryState({ people, orgas, hosts }, { ldap: l, firewall: config.firewall, fetchedAt: now.toISOString() });
+
+      assert.deepEqual(full.directory, ref.directory);
+      assert.deepEqual(full.state, ref.state);
+      assert.equal(full.newestMs, newestModify([people, orgas, hosts]));
+      assert.ok(full.newestMs !== null);
+      assert.equal(full.directory.machines.length, campus.machines.length);
+      assert.ok(full.directory.skipped.length > 0, 'the campus IPv6 addresses are named');
+    } finally {
+      await slapd.stop();
+    }
+  });
+}
