@@ -206,7 +206,10 @@ test("leaf = cake: each class's rtt is scaled to its rate (AQM target >= 1.5 fra
   const want1 = rttOf(c1);
   assert.deepEqual(kernelRtt(), want1);
   // The default class (1 % of 100 Mbit/s: 1 frame = 12 ms) needs more than the 100 ms default.
-  assert.ok([...want1.values()].some((v) => v > 100_000), `a slow class has a longer rtt: ${[...want1.values()].join(',')}`);
+  assert.ok(
+    [...want1.values()].some((v) => v > 100_000),
+    `a slow class has a longer rtt: ${[...want1.values()].join(',')}`,
+  );
   // Ten times less bandwidth: every class crosses a doubling step; cake is changed, not left at the old rtt.
   const c2 = mk('3Mbit');
   r.reconfigure(c2);
