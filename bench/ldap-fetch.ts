@@ -11,7 +11,8 @@ import { execFile, fork, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/config/config.js';
-import { LdapSource } from '../src/sources/ldap.js';
+import { LdapSource, type FullFetch } from '../src/sources/ldap.js';
+import type { Directory } from '../src/sources/types.js';
 import { generateCampus, loadCampus } from '../sandbox/campus.js';
 import { startSlapd } from '../sandbox/slapd.js';
 import { sandboxConf } from '../sandbox/conf.js';
@@ -67,15 +68,15 @@ async function child(setupFile: string): Promise<void> {
   const heap0 = process.memoryUsage().heapUsed;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const full = await new LdapSource(config).fetchFull(new Date());
+  let full: FullFetch | null = await new LdapSource(config).fetchFull(new Date());
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const maxRssMB = process.resourceUsage().maxRSS / 1024;
   gc();
   gc();
   const m = process.memoryUsage();
-  const d = full.directory;
-  const r = {
+  let d: Directory | null = full.directory;
+  const r: Record<string, number> = {
     ms: Math.round(ms),
     cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     maxRssMB: Math.round(maxRssMB),
@@ -85,6 +86,31 @@ async function child(setupFile: string): Promise<void> {
     machines: d.machines.length,
     skipped: d.skipped.length,
   };
+  // what each part of the result keeps: dropped one after the other
+  let parts: { state: unknown; skipped: unknown; owners: unknown; machines: unknown } | null = {
+    state: full.state,
+    skipped: d.skipped,
+    owners: d.owners,
+    machines: d.machines,
+  };
+  full = null;
+  d = null;
+  // (the settled promise of the fetch holds its value until this continuation has returned)
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const heap = (): number => {
+    gc();
+    gc();
+    return process.memoryUsage().heapUsed;
+  };
+  let before = heap();
+  for (const k of ['state', 'skipped', 'owners', 'machines'] as const) {
+    parts[k] = null;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const after = heap();
+    r[`${k}MB`] = Math.round((before - after) / MB);
+    before = after;
+  }
+  parts = null;
   process.send!(r);
 }
 

@@ -10,7 +10,7 @@
 import type { LdapConfig, FirewallConfig } from '../config/config.js';
 import { escapeControl as esc } from '../log.js';
 import { joinIpv4, joinIpv6, networkMatcher, sortIps } from '../net/ip.js';
-import { EMPTY, lowerName, sharedList } from './intern.js';
+import { EMPTY, flat, lowerName, sharedList } from './intern.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
 
 /** Values of an attribute by its lowercased name (a Map, or a view over an ldapts entry). */
@@ -207,6 +207,12 @@ function joinValues(
   }
 }
 
+/**
+ * A list grown by push holds room for 16 values (192 bytes with one IP, against 64 for a copy
+ * of its size): what a directory keeps per machine is copied to its size.
+ */
+const fit = (list: string[]): string[] => (list.length === 0 ? list : list.slice());
+
 /** zone value -> its trimmed lowercase form (the few values of a directory, each read once) */
 const zoneNames = new Map<string, string>();
 function isZone(value: string, lowerZone: string): boolean {
@@ -245,7 +251,7 @@ export function draftHost(e: RawEntry, o: BuildOptions): HostDraft {
       joinValues(v6, a.ip6, e.dn, (v) => joinIpv6(o.firewall.area6Prefix, v), outside, ips6, skips);
     }
   }
-  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4, ips6, ipSkips: skips.list ?? NO_SKIPS };
+  return { dn: e.dn, host: first(e, a.host) ?? '', ownerDn, active, ips4: fit(ips4), ips6: fit(ips6), ipSkips: skips.list ?? NO_SKIPS };
 }
 
 /** A machine tied to its owner, before duplicate IPs are settled. */
@@ -439,8 +445,12 @@ export function toMachine(d: Draft): Machine {
   return { dn: d.dn, host: d.host, owner: d.owner, active: d.active, ips4: ipList(d.ips4), ips6: ipList(d.ips6) };
 }
 
-/** IPs sorted in place; the shared empty list when there are none. */
-const ipList = (ips: string[]): readonly string[] => (ips.length === 0 ? EMPTY : sortIps(ips));
+/** IPs sorted in place, each a flat string; the shared empty list when there are none. */
+function ipList(ips: string[]): readonly string[] {
+  if (ips.length === 0) return EMPTY;
+  for (const ip of ips) flat(ip);
+  return sortIps(ips);
+}
 
 /** The draft itself made the machine (a full build: no second object per machine). */
 function asMachine(d: Draft): Machine {
@@ -495,6 +505,7 @@ export function finishBuild(owners: OwnerCollector, hosts: HostDraft[], skipped:
   const machines: Machine[] = drafts.map(asMachine).sort(machineOrder);
   const list = owners.owners;
   list.sort(ownerOrder);
+  for (const sk of skipped) flat(sk.reason);
   skipped.sort(byDnOrder);
   return { directory: { owners: list, machines, skipped, fetchedAt: o.fetchedAt }, state };
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { escapeControl as esc, type Logger } from '../log.js';
 import { parseIp } from '../net/ip.js';
 import { holdersOf, outsideNetworks, type BuildOptions } from './directory.js';
+import { EMPTY, sharedList } from './intern.js';
 import { EntitlementGuard, parseBuckets, WINDOW_MS, type GuardFirewall } from './guard.js';
 import { SnapshotRefusedError, type Directory, type Machine, type Owner, type Skipped, type Usage } from './types.js';
 
@@ -73,8 +74,8 @@ export function revalidateDirectory(
       kind: o['kind'] as Owner['kind'],
       endInternet: o['endInternet'] as number | null,
       coupure: o['coupure'] as boolean,
-      ban: o['ban'] as string[],
-      cotiz: o['cotiz'] as string[],
+      ban: sharedList(o['ban'] as string[]),
+      cotiz: sharedList(o['cotiz'] as string[]),
     });
   }
   const machines: Machine[] = [];
@@ -91,8 +92,9 @@ export function revalidateDirectory(
       problems.push(`machine ${esc(JSON.stringify(m?.['dn'] ?? m).slice(0, 200))}: not a valid machine`);
       continue;
     }
-    const keep = (list: string[], family: 4 | 6): string[] =>
-      list.filter((ip) => {
+    // the parsed list itself when every IP stays (JSON.parse makes it of its size), else a copy of its size
+    const keep = (list: string[], family: 4 | 6): readonly string[] => {
+      const kept = list.filter((ip) => {
         const p = parseIp(ip);
         const why = !p.ok
           ? p.reason
@@ -106,6 +108,8 @@ export function revalidateDirectory(
         if (why) problems.push(`machine ${esc(m['dn'] as string)}: IP ${JSON.stringify(ip)}: ${why}`);
         return why === null;
       });
+      return kept.length === 0 ? EMPTY : kept.length === list.length ? list : kept.slice();
+    };
     machines.push({
       dn: m['dn'],
       host: m['host'],
