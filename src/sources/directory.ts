@@ -491,11 +491,13 @@ export function buildDirectoryState(raw: RawDirectory, o: BuildOptions): BuiltDi
  * The second half of a build: machines tied to the collected owners, duplicates settled, sorted.
  * Empties `hosts` (its drafts are done with once tied: a large build does not keep both).
  */
-export function finishBuild(owners: OwnerCollector, hosts: HostDraft[], skipped: Skipped[], o: BuildOptions): BuiltDirectory {
+export function finishBuild(owners: OwnerCollector, hosts: (HostDraft | undefined)[], skipped: Skipped[], o: BuildOptions): BuiltDirectory {
   const state: BuildState = { orphans: new Map(), lost: new Map(), dupUid: new Set() };
   owners.finish(state.dupUid);
   const drafts: Draft[] = [];
-  for (const h of hosts) {
+  for (let i = 0; i < hosts.length; i++) {
+    const h = hosts[i]!;
+    hosts[i] = undefined; // garbage once tied, even before the loop ends
     const d = tieHost(h, owners.index, o, skipped);
     if (d) drafts.push(d);
     else if (h.ownerDn) state.orphans.set(h.dn, h.ownerDn);
