@@ -3,13 +3,14 @@
 // inactive zones, entitlement fields, duplicate IPs. A bad entry or value is skipped
 // and named (DN + reason); it never fails the whole snapshot.
 //
-// Over 400 lines: the parts of a build (owners, host drafts, ties, duplicate settling) are
-// exported one by one because the patcher (patch.ts) applies exactly the same rules to a few
+// Over 400 lines: the parts of a build (owners, host drafts, ties; duplicate settling is in
+// duplicates.ts) are exported one by one because the patcher (patch.ts) applies exactly the same rules to a few
 // entries; keeping them together keeps the two from drifting apart.
 
 import type { LdapConfig, FirewallConfig } from '../config/config.js';
 import { escapeControl as esc } from '../log.js';
 import { joinIpv4, joinIpv6, networkMatcher, sortIps } from '../net/ip.js';
+import { settleDuplicates } from './duplicates.js';
 import { EMPTY, flat, lowerName, sharedList } from './intern.js';
 import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
 
@@ -353,83 +354,6 @@ export class OwnerCollector {
   }
 }
 
-/** (owner uid, DN): the order in which machines claim an IP nobody held */
-const claimOrder = (x: Draft, y: Draft): number =>
-  x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0;
-
-/**
- * Duplicate IPs among active machines. The machine that held the IP in the directory in force
- * (`holders`) keeps it, so a newcomer can never take an address from its holder; with no holder
- * (a first build, or a holder gone), the machine whose owner's uid sorts first, then whose DN
- * sorts first: deterministic whatever the order of the entries. The others lose the IP and are
- * named (DN + IP). Mutates the drafts' IP lists (not the order of `drafts`).
- *
- * Linear in the IPs: one pass finds each IP's winner, one finds the machines that lost any;
- * only those are sorted (by owner, DN) and named, as a sort of every machine would have them.
- */
-export function settleDuplicates(
-  drafts: readonly Draft[],
-  skipped: Skipped[],
-  lost: BuildState['lost'],
-  holders?: ReadonlyMap<string, string>,
-): void {
-  const held = holders && holders.size > 0 ? holders : null;
-  const winner = new Map<string, Draft>();
-  const claim = (d: Draft, list: readonly string[]): void => {
-    for (const ip of list) {
-      const cur = winner.get(ip);
-      if (cur === undefined) {
-        winner.set(ip, d);
-        continue;
-      }
-      const h = held?.get(ip);
-      const wins = h !== undefined && (cur.dn === h) !== (d.dn === h) ? d.dn === h : claimOrder(d, cur) < 0;
-      if (wins) winner.set(ip, d);
-    }
-  };
-  for (const d of drafts) {
-    if (!d.active) continue;
-    claim(d, d.ips4);
-    claim(d, d.ips6);
-  }
-  const losers: Draft[] = [];
-  const loses = (d: Draft, list: readonly string[]): boolean => {
-    for (const ip of list) if (winner.get(ip) !== d) return true;
-    return false;
-  };
-  for (const d of drafts) if (d.active && (loses(d, d.ips4) || loses(d, d.ips6))) losers.push(d);
-  losers.sort(claimOrder);
-  const mine = new Map<string, { ips: string[]; skips: number }>();
-  const note = (d: Draft, ip: string, skip: boolean): void => {
-    let l = mine.get(d.dn);
-    if (!l) mine.set(d.dn, (l = { ips: [...(lost.get(d.dn)?.ips ?? [])], skips: lost.get(d.dn)?.skips ?? 0 }));
-    l.ips.push(ip);
-    if (skip) l.skips++;
-  };
-  const settle = (d: Draft, list: string[]): void => {
-    // lost IPs are appended to a list built here, kept ones compacted in place
-    let keep = list.length;
-    for (let i = list.length - 1; i >= 0; i--) {
-      const ip = list[i]!;
-      const holder = winner.get(ip)!;
-      if (holder === d) {
-        list[--keep] = ip;
-      } else if (holder.owner !== d.owner) {
-        skipped.push({ dn: d.dn, reason: `IP ${ip} also claimed by ${esc(holder.dn)} (owner ${holder.owner}); kept there` });
-        note(d, ip, true);
-      } else {
-        note(d, ip, false); // same owner twice: harmless, keep one
-      }
-    }
-    list.splice(0, keep); // the kept IPs, in their order, were moved to the end
-  };
-  for (const d of losers) {
-    settle(d, d.ips4);
-    settle(d, d.ips6);
-  }
-  for (const [dn, l] of mine) lost.set(dn, l);
-}
-
 /** IP -> DN of the active machine holding it: the `holders` of the next build. */
 export function holdersOf(d: Directory): Map<string, string> {
   const out = new Map<string, string>();
@@ -511,3 +435,4 @@ export function finishBuild(owners: OwnerCollector, hosts: (HostDraft | undefine
   skipped.sort(byDnOrder);
   return { directory: { owners: list, machines, skipped, fetchedAt: o.fetchedAt }, state };
 }
+
