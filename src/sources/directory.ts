@@ -435,4 +435,3 @@ export function finishBuild(owners: OwnerCollector, hosts: (HostDraft | undefine
   skipped.sort(byDnOrder);
   return { directory: { owners: list, machines, skipped, fetchedAt: o.fetchedAt }, state };
 }
-
