@@ -1,7 +1,60 @@
-// src/kernel/batch-errors.ts — reading what a kernel tool said on stderr: the first meaningful
-// error line of any tool, and the failing input line(s) of a batch tool (`ipset restore`,
-// `tc -batch`, `iptables-restore`). Pure text parsing: never runs anything (src/kernel/exec.ts
-// runs the tools and re-exports these).
+// src/kernel/exec-errors.ts — what a failed command says: ExecError (the command, its exit code
+// or signal, its output), the first meaningful error line of any tool's stderr, and the failing
+// input line(s) of a batch tool (`ipset restore`, `tc -batch`, `iptables-restore`). Pure: never
+// runs anything (src/kernel/exec.ts runs the tools and re-exports all of this).
+
+/** A process failed: spawn error, timeout, signal, or an exit code outside okCodes. */
+export class ExecError extends Error {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+
+  constructor(init: {
+    command: string;
+    args: readonly string[];
+    code: number | null;
+    signal: string | null;
+    stdout: string;
+    stderr: string;
+    timedOut: boolean;
+    cause?: unknown;
+    detail?: string;
+  }) {
+    const what = describeCommand(init.command, init.args);
+    let how: string;
+    if (init.timedOut) how = 'timed out';
+    else if (init.detail !== undefined) how = init.detail;
+    else if (init.signal !== null) how = `was killed by ${init.signal}`;
+    else how = `exited with code ${String(init.code)}`;
+    const line = firstErrorLine(init.stderr);
+    super(`${what} ${how}${line ? `: ${line}` : ''}`, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'ExecError';
+    this.command = init.command;
+    this.args = init.args;
+    this.code = init.code;
+    this.signal = init.signal;
+    this.stdout = init.stdout;
+    this.stderr = init.stderr;
+    this.timedOut = init.timedOut;
+  }
+}
+
+/** `ip netns exec rq-gw ipset restore` — the command plus its leading non-option words, bounded. */
+export function describeCommand(cmd: string, args: readonly string[]): string {
+  const words = [cmd];
+  for (const a of args) {
+    if (words.length >= 8) {
+      words.push('…');
+      break;
+    }
+    words.push(a.length > 40 ? `${a.slice(0, 40)}…` : a);
+  }
+  return `"${words.join(' ')}"`;
+}
 
 /**
  * The first stderr line that says what went wrong. Skips blank lines and informational
