@@ -6,12 +6,13 @@ import { splitIptablesArgs, tcReportedRate, type TableState, type TcState } from
 import { ruleKey } from './ruleid.js';
 import type { IpFamily, SetFamily } from './names.js';
 import type { KernelDesired, RuleArgs, SetSpec, TableName, TableSpec, TcClassSpec } from './model.js';
+import type { MemberSet } from './members.js';
 
 export interface ActualSet {
   readonly family: SetFamily;
   readonly maxelem: number;
   /** members, or null when only the count is known (cheap verification) */
-  readonly members: ReadonlySet<string> | null;
+  readonly members: MemberSet | null;
   readonly count: number;
 }
 
