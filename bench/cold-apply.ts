@@ -15,39 +15,12 @@ import { maxelemFor } from '../src/kernel/diff.js';
 import { createLine } from '../src/kernel/render.js';
 import { planDesired } from '../src/plan/desired.js';
 import { MemoryLogger } from '../src/log.js';
-import type { Directory } from '../src/sources/types.js';
 import { createGateway } from '../sandbox/netns.js';
+import { directory } from './cold-apply-dir.js';
 
 const users = Number(process.argv[2] ?? 100_000);
 const reps = Number(process.argv[3] ?? 2);
 const MB = 1024 * 1024;
-
-function directory(n: number): Directory {
-  const owners: Directory['owners'][number][] = [];
-  const machines: Directory['machines'][number][] = [];
-  let k = 0;
-  for (let i = 0; i < n; i++) {
-    owners.push({
-      uid: `u${i}`,
-      dn: `uid=u${i},ou=people`,
-      kind: 'person',
-      endInternet: Date.UTC(2030, 0, 1),
-      coupure: false,
-      ban: [],
-      cotiz: [],
-    });
-    for (let m = 0; m < 3; m++, k++)
-      machines.push({
-        dn: `host=u${i}-${m}`,
-        host: `u${i}-${m}`,
-        owner: `u${i}`,
-        active: true,
-        ips4: [`10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`],
-        ips6: m === 0 && i % 5 === 0 ? [`2001:db8:d200::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`] : [],
-      });
-  }
-  return { owners, machines, skipped: [], fetchedAt: new Date().toISOString() };
-}
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 const fmt = (x: number): string => x.toFixed(0);
