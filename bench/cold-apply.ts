@@ -73,16 +73,23 @@ try {
     const t0 = performance.now();
     const res = await r.reconcile(desired);
     const total = performance.now() - t0;
+    // A second reconcile of the same plan from scratch: read back (cheap check) and a full diff of every member against the memory.
+    const t4 = performance.now();
+    const again = await r.reconcile(desired);
+    const fullDiff = again.timings.diffMs;
+    const againTotal = performance.now() - t4;
     gc();
-    const heapAfter = process.memoryUsage().heapUsed / MB;
+    const heapAfter = (process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers) / MB;
     console.log(
       `reconcile: total ${fmt(total)} ms = read ${fmt(res.timings.readMs)} + diff/render ${fmt(res.timings.diffMs)} + apply ${fmt(res.timings.applyMs)}; ` +
-        `ipset batch ${fmt((res.batches.ipset?.length ?? 0) / MB)} MB; rss before ${fmt(rssBefore)} MB, heap after ${fmt(heapAfter)} MB; ` +
-        `helper ${h.stats.viaHelper}, direct ${h.stats.direct}\n  commands (ms): ${times.join(', ')}`,
+        `ipset batch ${fmt((res.batches.ipset?.length ?? 0) / MB)} MB; rss before ${fmt(rssBefore)} MB, heap + array buffers after ${fmt(heapAfter)} MB; ` +
+        `helper ${h.stats.viaHelper}, direct ${h.stats.direct}; the same plan again: ${fmt(againTotal)} ms, full diff ${fmt(fullDiff)} ms\n  commands (ms): ${times.join(', ')}`,
     );
     (r as unknown as { memory: { forget(): void } }).memory.forget();
     gc();
-    console.log(`  the reconciler's memory of the sets: ${fmt(heapAfter - process.memoryUsage().heapUsed / MB)} MB of heap`);
+    console.log(
+      `  the reconciler's memory of the sets: ${fmt(heapAfter - (process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers) / MB)} MB of heap and array buffers`,
+    );
     await h.close();
     // The baseline: one ipset restore of the same members, nothing else.
     await new Reconciler(config, direct, log).clear();

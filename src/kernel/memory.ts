@@ -7,7 +7,7 @@
 //
 // The member sets kept here are this module's own copies, never the planner's: the planner
 // changes its sets in place between plans (src/plan/incremental.ts). They are compact
-// (members.ts: IPv4 as integers, 32 MB -> 4-8 MB of heap at 100 000 users).
+// (members.ts: IPv4 as integers; 31.9 -> 8.3 MB for 960 000 entries).
 //
 // Pure: no I/O, no clock of its own (instants are passed in).
 
