@@ -8,7 +8,8 @@
 
 import { DateTime } from 'luxon';
 import { parseConfig } from '../src/config/config.js';
-import { helperExec, inNetns, realExec } from '../src/kernel/exec.js';
+import { inNetns, realExec } from '../src/kernel/exec.js';
+import { helperExec } from '../src/kernel/exec-via-helper.js';
 import { Reconciler } from '../src/kernel/reconciler.js';
 import { buildKernelDesired } from '../src/kernel/model.js';
 import { maxelemFor } from '../src/kernel/diff.js';
@@ -82,7 +83,7 @@ try {
     const heapAfter = (process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers) / MB;
     console.log(
       `reconcile: total ${fmt(total)} ms = read ${fmt(res.timings.readMs)} + diff/render ${fmt(res.timings.diffMs)} + apply ${fmt(res.timings.applyMs)}; ` +
-        `ipset batch ${fmt((res.batches.ipset?.length ?? 0) / MB)} MB; rss before ${fmt(rssBefore)} MB, heap + array buffers after ${fmt(heapAfter)} MB; ` +
+        `ipset batch ${res.batches.ipset === null ? 'streamed' : `${fmt(res.batches.ipset.length / MB)} MB`}; rss before ${fmt(rssBefore)} MB, heap + array buffers after ${fmt(heapAfter)} MB; ` +
         `helper ${h.stats.viaHelper}, direct ${h.stats.direct}; the same plan again: ${fmt(againTotal)} ms, full diff ${fmt(fullDiff)} ms\n  commands (ms): ${times.join(', ')}`,
     );
     (r as unknown as { memory: { forget(): void } }).memory.forget();

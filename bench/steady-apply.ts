@@ -11,7 +11,8 @@
 
 import { DateTime } from 'luxon';
 import { parseConfig } from '../src/config/config.js';
-import { helperExec, inNetns, realExec, type Exec } from '../src/kernel/exec.js';
+import { inNetns, realExec, type Exec } from '../src/kernel/exec.js';
+import { helperExec } from '../src/kernel/exec-via-helper.js';
 import { Reconciler } from '../src/kernel/reconciler.js';
 import { buildKernelDesired } from '../src/kernel/model.js';
 import { planDesired } from '../src/plan/desired.js';

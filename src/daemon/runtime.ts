@@ -5,7 +5,8 @@
 import type { Config } from '../config/config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createLogger, registerSecret, type FileLogger, type Logger } from '../log.js';
-import { helperExec, inNetns, realExec, type Exec, type HelperExec } from '../kernel/exec.js';
+import { inNetns, realExec, type Exec } from '../kernel/exec.js';
+import { helperExec, type HelperExec } from '../kernel/exec-via-helper.js';
 import { Reconciler } from '../kernel/reconciler.js';
 import { Sources } from '../sources/index.js';
 import { CycleRunner } from './cycle.js';

@@ -6,7 +6,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { DateTime } from 'luxon';
-import { helperExec, inNetns, realExec, ExecError, type Exec } from '../../src/kernel/exec.js';
+import { inNetns, realExec, ExecError, type Exec } from '../../src/kernel/exec.js';
+import { helperExec } from '../../src/kernel/exec-via-helper.js';
 import { createGateway, createScratchNetns, type Gateway } from '../../sandbox/netns.js';
 import { parseConfig } from '../../src/config/config.js';
 import { planDesired } from '../../src/plan/desired.js';
@@ -92,7 +93,7 @@ function campus(n: number): Directory {
       host: `u${i}`,
       owner: `u${i}`,
       active: true,
-      ips4: [`172.22.${200 + Math.floor(i / 200)}.${(i % 200) + 1}`],
+      ips4: [`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`],
       ips6: [],
     })),
     skipped: [],
@@ -135,4 +136,45 @@ test('the helper killed while ipset restore runs: that reconcile fails naming th
   const want = buildKernelDesired(config, d).sets;
   const have = await readIpsets(gw.execIn('gw'), (n) => want.some((s) => s.name === n));
   for (const s of want) assert.deepEqual([...(have.get(s.name)?.entries ?? [])].sort(), [...s.members].sort(), s.name);
+});
+
+test('a cold fill over 100 000 lines is streamed to ipset restore: exact sets, and a refused line is named', async () => {
+  const gw: Gateway = await createGateway({ userIps: ['172.22.200.1'] });
+  cleanups.push(() => gw.destroy());
+  const config = parseConfig(
+    minimalConf({ qos: 'classifier = classify\nleaf = pfifo', firewall: `netns = ${gw.names.gw}\nnet6 = 2001:db8:d200::/48` }),
+    'q',
+  );
+  const h = helperExec({ netns: gw.names.gw });
+  cleanups.push(h.close);
+  await h.ready();
+  const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
+  const d = planDesired(config, campus(52_000), null, at, at);
+  const want = buildKernelDesired(config, d).sets;
+  // A set of ours made with another type after the read-back, just before the fill: its create line is refused mid-batch.
+  const victim = want.filter((s) => s.family === 'inet').sort((a, b) => a.name.localeCompare(b.name))[3]!;
+  let planted = false;
+  const exec: Exec = async (cmd, args, o) => {
+    if (!planted && cmd === 'ipset' && args[0] === 'restore') {
+      planted = true;
+      await gw.exec('gw', 'ipset', ['create', victim.name, 'hash:net']);
+    }
+    return h.exec(cmd, args, o);
+  };
+  const r = new Reconciler(config, exec, new MemoryLogger());
+  await assert.rejects(r.reconcile(d), (e: unknown) => {
+    assert.ok(e instanceof KernelApplyError, String(e));
+    assert.ok(e.line !== null && e.line > 1000, `a line number: ${e.message}`);
+    assert.equal(e.object, `set ${victim.name}`);
+    assert.match(e.text ?? '', new RegExp(`^create ${victim.name} hash:ip `));
+    return true;
+  });
+  await gw.exec('gw', 'ipset', ['destroy', victim.name]);
+  const res = await r.reconcile(d);
+  assert.equal(res.applied, true);
+  assert.ok(res.counts.ipset.add > 100_000, `${res.counts.ipset.add} entries`);
+  assert.equal(res.batches.ipset, null, 'streamed: no batch text kept');
+  const have = await readIpsets(gw.execIn('gw'), (n) => want.some((s) => s.name === n));
+  for (const s of want) assert.deepEqual([...(have.get(s.name)?.entries ?? [])].sort(), [...s.members].sort(), s.name);
+  assert.ok(h.stats.direct >= 2, 'the pieces were spawned directly');
 });

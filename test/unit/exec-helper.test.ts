@@ -10,10 +10,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ExecError, helperExec, realExec } from '../../src/kernel/exec.js';
+import { ExecError, realExec } from '../../src/kernel/exec.js';
+import { helperExec } from '../../src/kernel/exec-via-helper.js';
 import { checkRequest } from '../../src/kernel/exec-helper.js';
 
-const execModule = fileURLToPath(new URL('../../src/kernel/exec.js', import.meta.url));
+const execModule = fileURLToPath(new URL('../../src/kernel/exec-via-helper.js', import.meta.url));
 const helperScript = fileURLToPath(new URL('../../src/kernel/exec-helper.js', import.meta.url));
 
 const alive = (pid: number): boolean => {
@@ -181,4 +182,31 @@ test('the helper dies with its parent (killed), and an idle helper does not keep
   const exited = await Promise.race([ends.exit, new Promise<string>((r) => setTimeout(() => r('still running after 5 s'), 5000).unref())]);
   assert.equal(exited, 0, 'the parent ended on its own with an idle helper');
   assert.ok(await until(() => !alive(ends.helperPid), 3000));
+});
+
+test('an input in pieces is pulled as the child reads (beyond a pipe buffer), and a direct spawn runs it', async () => {
+  let pulled = 0;
+  function* pieces(n: number): Generator<string> {
+    for (let i = 0; i < n; i++) {
+      pulled++;
+      yield `${String(i).padStart(6, '0')} ${'x'.repeat(1017)}\n`; // 1 KiB a line
+    }
+  }
+  const r = await realExec('sha256sum', [], { input: pieces(3000) });
+  const whole = [...pieces(3000)].join('');
+  const expected = await realExec('sha256sum', [], { input: whole });
+  assert.equal(r.stdout, expected.stdout, 'the same bytes, in order');
+  // A child that stops reading early: the rest is never rendered, nothing hangs.
+  pulled = 0;
+  const head = await realExec('head', ['-c', '10'], { input: pieces(100_000) });
+  assert.equal(head.stdout, '000000 xxx');
+  assert.ok(pulled < 100_000, `stopped pulling (${pulled} of 100000 pieces rendered)`);
+  const h = helperExec();
+  try {
+    await h.ready();
+    assert.equal((await h.exec('wc', ['-l'], { input: pieces(10) })).stdout.trim(), '10');
+    assert.deepEqual([h.stats.viaHelper, h.stats.direct], [0, 1], 'pieces are not sent over the channel');
+  } finally {
+    await h.close();
+  }
 });
