@@ -6,12 +6,13 @@ import { splitIptablesArgs, tcReportedRate, type TableState, type TcState } from
 import { ruleKey } from './ruleid.js';
 import type { IpFamily, SetFamily } from './names.js';
 import type { KernelDesired, RuleArgs, SetSpec, TableName, TableSpec, TcClassSpec } from './model.js';
+import type { MemberSet } from './members.js';
 
 export interface ActualSet {
   readonly family: SetFamily;
   readonly maxelem: number;
   /** members, or null when only the count is known (cheap verification) */
-  readonly members: ReadonlySet<string> | null;
+  readonly members: MemberSet | null;
   readonly count: number;
 }
 
@@ -171,7 +172,9 @@ function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, Actua
     const add: string[] = [];
     const del: string[] = [];
     for (const ip of s.members) if (!a.members.has(ip)) add.push(ip);
-    for (const ip of a.members) if (!s.members.has(ip)) del.push(ip);
+    // Every desired member not added is there: the kernel holds more only if the counts say so
+    // (the pass over the kernel's members, the costly one with compact members, is then skipped).
+    if (a.members.size > s.members.size - add.length) for (const ip of a.members) if (!s.members.has(ip)) del.push(ip);
     if (add.length || del.length) ops.push({ name: s.name, family: s.family, maxelem: a.maxelem, create: false, add, del, rebuild: null });
   }
   return ops;

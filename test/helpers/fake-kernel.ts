@@ -101,22 +101,24 @@ export class FakeKernel {
       c = a[3] ?? '';
       a = a.slice(4);
     }
-    this.calls.push({ cmd: c, args: a, ...(opts?.input !== undefined ? { input: opts.input } : {}) });
+    // a batch in pieces (a streamed cold fill) reads as its whole text
+    const input = opts?.input === undefined ? undefined : typeof opts.input === 'string' ? opts.input : [...opts.input].join('');
+    this.calls.push({ cmd: c, args: a, ...(input !== undefined ? { input } : {}) });
     const ok = (stdout = ''): ExecResult => ({ stdout, stderr: '', code: 0 });
     switch (c) {
       case 'ipset':
         if (a[0] === 'list' && a[1] === '-t') return ok(this.ipsetHeaders());
         if (a[0] === 'save') return ok(this.ipsetSave());
-        if (a[0] === 'restore') return ok(this.batch('ipset', c, a, opts?.input ?? '', (l, n) => this.ipsetLine(l, n)));
+        if (a[0] === 'restore') return ok(this.batch('ipset', c, a, input ?? '', (l, n) => this.ipsetLine(l, n)));
         break;
       case 'iptables-save':
       case 'ip6tables-save':
         return ok(this.save(c === 'iptables-save' ? 4 : 6));
       case 'iptables-restore':
       case 'ip6tables-restore':
-        return ok(this.restore(c === 'iptables-restore' ? 4 : 6, c, a, opts?.input ?? ''));
+        return ok(this.restore(c === 'iptables-restore' ? 4 : 6, c, a, input ?? ''));
       case 'tc':
-        return ok(this.tc(c, a, opts?.input ?? ''));
+        return ok(this.tc(c, a, input ?? ''));
       default:
         break;
     }
