@@ -126,3 +126,33 @@ test('random modifications: a patch that settled everything equals a full build 
   assert.ok(settledRounds >= 30, `settled rounds: ${settledRounds}`);
   assert.ok(undecidedRounds >= 1, `undecided rounds: ${undecidedRounds}`);
 });
+
+test('a machine that lost an IP still wants it: the winner dropping it is left for a full fetch (per-patch IP counts)', () => {
+  const c = parseConfig(minimalConf({ firewall: 'area6Prefix = 2001:db8:d200::' }), 'q');
+  const o: BuildOptions = { ldap: c.ldap, firewall: c.firewall, fetchedAt: '2026-11-22T12:00:00Z' };
+  const w: World = { people: new Map(), orgas: new Map(), hosts: new Map() };
+  for (const uid of ['alice', 'bob']) w.people.set(`uid=${uid},${PEOPLE}`, { uid: [uid], endInternet: ['20300101000000Z'] });
+  const host = (name: string, uid: string, ips: string[]): Record<string, string[]> => ({
+    host: [name],
+    uidProprio: [`uid=${uid},${PEOPLE}`],
+    zone: ['User'],
+    ipHostNumber: ips,
+  });
+  w.hosts.set(`host=winner,${HOSTS}`, host('winner', 'alice', ['200.1', '200.2']));
+  w.hosts.set(`host=loser,${HOSTS}`, host('loser', 'bob', ['200.1', '200.3']));
+  const built = buildDirectoryState(raw(w), o);
+  assert.deepEqual(built.state.lost.get(`host=loser,${HOSTS}`)?.ips, ['172.22.200.1']);
+  const patcher = new DirectoryPatcher(built, { ldap: o.ldap, firewall: o.firewall });
+  // the winner lets 200.1 go: a full build gives it to the loser, which the patch cannot see alone
+  w.hosts.set(`host=winner,${HOSTS}`, host('winner', 'alice', ['200.2']));
+  const res = patcher.apply(
+    { people: [], orgas: [], hosts: [entry(`host=winner,${HOSTS}`, w.hosts.get(`host=winner,${HOSTS}`)!)] },
+    o.fetchedAt,
+  );
+  assert.deepEqual(
+    res.undecided.map((u) => u.reason),
+    ['IP 172.22.200.1 is also claimed by another machine'],
+  );
+  assert.equal(res.directory, built.directory, 'nothing patched');
+  assert.deepEqual(buildDirectory(raw(w), o).machines.find((m) => m.host === 'loser')!.ips4, ['172.22.200.1', '172.22.200.3']);
+});
