@@ -20,6 +20,7 @@ import { explain } from './explain.js';
 import { serveControl, pidPath, lockPath, type ControlAnswer, type ControlRequest } from './control.js';
 import { takeLock, writePidFile, removePidFile, type HeldLock } from './pidfile.js';
 import { Observability } from './observe.js';
+import { seconds, snapshotAge } from './startup.js';
 import type { SharingStatus } from '../sharing/site.js';
 
 export interface StatusJson {
@@ -101,7 +102,14 @@ export class Daemon {
     });
     this.log.info(`reselqos started (pid ${process.pid}, config ${this.configPath}, interval ${this.config.qos.intervalMs / 1000}s)`);
     for (const w of this.config.warnings) this.log.warn(`config: ${w}`);
-    this.schedule(0);
+    // A snapshot on disk younger than [ldap] refresh: the first cycle applies it without waiting
+    // for LDAP; the full fetch it starts goes on in the background (picked up by the next cycles).
+    const age = snapshotAge(this.rt.sources.store.lastDirectory, this.config.ldap.refreshMs, this.clock().toMillis());
+    if (age.young)
+      this.log.info(
+        `first cycle from the snapshot of ${this.rt.sources.store.lastDirectory?.fetchedAt} (${seconds(age.ageMs ?? 0)} old, younger than [ldap] refresh); the full LDAP fetch runs in the background`,
+      );
+    this.schedule(0, age.young ? 0 : undefined);
   }
 
   /** Resolves when the daemon has stopped. */
@@ -109,13 +117,13 @@ export class Daemon {
     return this.stopped;
   }
 
-  private schedule(delayMs: number): void {
+  private schedule(delayMs: number, ldapWaitMs?: number): void {
     if (this.stopping) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
       // Timer cycles do not wait for a slow directory fetch beyond half an interval.
-      void this.cycle({ ldapWaitMs: Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() =>
+      void this.cycle({ ldapWaitMs: ldapWaitMs ?? Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() =>
         this.schedule(this.config.qos.intervalMs),
       );
     }, delayMs);
