@@ -57,7 +57,9 @@ interface Run {
 function runCli(cli: string, args: string[], mark: RegExp | null, onMark?: (pid: number) => void): Promise<Run> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // RQ_BENCH_CLI_NODE_ARGS: node options for the measured command, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
+    const nodeArgs = (process.env['RQ_BENCH_CLI_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = { stdout: '', stderr: '' };
     let markMs: number | null = null;
     let markLine: string | null = null;
@@ -151,6 +153,10 @@ export async function measureStart(o: {
   /** IPs of the directory (the cold cycles' count): 2 set entries each */
   ips: number;
   say: (s: string) => void;
+  /** the snapshot is on disk already: no start without it (bench/startprobe.ts) */
+  skipCold?: boolean;
+  /** also `reselqos run` from the snapshot (default true) */
+  run?: boolean;
 }): Promise<StartPhase> {
   const warnings: string[] = [];
   const runDir = join(o.dir, 'run');
@@ -185,14 +191,17 @@ export async function measureStart(o: {
   };
   try {
     // 1. no snapshot yet: as before issue 16, the full fetch is awaited; the snapshot is left behind
-    res.startCold = await start('no snapshot');
-    res.setEntries.startCold = await checkEntries('start with no snapshot');
-    await stopDaemon(runDir);
+    if (!o.skipCold) {
+      res.startCold = await start('no snapshot');
+      res.setEntries.startCold = await checkEntries('start with no snapshot');
+      await stopDaemon(runDir);
+    }
     // 2. the snapshot just written (seconds old)
     res.startFromSnapshot = await start('snapshot');
     res.setEntries.startFromSnapshot = await checkEntries('start from the snapshot');
     res.startDaemonPeakRssMB = await stopDaemon(runDir);
     // 3. the daemon alone, as systemd starts it, on an empty kernel
+    if (o.run === false) return res;
     await clear();
     let peak: number | null = null;
     const stopping: { done: Promise<unknown> | null } = { done: null };
