@@ -88,12 +88,14 @@ interface Options {
   start: boolean;
   /** the cost-growth PNG beside the JSON (bench/plot.ts) */
   plot: boolean;
+  /** --max-old-space-size for the daemon processes (worker, start, run); null = node's default (~4 GB here) */
+  heapMB: number | null;
 }
 
 function usage(): string {
   return `usage: npm run bench -- [--quick] [--sizes 1000,3000,10000,100000] [--steady N] [--cold N] [--idle N]
        [--fixed N] [--fixed-users N] [--spawn-sample N] [--fetch-runs N] [--hours N] [--no-probe] [--no-time-index]
-       [--no-start] [--no-plot] [--out DIR]`;
+       [--no-start] [--no-plot] [--heap-mb N] [--out DIR]`;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -114,6 +116,7 @@ function parseArgs(argv: string[]): Options {
     timeIndex: true,
     start: true,
     plot: true,
+    heapMB: null,
   };
   const int = (v: string | undefined, name: string, min = 1): number => {
     const n = Number(v);
@@ -166,6 +169,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--no-plot':
         o.plot = false;
+        break;
+      case '--heap-mb':
+        o.heapMB = int(next(), a, 64);
         break;
       case '--out':
         o.outDir = resolve(next() ?? '');
@@ -226,6 +232,9 @@ const say = (s: string): void => {
 
 // ------------------------------------------------------------------ worker (daemon side)
 
+/** node options of every daemon-side process (--heap-mb) */
+let daemonNodeArgs: string[] = [];
+
 class Worker {
   private readonly child: ChildProcess;
   private seq = 0;
@@ -234,7 +243,11 @@ class Worker {
   private exited = false;
 
   constructor() {
-    this.child = fork(WORKER, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    this.child = fork(WORKER, [], {
+      execArgv: ['--expose-gc', ...daemonNodeArgs],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    });
     this.child.on('message', (m: Reply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -746,7 +759,7 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     let start: SizeResult['start'] = null;
     if (o.start) {
       say('   restarts: reselqos start (no snapshot, then the snapshot it left), reselqos run from the snapshot');
-      start = await measureStart({ cli: CLI, confFile, dir, gw, ips: last.ips, say });
+      start = await measureStart({ cli: CLI, confFile, dir, gw, ips: last.ips, say, nodeArgs: daemonNodeArgs });
       for (const x of start.warnings) check(false, x, warnings);
     }
     memSample();
@@ -985,6 +998,7 @@ function tables(results: readonly SizeResult[], ts: readonly Target[], earlier: 
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
+  if (o.heapMB !== null) daemonNodeArgs = [`--max-old-space-size=${o.heapMB}`];
   if (process.getuid && process.getuid() !== 0) {
     console.error('bench: needs root (private slapd/mariadbd, network namespaces)');
     return 1;

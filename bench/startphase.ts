@@ -54,11 +54,17 @@ interface Run {
   markLine: string | null;
 }
 
-function runCli(cli: string, args: string[], mark: RegExp | null, onMark?: (pid: number) => void): Promise<Run> {
+function runCli(
+  cli: string,
+  args: string[],
+  mark: RegExp | null,
+  onMark?: (pid: number) => void,
+  extraNodeArgs: string[] = [],
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     // RQ_BENCH_CLI_NODE_ARGS: node options for the measured command, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
-    const nodeArgs = (process.env['RQ_BENCH_CLI_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const nodeArgs = [...extraNodeArgs, ...(process.env['RQ_BENCH_CLI_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
     const child = spawn(process.execPath, [...nodeArgs, cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out = { stdout: '', stderr: '' };
     let markMs: number | null = null;
@@ -157,6 +163,8 @@ export async function measureStart(o: {
   skipCold?: boolean;
   /** also `reselqos run` from the snapshot (default true) */
   run?: boolean;
+  /** node options of the measured commands (bench --heap-mb) */
+  nodeArgs?: string[];
 }): Promise<StartPhase> {
   const warnings: string[] = [];
   const runDir = join(o.dir, 'run');
@@ -180,7 +188,7 @@ export async function measureStart(o: {
   };
   const start = async (what: string): Promise<StartSplit> => {
     await clear();
-    const r = await runCli(o.cli, ['start', '-c', o.confFile], /^start: rebuilt /);
+    const r = await runCli(o.cli, ['start', '-c', o.confFile], /^start: rebuilt /, undefined, o.nodeArgs);
     if (r.code !== 0 || r.markMs === null || r.markLine === null)
       throw new Error(`reselqos start (${what}): exit ${r.code}: ${r.stdout.trim()} ${r.stderr.trim()}`);
     const s = split(r.markMs, r.markLine);
@@ -205,11 +213,17 @@ export async function measureStart(o: {
     await clear();
     let peak: number | null = null;
     const stopping: { done: Promise<unknown> | null } = { done: null };
-    const run = runCli(o.cli, ['run', '-c', o.confFile], / cycle (ok|failed) /, (pid) => {
-      peak = vmHwmMB(pid);
-      // its first cycle is logged: stop it (the background fetch it started is not waited for)
-      stopping.done = stopDaemon(runDir);
-    });
+    const run = runCli(
+      o.cli,
+      ['run', '-c', o.confFile],
+      / cycle (ok|failed) /,
+      (pid) => {
+        peak = vmHwmMB(pid);
+        // its first cycle is logged: stop it (the background fetch it started is not waited for)
+        stopping.done = stopDaemon(runDir);
+      },
+      o.nodeArgs,
+    );
     const r = await Promise.race([
       run,
       sleep(600_000).then(() => {

@@ -67,8 +67,17 @@ export class Daemon {
     this.lock = await takeLock(lockPath(this.config.paths.run), 'daemon');
     try {
       await writePidFile(pidFile);
-      await checkKernel(this.config, realExec); // kernel features are global: probe from our own namespace
-      this.rt = await openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec });
+      // Kernel features are global: probed from our own namespace, while the snapshots are read.
+      const [checked, opened] = await Promise.allSettled([
+        checkKernel(this.config, realExec),
+        openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec }),
+      ]);
+      if (checked.status === 'rejected') {
+        if (opened.status === 'fulfilled') await opened.value.close();
+        throw checked.reason;
+      }
+      if (opened.status === 'rejected') throw opened.reason;
+      this.rt = opened.value;
       this.watch = new Observability(this.config, this.rt, this.log, this.clock);
       this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
       await this.watch.open(this.config);
@@ -102,14 +111,33 @@ export class Daemon {
     });
     this.log.info(`reselqos started (pid ${process.pid}, config ${this.configPath}, interval ${this.config.qos.intervalMs / 1000}s)`);
     for (const w of this.config.warnings) this.log.warn(`config: ${w}`);
-    // A snapshot on disk younger than [ldap] refresh: the first cycle applies it without waiting
-    // for LDAP; the full fetch it starts goes on in the background (picked up by the next cycles).
+    // A snapshot on disk younger than [ldap] refresh: the first cycle applies it without asking
+    // LDAP, then the full fetch starts in the background (the next cycles apply its result): it
+    // does not compete with the first apply for this process's time.
     const age = snapshotAge(this.rt.sources.store.lastDirectory, this.config.ldap.refreshMs, this.clock().toMillis());
-    if (age.young)
+    if (age.young) {
       this.log.info(
-        `first cycle from the snapshot of ${this.rt.sources.store.lastDirectory?.fetchedAt} (${seconds(age.ageMs ?? 0)} old, younger than [ldap] refresh); the full LDAP fetch runs in the background`,
+        `first cycle from the snapshot of ${this.rt.sources.store.lastDirectory?.fetchedAt} (${seconds(age.ageMs ?? 0)} old, younger than [ldap] refresh); the full LDAP fetch runs after it, in the background`,
       );
-    this.schedule(0, age.young ? 0 : undefined);
+      this.firstFromSnapshot();
+    } else {
+      this.schedule(0);
+    }
+  }
+
+  /** The first cycle from the snapshot, then the full LDAP fetch started (not awaited), then the timer. */
+  private firstFromSnapshot(): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.cycle({ snapshot: true })
+        .then(() => {
+          const kick = this.queue.then(() => this.rt.sources.fetchDirectory(this.clock().toJSDate(), { waitMs: 0 }));
+          this.queue = kick.catch(() => undefined);
+          return kick;
+        })
+        .catch((e: unknown) => this.log.warn(`ldap: the full fetch after the first cycle did not start: ${describeError(e)}`))
+        .finally(() => this.schedule(this.config.qos.intervalMs));
+    }, 0);
   }
 
   /** Resolves when the daemon has stopped. */
@@ -117,26 +145,34 @@ export class Daemon {
     return this.stopped;
   }
 
-  private schedule(delayMs: number, ldapWaitMs?: number): void {
+  private schedule(delayMs: number): void {
     if (this.stopping) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
       // Timer cycles do not wait for a slow directory fetch beyond half an interval.
-      void this.cycle({ ldapWaitMs: ldapWaitMs ?? Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() =>
+      void this.cycle({ ldapWaitMs: Math.max(1000, this.config.qos.intervalMs / 2) }).finally(() =>
         this.schedule(this.config.qos.intervalMs),
       );
     }, delayMs);
   }
 
   /** Runs a cycle after any cycle in flight: cycles never overlap. */
-  cycle(opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
+  cycle(
+    opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean; snapshot?: boolean } = {},
+  ): Promise<CycleReport> {
     const run = this.queue.then(() => this.runCycle(opts));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async runCycle(opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean }): Promise<CycleReport> {
+  private async runCycle(opts: {
+    force?: boolean;
+    accept?: boolean;
+    ldapWaitMs?: number;
+    fullLdap?: boolean;
+    snapshot?: boolean;
+  }): Promise<CycleReport> {
     const report = await this.rt.cycles.run(opts);
     this.last = report;
     const line = summaryLine(report);
