@@ -14,6 +14,14 @@
 // when the reset changes and every [database] closedRefresh. Rows come back raw (no GROUP BY:
 // MariaDB's temporary table for GROUP BY ip costs more than summing in JS) and are streamed.
 //
+// Open hours, by row id ([database] idColumn): once held, a cycle reads in one statement the
+// rows added since (id > the largest held) and the server's signature of the rows held; the
+// signature of the rows held → held sums + rows added (the same part, hence the same Usage,
+// when none), and the Usage names the ids that changed (`changes`) so the planner looks at
+// their users only. A held row that changed (nacctd updates in place), went or came late
+// changes the signature: the open hours are read whole. Without an id column: read whole when
+// the server's signature changed.
+//
 // Directory filter (setDirectory, as the daemon's Sources does): rows of IPs that no machine of
 // the directory holds are ignored before their IP is interned in the process-wide ipIndex, so
 // rotating or spoofed addresses in netacct cost no memory beyond the day's rows. When the
@@ -23,9 +31,9 @@
 // cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
 // counted, as before.
 //
-// Over 400 lines: the streamed reading, the closed-hours cache, the signature and the directory
-// filter all work on the same per-table state of one VolumeSource; the SQL text is in
-// volumes-sql.ts.
+// Over 400 lines: the streamed reading, the closed-hours cache, the reads by id, the signature
+// and the directory filter all work on the same per-table state of one VolumeSource; the SQL
+// text is in volumes-sql.ts, the sums (typed arrays, parts) in volumes-parts.ts.
 
 import mysql from 'mysql2/promise';
 import { mysqlSsl, type MysqlSsl } from './mysqltls.js';
@@ -44,90 +52,7 @@ import {
   rowsSelect,
   signatureQuery,
 } from './volumes-sql.js';
-
-/** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
-class Dense {
-  down: Float64Array;
-  up: Float64Array;
-  seen: Uint8Array;
-  /** the ipIndex generation (and its id -> IP table) these ids belong to */
-  readonly generation = ipIndex.generation;
-  readonly table = ipIndex.table();
-
-  constructor(base?: Dense) {
-    const n = Math.max(1024, base?.down.length ?? 0, ipIndex.size);
-    this.down = new Float64Array(n);
-    this.up = new Float64Array(n);
-    this.seen = new Uint8Array(n);
-    if (base) {
-      this.down.set(base.down);
-      this.up.set(base.up);
-      this.seen.set(base.seen);
-    }
-  }
-
-  private grow(id: number): void {
-    const n = Math.max(id + 1, this.down.length * 2);
-    const d = new Float64Array(n);
-    const u = new Float64Array(n);
-    const s = new Uint8Array(n);
-    d.set(this.down);
-    u.set(this.up);
-    s.set(this.seen);
-    this.down = d;
-    this.up = u;
-    this.seen = s;
-  }
-
-  add(id: number, down: number, up: number): void {
-    if (id >= this.down.length) this.grow(id);
-    this.down[id]! += down;
-    this.up[id]! += up;
-    this.seen[id] = 1;
-  }
-
-  /** Sets id's bytes to the sum of the parts' bytes there. */
-  sumAt(id: number, parts: readonly { readonly dense: Dense }[]): void {
-    if (id >= this.down.length) this.grow(id);
-    let down = 0;
-    let up = 0;
-    let seen = 0;
-    for (const p of parts) {
-      const o = p.dense;
-      if (id < o.seen.length && o.seen[id] === 1) {
-        down += o.down[id]!;
-        up += o.up[id]!;
-        seen = 1;
-      }
-    }
-    this.down[id] = down;
-    this.up[id] = up;
-    this.seen[id] = seen;
-  }
-
-  /** Adds another part's bytes (ids beyond this one's arrays grow it). */
-  addAll(o: Dense): void {
-    if (o.down.length > this.down.length) this.grow(o.down.length - 1);
-    const { down, up, seen } = this;
-    const od = o.down;
-    const ou = o.up;
-    const os = o.seen;
-    for (let i = 0; i < od.length; i++) {
-      if (os[i] === 0) continue;
-      down[i]! += od[i]!;
-      up[i]! += ou[i]!;
-      seen[i] = 1;
-    }
-  }
-}
-
-/** The Map view of dense volumes (canonical IP -> bytes), built when first asked for. */
-function mapOf(d: Dense): Map<string, Volume> {
-  const m = new Map<string, Volume>();
-  const { down, up, seen, table } = d;
-  for (let i = 0; i < seen.length; i++) if (seen[i] === 1) m.set(table[i]!, { down: down[i]!, up: up[i]! });
-  return m;
-}
+import { Dense, PartBuilder, emptyPart, mapOf, partOf, signatureOf, type Part } from './volumes-parts.js';
 
 /** A raw IP string once parsed, with its ipIndex id when valid and counted (-1 otherwise). */
 interface Parsed {
@@ -138,26 +63,8 @@ interface Parsed {
 /** The parse of a valid address that no directory machine holds (one shared object). */
 const NOT_COUNTED: Parsed = Object.freeze({ p: Object.freeze({ ok: true, ip: '', family: 4 }), id: -1 });
 
-const signatureOf = (b: PartBuilder | Part): string =>
-  b instanceof PartBuilder ? [b.rows, b.sumDown, b.nDown, b.sumUp, b.nUp].join(' ') : [b.rows, ...b.sums].join(' ');
-
 /** Lower bound of a closed part read from the reset on (below any DATETIME the reset can be). */
 const MIN_BUCKET = '1000-01-01 00:00:00';
-
-/** Sums of a set of rows of one table, and what was wrong in them. Never mutated once built. */
-interface Part {
-  /** the rows' bytes by ipIndex id */
-  readonly dense: Dense;
-  /** canonical IPs with a NULL or negative row */
-  readonly badRows: ReadonlySet<string>;
-  /** raw IP string -> why it is not an address */
-  readonly badIps: ReadonlyMap<string, string>;
-  readonly rows: number;
-  /** the rows' signature numbers (as signatureQuery): sum and count of non-NULL down, then up */
-  readonly sums: readonly [number, number, number, number];
-  /** the largest row id read (0: none, or no id column; NaN: an id beyond 2^53) */
-  readonly maxId: number;
-}
 
 interface Closed extends Part {
   readonly resetUnix: number;
@@ -165,48 +72,6 @@ interface Closed extends Part {
   readonly boundary: string;
   /** now (ms) of the last full read */
   readonly readAt: number;
-}
-
-class PartBuilder {
-  readonly dense: Dense;
-  maxId = 0;
-  /** ids whose bytes this builder added to (only when built to derive from a base) */
-  readonly touched: number[] | null;
-  /** the rows' signature, as signatureQuery computes it on the server: non-NULL sums and counts */
-  sumDown = 0;
-  nDown = 0;
-  sumUp = 0;
-  nUp = 0;
-  readonly badRows: Set<string>;
-  readonly badIps: Map<string, string>;
-  rows = 0;
-
-  /** Starts from a copy of `base` (its rows, sums and max id too): a built part is never written to. */
-  constructor(base?: Part, track = false) {
-    this.dense = new Dense(base?.dense);
-    this.badRows = new Set(base?.badRows);
-    this.badIps = new Map(base?.badIps);
-    this.rows = base?.rows ?? 0;
-    if (base) [this.sumDown, this.nDown, this.sumUp, this.nUp] = base.sums;
-    this.maxId = base?.maxId ?? 0;
-    this.touched = track ? [] : null;
-  }
-
-  add(id: number, down: number, up: number): void {
-    this.dense.add(id, down, up);
-    this.touched?.push(id);
-  }
-
-  part(): Part {
-    return {
-      dense: this.dense,
-      badRows: this.badRows,
-      badIps: this.badIps,
-      rows: this.rows,
-      sums: [this.sumDown, this.nDown, this.sumUp, this.nUp],
-      maxId: this.maxId,
-    };
-  }
 }
 
 export class VolumeSource {
@@ -641,7 +506,3 @@ export class VolumeSource {
     if (p) await p.end().catch(() => undefined);
   }
 }
-
-const partOf = (b: PartBuilder): Part => b.part();
-
-const emptyPart = (): Part => new PartBuilder().part();
