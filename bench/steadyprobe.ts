@@ -22,7 +22,15 @@ const day = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUT
 
 const campus = generateCampus({ users: n, seed: 1, now: day, machinesPerUser: [2, 4] });
 const owners: Owner[] = [...campus.people, ...campus.orgs]
-  .map((o) => ({ uid: o.uid, dn: o.dn, kind: o.kind === 'org' ? ('organisation' as const) : ('person' as const), endInternet: o.endInternetDate.getTime(), coupure: false, ban: [], cotiz: o.cotiz }))
+  .map((o) => ({
+    uid: o.uid,
+    dn: o.dn,
+    kind: o.kind === 'org' ? ('organisation' as const) : ('person' as const),
+    endInternet: o.endInternetDate.getTime(),
+    coupure: false,
+    ban: [],
+    cotiz: o.cotiz,
+  }))
   .sort((a, b) => (a.uid < b.uid ? -1 : 1));
 const machines: Machine[] = campus.machines.map((m) => ({
   dn: m.dn,
