@@ -4,6 +4,9 @@
 import mysql from 'mysql2/promise';
 import { startMariadb } from '../sandbox/mariadb.js';
 import { generateCampus, loadTraffic, hourBucket } from '../sandbox/campus.js';
+import { sandboxConf } from '../sandbox/conf.js';
+import { parseConfig } from '../src/config/config.js';
+import { appendQuery } from '../src/sources/volumes-sql.js';
 
 const n = Number(process.argv[2] ?? 1000);
 const now = new Date();
@@ -61,6 +64,31 @@ try {
     }
     console.log(`${name.padEnd(18)} ${median(t).toFixed(1).padStart(8)} ms  (min ${Math.min(...t).toFixed(1)}, ${rows} rows)`);
   }
+  // the daemon's per-cycle read by id (appendQuery): idle, then after 1 % of the rows inserted, then 30 rows
+  const conf = parseConfig(
+    sandboxConf({ ldapUrl: 'ldap://127.0.0.1:1', db: { host: db.host, port: db.port, user: db.user, password: db.password }, dir: '/tmp' }),
+    'probe.conf',
+  );
+  const aq = appendQuery(conf.database, 'traffic', 'id');
+  const [[m]] = (await c.query({ sql: `SELECT MAX(id) FROM traffic ${W}`, values: [reset, B] }))[0] as [[number]];
+  const [ex] = await c.query({ sql: `EXPLAIN ${aq}`, values: [reset, B, m, reset, B, m] });
+  for (const r of ex as unknown[][]) console.log(`explain: ${JSON.stringify(r)}`);
+  const timeAq = async (what: string): Promise<void> => {
+    const t: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      await c.query({ sql: aq, values: [reset, B, m, reset, B, m] });
+      t.push(performance.now() - t0);
+    }
+    console.log(`${('appendQuery ' + what).padEnd(34)} ${t.map((x) => x.toFixed(1)).join(' ')} ms`);
+  };
+  await timeAq('idle');
+  const rows = (k: number): string =>
+    `INSERT INTO netacct.traffic (ip, time, input, output) VALUES ${Array.from({ length: k }, (_, i) => `('${campus.machines[(i * 7919) % campus.machines.length]!.ip}', '${B}', 1000, 10)`).join(', ')}`;
+  await db.query(rows(Math.round(tr.rows / 100)));
+  await timeAq('after 1 % rows inserted');
+  await db.query(rows(30));
+  await timeAq('after 30 rows inserted');
   await c.end();
 } finally {
   await db.stop();

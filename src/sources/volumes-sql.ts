@@ -49,8 +49,9 @@ export function recentRowsQuery(d: DatabaseConfig, table: string, id: string): s
  * the rows with id > M (rows added since), tagged 0: (0, ip, down, up, id, NULL); and the signature of
  * the rows with id <= M (those held), tagged 1: (1, COUNT(*), SUM(down), COUNT(down), SUM(up),
  * COUNT(up)) as in signatureQuery. Parameters: reset, B, M, reset, B, M. The first half is a
- * primary-key range (O(rows added)); the second is index-only on the hour index (id is part of
- * every InnoDB secondary index).
+ * primary-key range (O(rows added)). The second must not be one (`id <= M` is every row of the
+ * table up to M, all days of history): `id + 0` leaves it to the hour index, read alone with
+ * InnoDB (every secondary index carries the primary key).
  */
 export function appendQuery(d: DatabaseConfig, table: string, id: string): string {
   const down = rowExpr(d, 'down');
@@ -58,7 +59,7 @@ export function appendQuery(d: DatabaseConfig, table: string, id: string): strin
   return (
     `SELECT 0, ${q(d.columns.ip)}, ${down}, ${up}, ${q(id)}, NULL FROM ${q(table)} ${openWhere(d)} AND ${q(id)} > ? ` +
     `UNION ALL SELECT 1, COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) ` +
-    `FROM ${q(table)} ${openWhere(d)} AND ${q(id)} <= ?`
+    `FROM ${q(table)} ${openWhere(d)} AND ${q(id)} + 0 <= ?`
   );
 }
 
