@@ -66,6 +66,19 @@ export class Dense {
     this.seen[id] = seen;
   }
 
+  /** The ids whose bytes (or seen flag) differ in `o`; null when `o` holds ids of another index generation. */
+  diffIds(o: Dense): number[] | null {
+    if (o.generation !== this.generation) return null;
+    const ids: number[] = [];
+    const n = Math.max(this.seen.length, o.seen.length);
+    for (let i = 0; i < n; i++) {
+      const a = i < this.seen.length ? this.seen[i]! : 0;
+      const b = i < o.seen.length ? o.seen[i]! : 0;
+      if (a !== b || (a === 1 && (this.down[i] !== o.down[i] || this.up[i] !== o.up[i]))) ids.push(i);
+    }
+    return ids;
+  }
+
   /** Adds another part's bytes (ids beyond this one's arrays grow it). */
   addAll(o: Dense): void {
     if (o.down.length > this.down.length) this.grow(o.down.length - 1);

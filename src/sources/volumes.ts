@@ -422,8 +422,15 @@ export class VolumeSource {
     );
     const sig = signatureOf(b);
     const part = partOf(b);
+    if (prev) this.derive(part, prev.part);
     this.recent.set(table, { key, part, sig, changed: !prev || prev.key !== key || prev.sig !== sig });
     return part;
+  }
+
+  /** `part`, read whole, against `from`, the part it replaces: the ids whose bytes differ (a pass over the ids, not the rows). */
+  private derive(part: Part, from: Part): void {
+    const ids = part.dense.diffIds(from.dense);
+    if (ids) this.derived.set(part, { from, ids });
   }
 
   /** The closed part of `table` for this reset and boundary: cached, advanced by the hours that closed, or read whole. */
@@ -436,14 +443,16 @@ export class VolumeSource {
     let next: Closed;
     if (fresh && boundary > c.boundary) {
       // the hour turned: add the bucket(s) that closed since
-      const b = new PartBuilder(c);
+      const b = new PartBuilder(c, true);
       await this.query(table, () => this.scan(sql, [resetUnix, c.boundary, boundary], b));
       next = { ...partOf(b), resetUnix, boundary, readAt: c.readAt };
+      this.derived.set(next, { from: c, ids: b.touched! });
     } else {
       this.closed.delete(table);
       const b = new PartBuilder();
       await this.query(table, () => this.scan(sql, [resetUnix, MIN_BUCKET, boundary], b));
       next = { ...partOf(b), resetUnix, boundary, readAt: nowMs };
+      if (c) this.derive(next, c);
     }
     this.closed.set(table, next);
     return next;
