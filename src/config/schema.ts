@@ -231,7 +231,7 @@ export const KEYS: readonly KeySpec[] = [
     'guaranteed rate of the default class (traffic of no user: servers, infrastructure), taken from the total',
   ),
   k('qos', 'classifier', 'fw', false, 'fw (MARK + tc fw filter) or classify (iptables CLASSIFY straight to the class)'),
-  k('qos', 'leaf', 'sfq', false, 'leaf qdisc of each class: sfq, fq_codel, cake, pfifo or none'),
+  k('qos', 'leaf', 'sfq', false, 'leaf qdisc of each class: sfq, fq_codel, cake (its rtt scaled to the class rate), pfifo or none'),
   k('qos', 'setPrefix', 'qos_', false, 'prefix of IPv4 ipsets (qos_d0, qos_u0, ...)'),
   k('qos', 'set6Prefix', 'v6qos_', false, 'prefix of IPv6 ipsets'),
   k('qos', 'chainPrefix', 'RESELQOS', false, 'prefix of our iptables chains'),

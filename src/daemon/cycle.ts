@@ -56,7 +56,7 @@ export function summaryLine(r: CycleReport): string {
   const head = r.ok ? 'cycle ok' : 'cycle failed';
   return (
     `${head} users=${r.users} ips=${r.ips} moves=d${r.moves.down}/u${r.moves.up} tc=${r.tc} skipped=${r.skipped}` +
-    ` ldap=${ms(t.ldapMs)}ms${r.ldapChange === 'patch' || r.ldapChange === 'full' ? `(${r.ldapChange})` : ''} mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
+    ` ldap=${ms(t.ldapMs)}ms${r.sources.ldap === 'fresh' && (r.ldapChange === 'patch' || r.ldapChange === 'full') ? `(${r.ldapChange})` : ''} mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
     (r.share?.allocation
       ? ` share=d${formatRate(r.share.allocation.down)}/u${formatRate(r.share.allocation.up)}${r.share.mode === 'sharing' ? '' : `(${r.share.mode})`}`
       : '') +

@@ -223,6 +223,12 @@ function diffTable(desired: TableSpec, actual: TableState | undefined, sweep: bo
   return [...dels, ...writes, ...adds, ...chainDels];
 }
 
+/** Every option the leaf spec expects is what the kernel reports (numbers, e.g. cake's rtt in µs). */
+function leafOptionsMatch(actual: Readonly<Record<string, unknown>>, expect: Readonly<Record<string, number>> | undefined): boolean {
+  if (!expect) return true;
+  return Object.entries(expect).every(([k, v]) => actual[k] === v);
+}
+
 function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o: DiffOptions): TcOp[] {
   const ops: TcOp[] = [];
   const name = dev.dev;
@@ -261,7 +267,7 @@ function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o
     const leaf = qdiscs.find((q) => q.parent === c.classid);
     if (c.leaf) {
       if (!leaf) ops.push({ kind: 'leaf', verb: 'add', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
-      else if (leaf.kind !== c.leaf.qdisc[0] || leaf.handle !== c.leaf.handle)
+      else if (leaf.kind !== c.leaf.qdisc[0] || leaf.handle !== c.leaf.handle || !leafOptionsMatch(leaf.options, c.leaf.expect))
         ops.push({ kind: 'leaf', verb: 'replace', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
     } else if (leaf && c.classid !== '1:1') {
       ops.push({ kind: 'leaf-del', dev: name, parent: c.classid });

@@ -395,7 +395,7 @@ export class FakeKernel {
           options: { r2q: 10, default: `0x${d.root.defaultMinor}` },
         });
       else q.push({ kind: 'noqueue', handle: '0:', root: true, refcnt: 2, options: {} });
-      for (const [parent, l] of d.leaves) q.push({ kind: l.kind, handle: l.handle, parent, options: {} });
+      for (const [parent, l] of d.leaves) q.push({ kind: l.kind, handle: l.handle, parent, options: leafOptions(l) });
       return JSON.stringify(q) + '\n';
     }
     if (words[0] === 'class') {
@@ -518,4 +518,13 @@ export class FakeKernel {
     }
     throw new LineError(n, `Unknown command "${obj ?? ''}"`);
   }
+}
+
+/** What `tc -j qdisc show` reports in "options" for a leaf (cake: its rtt in µs, 100 ms unless given). */
+function leafOptions(l: { kind: string; args: string[] }): Record<string, unknown> {
+  if (l.kind !== 'cake') return {};
+  const i = l.args.indexOf('rtt');
+  const m = i >= 0 ? /^(\d+(?:\.\d+)?)(ms|us|s)$/.exec(l.args[i + 1] ?? '') : null;
+  const unit = m ? ({ s: 1e6, ms: 1e3, us: 1 } as const)[m[2] as 's' | 'ms' | 'us'] : 0;
+  return { rtt: m ? Math.round(Number(m[1]) * unit) : 100_000 };
 }
