@@ -201,7 +201,7 @@ export class CycleRunner {
     timings.planMs = performance.now() - tp;
     const counted = {
       users: desired.users.length,
-      ips: desired.users.reduce((a, u) => a + u.ips.length, 0),
+      ips: desired.ipCount.inet + desired.ipCount.inet6, // every user IP, counted by the planner (not a pass over the users)
       skipped: desired.skipped.length,
     };
     try {
