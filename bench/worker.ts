@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'ldapts';
 import { parseConfig, type Config } from '../src/config/config.js';
-import { kernelExec, openRuntime, type Runtime } from '../src/daemon/runtime.js';
+import { daemonExec, kernelExec, openRuntime, type Runtime } from '../src/daemon/runtime.js';
 import type { Exec } from '../src/kernel/exec.js';
+import type { HelperExec } from '../src/kernel/exec-via-helper.js';
 import { fixedClock } from '../src/clock.js';
 import type { Logger } from '../src/log.js';
 import { LdapSource } from '../src/sources/ldap.js';
@@ -68,6 +69,9 @@ let clockIso = '';
 let lastUsers: Desired['users'] | null = null;
 let lastLimits: readonly number[] = [];
 let lastIpsetBatch: string | null = null;
+/** the daemon's exec seam (the spawn helper), and a direct spawn for the cost of a fork of this process */
+let helper: HelperExec | null = null;
+let directExec: Exec | null = null;
 /** processes spawned through the runtime's exec seam since the last cycle started */
 const spawned: string[] = [];
 const picked = new Set<string>();
@@ -418,7 +422,11 @@ async function handle(m: Envelope): Promise<unknown> {
     case 'init': {
       clockIso = m.clockIso;
       const config = parseConfig(m.conf, 'bench qos.conf', { mode: 0o600 });
-      const base = kernelExec(config);
+      // As openRuntime does for the daemon: the tools are spawned by the spawn helper.
+      helper = daemonExec(config, log);
+      if (!(await helper.ready())) throw new Error('worker: the spawn helper did not start');
+      directExec = kernelExec(config);
+      const base = helper.exec;
       const recording: Exec = (cmd, args, opts) => {
         spawned.push(`${cmd} ${args.slice(0, 2).join(' ')}`.trim());
         return base(cmd, args, opts);
@@ -446,7 +454,7 @@ async function handle(m: Envelope): Promise<unknown> {
       const xs: number[] = [];
       for (let i = 0; i < m.n; i++) {
         const t0 = performance.now();
-        await r.exec('true', []);
+        await (directExec ?? r.exec)('true', []); // a direct spawn: what a fork of this process costs
         xs.push(performance.now() - t0);
       }
       return median(xs);
@@ -455,6 +463,7 @@ async function handle(m: Envelope): Promise<unknown> {
       return probe(m.reps);
     case 'exit':
       await rt?.close();
+      await helper?.close();
       setImmediate(() => process.exit(0));
       return null;
   }

@@ -119,6 +119,13 @@ export const KEYS: readonly KeySpec[] = [
   k('database', 'table6', '', true, 'optional table of the same shape with IPv6 volumes; empty = none'),
   k('database', 'ipColumn', 'ip', true, 'column holding the IP string'),
   k('database', 'timeColumn', 'time', true, 'column holding the hour bucket (server local time)'),
+  k(
+    'database',
+    'idColumn',
+    'id',
+    true,
+    'auto-increment primary key of the table: each cycle reads only the rows added since (and a signature of the others); empty = read the open hours whole when they changed',
+  ),
   k('database', 'downColumn', 'input', true, 'column of bytes towards the user (download)'),
   k('database', 'upColumn', 'output', true, 'column of bytes from the user (upload)'),
   k(
@@ -224,7 +231,7 @@ export const KEYS: readonly KeySpec[] = [
     'guaranteed rate of the default class (traffic of no user: servers, infrastructure), taken from the total',
   ),
   k('qos', 'classifier', 'fw', false, 'fw (MARK + tc fw filter) or classify (iptables CLASSIFY straight to the class)'),
-  k('qos', 'leaf', 'sfq', false, 'leaf qdisc of each class: sfq, fq_codel, cake, pfifo or none'),
+  k('qos', 'leaf', 'sfq', false, 'leaf qdisc of each class: sfq, fq_codel, cake (its rtt scaled to the class rate), pfifo or none'),
   k('qos', 'setPrefix', 'qos_', false, 'prefix of IPv4 ipsets (qos_d0, qos_u0, ...)'),
   k('qos', 'set6Prefix', 'v6qos_', false, 'prefix of IPv6 ipsets'),
   k('qos', 'chainPrefix', 'RESELQOS', false, 'prefix of our iptables chains'),

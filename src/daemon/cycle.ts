@@ -56,7 +56,7 @@ export function summaryLine(r: CycleReport): string {
   const head = r.ok ? 'cycle ok' : 'cycle failed';
   return (
     `${head} users=${r.users} ips=${r.ips} moves=d${r.moves.down}/u${r.moves.up} tc=${r.tc} skipped=${r.skipped}` +
-    ` ldap=${ms(t.ldapMs)}ms${r.ldapChange === 'patch' || r.ldapChange === 'full' ? `(${r.ldapChange})` : ''} mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
+    ` ldap=${ms(t.ldapMs)}ms${r.sources.ldap === 'fresh' && (r.ldapChange === 'patch' || r.ldapChange === 'full') ? `(${r.ldapChange})` : ''} mysql=${ms(t.mysqlMs)}ms plan=${ms(t.planMs)}ms apply=${ms(t.readMs + t.diffMs + t.applyMs)}ms` +
     (r.share?.allocation
       ? ` share=d${formatRate(r.share.allocation.down)}/u${formatRate(r.share.allocation.up)}${r.share.mode === 'sharing' ? '' : `(${r.share.mode})`}`
       : '') +
@@ -211,7 +211,7 @@ export class CycleRunner {
     timings.planMs = performance.now() - tp;
     const counted = {
       users: desired.users.length,
-      ips: desired.users.reduce((a, u) => a + u.ips.length, 0),
+      ips: desired.ipCount.inet + desired.ipCount.inet6, // every user IP, counted by the planner (not a pass over the users)
       skipped: desired.skipped.length,
     };
     try {

@@ -6,6 +6,7 @@ import type { Config } from '../config/config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createLogger, registerSecret, type FileLogger, type Logger } from '../log.js';
 import { inNetns, realExec, type Exec } from '../kernel/exec.js';
+import { helperExec, type HelperExec } from '../kernel/exec-via-helper.js';
 import { Reconciler } from '../kernel/reconciler.js';
 import { Sources } from '../sources/index.js';
 import { CycleRunner } from './cycle.js';
@@ -36,11 +37,20 @@ export function kernelExec(config: Config, base: Exec = realExec): Exec {
   return config.firewall.netns ? inNetns(base, config.firewall.netns) : base;
 }
 
+/**
+ * The exec seam of a long-lived process (the daemon, `run --once`): the same commands as
+ * kernelExec, run through the spawn helper (src/kernel/exec.ts), which `close()` stops.
+ */
+export function daemonExec(config: Config, log: Logger): HelperExec {
+  return helperExec({ ...(config.firewall.netns ? { netns: config.firewall.netns } : {}), onEvent: (m) => log.warn(`kernel: ${m}`) });
+}
+
 export async function openRuntime(config: Config, opts: { log: Logger; exec?: Exec; clock?: Clock; persist?: boolean }): Promise<Runtime> {
-  const exec = opts.exec ?? kernelExec(config);
   const clock = opts.clock ?? systemClock;
   const sources = new Sources(config, opts.log, { persist: opts.persist ?? true });
   await sources.init();
+  const helper = opts.exec ? null : daemonExec(config, opts.log);
+  const exec = opts.exec ?? helper!.exec;
   const reconciler = new Reconciler(config, exec, opts.log);
   const sharing = new SharingSite(config, exec, opts.log, clock().toMillis());
   const cycles = new CycleRunner(config, sources, reconciler, opts.log, clock, sharing);
@@ -55,6 +65,7 @@ export async function openRuntime(config: Config, opts: { log: Logger; exec?: Ex
     close: async () => {
       await sources.close();
       await sharing.close();
+      await helper?.close();
     },
   };
 }

@@ -6,12 +6,13 @@ import { splitIptablesArgs, tcReportedRate, type TableState, type TcState } from
 import { ruleKey } from './ruleid.js';
 import type { IpFamily, SetFamily } from './names.js';
 import type { KernelDesired, RuleArgs, SetSpec, TableName, TableSpec, TcClassSpec } from './model.js';
+import type { MemberSet } from './members.js';
 
 export interface ActualSet {
   readonly family: SetFamily;
   readonly maxelem: number;
   /** members, or null when only the count is known (cheap verification) */
-  readonly members: ReadonlySet<string> | null;
+  readonly members: MemberSet | null;
   readonly count: number;
 }
 
@@ -171,7 +172,9 @@ function diffSets(desired: readonly SetSpec[], actual: ReadonlyMap<string, Actua
     const add: string[] = [];
     const del: string[] = [];
     for (const ip of s.members) if (!a.members.has(ip)) add.push(ip);
-    for (const ip of a.members) if (!s.members.has(ip)) del.push(ip);
+    // Every desired member not added is there: the kernel holds more only if the counts say so
+    // (the pass over the kernel's members, the costly one with compact members, is then skipped).
+    if (a.members.size > s.members.size - add.length) for (const ip of a.members) if (!s.members.has(ip)) del.push(ip);
     if (add.length || del.length) ops.push({ name: s.name, family: s.family, maxelem: a.maxelem, create: false, add, del, rebuild: null });
   }
   return ops;
@@ -223,6 +226,12 @@ function diffTable(desired: TableSpec, actual: TableState | undefined, sweep: bo
   return [...dels, ...writes, ...adds, ...chainDels];
 }
 
+/** Every option the leaf spec expects is what the kernel reports (numbers, e.g. cake's rtt in µs). */
+function leafOptionsMatch(actual: Readonly<Record<string, unknown>>, expect: Readonly<Record<string, number>> | undefined): boolean {
+  if (!expect) return true;
+  return Object.entries(expect).every(([k, v]) => actual[k] === v);
+}
+
 function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o: DiffOptions): TcOp[] {
   const ops: TcOp[] = [];
   const name = dev.dev;
@@ -261,7 +270,7 @@ function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o
     const leaf = qdiscs.find((q) => q.parent === c.classid);
     if (c.leaf) {
       if (!leaf) ops.push({ kind: 'leaf', verb: 'add', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
-      else if (leaf.kind !== c.leaf.qdisc[0] || leaf.handle !== c.leaf.handle)
+      else if (leaf.kind !== c.leaf.qdisc[0] || leaf.handle !== c.leaf.handle || !leafOptionsMatch(leaf.options, c.leaf.expect))
         ops.push({ kind: 'leaf', verb: 'replace', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
     } else if (leaf && c.classid !== '1:1') {
       ops.push({ kind: 'leaf-del', dev: name, parent: c.classid });

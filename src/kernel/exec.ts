@@ -7,18 +7,34 @@
 //
 // Owns: running a command as an argv array (child_process.spawn, never a shell), feeding it
 // stdin, collecting stdout/stderr, enforcing a timeout (default 30 s, never infinite), turning a
-// failure into an ExecError that names the command and the tool's first meaningful stderr
-// line, running commands inside a network namespace (`ip netns exec`), and locating the failing
-// input line of a batch tool (`ipset restore`, `tc -batch`, `iptables-restore`).
+// failure into an ExecError (exec-errors.ts, re-exported with the batch error lines), running
+// commands inside a network namespace (`ip netns exec`), and starting the spawn helper (a small
+// Node child that spawns for the daemon so that a spawn forks it, not the daemon's large heap:
+// exec-helper.ts is the program, exec-via-helper.ts the Exec that talks to it).
 //
 // Must never: use a shell (`shell: true`, `sh -c`), interpolate arguments into a command
 // string, wait forever, or decide policy. Higher layers build commands and interpret results.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { ExecError } from './exec-errors.js';
+
+export {
+  batchErrorLine,
+  batchErrorLines,
+  describeCommand,
+  ExecError,
+  firstErrorLine,
+  type BatchErrorLine,
+  type BatchTool,
+} from './exec-errors.js';
 
 export interface ExecOptions {
-  /** Written to the child's stdin, which is then closed. Without it stdin is /dev/null. */
-  input?: string;
+  /**
+   * Written to the child's stdin, which is then closed. Without it stdin is /dev/null. Pieces
+   * (an iterable, e.g. a generator rendering a large batch) are pulled one at a time as the
+   * child reads: rendering goes on while the tool works, and no single giant string is built.
+   */
+  input?: string | Iterable<string>;
   /** Kill the child (SIGTERM, then SIGKILL after 2 s) after this many ms. Default 30 000. */
   timeoutMs?: number;
   /** Exit codes treated as success. Default [0]. */
@@ -34,82 +50,7 @@ export interface ExecResult {
 export type Exec = (cmd: string, args: readonly string[], opts?: ExecOptions) => Promise<ExecResult>;
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
-const KILL_GRACE_MS = 2_000;
-
-/** A process failed: spawn error, timeout, signal, or an exit code outside okCodes. */
-export class ExecError extends Error {
-  readonly command: string;
-  readonly args: readonly string[];
-  readonly code: number | null;
-  readonly signal: string | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly timedOut: boolean;
-
-  constructor(init: {
-    command: string;
-    args: readonly string[];
-    code: number | null;
-    signal: string | null;
-    stdout: string;
-    stderr: string;
-    timedOut: boolean;
-    cause?: unknown;
-    detail?: string;
-  }) {
-    const what = describeCommand(init.command, init.args);
-    let how: string;
-    if (init.timedOut) how = 'timed out';
-    else if (init.detail !== undefined) how = init.detail;
-    else if (init.signal !== null) how = `was killed by ${init.signal}`;
-    else how = `exited with code ${String(init.code)}`;
-    const line = firstErrorLine(init.stderr);
-    super(`${what} ${how}${line ? `: ${line}` : ''}`, init.cause === undefined ? undefined : { cause: init.cause });
-    this.name = 'ExecError';
-    this.command = init.command;
-    this.args = init.args;
-    this.code = init.code;
-    this.signal = init.signal;
-    this.stdout = init.stdout;
-    this.stderr = init.stderr;
-    this.timedOut = init.timedOut;
-  }
-}
-
-/** `ip netns exec rq-gw ipset restore` — the command plus its leading non-option words, bounded. */
-export function describeCommand(cmd: string, args: readonly string[]): string {
-  const words = [cmd];
-  for (const a of args) {
-    if (words.length >= 8) {
-      words.push('…');
-      break;
-    }
-    words.push(a.length > 40 ? `${a.slice(0, 40)}…` : a);
-  }
-  return `"${words.join(' ')}"`;
-}
-
-/**
- * The first stderr line that says what went wrong. Skips blank lines and informational
- * warnings (`# Warning: iptables-legacy tables present…`, `Warning: sch_htb: quantum…`);
- * a line that ends in ':' (iptables-restore nf_tables prints "iptables-restore v1.8.9
- * (nf_tables): " and the reason on the next line) is joined with the next one.
- */
-export function firstErrorLine(stderr: string): string {
-  const lines = stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-  const meaningful = lines.filter((l) => !/^#?\s*warning:/i.test(l));
-  const pick = meaningful.length > 0 ? meaningful : lines;
-  const first = pick[0];
-  if (first === undefined) return '';
-  if (first.endsWith(':')) {
-    const next = pick[1];
-    if (next !== undefined) return `${first} ${next}`;
-  }
-  return first;
-}
+export const KILL_GRACE_MS = 2_000;
 
 function collect(stream: NodeJS.ReadableStream | null): () => string {
   const chunks: Buffer[] = [];
@@ -196,10 +137,51 @@ export const realExec: Exec = (cmd, args, opts = {}) => {
       });
     });
 
-    if (opts.input !== undefined && child.stdin) {
+    const input = opts.input;
+    const stdin = child.stdin;
+    if (input !== undefined && stdin) {
       // A child that exits before reading all its input gives EPIPE; its exit code tells the story.
-      child.stdin.on('error', () => undefined);
-      child.stdin.end(opts.input, 'utf8');
+      let broken = false;
+      stdin.on('error', () => {
+        broken = true;
+      });
+      if (typeof input === 'string') stdin.end(input, 'utf8');
+      else {
+        const pieces = input[Symbol.iterator]();
+        // One piece is rendered ahead while the child reads the last one: it never waits for us.
+        let ahead: IteratorResult<string> | null = null;
+        const take = (): IteratorResult<string> | null => {
+          try {
+            const n = ahead ?? pieces.next();
+            ahead = null;
+            return n;
+          } catch {
+            // The input could not be produced: the tool must not apply half of it quietly.
+            child.kill('SIGKILL');
+            stdin.destroy();
+            return null;
+          }
+        };
+        const pump = (): void => {
+          for (;;) {
+            if (broken || settled) return;
+            const next = take();
+            if (next === null) return;
+            if (next.done) {
+              stdin.end();
+              return;
+            }
+            if (!stdin.write(next.value, 'utf8')) {
+              const peek = take();
+              if (peek === null) return;
+              ahead = peek;
+              stdin.once('drain', pump);
+              return;
+            }
+          }
+        };
+        pump();
+      }
     }
   });
 };
@@ -210,143 +192,20 @@ export function inNetns(exec: Exec, netns: string): Exec {
   return (cmd, args, opts) => exec('ip', ['netns', 'exec', netns, cmd, ...args], opts);
 }
 
-// ------------------------------------------------------------------ batch error lines
-
-export type BatchTool = 'ipset' | 'tc' | 'iptables-restore';
-
-export interface BatchErrorLine {
-  tool: BatchTool;
-  /** 1-based line number in the batch input, as the tool counts (blank and comment lines count). */
-  line: number;
-  /** That line of the input (without newline); undefined if the input has fewer lines. */
-  text: string | undefined;
-  /** The tool's own explanation, e.g. "The set with the given name does not exist". */
-  reason: string;
-}
-
-/*
- * Stderr formats, provoked on this machine (ipset v7.17, iproute2 6.1, iptables v1.8.9):
- *
- * ipset restore (stops at the first error; earlier lines may already be applied):
- *   ipset v7.17: Error in line 3: Syntax error: cannot parse 1.1.1.300: resolving to IPv4 address failed
- *   ipset v7.17: Error in line 2: The set with the given name does not exist
- *   ipset v7.17: Error in line 3: Element cannot be added to the set: it's already added
- *   ipset v7.17: No command specified: unknown argument bogus        <- no line number given
- *
- * tc -batch - (the reason comes on the line(s) BEFORE "Command failed"; with -force it goes on,
- * one "Command failed" per bad line):
- *   RTNETLINK answers: File exists
- *   Command failed -:4
- *   Error: Specified qdisc kind is unknown.
- *   Command failed -:2
- *   Illegal "rate"            (followed by the HTB usage text)
- *   Command failed -:2
- *
- * iptables-restore (nf_tables and legacy):
- *   iptables-restore v1.8.9 (nf_tables): Set nosuch doesn't exist.
- *   <blank>
- *   Error occurred at line: 4
- *   Try `iptables-restore -h' or 'iptables-restore --help' for more information.
- *   iptables-restore: line 2 failed: No chain/target/match by that name.      (nf_tables)
- *   iptables-restore: line 2 failed                                           (legacy)
- *   iptables-restore: COMMIT expected at line 3
- *   iptables-restore v1.8.9 (nf_tables): <newline> line 2: CHAIN_DEL failed (Device or resource busy): chain qos_mark
- * Note: nf_tables reports some errors found at commit time (e.g. "Chain 'BOGUS' does not
- * exist") at the line of COMMIT, not of the offending rule.
- */
-
-function inputLine(input: string, line: number): string | undefined {
-  const lines = input.split('\n');
-  const l = lines[line - 1];
-  return l === undefined ? undefined : l.replace(/\r$/, '');
-}
-
-function stripToolPrefix(s: string): string {
-  return s
-    .replace(/^ip6?tables-(?:legacy-|nft-)?restore(?: v[\d.]+)?(?: \([^)]*\))?:\s*/, '')
-    .replace(/^ipset v[\d.]+:\s*/, '')
-    .trim();
-}
-
 /**
- * All failing lines reported in a batch tool's stderr, in order. `tool` is detected from the
- * stderr when not given. Returns [] when no line number can be found.
+ * Starts a long-lived child with an IPC channel (advanced serialization), stdin and stdout
+ * closed, stderr piped: the spawn helper (exec-via-helper.ts), the only such child. An argv, no shell.
  */
-export function batchErrorLines(stderr: string, input: string, tool?: BatchTool): BatchErrorLine[] {
-  const lines = stderr.split('\n').map((l) => l.replace(/\r$/, ''));
-  const out: BatchErrorLine[] = [];
-  const push = (t: BatchTool, line: number, reason: string): void => {
-    out.push({ tool: t, line, text: inputLine(input, line), reason: reason.trim() });
-  };
-
-  // ipset
-  if (tool === undefined || tool === 'ipset') {
-    for (const l of lines) {
-      const m = /^ipset v[\d.]+: Error in line (\d+): (.*)$/.exec(l);
-      if (m) push('ipset', Number(m[1]), m[2] ?? '');
-    }
-    if (out.length > 0 || tool === 'ipset') {
-      if (out.length === 0) {
-        // "No command specified: unknown argument bogus" has no line: find the first input line
-        // that starts with that word.
-        const m = /unknown argument (\S+)/.exec(stderr);
-        if (m) {
-          const word = m[1] ?? '';
-          const idx = input.split('\n').findIndex((l) => l.trim().split(/\s+/)[0] === word);
-          if (idx >= 0) push('ipset', idx + 1, firstErrorLine(stderr).replace(/^ipset v[\d.]+:\s*/, ''));
-        }
-      }
-      return out;
-    }
-  }
-
-  // tc -batch
-  if (tool === undefined || tool === 'tc') {
-    let segStart = 0;
-    lines.forEach((l, i) => {
-      const m = /^Command failed (.*):(\d+)\s*$/.exec(l);
-      if (!m) return;
-      const seg = lines
-        .slice(segStart, i)
-        .map((s) => s.trim())
-        .filter((s) => s !== '');
-      // The reason: the first line of the segment that is not usage text.
-      const reason = seg.find((s) => !/^(Usage:|\.\.\.|\[)/.test(s) && !/^Warning:/.test(s)) ?? seg[0] ?? '';
-      push('tc', Number(m[2]), reason);
-      segStart = i + 1;
-    });
-    if (out.length > 0 || tool === 'tc') return out;
-  }
-
-  // iptables-restore / ip6tables-restore
-  if (tool === undefined || tool === 'iptables-restore') {
-    lines.forEach((l, i) => {
-      let m = /Error occurred at line: (\d+)/.exec(l);
-      if (m) {
-        // reason: nearest preceding non-blank line
-        let j = i - 1;
-        while (j >= 0 && (lines[j] ?? '').trim() === '') j--;
-        push('iptables-restore', Number(m[1]), stripToolPrefix(j >= 0 ? (lines[j] ?? '') : ''));
-        return;
-      }
-      m = /restore: line (\d+) failed:?\s*(.*)$/.exec(l);
-      if (m) {
-        push('iptables-restore', Number(m[1]), m[2] ? m[2] : 'failed');
-        return;
-      }
-      m = /COMMIT expected at line (\d+)/.exec(l);
-      if (m) {
-        push('iptables-restore', Number(m[1]), 'COMMIT expected');
-        return;
-      }
-      m = /^line (\d+): (.*)$/.exec(l.trim());
-      if (m) push('iptables-restore', Number(m[1]), m[2] ?? '');
-    });
-  }
-  return out;
+export function spawnWithChannel(cmd: string, args: readonly string[]): ChildProcess {
+  return spawn(cmd, [...args], {
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    serialization: 'advanced',
+    shell: false,
+    env: { ...process.env, LC_ALL: 'C' },
+  });
 }
 
-/** The first failing line of a batch (see batchErrorLines), or null. */
-export function batchErrorLine(stderr: string, input: string, tool?: BatchTool): BatchErrorLine | null {
-  return batchErrorLines(stderr, input, tool)[0] ?? null;
+/** Collects a child's stream (exec-via-helper.ts reads the helper's stderr with it). */
+export function collectStream(stream: NodeJS.ReadableStream | null): () => string {
+  return collect(stream);
 }

@@ -6,7 +6,8 @@
 // failed batch may have left half true.
 //
 // The member sets kept here are this module's own copies, never the planner's: the planner
-// changes its sets in place between plans (src/plan/incremental.ts).
+// changes its sets in place between plans (src/plan/incremental.ts). They are compact
+// (members.ts: IPv4 as integers; 31.9 -> 8.3 MB for 960 000 entries).
 //
 // Pure: no I/O, no clock of its own (instants are passed in).
 
@@ -14,11 +15,12 @@ import type { ActualSet, KernelPlan, TcOp } from './diff.js';
 import type { KernelDesired, SetSpec } from './model.js';
 import { tcReportedRate, type IpsetHeader, type TableState, type TcState } from './read.js';
 import type { SetFamily } from './names.js';
+import { CompactMembers } from './members.js';
 
 interface OwnedSet {
   family: SetFamily;
   maxelem: number;
-  members: Set<string>;
+  members: CompactMembers;
 }
 
 const view = (s: OwnedSet): ActualSet => ({ family: s.family, maxelem: s.maxelem, members: s.members, count: s.members.size });
@@ -73,7 +75,9 @@ export class KernelMemory {
     read: Iterable<[string, { family: SetFamily; maxelem: number; entries: readonly string[] }]>,
     now: number,
   ): Map<string, ActualSet> {
-    this.sets = new Map([...read].map(([n, i]) => [n, { family: i.family, maxelem: i.maxelem, members: new Set(i.entries) }]));
+    this.sets = new Map(
+      [...read].map(([n, i]) => [n, { family: i.family, maxelem: i.maxelem, members: new CompactMembers(i.entries, i.entries.length) }]),
+    );
     this.fullReadAt = now;
     return this.setsView();
   }
@@ -107,7 +111,7 @@ export class KernelMemory {
         sets.set(op.name, {
           family: op.family,
           maxelem: op.maxelem,
-          members: new Set(op.create ? op.add : (op.rebuild ?? spec(op.name)?.members ?? [])),
+          members: membersOf(op.create ? op.add : (op.rebuild ?? spec(op.name)?.members ?? [])),
         });
         continue;
       }
@@ -129,7 +133,9 @@ export class KernelMemory {
 
   /** After `start`'s rebuild: the sets are exactly the desired ones; chains and tc will be read back to verify. */
   rebuilt(kd: KernelDesired, maxelemOf: (s: SetSpec) => number, version: object, now: number): void {
-    this.sets = new Map(kd.sets.map((s) => [s.name, { family: s.family, maxelem: maxelemOf(s), members: new Set(s.members) }]));
+    this.sets = new Map(
+      kd.sets.map((s) => [s.name, { family: s.family, maxelem: maxelemOf(s), members: new CompactMembers(s.members, s.members.size) }]),
+    );
     this.readBack = null;
     this.version = version;
     this.fullReadAt = now;
@@ -171,6 +177,10 @@ export class KernelMemory {
     }
     return extra.length ? { ...plan, tc: [...plan.tc, ...extra] } : plan;
   }
+}
+
+function membersOf(ips: readonly string[] | ReadonlySet<string>): CompactMembers {
+  return new CompactMembers(ips, 'length' in ips ? ips.length : ips.size);
 }
 
 /** The tc state as it is after `class change` operations, as tc would report it back. */

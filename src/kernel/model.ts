@@ -60,7 +60,7 @@ export interface TcClassSpec {
   /** bytes; null for the inner (root) class, where HTB ignores it */
   readonly quantum: number | null;
   /** leaf qdisc: handle and the words after it ("pfifo limit 1000"), null for none */
-  readonly leaf: { readonly handle: string; readonly qdisc: readonly string[] } | null;
+  readonly leaf: LeafSpec | null;
 }
 
 export interface TcFilterSpec {
@@ -84,20 +84,51 @@ export interface KernelDesired {
   readonly tc: readonly TcDevSpec[];
 }
 
-export function leafQdisc(leaf: Leaf): string[] | null {
+export interface LeafSpec {
+  readonly handle: string;
+  readonly qdisc: readonly string[];
+  /** options the read-back (`tc -j qdisc show`) must report, e.g. cake's rtt in µs; a difference is a change */
+  readonly expect?: Readonly<Record<string, number>>;
+}
+
+/** The wire time of one full-size Ethernet frame at `rateBps`, in µs. */
+const mtuTimeUs = (rateBps: number): number => (1514 * 8 * 1e6) / Math.max(8, rateBps);
+
+/**
+ * cake's rtt (µs) for a class guaranteed `rateBps`. Inside an HTB class cake runs unlimited
+ * (no `bandwidth`), so it cannot raise its AQM target (rtt/20, 5 ms by default) to the 1.5
+ * frame times it would use with its own shaper: at 1.5 Mbit/s one frame takes 8 ms, and a 5 ms
+ * target drops a TCP flow below the class rate (measured on Debian 13's kernel: −20 % at
+ * 1.45 Mbit/s). So rtt ≥ 30 frame times, in doublings of the default 100 ms so that rate
+ * changes during the day rarely touch it. At most 1.6 s (target 80 ms, enough down to
+ * 230 kbit/s): an empty class's token rate says nothing of what it will carry by borrowing.
+ */
+export function cakeRttUs(rateBps: number): number {
+  let rtt = 100_000;
+  const need = 30 * mtuTimeUs(rateBps);
+  while (rtt < need && rtt < 1_600_000) rtt *= 2;
+  return rtt;
+}
+
+/** The leaf qdisc of a class guaranteed `rateBps`, null for `leaf = none`. */
+export function leafQdisc(leaf: Leaf, rateBps: number): Omit<LeafSpec, 'handle'> | null {
   switch (leaf) {
     case 'pfifo':
-      return ['pfifo', 'limit', '1000'];
+      return { qdisc: ['pfifo', 'limit', '1000'] };
     case 'sfq':
-      return ['sfq', 'perturb', '10'];
+      return { qdisc: ['sfq', 'perturb', '10'] };
     case 'fq_codel':
-      return ['fq_codel'];
-    case 'cake':
-      return ['cake', 'besteffort'];
+      return { qdisc: ['fq_codel'] };
+    case 'cake': {
+      const rtt = cakeRttUs(rateBps);
+      return { qdisc: ['cake', 'besteffort', 'rtt', `${rtt / 1000}ms`], expect: { rtt } };
+    }
     case 'none':
       return null;
   }
 }
+
+const withHandle = (l: Omit<LeafSpec, 'handle'> | null, handle: string): LeafSpec | null => (l ? { handle, ...l } : null);
 
 /** HTB quantum (bytes): rate/10 as the kernel would, kept within [MTU, 200 000] to avoid its warnings. */
 export function quantumFor(rateBps: number): number {
@@ -307,7 +338,6 @@ export function buildKernelDesired(config: Config, desired: Desired, names: Name
     ] satisfies TableSpec[]
   ).map(stampTable);
 
-  const leaf = leafQdisc(q.leaf);
   const tc: TcDevSpec[] = DIRECTIONS.map((dir) => {
     const total = htbRate(desired.totals[dir]);
     const ceil = htbRate(Math.max(8, Math.floor(desired.totals[dir] * q.ceilShare)));
@@ -317,7 +347,7 @@ export function buildKernelDesired(config: Config, desired: Desired, names: Name
       rateBps: htbRate(rate),
       ceilBps: htbRate(Math.max(ceilBps, rate)),
       quantum: quantumFor(rate),
-      leaf: leaf ? { handle: leafHandle(minor), qdisc: leaf } : null,
+      leaf: withHandle(leafQdisc(q.leaf, rate), leafHandle(minor)),
     });
     const classes: TcClassSpec[] = [
       { classid: classid(ROOT_MINOR), parent: '1:', rateBps: total, ceilBps: total, quantum: null, leaf: null },

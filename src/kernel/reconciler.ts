@@ -56,7 +56,13 @@ import {
   type SetOp,
   type TcOp,
 } from './diff.js';
-import { createLine, renderPlan, renderIptables, type Batches } from './render.js';
+import { createLine, ipsetLineCount, ipsetPieces, renderPlan, renderIptables, type Batches } from './render.js';
+
+/** Above this many lines the ipset part is rendered piece by piece while `ipset restore` reads it (the cold fill). */
+const STREAM_IPSET_LINES = 100_000;
+
+/** A batch's input: its text, or its pieces rendered on demand (again, only to name a failing line). */
+type BatchInput = string | (() => Iterable<string>);
 
 /** A batch the kernel refused; names the tool, the line and the object. */
 export class KernelApplyError extends Error {
@@ -254,7 +260,8 @@ export class Reconciler {
         ? deltaSetOps(kd.sets, desired.delta.sets, read.actual.sets)
         : null;
     const plan = this.memory.withAppliedRates(diffKernel(kd, read.actual, { sweep, setOps: setOps ?? undefined }), kd);
-    const batches = renderPlan(plan);
+    const stream = !opts.dryRun && ipsetLineCount(plan.sets) > STREAM_IPSET_LINES;
+    const batches = renderPlan(plan, { skipIpset: stream });
     const counts = countPlan(plan);
     const t2 = now();
     const incremental = setOps !== null;
@@ -271,7 +278,7 @@ export class Reconciler {
       };
     }
     try {
-      await this.apply(batches, concurrentTc(plan));
+      await this.apply(batches, concurrentTc(plan), stream ? plan.sets : null);
     } catch (e) {
       this.forget(); // re-read everything next cycle
       throw e;
@@ -288,12 +295,13 @@ export class Reconciler {
     };
   }
 
-  private async run(tool: BatchTool, cmd: string, args: string[], input: string): Promise<void> {
+  private async run(tool: BatchTool, cmd: string, args: string[], input: BatchInput): Promise<void> {
     try {
-      await this.exec(cmd, args, { input, timeoutMs: 120_000 });
+      await this.exec(cmd, args, { input: typeof input === 'string' ? input : input(), timeoutMs: 120_000 });
     } catch (e) {
       if (!(e instanceof ExecError)) throw e;
-      const where = batchErrorLine(e.stderr, input, tool);
+      const text = typeof input === 'string' ? input : [...input()].join('');
+      const where = batchErrorLine(e.stderr, text, tool);
       const label = `${cmd} ${args.join(' ')}`;
       throw new KernelApplyError(label, where?.line ?? null, where?.text ?? null, objectOf(cmd, where?.text), where?.reason ?? e.message, {
         cause: e,
@@ -307,16 +315,15 @@ export class Reconciler {
    * changes (the order matters only between sets, the rules using them and the classes
    * they lead to, none of which is created or removed then).
    */
-  async apply(b: Batches, tcAlongside = false): Promise<void> {
-    if (tcAlongside && b.ipset && b.tc && !b.iptables[4] && !b.iptables[6] && !b.destroy) {
-      const both = await Promise.allSettled([
-        this.run('ipset', 'ipset', ['restore'], b.ipset),
-        this.run('tc', 'tc', ['-batch', '-'], b.tc),
-      ]);
+  async apply(b: Batches, tcAlongside = false, streamSets: readonly SetOp[] | null = null): Promise<void> {
+    // `streamSets`: the set operations whose batch was not rendered (too large): pieces as ipset reads
+    const ipset: BatchInput | null = streamSets && streamSets.length > 0 ? () => ipsetPieces(streamSets) : b.ipset;
+    if (tcAlongside && ipset && b.tc && !b.iptables[4] && !b.iptables[6] && !b.destroy) {
+      const both = await Promise.allSettled([this.run('ipset', 'ipset', ['restore'], ipset), this.run('tc', 'tc', ['-batch', '-'], b.tc)]);
       for (const r of both) if (r.status === 'rejected') throw r.reason;
       return;
     }
-    if (b.ipset) await this.run('ipset', 'ipset', ['restore'], b.ipset);
+    if (ipset) await this.run('ipset', 'ipset', ['restore'], ipset);
     if (b.iptables[4]) await this.run('iptables-restore', 'iptables-restore', ['--noflush', '-w'], b.iptables[4]);
     if (b.iptables[6]) await this.run('iptables-restore', 'ip6tables-restore', ['--noflush', '-w'], b.iptables[6]);
     if (b.tc) await this.run('tc', 'tc', ['-batch', '-'], b.tc);
@@ -344,13 +351,26 @@ export class Reconciler {
       const a = actual.sets.get(s.name);
       return Math.max(a?.family === s.family ? a.maxelem : 0, maxelemFor(Math.max(s.capacity, s.members.size)));
     };
-    const fill: string[] = [];
     const swap: string[] = [];
+    // Rendered piece by piece while ipset reads it: no single text of every member.
+    function* fill(): Generator<string> {
+      let out: string[] = [];
+      for (const s of kd.sets) {
+        const tmp = `${s.name}${TMP_SUFFIX}`;
+        out.push(createLine(tmp, { family: s.family, maxelem: maxelemOf(s) }, s.members.size), `flush ${tmp}`);
+        for (const ip of s.members) {
+          out.push(`add ${tmp} ${ip} -exist`);
+          if (out.length >= 8192) {
+            yield out.join('\n') + '\n';
+            out = [];
+          }
+        }
+      }
+      if (out.length > 0) yield out.join('\n') + '\n';
+    }
     for (const s of kd.sets) {
       const tmp = `${s.name}${TMP_SUFFIX}`;
       const m = maxelemOf(s);
-      fill.push(createLine(tmp, { family: s.family, maxelem: m }, s.members.size), `flush ${tmp}`);
-      for (const ip of s.members) fill.push(`add ${tmp} ${ip} -exist`);
       const a = actual.sets.get(s.name);
       if (a && a.family !== s.family)
         throw new KernelApplyError(
@@ -363,7 +383,7 @@ export class Reconciler {
       swap.push(createLine(s.name, { family: s.family, maxelem: m }), `swap ${tmp} ${s.name}`, `destroy ${tmp}`);
     }
     try {
-      await this.run('ipset', 'ipset', ['restore'], fill.join('\n') + '\n');
+      await this.run('ipset', 'ipset', ['restore'], fill);
       const t1 = now();
       // 2. The switch: sets, rules, then the whole tc tree.
       await this.run('ipset', 'ipset', ['restore'], swap.join('\n') + '\n');

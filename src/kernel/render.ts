@@ -2,12 +2,14 @@
 // (lines grouped by set, a `create ... -exist` line first for each), one
 // `iptables-restore --noflush` per family, one `tc -batch`, and a final `ipset restore`
 // that destroys sets nothing references any more. Pure. An empty part renders as null:
-// nothing to spawn.
+// nothing to spawn. A large ipset part (the cold fill) can instead be rendered piece by piece
+// while `ipset restore` reads it (ipsetPieces), never as one string.
 
 import { TMP_SUFFIX, markHex, type IpFamily } from './names.js';
 import type { IptOp, KernelPlan, SetOp, TcOp } from './diff.js';
 
 export interface Batches {
+  /** null also when the set operations were too many to render as one text: they were streamed (plan.sets) */
   readonly ipset: string | null;
   readonly iptables: Readonly<Record<IpFamily, string | null>>;
   readonly tc: string | null;
@@ -30,24 +32,53 @@ export function createLine(name: string, op: Pick<SetOp, 'family' | 'maxelem'>, 
   return `create ${name} hash:ip family ${op.family} hashsize ${hashsizeFor(members)} maxelem ${op.maxelem} -exist`;
 }
 
-export function renderIpset(sets: readonly SetOp[]): string | null {
-  if (sets.length === 0) return null;
-  const out: string[] = [];
+/** Lines of the `ipset restore` input for these operations (the rendered batch, not joined). */
+export function ipsetLineCount(sets: readonly SetOp[]): number {
+  let n = 0;
+  for (const s of sets) n += s.rebuild ? s.rebuild.length + 5 : 1 + s.del.length + s.add.length;
+  return n;
+}
+
+/**
+ * The `ipset restore` input for these operations in pieces of at most `linesPerPiece` lines,
+ * each ending with a newline; joined they are renderIpset's text. Lazy: a large batch is
+ * rendered while the tool reads it (exec.ts pulls the pieces).
+ */
+export function* ipsetPieces(sets: readonly SetOp[], linesPerPiece = 8192): Generator<string> {
+  let out: string[] = [];
+  const piece = (): string => {
+    const text = out.join('\n') + '\n';
+    out = [];
+    return text;
+  };
   for (const s of sets) {
     if (s.rebuild) {
       // Not atomic line by line: fill a temporary set, then swap it in at once.
       const tmp = `${s.name}${TMP_SUFFIX}`;
-      out.push(createLine(s.name, s));
-      out.push(createLine(tmp, s, s.rebuild.length), `flush ${tmp}`);
-      for (const ip of s.rebuild) out.push(`add ${tmp} ${ip} -exist`);
+      out.push(createLine(s.name, s), createLine(tmp, s, s.rebuild.length), `flush ${tmp}`);
+      for (const ip of s.rebuild) {
+        out.push(`add ${tmp} ${ip} -exist`);
+        if (out.length >= linesPerPiece) yield piece();
+      }
       out.push(`swap ${tmp} ${s.name}`, `destroy ${tmp}`);
       continue;
     }
     out.push(createLine(s.name, s, s.create ? s.add.length : 0));
-    for (const ip of s.del) out.push(`del ${s.name} ${ip} -exist`);
-    for (const ip of s.add) out.push(`add ${s.name} ${ip} -exist`);
+    for (const ip of s.del) {
+      out.push(`del ${s.name} ${ip} -exist`);
+      if (out.length >= linesPerPiece) yield piece();
+    }
+    for (const ip of s.add) {
+      out.push(`add ${s.name} ${ip} -exist`);
+      if (out.length >= linesPerPiece) yield piece();
+    }
   }
-  return out.join('\n') + '\n';
+  if (out.length > 0) yield piece();
+}
+
+export function renderIpset(sets: readonly SetOp[]): string | null {
+  if (sets.length === 0) return null;
+  return [...ipsetPieces(sets)].join('');
 }
 
 /** Quotes an argument for iptables-restore when it is not a plain word. */
@@ -147,9 +178,10 @@ export function renderDestroy(names: readonly string[]): string | null {
   return names.map((n) => `destroy ${n}`).join('\n') + '\n';
 }
 
-export function renderPlan(p: KernelPlan): Batches {
+/** `skipIpset`: the ipset part is streamed from the plan at apply time (ipsetPieces), not rendered here. */
+export function renderPlan(p: KernelPlan, opts: { skipIpset?: boolean } = {}): Batches {
   return {
-    ipset: renderIpset(p.sets),
+    ipset: opts.skipIpset ? null : renderIpset(p.sets),
     iptables: { 4: renderIptables(p.iptables[4]), 6: renderIptables(p.iptables[6]) },
     tc: renderTc(p.tc),
     destroy: renderDestroy(p.destroy),

@@ -101,22 +101,24 @@ export class FakeKernel {
       c = a[3] ?? '';
       a = a.slice(4);
     }
-    this.calls.push({ cmd: c, args: a, ...(opts?.input !== undefined ? { input: opts.input } : {}) });
+    // a batch in pieces (a streamed cold fill) reads as its whole text
+    const input = opts?.input === undefined ? undefined : typeof opts.input === 'string' ? opts.input : [...opts.input].join('');
+    this.calls.push({ cmd: c, args: a, ...(input !== undefined ? { input } : {}) });
     const ok = (stdout = ''): ExecResult => ({ stdout, stderr: '', code: 0 });
     switch (c) {
       case 'ipset':
         if (a[0] === 'list' && a[1] === '-t') return ok(this.ipsetHeaders());
         if (a[0] === 'save') return ok(this.ipsetSave());
-        if (a[0] === 'restore') return ok(this.batch('ipset', c, a, opts?.input ?? '', (l, n) => this.ipsetLine(l, n)));
+        if (a[0] === 'restore') return ok(this.batch('ipset', c, a, input ?? '', (l, n) => this.ipsetLine(l, n)));
         break;
       case 'iptables-save':
       case 'ip6tables-save':
         return ok(this.save(c === 'iptables-save' ? 4 : 6));
       case 'iptables-restore':
       case 'ip6tables-restore':
-        return ok(this.restore(c === 'iptables-restore' ? 4 : 6, c, a, opts?.input ?? ''));
+        return ok(this.restore(c === 'iptables-restore' ? 4 : 6, c, a, input ?? ''));
       case 'tc':
-        return ok(this.tc(c, a, opts?.input ?? ''));
+        return ok(this.tc(c, a, input ?? ''));
       default:
         break;
     }
@@ -395,7 +397,7 @@ export class FakeKernel {
           options: { r2q: 10, default: `0x${d.root.defaultMinor}` },
         });
       else q.push({ kind: 'noqueue', handle: '0:', root: true, refcnt: 2, options: {} });
-      for (const [parent, l] of d.leaves) q.push({ kind: l.kind, handle: l.handle, parent, options: {} });
+      for (const [parent, l] of d.leaves) q.push({ kind: l.kind, handle: l.handle, parent, options: leafOptions(l) });
       return JSON.stringify(q) + '\n';
     }
     if (words[0] === 'class') {
@@ -518,4 +520,13 @@ export class FakeKernel {
     }
     throw new LineError(n, `Unknown command "${obj ?? ''}"`);
   }
+}
+
+/** What `tc -j qdisc show` reports in "options" for a leaf (cake: its rtt in µs, 100 ms unless given). */
+function leafOptions(l: { kind: string; args: string[] }): Record<string, unknown> {
+  if (l.kind !== 'cake') return {};
+  const i = l.args.indexOf('rtt');
+  const m = i >= 0 ? /^(\d+(?:\.\d+)?)(ms|us|s)$/.exec(l.args[i + 1] ?? '') : null;
+  const unit = m ? ({ s: 1e6, ms: 1e3, us: 1 } as const)[m[2] as 's' | 'ms' | 'us'] : 0;
+  return { rtt: m ? Math.round(Number(m[1]) * unit) : 100_000 };
 }

@@ -7,8 +7,9 @@ import { parseConfig, type Config } from '../../src/config/config.js';
 import { planDesired } from '../../src/plan/desired.js';
 import { refusalOf } from '../../src/plan/firewall.js';
 import { buildKernelDesired } from '../../src/kernel/model.js';
-import { diffKernel, isEmptyPlan, countPlan, tableKey, type KernelActual, type ActualSet } from '../../src/kernel/diff.js';
-import { renderPlan } from '../../src/kernel/render.js';
+import { diffKernel, isEmptyPlan, countPlan, tableKey, type KernelActual, type ActualSet, type SetOp } from '../../src/kernel/diff.js';
+import { createLine, ipsetLineCount, ipsetPieces, renderIpset, renderPlan } from '../../src/kernel/render.js';
+import { prng } from '../../sandbox/campus.js';
 import { parseTable, type TableState, type TcState } from '../../src/kernel/read.js';
 import type { Directory, Owner, Usage } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
@@ -250,4 +251,40 @@ test('rule identity: a read-back spelled otherwise (same stamped comment and tar
   // A rule of an older version (comment without a hash): rewritten once.
   const old = respell((l) => l.replace(/(reselqos:[a-z]+:?[0-9]*):[A-Za-z0-9_-]{12}/, '$1'));
   assert.ok(rulesChanged(old) > 0);
+});
+
+test('ipsetPieces: the same text as one rendering, in pieces of bounded size, each ending a line', () => {
+  const rnd = prng(5);
+  const ips = (n: number): string[] =>
+    Array.from({ length: n }, () => `10.${Math.floor(rnd() * 256)}.${Math.floor(rnd() * 256)}.${Math.floor(rnd() * 256)}`);
+  const ops: SetOp[] = [
+    { name: 'qos_d0', family: 'inet', maxelem: 65536, create: true, add: ips(50), del: [], rebuild: null },
+    { name: 'qos_d1', family: 'inet', maxelem: 65536, create: false, add: ips(13), del: ips(21), rebuild: null },
+    { name: 'qos_u0', family: 'inet', maxelem: 131072, create: false, add: [], del: [], rebuild: ips(30) },
+    { name: 'v6qos_d0', family: 'inet6', maxelem: 65536, create: false, add: ['2001:db8::1'], del: [], rebuild: null },
+  ];
+  // The batch as written out by hand from the operations (the format renderIpset always had).
+  const expected: string[] = [];
+  for (const s of ops) {
+    if (s.rebuild) {
+      expected.push(createLine(s.name, s), createLine(`${s.name}-tmp`, s, s.rebuild.length), `flush ${s.name}-tmp`);
+      for (const ip of s.rebuild) expected.push(`add ${s.name}-tmp ${ip} -exist`);
+      expected.push(`swap ${s.name}-tmp ${s.name}`, `destroy ${s.name}-tmp`);
+      continue;
+    }
+    expected.push(createLine(s.name, s, s.create ? s.add.length : 0));
+    for (const ip of s.del) expected.push(`del ${s.name} ${ip} -exist`);
+    for (const ip of s.add) expected.push(`add ${s.name} ${ip} -exist`);
+  }
+  const text = expected.join('\n') + '\n';
+  assert.equal(renderIpset(ops), text);
+  assert.equal(ipsetLineCount(ops), expected.length);
+  for (const per of [1, 7, 64, 10_000]) {
+    const pieces = [...ipsetPieces(ops, per)];
+    assert.equal(pieces.join(''), text, `pieces of ${per}`);
+    for (const p of pieces) {
+      assert.ok(p.endsWith('\n'));
+      assert.ok(p.split('\n').length - 1 <= per + 3, `at most ${per} lines (+ a set's header)`);
+    }
+  }
 });

@@ -10,7 +10,7 @@ import { parseConfig, type Config } from '../../src/config/config.js';
 import { Planner } from '../../src/plan/incremental.js';
 import { planDesired, type Desired } from '../../src/plan/desired.js';
 import { Reconciler, KernelApplyError } from '../../src/kernel/reconciler.js';
-import { buildKernelDesired } from '../../src/kernel/model.js';
+import { buildKernelDesired, cakeRttUs } from '../../src/kernel/model.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Directory, Owner, Usage, Volume } from '../../src/sources/types.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
@@ -173,6 +173,67 @@ test("a rate change smaller than tc's Kbit read-back is still applied (the recon
   assert.ok(res.counts.tc.change > 0, 'class change sent');
   const cls = k.devs.get(k0.firewall.ethInt)!.classes.get('1:1')!;
   assert.equal(cls.rate, Math.floor(100000104 / 8) * 8);
+});
+
+test("leaf = cake: each class's rtt is scaled to its rate (AQM target >= 1.5 frame times); a rate change across a step changes it in place", async () => {
+  const mk = (down: string): Config =>
+    parseConfig(
+      minimalConf({
+        qos: 'classifier = classify\nleaf = cake',
+        firewall: 'area6Prefix = 2001:db8:d200::\nnet6 = 2001:db8:d200::/48',
+        rates: `down = ${down}`,
+      }).replace('down = 100Mbit\n', ''),
+      'q',
+    );
+  const c1 = mk('100Mbit');
+  const { k, r, clock } = setup(c1);
+  const dir = campus(10);
+  const rttOf = (c: Config): Map<string, number> => {
+    const d = planDesired(c, dir, usageOf(new Map()), at, at);
+    const dev = buildKernelDesired(c, d).tc.find((t) => t.dev === c.firewall.ethInt)!;
+    return new Map(dev.classes.filter((x) => x.leaf).map((x) => [x.classid, cakeRttUs(x.rateBps)]));
+  };
+  const kernelRtt = (): Map<string, number> => {
+    const out = new Map<string, number>();
+    for (const [parent, l] of k.devs.get(c1.firewall.ethInt)!.leaves) {
+      assert.equal(l.kind, 'cake');
+      const i = l.args.indexOf('rtt');
+      out.set(parent, Number(/^(\d+)ms$/.exec(l.args[i + 1] ?? '')?.[1]) * 1000);
+    }
+    return out;
+  };
+  await r.reconcile(planDesired(c1, dir, usageOf(new Map()), at, at));
+  const want1 = rttOf(c1);
+  assert.deepEqual(kernelRtt(), want1);
+  // The default class (1 % of 100 Mbit/s: 1 frame = 12 ms) needs more than the 100 ms default.
+  assert.ok(
+    [...want1.values()].some((v) => v > 100_000),
+    `a slow class has a longer rtt: ${[...want1.values()].join(',')}`,
+  );
+  // Ten times less bandwidth: every class crosses a doubling step; cake is changed, not left at the old rtt.
+  const c2 = mk('3Mbit');
+  r.reconfigure(c2);
+  clock.t += 60_000;
+  await r.reconcile(planDesired(c2, dir, usageOf(new Map()), at, at));
+  const want2 = rttOf(c2);
+  assert.notDeepEqual(want2, want1);
+  assert.deepEqual(kernelRtt(), want2);
+  // Converged: the same plan after a full read-back changes nothing in tc.
+  clock.t += 60_000;
+  const again = await r.reconcile(planDesired(c2, dir, usageOf(new Map()), at, at));
+  assert.equal(again.counts.tc.change + again.counts.tc.add, 0);
+});
+
+test('cakeRttUs: 100 ms at high rates, >= 30 frame times below, in doublings, capped at 1.6 s', () => {
+  assert.equal(cakeRttUs(100e6), 100_000);
+  assert.equal(cakeRttUs(4e6), 100_000); // 30 x 3.0 ms = 91 ms
+  assert.equal(cakeRttUs(1.45e6), 400_000); // 30 x 8.4 ms = 251 ms
+  assert.equal(cakeRttUs(8), 1_600_000, 'capped: an empty class (8 bit/s) may borrow far more');
+  for (const rate of [256e3, 1e6, 1.45e6, 3e6, 10e6]) {
+    const rtt = cakeRttUs(rate);
+    assert.ok(rtt / 20 >= 1.5 * ((1514 * 8) / rate) * 1e6, `target ${rtt / 20} us at ${rate} bit/s`);
+    assert.ok(rtt === 100_000 || rtt / 2 / 20 < 1.5 * ((1514 * 8) / rate) * 1e6, 'the smallest doubling that is enough');
+  }
 });
 
 test('drift from outside: a flushed set is caught by the count check at once; a deleted chain at the next verify read-back', async () => {
