@@ -156,12 +156,12 @@ export function plotSvg(sizes: readonly PlotSize[], subtitle: string): string {
   const phase = (k: string) => (s: PlotSize) => s.phases?.steady?.[k];
   const cycles = [
     series(sizes, 'cold first cycle', (s) => s.coldCycleMs, 0),
-    series(sizes, '`start` from a snapshot (to full kernel state)', (s) => s.startFromSnapshotMs, 1),
-    series(sizes, 'ldapsearch full fetch (baseline)', (s) => s.baselineLdapsearchMs, 2, '6 3'),
+    series(sizes, 'start from a snapshot (to full kernel state)', (s) => s.startFromSnapshotMs, 1),
+    series(sizes, 'ldapsearch full fetch', (s) => s.baselineLdapsearchMs, 2, '6 3'),
     series(sizes, 'steady cycle (1 % of users move)', (s) => s.steadyCycleMs, 3),
     series(sizes, 'idle cycle', (s) => s.idleCycleMs, 8),
     series(sizes, 'fixed 10-user change', (s) => s.fixed10Ms ?? s.fixedCycleMs, 4),
-    series(sizes, 'optimal ipset restore of the steady moves', (s) => s.baselineRestoreMs, 5, '6 3'),
+    series(sizes, 'optimal restore (steady moves)', (s) => s.baselineRestoreMs, 5, '6 3'),
   ];
   const phases = [
     series(sizes, 'LDAP', phase('ldapMs'), 0),
