@@ -26,7 +26,7 @@
 // Benchmark-only code; never used by the daemon. Needs root.
 
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir, release } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,10 +40,14 @@ import { startMariadb, type MariadbServer, type TrafficRow } from '../sandbox/ma
 import { createGateway, type Gateway } from '../sandbox/netns.js';
 import { generateCampus, loadCampus, loadTraffic } from '../sandbox/campus.js';
 import { sandboxConf } from '../sandbox/conf.js';
+import { measureStart } from './startphase.js';
+import { renderPlot } from './plot.js';
+import { earlierTargets, issue16Targets, type Target } from './targets.js';
 import {
   MB,
   median,
   round,
+  type SizeResult,
   type CycleSummary,
   type Envelope,
   type MemInfo,
@@ -60,6 +64,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(here, '..', '..'); // build/bench -> repo
 const WORKER = join(here, 'worker.js');
 const SPAWNER = join(here, 'spawner.js');
+const CLI = join(ROOT, 'dist', 'cli.js');
 
 // ------------------------------------------------------------------ options
 
@@ -79,11 +84,18 @@ interface Options {
   quick: boolean;
   /** add the index on the hour bucket docs/INSTALL.md asks for */
   timeIndex: boolean;
+  /** the restart measures (reselqos start / run from a snapshot; bench/startphase.ts) */
+  start: boolean;
+  /** the cost-growth PNG beside the JSON (bench/plot.ts) */
+  plot: boolean;
+  /** --max-old-space-size for the daemon processes (worker, start, run); null = node's default (~4 GB here) */
+  heapMB: number | null;
 }
 
 function usage(): string {
   return `usage: npm run bench -- [--quick] [--sizes 1000,3000,10000,100000] [--steady N] [--cold N] [--idle N]
-       [--fixed N] [--fixed-users N] [--spawn-sample N] [--fetch-runs N] [--hours N] [--no-probe] [--no-time-index] [--out DIR]`;
+       [--fixed N] [--fixed-users N] [--spawn-sample N] [--fetch-runs N] [--hours N] [--no-probe] [--no-time-index]
+       [--no-start] [--no-plot] [--heap-mb N] [--out DIR]`;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -102,6 +114,9 @@ function parseArgs(argv: string[]): Options {
     outDir: join(ROOT, 'bench', 'results'),
     quick: false,
     timeIndex: true,
+    start: true,
+    plot: true,
+    heapMB: null,
   };
   const int = (v: string | undefined, name: string, min = 1): number => {
     const n = Number(v);
@@ -148,6 +163,15 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--no-time-index':
         o.timeIndex = false;
+        break;
+      case '--no-start':
+        o.start = false;
+        break;
+      case '--no-plot':
+        o.plot = false;
+        break;
+      case '--heap-mb':
+        o.heapMB = int(next(), a, 64);
         break;
       case '--out':
         o.outDir = resolve(next() ?? '');
@@ -208,6 +232,9 @@ const say = (s: string): void => {
 
 // ------------------------------------------------------------------ worker (daemon side)
 
+/** node options of every daemon-side process (--heap-mb) */
+let daemonNodeArgs: string[] = [];
+
 class Worker {
   private readonly child: ChildProcess;
   private seq = 0;
@@ -216,7 +243,11 @@ class Worker {
   private exited = false;
 
   constructor() {
-    this.child = fork(WORKER, [], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    this.child = fork(WORKER, [], {
+      execArgv: ['--expose-gc', ...daemonNodeArgs],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    });
     this.child.on('message', (m: Reply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -439,63 +470,20 @@ function medianTimings(xs: readonly CycleSummary[]): PhaseMedians {
   return out;
 }
 
-interface SizeResult {
-  users: number;
-  hosts: number;
-  ips: number;
-  daemonUsers: number;
-  ldapEntries: number;
-  trafficRows: number;
-  hourBuckets: number;
-  coldCycleMs: number;
-  steadyCycleMs: number;
-  idleCycleMs: number;
-  fixedCycleMs: number | null;
-  applyMs: number;
-  ownIpsetApplyMs: number;
-  baselineRestoreMs: number;
-  baselineSpawnMs: number;
-  baselineSpawnShellMs: number;
-  baselineSpawnNetnsExecMs: number;
-  ldapFetchMs: number;
-  baselineLdapsearchMs: number;
-  mysqlMs: number;
-  baselineMysqlMs: number;
-  planMs: number;
-  readMs: number;
-  diffMs: number;
-  peakRssMB: number;
-  /** steady cycles whose set operations were the planner's delta, of all steady cycles */
-  incrementalCycles: { steady: number; of: number };
-  /** processes spawned per cycle (median): steady and idle */
-  spawnsPerCycle: { steady: number; idle: number; steadyExample: string[] };
-  movesPerSteadyCycle: { users: number; ipsetAdds: number; ipsetDels: number; tcChanges: number };
-  ratios: { applyVsRestore: number; ownIpsetVsRestore: number; spawnVsApply: number; ldapVsLdapsearch: number; mysqlVsClient: number };
-  spawnPerOpMs: { direct: number; shell: number; netnsExec: number };
-  /** `ip netns exec <gw> true` from the daemon process and from this (smaller) orchestrator */
-  spawnTrue: { daemonMs: number; orchestratorMs: number; daemonRssMB: number; orchestratorRssMB: number };
-  phases: { cold: PhaseMedians; idle: PhaseMedians; steady: PhaseMedians; fixed: PhaseMedians | null };
-  fixedMoves: { users: number; ipsetAdds: number; ipsetDels: number } | null;
-  cycles: { cold: Timings[]; idle: Timings[]; steady: Timings[]; fixed: Timings[] };
-  perSteadyCycle: {
-    applyMs: number;
-    ownIpsetApplyMs: number;
-    baselineRestoreMs: number;
-    baselineSpawnMs: number;
-    adds: number;
-    dels: number;
-    tcBytes: number;
-  }[];
-  memory: {
-    coldWorkersMaxRssMB: number[];
-    steadyWorker: MemInfo;
-    /** maxRSS of the steady worker at the end of each phase */
-    maxRssAfter: { cold: number; idle: number; steady: number; fixed: number };
-    steps: MemStep[] | null;
-  };
-  load: { generateMs: number; slapaddMs: number; trafficMs: number };
-  probe: Probe | null;
-  warnings: string[];
+function memAvailableMB(): number {
+  const m = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Peak RSS (VmHWM) of a process of ours, MB; null when it is gone. */
+function peakRssOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? round(Number(m[1]) / 1024) : null;
+  } catch {
+    return null;
+  }
 }
 
 function check(cond: boolean, msg: string, warnings: string[]): void {
@@ -521,6 +509,10 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     machinesPerUser: [2, 4],
   });
   const generateMs = performance.now() - tg;
+  let memMin = memAvailableMB();
+  const memSample = (): void => {
+    memMin = Math.min(memMin, memAvailableMB());
+  };
   const hosts = campus.machines.length;
   const ldapEntries = campus.entryCount;
 
@@ -530,6 +522,7 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
   try {
     say(`   slapadd of ${ldapEntries} entries, traffic rows into MariaDB`);
     const [ld, tr] = await Promise.all([loadCampus(slapd, campus, { method: 'slapadd' }), loadTraffic(db, campus, { hours })]);
+    memSample();
     campus = null; // the generator's memory goes; the daemon runs in its own process anyway
     if (o.timeIndex) {
       // As docs/INSTALL.md asks of a production netacct database.
@@ -580,6 +573,7 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       }
     }
     if (!w) throw new Error('no worker');
+    memSample();
     const last = cold[cold.length - 1]!;
 
     // ---- settle: the daemon's next timer cycle comes an interval later; by then its LDAP change
@@ -709,6 +703,7 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     }
     if (o.fixed > 0) say(`   fixed ${o.fixedUsers} users: median ${round(median(fixed.map((s) => s.timings.totalMs)))} ms`);
 
+    memSample();
     const steadyMem = await w.call<MemInfo>({ cmd: 'mem', gc: true });
     // the same trivial process (`ip netns exec <gw> true`) spawned by the daemon and by this
     // orchestrator: fork() costs more from a process with a bigger heap
@@ -760,6 +755,16 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       await wm.stop();
     }
 
+    // ---- restarts: reselqos start without and with a snapshot, reselqos run with it (the real command)
+    let start: SizeResult['start'] = null;
+    if (o.start) {
+      say('   restarts: reselqos start (no snapshot, then the snapshot it left), reselqos run from the snapshot');
+      start = await measureStart({ cli: CLI, confFile, dir, gw, ips: last.ips, say, nodeArgs: daemonNodeArgs });
+      for (const x of start.warnings) check(false, x, warnings);
+    }
+    memSample();
+    const servers = { slapd: peakRssOf(slapd.pid()), mariadb: peakRssOf(db.pid()) };
+
     const st = medianTimings(steady);
     const maxRss = (xs: readonly CycleSummary[]): number => round(Math.max(0, ...xs.map((x) => x.maxRssMB)));
     const applyMs = round(median(per.map((x) => x.applyMs)), 2);
@@ -783,6 +788,9 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       steadyCycleMs: st.totalMs,
       idleCycleMs: round(median(idle.map((s) => s.timings.totalMs))),
       fixedCycleMs: fixed.length ? round(median(fixed.map((s) => s.timings.totalMs))) : null,
+      fixed10Ms: fixed.length && o.fixedUsers === 10 ? round(median(fixed.map((s) => s.timings.totalMs))) : null,
+      startFromSnapshotMs: start?.startFromSnapshot?.totalMs ?? null,
+      start,
       applyMs,
       ownIpsetApplyMs: own,
       baselineRestoreMs: b2,
@@ -815,6 +823,8 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
         spawnVsApply: round(b1 / applyMs, 1),
         ldapVsLdapsearch: round(st.ldapMs / ldapsearchMs, 2),
         mysqlVsClient: round(st.mysqlMs / clientMs, 2),
+        steadyVsRestore: round(st.totalMs / b2, 2),
+        coldVsLdapsearch: round(median(cold.map((s) => s.timings.totalMs)) / ldapsearchMs, 2),
       },
       spawnTrue,
       spawnPerOpMs: { direct: round(perOp(spawnDirect), 3), shell: round(perOp(spawnShell), 3), netnsExec: round(perOp(spawnNetns), 3) },
@@ -834,6 +844,12 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
         steps: memSteps,
       },
       load: { generateMs: round(generateMs), slapaddMs: ld.ms, trafficMs: tr.ms },
+      machine: {
+        orchestratorMaxRssMB: round(process.resourceUsage().maxRSS / 1024),
+        slapdPeakRssMB: servers.slapd,
+        mariadbPeakRssMB: servers.mariadb,
+        memAvailableMinMB: round(memMin),
+      },
       probe,
       warnings,
     };
@@ -846,95 +862,11 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
 
 // ------------------------------------------------------------------ report
 
-interface Target {
-  name: string;
-  pass: boolean | null;
-  detail: string;
-}
-
-function interpolate(
-  results: readonly SizeResult[],
-  users: number,
-  key: (r: SizeResult) => number,
-): { value: number; measured: boolean } | null {
-  const exact = results.find((r) => r.users === users);
-  if (exact) return { value: key(exact), measured: true };
-  const lo = [...results].filter((r) => r.users < users).sort((a, b) => b.users - a.users)[0];
-  const hi = [...results].filter((r) => r.users > users).sort((a, b) => a.users - b.users)[0];
-  if (!lo || !hi) return null;
-  // log-log between the neighbours
-  const t = Math.log(users / lo.users) / Math.log(hi.users / lo.users);
-  return { value: Math.exp(Math.log(key(lo)) + t * (Math.log(key(hi)) - Math.log(key(lo)))), measured: false };
-}
-
-function targets(results: readonly SizeResult[]): Target[] {
-  const out: Target[] = [];
-  const all = (f: (r: SizeResult) => boolean): boolean => results.every(f);
-  const list = (f: (r: SizeResult) => string): string => results.map((r) => `${r.users}: ${f(r)}`).join(', ');
-  out.push({
-    name: 'apply within 1.3× of the optimal ipset restore (baseline 2)',
-    pass: all((r) => r.ratios.applyVsRestore <= 1.3),
-    detail: `apply/baseline2 ${list((r) => `${r.ratios.applyVsRestore}×`)}; ipset part alone ${list((r) => `${r.ratios.ownIpsetVsRestore}×`)}`,
-  });
-  out.push({
-    name: '≥200× faster than one process per IP (baseline 1)',
-    pass: all((r) => r.ratios.spawnVsApply >= 200),
-    detail: `baseline1/apply ${list((r) => `${r.ratios.spawnVsApply}×`)}`,
-  });
-  const at3k = interpolate(results, 3000, (r) => r.steadyCycleMs);
-  out.push({
-    name: 'steady cycle < 100 ms at 3 000 users',
-    pass: at3k ? at3k.value < 100 : null,
-    detail: at3k
-      ? `${round(at3k.value)} ms (${at3k.measured ? 'measured' : 'interpolated log-log between the neighbouring sizes'})`
-      : 'not measured',
-  });
-  const big = results.find((r) => r.users === 100_000);
-  out.push({
-    name: 'steady cycle < 1 s at 100 000 users',
-    pass: big ? big.steadyCycleMs < 1000 : null,
-    detail: big ? `${big.steadyCycleMs} ms` : 'not measured',
-  });
-  out.push({
-    name: 'cold cycle < 5 s at 100 000 users',
-    pass: big ? big.coldCycleMs < 5000 : null,
-    detail: big ? `${big.coldCycleMs} ms` : 'not measured',
-  });
-  out.push({
-    name: 'peak RSS < 300 MB at 100 000 users',
-    pass: big ? big.peakRssMB < 300 : null,
-    detail: big ? `${big.peakRssMB} MB` : 'not measured',
-  });
-  const small = results[0];
-  const large = results[results.length - 1];
-  if (
-    small &&
-    large &&
-    large.users > small.users &&
-    small.fixedCycleMs !== null &&
-    large.fixedCycleMs !== null &&
-    small.phases.fixed &&
-    large.phases.fixed
-  ) {
-    const k = (p: Timings): number => p.readMs + p.diffMs + p.applyMs;
-    const whole = large.fixedCycleMs / small.fixedCycleMs;
-    const kern = k(large.phases.fixed) / k(small.phases.fixed);
-    out.push({
-      name: 'steady cost grows with the number of changes, not with directory size',
-      pass: whole <= 2,
-      detail: `the same ${large.fixedMoves?.users} users moving: whole cycle ×${round(whole, 1)}, kernel part (read+diff+apply) ×${round(kern, 1)} from ${small.users} to ${large.users} users (pass = at most ×2 for a ${round(large.users / small.users)}× bigger directory)`,
-    });
-  } else {
-    out.push({ name: 'steady cost grows with the number of changes, not with directory size', pass: null, detail: 'needs two sizes' });
-  }
-  return out;
-}
-
 const fmt = (x: number | null | undefined, d = 1): string =>
   x === null || x === undefined || !Number.isFinite(x) ? '–' : String(round(x, d));
 const k = (n: number): string => (n >= 1000 ? `${round(n / 1000, 1)}k` : String(n));
 
-function tables(results: readonly SizeResult[], ts: readonly Target[], meta: Record<string, unknown>): string {
+function tables(results: readonly SizeResult[], ts: readonly Target[], earlier: readonly Target[], meta: Record<string, unknown>): string {
   const lines: string[] = [];
   lines.push(`Run ${String(meta['date'])} on ${String(meta['machine'])}.`, '');
   lines.push('### Per size (medians; ms unless noted)', '');
@@ -1019,10 +951,46 @@ function tables(results: readonly SizeResult[], ts: readonly Target[], meta: Rec
       );
     }
   }
-  lines.push('', '### Targets', '');
+  if (results.some((r) => r.start)) {
+    lines.push(
+      '',
+      '### Restarts on an emptied kernel (ms from spawning the process; `start`: to its "rebuilt" line, `run`: to its first cycle line)',
+      '',
+    );
+    lines.push(
+      '| users | `start`, no snapshot (fetch awaited) | `start` from a snapshot | of which: state read / directory / volumes / plan / fill / switch | `run` from the snapshot: first cycle | its first cycle line | `run` peak RSS MB | set entries (expected) |',
+    );
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const r of results) {
+      const st = r.start;
+      if (!st) continue;
+      const sp = st.startFromSnapshot;
+      const e = st.setEntries;
+      lines.push(
+        `| ${k(r.users)} | ${fmt(st.startCold?.totalMs, 0)} | ${fmt(sp?.totalMs, 0)} | ${sp ? [sp.stateReadMs, sp.directoryMs, sp.volumesMs, sp.planMs, sp.fillMs, sp.switchMs].map((v) => fmt(v, 0)).join(' / ') : '–'} | ${fmt(st.runFromSnapshot?.totalMs, 0)} | ${st.runFromSnapshot?.firstCycle.replace(/\|/g, '/') ?? '–'} | ${fmt(st.runFromSnapshot?.peakRssMB, 0)} | ${e.startCold ?? '–'} / ${e.startFromSnapshot ?? '–'} / ${e.runFromSnapshot ?? '–'} (${e.expected}) |`,
+      );
+    }
+  }
+  lines.push('', '### Cost growth (medians, ms; the plot: the .png beside this file)', '');
+  lines.push(
+    '| users | hosts | cold first cycle | `ldapsearch` full fetch | `start` from a snapshot | steady cycle | optimal restore of its moves | steady / restore | idle cycle | fixed 10-user change | peak RSS MB | orchestrator / slapd / mariadbd peak RSS MB |',
+  );
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    const m = r.machine;
+    lines.push(
+      `| ${k(r.users)} | ${k(r.hosts)} | ${fmt(r.coldCycleMs, 0)} | ${fmt(r.baselineLdapsearchMs, 0)} | ${fmt(r.startFromSnapshotMs, 0)} | ${fmt(r.steadyCycleMs)} | ${fmt(r.baselineRestoreMs)} | ${fmt(r.ratios.steadyVsRestore, 2)}× | ${fmt(r.idleCycleMs)} | ${fmt(r.fixed10Ms ?? r.fixedCycleMs)} | ${fmt(r.peakRssMB, 0)} | ${fmt(m.orchestratorMaxRssMB, 0)} / ${fmt(m.slapdPeakRssMB, 0)} / ${fmt(m.mariadbPeakRssMB, 0)} |`,
+    );
+  }
+  const verdict = (t: Target): string => (t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'FAIL');
+  lines.push('', '### Targets (issue 16)', '');
+  lines.push('| measure | target | result | measured |');
+  lines.push('|---|---|---|---|');
+  for (const t of ts) lines.push(`| ${t.name} | ${t.target} | ${verdict(t)} | ${t.detail} |`);
+  lines.push('', '### Earlier targets', '');
   lines.push('| target | result | measured |');
   lines.push('|---|---|---|');
-  for (const t of ts) lines.push(`| ${t.name} | ${t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'FAIL'} | ${t.detail} |`);
+  for (const t of earlier) lines.push(`| ${t.name} | ${verdict(t)} | ${t.detail} |`);
   return lines.join('\n');
 }
 
@@ -1030,6 +998,7 @@ function tables(results: readonly SizeResult[], ts: readonly Target[], meta: Rec
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
+  if (o.heapMB !== null) daemonNodeArgs = [`--max-old-space-size=${o.heapMB}`];
   if (process.getuid && process.getuid() !== 0) {
     console.error('bench: needs root (private slapd/mariadbd, network namespaces)');
     return 1;
@@ -1066,14 +1035,26 @@ async function main(): Promise<number> {
       'baseline 3 = ldapsearch (3 bases concurrently, paged) and the mariadb client running the daemon volumes query; output counted by this process',
     ],
   };
-  const ts = targets(results);
-  const md = tables(results, ts, meta);
+  const ts = issue16Targets(results);
+  const earlier = earlierTargets(results);
+  const md = tables(results, ts, earlier, meta);
   mkdirSync(o.outDir, { recursive: true });
   const base = join(o.outDir, `${meta.date}${o.quick ? '.quick' : ''}`);
-  writeFileSync(`${base}.json`, `${JSON.stringify({ meta, sizes: results, targets: ts }, null, 2)}\n`);
+  writeFileSync(`${base}.json`, `${JSON.stringify({ meta, sizes: results, targets: ts, earlierTargets: earlier }, null, 2)}\n`);
   writeFileSync(`${base}.md`, `${md}\n`);
   console.log(md);
-  console.log(`\nresults: ${base}.json (tables: ${base}.md)`);
+  let plot = '';
+  if (o.plot && results.length > 0) {
+    try {
+      await renderPlot(results, `run of ${meta.date}`, `${base}.png`);
+      plot = `, cost-growth plot: ${base}.png`;
+    } catch (e) {
+      console.error(`bench: the plot could not be drawn (${(e as Error).message}); npm run bench:plot -- ${base}.json`);
+    }
+  }
+  console.log(`\nresults: ${base}.json (tables: ${base}.md${plot})`);
+  console.log('\ntargets (issue 16):');
+  for (const t of ts) console.log(`  ${t.pass === null ? 'n/a ' : t.pass ? 'PASS' : 'FAIL'}  ${t.name}: ${t.target} — ${t.detail}`);
   const warnings = results.flatMap((r) => r.warnings.map((w) => `${r.users}: ${w}`));
   if (warnings.length) console.log(`\nwarnings:\n${warnings.map((w) => `  ${w}`).join('\n')}`);
   return 0;

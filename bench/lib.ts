@@ -3,6 +3,7 @@
 // Benchmark-only code; never used by the daemon.
 
 import type { PlanCounts } from '../src/kernel/diff.js';
+import type { StartPhase } from './startphase.js';
 
 export type Timings = { ldapMs: number; mysqlMs: number; planMs: number; readMs: number; diffMs: number; applyMs: number; totalMs: number };
 
@@ -127,6 +128,84 @@ export type Request =
   | { cmd: 'spawnTrue'; n: number }
   | { cmd: 'probe'; reps: number }
   | { cmd: 'exit' };
+
+/** One size of the benchmark, as written to the result JSON (`sizes[]`). */
+export interface SizeResult {
+  users: number;
+  hosts: number;
+  ips: number;
+  daemonUsers: number;
+  ldapEntries: number;
+  trafficRows: number;
+  hourBuckets: number;
+  coldCycleMs: number;
+  steadyCycleMs: number;
+  idleCycleMs: number;
+  fixedCycleMs: number | null;
+  /** median total of the fixed cycles when they move 10 users (the default --fixed-users), else null */
+  fixed10Ms: number | null;
+  /** `reselqos start` with a snapshot younger than [ldap] refresh: process spawned → kernel holding the full state (null: --no-start) */
+  startFromSnapshotMs: number | null;
+  /** the restart measures (bench/startphase.ts) */
+  start: StartPhase | null;
+  applyMs: number;
+  ownIpsetApplyMs: number;
+  baselineRestoreMs: number;
+  baselineSpawnMs: number;
+  baselineSpawnShellMs: number;
+  baselineSpawnNetnsExecMs: number;
+  ldapFetchMs: number;
+  baselineLdapsearchMs: number;
+  mysqlMs: number;
+  baselineMysqlMs: number;
+  planMs: number;
+  readMs: number;
+  diffMs: number;
+  peakRssMB: number;
+  /** steady cycles whose set operations were the planner's delta, of all steady cycles */
+  incrementalCycles: { steady: number; of: number };
+  /** processes spawned per cycle (median): steady and idle */
+  spawnsPerCycle: { steady: number; idle: number; steadyExample: string[] };
+  movesPerSteadyCycle: { users: number; ipsetAdds: number; ipsetDels: number; tcChanges: number };
+  ratios: {
+    applyVsRestore: number;
+    ownIpsetVsRestore: number;
+    spawnVsApply: number;
+    ldapVsLdapsearch: number;
+    mysqlVsClient: number;
+    /** steady cycle total / optimal restore of its moves (medians) */
+    steadyVsRestore: number;
+    /** cold first cycle / ldapsearch full fetch (medians) */
+    coldVsLdapsearch: number;
+  };
+  spawnPerOpMs: { direct: number; shell: number; netnsExec: number };
+  /** `ip netns exec <gw> true` from the daemon process and from this (smaller) orchestrator */
+  spawnTrue: { daemonMs: number; orchestratorMs: number; daemonRssMB: number; orchestratorRssMB: number };
+  phases: { cold: Timings; idle: Timings; steady: Timings; fixed: Timings | null };
+  fixedMoves: { users: number; ipsetAdds: number; ipsetDels: number } | null;
+  cycles: { cold: Timings[]; idle: Timings[]; steady: Timings[]; fixed: Timings[] };
+  perSteadyCycle: {
+    applyMs: number;
+    ownIpsetApplyMs: number;
+    baselineRestoreMs: number;
+    baselineSpawnMs: number;
+    adds: number;
+    dels: number;
+    tcBytes: number;
+  }[];
+  memory: {
+    coldWorkersMaxRssMB: number[];
+    steadyWorker: MemInfo;
+    /** maxRSS of the steady worker at the end of each phase */
+    maxRssAfter: { cold: number; idle: number; steady: number; fixed: number };
+    steps: MemStep[] | null;
+  };
+  load: { generateMs: number; slapaddMs: number; trafficMs: number };
+  /** the machine while this size ran: the orchestrator's and the servers' peak RSS, the least MemAvailable seen */
+  machine: { orchestratorMaxRssMB: number; slapdPeakRssMB: number | null; mariadbPeakRssMB: number | null; memAvailableMinMB: number };
+  probe: Probe | null;
+  warnings: string[];
+}
 
 export type Envelope = Request & { id: number };
 export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };

@@ -21,6 +21,7 @@ import { resetInstant } from '../policy/policy.js';
 import { formatRate } from '../config/units.js';
 import { NoDirectoryError } from '../sources/index.js';
 import { fetchAndPlan } from './plan.js';
+import { seconds, snapshotAge } from '../daemon/startup.js';
 import { EXIT, UsageError, loadConfigOrReport, runDirOf, type Io } from './common.js';
 
 export const NOT_RUNNING_STATUS = 3;
@@ -60,7 +61,10 @@ export async function runForeground(configFlag: string | undefined, io: Io, cloc
   return daemon.crashed ? EXIT.failed : EXIT.ok;
 }
 
-/** `start`: fresh snapshot first, then remove and rebuild every object in one go, then the daemon in the background. */
+/**
+ * `start`: a fresh snapshot first (or the one on disk, when younger than [ldap] refresh), then
+ * remove and rebuild every object in one go, then the daemon in the background.
+ */
 export async function runStart(configFlag: string | undefined, io: Io, clock: Clock): Promise<number> {
   const config = await loadConfigOrReport(configFlag, io);
   if (!config) return EXIT.invalid;
@@ -105,9 +109,13 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
       io.err(`reselqos start: ${e.message}${e.what === 'daemon' ? ' but does not answer on its socket' : ''}`);
       return EXIT.failed;
     }
-    try {
-      await checkKernel(config, realExec); // kernel features are global
-    } catch (e) {
+    // The kernel's features (global: probed from our own namespace) are probed while the
+    // snapshots are read from disk: both take a while at ISP size, neither needs the other.
+    const t0 = performance.now();
+    const [checked, opened] = await Promise.allSettled([checkKernel(config, realExec), openRuntime(config, { log, clock })]);
+    if (checked.status === 'rejected') {
+      if (opened.status === 'fulfilled') await opened.value.close();
+      const e: unknown = checked.reason;
       if (e instanceof KernelFeatureError) {
         for (const p of e.problems) {
           log.error(p);
@@ -117,31 +125,51 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
       }
       throw e;
     }
-    // 1. A fresh snapshot before touching anything.
-    const rt = await openRuntime(config, { log, clock });
+    if (opened.status === 'rejected') throw opened.reason;
+    const rt = opened.value;
+    // 1. A fresh snapshot before touching anything, unless the one on disk is younger than
+    // [ldap] refresh: then it is applied at once and the daemon fetches in the background.
     try {
       const at = clock().setZone(config.qos.timezone);
       const reset = resetInstant(config.qos, at);
-      let dir;
-      try {
-        dir = await rt.sources.fetchDirectory(at.toJSDate());
-      } catch (e) {
-        if (e instanceof NoDirectoryError) {
-          log.error(`start: ${e.message}; the kernel was not touched`);
-          io.err(`reselqos start: ${e.message}; the kernel was not touched`);
-          return EXIT.failed;
+      const t1 = performance.now();
+      const snapshot = rt.sources.store.lastDirectory;
+      const age = snapshotAge(snapshot, config.ldap.refreshMs, at.toMillis());
+      let directory;
+      if (age.young && snapshot) {
+        directory = snapshot;
+        const line = `start: using the snapshot of ${snapshot.fetchedAt} (${seconds(age.ageMs ?? 0)} old, younger than [ldap] refresh); the daemon fetches the directory in the background`;
+        log.info(line);
+        io.out(line);
+      } else {
+        let dir;
+        try {
+          dir = await rt.sources.fetchDirectory(at.toJSDate());
+        } catch (e) {
+          if (e instanceof NoDirectoryError) {
+            log.error(`start: ${e.message}; the kernel was not touched`);
+            io.err(`reselqos start: ${e.message}; the kernel was not touched`);
+            return EXIT.failed;
+          }
+          throw e;
         }
-        throw e;
+        if (!dir.fresh) io.out(`LDAP unreachable (${dir.error}): rebuilding from the snapshot of ${dir.directory.fetchedAt}`);
+        directory = dir.directory;
       }
-      if (!dir.fresh) io.out(`LDAP unreachable (${dir.error}): rebuilding from the snapshot of ${dir.directory.fetchedAt}`);
+      const t2 = performance.now();
       const usage = await rt.sources.fetchUsage(at.toJSDate(), reset);
       if (!usage.fresh) io.out(`MySQL unreachable (${usage.error}): using the volumes of ${usage.usage.fetchedAt}`);
       // Sites sharing the global rates: this site's allocation, not its cap, from the first apply.
       const totals = config.sharing.enabled ? await rt.sharing.before(at) : null;
-      const desired = planDesired(config, dir.directory, usage.usage, at, reset, totals ? { site: config.site.name, totals } : undefined);
+      const t3 = performance.now();
+      const desired = planDesired(config, directory, usage.usage, at, reset, totals ? { site: config.site.name, totals } : undefined);
+      const t4 = performance.now();
       // 2. Remove and rebuild in one go.
       const r = await rt.reconciler.rebuild(desired);
-      const line = `start: rebuilt ${r.sets} sets with ${r.ips} IPs for ${desired.users.length} users: filled in ${Math.round(r.fillMs)} ms, switched in ${r.gapMs.toFixed(1)} ms`;
+      const ms = (a: number, b: number): number => Math.round(b - a);
+      const line =
+        `start: rebuilt ${r.sets} sets with ${r.ips} IPs for ${desired.users.length} users: filled in ${Math.round(r.fillMs)} ms, switched in ${r.gapMs.toFixed(1)} ms` +
+        ` (kernel probed and state read in ${ms(t0, t1)} ms, directory ${ms(t1, t2)} ms, volumes ${ms(t2, t3)} ms, plan ${ms(t3, t4)} ms)`;
       log.info(line);
       io.out(line);
       if (totals) await rt.sharing.after(true, { down: 0, up: 0 });

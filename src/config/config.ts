@@ -148,6 +148,9 @@ export function parseConfig(
   const dbPort = d.int('port', 1, 65535);
   const sqlIdent = (key: string): string => d.ident(key, SQL_IDENT, 'an SQL identifier (letters, digits, _)');
   const table6 = d.str('table6');
+  const idColumn = d.str('idColumn');
+  if (idColumn !== '' && !SQL_IDENT.test(idColumn))
+    ctx.problem('database', 'idColumn', `expected an SQL identifier (letters, digits, _), got "${idColumn}"`);
   if (table6 !== '' && !SQL_IDENT.test(table6))
     ctx.problem('database', 'table6', `expected an SQL identifier (letters, digits, _), got "${table6}"`);
   const database: DatabaseConfig = {
@@ -159,7 +162,13 @@ export function parseConfig(
     db: sqlIdent('db'),
     table: sqlIdent('table'),
     table6: table6 || null,
-    columns: { ip: sqlIdent('ipColumn'), time: sqlIdent('timeColumn'), down: sqlIdent('downColumn'), up: sqlIdent('upColumn') },
+    columns: {
+      ip: sqlIdent('ipColumn'),
+      time: sqlIdent('timeColumn'),
+      down: sqlIdent('downColumn'),
+      up: sqlIdent('upColumn'),
+      id: idColumn || null,
+    },
     exclude: d.parse(
       'exclude',
       (raw) => {

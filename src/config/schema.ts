@@ -119,6 +119,13 @@ export const KEYS: readonly KeySpec[] = [
   k('database', 'table6', '', true, 'optional table of the same shape with IPv6 volumes; empty = none'),
   k('database', 'ipColumn', 'ip', true, 'column holding the IP string'),
   k('database', 'timeColumn', 'time', true, 'column holding the hour bucket (server local time)'),
+  k(
+    'database',
+    'idColumn',
+    'id',
+    true,
+    'auto-increment primary key of the table: each cycle reads only the rows added since (and a signature of the others); empty = read the open hours whole when they changed',
+  ),
   k('database', 'downColumn', 'input', true, 'column of bytes towards the user (download)'),
   k('database', 'upColumn', 'output', true, 'column of bytes from the user (upload)'),
   k(

@@ -63,7 +63,8 @@ export interface DatabaseConfig {
   readonly db: string;
   readonly table: string;
   readonly table6: string | null;
-  readonly columns: { readonly ip: string; readonly time: string; readonly down: string; readonly up: string };
+  /** id: the auto-increment primary key (null: none, the open hours are read whole when they change) */
+  readonly columns: { readonly ip: string; readonly time: string; readonly down: string; readonly up: string; readonly id: string | null };
   readonly exclude: readonly ExcludeKind[];
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;

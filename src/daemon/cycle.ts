@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { planDesired, type Desired } from '../plan/desired.js';
 import { Planner } from '../plan/incremental.js';
 import { resetInstant } from '../policy/policy.js';
-import type { Sources } from '../sources/index.js';
+import type { DirectoryResult, Sources } from '../sources/index.js';
 import type { Reconciler, ReconcileResult } from '../kernel/reconciler.js';
 import type { PlanCounts } from '../kernel/diff.js';
 import type { SharingSite, SharingStatus } from '../sharing/site.js';
@@ -103,9 +103,11 @@ export class CycleRunner {
    * One cycle. `ldapWaitMs`: how long to wait for a slow LDAP fetch before going on with the last
    * directory. `fullLdap`: a full directory fetch, awaited, rather than a change search.
    * `force`: past the entry-count rule; `accept`: past the entitlement guard too (update --accept).
+   * `snapshot`: the last good directory as it is, LDAP not asked (the daemon's first cycle from a
+   * young snapshot on disk; it starts the full fetch after it) — a fetch as usual when there is none.
    */
   async run(
-    opts: { force?: boolean; accept?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {},
+    opts: { force?: boolean; accept?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean; snapshot?: boolean } = {},
   ): Promise<CycleReport> {
     const t0 = performance.now();
     const at = this.clock().setZone(this.config.qos.timezone);
@@ -154,10 +156,18 @@ export class CycleRunner {
       await sharing.after(ok, { down, up });
       return sharing.view;
     };
+    const snapshot = opts.snapshot ? this.sources.store.lastDirectory : null;
     const [dir, usage] = await Promise.allSettled([
       timed(
-        () =>
-          this.sources.fetchDirectory(nowDate, { force: opts.force, accept: opts.accept, waitMs: opts.ldapWaitMs, full: opts.fullLdap }),
+        async (): Promise<DirectoryResult> =>
+          snapshot
+            ? { directory: snapshot, fresh: false, error: null, refreshing: true, change: 'full' }
+            : this.sources.fetchDirectory(nowDate, {
+                force: opts.force,
+                accept: opts.accept,
+                waitMs: opts.ldapWaitMs,
+                full: opts.fullLdap,
+              }),
         (x) => (ldapMs = x),
       ),
       timed(
@@ -201,7 +211,7 @@ export class CycleRunner {
     timings.planMs = performance.now() - tp;
     const counted = {
       users: desired.users.length,
-      ips: desired.users.reduce((a, u) => a + u.ips.length, 0),
+      ips: desired.ipCount.inet + desired.ipCount.inet6, // every user IP, counted by the planner (not a pass over the users)
       skipped: desired.skipped.length,
     };
     try {

@@ -20,6 +20,7 @@ import { explain } from './explain.js';
 import { serveControl, pidPath, lockPath, type ControlAnswer, type ControlRequest } from './control.js';
 import { takeLock, writePidFile, removePidFile, type HeldLock } from './pidfile.js';
 import { Observability } from './observe.js';
+import { seconds, snapshotAge } from './startup.js';
 import type { SharingStatus } from '../sharing/site.js';
 
 export interface StatusJson {
@@ -66,8 +67,17 @@ export class Daemon {
     this.lock = await takeLock(lockPath(this.config.paths.run), 'daemon');
     try {
       await writePidFile(pidFile);
-      await checkKernel(this.config, realExec); // kernel features are global: probe from our own namespace
-      this.rt = await openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec });
+      // Kernel features are global: probed from our own namespace, while the snapshots are read.
+      const [checked, opened] = await Promise.allSettled([
+        checkKernel(this.config, realExec),
+        openRuntime(this.config, { log: this.log, clock: this.clock, exec: this.exec }),
+      ]);
+      if (checked.status === 'rejected') {
+        if (opened.status === 'fulfilled') await opened.value.close();
+        throw checked.reason;
+      }
+      if (opened.status === 'rejected') throw opened.reason;
+      this.rt = opened.value;
       this.watch = new Observability(this.config, this.rt, this.log, this.clock);
       this.server = await serveControl(this.config.paths.run, (req) => this.handle(req));
       await this.watch.open(this.config);
@@ -101,7 +111,33 @@ export class Daemon {
     });
     this.log.info(`reselqos started (pid ${process.pid}, config ${this.configPath}, interval ${this.config.qos.intervalMs / 1000}s)`);
     for (const w of this.config.warnings) this.log.warn(`config: ${w}`);
-    this.schedule(0);
+    // A snapshot on disk younger than [ldap] refresh: the first cycle applies it without asking
+    // LDAP, then the full fetch starts in the background (the next cycles apply its result): it
+    // does not compete with the first apply for this process's time.
+    const age = snapshotAge(this.rt.sources.store.lastDirectory, this.config.ldap.refreshMs, this.clock().toMillis());
+    if (age.young) {
+      this.log.info(
+        `first cycle from the snapshot of ${this.rt.sources.store.lastDirectory?.fetchedAt} (${seconds(age.ageMs ?? 0)} old, younger than [ldap] refresh); the full LDAP fetch runs after it, in the background`,
+      );
+      this.firstFromSnapshot();
+    } else {
+      this.schedule(0);
+    }
+  }
+
+  /** The first cycle from the snapshot, then the full LDAP fetch started (not awaited), then the timer. */
+  private firstFromSnapshot(): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.cycle({ snapshot: true })
+        .then(() => {
+          const kick = this.queue.then(() => this.rt.sources.fetchDirectory(this.clock().toJSDate(), { waitMs: 0 }));
+          this.queue = kick.catch(() => undefined);
+          return kick;
+        })
+        .catch((e: unknown) => this.log.warn(`ldap: the full fetch after the first cycle did not start: ${describeError(e)}`))
+        .finally(() => this.schedule(this.config.qos.intervalMs));
+    }, 0);
   }
 
   /** Resolves when the daemon has stopped. */
@@ -122,13 +158,21 @@ export class Daemon {
   }
 
   /** Runs a cycle after any cycle in flight: cycles never overlap. */
-  cycle(opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean } = {}): Promise<CycleReport> {
+  cycle(
+    opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean; snapshot?: boolean } = {},
+  ): Promise<CycleReport> {
     const run = this.queue.then(() => this.runCycle(opts));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async runCycle(opts: { force?: boolean; accept?: boolean; ldapWaitMs?: number; fullLdap?: boolean }): Promise<CycleReport> {
+  private async runCycle(opts: {
+    force?: boolean;
+    accept?: boolean;
+    ldapWaitMs?: number;
+    fullLdap?: boolean;
+    snapshot?: boolean;
+  }): Promise<CycleReport> {
     const report = await this.rt.cycles.run(opts);
     this.last = report;
     const line = summaryLine(report);

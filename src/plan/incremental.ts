@@ -45,6 +45,8 @@ interface Last {
   readonly fwUntil: number;
   /** per user (in users' order), the ipIndex ids of its IPs; computed at the first step */
   ids: Int32Array[] | null;
+  /** ipIndex id -> the users holding it (computed at the first step given changed ids) */
+  holders: Holders | null;
   /** the ipIndex generation of `ids` (a rebuild of the index forces a plan from scratch) */
   readonly generation: number;
   /** the volumes the last plan was made from (the same object again = no volume changed) */
@@ -77,6 +79,36 @@ function indexOf(desired: Desired): Index {
   return { sets, names, live };
 }
 
+/** ipIndex id -> index of the user holding it (-1: none, -2: several, listed in `more`). */
+interface Holders {
+  readonly first: Int32Array;
+  readonly more: Map<number, number[]>;
+}
+
+function holdersOf(ids: readonly Int32Array[]): Holders {
+  let n = 0;
+  for (const mine of ids) for (let j = 0; j < mine.length; j++) n = Math.max(n, mine[j]! + 1);
+  const first = new Int32Array(n).fill(-1);
+  const more = new Map<number, number[]>();
+  for (let i = 0; i < ids.length; i++) {
+    const mine = ids[i]!;
+    for (let j = 0; j < mine.length; j++) {
+      const id = mine[j]!;
+      const h = first[id]!;
+      if (h === -1) first[id] = i;
+      else if (h === i) continue;
+      else if (h === -2) {
+        const list = more.get(id)!;
+        if (!list.includes(i)) list.push(i);
+      } else {
+        first[id] = -2;
+        more.set(id, [h, i]);
+      }
+    }
+  }
+  return { first, more };
+}
+
 export class Planner {
   private last: Last | null = null;
 
@@ -95,7 +127,7 @@ export class Planner {
       last.generation === ipIndex.generation
     ) {
       const next = step(last, config, usage, instant, resetAt, shared);
-      this.last = { ...last, desired: next, ids: last.ids, usage };
+      this.last = { ...last, desired: next, ids: last.ids, holders: last.holders, usage };
       return next;
     }
     const desired = planDesired(config, directory, usage, instant, resetAt, shared);
@@ -106,6 +138,7 @@ export class Planner {
       index: indexOf(desired),
       fwUntil: firewallValidUntil(config, directory, instant.toMillis()),
       ids: null,
+      holders: null,
       generation: ipIndex.generation,
       usage,
     };
@@ -137,7 +170,6 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     };
   }
   const limits = thresholds(q);
-  const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
   // Summing by array index when the source gave dense volumes (a string-keyed lookup per IP
   // cost ~120 ms per cycle at 100 000 users). The Map is read only without them: the volume
   // source builds it on first access, a pass over every IP.
@@ -145,6 +177,9 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
   const dense = usage?.dense && usage.dense.generation === ipIndex.generation ? usage.dense : undefined;
   const byIp = dense ? undefined : usage?.byIp;
   const ids = dense ? (last.ids ??= prev.users.map((u) => Int32Array.from(u.ips, (ip) => ipIndex.idOf(ip)))) : null;
+  // The volumes say which ids changed since those of the last plan: only their users are looked at.
+  const changes =
+    dense && ids && usage?.changes && last.usage?.version !== undefined && usage.changes.from === last.usage.version ? usage.changes : null;
   const adds = new Map<string, string[]>();
   const dels = new Map<string, string[]>();
   const push = (m: Map<string, string[]>, name: string, ip: string): void => {
@@ -163,9 +198,15 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     push(dels, names[dir][from]!, ip);
     push(adds, names[dir][to]!, ip);
   };
+  const counted = (bytes: number): boolean => q.count === 'all' || bytes > 0;
 
-  const users: UserPlan[] = new Array<UserPlan>(prev.users.length);
-  for (let i = 0; i < prev.users.length; i++) {
+  // Per group, the users counted: from the last plan's classes when only some users are looked
+  // at (each of them taken out, then counted again), from zero when every user is.
+  const counts: Record<Direction, number[]> = { down: new Array<number>(q.groups).fill(0), up: new Array<number>(q.groups).fill(0) };
+  if (changes) for (const c of prev.classes) counts[c.direction][c.group] = c.users;
+
+  const users: UserPlan[] = changes ? prev.users.slice() : new Array<UserPlan>(prev.users.length);
+  const visit = (i: number): void => {
     const u = prev.users[i]!;
     let down = 0;
     let up = 0;
@@ -185,11 +226,15 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     }
     const gDown = q.enabled ? groupOf(down, limits) : 0;
     const gUp = q.enabled ? groupOf(up, limits) : 0;
-    if (q.count === 'all' || down > 0) counts.down[gDown]!++;
-    if (q.count === 'all' || up > 0) counts.up[gUp]!++;
+    if (changes) {
+      if (counted(u.down.bytes)) counts.down[u.down.group]!--;
+      if (counted(u.up.bytes)) counts.up[u.up.group]!--;
+    }
+    if (counted(down)) counts.down[gDown]!++;
+    if (counted(up)) counts.up[gUp]!++;
     if (down === u.down.bytes && up === u.up.bytes && gDown === u.down.group && gUp === u.up.group) {
       users[i] = u;
-      continue;
+      return;
     }
     if (gDown !== u.down.group) {
       moved.down++;
@@ -200,6 +245,23 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
       for (const ip of u.ips) move(ip, 'up', u.up.group, gUp);
     }
     users[i] = { uid: u.uid, ips: u.ips, down: { bytes: down, group: gDown }, up: { bytes: up, group: gUp } };
+  };
+
+  if (changes && ids) {
+    const h = (last.holders ??= holdersOf(ids));
+    const seen = new Set<number>();
+    const once = (i: number): void => {
+      if (seen.has(i)) return;
+      seen.add(i);
+      visit(i);
+    };
+    for (const id of changes.ids) {
+      const i = id < h.first.length ? h.first[id]! : -1;
+      if (i >= 0) once(i);
+      else if (i === -2) for (const k of h.more.get(id)!) once(k);
+    }
+  } else {
+    for (let i = 0; i < prev.users.length; i++) visit(i);
   }
 
   const sets = new Map<string, { add: string[]; del: string[] }>();

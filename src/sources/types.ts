@@ -58,6 +58,13 @@ export interface Usage {
   /** ISO instant of the daily reset these volumes count from */
   readonly resetAt: string;
   readonly fetchedAt: string;
+  /** identity of these volumes: a later Usage's `changes.from` names it */
+  readonly version?: object;
+  /**
+   * These volumes equal those whose `version` is `from`, except at these ipIndex ids (same index
+   * generation; duplicates possible): the incremental planner then looks at their users only.
+   */
+  readonly changes?: { readonly from: object; readonly ids: readonly number[] };
 }
 
 /** The upstream (LDAP, MySQL) could not give a complete answer: skip and keep the last good. */

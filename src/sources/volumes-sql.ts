@@ -34,6 +34,35 @@ export function recentVolumesQuery(d: DatabaseConfig, table: string): string {
   return `${rowsSelect(d, table)} AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
 }
 
+/** WHERE of the open hours: at or after the reset (Unix time) and B (both parameters). */
+const openWhere = (d: DatabaseConfig): string =>
+  `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
+
+/** The open hours' rows (recentVolumesQuery) with their id as a fourth column: what the open part holds, by row. */
+export function recentRowsQuery(d: DatabaseConfig, table: string, id: string): string {
+  return `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')}, ${q(id)} FROM ${q(table)} ${openWhere(d)}`;
+}
+
+/**
+ * The per-cycle read once the open hours' rows are held (src/sources/volumes.ts): ONE statement,
+ * so both halves see the same snapshot (one read view in InnoDB, one table lock in MyISAM):
+ * the rows with id > M (rows added since), tagged 0: (0, ip, down, up, id, NULL); and the signature of
+ * the rows with id <= M (those held), tagged 1: (1, COUNT(*), SUM(down), COUNT(down), SUM(up),
+ * COUNT(up)) as in signatureQuery. Parameters: reset, B, M, reset, B, M. The first half is a
+ * primary-key range (O(rows added)). The second must not be one (`id <= M` is every row of the
+ * table up to M, all days of history): `id + 0` leaves it to the hour index, read alone with
+ * InnoDB (every secondary index carries the primary key).
+ */
+export function appendQuery(d: DatabaseConfig, table: string, id: string): string {
+  const down = rowExpr(d, 'down');
+  const up = rowExpr(d, 'up');
+  return (
+    `SELECT 0, ${q(d.columns.ip)}, ${down}, ${up}, ${q(id)}, NULL FROM ${q(table)} ${openWhere(d)} AND ${q(id)} > ? ` +
+    `UNION ALL SELECT 1, COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) ` +
+    `FROM ${q(table)} ${openWhere(d)} AND ${q(id)} + 0 <= ?`
+  );
+}
+
 /**
  * The signature of the per-cycle query's rows, computed by the server: row count, and the sum and
  * count of the non-NULL values of each column. netacct's counters only grow, so any row added or

@@ -14,6 +14,14 @@
 // when the reset changes and every [database] closedRefresh. Rows come back raw (no GROUP BY:
 // MariaDB's temporary table for GROUP BY ip costs more than summing in JS) and are streamed.
 //
+// Open hours, by row id ([database] idColumn): once held, a cycle reads in one statement the
+// rows added since (id > the largest held) and the server's signature of the rows held; the
+// signature of the rows held → held sums + rows added (the same part, hence the same Usage,
+// when none), and the Usage names the ids that changed (`changes`) so the planner looks at
+// their users only. A held row that changed (nacctd updates in place), went or came late
+// changes the signature: the open hours are read whole. Without an id column: read whole when
+// the server's signature changed.
+//
 // Directory filter (setDirectory, as the daemon's Sources does): rows of IPs that no machine of
 // the directory holds are ignored before their IP is interned in the process-wide ipIndex, so
 // rotating or spoofed addresses in netacct cost no memory beyond the day's rows. When the
@@ -23,9 +31,9 @@
 // cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
 // counted, as before.
 //
-// Over 400 lines: the streamed reading, the closed-hours cache, the signature and the directory
-// filter all work on the same per-table state of one VolumeSource; the SQL text is in
-// volumes-sql.ts.
+// Over 400 lines: the streamed reading, the closed-hours cache, the reads by id, the signature
+// and the directory filter all work on the same per-table state of one VolumeSource; the SQL
+// text is in volumes-sql.ts, the sums (typed arrays, parts) in volumes-parts.ts.
 
 import mysql from 'mysql2/promise';
 import { mysqlSsl, type MysqlSsl } from './mysqltls.js';
@@ -35,72 +43,16 @@ import { escapeControl as esc, type Logger } from '../log.js';
 import { ipIndex } from '../net/ipindex.js';
 import { SourceUnavailableError, type Directory, type Usage, type Volume } from './types.js';
 import { DirectoryIpFilter } from './ipfilter.js';
-import { BOUNDARY_SQL, closedVolumesQuery, recentVolumesQuery, rowsSelect, signatureQuery } from './volumes-sql.js';
-
-/** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
-class Dense {
-  down: Float64Array;
-  up: Float64Array;
-  seen: Uint8Array;
-  /** the ipIndex generation (and its id -> IP table) these ids belong to */
-  readonly generation = ipIndex.generation;
-  readonly table = ipIndex.table();
-
-  constructor(base?: Dense) {
-    const n = Math.max(1024, base?.down.length ?? 0, ipIndex.size);
-    this.down = new Float64Array(n);
-    this.up = new Float64Array(n);
-    this.seen = new Uint8Array(n);
-    if (base) {
-      this.down.set(base.down);
-      this.up.set(base.up);
-      this.seen.set(base.seen);
-    }
-  }
-
-  private grow(id: number): void {
-    const n = Math.max(id + 1, this.down.length * 2);
-    const d = new Float64Array(n);
-    const u = new Float64Array(n);
-    const s = new Uint8Array(n);
-    d.set(this.down);
-    u.set(this.up);
-    s.set(this.seen);
-    this.down = d;
-    this.up = u;
-    this.seen = s;
-  }
-
-  add(id: number, down: number, up: number): void {
-    if (id >= this.down.length) this.grow(id);
-    this.down[id]! += down;
-    this.up[id]! += up;
-    this.seen[id] = 1;
-  }
-
-  /** Adds another part's bytes (ids beyond this one's arrays grow it). */
-  addAll(o: Dense): void {
-    if (o.down.length > this.down.length) this.grow(o.down.length - 1);
-    const { down, up, seen } = this;
-    const od = o.down;
-    const ou = o.up;
-    const os = o.seen;
-    for (let i = 0; i < od.length; i++) {
-      if (os[i] === 0) continue;
-      down[i]! += od[i]!;
-      up[i]! += ou[i]!;
-      seen[i] = 1;
-    }
-  }
-}
-
-/** The Map view of dense volumes (canonical IP -> bytes), built when first asked for. */
-function mapOf(d: Dense): Map<string, Volume> {
-  const m = new Map<string, Volume>();
-  const { down, up, seen, table } = d;
-  for (let i = 0; i < seen.length; i++) if (seen[i] === 1) m.set(table[i]!, { down: down[i]!, up: up[i]! });
-  return m;
-}
+import {
+  BOUNDARY_SQL,
+  appendQuery,
+  closedVolumesQuery,
+  recentRowsQuery,
+  recentVolumesQuery,
+  rowsSelect,
+  signatureQuery,
+} from './volumes-sql.js';
+import { Dense, PartBuilder, emptyPart, mapOf, partOf, signatureOf, type Part } from './volumes-parts.js';
 
 /** A raw IP string once parsed, with its ipIndex id when valid and counted (-1 otherwise). */
 interface Parsed {
@@ -111,21 +63,8 @@ interface Parsed {
 /** The parse of a valid address that no directory machine holds (one shared object). */
 const NOT_COUNTED: Parsed = Object.freeze({ p: Object.freeze({ ok: true, ip: '', family: 4 }), id: -1 });
 
-const signatureOf = (b: PartBuilder): string => [b.rows, b.sumDown, b.nDown, b.sumUp, b.nUp].join(' ');
-
 /** Lower bound of a closed part read from the reset on (below any DATETIME the reset can be). */
 const MIN_BUCKET = '1000-01-01 00:00:00';
-
-/** Sums of a set of rows of one table, and what was wrong in them. Never mutated once built. */
-interface Part {
-  /** the rows' bytes by ipIndex id */
-  readonly dense: Dense;
-  /** canonical IPs with a NULL or negative row */
-  readonly badRows: ReadonlySet<string>;
-  /** raw IP string -> why it is not an address */
-  readonly badIps: ReadonlyMap<string, string>;
-  readonly rows: number;
-}
 
 interface Closed extends Part {
   readonly resetUnix: number;
@@ -133,30 +72,6 @@ interface Closed extends Part {
   readonly boundary: string;
   /** now (ms) of the last full read */
   readonly readAt: number;
-}
-
-class PartBuilder {
-  readonly dense: Dense;
-  /** the rows' signature, as signatureQuery computes it on the server: non-NULL sums and counts */
-  sumDown = 0;
-  nDown = 0;
-  sumUp = 0;
-  nUp = 0;
-  readonly badRows: Set<string>;
-  readonly badIps: Map<string, string>;
-  rows = 0;
-
-  /** Starts from a copy of `base`: a built part is never written to. */
-  constructor(base?: Part) {
-    this.dense = new Dense(base?.dense);
-    this.badRows = new Set(base?.badRows);
-    this.badIps = new Map(base?.badIps);
-    this.rows = base?.rows ?? 0;
-  }
-
-  add(id: number, down: number, up: number): void {
-    this.dense.add(id, down, up);
-  }
 }
 
 export class VolumeSource {
@@ -171,7 +86,12 @@ export class VolumeSource {
    * read no row. After a change, rows are read at once (a change often comes with more).
    */
   private readonly recent = new Map<string, { key: string; part: Part; sig: string; changed: boolean }>();
-  private last: { parts: readonly Part[]; usage: Usage } | null = null;
+  private last: { parts: readonly Part[]; usage: Usage; total: Dense } | null = null;
+  /**
+   * During one fetch: the parts built as an earlier part plus some rows, with the ids those rows
+   * went to (the Usage then says which ids changed). Cleared by every fetch: never a chain of parts.
+   */
+  private readonly derived = new Map<Part, { from: Part; ids: readonly number[] }>();
   /** raw IP string -> parse result, across fetches */
   private readonly ips = new Map<string, Parsed>();
   private lastRows = 0;
@@ -283,45 +203,45 @@ export class VolumeSource {
     );
   }
 
-  /** Streams the rows of `sql` (ip, down, up) into `into`: no array of all rows is built. */
-  private scan(sql: string, values: unknown[], into: PartBuilder): Promise<void> {
+  /**
+   * Streams the rows of `sql` into `into`: no array of all rows is built. Columns: ip, down, up,
+   * then (`withId`) the row id. `tagged` (appendQuery): a first column 0 for such a row, 1 for the
+   * signature row, whose numbers go to `onSignature`.
+   */
+  private scan(
+    sql: string,
+    values: unknown[],
+    into: PartBuilder | (() => PartBuilder),
+    opts: { withId?: boolean; onSignature?: (sig: string) => void } = {},
+  ): Promise<void> {
     const d = this.config.database;
+    const tagged = opts.onSignature !== undefined;
+    let b = typeof into === 'function' ? null : into;
+    const builder = into as () => PartBuilder;
     return new Promise((resolve, reject) => {
       let failed = false;
       const query = this.getPool().pool.query({ sql, values, timeout: d.timeoutMs, rowsAsArray: true });
       query.on('result', (row: unknown) => {
-        const [ipRaw, downRaw, upRaw] = row as [unknown, unknown, unknown];
-        into.rows++;
-        if (downRaw !== null) {
-          into.sumDown += Number(downRaw);
-          into.nDown++;
+        let r = row as unknown[];
+        if (tagged) {
+          if (Number(r[0]) === 1) {
+            opts.onSignature!(
+              r
+                .slice(1)
+                .map((x) => Number(x))
+                .join(' '),
+            );
+            return;
+          }
+          r = r.slice(1);
         }
-        if (upRaw !== null) {
-          into.sumUp += Number(upRaw);
-          into.nUp++;
+        this.row((b ??= builder()), r[0], r[1], r[2]);
+        if (opts.withId || tagged) {
+          const id = Number(r[3]);
+          // an id beyond 2^53 cannot be compared exactly: no incremental read then (maxId NaN)
+          if (!Number.isSafeInteger(id)) b.maxId = NaN;
+          else if (id > b.maxId) b.maxId = id;
         }
-        const raw =
-          typeof ipRaw === 'string'
-            ? ipRaw
-            : Buffer.isBuffer(ipRaw)
-              ? ipRaw.toString('latin1')
-              : ipRaw === null
-                ? ''
-                : JSON.stringify(ipRaw);
-        const { p: ip, id } = this.parse(raw);
-        if (!ip.ok) {
-          if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
-          return;
-        }
-        if (id < 0) return; // no machine of the directory holds it: not counted, not interned
-        let down = downRaw === null ? -1 : Number(downRaw);
-        let up = upRaw === null ? -1 : Number(upRaw);
-        if (down < 0 || up < 0) {
-          into.badRows.add(ip.ip);
-          if (down < 0) down = 0;
-          if (up < 0) up = 0;
-        }
-        into.add(id, down, up);
       });
       query.on('error', (e: unknown) => {
         if (!failed) reject(e instanceof Error ? e : new Error(String(e)));
@@ -331,6 +251,35 @@ export class VolumeSource {
         if (!failed) resolve();
       });
     });
+  }
+
+  /** One row (ip, down, up as the driver gave them) into `into`: signature, sanitation, bytes. */
+  private row(into: PartBuilder, ipRaw: unknown, downRaw: unknown, upRaw: unknown): void {
+    into.rows++;
+    if (downRaw !== null) {
+      into.sumDown += Number(downRaw);
+      into.nDown++;
+    }
+    if (upRaw !== null) {
+      into.sumUp += Number(upRaw);
+      into.nUp++;
+    }
+    const raw =
+      typeof ipRaw === 'string' ? ipRaw : Buffer.isBuffer(ipRaw) ? ipRaw.toString('latin1') : ipRaw === null ? '' : JSON.stringify(ipRaw);
+    const { p: ip, id } = this.parse(raw);
+    if (!ip.ok) {
+      if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
+      return;
+    }
+    if (id < 0) return; // no machine of the directory holds it: not counted, not interned
+    let down = downRaw === null ? -1 : Number(downRaw);
+    let up = upRaw === null ? -1 : Number(upRaw);
+    if (down < 0 || up < 0) {
+      into.badRows.add(ip.ip);
+      if (down < 0) down = 0;
+      if (up < 0) up = 0;
+    }
+    into.add(id, down, up);
   }
 
   private async query<T>(table: string, run: () => Promise<T>): Promise<T> {
@@ -351,13 +300,22 @@ export class VolumeSource {
 
   /** Bytes per canonical IP since resetAt (both tables when table6 is set). */
   async fetch(resetAt: Date, now: Date = new Date()): Promise<Usage> {
-    const d = this.config.database;
     const resetUnix = Math.floor(resetAt.getTime() / 1000);
     // The daily reset: the index starts again from the directory's IPs (addresses that left the
     // directory during the day go); every id-keyed cache here is dropped by syncGeneration.
     if (this.filter && this.lastResetUnix !== null && resetUnix !== this.lastResetUnix) ipIndex.rebuild(this.filter.ips());
     this.lastResetUnix = resetUnix;
     this.syncGeneration();
+    this.derived.clear();
+    try {
+      return await this.fetchParts(resetAt, resetUnix, now);
+    } finally {
+      this.derived.clear();
+    }
+  }
+
+  private async fetchParts(resetAt: Date, resetUnix: number, now: Date): Promise<Usage> {
+    const d = this.config.database;
     const tables = [d.table, ...(d.table6 ? [d.table6] : [])];
     const parts: Part[] = [];
     let rows = 0;
@@ -391,17 +349,65 @@ export class VolumeSource {
     // bounded: IPs that left the table do not stay forever
     if (this.ips.size > 4 * Math.max(this.lastRows, rows, 1000)) this.ips.clear();
     this.lastRows = rows;
-    const usage = this.report(parts, tables.length, resetAt, now);
-    this.last = d.closedRefreshMs === 0 ? null : { parts, usage };
+    const { usage, total } = this.report(parts, tables.length, resetAt, now, this.changedSinceLast(parts, resetAt));
+    this.last = d.closedRefreshMs === 0 ? null : { parts, usage, total };
     return usage;
   }
 
-  /** The rows of the open hours of `table`: read, or the last part when the server's signature says they are the same. */
+  /**
+   * The ids whose bytes can differ between the last fetch's total and `parts`, when every part
+   * that is not the last one's own was built from it plus rows (null: anything may differ).
+   */
+  private changedSinceLast(parts: readonly Part[], resetAt: Date): { last: NonNullable<VolumeSource['last']>; ids: number[] } | null {
+    const last = this.last;
+    if (!last || last.parts.length !== parts.length || last.usage.resetAt !== resetAt.toISOString()) return null;
+    if (last.total.generation !== ipIndex.generation) return null;
+    const ids: number[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i] === last.parts[i]) continue;
+      const dv = this.derived.get(parts[i]!);
+      if (!dv || dv.from !== last.parts[i]) return null;
+      for (const id of dv.ids) ids.push(id);
+    }
+    return { last, ids };
+  }
+
+  /**
+   * The rows of the open hours of `table`. With an id column, once they are held: one statement
+   * reads the rows added since (id > the largest held) and the server's signature of the held
+   * ones; when that signature is the one of the rows held, the part is the held one plus the rows
+   * added (the same part when none was). Otherwise (no id column, a row held changed, new key):
+   * read whole, or kept when the server's signature says nothing changed since a read that found
+   * nothing new.
+   */
   private async recentPart(table: string, resetUnix: number, boundary: string): Promise<Part> {
     const d = this.config.database;
     const key = `${resetUnix}|${boundary}`;
     const prev = this.recent.get(table);
-    if (prev && prev.key === key && !prev.changed) {
+    const idCol = d.columns.id;
+    if (idCol !== null && prev && prev.key === key && Number.isSafeInteger(prev.part.maxId)) {
+      const held = prev.part;
+      let added: PartBuilder | null = null;
+      let server: string | null = null;
+      await this.query(table, () =>
+        this.scan(
+          appendQuery(d, table, idCol),
+          [resetUnix, boundary, held.maxId, resetUnix, boundary, held.maxId],
+          () => (added = new PartBuilder(held, true)),
+          {
+            onSignature: (sig) => (server = sig),
+          },
+        ),
+      );
+      if (server === signatureOf(held)) {
+        if (added === null) return held;
+        const part = partOf(added);
+        this.derived.set(part, { from: held, ids: (added as PartBuilder).touched! });
+        this.recent.set(table, { key, part, sig: signatureOf(part), changed: true });
+        return part;
+      }
+      // a row held changed (or went): read them all again
+    } else if (prev && prev.key === key && !prev.changed) {
       const [res] = await this.query(table, () =>
         this.getPool().query({ sql: signatureQuery(d, table), values: [resetUnix, boundary], timeout: d.timeoutMs }),
       );
@@ -409,11 +415,22 @@ export class VolumeSource {
       if (sig === prev.sig) return prev.part;
     }
     const b = new PartBuilder();
-    await this.query(table, () => this.scan(recentVolumesQuery(d, table), [resetUnix, boundary], b));
+    await this.query(table, () =>
+      idCol !== null
+        ? this.scan(recentRowsQuery(d, table, idCol), [resetUnix, boundary], b, { withId: true })
+        : this.scan(recentVolumesQuery(d, table), [resetUnix, boundary], b),
+    );
     const sig = signatureOf(b);
     const part = partOf(b);
+    if (prev) this.derive(part, prev.part);
     this.recent.set(table, { key, part, sig, changed: !prev || prev.key !== key || prev.sig !== sig });
     return part;
+  }
+
+  /** `part`, read whole, against `from`, the part it replaces: the ids whose bytes differ (a pass over the ids, not the rows). */
+  private derive(part: Part, from: Part): void {
+    const ids = part.dense.diffIds(from.dense);
+    if (ids) this.derived.set(part, { from, ids });
   }
 
   /** The closed part of `table` for this reset and boundary: cached, advanced by the hours that closed, or read whole. */
@@ -426,21 +443,29 @@ export class VolumeSource {
     let next: Closed;
     if (fresh && boundary > c.boundary) {
       // the hour turned: add the bucket(s) that closed since
-      const b = new PartBuilder(c);
+      const b = new PartBuilder(c, true);
       await this.query(table, () => this.scan(sql, [resetUnix, c.boundary, boundary], b));
       next = { ...partOf(b), resetUnix, boundary, readAt: c.readAt };
+      this.derived.set(next, { from: c, ids: b.touched! });
     } else {
       this.closed.delete(table);
       const b = new PartBuilder();
       await this.query(table, () => this.scan(sql, [resetUnix, MIN_BUCKET, boundary], b));
       next = { ...partOf(b), resetUnix, boundary, readAt: nowMs };
+      if (c) this.derive(next, c);
     }
     this.closed.set(table, next);
     return next;
   }
 
   /** The Usage from the summed map; the warnings of the parts (pairs per table: closed, recent) once per fetch. */
-  private report(parts: readonly Part[], tables: number, resetAt: Date, now: Date): Usage {
+  private report(
+    parts: readonly Part[],
+    tables: number,
+    resetAt: Date,
+    now: Date,
+    changed: { last: NonNullable<VolumeSource['last']>; ids: number[] } | null,
+  ): { usage: Usage; total: Dense } {
     const per = parts.length / tables;
     const badRows: string[] = [];
     const badIps: string[] = [];
@@ -461,17 +486,27 @@ export class VolumeSource {
       );
     }
     // The parts' bytes added by IP id (sequential, no lookup); the Map view only if someone asks.
-    const total = new Dense();
-    for (const p of parts) total.addAll(p.dense);
+    // Derived from the last total when only some ids can differ: those are summed again.
+    let total: Dense;
+    if (changed) {
+      total = new Dense(changed.last.total);
+      for (const id of changed.ids) total.sumAt(id, parts);
+    } else {
+      total = new Dense();
+      for (const p of parts) total.addAll(p.dense);
+    }
     let byIp: Map<string, Volume> | null = null;
-    return {
+    const usage: Usage = {
       get byIp(): Map<string, Volume> {
         return (byIp ??= mapOf(total));
       },
       dense: { down: total.down, up: total.up, generation: total.generation },
       resetAt: resetAt.toISOString(),
       fetchedAt: now.toISOString(),
+      version: {},
+      ...(changed && changed.last.usage.version ? { changes: { from: changed.last.usage.version, ids: changed.ids } } : {}),
     };
+    return { usage, total };
   }
 
   async close(): Promise<void> {
@@ -480,9 +515,3 @@ export class VolumeSource {
     if (p) await p.end().catch(() => undefined);
   }
 }
-
-function partOf(b: PartBuilder): Part {
-  return { dense: b.dense, badRows: b.badRows, badIps: b.badIps, rows: b.rows };
-}
-
-const emptyPart = (): Part => ({ dense: new Dense(), badRows: new Set(), badIps: new Map(), rows: 0 });

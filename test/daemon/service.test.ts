@@ -250,10 +250,16 @@ test('the log is reopened after rotation (SIGUSR2) with no line lost', async () 
   assert.ok(cur.includes(u2.stdout.trim().replace(/ldap=.*$/, '')), 'the next line is in the new file');
 });
 
-test('start with LDAP unreachable and a snapshot on disk rebuilds the gateway from the snapshot', async () => {
+test('start with LDAP unreachable and an old snapshot on disk rebuilds the gateway from the snapshot', async () => {
   assert.equal((await c('stop')).code, 0);
   assert.equal((await c('clear')).code, 0);
   assert.equal((await ourSets(gwExec())).setOf.size, 0);
+  // A snapshot older than [ldap] refresh (a younger one is applied without asking LDAP at all:
+  // test/daemon/start-snapshot.test.ts).
+  const file = join(dir, 'state', 'directory.json');
+  const snap = JSON.parse(readFileSync(file, 'utf8')) as { directory: { fetchedAt: string } };
+  snap.directory.fetchedAt = new Date(Date.now() - 3_600_000).toISOString();
+  writeFileSync(file, JSON.stringify(snap));
   await slapd2.kill();
   try {
     const r = await c('start');

@@ -206,12 +206,13 @@ test('any boundary B: before the reset, advancing by one or several hours, going
   }
 });
 
-test('between nacctd flushes: once a read found nothing new, the server signature stands in for the rows; an insert or an in-place update is seen', async () => {
+test('between nacctd flushes, without an id column: once a read found nothing new, the server signature stands in for the rows; an insert or an in-place update is seen', async () => {
   await db.query('DELETE FROM netacct.traffic; DELETE FROM netacct.traffic6;');
   const [[nowBucket]] = (await ref.query({ sql: "SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:00:00')", rowsAsArray: true }))[0] as [[string]];
   const h0 = instantOf(nowBucket);
   await db.query(randomRows('traffic', IPS, [bucketOf(h0 - 3 * H), bucketOf(h0)], 200));
-  const config = configFor('exclude = peer');
+  // without an id column (idColumn empty): the open hours are read whole when they changed
+  const config = configFor('exclude = peer\nidColumn =');
   const src = new VolumeSource(config, new MemoryLogger());
   const reset = new Date(h0 - 10 * H);
   const t = (s: number): Date => new Date(h0 + s * 1000);
@@ -239,5 +240,114 @@ test('between nacctd flushes: once a read found nothing new, the server signatur
     assertDense(g, 'after the insert');
   } finally {
     await src.close();
+  }
+});
+
+/** Bytes by id of a Usage's dense arrays, as plain copies (to compare a later Usage with). */
+const denseCopy = (u: Usage): { down: Float64Array; up: Float64Array } => ({ down: u.dense!.down.slice(), up: u.dense!.up.slice() });
+
+/** Every id where two dense copies differ (0 beyond an array). */
+function differing(a: { down: Float64Array; up: Float64Array }, b: { down: Float64Array; up: Float64Array }): number[] {
+  const out: number[] = [];
+  const n = Math.max(a.down.length, b.down.length);
+  for (let i = 0; i < n; i++) if ((a.down[i] ?? 0) !== (b.down[i] ?? 0) || (a.up[i] ?? 0) !== (b.up[i] ?? 0)) out.push(i);
+  return out;
+}
+
+test('with the id column, each cycle reads only the rows added: equal to a full recount after random inserts, in-place updates and deletes, across hour rollovers and the daily reset (several seeds)', async () => {
+  const h0 = instantOf('2030-05-20 08:00:00'); // far from the real clock: B comes from the test
+  const config = configFor('table6 = traffic6\nexclude = peer');
+  let appended = 0;
+  let unchanged = 0;
+  for (const s of [1, 2, 3, 4, 5]) {
+    seed = 1000 + s;
+    await db.query('DELETE FROM netacct.traffic; DELETE FROM netacct.traffic6;');
+    await db.query(randomRows('traffic', IPS, [bucketOf(h0 - 2 * H), bucketOf(h0 - H), bucketOf(h0)], 300));
+    const stepped = { b: bucketOf(h0) };
+    const v = new VolumeSource(config, new MemoryLogger(), async () => stepped.b);
+    let reset = new Date(h0 - 5 * H);
+    let hour = h0;
+    let clock = h0;
+    try {
+      let last = await v.fetch(reset, new Date(clock));
+      assert.deepEqual(last.byIp, await reference(config, reset), `seed ${s}: first read`);
+      for (let step = 0; step < 14; step++) {
+        const r = rnd();
+        const openHours = [bucketOf(hour), bucketOf(hour + H)];
+        const sql: string[] = [];
+        if (r < 0.35) sql.push(randomRows('traffic', IPS, openHours, 1 + Math.floor(rnd() * 20)));
+        else if (r < 0.45) sql.push(randomRows('traffic6', IPS6, openHours, 1 + Math.floor(rnd() * 5)));
+        else if (r < 0.65)
+          // nacctd adds bytes to a row it holds for this hour
+          sql.push(
+            `UPDATE netacct.traffic SET input = input + ${1 + Math.floor(rnd() * 1e6)} WHERE time >= '${bucketOf(hour)}' ORDER BY RAND(${s * 100 + step}) LIMIT ${1 + Math.floor(rnd() * 3)}`,
+          );
+        else if (r < 0.72)
+          sql.push(`DELETE FROM netacct.traffic WHERE time >= '${bucketOf(hour)}' ORDER BY RAND(${s * 100 + step}) LIMIT 1`);
+        else if (r < 0.8) {
+          // the hour turns (B follows 15 min later): the hour that closed moves to the closed part
+          hour += H;
+          stepped.b = bucketOf(hour);
+          sql.push(randomRows('traffic', IPS, [bucketOf(hour)], 5));
+        } else if (r < 0.85) {
+          // the daily reset
+          reset = new Date(hour - H);
+        } // else: nothing happens (nacctd between flushes)
+        for (const q of sql) await db.query(q);
+        clock += 10_000;
+        const before = denseCopy(last);
+        const u = await v.fetch(reset, new Date(clock));
+        const what = `seed ${s}, step ${step} (r=${r.toFixed(2)})`;
+        assert.deepEqual(u.byIp, await reference(config, reset), what);
+        assertDense(u, what);
+        if (sql.length === 0 && u.resetAt === last.resetAt) {
+          assert.equal(u, last, `${what}: nothing changed, the same Usage`);
+          unchanged++;
+        }
+        if (u !== last && u.changes) {
+          // the change hint names every id whose bytes moved (the planner looks at no other)
+          assert.equal(u.changes.from, last.version, `${what}: derived from the last Usage`);
+          const named = new Set(u.changes.ids);
+          for (const id of differing(before, denseCopy(u))) assert.ok(named.has(id), `${what}: id ${id} changed but is not named`);
+          appended++;
+        }
+        last = u;
+      }
+    } finally {
+      await v.close();
+    }
+  }
+  // the property ran through both paths
+  assert.ok(appended >= 5, `${appended} fetches read only the rows added`);
+  assert.ok(unchanged >= 2, `${unchanged} fetches found nothing changed`);
+});
+
+test('with the id column: rows added are read alone (the held ones by signature); an update in place of a held row makes it read everything again, the ids whose bytes differ named', async () => {
+  await db.query('DELETE FROM netacct.traffic; DELETE FROM netacct.traffic6;');
+  const h0 = instantOf('2030-06-01 10:00:00');
+  await db.query(randomRows('traffic', IPS.slice(0, 6), [bucketOf(h0)], 100));
+  const config = configFor();
+  const v = new VolumeSource(config, new MemoryLogger(), async () => bucketOf(h0));
+  const reset = new Date(h0 - 3 * H);
+  const t = (s: number): Date => new Date(h0 + s * 1000);
+  try {
+    const a = await v.fetch(reset, t(0));
+    assert.equal(await v.fetch(reset, t(10)), a, 'nothing changed: the same Usage');
+    await db.query(`INSERT INTO netacct.traffic (ip, time, input, output) VALUES ('172.22.201.1', '${bucketOf(h0)}', 1000, 10)`);
+    const b = await v.fetch(reset, t(20));
+    assert.notEqual(b, a);
+    assert.deepEqual(b.changes, { from: a.version, ids: [ipIndex.idOf('172.22.201.1')] }, 'only the IP of the row added');
+    assert.deepEqual(b.byIp, await reference(config, reset));
+    await db.query(`UPDATE netacct.traffic SET input = input + 7 WHERE ip = '172.22.200.3' AND time = '${bucketOf(h0)}' LIMIT 1`);
+    const c = await v.fetch(reset, t(30));
+    assert.deepEqual(
+      c.changes,
+      { from: b.version, ids: [ipIndex.idOf('172.22.200.3')] },
+      'a held row changed: read whole, the ids that differ named',
+    );
+    assert.equal(c.byIp.get('172.22.200.3')!.down, b.byIp.get('172.22.200.3')!.down + 7);
+    assert.deepEqual(c.byIp, await reference(config, reset));
+  } finally {
+    await v.close();
   }
 });

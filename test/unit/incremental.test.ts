@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../../src/config/config.js';
-import { planDesired, type Desired } from '../../src/plan/desired.js';
+import { planDesired, type Desired, type UserPlan } from '../../src/plan/desired.js';
 import { Planner, firewallValidUntil } from '../../src/plan/incremental.js';
 import type { Directory, Machine, Owner, Usage, Volume } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
@@ -223,4 +223,83 @@ test('a rebuild of the IP index (the daily reset) plans from scratch: ids of the
       ),
     ),
   );
+});
+
+test('volumes that name the ids that changed: only their users are looked at, and the plan equals the one from scratch', () => {
+  for (const qos of ['', 'count = active']) {
+    const c = config(qos);
+    const d = campus(300);
+    const ips = allIps(d);
+    const random = prng(11);
+    const volumes = new Map<string, Volume>();
+    for (const ip of ips) if (random() < 0.5) volumes.set(ip, { down: Math.floor(random() * 3000) * MB, up: 0 });
+    const planner = new Planner();
+    let usage: Usage = { ...denseUsageOf(new Map(volumes)), version: {} };
+    let prev = planner.plan(c, d, usage, at, at);
+    planner.plan(c, d, (usage = { ...denseUsageOf(new Map(volumes)), version: {} }), at, at); // ids computed
+    let moves = 0;
+    for (let round = 0; round < 15; round++) {
+      prev = planner.plan(c, d, usage, at.plus({ minutes: round, seconds: 1 }), at);
+      const before = snapshot(prev);
+      const changed: number[] = [];
+      for (const ip of ips) {
+        const r = random();
+        if (r < 0.04) {
+          const v = volumes.get(ip) ?? { down: 0, up: 0 };
+          // bytes only grow during a day; a few rows with no byte at all count as seen
+          volumes.set(ip, r < 0.035 ? { down: v.down + Math.floor(random() * 8000) * MB, up: v.up + Math.floor(random() * 4000) * MB } : v);
+          changed.push(ipIndex.idOf(ip));
+        }
+      }
+      // ids of addresses no user holds may be named too
+      changed.push(ipIndex.idOf(`10.250.0.${round + 1}`));
+      const next = {
+        ...denseUsageOf(new Map(volumes)),
+        version: {},
+        changes: { from: usage.version!, ids: [...changed, ...changed.slice(0, 3)] },
+      };
+      const now = at.plus({ minutes: round, seconds: 30 });
+      const plan = planner.plan(c, d, next, now, at);
+      assert.deepEqual(view(plan), view(planDesired(c, d, usageOf(new Map(volumes)), now, at)), `round ${round} (${qos || 'count = all'})`);
+      assert.ok(plan.delta, 'incremental');
+      for (const [name, ch] of plan.delta.sets) {
+        const s = before.get(name)!;
+        for (const ip of ch.del) assert.ok(s.delete(ip), `${ip} deleted from ${name} was there`);
+        for (const ip of ch.add) s.add(ip);
+      }
+      for (const set of plan.sets)
+        assert.deepEqual([...before.get(set.name)!].sort(), [...set.members].sort(), `${set.name} after the delta`);
+      const named = new Set(changed);
+      plan.users.forEach((u, i) => {
+        if (!u.ips.some((ip) => named.has(ipIndex.idOf(ip)))) assert.equal(u, prev.users[i], `${u.uid}: not named, the same object`);
+      });
+      moves += plan.delta.moved.down + plan.delta.moved.up;
+      usage = next;
+    }
+    assert.ok(moves > 10, `the random volumes moved users (${moves})`);
+  }
+});
+
+test('a change hint is the contract: a user whose ids are not named is not looked at (no pass over every user)', () => {
+  const c = config();
+  const d = campus(40);
+  const ips = allIps(d);
+  const planner = new Planner();
+  const u0: Usage = { ...denseUsageOf(new Map()), version: {} };
+  planner.plan(c, d, u0, at, at);
+  planner.plan(c, d, u0, at, at);
+  const [a, b] = [ips[0]!, ips[5]!];
+  const vols = new Map([
+    [a, { down: 9000 * MB, up: 0 }],
+    [b, { down: 9000 * MB, up: 0 }],
+  ]);
+  // only a is named: b's bytes are not read (the volume source names every id it changed)
+  const hinted: Usage = { ...denseUsageOf(vols), version: {}, changes: { from: u0.version!, ids: [ipIndex.idOf(a)] } };
+  const plan = planner.plan(c, d, hinted, at.plus({ seconds: 10 }), at);
+  const user = (ip: string): UserPlan => plan.users.find((x) => x.ips.includes(ip))!;
+  assert.equal(user(a).down.bytes, 9000 * MB);
+  assert.equal(user(b).down.bytes, 0, 'not named: not summed');
+  // without a hint (or a hint from other volumes) every user is summed
+  const whole = planner.plan(c, d, { ...denseUsageOf(vols), version: {}, changes: { from: {}, ids: [] } }, at.plus({ seconds: 20 }), at);
+  assert.equal(whole.users.find((x) => x.ips.includes(b))!.down.bytes, 9000 * MB);
 });

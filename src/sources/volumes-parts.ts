@@ -1,0 +1,168 @@
+// The sums a volume read builds (src/sources/volumes.ts reads, these hold): bytes by ipIndex id
+// in typed arrays (Dense), a part = the sums of one set of rows of one table with their
+// signature and largest row id, and the builder that fills one, from scratch or from a copy of
+// an earlier part. Pure data: no I/O, no parsing of rows, never the Map view unless asked.
+
+import { ipIndex } from '../net/ipindex.js';
+import type { Volume } from './types.js';
+
+/** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
+export class Dense {
+  down: Float64Array;
+  up: Float64Array;
+  seen: Uint8Array;
+  /** the ipIndex generation (and its id -> IP table) these ids belong to */
+  readonly generation = ipIndex.generation;
+  readonly table = ipIndex.table();
+
+  constructor(base?: Dense) {
+    const n = Math.max(1024, base?.down.length ?? 0, ipIndex.size);
+    this.down = new Float64Array(n);
+    this.up = new Float64Array(n);
+    this.seen = new Uint8Array(n);
+    if (base) {
+      this.down.set(base.down);
+      this.up.set(base.up);
+      this.seen.set(base.seen);
+    }
+  }
+
+  private grow(id: number): void {
+    const n = Math.max(id + 1, this.down.length * 2);
+    const d = new Float64Array(n);
+    const u = new Float64Array(n);
+    const s = new Uint8Array(n);
+    d.set(this.down);
+    u.set(this.up);
+    s.set(this.seen);
+    this.down = d;
+    this.up = u;
+    this.seen = s;
+  }
+
+  add(id: number, down: number, up: number): void {
+    if (id >= this.down.length) this.grow(id);
+    this.down[id]! += down;
+    this.up[id]! += up;
+    this.seen[id] = 1;
+  }
+
+  /** Sets id's bytes to the sum of the parts' bytes there. */
+  sumAt(id: number, parts: readonly { readonly dense: Dense }[]): void {
+    if (id >= this.down.length) this.grow(id);
+    let down = 0;
+    let up = 0;
+    let seen = 0;
+    for (const p of parts) {
+      const o = p.dense;
+      if (id < o.seen.length && o.seen[id] === 1) {
+        down += o.down[id]!;
+        up += o.up[id]!;
+        seen = 1;
+      }
+    }
+    this.down[id] = down;
+    this.up[id] = up;
+    this.seen[id] = seen;
+  }
+
+  /** The ids whose bytes (or seen flag) differ in `o`; null when `o` holds ids of another index generation. */
+  diffIds(o: Dense): number[] | null {
+    if (o.generation !== this.generation) return null;
+    const ids: number[] = [];
+    const n = Math.max(this.seen.length, o.seen.length);
+    for (let i = 0; i < n; i++) {
+      const a = i < this.seen.length ? this.seen[i]! : 0;
+      const b = i < o.seen.length ? o.seen[i]! : 0;
+      if (a !== b || (a === 1 && (this.down[i] !== o.down[i] || this.up[i] !== o.up[i]))) ids.push(i);
+    }
+    return ids;
+  }
+
+  /** Adds another part's bytes (ids beyond this one's arrays grow it). */
+  addAll(o: Dense): void {
+    if (o.down.length > this.down.length) this.grow(o.down.length - 1);
+    const { down, up, seen } = this;
+    const od = o.down;
+    const ou = o.up;
+    const os = o.seen;
+    for (let i = 0; i < od.length; i++) {
+      if (os[i] === 0) continue;
+      down[i]! += od[i]!;
+      up[i]! += ou[i]!;
+      seen[i] = 1;
+    }
+  }
+}
+
+/** The Map view of dense volumes (canonical IP -> bytes), built when first asked for. */
+export function mapOf(d: Dense): Map<string, Volume> {
+  const m = new Map<string, Volume>();
+  const { down, up, seen, table } = d;
+  for (let i = 0; i < seen.length; i++) if (seen[i] === 1) m.set(table[i]!, { down: down[i]!, up: up[i]! });
+  return m;
+}
+
+export const signatureOf = (b: PartBuilder | Part): string =>
+  b instanceof PartBuilder ? [b.rows, b.sumDown, b.nDown, b.sumUp, b.nUp].join(' ') : [b.rows, ...b.sums].join(' ');
+
+/** Sums of a set of rows of one table, and what was wrong in them. Never mutated once built. */
+export interface Part {
+  /** the rows' bytes by ipIndex id */
+  readonly dense: Dense;
+  /** canonical IPs with a NULL or negative row */
+  readonly badRows: ReadonlySet<string>;
+  /** raw IP string -> why it is not an address */
+  readonly badIps: ReadonlyMap<string, string>;
+  readonly rows: number;
+  /** the rows' signature numbers (as signatureQuery): sum and count of non-NULL down, then up */
+  readonly sums: readonly [number, number, number, number];
+  /** the largest row id read (0: none, or no id column; NaN: an id beyond 2^53) */
+  readonly maxId: number;
+}
+
+export class PartBuilder {
+  readonly dense: Dense;
+  maxId = 0;
+  /** ids whose bytes this builder added to (only when built to derive from a base) */
+  readonly touched: number[] | null;
+  /** the rows' signature, as signatureQuery computes it on the server: non-NULL sums and counts */
+  sumDown = 0;
+  nDown = 0;
+  sumUp = 0;
+  nUp = 0;
+  readonly badRows: Set<string>;
+  readonly badIps: Map<string, string>;
+  rows = 0;
+
+  /** Starts from a copy of `base` (its rows, sums and max id too): a built part is never written to. */
+  constructor(base?: Part, track = false) {
+    this.dense = new Dense(base?.dense);
+    this.badRows = new Set(base?.badRows);
+    this.badIps = new Map(base?.badIps);
+    this.rows = base?.rows ?? 0;
+    if (base) [this.sumDown, this.nDown, this.sumUp, this.nUp] = base.sums;
+    this.maxId = base?.maxId ?? 0;
+    this.touched = track ? [] : null;
+  }
+
+  add(id: number, down: number, up: number): void {
+    this.dense.add(id, down, up);
+    this.touched?.push(id);
+  }
+
+  part(): Part {
+    return {
+      dense: this.dense,
+      badRows: this.badRows,
+      badIps: this.badIps,
+      rows: this.rows,
+      sums: [this.sumDown, this.nDown, this.sumUp, this.nUp],
+      maxId: this.maxId,
+    };
+  }
+}
+
+export const partOf = (b: PartBuilder): Part => b.part();
+
+export const emptyPart = (): Part => new PartBuilder().part();
