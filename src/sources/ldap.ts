@@ -4,7 +4,7 @@
 // A search cut short or refused is a SourceUnavailableError: never a shorter list.
 
 import { readFileSync } from 'node:fs';
-import { Client, type Entry } from 'ldapts';
+import { Client } from 'ldapts';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { Config, LdapConfig } from '../config/config.js';
@@ -22,19 +22,6 @@ import {
 import { decodeEntriesOf, type DecodedEntry } from './ldapdecode.js';
 import type { Changes } from './patch.js';
 import { SourceUnavailableError, type Directory, type Owner, type Skipped } from './types.js';
-
-function normalizeEntry(e: Entry): RawEntry {
-  const attrs = new Map<string, string[]>();
-  for (const [k, v] of Object.entries(e)) {
-    if (k === 'dn') continue;
-    const values = Array.isArray(v) ? v : [v];
-    attrs.set(
-      k.toLowerCase(),
-      values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x))),
-    );
-  }
-  return { dn: e.dn, attrs };
-}
 
 /** Operational attribute: only returned when asked for by name. */
 export const MODIFY_TIMESTAMP = 'modifyTimestamp';
@@ -148,19 +135,27 @@ export class LdapSource {
     }
   }
 
-  /** One complete paged search on a connected client. */
+  /**
+   * One complete paged search on a connected client, its entries decoded page by page like the
+   * full fetch's (ldapdecode.ts): a change search that brings back the whole directory (a mass
+   * modification, a bulk load within the margin) holds one compact entry per answer, not
+   * ldapts' entry objects plus their normalized copies (1.47 GB at 100k users in the bench).
+   */
   private async searchOn(client: Client, base: string, filter: string, attributes: string[], what: string): Promise<RawEntry[]> {
     if (base === '') return [];
     const l = this.config.ldap;
     try {
-      const res = await client.search(base, {
+      decodeEntriesOf(client, attributes);
+      const out: RawEntry[] = [];
+      const pages = client.searchPaginated(base, {
         scope: 'sub',
         filter,
         attributes,
         paged: { pageSize: l.pageSize },
         timeLimit: Math.ceil(l.timeoutMs / 1000),
       });
-      return res.searchEntries.map(normalizeEntry);
+      for await (const page of pages) for (const e of page.searchEntries) out.push(e as unknown as DecodedEntry);
+      return out;
     } catch (e) {
       throw new SourceUnavailableError('ldap', `search of ${what} under ${base} at ${l.url} failed: ${describe(e)}`, { cause: e });
     }

@@ -2,7 +2,8 @@
 // and the issue-16 build) against the path it replaced, on a real slapd holding random campuses
 // (several seeds): the same three searches through ldapts' own entry objects, read through the
 // entry view the full fetch used before (copied below), built with buildDirectoryState. The
-// Directory, the build state and the newest modifyTimestamp must be the same.
+// Directory, the build state and the newest modifyTimestamp must be the same; and the change
+// searches (decoded the same way since issue 16) must give the same entries.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, type Entry } from 'ldapts';
@@ -83,6 +84,22 @@ for (const seed of [3, 4, 5]) {
       assert.ok(full.newestMs !== null);
       assert.equal(full.directory.machines.length, campus.machines.length);
       assert.ok(full.directory.skipped.length > 0, 'the campus IPv6 addresses are named');
+
+      // Change searches decode the same way: since the epoch they bring back every entry, each
+      // (an attribute absent = no values, as the build reads it)
+      // attribute as ldapts' own entries give it, and patching rules build the same directory.
+      const changes = await new LdapSource(config).fetchChanges(0);
+      const values = (list: readonly RawEntry[], attrs: readonly string[]): unknown =>
+        list.map((e) => [e.dn, attrs.map((k) => e.attrs.get(k.toLowerCase()) ?? [])]);
+      assert.deepEqual(values(changes.people, owner), values(people, owner));
+      assert.deepEqual(values(changes.orgas, owner), values(orgas, owner));
+      assert.deepEqual(values(changes.hosts, host), values(hosts, host));
+      assert.equal(changes.newestMs, full.newestMs);
+      const viaChanges = buildDirectoryState(
+        { people: changes.people, orgas: changes.orgas, hosts: changes.hosts },
+        { ldap: l, firewall: config.firewall, fetchedAt: now.toISOString() },
+      );
+      assert.deepEqual(viaChanges.directory, ref.directory);
     } finally {
       await slapd.stop();
     }
