@@ -1,9 +1,34 @@
 // bench/cold-apply-dir.ts — the synthetic directory of bench/cold-apply.ts and
 // bench/steady-apply.ts: N people with 3 IPv4 machines each (10.0.0.0/8 in order), one person in
 // five with an IPv6 address on the first. Only the kernel side is measured with it (no LDAP).
-// Benchmark-only code.
+// Also their configuration (`applyConfig`). Benchmark-only code.
 
+import { parseConfig, type Config } from '../src/config/config.js';
 import type { Directory } from '../src/sources/types.js';
+
+/** The configuration both apply benches use: the gateway namespace `netns`, 1 Gbit/s, classify + pfifo. */
+export function applyConfig(netns: string, file: string): Config {
+  return parseConfig(
+    [
+      '[ldap]',
+      'host = ldap.example.org',
+      '[database]',
+      'host = db.example.org',
+      '[firewall]',
+      'eth_ext = ext0',
+      'eth_int = int0',
+      `netns = ${netns}`,
+      'net6 = 2001:db8:d200::/48',
+      '[rates]',
+      'down = 1Gbit',
+      'up = 1Gbit',
+      '[qos]',
+      'classifier = classify',
+      'leaf = pfifo',
+    ].join('\n'),
+    file,
+  );
+}
 
 export function directory(n: number): Directory {
   const owners: Directory['owners'][number][] = [];

@@ -7,7 +7,6 @@
 // Benchmark-only code; never used by the daemon.
 
 import { DateTime } from 'luxon';
-import { parseConfig } from '../src/config/config.js';
 import { inNetns, realExec } from '../src/kernel/exec.js';
 import { helperExec } from '../src/kernel/exec-via-helper.js';
 import { Reconciler } from '../src/kernel/reconciler.js';
@@ -17,7 +16,7 @@ import { createLine } from '../src/kernel/render.js';
 import { planDesired } from '../src/plan/desired.js';
 import { MemoryLogger } from '../src/log.js';
 import { createGateway } from '../sandbox/netns.js';
-import { directory } from './cold-apply-dir.js';
+import { applyConfig, directory } from './cold-apply-dir.js';
 
 const users = Number(process.argv[2] ?? 100_000);
 const reps = Number(process.argv[3] ?? 2);
@@ -28,26 +27,7 @@ const fmt = (x: number): string => x.toFixed(0);
 
 const gw = await createGateway({ userIps: [] });
 try {
-  const config = parseConfig(
-    [
-      '[ldap]',
-      'host = ldap.example.org',
-      '[database]',
-      'host = db.example.org',
-      '[firewall]',
-      'eth_ext = ext0',
-      'eth_int = int0',
-      `netns = ${gw.names.gw}`,
-      'net6 = 2001:db8:d200::/48',
-      '[rates]',
-      'down = 1Gbit',
-      'up = 1Gbit',
-      '[qos]',
-      'classifier = classify',
-      'leaf = pfifo',
-    ].join('\n'),
-    'cold-apply.conf',
-  );
+  const config = applyConfig(gw.names.gw, 'cold-apply.conf');
   const at = DateTime.utc();
   const desired = planDesired(config, directory(users), null, at, at);
   const kd = buildKernelDesired(config, desired);

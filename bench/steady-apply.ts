@@ -10,7 +10,6 @@
 // Benchmark-only code; never used by the daemon.
 
 import { DateTime } from 'luxon';
-import { parseConfig } from '../src/config/config.js';
 import { inNetns, realExec, type Exec } from '../src/kernel/exec.js';
 import { helperExec } from '../src/kernel/exec-via-helper.js';
 import { Reconciler } from '../src/kernel/reconciler.js';
@@ -18,7 +17,7 @@ import { buildKernelDesired } from '../src/kernel/model.js';
 import { planDesired } from '../src/plan/desired.js';
 import { MemoryLogger } from '../src/log.js';
 import { createGateway } from '../sandbox/netns.js';
-import { directory } from './cold-apply-dir.js';
+import { applyConfig, directory } from './cold-apply-dir.js';
 
 const users = Number(process.argv[2] ?? 100_000);
 const reps = Number(process.argv[3] ?? 15);
@@ -28,26 +27,7 @@ const gw = await createGateway({ userIps: [] });
 const helper = helperExec({ netns: gw.names.gw });
 const small = helperExec(); // a small process that spawns `ip netns exec …` as the baseline does
 try {
-  const config = parseConfig(
-    [
-      '[ldap]',
-      'host = ldap.example.org',
-      '[database]',
-      'host = db.example.org',
-      '[firewall]',
-      'eth_ext = ext0',
-      'eth_int = int0',
-      `netns = ${gw.names.gw}`,
-      'net6 = 2001:db8:d200::/48',
-      '[rates]',
-      'down = 1Gbit',
-      'up = 1Gbit',
-      '[qos]',
-      'classifier = classify',
-      'leaf = pfifo',
-    ].join('\n'),
-    'steady-apply.conf',
-  );
+  const config = applyConfig(gw.names.gw, 'steady-apply.conf');
   await Promise.all([helper.ready(), small.ready()]);
   const at = DateTime.utc();
   const desired = planDesired(config, directory(users), null, at, at);

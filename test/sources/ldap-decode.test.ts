@@ -6,39 +6,16 @@
 // searches (decoded the same way since issue 16) must give the same entries.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, type Entry } from 'ldapts';
+import { Client } from 'ldapts';
 import { startSlapd } from '../../sandbox/slapd.js';
 import { generateCampus, loadCampus } from '../../sandbox/campus.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig } from '../../src/config/config.js';
 import { LdapSource, MODIFY_TIMESTAMP, newestModify } from '../../src/sources/ldap.js';
-import { buildDirectoryState, type AttrReader, type RawEntry } from '../../src/sources/directory.js';
+import { buildDirectoryState, type RawEntry } from '../../src/sources/directory.js';
+import { entryView } from '../helpers/ldap-reference.js';
 
-// ---- the reference: the entry view of src/sources/ldap.ts before issue 16, verbatim
-const lowerNames = new Map<string, string>();
-const lowerName = (k: string): string => {
-  let v = lowerNames.get(k);
-  if (v === undefined) {
-    v = k.toLowerCase();
-    if (lowerNames.size < 1000) lowerNames.set(k, v);
-  }
-  return v;
-};
-const asStrings = (v: Entry[string]): string[] => {
-  const values = Array.isArray(v) ? v : [v];
-  return values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
-};
-function entryView(e: Entry): RawEntry {
-  const attrs: AttrReader = {
-    get(name: string): readonly string[] | undefined {
-      for (const k in e) {
-        if (k !== 'dn' && lowerName(k) === name) return asStrings(e[k]!);
-      }
-      return undefined;
-    },
-  };
-  return { dn: e.dn, attrs };
-}
+// ---- the reference: the entry view before issue 16 (test/helpers/ldap-reference.ts)
 
 for (const seed of [3, 4, 5]) {
   test(`full fetch of a random campus equals the build over ldapts' own entries (seed ${seed})`, async () => {

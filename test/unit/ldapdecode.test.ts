@@ -7,38 +7,15 @@
 // built from each side, must be the same.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BerWriter, Client, MessageParser, SearchEntry, type Entry } from 'ldapts';
+import { BerWriter, Client, MessageParser, SearchEntry } from 'ldapts';
 import { generateCampus, prng } from '../../sandbox/campus.js';
 import { decodeEntriesOf, type DecodedEntry } from '../../src/sources/ldapdecode.js';
-import { buildDirectoryState, type AttrReader, type BuildOptions, type RawEntry } from '../../src/sources/directory.js';
+import { buildDirectoryState, type BuildOptions, type RawEntry } from '../../src/sources/directory.js';
 import { parseConfig } from '../../src/config/config.js';
 import { minimalConf } from './fixtures.js';
+import { entryView } from '../helpers/ldap-reference.js';
 
-// ---- the reference: the entry view of src/sources/ldap.ts before issue 16, verbatim
-const lowerNames = new Map<string, string>();
-const lowerName = (k: string): string => {
-  let v = lowerNames.get(k);
-  if (v === undefined) {
-    v = k.toLowerCase();
-    if (lowerNames.size < 1000) lowerNames.set(k, v);
-  }
-  return v;
-};
-const asStrings = (v: Entry[string]): string[] => {
-  const values = Array.isArray(v) ? v : [v];
-  return values.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
-};
-function entryView(e: Entry): RawEntry {
-  const attrs: AttrReader = {
-    get(name: string): readonly string[] | undefined {
-      for (const k in e) {
-        if (k !== 'dn' && lowerName(k) === name) return asStrings(e[k]!);
-      }
-      return undefined;
-    },
-  };
-  return { dn: e.dn, attrs };
-}
+// ---- the reference: the entry view before issue 16 (test/helpers/ldap-reference.ts)
 
 // ---- BER of search result entries
 type Value = string | Buffer;
