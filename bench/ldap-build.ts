@@ -3,10 +3,8 @@
 // (buildOwner / draftHost per entry, then finishBuild), with the heap it keeps. Benchmark-only.
 //   node --expose-gc build/bench/ldap-build.js 100000 [reps]
 
-import { generateCampus } from '../sandbox/campus.js';
-import { sandboxConf } from '../sandbox/conf.js';
-import { parseConfig } from '../src/config/config.js';
-import { buildOwner, draftHost, finishBuild, OwnerCollector, type HostDraft, type RawEntry } from '../src/sources/directory.js';
+import { benchConfig, campusEntries } from './campus-entries.js';
+import { buildOwner, draftHost, finishBuild, OwnerCollector, type HostDraft } from '../src/sources/directory.js';
 import type { Owner, Skipped } from '../src/sources/types.js';
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
@@ -14,46 +12,8 @@ const MB = 1024 * 1024;
 
 const users = Number(process.argv[2] ?? 100_000);
 const reps = Number(process.argv[3] ?? 3);
-const c = generateCampus({ users, seed: 1, machinesPerUser: [2, 4] });
-const conf = parseConfig(
-  sandboxConf({
-    ldapUrl: 'ldap://127.0.0.1',
-    db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' },
-    dir: '/tmp',
-    firewall: 'userNetworks = 172.22.0.0/16, 10.0.0.0/8',
-    timezone: 'UTC',
-  }),
-  'bench.conf',
-);
-const a = conf.ldap.attrs;
-const E = (dn: string, o: Record<string, string[]>): RawEntry => {
-  const m = new Map(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
-  return { dn, attrs: { get: (k: string) => m.get(k) } };
-};
-const stamp = ['20261130120000Z'];
-const people = c.people.map((p) =>
-  E(p.dn, {
-    [a.uid]: [p.uid],
-    [a.cotiz]: [...p.cotiz],
-    [a.endInternet]: [p.endInternet],
-    [a.ban]: [...p.ban],
-    ...(p.coupure ? { [a.coupure]: ['TRUE'] } : {}),
-    modifyTimestamp: stamp,
-  }),
-);
-const orgas = c.orgs.map((p) =>
-  E(p.dn, { [a.uid]: [p.uid], [a.cotiz]: [...p.cotiz], [a.endInternet]: [p.endInternet], modifyTimestamp: stamp }),
-);
-const hosts = c.machines.map((m) =>
-  E(m.dn, {
-    [a.host]: [m.host],
-    [a.owner]: [m.ownerDn],
-    [a.ip]: [m.ipHostNumber],
-    [a.ip6]: [...m.ipv6],
-    [a.zone]: [...m.zones],
-    modifyTimestamp: stamp,
-  }),
-);
+const conf = benchConfig();
+const { people, orgas, hosts } = campusEntries(conf, users);
 
 let kept: unknown = null;
 for (let r = 0; r < reps; r++) {

@@ -3,10 +3,8 @@
 // directory built in memory (no LDAP server). Benchmark-only code.
 //   node --expose-gc build/bench/patcher-index.js [users]
 
-import { generateCampus } from '../sandbox/campus.js';
-import { sandboxConf } from '../sandbox/conf.js';
-import { parseConfig } from '../src/config/config.js';
-import { buildDirectoryState, type RawDirectory, type RawEntry } from '../src/sources/directory.js';
+import { buildDirectoryState } from '../src/sources/directory.js';
+import { benchConfig, campusEntries } from './campus-entries.js';
 import { DirectoryPatcher } from '../src/sources/patch.js';
 
 const MB = 1024 * 1024;
@@ -21,33 +19,9 @@ async function heap(): Promise<number> {
 }
 
 const users = Number(process.argv[2] ?? 100_000);
-const conf = parseConfig(
-  sandboxConf({
-    ldapUrl: 'ldap://127.0.0.1',
-    db: { host: '127.0.0.1', port: 1, user: 'x', password: 'x' },
-    dir: '/tmp',
-    firewall: 'userNetworks = 172.22.0.0/16, 10.0.0.0/8',
-    timezone: 'UTC',
-  }),
-  'bench.conf',
-);
-const a = conf.ldap.attrs;
-const E = (dn: string, o: Record<string, string[]>): RawEntry => {
-  const m = new Map(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
-  return { dn, attrs: { get: (k: string) => m.get(k) } };
-};
-function entries(): RawDirectory {
-  const c = generateCampus({ users, seed: 1, machinesPerUser: [2, 4] });
-  return {
-    people: c.people.map((p) => E(p.dn, { [a.uid]: [p.uid], [a.cotiz]: p.cotiz, [a.endInternet]: [p.endInternet], [a.ban]: p.ban })),
-    orgas: c.orgs.map((p) => E(p.dn, { [a.uid]: [p.uid], [a.cotiz]: p.cotiz, [a.endInternet]: [p.endInternet] })),
-    hosts: c.machines.map((m) =>
-      E(m.dn, { [a.host]: [m.host], [a.owner]: [m.ownerDn], [a.ip]: [m.ipHostNumber], [a.ip6]: m.ipv6, [a.zone]: m.zones }),
-    ),
-  };
-}
+const conf = benchConfig();
 
-const raw = entries();
+const raw = campusEntries(conf, users);
 const o = { ldap: conf.ldap, firewall: conf.firewall, fetchedAt: new Date().toISOString() };
 const h0 = await heap();
 const built = buildDirectoryState(raw, o);
