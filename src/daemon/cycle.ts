@@ -1,6 +1,6 @@
-// One cycle: fetch LDAP and MySQL concurrently, plan, reconcile the kernel. Owns the
-// cycle report and its one-line summary; the loop, the control socket and the CLI all
-// run cycles through here. Never applies a directory it does not have: with no
+// One cycle: fetch LDAP and MySQL concurrently (the kernel's read-back beside them), plan,
+// reconcile the kernel. Owns the cycle report and its one-line summary; the loop, the control
+// socket and the CLI all run cycles through here. Never applies a directory it does not have: with no
 // directory at all (no fetch, no snapshot) the cycle fails and the kernel is untouched.
 
 import { formatRate } from '../config/units.js';
@@ -156,6 +156,8 @@ export class CycleRunner {
       await sharing.after(ok, { down, up });
       return sharing.view;
     };
+    // The kernel's read-back depends on neither source: it runs while they are fetched.
+    const readAhead = this.reconciler.readAhead();
     const snapshot = opts.snapshot ? this.sources.store.lastDirectory : null;
     const [dir, usage] = await Promise.allSettled([
       timed(
@@ -215,7 +217,7 @@ export class CycleRunner {
       skipped: desired.skipped.length,
     };
     try {
-      const result = await this.reconciler.reconcile(desired, { dryRun: opts.dryRun });
+      const result = await this.reconciler.reconcile(desired, { dryRun: opts.dryRun, readAhead });
       this.log.debug(
         () =>
           `kernel: ${result.fullRead ? 'full' : 'cheap'} read-back, changes ${JSON.stringify(result.counts)}, read ${Math.round(result.timings.readMs)}ms apply ${Math.round(result.timings.applyMs)}ms`,

@@ -90,6 +90,15 @@ export class KernelReadError extends Error {
   }
 }
 
+/** A read-back started ahead of a reconcile (while the cycle fetches its sources): `reconcile` diffs against it. */
+export interface ReadAhead {
+  readonly result: Promise<{ actual: KernelActual; full: boolean }>;
+  /** how long the read took (ms), once done */
+  readMs(): number;
+  /** the reconciler's memory generation it was read against (a forget or a reconfigure since voids it) */
+  readonly generation: number;
+}
+
 export interface ClassCounters {
   readonly stats: ReadonlyMap<string, TcClassStats>;
   /** epoch ms of the read */
@@ -131,6 +140,8 @@ export class Reconciler {
   private readonly memory = new KernelMemory();
   /** class counters of the tc read-back of the current reconcile, if it read tc (metrics) */
   private freshStats: Map<string, ClassCounters> | null = null;
+  /** bumped whenever what a read-back is judged against changes (forget, reconfigure) */
+  private generation = 0;
 
   constructor(
     private config: Config,
@@ -144,6 +155,7 @@ export class Reconciler {
   reconfigure(config: Config): void {
     this.config = config;
     this.names = new Names(config);
+    this.generation++;
   }
 
   /** Forget what we know: the next cycle reads everything back. */
@@ -153,6 +165,23 @@ export class Reconciler {
 
   private forget(): void {
     this.memory.forget();
+    this.generation++;
+  }
+
+  /**
+   * Starts the first pass's read-back now, so that it runs while the cycle fetches LDAP and
+   * MySQL (it depends on neither); `reconcile(desired, { readAhead })` then diffs against it
+   * instead of reading after the plan. A change made from outside after this read is seen by the
+   * next cycle's read, as one made between a read and its apply always was. A forget or a
+   * reconfigure in between voids it (the pass reads again). Never rejects unobserved.
+   */
+  readAhead(): ReadAhead {
+    this.freshStats = null;
+    const t0 = now();
+    let took = 0;
+    const result = this.readActual().finally(() => (took = now() - t0));
+    result.catch(() => undefined); // observed by the reconcile that takes it, if any
+    return { result, readMs: () => took, generation: this.generation };
   }
 
   private async readSets(forceFull: boolean): Promise<{ sets: Map<string, ActualSet>; full: boolean }> {
@@ -220,9 +249,10 @@ export class Reconciler {
   }
 
   /** Plans (and unless dryRun, applies) one reconciliation. */
-  async reconcile(desired: Desired, opts: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
-    this.freshStats = null;
-    const first = await this.pass(desired, opts, this.memory.synced);
+  async reconcile(desired: Desired, opts: { dryRun?: boolean; readAhead?: ReadAhead } = {}): Promise<ReconcileResult> {
+    const ahead = opts.readAhead && opts.readAhead.generation === this.generation ? opts.readAhead : null;
+    if (!ahead) this.freshStats = null;
+    const first = await this.pass(desired, opts, this.memory.synced, ahead);
     if (opts.dryRun || this.memory.synced) return first;
     // First complete sync of this process done: now (and only now) sweep leftovers we own.
     this.memory.markSynced();
@@ -243,16 +273,23 @@ export class Reconciler {
     };
   }
 
-  private async pass(desired: Desired, opts: { dryRun?: boolean }, sweep: boolean): Promise<ReconcileResult> {
-    const t0 = now();
+  private async pass(
+    desired: Desired,
+    opts: { dryRun?: boolean },
+    sweep: boolean,
+    ahead: ReadAhead | null = null,
+  ): Promise<ReconcileResult> {
+    let t0 = now();
     let read;
     try {
-      read = await this.readActual();
+      read = ahead ? await ahead.result : await this.readActual();
     } catch (e) {
       this.forget();
       throw e;
     }
     const t1 = now();
+    // a read ahead ran beside the fetches: its own duration is its cost (the wait here is ~0)
+    if (ahead) t0 = t1 - ahead.readMs();
     const kd = buildKernelDesired(this.config, desired, this.names);
     const base = this.memory.lastVersion;
     const setOps =

@@ -14,6 +14,7 @@ import { readIpsets } from '../../src/kernel/read.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { ourSets, runCli } from '../helpers/kernel.js';
 import { person, machine } from '../helpers/ldif.js';
+import { waitLogLine } from '../helpers/log.js';
 
 let slapd: SlapdServer;
 let db: MariadbServer;
@@ -116,7 +117,7 @@ test('no owner entitled: refused, then taken deliberately with update --accept',
   assert.equal(a.code, 0, a.stdout + a.stderr);
   assert.deepEqual(await allowSet(), [], 'the operator took it');
   assert.equal((await statusJson()).sources.ldap, 'ok');
-  assert.match(logText(), /warn ldap: directory of \S+ accepted by the operator \(--accept\)/);
+  await waitLogLine(dir, /warn ldap: directory of \S+ accepted by the operator \(--accept\)/);
   const help = await runCli(['help']);
   assert.match(help.stdout, /reselqos update \[-c FILE\] \[--force\] \[--accept\]/);
   assert.equal((await c('stop')).code, 0);

@@ -14,6 +14,7 @@ import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { runCli } from '../helpers/kernel.js';
 import { readTc } from '../../src/kernel/read.js';
 import { freePort, get, parseExposition, value, type Sample } from '../helpers/metrics.js';
+import { waitLogLine } from '../helpers/log.js';
 
 let slapd: SlapdServer;
 let db: MariadbServer;
@@ -272,7 +273,7 @@ test('published tables equal plan --json after a cycle; only changed rows are wr
   // … and the first success rewrites every row of the site (the tampered one included) and adds carol.
   await c('update');
   await assertTablesEqualPlan();
-  assert.match(logText(), /publish: .* written again/);
+  await waitLogLine(dir, /publish: .* written again/);
   const carol = await db.select(`SELECT uid FROM qos.people_data WHERE uid = 'carol'`);
   assert.equal(carol.length, 2);
 });

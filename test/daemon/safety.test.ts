@@ -13,6 +13,7 @@ import { gatewayConf } from '../../sandbox/conf.js';
 import { readTc, tcReportedRate } from '../../src/kernel/read.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { ourSets, runCli } from '../helpers/kernel.js';
+import { waitLogLine } from '../helpers/log.js';
 
 let slapd: SlapdServer;
 let db: MariadbServer;
@@ -57,17 +58,7 @@ async function daemonPid(): Promise<number> {
   return (JSON.parse(r.stdout) as { pid: number }).pid;
 }
 
-async function waitLog(re: RegExp, ms = 15_000): Promise<string> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const hit = logText()
-      .split('\n')
-      .find((l) => re.test(l));
-    if (hit) return hit;
-    if (Date.now() > end) assert.fail(`no log line ~ ${re} within ${ms} ms:\n${logText().split('\n').slice(-15).join('\n')}`);
-    await sleep(100);
-  }
-}
+const waitLog = (re: RegExp, ms = 15_000): Promise<string> => waitLogLine(dir, re, ms);
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-safety-'));

@@ -12,6 +12,7 @@ import { sandboxConf } from '../../sandbox/conf.js';
 import { readTc, tcReportedRate } from '../../src/kernel/read.js';
 import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { ourSets, assertRulesOnce, runCli } from '../helpers/kernel.js';
+import { waitLogLine } from '../helpers/log.js';
 
 let slapd: SlapdServer;
 let slapd2: SlapdServer;
@@ -147,7 +148,7 @@ test('reload: a new rate applies within one cycle; an invalid file is rejected a
   assert.equal(after.code, 0);
   const tc2 = await readTc(gwExec(), 'int0');
   assert.equal(tc2.classes.find((x) => x.classid === '1:1')!.rateBps, tcReportedRate(40_000_000, root.exact), 'the running config stays');
-  assert.match(logText(), /reload rejected, the running configuration stays/);
+  await waitLogLine(dir, /reload rejected, the running configuration stays/);
 });
 
 test('reload to a second slapd on another port: no restart needed', async () => {
@@ -176,7 +177,7 @@ test('slapd killed while running: rules unchanged, status says down, one error l
   await slapd2.restart();
   await c('update');
   assert.equal((await status()).sources.ldap, 'ok');
-  assert.match(logText(), /info ldap recovered after \d+s down/);
+  await waitLogLine(dir, /info ldap recovered after \d+s down/);
 });
 
 test('MariaDB stopped: moves continue from LDAP', async () => {

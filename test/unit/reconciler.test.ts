@@ -293,3 +293,67 @@ test('rebuild (start): every set refilled through -tmp + swap, no -tmp set left,
   assert.equal((await r.reconcile(d)).applied, false);
   assert.deepEqual(k.commandsSince(from), ['ipset list -t']);
 });
+
+test('a read-back started ahead (beside the source fetches) is what the reconcile diffs against: no second read; a forget or a reconfigure in between voids it; a failed one fails the reconcile and drops memory', async () => {
+  const c = config();
+  const k = new FakeKernel([c.firewall.ethInt, c.firewall.ethExt]);
+  let readFails = false;
+  const exec: typeof k.exec = async (cmd, args, opts) => {
+    if (readFails && cmd === 'ipset' && args[0] === 'list') throw new Error('injected: ipset list failed');
+    return k.exec(cmd, args, opts);
+  };
+  const r = new Reconciler(c, exec, new MemoryLogger(), () => 0);
+  const dir = campus(30);
+  await r.reconcile(planDesired(c, dir, usageOf(new Map()), at, at));
+  const moved = (n: number): Desired =>
+    planDesired(c, dir, usageOf(new Map([[dir.machines[n]!.ips4[0]!, { down: 5000 * MB, up: 0 }]])), at, at);
+
+  // taken: the one read is the read-ahead's, the kernel ends as planned
+  let from = k.calls.length;
+  const ahead = r.readAhead();
+  await ahead.result;
+  assert.deepEqual(k.commandsSince(from), ['ipset list -t'], 'the read ran ahead');
+  const d1 = moved(3);
+  const res = await r.reconcile(d1, { readAhead: ahead });
+  assert.equal(res.applied, true);
+  assert.deepEqual(
+    k.commandsSince(from).filter((x) => x.startsWith('ipset list')),
+    ['ipset list -t'],
+    'no second read',
+  );
+  assert.deepEqual(kernelSets(k), desiredSets(c, d1));
+
+  // voided by a reconfigure (names and ownership may differ): the pass reads again
+  const stale = r.readAhead();
+  await stale.result;
+  r.reconfigure(c);
+  from = k.calls.length;
+  const d2 = moved(4);
+  await r.reconcile(d2, { readAhead: stale });
+  assert.ok(
+    k.commandsSince(from).some((x) => x.startsWith('ipset list') || x === 'ipset save'),
+    'read again after the reconfigure',
+  );
+  assert.deepEqual(kernelSets(k), desiredSets(c, d2));
+
+  // a drift from outside after the read-ahead is repaired by the next cycle's read
+  const before = r.readAhead();
+  await before.result;
+  k.sets.get('qos_allow')!.members.clear();
+  await r.reconcile(d2, { readAhead: before });
+  const next = await r.reconcile(d2, { readAhead: r.readAhead() });
+  assert.equal(next.fullRead, true);
+  assert.deepEqual(kernelSets(k), desiredSets(c, d2));
+
+  // a failed read-ahead: not an unhandled rejection while the fetches run; the reconcile fails
+  // with it and memory is dropped (the next one reads everything)
+  readFails = true;
+  const bad = r.readAhead();
+  await new Promise((res) => setTimeout(res, 10));
+  await assert.rejects(r.reconcile(d2, { readAhead: bad }), /injected: ipset list failed/);
+  readFails = false;
+  from = k.calls.length;
+  const after = await r.reconcile(d2, { readAhead: r.readAhead() });
+  assert.equal(after.fullRead, true);
+  assert.ok(k.commandsSince(from).includes('ipset save'));
+});
