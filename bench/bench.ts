@@ -47,6 +47,7 @@ import {
   MB,
   median,
   round,
+  vmHwmMB,
   type SizeResult,
   type CycleSummary,
   type Envelope,
@@ -475,17 +476,6 @@ function memAvailableMB(): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Peak RSS (VmHWM) of a process of ours, MB; null when it is gone. */
-function peakRssOf(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? round(Number(m[1]) / 1024) : null;
-  } catch {
-    return null;
-  }
-}
-
 function check(cond: boolean, msg: string, warnings: string[]): void {
   if (!cond) {
     warnings.push(msg);
@@ -549,6 +539,8 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     // ---- cold: a fresh process and an empty kernel each time
     const cold: CycleSummary[] = [];
     const coldRss: number[] = [];
+    /** the spawn helper's peak RSS per worker (a process of its own, counted with the daemon's) */
+    const helperRss: number[] = [];
     let w: Worker | null = null;
     for (let r = 0; r < o.cold; r++) {
       w = new Worker();
@@ -563,7 +555,8 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       );
       cold.push(s);
       const m = await w.call<MemInfo>({ cmd: 'mem' });
-      coldRss.push(m.maxRssMB);
+      coldRss.push(m.maxRssMB + (m.helperMaxRssMB ?? 0));
+      if (m.helperMaxRssMB !== null) helperRss.push(m.helperMaxRssMB);
       say(
         `   cold ${r + 1}/${o.cold}: ${Math.round(s.timings.totalMs)} ms (ldap ${Math.round(s.timings.ldapMs)}, mysql ${Math.round(s.timings.mysqlMs)}, plan ${Math.round(s.timings.planMs)}, read ${Math.round(s.timings.readMs)}, diff ${Math.round(s.timings.diffMs)}, apply ${Math.round(s.timings.applyMs)}), maxRSS ${Math.round(m.maxRssMB)} MB`,
       );
@@ -763,7 +756,7 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       for (const x of start.warnings) check(false, x, warnings);
     }
     memSample();
-    const servers = { slapd: peakRssOf(slapd.pid()), mariadb: peakRssOf(db.pid()) };
+    const servers = { slapd: vmHwmMB(slapd.pid()), mariadb: vmHwmMB(db.pid()) };
 
     const st = medianTimings(steady);
     const maxRss = (xs: readonly CycleSummary[]): number => round(Math.max(0, ...xs.map((x) => x.maxRssMB)));
@@ -775,7 +768,8 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     const ops = median(per.map((x) => x.adds + x.dels));
     const ldapsearchMs = round(median(ls.map((x) => x.ms)));
     const clientMs = round(median(ms.map((x) => x.ms)));
-    const peak = Math.max(...coldRss, steadyMem.maxRssMB);
+    if (steadyMem.helperMaxRssMB !== null) helperRss.push(steadyMem.helperMaxRssMB);
+    const peak = Math.max(...coldRss, steadyMem.maxRssMB + (steadyMem.helperMaxRssMB ?? 0));
     return {
       users: n,
       hosts,
@@ -805,6 +799,7 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
       readMs: st.readMs,
       diffMs: st.diffMs,
       peakRssMB: round(peak),
+      helperPeakRssMB: helperRss.length ? round(Math.max(...helperRss)) : null,
       incrementalCycles: { steady: steady.filter((s) => s.incremental).length, of: steady.length },
       spawnsPerCycle: {
         steady: median(steady.map((s) => s.spawns.length)),
@@ -871,7 +866,7 @@ function tables(results: readonly SizeResult[], ts: readonly Target[], earlier: 
   lines.push(`Run ${String(meta['date'])} on ${String(meta['machine'])}.`, '');
   lines.push('### Per size (medians; ms unless noted)', '');
   lines.push(
-    '| users | hosts | IPs | cold cycle | steady cycle | idle cycle | moves/cycle (users, set entries ±) | apply | our ipset batch alone | baseline 2: optimal `ipset restore` | apply / b2 | baseline 1: process per IP | b1 / apply | peak RSS MB |',
+    '| users | hosts | IPs | cold cycle | steady cycle | idle cycle | moves/cycle (users, set entries ±) | apply | our ipset batch alone | baseline 2: optimal `ipset restore` | apply / b2 | baseline 1: process per IP | b1 / apply | peak RSS MB (daemon RSS + spawn helper PSS) |',
   );
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
@@ -958,7 +953,7 @@ function tables(results: readonly SizeResult[], ts: readonly Target[], earlier: 
       '',
     );
     lines.push(
-      '| users | `start`, no snapshot (fetch awaited) | `start` from a snapshot | of which: state read / directory / volumes / plan / fill / switch | `run` from the snapshot: first cycle | its first cycle line | `run` peak RSS MB | set entries (expected) |',
+      '| users | `start`, no snapshot (fetch awaited) | `start` from a snapshot | of which: state read / directory / volumes / plan / fill / switch | `run` from the snapshot: first cycle | its first cycle line | `run` peak RSS MB (with its helper) | set entries (expected) |',
     );
     lines.push('|---|---|---|---|---|---|---|---|');
     for (const r of results) {
@@ -973,7 +968,7 @@ function tables(results: readonly SizeResult[], ts: readonly Target[], earlier: 
   }
   lines.push('', '### Cost growth (medians, ms; the plot: the .png beside this file)', '');
   lines.push(
-    '| users | hosts | cold first cycle | `ldapsearch` full fetch | `start` from a snapshot | steady cycle | optimal restore of its moves | steady / restore | idle cycle | fixed 10-user change | peak RSS MB | orchestrator / slapd / mariadbd peak RSS MB |',
+    '| users | hosts | cold first cycle | `ldapsearch` full fetch | `start` from a snapshot | steady cycle | optimal restore of its moves | steady / restore | idle cycle | fixed 10-user change | peak RSS MB (daemon RSS + spawn helper PSS) | orchestrator / slapd / mariadbd peak RSS MB |',
   );
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {

@@ -2,6 +2,7 @@
 // (worker.ts) share: the IPC message shapes, the summary of one cycle, small statistics.
 // Benchmark-only code; never used by the daemon.
 
+import { readFileSync } from 'node:fs';
 import type { PlanCounts } from '../src/kernel/diff.js';
 import type { StartPhase } from './startphase.js';
 
@@ -56,8 +57,52 @@ export interface Picked {
   rows: PickedRow[];
 }
 
+/** Peak RSS (VmHWM) of a live process, MB; null when it is gone. */
+export function vmHwmMB(pid: number | null | undefined): number | null {
+  if (pid === null || pid === undefined) return null;
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The pids of a process's children (/proc/PID/task/PID/children); [] when it is gone. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Proportional set size (/proc/PID/smaps_rollup `Pss`) of a live process, MB; null when it is
+ * gone. For the spawn helper: its RSS counts the node binary's pages the daemon maps too (50 MB
+ * of RSS for ~24 MB of its own); its PSS charges it its share of them.
+ */
+export function pssMB(pid: number | null | undefined): number | null {
+  if (pid === null || pid === undefined) return null;
+  try {
+    const m = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Peak RSS of a daemon plus the PSS of its children alive now (the spawn helper), MB. */
+export function vmHwmWithChildrenMB(pid: number): number | null {
+  const own = vmHwmMB(pid);
+  if (own === null) return null;
+  return childPids(pid).reduce((a, c) => a + (pssMB(c) ?? 0), own);
+}
+
 export interface MemInfo {
   maxRssMB: number;
+  /** PSS of the worker's spawn helper (its own process: not in maxRssMB), null when none runs */
+  helperMaxRssMB: number | null;
   /** heap still referenced after a full GC (only when asked for) */
   liveHeapMB?: number;
   rssMB: number;
@@ -161,7 +206,10 @@ export interface SizeResult {
   planMs: number;
   readMs: number;
   diffMs: number;
+  /** the daemon's peak RSS plus its spawn helper's PSS, the largest over the cold and steady workers */
   peakRssMB: number;
+  /** of which the spawn helper's PSS (the largest seen) */
+  helperPeakRssMB: number | null;
   /** steady cycles whose set operations were the planner's delta, of all steady cycles */
   incrementalCycles: { steady: number; of: number };
   /** processes spawned per cycle (median): steady and idle */

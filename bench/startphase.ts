@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gateway } from '../sandbox/netns.js';
 import { isAlive } from '../src/daemon/pidfile.js';
-import { round } from './lib.js';
+import { round, vmHwmWithChildrenMB } from './lib.js';
 
 /** The split `start` prints on its result line (ms). */
 export interface StartSplit {
@@ -109,15 +109,6 @@ function split(totalMs: number, line: string): StartSplit {
   };
 }
 
-function vmHwmMB(pid: number): number | null {
-  try {
-    const kb = num(/^VmHWM:\s+(\d+) kB$/m, readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return kb === null ? null : round(kb / 1024);
-  } catch {
-    return null;
-  }
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function setEntries(gw: Gateway): Promise<number> {
@@ -143,7 +134,7 @@ async function stopDaemon(runDir: string): Promise<number | null> {
   if (!existsSync(file)) return null;
   const pid = Number(readFileSync(file, 'utf8').trim());
   if (!Number.isInteger(pid) || !isAlive(pid)) return null;
-  const peak = vmHwmMB(pid);
+  const peak = vmHwmWithChildrenMB(pid);
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 1200 && existsSync(file) && isAlive(pid); i++) await sleep(100);
   if (isAlive(pid)) process.kill(pid, 'SIGKILL');
@@ -218,7 +209,7 @@ export async function measureStart(o: {
       ['run', '-c', o.confFile],
       / cycle (ok|failed) /,
       (pid) => {
-        peak = vmHwmMB(pid);
+        peak = vmHwmWithChildrenMB(pid);
         // its first cycle is logged: stop it (the background fetch it started is not waited for)
         stopping.done = stopDaemon(runDir);
       },

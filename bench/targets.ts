@@ -30,7 +30,7 @@ export function issue16Targets(results: readonly SizeResult[]): Target[] {
     '≤ 250 MB',
     big ? peak(big) <= 250 : null,
     big
-      ? `${round(peak(big))} MB (largest of: the cold-cycle workers and the steady worker ${big.peakRssMB} MB, \`reselqos run\` from the snapshot to its first cycle ${big.start?.runFromSnapshot?.peakRssMB ?? '–'} MB)`
+      ? `${round(peak(big))} MB, the daemon's RSS with its spawn helper's PSS (largest of: the cold-cycle workers and the steady worker ${big.peakRssMB} MB, of which the helper's PSS ${big.helperPeakRssMB ?? '–'} MB; \`reselqos run\` from the snapshot to its first cycle ${big.start?.runFromSnapshot?.peakRssMB ?? '–'} MB)`
       : 'not measured (no 100 000-user size in this run)',
   );
   add(

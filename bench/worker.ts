@@ -31,6 +31,7 @@ import { prng } from '../sandbox/campus.js';
 import {
   MB,
   median,
+  pssMB,
   type CycleSummary,
   type Envelope,
   type MemInfo,
@@ -82,6 +83,7 @@ function mem(): MemInfo {
   const m = process.memoryUsage();
   return {
     maxRssMB: process.resourceUsage().maxRSS / 1024,
+    helperMaxRssMB: pssMB(helper?.pid),
     rssMB: m.rss / MB,
     heapUsedMB: m.heapUsed / MB,
     heapTotalMB: m.heapTotal / MB,
