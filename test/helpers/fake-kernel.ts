@@ -179,7 +179,11 @@ export class FakeKernel {
         const family = opt('family') === 'inet6' ? 'inet6' : 'inet';
         const prev = this.sets.get(name);
         if (prev) {
-          if (!exist || prev.family !== family) throw new LineError(n, 'Set cannot be created: set with the same name already exists');
+          // as ipset 7.17 does: -exist passes a create of the same definition (hashsize aside),
+          // not one with another family or maxelem
+          const maxelem = Number(opt('maxelem') ?? 65536);
+          if (!exist || prev.family !== family || prev.maxelem !== maxelem)
+            throw new LineError(n, 'Set cannot be created: set with the same name already exists');
           return;
         }
         this.sets.set(name, {

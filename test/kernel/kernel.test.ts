@@ -13,7 +13,9 @@ import {
   splitIptablesArgs,
 } from '../../src/kernel/read.js';
 import { detectKernel } from '../../src/kernel/features.js';
+import { renderIpset, splitIpset } from '../../src/kernel/render.js';
 import { createScratchNetns } from '../../sandbox/netns.js';
+import { scenario } from '../helpers/ipset-scenario.js';
 
 const ours = (n: string): boolean => /^(v6)?qos_/.test(n);
 
@@ -105,6 +107,33 @@ test('ipsets: 300 000 entries over 12 sets — readIpsets vs readIpsetCounts tim
     `300k entries/12 sets: ipset restore ${tRestore.toFixed(0)} ms; readIpsets ${tSave.toFixed(0)} ms; readIpsetCounts ${tCounts.toFixed(1)} ms`,
   );
   assert.ok(tCounts < tSave, 'header-only listing must be cheaper than a full save');
+});
+
+test('a set batch split over parallel `ipset restore`s (creates, parts at once, swaps) leaves the sets the one batch leaves', async (t) => {
+  const one = await createScratchNetns('ipset1');
+  t.after(() => one.destroy());
+  const two = await createScratchNetns('ipset2');
+  t.after(() => two.destroy());
+  for (const seed of [1, 2]) {
+    const { start, ops } = scenario(seed);
+    for (const ns of [one, two]) {
+      await ns.exec('ipset', ['destroy']).catch(() => undefined);
+      await ns.exec('ipset', ['restore'], { input: start });
+    }
+    await one.exec('ipset', ['restore'], { input: renderIpset(ops)! });
+    const split = splitIpset(ops, 2);
+    assert.equal(split.parts.length, 2);
+    await two.exec('ipset', ['restore'], { input: split.prelude! });
+    await Promise.all(split.parts.map((p) => two.exec('ipset', ['restore'], { input: p() })));
+    if (split.postlude) await two.exec('ipset', ['restore'], { input: split.postlude });
+    const a = await readIpsets(one.exec, () => true);
+    const b = await readIpsets(two.exec, () => true);
+    assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort(), `seed ${seed}: the same sets, no temporary one left`);
+    for (const [name, set] of a) {
+      assert.deepEqual([...b.get(name)!.entries].sort(), [...set.entries].sort(), `seed ${seed}: ${name}`);
+      assert.equal(b.get(name)!.maxelem, set.maxelem, `seed ${seed}: ${name} maxelem`);
+    }
+  }
 });
 
 test('mangle: chain + rules read back in iptables-save form (IPv4 and IPv6)', async (t) => {
