@@ -56,30 +56,10 @@ import {
   type SetOp,
   type TcOp,
 } from './diff.js';
-import { availableParallelism } from 'node:os';
-import {
-  createLine,
-  ipsetLineCount,
-  ipsetPieces,
-  renderPlan,
-  renderIptables,
-  splitIpset,
-  type Batches,
-  type IpsetSplit,
-} from './render.js';
+import { createLine, ipsetLineCount, ipsetPieces, renderPlan, renderIptables, type Batches } from './render.js';
 
 /** Above this many lines the ipset part is rendered piece by piece while `ipset restore` reads it (the cold fill). */
 const STREAM_IPSET_LINES = 100_000;
-
-/**
- * From this many lines the set changes are split over parallel `ipset restore` processes
- * (splitIpset): measured on 2 cores, two processes take 0.55-0.6 of one from 2 000 lines (moves)
- * to 576 000 (a fill); below, the second spawn costs more than it saves.
- */
-export const SPLIT_IPSET_LINES = 2000;
-
-/** How many `ipset restore` processes share a large batch: two where there are two cores (more not measured). */
-const IPSET_PARTS = Math.min(2, availableParallelism());
 
 /** A batch's input: its text, or its pieces rendered on demand (again, only to name a failing line). */
 type BatchInput = string | (() => Iterable<string>);
@@ -168,8 +148,6 @@ export class Reconciler {
     private readonly exec: Exec,
     private readonly log: Logger,
     private readonly clock: () => number = Date.now,
-    /** `ipset restore` processes sharing a large batch (tests set it; default: 2 with 2 cores, else 1) */
-    private readonly ipsetParts = IPSET_PARTS,
   ) {
     this.names = new Names(config);
   }
@@ -337,7 +315,7 @@ export class Reconciler {
       };
     }
     try {
-      await this.apply(batches, concurrentTc(plan), stream ? plan.sets : null, plan.sets);
+      await this.apply(batches, concurrentTc(plan), stream ? plan.sets : null);
     } catch (e) {
       this.forget(); // re-read everything next cycle
       throw e;
@@ -354,33 +332,18 @@ export class Reconciler {
     };
   }
 
-  private async run(tool: BatchTool, cmd: string, args: string[], input: BatchInput, part = ''): Promise<void> {
+  private async run(tool: BatchTool, cmd: string, args: string[], input: BatchInput): Promise<void> {
     try {
       await this.exec(cmd, args, { input: typeof input === 'string' ? input : input(), timeoutMs: 120_000 });
     } catch (e) {
       if (!(e instanceof ExecError)) throw e;
       const text = typeof input === 'string' ? input : [...input()].join('');
       const where = batchErrorLine(e.stderr, text, tool);
-      const label = `${cmd} ${args.join(' ')}${part}`;
+      const label = `${cmd} ${args.join(' ')}`;
       throw new KernelApplyError(label, where?.line ?? null, where?.text ?? null, objectOf(cmd, where?.text), where?.reason ?? e.message, {
         cause: e,
       });
     }
-  }
-
-  /**
-   * A split ipset batch (splitIpset): the creates alone, then the parts at the same time, then
-   * the swaps. A part that fails does not stop the others (each line is independent of the
-   * other parts'); the first failure is thrown, named `ipset restore (part K of N)` with its line.
-   */
-  private async runSplit(split: IpsetSplit): Promise<void> {
-    if (split.prelude) await this.run('ipset', 'ipset', ['restore'], split.prelude, ' (creates)');
-    const n = split.parts.length;
-    const done = await Promise.allSettled(
-      split.parts.map((p, i) => this.run('ipset', 'ipset', ['restore'], p, n > 1 ? ` (part ${i + 1} of ${n})` : '')),
-    );
-    for (const r of done) if (r.status === 'rejected') throw r.reason;
-    if (split.postlude) await this.run('ipset', 'ipset', ['restore'], split.postlude, ' (swaps)');
   }
 
   /**
@@ -389,26 +352,15 @@ export class Reconciler {
    * changes (the order matters only between sets, the rules using them and the classes
    * they lead to, none of which is created or removed then).
    */
-  async apply(
-    b: Batches,
-    tcAlongside = false,
-    streamSets: readonly SetOp[] | null = null,
-    sets: readonly SetOp[] | null = null,
-  ): Promise<void> {
+  async apply(b: Batches, tcAlongside = false, streamSets: readonly SetOp[] | null = null): Promise<void> {
     // `streamSets`: the set operations whose batch was not rendered (too large): pieces as ipset reads
-    const ops = streamSets ?? sets;
-    const split = ops && this.ipsetParts > 1 && ipsetLineCount(ops) >= SPLIT_IPSET_LINES ? splitIpset(ops, this.ipsetParts) : null;
     const ipset: BatchInput | null = streamSets && streamSets.length > 0 ? () => ipsetPieces(streamSets) : b.ipset;
-    const runIpset = async (): Promise<void> => {
-      if (split) await this.runSplit(split);
-      else if (ipset) await this.run('ipset', 'ipset', ['restore'], ipset);
-    };
-    if (tcAlongside && (split || ipset) && b.tc && !b.iptables[4] && !b.iptables[6] && !b.destroy) {
-      const both = await Promise.allSettled([runIpset(), this.run('tc', 'tc', ['-batch', '-'], b.tc)]);
+    if (tcAlongside && ipset && b.tc && !b.iptables[4] && !b.iptables[6] && !b.destroy) {
+      const both = await Promise.allSettled([this.run('ipset', 'ipset', ['restore'], ipset), this.run('tc', 'tc', ['-batch', '-'], b.tc)]);
       for (const r of both) if (r.status === 'rejected') throw r.reason;
       return;
     }
-    await runIpset();
+    if (ipset) await this.run('ipset', 'ipset', ['restore'], ipset);
     if (b.iptables[4]) await this.run('iptables-restore', 'iptables-restore', ['--noflush', '-w'], b.iptables[4]);
     if (b.iptables[6]) await this.run('iptables-restore', 'ip6tables-restore', ['--noflush', '-w'], b.iptables[6]);
     if (b.tc) await this.run('tc', 'tc', ['-batch', '-'], b.tc);
@@ -470,28 +422,8 @@ export class Reconciler {
       if (!a) swap.push(createLine(s.name, { family: s.family, maxelem: m }));
       swap.push(`swap ${tmp} ${s.name}`, `destroy ${tmp}`);
     }
-    // A large fill is split over parallel `ipset restore`s (the temporary sets created and
-    // flushed first, their members in chunks over the parts).
-    const fillLines = kd.sets.reduce((a, s) => a + 2 + s.members.size, 0);
-    const split =
-      this.ipsetParts > 1 && fillLines >= SPLIT_IPSET_LINES
-        ? splitIpset(
-            kd.sets.map((s) => ({
-              name: `${s.name}${TMP_SUFFIX}`,
-              family: s.family,
-              maxelem: maxelemOf(s),
-              create: true,
-              add: [...s.members],
-              del: [],
-              rebuild: null,
-            })),
-            this.ipsetParts,
-            { flushCreated: true },
-          )
-        : null;
     try {
-      if (split) await this.runSplit(split);
-      else await this.run('ipset', 'ipset', ['restore'], fill);
+      await this.run('ipset', 'ipset', ['restore'], fill);
       const t1 = now();
       // 2. The switch: sets, rules, then the whole tc tree.
       await this.run('ipset', 'ipset', ['restore'], swap.join('\n') + '\n');

@@ -3,8 +3,7 @@
 // `iptables-restore --noflush` per family, one `tc -batch`, and a final `ipset restore`
 // that destroys sets nothing references any more. Pure. An empty part renders as null:
 // nothing to spawn. A large ipset part (the cold fill) can instead be rendered piece by piece
-// while `ipset restore` reads it (ipsetPieces), never as one string, and a large one split over
-// parallel `ipset restore` processes (splitIpset).
+// while `ipset restore` reads it (ipsetPieces), never as one string.
 
 import { TMP_SUFFIX, markHex, type IpFamily } from './names.js';
 import type { IptOp, KernelPlan, SetOp, TcOp } from './diff.js';
@@ -77,119 +76,6 @@ export function* ipsetPieces(sets: readonly SetOp[], linesPerPiece = 8192): Gene
     }
   }
   if (out.length > 0) yield piece();
-}
-
-/**
- * The set operations split over `parts` `ipset restore` processes run at the same time (two
- * processes fill ~1.8× faster than one on 2 cores: the kernel's insertion is what costs, and it
- * runs in parallel), with the same end state as ipsetPieces:
- * - `prelude`, run first and alone: the create lines of the sets created and of the temporary
- *   sets of those rebuilt (flushed); null when none is.
- * - `parts`: the del/add lines. Each existing set's lines stay together in one part, its create
- *   line first and its dels before its adds (a set near its maxelem never overfills). The adds
- *   into a set created or rebuilt (a fresh or temporary set, sized for all of them) are cut
- *   into chunks spread over the parts. Assigned largest first to the part with the fewest lines;
- *   each part lists its units in plan order. Lazy pieces, as ipsetPieces.
- * - `postlude`, run last: the swaps and the destroys of the temporary sets; null when none.
- * `flushCreated`: a `flush` after each created set's create line (a leftover temporary set).
- */
-export interface IpsetSplit {
-  readonly prelude: string | null;
-  readonly parts: readonly (() => Iterable<string>)[];
-  readonly postlude: string | null;
-}
-
-interface SplitUnit {
-  readonly order: number;
-  readonly name: string;
-  /** create line of an existing set, emitted first in its part */
-  readonly create: string | null;
-  readonly del: readonly string[];
-  readonly add: readonly string[];
-  readonly lo: number;
-  readonly hi: number;
-  readonly lines: number;
-}
-
-export function splitIpset(
-  sets: readonly SetOp[],
-  parts: number,
-  opts: { linesPerPiece?: number; chunk?: number; flushCreated?: boolean } = {},
-): IpsetSplit {
-  const perPiece = opts.linesPerPiece ?? 8192;
-  const chunk = opts.chunk ?? 8192;
-  const prelude: string[] = [];
-  const post: string[] = [];
-  const units: SplitUnit[] = [];
-  const chunks = (name: string, add: readonly string[]): void => {
-    for (let lo = 0; lo < add.length; lo += chunk) {
-      const hi = Math.min(add.length, lo + chunk);
-      units.push({ order: units.length, name, create: null, del: [], add, lo, hi, lines: hi - lo });
-    }
-  };
-  for (const s of sets) {
-    if (s.rebuild) {
-      const tmp = `${s.name}${TMP_SUFFIX}`;
-      prelude.push(createLine(tmp, s, s.rebuild.length), `flush ${tmp}`);
-      chunks(tmp, s.rebuild);
-      post.push(`swap ${tmp} ${s.name}`, `destroy ${tmp}`);
-    } else if (s.create) {
-      prelude.push(createLine(s.name, s, s.add.length));
-      if (opts.flushCreated) prelude.push(`flush ${s.name}`);
-      chunks(s.name, s.add);
-    } else {
-      const lines = 1 + s.del.length + s.add.length;
-      units.push({
-        order: units.length,
-        name: s.name,
-        create: createLine(s.name, s),
-        del: s.del,
-        add: s.add,
-        lo: 0,
-        hi: s.add.length,
-        lines,
-      });
-    }
-  }
-  const n = Math.max(1, Math.floor(parts));
-  const assigned: SplitUnit[][] = Array.from({ length: n }, () => []);
-  const load = new Array<number>(n).fill(0);
-  for (const u of [...units].sort((a, b) => b.lines - a.lines || a.order - b.order)) {
-    let k = 0;
-    for (let i = 1; i < n; i++) if (load[i]! < load[k]!) k = i;
-    assigned[k]!.push(u);
-    load[k]! += u.lines;
-  }
-  const partInputs = assigned
-    .filter((a) => a.length > 0)
-    .map((a) => {
-      const mine = a.sort((x, y) => x.order - y.order);
-      return function* pieces(): Generator<string> {
-        let out: string[] = [];
-        const piece = (): string => {
-          const text = out.join('\n') + '\n';
-          out = [];
-          return text;
-        };
-        for (const u of mine) {
-          if (u.create) out.push(u.create);
-          for (const ip of u.del) {
-            out.push(`del ${u.name} ${ip} -exist`);
-            if (out.length >= perPiece) yield piece();
-          }
-          for (let i = u.lo; i < u.hi; i++) {
-            out.push(`add ${u.name} ${u.add[i]!} -exist`);
-            if (out.length >= perPiece) yield piece();
-          }
-        }
-        if (out.length > 0) yield piece();
-      };
-    });
-  return {
-    prelude: prelude.length ? prelude.join('\n') + '\n' : null,
-    parts: partInputs,
-    postlude: post.length ? post.join('\n') + '\n' : null,
-  };
 }
 
 export function renderIpset(sets: readonly SetOp[]): string | null {

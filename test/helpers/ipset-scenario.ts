@@ -1,6 +1,6 @@
 // A random batch of set operations over existing sets (moves with dels and adds, maxelem exactly
 // the size so that an add before its del would overfill), a created set and a rebuilt one: the
-// input of the splitIpset tests, on the fake kernel (test/unit) and on the real one (test/kernel).
+// input of the real-kernel batch test (test/kernel/kernel.test.ts).
 import type { SetOp } from '../../src/kernel/diff.js';
 import { createLine } from '../../src/kernel/render.js';
 import { prng } from '../../sandbox/campus.js';

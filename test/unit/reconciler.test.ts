@@ -358,44 +358,6 @@ test('a read-back started ahead (beside the source fetches) is what the reconcil
   assert.ok(k.commandsSince(from).includes('ipset save'));
 });
 
-test('a batch of 2 000 set lines or more is split over two `ipset restore`s (creates first, swaps last); the kernel ends as planned; a refused line names its part', async () => {
-  const c = config();
-  const k = new FakeKernel([c.firewall.ethInt, c.firewall.ethExt]);
-  const r = new Reconciler(c, k.exec, new MemoryLogger(), () => 0, 2);
-  const dir = campus(1100);
-  const restores = (from: number): string[] => k.commandsSince(from).filter((x) => x === 'ipset restore');
-  let from = k.calls.length;
-  const d0 = planDesired(c, dir, usageOf(new Map()), at, at);
-  await r.reconcile(d0);
-  // creates, two parts, then the destroy-less rest: at least three ipset restores for the sets
-  assert.ok(restores(from).length >= 3, k.commandsSince(from).join('\n'));
-  assert.deepEqual(kernelSets(k), desiredSets(c, d0));
-
-  const vols = new Map<string, Volume>();
-  for (let i = 0; i < 1000; i++) vols.set(dir.machines[i]!.ips4[0]!, { down: 5000 * MB, up: 5000 * MB });
-  const d1 = planDesired(c, dir, usageOf(vols), at, at);
-  k.failAt('ipset', 3, 'Kernel error received: out of memory');
-  await assert.rejects(
-    r.reconcile(d1),
-    /ipset restore \(part \d of 2\) failed at line 3 \(set qos_[du]\d+, IP [\d.]+\): Kernel error received: out of memory/,
-  );
-  from = k.calls.length;
-  await r.reconcile(d1);
-  assert.equal(restores(from).length, 2, 'moves only: the two parts, no creates, no swaps');
-  assert.deepEqual(kernelSets(k), desiredSets(c, d1));
-
-  // start's fill: the temporary sets created and flushed, filled in two parts, swapped
-  k.sets.get('qos_d0')!.members.add('172.22.250.250');
-  from = k.calls.length;
-  await r.rebuild(d1);
-  assert.ok(restores(from).length >= 4, k.commandsSince(from).join('\n'));
-  assert.equal(
-    [...k.sets.keys()].some((n) => n.endsWith('-tmp')),
-    false,
-  );
-  assert.deepEqual(kernelSets(k), desiredSets(c, d1));
-});
-
 test('a set too small for the campus (maxelem from a smaller one) is rebuilt larger through -tmp + swap: by a cycle and by start (the kernel refuses `create -exist` with another maxelem)', async () => {
   const c = config();
   for (const how of ['cycle', 'start'] as const) {
