@@ -21,7 +21,7 @@ import { resetInstant } from '../policy/policy.js';
 import { formatRate } from '../config/units.js';
 import { NoDirectoryError } from '../sources/index.js';
 import { fetchAndPlan } from './plan.js';
-import { seconds, snapshotAge } from '../daemon/startup.js';
+import { savedVolumesAge, seconds, snapshotAge } from '../daemon/startup.js';
 import { EXIT, UsageError, loadConfigOrReport, runDirOf, type Io } from './common.js';
 
 export const NOT_RUNNING_STATUS = 3;
@@ -157,8 +157,19 @@ export async function runStart(configFlag: string | undefined, io: Io, clock: Cl
         directory = dir.directory;
       }
       const t2 = performance.now();
-      const usage = await rt.sources.fetchUsage(at.toJSDate(), reset);
-      if (!usage.fresh) io.out(`MySQL unreachable (${usage.error}): using the volumes of ${usage.usage.fetchedAt}`);
+      // With the young snapshot, the volumes saved beside it when as young and of this period.
+      const saved = rt.sources.store.lastUsage;
+      const vAge = age.young ? savedVolumesAge(saved, reset.toMillis(), config.ldap.refreshMs, at.toMillis()) : null;
+      let usage;
+      if (vAge?.young && saved) {
+        usage = { usage: saved, fresh: false, error: null };
+        const line = `start: using the volumes of ${saved.fetchedAt} (${seconds(vAge.ageMs ?? 0)} old); the daemon reads them fresh at its first cycle`;
+        log.info(line);
+        io.out(line);
+      } else {
+        usage = await rt.sources.fetchUsage(at.toJSDate(), reset);
+        if (!usage.fresh) io.out(`MySQL unreachable (${usage.error}): using the volumes of ${usage.usage.fetchedAt}`);
+      }
       // Sites sharing the global rates: this site's allocation, not its cap, from the first apply.
       const totals = config.sharing.enabled ? await rt.sharing.before(at) : null;
       const t3 = performance.now();

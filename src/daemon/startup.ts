@@ -1,10 +1,12 @@
 // What a start does with the directory snapshot a previous process left on disk: `start`
 // and the daemon's first cycle apply a snapshot younger than [ldap] refresh at once and let
 // the full LDAP fetch run in the background (its result is applied by the next cycles, through
-// the usual checks); an older snapshot, or none, waits for the fetch as before. Pure: the
-// clock is passed in. Never reads files or the kernel.
+// the usual checks); an older snapshot, or none, waits for the fetch as before. With a young
+// directory snapshot, `start` also takes the volumes saved beside it when they are of this reset
+// period and as young (the daemon's first cycle reads them fresh). Pure: the clock is passed in.
+// Never reads files or the kernel.
 
-import type { Directory } from '../sources/types.js';
+import type { Directory, Usage } from '../sources/types.js';
 
 export interface SnapshotAge {
   /** the snapshot may be applied without waiting for LDAP */
@@ -31,6 +33,26 @@ export function snapshotAge(snapshot: Pick<Directory, 'fetchedAt'> | null, refre
   if (ageMs >= refreshMs)
     return { young: false, ageMs, why: `snapshot of ${snapshot.fetchedAt} is ${seconds(ageMs)} old, not younger than [ldap] refresh` };
   return { young: true, ageMs, why: null };
+}
+
+/**
+ * Whether the volumes saved on disk (the store's last usage, written every minute and at stop)
+ * may stand for a fresh read in `start`: of this reset period (`resetMs`: after the daily reset
+ * yesterday's bytes are not today's), fetched less than `refreshMs` ago and not in the future.
+ * Only with a young directory snapshot (the caller's rule): a start that fetches the directory
+ * reads the volumes too.
+ */
+export function savedVolumesAge(
+  saved: Pick<Usage, 'fetchedAt' | 'resetAt'> | null,
+  resetMs: number,
+  refreshMs: number,
+  nowMs: number,
+): SnapshotAge {
+  if (!saved) return { young: false, ageMs: null, why: 'no volumes on disk' };
+  if (Date.parse(saved.resetAt) !== resetMs)
+    return { young: false, ageMs: null, why: `volumes of the period from ${saved.resetAt}, not this one` };
+  const r = snapshotAge(saved, refreshMs, nowMs);
+  return r.young ? r : { ...r, why: (r.why ?? '').replace(/^snapshot/, 'volumes') };
 }
 
 export function seconds(ms: number): string {

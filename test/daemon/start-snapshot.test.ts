@@ -130,6 +130,47 @@ test('young snapshot, slapd frozen: start applies the snapshot without waiting; 
   await stopDaemon();
 });
 
+test('young snapshot and volumes, slapd and MariaDB frozen: start asks neither, the saved volumes place bob; volumes of an earlier period are read fresh', async () => {
+  const volumesFile = join(dir, 'state', 'volumes.json');
+  type Saved = { format: number; resetAt: string; fetchedAt: string; volumes: [string, number, number][] };
+  const base = JSON.parse(readFileSync(volumesFile, 'utf8')) as Saved; // written by the last start (this period)
+  // bob's saved volume: far over every threshold (MariaDB holds no traffic for him)
+  const withBob = (resetAt: string): Saved => ({
+    ...base,
+    resetAt,
+    fetchedAt: new Date().toISOString(),
+    volumes: [...base.volumes.filter(([ip]) => ip !== '172.22.201.1'), ['172.22.201.1', 1e12, 1e12]],
+  });
+  assert.equal((await c('clear')).code, 0);
+  writeFileSync(volumesFile, JSON.stringify(withBob(base.resetAt)));
+  const thawLdap = await freeze(slapd.pid()!);
+  const thawDb = await freeze(db.pid()!);
+  try {
+    const r = await c('start');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /start: using the snapshot of /);
+    assert.match(r.stdout, /start: using the volumes of \S+ \([\d.]+s old\); the daemon reads them fresh/);
+    assert.doesNotMatch(r.stdout, /MySQL unreachable/, 'MySQL was not asked');
+    const bob = (await sets()).get('172.22.201.1') ?? [];
+    assert.equal(bob.length, 2);
+    assert.ok(!bob.includes('qos_d0') && !bob.includes('qos_u0'), `bob placed by his saved volume: ${bob.join()}`);
+  } finally {
+    thawDb();
+    thawLdap();
+  }
+  await stopDaemon();
+
+  // the same file from the period before the daily reset: not today's bytes, MySQL is read
+  assert.equal((await c('clear')).code, 0);
+  const earlier = new Date(Date.parse(base.resetAt) - 86_400_000).toISOString();
+  writeFileSync(volumesFile, JSON.stringify(withBob(earlier)));
+  const r = await c('start');
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stdout, /using the volumes of/);
+  assert.deepEqual((await sets()).get('172.22.201.1'), ['qos_d0', 'qos_u0'], "bob from MySQL's bytes (none)");
+  await stopDaemon();
+});
+
 test('old snapshot, slapd frozen: start waits for the fresh fetch, the kernel untouched meanwhile', async () => {
   assert.equal((await c('clear')).code, 0);
   await slapd.add(user('dave', '203.1'));
