@@ -66,6 +66,35 @@ wait_cycle() { # SECONDS SINCE-EPOCH [N]: until N "cycle ok" lines since the epo
 mainpid() { systemctl show -p MainPID --value reselqos.service; }
 pct() { awk -v m="$1" -v w="$2" 'BEGIN { printf "%+.1f%%", (m - w) * 100 / w }'; }
 within10() { awk -v m="$1" -v w="$2" 'BEGIN { exit !(w > 0 && m >= w * 0.9 && m <= w * 1.1) }'; }
+# Drops of an HTB class (its leaf's) since the tree was built: class_drops DEV CLASSID
+class_drops() {
+	tc -s class show dev "$1" | awk -v id="$2" '
+		$1 == "class" { mine = ($2 == "htb" && $3 == id); next }
+		mine && /dropped/ { sub(/.*dropped /, ""); sub(/,.*/, ""); print; found = 1; exit }
+		END { if (!found) print -1 }'
+}
+# Two flows of two groups measured at once, against their policy rates:
+# pair_ok NAME_A MA PA DROPS_A NAME_B MB PB DROPS_B (rates in bit/s, drops of each flow's class).
+# Each within +-10 %; else, as HTB shares the link (ceil = the link): a flow under its rate whose
+# class dropped nothing was not held back by the shaper (the TCG guest did not send faster), and
+# the other flow may then borrow what it left (its excess at most that slack + 10 %); the two
+# together stay within 110 % of their policies. Prints how it judged; exit 0 when it holds.
+pair_ok() {
+	awk -v na="$1" -v ma="$2" -v pa="$3" -v da="$4" -v nb="$5" -v mb="$6" -v pb="$7" -v db="$8" '
+	function judge(n, m, p, d, slack) {
+		if (m < 0.9 * p) { if (d == 0) why = why " " n " sender-limited (class dropped 0)"; else { ok = 0; why = why " " n " under (class dropped " d ")" } }
+		if (m > 1.1 * p) { if (m <= 1.1 * p + slack) why = why " " n " borrowed the slack"; else { ok = 0; why = why " " n " over" } }
+	}
+	BEGIN {
+		ok = 1; why = ""
+		if (pa <= 0 || pb <= 0) exit 1
+		if (ma + mb > 1.1 * (pa + pb)) { ok = 0; why = why " sum over the policies" }
+		judge(na, ma, pa, da, (pb > mb ? pb - mb : 0))
+		judge(nb, mb, pb, db, (pa > ma ? pa - ma : 0))
+		print why
+		exit !ok
+	}'
+}
 mbit() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 
 write_conf() { # CLASSIFIER LEAF DOWN UP
@@ -195,17 +224,21 @@ shaping() { # CLASSIFIER LEAF
 	tc qdisc show dev int0 | grep -q "qdisc $leaf " || ok=1
 	set -- $(iperf_pair -R)
 	local d0=$1 d5=$2
+	local dd0 dd5 du0 du2 jd ju
+	dd0=$(class_drops int0 1:10) dd5=$(class_drops int0 1:15)
 	set -- $(iperf_pair)
 	local u0=$1 u2=$2
-	within10 "$d0" "$pd0" || ok=1
-	within10 "$d5" "$pd5" || ok=1
-	within10 "$u0" "$pu0" || ok=1
-	within10 "$u2" "$pu2" || ok=1
+	du0=$(class_drops ext0 1:10) du2=$(class_drops ext0 1:12)
+	jd=$(pair_ok g0 "$d0" "$pd0" "$dd0" g5 "$d5" "$pd5" "$dd5") || ok=1
+	ju=$(pair_ok g0 "$u0" "$pu0" "$du0" g2 "$u2" "$pu2" "$du2") || ok=1
+	local judged=""
+	[ -n "$jd" ] && judged="$judged; down:$jd"
+	[ -n "$ju" ] && judged="$judged; up:$ju"
 	if [ "$ok" -ne 0 ]; then
 		{ echo "---- $name: kernel state after the measurement"; ipset list qos_d0; ipset list qos_d5; ipset list qos_u0; ipset list qos_u2
 		  tc -s class show dev int0; tc filter show dev int0; tc -s class show dev ext0; iptables-save -t mangle -c; cat "$ST/plan.json"; echo "----"; } >/dev/console 2>&1
 	fi
-	pass_if "$name" "$ok" "down g0 $(mbit "$d0")/$(mbit "$pd0") ($(pct "$d0" "$pd0")) g5 $(mbit "$d5")/$(mbit "$pd5") ($(pct "$d5" "$pd5")); up g0 $(mbit "$u0")/$(mbit "$pu0") ($(pct "$u0" "$pu0")) g2 $(mbit "$u2")/$(mbit "$pu2") ($(pct "$u2" "$pu2")) Mbit/s measured/policy; int0 qdiscs ${kinds%,}; $filt"
+	pass_if "$name" "$ok" "down g0 $(mbit "$d0")/$(mbit "$pd0") ($(pct "$d0" "$pd0")) g5 $(mbit "$d5")/$(mbit "$pd5") ($(pct "$d5" "$pd5")); up g0 $(mbit "$u0")/$(mbit "$pu0") ($(pct "$u0" "$pu0")) g2 $(mbit "$u2")/$(mbit "$pu2") ($(pct "$u2" "$pu2")) Mbit/s measured/policy; class drops d $dd0/$dd5 u $du0/$du2$judged; int0 qdiscs ${kinds%,}; $filt"
 }
 
 check_install() {
