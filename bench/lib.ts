@@ -57,16 +57,26 @@ export interface Picked {
   rows: PickedRow[];
 }
 
-/** Peak RSS (VmHWM) of a live process, MB; null when it is gone. */
-export function vmHwmMB(pid: number | null | undefined): number | null {
+/** A "<field>: N kB" line of a /proc file of a live process, in MB; null when it is gone. */
+function procKbMB(pid: number | null | undefined, file: string, field: string): number | null {
   if (pid === null || pid === undefined) return null;
   try {
-    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'));
     return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : null;
   } catch {
     return null;
   }
 }
+
+/** Peak RSS (VmHWM) of a live process, MB; null when it is gone. */
+export const vmHwmMB = (pid: number | null | undefined): number | null => procKbMB(pid, 'status', 'VmHWM');
+
+/**
+ * Proportional set size (/proc/PID/smaps_rollup `Pss`) of a live process, MB; null when it is
+ * gone. For the spawn helper: its RSS counts the node binary's pages the daemon maps too (50 MB
+ * of RSS for ~24 MB of its own); its PSS charges it its share of them.
+ */
+export const pssMB = (pid: number | null | undefined): number | null => procKbMB(pid, 'smaps_rollup', 'Pss');
 
 /** The pids of a process's children (/proc/PID/task/PID/children); [] when it is gone. */
 export function childPids(pid: number): number[] {
@@ -74,21 +84,6 @@ export function childPids(pid: number): number[] {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
-  }
-}
-
-/**
- * Proportional set size (/proc/PID/smaps_rollup `Pss`) of a live process, MB; null when it is
- * gone. For the spawn helper: its RSS counts the node binary's pages the daemon maps too (50 MB
- * of RSS for ~24 MB of its own); its PSS charges it its share of them.
- */
-export function pssMB(pid: number | null | undefined): number | null {
-  if (pid === null || pid === undefined) return null;
-  try {
-    const m = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : null;
-  } catch {
-    return null;
   }
 }
 
