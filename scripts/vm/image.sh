@@ -29,6 +29,11 @@ if [ -f "$dir/complete" ]; then
 fi
 [ "$(id -u)" -eq 0 ] || { log "must run as root (debootstrap)"; exit 1; }
 
+# Our stdout is the image's path and nothing else: every tool below writes to stderr
+# (mke2fs -q still prints "Creating regular file ..." on stdout, which made the first,
+# uncached run hand qemu-img two lines as its backing file).
+exec 3>&1 1>&2
+
 need=()
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v mke2fs >/dev/null || need+=(e2fsprogs)
@@ -93,4 +98,4 @@ mv "$dir.tmp" "$dir"
 echo "$(( $(date +%s) - t0 ))" >"$dir/build-seconds"
 touch "$dir/complete"
 log "built $dir in $(cat "$dir/build-seconds") s (kernel $kver)"
-echo "$dir"
+echo "$dir" >&3

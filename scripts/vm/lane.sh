@@ -33,6 +33,7 @@ bash scripts/package.sh >&2
 deb=$(ls -t build/reselqos_*_all.deb | head -n 1)
 npm run --silent build:sandbox
 img=$(bash scripts/vm/image.sh)
+[ -d "$img" ] && [ "$(printf '%s\n' "$img" | wc -l)" -eq 1 ] || { say "image.sh gave no single image directory: $img"; exit 1; }
 T1=$(date +%s)
 
 rm -rf "$OUTDIR"
