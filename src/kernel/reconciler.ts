@@ -491,8 +491,10 @@ export class Reconciler {
       let st: TcState;
       try {
         st = await readTc(this.exec, dev);
-      } catch {
-        continue; // no such interface: nothing of ours there
+      } catch (e) {
+        // no such interface: nothing of ours there; any other failure leaves our root in place
+        if (e instanceof ExecError && /Cannot find device/.test(e.stderr)) continue;
+        throw e;
       }
       const root = st.qdiscs.find((q) => q.parent === null);
       if (root && root.kind === 'htb' && root.handle === '1:') lines.push(`qdisc del dev ${dev} root`);

@@ -14,6 +14,7 @@ import { buildKernelDesired, cakeRttUs } from '../../src/kernel/model.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Directory, Owner, Usage, Volume } from '../../src/sources/types.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
+import { ExecError } from '../../src/kernel/exec-errors.js';
 import { minimalConf } from './fixtures.js';
 
 const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
@@ -376,4 +377,34 @@ test('a set too small for the campus (maxelem from a smaller one) is rebuilt lar
       false,
     );
   }
+});
+
+test('clear: a missing interface has nothing of ours, but any other tc failure fails clear (it used to be swallowed, so clear succeeded with the HTB root still there)', async () => {
+  const c = config();
+  const k = new FakeKernel([c.firewall.ethInt, c.firewall.ethExt]);
+  let tcRead: 'ok' | 'denied' = 'ok';
+  const exec: typeof k.exec = async (cmd, args, opts) => {
+    if (tcRead === 'denied' && cmd === 'tc' && args.includes('show'))
+      throw new ExecError({
+        command: cmd,
+        args,
+        code: 2,
+        signal: null,
+        stdout: '',
+        stderr: 'RTNETLINK answers: Operation not permitted\n',
+        timedOut: false,
+      });
+    return k.exec(cmd, args, opts);
+  };
+  const r = new Reconciler(c, exec, new MemoryLogger(), () => 0);
+  await r.reconcile(planDesired(c, campus(10), usageOf(new Map()), at, at));
+  assert.ok(k.devs.get(c.firewall.ethInt)!.root, 'HTB root built');
+  tcRead = 'denied';
+  await assert.rejects(r.clear(), /Operation not permitted/);
+  assert.ok(k.devs.get(c.firewall.ethInt)!.root, 'the root is still there: clear must not say it is done');
+  tcRead = 'ok';
+  k.devs.delete(c.firewall.ethExt); // unplugged: "Cannot find device"
+  const out = await r.clear();
+  assert.equal(out.qdiscs, 1);
+  assert.equal(k.devs.get(c.firewall.ethInt)!.root, null);
 });
