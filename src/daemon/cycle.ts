@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { planDesired, type Desired } from '../plan/desired.js';
 import { Planner } from '../plan/incremental.js';
 import { resetInstant } from '../policy/policy.js';
-import type { DirectoryResult, Sources } from '../sources/index.js';
+import type { DirectoryResult, Sources, UsageResult } from '../sources/index.js';
 import type { Reconciler, ReconcileResult } from '../kernel/reconciler.js';
 import type { PlanCounts } from '../kernel/diff.js';
 import type { SharingSite, SharingStatus } from '../sharing/site.js';
@@ -27,7 +27,8 @@ export interface CycleReport {
   readonly tc: number;
   readonly counts: PlanCounts | null;
   readonly applied: boolean;
-  readonly sources: { readonly ldap: 'fresh' | 'snapshot' | 'refreshing' | 'none'; readonly mysql: 'fresh' | 'snapshot' };
+  /** where each source's data came from; `none`: that source's fetch failed outright (the cycle failed) */
+  readonly sources: { readonly ldap: 'fresh' | 'snapshot' | 'refreshing' | 'none'; readonly mysql: 'fresh' | 'snapshot' | 'none' };
   /** what the LDAP fetch of this cycle brought: nothing new, a patch from a change search, a full fetch */
   readonly ldapChange: 'none' | 'patch' | 'full' | null;
   readonly timings: {
@@ -187,21 +188,24 @@ export class CycleRunner {
       );
     }
     const timings = { ldapMs, mysqlMs, planMs: 0, readMs: 0, diffMs: 0, applyMs: 0, totalMs: 0 };
+    const ldapFrom = (d: DirectoryResult): CycleReport['sources']['ldap'] => (d.fresh ? 'fresh' : d.refreshing ? 'refreshing' : 'snapshot');
+    const mysqlFrom = (u: UsageResult): CycleReport['sources']['mysql'] => (u.fresh ? 'fresh' : 'snapshot');
     if (dir.status === 'rejected' || usage.status === 'rejected') {
-      const reason: unknown = dir.status === 'rejected' ? dir.reason : (usage as PromiseRejectedResult).reason;
+      // each source says what it gave: the one that failed is `none`, not the other
+      const reasons = [dir, usage].flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
       return {
         ...base,
         share: await done(false, null),
         ok: false,
-        error: (reason as Error).message,
-        sources: { ldap: 'none', mysql: 'snapshot' },
+        error: reasons.join('; '),
+        sources: {
+          ldap: dir.status === 'fulfilled' ? ldapFrom(dir.value) : 'none',
+          mysql: usage.status === 'fulfilled' ? mysqlFrom(usage.value) : 'none',
+        },
         timings: { ...timings, totalMs: performance.now() - t0 },
       };
     }
-    const sources = {
-      ldap: dir.value.fresh ? ('fresh' as const) : dir.value.refreshing ? ('refreshing' as const) : ('snapshot' as const),
-      mysql: usage.value.fresh ? ('fresh' as const) : ('snapshot' as const),
-    };
+    const sources = { ldap: ldapFrom(dir.value), mysql: mysqlFrom(usage.value) };
     base.ldapChange = dir.value.change;
     const totals = await shareP;
     const shared = totals ? { site: this.config.site.name, totals } : undefined;
