@@ -45,28 +45,22 @@ const sameList = (x: readonly string[], y: readonly string[]): boolean => x.leng
 const sameSkips = (x: readonly Skipped[], y: readonly Skipped[]): boolean =>
   x.length === y.length && x.every((s, i) => s.dn === y[i]!.dn && s.reason === y[i]!.reason);
 
-export function sameOwner(x: Owner, y: Owner): boolean {
-  return (
-    x.uid === y.uid &&
-    x.dn === y.dn &&
-    x.kind === y.kind &&
-    x.endInternet === y.endInternet &&
-    x.coupure === y.coupure &&
-    sameList(x.ban, y.ban) &&
-    sameList(x.cotiz, y.cotiz)
-  );
+/**
+ * How each field of a record compares. Every field must be listed: the mapped type makes a field
+ * added to Owner or Machine a compile error here, so a new field is never ignored silently.
+ */
+type FieldEq<T> = { readonly [K in keyof Required<T>]: (x: T[K], y: T[K]) => boolean };
+const same = <V>(x: V, y: V): boolean => x === y;
+const OWNER_EQ: FieldEq<Owner> = { uid: same, dn: same, kind: same, endInternet: same, coupure: same, ban: sameList, cotiz: sameList };
+const MACHINE_EQ: FieldEq<Machine> = { dn: same, host: same, owner: same, active: same, ips4: sameList, ips6: sameList };
+
+function sameRecord<T extends object>(eq: FieldEq<T>, x: T, y: T): boolean {
+  for (const k of Object.keys(eq) as (keyof T)[]) if (!(eq[k] as (a: unknown, b: unknown) => boolean)(x[k], y[k])) return false;
+  return true;
 }
 
-export function sameMachine(x: Machine, y: Machine): boolean {
-  return (
-    x.dn === y.dn &&
-    x.host === y.host &&
-    x.owner === y.owner &&
-    x.active === y.active &&
-    sameList(x.ips4, y.ips4) &&
-    sameList(x.ips6, y.ips6)
-  );
-}
+export const sameOwner = (x: Owner, y: Owner): boolean => sameRecord(OWNER_EQ, x, y);
+export const sameMachine = (x: Machine, y: Machine): boolean => sameRecord(MACHINE_EQ, x, y);
 
 /** The machine of this DN in a list sorted by DN; undefined when none. */
 function machineAt(list: readonly Machine[], dn: string): Machine | undefined {

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config/config.js';
 import { buildDirectory, buildDirectoryState, type BuildOptions, type RawDirectory, type RawEntry } from '../../src/sources/directory.js';
-import { DirectoryPatcher } from '../../src/sources/patch.js';
+import { DirectoryPatcher, sameMachine, sameOwner } from '../../src/sources/patch.js';
+import type { Machine, Owner } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 import { prng } from '../../sandbox/campus.js';
 
@@ -155,4 +156,14 @@ test('a machine that lost an IP still wants it: the winner dropping it is left f
   );
   assert.equal(res.directory, built.directory, 'nothing patched');
   assert.deepEqual(buildDirectory(raw(w), o).machines.find((m) => m.host === 'loser')!.ips4, ['172.22.200.1', '172.22.200.3']);
+});
+
+test('sameOwner / sameMachine: a change in any field is a change (the field list is checked by the compiler, FieldEq)', () => {
+  const o: Owner = { uid: 'a', dn: 'uid=a', kind: 'person', endInternet: 1, coupure: false, ban: ['x'], cotiz: ['2026'] };
+  const m: Machine = { dn: 'host=a', host: 'a', owner: 'a', active: true, ips4: ['172.22.200.1'], ips6: ['2001:db8::1'] };
+  const mutate = (v: unknown): unknown =>
+    typeof v === 'string' ? `${v}!` : typeof v === 'number' ? v + 1 : typeof v === 'boolean' ? !v : [...(v as string[]), 'z'];
+  assert.ok(sameOwner(o, { ...o, ban: [...o.ban] }) && sameMachine(m, { ...m, ips4: [...m.ips4] }));
+  for (const k of Object.keys(o) as (keyof Owner)[]) assert.equal(sameOwner(o, { ...o, [k]: mutate(o[k]) }), false, `Owner.${k}`);
+  for (const k of Object.keys(m) as (keyof Machine)[]) assert.equal(sameMachine(m, { ...m, [k]: mutate(m[k]) }), false, `Machine.${k}`);
 });
