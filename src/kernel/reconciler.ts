@@ -159,10 +159,6 @@ export class Reconciler {
   }
 
   /** Forget what we know: the next cycle reads everything back. */
-  invalidate(): void {
-    this.forget();
-  }
-
   private forget(): void {
     this.memory.forget();
     this.generation++;

@@ -4,9 +4,6 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export const PHASES = ['ldap', 'mysql', 'plan', 'apply', 'total'] as const;
-export type Phase = (typeof PHASES)[number];
-
 export class Metrics {
   readonly registry = new Registry();
   private readonly dg = ['direction', 'group'] as const;

@@ -20,8 +20,6 @@ import type { FirewallPlan, Refusal } from '../plan/firewall.js';
 import { Metrics } from './metrics.js';
 import { History, MonotonicCounters, type ClassSample, type HistoryPoint } from './counters.js';
 
-export const REFUSALS: readonly Refusal[] = ['unpaid', 'cut', 'banned', 'blacklisted'];
-
 export interface MoveJson {
   at: string;
   uid: string;
