@@ -175,6 +175,13 @@ export const KEYS: readonly KeySpec[] = [
   k('firewall', 'banServices', 'internet', true, 'ban values (comma list, case-insensitive) that mean "no internet"'),
   k('firewall', 'checkBlacklist', '1', true, "1 = a BLACKLIST<year> value in cotiz cuts the owner's machines"),
   k('firewall', 'openDestinations', '', true, 'networks every user machine may reach, allowed or not (CIDR list: DNS, DHCP, portal, ...)'),
+  k(
+    'firewall',
+    'passSources',
+    '',
+    true,
+    "networks (CIDR list, IPv4 and IPv6) whose traffic on eth_int passes unfiltered, both ways: a management network, a router behind the users' interface; everything else arriving there that is not allowed is refused, whatever its source address",
+  ),
   k('firewall', 'refuse', 'reject', true, 'reject (TCP reset / ICMP admin-prohibited, immediate feedback) or drop'),
   k('firewall', 'portal', '', true, 'IP:port web traffic of unregistered or unpaid machines is redirected to (DNAT; empty = off)'),
   k('firewall', 'portalBan', '', true, 'IP:port web traffic of banned or cut machines is redirected to (empty = portal)'),
