@@ -31,6 +31,17 @@ export function parseAt(raw: string | undefined, config: Config, clock: Clock): 
   return at.setZone(config.qos.timezone);
 }
 
+/** How the firewall refuses: by interface, whatever the source address; passSources listed. */
+export function firewallLine(config: Config): string {
+  const fw = config.firewall;
+  if (!fw.enabled) return 'firewall: off (enabled = 0), nothing refused';
+  const families = fw.v6Enabled ? 'IPv4 and IPv6' : 'IPv4 (IPv6 passes: v6Enabled = 0)';
+  return (
+    `firewall: refuses by interface: ${families} arriving on ${fw.ethInt} and not allowed is refused, whatever its source address; ` +
+    `passSources ${fw.passSources.length ? fw.passSources.join(', ') : 'none'}`
+  );
+}
+
 export async function runCheck(opts: { config?: string; at?: string; json: boolean }, io: Io, clock: Clock): Promise<number> {
   const config = await loadConfigOrReport(opts.config, io);
   if (!config) return EXIT.invalid;
@@ -62,6 +73,7 @@ export async function runCheck(opts: { config?: string; at?: string; json: boole
         `global ${formatRate(eff.rates['globalDown']!)} down / ${formatRate(eff.rates['globalUp']!)} up, this site's cap ${formatRate(eff.rates['down']!)} / ${formatRate(eff.rates['up']!)}`,
     );
   }
+  lines.push(firewallLine(config));
   lines.push(
     `groups (${config.qos.enabled ? 'QoS enabled' : 'QoS disabled: everyone in group 0'}), daily reset at ${config.qos.resetHour}:00:`,
   );

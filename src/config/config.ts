@@ -47,6 +47,7 @@ import {
   parseEndpoint6,
   parseLdapHost,
   parseListen,
+  passSourceList,
   systemTimezone,
 } from './values.js';
 
@@ -277,6 +278,7 @@ export function parseConfig(
       .filter(Boolean),
     checkBlacklist: f.bool('checkBlacklist'),
     openDestinations: f.parse('openDestinations', (raw) => cidrList(raw, null), [] as string[]),
+    passSources: f.parse('passSources', passSourceList, [] as string[]),
     refuse: f.oneOf('refuse', ['reject', 'drop'] as const),
     portal: f.parse('portal', parseEndpoint, null),
     portalBan: f.parse('portalBan', parseEndpoint, null),

@@ -102,6 +102,8 @@ export interface FirewallConfig {
   readonly banServices: readonly string[];
   readonly checkBlacklist: boolean;
   readonly openDestinations: readonly string[];
+  /** sources (CIDRs, both families) that pass on eth_int without being allowed */
+  readonly passSources: readonly string[];
   readonly refuse: 'reject' | 'drop';
   readonly portal: { readonly ip: string; readonly port: number } | null;
   readonly portalBan: { readonly ip: string; readonly port: number } | null;

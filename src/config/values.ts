@@ -95,6 +95,18 @@ export function cidrList(raw: string, family: 4 | 6 | null): string[] {
   return out;
 }
 
+/**
+ * `[firewall] passSources`: networks of either family, each with its prefix length and no host
+ * bits (a bare address is refused: write /32 or /128), canonical; a /0 would switch the
+ * firewall off on the users' interface and is refused (enabled = 0 says that).
+ */
+export function passSourceList(raw: string): string[] {
+  const list = cidrList(raw, null);
+  const all = list.find((c) => c.endsWith('/0'));
+  if (all) throw new UnitError(`"${all}" would let every source through the users' interface (enabled = 0 turns the firewall off)`);
+  return [...new Set(list)];
+}
+
 export function parseEndpoint(raw: string): { ip: string; port: number } | null {
   if (raw === '') return null;
   const m = /^([0-9.]+):([0-9]{1,5})$/.exec(raw);
