@@ -17,6 +17,7 @@ import { KEYS, SECTIONS, specOf, isPatternKey, type Section } from './schema.js'
 import { UnitError, parseRate, parseSize } from './units.js';
 import { parseIp, isValidIpv4Prefix, parseCidr, prefixNetwork } from '../net/ip.js';
 import { checkCaFiles } from './files.js';
+import { checkDirs } from './dirs.js';
 import type {
   Config,
   DatabaseConfig,
@@ -28,7 +29,7 @@ import type {
   QosConfig,
   SharingConfig,
 } from './types.js';
-import { ConfigError, Ctx, SectionReader, indexLines } from './reader.js';
+import { ConfigError, Ctx, SectionReader, formatProblem, indexLines } from './reader.js';
 import { readRateRules } from './rules.js';
 import {
   CHAIN_PREFIX,
@@ -547,11 +548,13 @@ export async function loadConfig(file: string): Promise<Config> {
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `cannot read: ${why}` }]);
   }
   const config = parseConfig(text, file, { mode: st.mode, uid: st.uid, hostname: hostname() });
-  // The files it names: a CA that cannot be read is an invalid configuration, found by
-  // `check` and by a reload before anything switches.
-  const problems = await checkCaFiles(config);
+  // The files and directories it names: a CA that cannot be read, a shared directory, is an
+  // invalid configuration, found by `check`, `start`, `run` and a reload before anything switches.
+  const [ca, dirs] = await Promise.all([checkCaFiles(config), checkDirs(config)]);
+  const problems = [...ca, ...dirs.problems];
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return config;
+  const warnings = dirs.warnings.map(formatProblem);
+  return warnings.length === 0 ? config : deepFreeze({ ...config, warnings: [...config.warnings, ...warnings] });
 }
 
 /** Keys whose change needs a restart, between two configs. */
