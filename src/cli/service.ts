@@ -262,6 +262,8 @@ export async function runReload(configFlag: string | undefined, io: Io): Promise
       io.err(`reload rejected; the running configuration stays:\n${text(a['error'])}`);
       return EXIT.invalid;
     }
+    // The new file's warnings, as check prints them (the daemon logs them once too).
+    if (Array.isArray(a['warnings'])) for (const w of a['warnings']) io.err(`warning: ${text(w)}`);
     io.out(text(a['message']));
     if (a['summary']) io.out(text(a['summary']));
     return a['cycleOk'] === false ? EXIT.failed : EXIT.ok;

@@ -1,10 +1,11 @@
 // qos.conf -> one typed, frozen Config, built once and passed by constructor.
 // Owns: the order in which sections are read and the checks across sections (parseConfig),
-// the password permission check, loading the file (loadConfig), and which keys a reload cannot
-// change (from the schema). The pieces: types.ts (the Config type), reader.ts (problem
-// collection, typed section getters), values.ts (single-value parsers), rules.ts (rate rules).
+// loading the file (loadConfig), and which keys a reload cannot change (from the schema). The
+// pieces: types.ts (the Config type), reader.ts (problem collection, typed section getters),
+// values.ts (single-value parsers), rules.ts (rate rules), safety.ts (the file's permissions and
+// settings that open the gateway), files.ts (CA files), dirs.ts ([path] directories).
 // Never reads anything but the one file (and, in loadConfig, the host name: the default
-// [site] name, and the CA files it names); never exits the process.
+// [site] name, the CA files it names, and the stat of its directories); never exits the process.
 //
 // parseConfig reads every section in one function, top to bottom, so that each cross-section
 // check sits next to the values it compares: that is why this file is over 400 lines.
@@ -17,6 +18,8 @@ import { KEYS, SECTIONS, specOf, isPatternKey, type Section } from './schema.js'
 import { UnitError, parseRate, parseSize } from './units.js';
 import { parseIp, isValidIpv4Prefix, parseCidr, prefixNetwork } from '../net/ip.js';
 import { checkCaFiles } from './files.js';
+import { checkDirs } from './dirs.js';
+import { checkFileMode, checkFirewall, checkLdapTransport } from './safety.js';
 import type {
   Config,
   DatabaseConfig,
@@ -28,7 +31,7 @@ import type {
   QosConfig,
   SharingConfig,
 } from './types.js';
-import { ConfigError, Ctx, SectionReader, indexLines } from './reader.js';
+import { ConfigError, Ctx, SectionReader, formatProblem, indexLines } from './reader.js';
 import { readRateRules } from './rules.js';
 import {
   CHAIN_PREFIX,
@@ -138,9 +141,7 @@ export function parseConfig(
     refreshMs: l.duration('refresh', 0),
   };
   if (ldap.basePeople === '') ctx.problem('ldap', 'basepeople', 'must not be empty');
-  if (ldap.password !== '' && url.startsWith('ldap:') && !starttls) {
-    ctx.warn('ldap', 'password', `is sent in plaintext: ${url} without StartTLS (use ldaps:// or starttls = 1, with caFile)`);
-  }
+  checkLdapTransport(ctx, ldap);
   if (ldap.baseHosts === '') ctx.problem('ldap', 'basehosts', 'must not be empty');
 
   // [database]
@@ -315,6 +316,7 @@ export function parseConfig(
   for (const key of ['portal6', 'portalBan6'] as const) {
     if (firewall[key] && !firewall.v6Enabled) ctx.problem('firewall', key, 'IPv6 is off (v6Enabled = 0): no IPv6 portal');
   }
+  checkFirewall(ctx, firewall);
   if (firewall.ethExt !== '' && firewall.ethExt === firewall.ethInt) {
     ctx.problem('firewall', 'eth_int', `must differ from eth_ext (both "${firewall.ethExt}")`);
   }
@@ -489,18 +491,9 @@ export function parseConfig(
     }
   }
 
-  // A password in a file others can read or change (a writer could point us at their server).
-  if (ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '') {
-    const bad: string[] = [];
-    if (opts.uid !== undefined && opts.uid !== 0 && opts.uid !== (opts.processUid ?? process.getuid?.() ?? 0))
-      bad.push(`owned by uid ${opts.uid}, not root`);
-    if (opts.mode !== undefined && (opts.mode & 0o022) !== 0) bad.push('writable by its group or others');
-    if (opts.mode !== undefined && (opts.mode & 0o004) !== 0) bad.push('readable by others');
-    if (bad.length > 0) {
-      const mode = opts.mode === undefined ? '' : ` (mode ${(opts.mode & 0o777).toString(8).padStart(4, '0')})`;
-      ctx.problem('', null, `holds a password but is ${bad.join(', ')}${mode}: run chown root:root ${file} && chmod 600 ${file}`, null);
-    }
-  }
+  // Who may read or rewrite qos.conf (a writer could point us at their server, or open the gateway).
+  const secret = ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '';
+  checkFileMode(ctx, file, opts, secret);
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
@@ -549,11 +542,13 @@ export async function loadConfig(file: string): Promise<Config> {
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `cannot read: ${why}` }]);
   }
   const config = parseConfig(text, file, { mode: st.mode, uid: st.uid, hostname: hostname() });
-  // The files it names: a CA that cannot be read is an invalid configuration, found by
-  // `check` and by a reload before anything switches.
-  const problems = await checkCaFiles(config);
+  // The files and directories it names: a CA that cannot be read, a shared directory, is an
+  // invalid configuration, found by `check`, `start`, `run` and a reload before anything switches.
+  const [ca, dirs] = await Promise.all([checkCaFiles(config), checkDirs(config)]);
+  const problems = [...ca.problems, ...dirs.problems];
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return config;
+  const warnings = [...ca.warnings, ...dirs.warnings].map(formatProblem);
+  return warnings.length === 0 ? config : deepFreeze({ ...config, warnings: [...config.warnings, ...warnings] });
 }
 
 /** Keys whose change needs a restart, between two configs. */
