@@ -29,6 +29,9 @@
 // and pass) go to the sites with the largest fractional parts, ties to the earlier site,
 // never above a cap: the sum never exceeds G.
 
+import { SITE_NAME } from '../config/values.js';
+import { BPS_MAX, ROW_LIMIT, WEIGHT_MAX, WEIGHT_MIN } from './peers.js';
+
 export type Dir = 'down' | 'up';
 export const DIRS: readonly Dir[] = ['down', 'up'];
 
@@ -213,8 +216,8 @@ const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof
 export function parseShareInput(doc: unknown): ParseResult {
   const errors: string[] = [];
   const bps = (v: unknown, path: string): number => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-      errors.push(`${path}: expected a non-negative integer (bit/s), got ${JSON.stringify(v) ?? 'nothing'}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > BPS_MAX) {
+      errors.push(`${path}: expected a non-negative integer (bit/s) up to ${BPS_MAX}, got ${JSON.stringify(v) ?? 'nothing'}`);
       return 0;
     }
     return v;
@@ -232,6 +235,8 @@ export function parseShareInput(doc: unknown): ParseResult {
   const rawSites = doc['sites'];
   if (!Array.isArray(rawSites)) {
     errors.push(`sites: expected an array, got ${JSON.stringify(rawSites) ?? 'nothing'}`);
+  } else if (rawSites.length > ROW_LIMIT + 1) {
+    errors.push(`sites: at most ${ROW_LIMIT + 1} sites (this one and ${ROW_LIMIT} others), got ${rawSites.length}`);
   } else {
     const seen = new Map<string, number>();
     rawSites.forEach((s: unknown, i) => {
@@ -241,16 +246,18 @@ export function parseShareInput(doc: unknown): ParseResult {
         return;
       }
       const name = s['site'];
-      if (typeof name !== 'string' || name === '') {
-        errors.push(`${p}.site: expected a non-empty string, got ${JSON.stringify(name) ?? 'nothing'}`);
+      if (typeof name !== 'string' || !SITE_NAME.test(name)) {
+        errors.push(`${p}.site: expected a site name (letters, digits, _ . -, at most 64), got ${JSON.stringify(name) ?? 'nothing'}`);
       } else if (seen.has(name)) {
         errors.push(`${p}.site: duplicate site name "${name}" (also sites[${seen.get(name)}])`);
       } else {
         seen.set(name, i);
       }
       const weight = s['weight'];
-      if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
-        errors.push(`${p}.weight: expected a positive number, got ${JSON.stringify(weight) ?? 'nothing'}`);
+      if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < WEIGHT_MIN || weight > WEIGHT_MAX) {
+        errors.push(
+          `${p}.weight: expected a positive number from ${WEIGHT_MIN} to ${WEIGHT_MAX}, got ${JSON.stringify(weight) ?? 'nothing'}`,
+        );
       }
       const cap = pair(s['cap'], `${p}.cap`);
       const demand = pair(s['demand'], `${p}.demand`);

@@ -356,6 +356,7 @@ test('reselqos share --json: rows on stdin -> allocation on stdout; exit 2 with 
     sites: [
       { site: 'brest', weight: 1, cap: { down: 50 * M, up: 20 * M }, demand: { down: 0, up: 0 }, fresh: true },
       { site: 'brest', weight: -1, cap: { down: -5, up: '20' }, demand: { down: 0, up: 0 }, allocated: { down: 1.5, up: 0 }, fresh: 'yes' },
+      { site: 'bad name', weight: 1e300, cap: { down: 2 ** 64, up: 0 }, demand: { down: 0, up: 0 }, fresh: true },
     ],
   };
   const e = await share(JSON.stringify(bad));
@@ -369,9 +370,12 @@ test('reselqos share --json: rows on stdin -> allocation on stdout; exit 2 with 
     'sites[1].cap.up: expected a non-negative integer',
     'sites[1].allocated.down: expected a non-negative integer',
     'sites[1].fresh: expected true or false',
+    'sites[2].site: expected a site name',
+    'sites[2].weight: expected a positive number from 0.001 to 1000, got 1e+300',
+    'sites[2].cap.down: expected a non-negative integer (bit/s) up to 10000000000000',
   ])
     assert.ok(e.stderr.includes(want), `stderr names "${want}":\n${e.stderr}`);
-  assert.match(e.stderr, /7 error\(s\)/);
+  assert.match(e.stderr, /10 error\(s\)/);
   const notJson = await share('{"global":');
   assert.equal(notJson.code, 2);
   assert.match(notJson.stderr, /not JSON/);
