@@ -296,8 +296,10 @@ export function statusText(s: StatusJson): string {
   if (sh?.enabled && sh.allocation && sh.demand && sh.global && sh.cap) {
     const pair = (p: { down: number; up: number }): string => `${formatRate(p.down)} down, ${formatRate(p.up)} up`;
     lines.push(
-      `site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? 'a site is stale: static split' : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`,
+      `site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? (sh.collision ? 'name collision: static split' : 'a site is stale: static split') : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`,
     );
+    if (sh.collision) lines.push(`  COLLISION: ${sh.collision}`);
+    for (const p of sh.problems ?? []) if (!p.includes('site name collision')) lines.push(`  ${p}`);
     lines.push(`  demand ${pair(sh.demand)}; allocation ${pair(sh.allocation)}`);
     for (const p of sh.peers)
       lines.push(
