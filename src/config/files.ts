@@ -1,4 +1,4 @@
-// The files qos.conf names beyond itself: the PEM CA bundles of [ldap] and [database].
+// The files qos.conf names beyond itself: the PEM CA bundles of [ldap], [database] and [publish].
 // Owns reading them and telling why one cannot be used (each problem naming file:line
 // and key, as the parser does). Never connects anywhere; never keeps the contents.
 
@@ -37,9 +37,11 @@ export async function readPemCa(path: string): Promise<Buffer> {
 
 /** Every caFile of the config that cannot be read as PEM certificates. */
 export async function checkCaFiles(config: Config): Promise<ConfigProblem[]> {
-  const wanted: { section: 'ldap' | 'database'; path: string | null }[] = [
+  const wanted: { section: 'ldap' | 'database' | 'publish'; path: string | null }[] = [
     { section: 'ldap', path: config.ldap.caFile },
     { section: 'database', path: config.database.caFile },
+    // [publish] caFile of its own (one inherited from [database] is checked there)
+    { section: 'publish', path: config.publish.caFile === config.database.caFile ? null : config.publish.caFile },
   ];
   const problems: ConfigProblem[] = [];
   for (const { section, path } of wanted) {
