@@ -3,6 +3,11 @@
 // cannot be stored (issue 20, finding 6).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseConfig, ConfigError } from '../../src/config/config.js';
 import {
   migrations,
@@ -120,4 +125,28 @@ test('rows a table cannot hold: uid and DN counted in characters (not UTF-16 uni
   assert.match(classRowProblem(['s', 0, 'down', 16, -1, 1000, 2000, 3, 1])!, /limit -1 is not a BIGINT UNSIGNED/);
   assert.equal(showUid('alice'), '"alice"');
   assert.equal(showUid('u'.repeat(100)), `"${'u'.repeat(32)}…" (100 characters)`);
+});
+
+// The built CLI: `check` prints the plaintext warning, and refuses a [publish] caFile it cannot read.
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+function check(text: string): Promise<{ code: number; stderr: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'rq-publish-check-'));
+  const file = join(dir, 'qos.conf');
+  writeFileSync(file, text.replaceAll('@DIR@', dir));
+  chmodSync(file, 0o600);
+  return new Promise((resolve) => {
+    execFile(process.execPath, [join(root, 'dist/cli.js'), 'check', '-c', file], { cwd: root }, (err, _stdout, stderr) => {
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
+    });
+  });
+}
+
+test('check: a plaintext [publish] host is warned about; an unreadable [publish] caFile exits 2 naming it', async () => {
+  let r = await check(minimalConf({ extra: '[publish]\nenabled = 1\nhost = web.example.org\nuser = site\npassword = x' }));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: .*qos\.conf:\d+: \[publish\] host: web\.example\.org:3306 is written to in plaintext/);
+  r = await check(minimalConf({ extra: '[publish]\nenabled = 1\nhost = web.example.org\ntls = 1\ncaFile = @DIR@/missing.pem' }));
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /qos\.conf:\d+: \[publish\] caFile: cannot read .*missing\.pem: file not found/);
 });
