@@ -459,6 +459,9 @@ export function parseConfig(
   }
   const pb = R('publish');
   const pbHost = pb.parse('host', (raw) => (raw === '' ? null : parseDbHost(raw)), null);
+  // TLS: a host of its own has its own tls and caFile, each empty = [database]'s; else [database]'s apply.
+  const pbTls = pbHost && pb.str('tls') !== '' ? pb.bool('tls') : database.tls;
+  const pbCaOwn = pbHost ? pb.parse('caFile', absFile, null) : null;
   const publish: PublishConfig = {
     enabled: pb.bool('enabled'),
     db: pb.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
@@ -467,11 +470,23 @@ export function parseConfig(
     socket: pbHost ? null : database.socket,
     user: pbHost ? pb.str('user') : database.user,
     password: pbHost ? pb.str('password') : database.password,
+    tls: pbTls,
+    caFile: pbTls ? (pbCaOwn ?? database.caFile) : null,
     timeoutMs: pb.duration('timeout', 100),
   };
   if (!pbHost) {
     for (const key of ['user', 'password'])
       if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host (the [database] account is used)');
+    for (const key of ['tls', 'caFile'])
+      if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host ([database] tls and caFile apply)');
+  } else {
+    if (pbCaOwn !== null && !pbTls) ctx.problem('publish', 'caFile', 'is only used with tls = 1 (set tls = 1, or remove caFile)');
+    if (publish.enabled && !pbTls && !LOOPBACK_HOST.test(publish.host))
+      ctx.warn(
+        'publish',
+        'host',
+        `${publish.host}:${publish.port} is written to in plaintext: the password and every published row (uids, DNs, volumes) can be read or altered on the way (set [publish] tls = 1 with caFile, or use a loopback host)`,
+      );
   }
 
   // Unknown keys (warnings), after every reader ran.

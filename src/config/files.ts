@@ -1,4 +1,4 @@
-// The files qos.conf names beyond itself: the PEM CA bundles of [ldap] and [database].
+// The files qos.conf names beyond itself: the PEM CA bundles of [ldap], [database] and [publish].
 // Owns reading them and telling why one cannot be used or should not be trusted as it is:
 // unreadable, not PEM, no certificate valid now, writable by everyone (refused); some
 // certificates expired, all of them expiring within 30 days, group-writable (warnings). Each
@@ -91,6 +91,8 @@ export async function checkCaFiles(config: Config, now = Date.now()): Promise<{ 
   const wanted = [
     { section: 'ldap', server: 'LDAP', path: config.ldap.caFile },
     { section: 'database', server: 'MySQL', path: config.database.caFile },
+    // [publish] caFile of its own (one inherited from [database] is checked there)
+    { section: 'publish', server: 'publish MySQL', path: config.publish.caFile === config.database.caFile ? null : config.publish.caFile },
   ] as const;
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];

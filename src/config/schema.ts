@@ -311,6 +311,20 @@ export const KEYS: readonly KeySpec[] = [
   k('publish', 'password', '', true, 'its password (with host set; the file must then be mode 0600)'),
   k(
     'publish',
+    'tls',
+    '',
+    true,
+    'with host set: 1 = TLS to that server, its certificate always verified (against caFile), no plaintext fallback; 0 = plaintext (warned about for a host other than loopback); empty = as [database] tls. Without host, [database] tls and caFile apply',
+  ),
+  k(
+    'publish',
+    'caFile',
+    '',
+    true,
+    'with host set and tls: PEM CA bundle to verify that server; empty = [database] caFile (itself empty = the system CAs). `check` and every reload verify it is readable PEM',
+  ),
+  k(
+    'publish',
     'timeout',
     '10s',
     true,

@@ -153,6 +153,10 @@ export interface PublishConfig {
   readonly socket: string | null;
   readonly user: string;
   readonly password: string;
+  /** TLS to that server, certificate always verified: [publish] tls with a host of its own, else (and when empty) [database] tls */
+  readonly tls: boolean;
+  /** PEM CA bundle (with tls): [publish] caFile with a host of its own, else (and when empty) [database] caFile */
+  readonly caFile: string | null;
   readonly timeoutMs: number;
 }
 
