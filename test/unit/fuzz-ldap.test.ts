@@ -98,7 +98,7 @@ function parse(bytes: Buffer, split: number, decode: boolean): { entries: RawEnt
   p.on('error', () => out.errors++);
   p.on('message', (m) => {
     if (!(m instanceof SearchEntry)) out.others++;
-    else out.entries.push(decode ? (m as unknown as DecodedEntry) : entryView((m as SearchEntry).toObject(ATTRS, [])));
+    else out.entries.push(decode ? (m as unknown as DecodedEntry) : entryView(m.toObject(ATTRS, [])));
   });
   const at = split % (bytes.length + 1);
   timed('parse', 2000, () => {

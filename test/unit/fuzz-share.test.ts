@@ -21,7 +21,10 @@ const weight = fc.oneof(
   fc.double({ min: Number.MIN_VALUE, max: Number.MAX_VALUE, noNaN: true }),
 );
 /** Anything JSON can hold where a field is expected. */
-const junk = fc.oneof(fc.constantFrom(null, -1, 1.5, 'x', '100', true, [], {}, 1e400, -0), fc.jsonValue({ maxDepth: 2 }));
+const junk = fc.oneof(
+  fc.constantFrom(null, -1, 1.5, 'x', '100', true, [], {}, Number.POSITIVE_INFINITY, -0),
+  fc.jsonValue({ maxDepth: 2 }),
+);
 const maybe = <T>(good: fc.Arbitrary<T>): fc.Arbitrary<unknown> =>
   fc.oneof({ weight: 40, arbitrary: good }, { weight: 1, arbitrary: junk }, { weight: 1, arbitrary: fc.constant(undefined) });
 const pair = maybe(fc.record({ down: maybe(bps), up: maybe(bps) }));

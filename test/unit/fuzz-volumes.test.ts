@@ -11,7 +11,6 @@ import { VolumeSource } from '../../src/sources/volumes.js';
 import { parseConfig } from '../../src/config/config.js';
 import { parseIp } from '../../src/net/ip.js';
 import type { Logger } from '../../src/log.js';
-import type { Directory } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 import { fuzzAsync } from '../helpers/fuzz.js';
 
@@ -110,7 +109,7 @@ test('fuzz: netacct rows: never a throw, bytes only to the IPs of the rows, ever
           skipped: [],
           fetchedAt: '',
         };
-        source.setDirectory(directory as unknown as Directory);
+        source.setDirectory(directory);
       }
       const usage = await source.fetch(new Date(Date.UTC(2026, 0, 1, 4)), new Date(Date.UTC(2026, 0, 1, 12)));
       const named = new Set(list.map(([v]) => canonical(v)).filter((x): x is string => x !== null));
