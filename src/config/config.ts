@@ -51,6 +51,8 @@ import {
   parseLdapHost,
   parseListen,
   passSourceList,
+  WEIGHT_MAX,
+  WEIGHT_MIN,
   systemTimezone,
 } from './values.js';
 
@@ -419,7 +421,10 @@ export function parseConfig(
   const sh = R('sharing');
   const sharing: SharingConfig = {
     enabled: sh.bool('enabled'),
-    weight: sh.float('weight', (n) => (n > 0 ? null : 'expected a positive number')),
+    // the bounds every peer's row is held to (src/sharing/peers.ts): our own row must pass them too
+    weight: sh.float('weight', (n) =>
+      n >= WEIGHT_MIN && n <= WEIGHT_MAX ? null : `expected a number from ${WEIGHT_MIN} to ${WEIGHT_MAX}`,
+    ),
     stale: sh.int('stale', 1, 1000),
     db: sh.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
   };

@@ -144,3 +144,7 @@ export function checkFilter(raw: string): string {
   if (!raw.startsWith('(') || depth !== 0) throw new UnitError(`expected an LDAP filter such as (objectClass=reselMachine), got "${raw}"`);
   return raw;
 }
+
+/** The bounds of a site's [sharing] weight, ours and every peer's row alike (src/sharing/peers.ts). */
+export const WEIGHT_MIN = 0.001;
+export const WEIGHT_MAX = 1000;

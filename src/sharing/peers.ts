@@ -8,7 +8,9 @@
 // in the future (beyond SKEW_MS) is not fresh; a peer's interval counts at most
 // INTERVAL_MAX_MS, so no row stays fresh longer than `stale` × one hour.
 
-import { SITE_NAME } from '../config/values.js';
+import { SITE_NAME, WEIGHT_MAX, WEIGHT_MIN } from '../config/values.js';
+
+export { WEIGHT_MAX, WEIGHT_MIN };
 import type { Pair } from './allocate.js';
 import type { Row } from './smooth.js';
 import type { ExchangeView } from './store.js';
@@ -17,8 +19,6 @@ import type { ExchangeView } from './store.js';
 export const ROW_LIMIT = 256;
 /** bit/s above this (10 Tbit/s) are not a rate; 256 × this is still an exact double. */
 export const BPS_MAX = 10_000_000_000_000;
-export const WEIGHT_MIN = 0.001;
-export const WEIGHT_MAX = 1000;
 export const INTERVAL_MIN_MS = 1000;
 export const INTERVAL_MAX_MS = 3_600_000;
 export const USERS_MAX = 10_000_000;
