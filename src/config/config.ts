@@ -307,11 +307,12 @@ export function parseConfig(
     if (value !== '' && !r.ok) ctx.problem('firewall', key, r.reason);
   }
   if (firewall.enabled && firewall.v6Enabled && user6Networks.length === 0) {
-    // The IPv6 chains would refuse nothing: every IPv6 user would be out, unfiltered.
+    // user6Networks bounds which IPv6 addresses a machine may hold: with none, any address an
+    // LDAP entry holds (a server's, another campus's) would enter the allow set unchecked.
     ctx.problem(
       'firewall',
       'user6Networks',
-      'the firewall filters IPv6 (enabled = 1, v6Enabled = 1) but no IPv6 user network is configured, so IPv6 would pass unfiltered: set net6 or user6Networks (or v6Enabled = 0 to let IPv6 through deliberately)',
+      'the firewall filters IPv6 (enabled = 1, v6Enabled = 1) but no IPv6 user network is configured, so any IPv6 address an LDAP entry holds would be let out unchecked: set net6 or user6Networks (or v6Enabled = 0 to leave IPv6 to the rest of FORWARD deliberately)',
       ctx.lineOf('firewall', f.has('user6Networks') ? 'user6Networks' : f.has('net6') ? 'net6' : 'v6Enabled'),
     );
   }
