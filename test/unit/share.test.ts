@@ -406,7 +406,7 @@ test('config: [site] name defaults to the host name; [sharing] keys, defaults an
     const text = e.message;
     for (const want of [
       /\[site\] name: expected a site name/,
-      /\[sharing\] weight: expected a positive number/,
+      /\[sharing\] weight: expected a number from 0.001 to 1000/,
       /\[sharing\] stale: expected an integer from 1/,
       /\[sharing\] db: expected an SQL identifier/,
       /\[rates\] globalDown: is required with \[sharing\] enabled = 1/,
