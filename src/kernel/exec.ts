@@ -1,9 +1,11 @@
 // src/kernel/exec.ts — the one module of the product that runs the kernel tools.
 //
 // The rule: every command the daemon runs (ipset, iptables-restore, tc, ip, the *-save
-// read-backs) goes through the `Exec` seam defined here. The only other spawn in src/ is
-// `reselqos start` forking the daemon itself (src/cli/service.ts: node running our own
-// cli.js, detached). Test and sandbox processes live in sandbox/ (sandbox/spawn.ts).
+// read-backs) goes through the `Exec` seam defined here (and, from the daemon, through the spawn
+// helper exec-helper.ts, which runs the same realExec). The other spawns in src/ run no kernel
+// tool: `reselqos start` forking the daemon itself (src/cli/service.ts: node running our own
+// cli.js, detached) and flock(1) holding the kernel lock (src/daemon/pidfile.ts). Test and
+// sandbox processes live in sandbox/ (sandbox/spawn.ts).
 //
 // Owns: running a command as an argv array (child_process.spawn, never a shell), feeding it
 // stdin, collecting stdout/stderr, enforcing a timeout (default 30 s, never infinite), turning a
