@@ -47,6 +47,7 @@ import {
   parseEndpoint6,
   parseLdapHost,
   parseListen,
+  parseToken,
   systemTimezone,
 } from './values.js';
 
@@ -444,7 +445,7 @@ export function parseConfig(
   const mx = R('metrics');
   const metrics: MetricsConfig = {
     listen: mx.parse('listen', parseListen, null),
-    token: mx.str('token'),
+    token: mx.parse('token', parseToken, ''),
   };
   if (metrics.listen && !isLoopback(metrics.listen.host) && metrics.token === '') {
     ctx.problem(
