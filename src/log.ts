@@ -38,10 +38,16 @@ export class MemoryLogger implements Logger {
   }
 }
 
-const secrets = new Set<string>();
-/** Registers a secret (bind password, database password) that must never appear in a log line. */
+let secrets: string[] = [];
+/**
+ * Registers a secret (bind password, database password, [metrics] token) that must never appear
+ * in a log line. Any length: a 1-character password is masked too (every occurrence of that
+ * character in the message, the price of never showing it).
+ */
 export function registerSecret(s: string): void {
-  if (s.length >= 3) secrets.add(s);
+  if (s === '' || secrets.includes(s)) return;
+  // longest first: a secret inside another is not masked before the longer one is
+  secrets = [...secrets, s].sort((a, b) => b.length - a.length);
 }
 export function redact(text: string): string {
   let out = text;
@@ -85,7 +91,8 @@ export function createLogger(opts: WinstonOptions): FileLogger {
   const fmt = winston.format.printf((info) => {
     const meta = Object.entries(info).filter(([k]) => !['level', 'message', 'timestamp', 'splat'].includes(k) && typeof k === 'string');
     const extra = meta.length ? ' ' + JSON.stringify(Object.fromEntries(meta)) : '';
-    return redact(`${String(info['timestamp'])} ${info.level} ${escapeControl(String(info.message))}${escapeControl(extra)}`);
+    // the message and its metadata masked, not the timestamp and level (a short secret may be a digit)
+    return `${String(info['timestamp'])} ${info.level} ${redact(escapeControl(String(info.message)) + escapeControl(extra))}`;
   });
   const timestamp = winston.format.timestamp({ format: () => localIsoWithZone(new Date()) });
   const makeFile = (): winston.transport | null => {

@@ -53,6 +53,7 @@ import {
   passSourceList,
   WEIGHT_MAX,
   WEIGHT_MIN,
+  parseToken,
   systemTimezone,
 } from './values.js';
 
@@ -454,7 +455,7 @@ export function parseConfig(
   const mx = R('metrics');
   const metrics: MetricsConfig = {
     listen: mx.parse('listen', parseListen, null),
-    token: mx.str('token'),
+    token: mx.parse('token', parseToken, ''),
   };
   if (metrics.listen && !isLoopback(metrics.listen.host) && metrics.token === '') {
     ctx.problem(

@@ -296,7 +296,13 @@ export const KEYS: readonly KeySpec[] = [
     true,
     'address:port of the HTTP listener serving /metrics (Prometheus) and the dashboard at /; empty = off. Any address other than loopback needs token',
   ),
-  k('metrics', 'token', '', true, 'when set, every request needs the header Authorization: Bearer <token> (401 otherwise)'),
+  k(
+    'metrics',
+    'token',
+    '',
+    true,
+    'when set (at least 16 visible ASCII characters), every request needs the header Authorization: Bearer <token> or the session cookie of the dashboard login form (401 otherwise)',
+  ),
   // [publish]
   k(
     'publish',

@@ -77,6 +77,19 @@ export function parseListen(raw: string): { host: string; port: number } | null 
   return { host, port };
 }
 
+/** The shortest [metrics] token accepted: a guess must be hopeless (16 random hex digits = 64 bits). */
+export const TOKEN_MIN = 16;
+
+/** [metrics] token: '' (none) or at least TOKEN_MIN visible ASCII characters. Never repeats the token. */
+export function parseToken(raw: string): string {
+  if (raw === '') return '';
+  if (!/^[\x21-\x7e]+$/.test(raw))
+    throw new UnitError('must be visible ASCII characters (no space, no control character): it travels in an HTTP header');
+  if (raw.length < TOKEN_MIN)
+    throw new UnitError(`is ${raw.length} characters long: use at least ${TOKEN_MIN} (e.g. the output of openssl rand -hex 16)`);
+  return raw;
+}
+
 export function isLoopback(ip: string): boolean {
   return ip === '::1' || ip.startsWith('127.');
 }

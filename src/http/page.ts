@@ -1,15 +1,18 @@
 // The dashboard page served at GET / : one self-contained HTML document (no CDN: uPlot
 // comes from /assets, served out of the package's node_modules). Read-only: it polls
 // /api/state every few seconds and asks /api/explain for the search box. No secret is
-// ever part of what it shows (the state JSON carries none).
+// ever part of what it shows (the state JSON carries none). Every URL it asks is relative
+// (api/state, assets/…), so it also works behind a proxy under a sub-path. With [metrics]
+// token, a browser without the session cookie gets the login page instead (POST login);
+// a 401 on the page's own requests (the session expired) reloads it, showing that form.
 
-export const DASHBOARD_HTML = `<!doctype html>
+const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>reselqos</title>
-<link rel="stylesheet" href="/assets/uPlot.min.css">
+<link rel="stylesheet" href="assets/uPlot.min.css">
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 0; background: #f6f7f9; color: #222; }
   header { background: #1f2d3d; color: #fff; padding: 10px 18px; display: flex; gap: 24px; flex-wrap: wrap; align-items: baseline; }
@@ -34,6 +37,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <span>MySQL: <span id="mysql">-</span></span>
   <span>rate rule: <span id="rule">-</span></span>
   <span id="sharing-box" hidden>sharing: <span id="sharing">-</span></span>
+  <!--logout-->
 </header>
 <main>
   <section><h2>Download: measured throughput per group (solid) and policy rate (dashed), Mbit/s</h2><div id="chart-down"></div></section>
@@ -46,7 +50,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section><h2>Last moves</h2><table id="moves"><thead><tr><th>uid</th><th>direction</th><th>from</th><th>to</th><th>at</th></tr></thead><tbody></tbody></table></section>
   <section><h2>Firewall</h2><table id="firewall"><tbody></tbody></table></section>
 </main>
-<script src="/assets/uPlot.iife.min.js"></script>
+<script src="assets/uPlot.iife.min.js"></script>
 <script>
 'use strict';
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -124,7 +128,8 @@ function render(s) {
 let delay = 2000;
 async function poll() {
   try {
-    const r = await fetch('/api/state', { cache: 'no-store' });
+    const r = await fetch('api/state', { cache: 'no-store' });
+    if (r.status === 401) { location.reload(); return; }
     if (r.ok) { const s = await r.json(); render(s); delay = Math.min(10000, Math.max(1000, s.intervalS * 1000)); }
   } catch (e) { text($('cycle'), 'daemon unreachable'); }
   setTimeout(poll, delay);
@@ -134,7 +139,8 @@ $('search').addEventListener('submit', async (ev) => {
   const who = $('who').value.trim();
   if (!who) return;
   const out = $('explain');
-  const r = await fetch('/api/explain?who=' + encodeURIComponent(who), { cache: 'no-store' });
+  const r = await fetch('api/explain?who=' + encodeURIComponent(who), { cache: 'no-store' });
+  if (r.status === 401) { location.reload(); return; }
   const j = await r.json();
   out.className = '';
   if (!j.ok) { text(out, j.error); delete out.dataset.uid; return; }
@@ -156,3 +162,42 @@ poll();
 </body>
 </html>
 `;
+
+const LOGOUT = '<form id="logout" method="post" action="logout" style="margin-left:auto"><button>log out</button></form>';
+
+/** The dashboard; with a log-out button when the browser came in with the session cookie. */
+export function dashboardPage(session: boolean): string {
+  return DASHBOARD_HTML.replace('<!--logout-->', session ? LOGOUT : '');
+}
+
+const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** The login form ([metrics] token set, no valid Bearer header or cookie): POSTs the token to login. */
+export function loginPage(error: string | null): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>reselqos: log in</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; background: #f6f7f9; color: #222; }
+  header { background: #1f2d3d; color: #fff; padding: 10px 18px; }
+  header h1 { font-size: 18px; margin: 0; }
+  form { background: #fff; border: 1px solid #dde; border-radius: 6px; padding: 14px; margin: 24px auto; max-width: 420px; }
+  input { font: inherit; padding: 4px 8px; width: 100%; box-sizing: border-box; margin: 6px 0 10px; }
+  .bad { color: #c00; }
+</style>
+</head>
+<body>
+<header><h1>reselqos</h1></header>
+<form id="login" method="post" action="login">
+  <label for="token">[metrics] token of this gateway</label>
+  <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+  ${error ? `<p id="login-error" class="bad">${esc(error)}</p>` : ''}
+  <button>log in</button>
+</form>
+</body>
+</html>
+`;
+}

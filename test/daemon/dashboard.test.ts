@@ -1,6 +1,7 @@
 // The dashboard in a real browser: Debian's chromium (headless) driven by playwright-core,
 // against the real daemon (`reselqos start`) on a sandbox gateway with an iperf3 download
-// through the shaper. Leaves a screenshot in docs/dashboard.png.
+// through the shaper. Leaves a screenshot in docs/dashboard.png. Then with [metrics] token: the
+// login form, the session cookie, and the dashboard's own JSON requests answered (not 401).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
@@ -28,12 +29,39 @@ let browser: BrowserContext | null = null;
 let dir: string;
 let conf: string;
 let port: number;
+const TOKEN = 'dashboard-test-token-0123456789';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 const person = (uid: string): string =>
   `dn: uid=${uid},${PEOPLE_BASE}\nobjectClass: genericPerson\nobjectClass: reselPerson\nuid: ${uid}\nendInternet: 20300101000000Z\n\n`;
 const machine = (host: string, uid: string, ip: string): string =>
   `dn: host=${host},${MACHINES_BASE}\nobjectClass: reselMachine\nhost: ${host}\nuidProprio: uid=${uid},${PEOPLE_BASE}\nipHostNumber: ${ip}\nzone: Brest\nzone: User\n\n`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const writeConf = (metrics: string): void => {
+  writeFileSync(
+    conf,
+    gatewayConf(
+      { slapd, db, gw },
+      {
+        dir,
+        down: '30Mbit',
+        up: '30Mbit',
+        ratesrules: 'rule1From = 20:00\nrule1To = 20:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
+        metrics,
+      },
+    ),
+  );
+  chmodSync(conf, 0o600);
+};
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} missing: run scripts/install-deps.sh`);
@@ -59,20 +87,7 @@ before(async () => {
     { ip: '172.22.201.1', time: hour, input: 20_000_000, output: 1_000_000 },
   ]);
   iperf = await startIperfServer(gw, 5201);
-  writeFileSync(
-    conf,
-    gatewayConf(
-      { slapd, db, gw },
-      {
-        dir,
-        down: '30Mbit',
-        up: '30Mbit',
-        ratesrules: 'rule1From = 20:00\nrule1To = 20:01\nrule1GlobalUp = 0\nrule1GlobalDown = 0\nrule1Up = 0\nrule1Down = 20Mbit',
-        metrics: `listen = 127.0.0.1:${port}`,
-      },
-    ),
-  );
-  chmodSync(conf, 0o600);
+  writeConf(`listen = 127.0.0.1:${port}`);
   const r = await runCli(['start', '-c', conf]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
 });
@@ -97,16 +112,7 @@ test('dashboard in chromium: charts have points, measured throughput within 20 %
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1300, height: 1000 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_ARGS,
     });
     const page = await browser.newPage();
     const errors: string[] = [];
@@ -171,4 +177,61 @@ test('dashboard in chromium: charts have points, measured throughput within 20 %
   const js = await get(`http://127.0.0.1:${port}/assets/uPlot.iife.min.js`);
   assert.equal(js.status, 200);
   assert.match(js.text, /uPlot/);
+});
+
+test('with [metrics] token: the login form, then an HttpOnly SameSite=Strict session; the dashboard loads its JSON (no 401) and shows data; log out', async () => {
+  writeConf(`listen = 127.0.0.1:${port}\ntoken = ${TOKEN}`);
+  const r = await runCli(['reload', '-c', conf]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.equal((await get(`http://127.0.0.1:${port}/api/state`)).status, 401, 'the token is in force');
+  const home = mkdtempSync(join(tmpdir(), 'rq-chromium-'));
+  const ctx = await chromium.launchPersistentContext(home, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  try {
+    const page = await ctx.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    const json: string[] = [];
+    page.on('response', (res) => {
+      if (new URL(res.url()).pathname.startsWith('/api/')) json.push(`${res.status()} ${new URL(res.url()).pathname}`);
+    });
+    const first = await page.goto(`http://127.0.0.1:${port}/`);
+    assert.equal(first?.status(), 401);
+    await page.locator('form#login').waitFor();
+    // a wrong token: the form again, with the reason
+    await page.fill('#token', TOKEN + '-wrong');
+    await page.click('form#login button');
+    await page.locator('#login-error', { hasText: 'wrong token' }).waitFor();
+    assert.deepEqual(await ctx.cookies(), [], 'no cookie for a wrong token');
+    // the right one: the dashboard, filled from its own requests
+    await page.fill('#token', TOKEN);
+    await page.click('form#login button');
+    await page.locator('td[data-users-down]').first().waitFor();
+    assert.equal(new URL(page.url()).pathname, '/');
+    assert.equal(await page.locator('td[data-users-down]').first().getAttribute('data-users-down'), '2', 'bob and carol in group 0');
+    assert.match(await page.locator('#ldap').innerText(), /^ok$/);
+    await page.fill('#who', 'alice');
+    await page.click('#search button');
+    await page.locator('#explain[data-uid="alice"]').waitFor();
+    const cookies = await ctx.cookies();
+    assert.equal(cookies.length, 1, JSON.stringify(cookies));
+    assert.equal(cookies[0]!.name, 'reselqos_session');
+    assert.equal(cookies[0]!.httpOnly, true);
+    assert.equal(cookies[0]!.sameSite, 'Strict');
+    assert.equal(cookies[0]!.secure, false, 'plain http on loopback');
+    assert.ok(!cookies[0]!.value.includes(TOKEN), 'the cookie is not the token');
+    assert.equal(await page.evaluate('document.cookie'), '', 'no script can read the session');
+    assert.ok(json.length >= 2 && json.every((l) => l.startsWith('200 ')), `the page's own JSON requests: ${json.join(', ')}`);
+    // log out: the form again, and the page's requests would be refused
+    await page.click('#logout button');
+    await page.locator('form#login').waitFor();
+    assert.deepEqual(
+      (await ctx.cookies()).filter((c) => c.value !== ''),
+      [],
+      'the session is cleared',
+    );
+    assert.deepEqual(errors, [], 'no script error');
+  } finally {
+    await ctx.close().catch(() => undefined);
+    rmSync(home, { recursive: true, force: true });
+  }
 });

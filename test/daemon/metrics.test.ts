@@ -320,16 +320,20 @@ test('[publish] host: another server; hung (SIGSTOP) it costs the cycles nothing
 test('token and listen: reload rebinds; without the bearer token 401; check exits 2 for a public listen without token', async () => {
   const old = port;
   port = await freePort();
-  writeConf({ metrics: `listen = 127.0.0.1:${port}\ntoken = s3cret-token` });
+  writeConf({ metrics: `listen = 127.0.0.1:${port}\ntoken = s3cret-token-0123456789` });
   const r = await c('reload');
   assert.equal(r.code, 0, r.stderr);
   await assert.rejects(fetch(`http://127.0.0.1:${old}/metrics`), 'the old address is closed');
   assert.equal((await get(url('/metrics'))).status, 401);
   assert.equal((await get(url('/'))).status, 401);
   assert.equal((await get(url('/metrics'), { Authorization: 'Bearer wrong' })).status, 401);
-  const ok = await get(url('/metrics'), { Authorization: 'Bearer s3cret-token' });
+  const ok = await get(url('/metrics'), { Authorization: 'Bearer s3cret-token-0123456789' });
   assert.equal(ok.status, 200);
-  assert.ok(!ok.text.includes('s3cret-token'));
+  assert.ok(!ok.text.includes('s3cret-token-0123456789'));
+  writeConf({ metrics: `listen = 127.0.0.1:${port}\ntoken = ab` });
+  const short = await c('check');
+  assert.notEqual(short.code, 0);
+  assert.match(short.stderr, /qos\.conf:\d+: \[metrics\] token: is 2 characters long: use at least 16/);
   writeConf({ metrics: `listen = 0.0.0.0:${port}` });
   const chk = await c('check');
   assert.equal(chk.code, 2);

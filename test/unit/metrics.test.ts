@@ -129,7 +129,7 @@ test('[metrics], [publish], [site]: defaults, a public listen needs a token, pub
   const off = parseConfig(minimalConf({ extra: '[metrics]\nlisten =\n[site]\nname = brest' }), 'q');
   assert.equal(off.metrics.listen, null);
   assert.equal(off.site.name, 'brest');
-  const v6 = parseConfig(minimalConf({ extra: '[metrics]\nlisten = [::]:9100\ntoken = t0k' }), 'q');
+  const v6 = parseConfig(minimalConf({ extra: '[metrics]\nlisten = [::]:9100\ntoken = t0k-sixteen-chars' }), 'q');
   assert.deepEqual(v6.metrics.listen, { host: '::', port: 9100 });
   const other = parseConfig(
     minimalConf({ extra: '[publish]\nenabled = 1\nhost = web.example.org:3310\nuser = site\npassword = x\ndb = campus' }),
