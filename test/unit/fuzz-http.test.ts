@@ -24,7 +24,7 @@ const quiet = { debug: () => undefined, info: () => undefined, warn: () => undef
 
 async function listener(token: string): Promise<{ port: number; close: () => Promise<void> }> {
   const l = new HttpListener(observer, quiet);
-  await l.configure({ metrics: { listen: { host: '127.0.0.1', port: 0 }, token } } as unknown as Config);
+  await l.configure({ metrics: { listen: { host: '127.0.0.1', port: 0 }, token } });
   const server = (l as unknown as { server: import('node:http').Server }).server;
   const addr = server.address();
   assert.ok(addr !== null && typeof addr === 'object');
