@@ -9,7 +9,6 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import { HttpListener } from '../../src/http/server.js';
 import type { Observer } from '../../src/metrics/observer.js';
-import type { Config } from '../../src/config/config.js';
 import type { Logger } from '../../src/log.js';
 import { fuzzAsync } from '../helpers/fuzz.js';
 
