@@ -232,6 +232,13 @@ export const KEYS: readonly KeySpec[] = [
   ),
   k('qos', 'classifier', 'fw', false, 'fw (MARK + tc fw filter) or classify (iptables CLASSIFY straight to the class)'),
   k('qos', 'leaf', 'sfq', false, 'leaf qdisc of each class: sfq, fq_codel, cake (its rtt scaled to the class rate), pfifo or none'),
+  k(
+    'qos',
+    'fairness',
+    'host',
+    false,
+    'how a group class is shared: host (equally by user address whatever their number of flows; download by destination, upload by source: sfq/fq_codel behind a flow filter hashing the address, cake dual-dsthost/dual-srchost nat) or flow (by flow: a user with many flows takes many shares). host needs leaf = sfq, fq_codel or cake',
+  ),
   k('qos', 'setPrefix', 'qos_', false, 'prefix of IPv4 ipsets (qos_d0, qos_u0, ...)'),
   k('qos', 'set6Prefix', 'v6qos_', false, 'prefix of IPv6 ipsets'),
   k('qos', 'chainPrefix', 'RESELQOS', false, 'prefix of our iptables chains'),

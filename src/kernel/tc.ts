@@ -352,6 +352,13 @@ export function parseTcFilterText(text: string): TcFilter[] {
   return out;
 }
 
+/** A leaf's flow filter as `filter show … parent X:` prints it (no parent): its parent from `baseclass X:1`. */
+function withBaseclassParent(f: TcFilter): TcFilter {
+  if (f.parent !== '') return f;
+  const m = /\bbaseclass ([0-9a-f]+):/.exec(f.text);
+  return m ? { ...f, parent: `${m[1]}:` } : f;
+}
+
 /** Qdiscs, HTB classes and filters of `dev`. */
 export async function readTc(exec: Exec, dev: string): Promise<TcState> {
   const q = await exec('tc', ['-j', 'qdisc', 'show', 'dev', dev]);
@@ -359,11 +366,19 @@ export async function readTc(exec: Exec, dev: string): Promise<TcState> {
   const c = await exec('tc', ['-j', '-s', '-d', 'class', 'show', 'dev', dev]);
   const statsAt = Date.now();
   const f = await exec('tc', ['filter', 'show', 'dev', dev]);
+  const qdiscs = parseTcQdiscJson(q.stdout);
+  // `filter show` lists the root qdisc's filters only: the host filters (fairness = host) hang on
+  // the leaves, read in one batch of `show`s, only where a leaf can have one. A show given a parent
+  // does not print it: a flow filter's baseclass (ours: <leaf>:1) names its qdisc instead.
+  const hashing = qdiscs.filter((x) => x.parent !== null && (x.kind === 'sfq' || x.kind === 'fq_codel')).map((x) => x.handle);
+  const leafFilters = hashing.length
+    ? (await exec('tc', ['-batch', '-'], { input: hashing.map((h) => `filter show dev ${dev} parent ${h}\n`).join('') })).stdout
+    : '';
   return {
     dev,
-    qdiscs: parseTcQdiscJson(q.stdout),
+    qdiscs,
     classes: parseTcClasses(c.stdout),
-    filters: parseTcFilterText(f.stdout),
+    filters: [...parseTcFilterText(f.stdout), ...parseTcFilterText(leafFilters).map(withBaseclassParent)],
     stats: parseTcClassStats(c.stdout),
     statsAt,
   };
