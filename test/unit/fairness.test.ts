@@ -130,7 +130,7 @@ test('fairness = host, leaf = cake: dual-dsthost down, dual-srchost up, with nat
 test("readTc: a leaf's flow filter as tc prints it under `show … parent X:` (no parent word) is found by its baseclass", async () => {
   const exec = async (cmd: string, args: readonly string[], opts?: { input?: string | Iterable<string> }) => {
     const a = args.join(' ');
-    if (a.startsWith('-j qdisc'))
+    if (a.startsWith('-s -j qdisc'))
       return {
         stdout:
           '[{"kind":"htb","handle":"1:","root":true,"options":{"default":"0x99"}},{"kind":"sfq","handle":"10:","parent":"1:10","options":{}},{"kind":"sfq","handle":"11:","parent":"1:11","options":{}}]',
@@ -194,4 +194,105 @@ test("explain says how the user's class is shared", async () => {
     assert.equal(e.up.fairness, want);
     assert.match(explainText(e), line);
   }
+});
+
+test("queue visibility: each leaf's backlog, drops and marks (fq_codel), cake's per-tin delays, from `tc -s -j qdisc show`; counted monotonic", async () => {
+  const { parseLeafStats } = await import('../../src/kernel/tc.js');
+  const { MonotonicCounters } = await import('../../src/metrics/counters.js');
+  // pfifo as this machine's iproute2 6.1 prints it; fq_codel and cake with the keys of iproute2's q_fq_codel.c / q_cake.c
+  const text = JSON.stringify([
+    { kind: 'htb', handle: '1:', root: true, options: {}, bytes: 9, packets: 1, drops: 0, overlimits: 0, requeues: 0, backlog: 0, qlen: 0 },
+    {
+      kind: 'pfifo',
+      handle: '110:',
+      parent: '1:10',
+      options: { limit: 100 },
+      bytes: 0,
+      packets: 0,
+      drops: 3,
+      overlimits: 0,
+      requeues: 0,
+      backlog: 1514,
+      qlen: 1,
+    },
+    {
+      kind: 'fq_codel',
+      handle: '111:',
+      parent: '1:11',
+      options: {},
+      bytes: 5,
+      packets: 5,
+      drops: 7,
+      backlog: 3028,
+      qlen: 2,
+      maxpacket: 1514,
+      drop_overlimit: 0,
+      new_flow_count: 3,
+      ecn_mark: 11,
+    },
+    {
+      kind: 'cake',
+      handle: '112:',
+      parent: '1:12',
+      options: { flowmode: 'dual-dsthost', nat: true },
+      drops: 4,
+      backlog: 0,
+      qlen: 0,
+      tins: [{ avg_delay_us: 2500, peak_delay_us: 9100, drops: 4, ecn_mark: 2 }],
+    },
+  ]);
+  const leaves = parseLeafStats(text);
+  assert.equal(leaves.size, 3, 'the root is no leaf');
+  assert.deepEqual(leaves.get('1:10'), {
+    kind: 'pfifo',
+    backlogBytes: 1514,
+    qlen: 1,
+    drops: 3,
+    ecnMarks: null,
+    avgDelayUs: null,
+    peakDelayUs: null,
+  });
+  assert.deepEqual(leaves.get('1:11'), {
+    kind: 'fq_codel',
+    backlogBytes: 3028,
+    qlen: 2,
+    drops: 7,
+    ecnMarks: 11,
+    avgDelayUs: null,
+    peakDelayUs: null,
+  });
+  assert.deepEqual(leaves.get('1:12'), {
+    kind: 'cake',
+    backlogBytes: 0,
+    qlen: 0,
+    drops: 4,
+    ecnMarks: 2,
+    avgDelayUs: 2500,
+    peakDelayUs: 9100,
+  });
+  assert.equal(parseLeafStats('qdisc pfifo 110: parent 1:10 limit 100p').size, 0, 'text (no -j) is not taken for JSON');
+
+  const mc = new MonotonicCounters();
+  const sample = (drops: number, marks: number) => ({
+    direction: 'down' as const,
+    group: 1,
+    bytes: 100,
+    packets: 1,
+    drops: 0,
+    overlimits: 0,
+    leaf: { ...leaves.get('1:11')!, drops, ecnMarks: marks },
+  });
+  assert.deepEqual(
+    mc.update([sample(7, 11)], 0).map((x) => [x.leafDrops, x.ecnMarks]),
+    [[7, 11]],
+  );
+  assert.deepEqual(
+    mc.update([sample(9, 15)], 1000).map((x) => [x.leafDrops, x.ecnMarks]),
+    [[2, 4]],
+  );
+  // the leaf replaced (fairness changed): its counters start again, the total goes on
+  assert.deepEqual(
+    mc.update([sample(1, 0)], 2000).map((x) => [x.leafDrops, x.ecnMarks]),
+    [[1, 0]],
+  );
 });
