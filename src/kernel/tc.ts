@@ -139,7 +139,7 @@ export interface LeafStats {
 export function parseLeafStats(text: string): Map<string, LeafStats> {
   const out = new Map<string, LeafStats>();
   if (!text.trimStart().startsWith('[')) return out;
-  const num = (o: Record<string, unknown>, k: string): number | null => (typeof o[k] === 'number' ? (o[k] as number) : null);
+  const num = (o: Record<string, unknown>, k: string): number | null => (typeof o[k] === 'number' ? o[k] : null);
   for (const o of JSON.parse(text) as Array<Record<string, unknown>>) {
     if (typeof o.parent !== 'string' || typeof o.kind !== 'string') continue;
     const tins = Array.isArray(o.tins) ? (o.tins as Array<Record<string, unknown>>) : [];
