@@ -11,9 +11,10 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 SUITE=trixie
 # What the checks need on top of the issue's list: kmod (the kernel's request_module runs
-# modprobe), procps (pgrep/ps), udev (device nodes, initramfs), e2fsprogs (mount of vdb is ext4).
+# modprobe), procps (pgrep/ps), udev (device nodes, initramfs), e2fsprogs (mount of vdb is ext4),
+# iputils-ping (the fairness checks: the light user's latency under load).
 PACKAGES=(linux-image-amd64 systemd-sysv udev kmod procps nodejs slapd ldap-utils mariadb-server
-  mariadb-client ipset iptables iproute2 iperf3 logrotate e2fsprogs)
+  mariadb-client ipset iptables iproute2 iperf3 logrotate e2fsprogs iputils-ping)
 SIZE=4G
 
 here=$(cd "$(dirname "$0")" && pwd -P)

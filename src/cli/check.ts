@@ -61,6 +61,17 @@ async function kernelProblems(config: Config, io: Io, json: boolean): Promise<nu
   }
 }
 
+/** How the firewall refuses: by interface, whatever the source address; passSources listed. */
+export function firewallLine(config: Config): string {
+  const fw = config.firewall;
+  if (!fw.enabled) return 'firewall: off (enabled = 0), nothing refused';
+  const families = fw.v6Enabled ? 'IPv4 and IPv6' : 'IPv4 (IPv6 passes: v6Enabled = 0)';
+  return (
+    `firewall: refuses by interface: ${families} arriving on ${fw.ethInt} and not allowed is refused, whatever its source address; ` +
+    `passSources ${fw.passSources.length ? fw.passSources.join(', ') : 'none'}`
+  );
+}
+
 export async function runCheck(
   opts: { config?: string; at?: string; json: boolean; kernel?: boolean },
   io: Io,
@@ -96,6 +107,7 @@ export async function runCheck(
         `global ${formatRate(eff.rates['globalDown']!)} down / ${formatRate(eff.rates['globalUp']!)} up, this site's cap ${formatRate(eff.rates['down']!)} / ${formatRate(eff.rates['up']!)}`,
     );
   }
+  lines.push(firewallLine(config));
   lines.push(
     `groups (${config.qos.enabled ? 'QoS enabled' : 'QoS disabled: everyone in group 0'}), daily reset at ${config.qos.resetHour}:00:`,
   );

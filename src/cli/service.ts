@@ -262,6 +262,8 @@ export async function runReload(configFlag: string | undefined, io: Io): Promise
       io.err(`reload rejected; the running configuration stays:\n${text(a['error'])}`);
       return EXIT.invalid;
     }
+    // The new file's warnings, as check prints them (the daemon logs them once too).
+    if (Array.isArray(a['warnings'])) for (const w of a['warnings']) io.err(`warning: ${text(w)}`);
     io.out(text(a['message']));
     if (a['summary']) io.out(text(a['summary']));
     return a['cycleOk'] === false ? EXIT.failed : EXIT.ok;
@@ -294,8 +296,10 @@ export function statusText(s: StatusJson): string {
   if (sh?.enabled && sh.allocation && sh.demand && sh.global && sh.cap) {
     const pair = (p: { down: number; up: number }): string => `${formatRate(p.down)} down, ${formatRate(p.up)} up`;
     lines.push(
-      `site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? 'a site is stale: static split' : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`,
+      `site ${sh.site} (${sh.mode === 'sharing' ? 'sharing' : sh.mode === 'static' ? (sh.collision ? 'name collision: static split' : 'a site is stale: static split') : `database ${sh.database}: static split`}; global ${pair(sh.global)}, cap ${pair(sh.cap)}):`,
     );
+    if (sh.collision) lines.push(`  COLLISION: ${sh.collision}`);
+    for (const p of sh.problems ?? []) if (!p.includes('site name collision')) lines.push(`  ${p}`);
     lines.push(`  demand ${pair(sh.demand)}; allocation ${pair(sh.allocation)}`);
     for (const p of sh.peers)
       lines.push(

@@ -1,10 +1,11 @@
 // qos.conf -> one typed, frozen Config, built once and passed by constructor.
 // Owns: the order in which sections are read and the checks across sections (parseConfig),
-// the password permission check, loading the file (loadConfig), and which keys a reload cannot
-// change (from the schema). The pieces: types.ts (the Config type), reader.ts (problem
-// collection, typed section getters), values.ts (single-value parsers), rules.ts (rate rules).
+// loading the file (loadConfig), and which keys a reload cannot change (from the schema). The
+// pieces: types.ts (the Config type), reader.ts (problem collection, typed section getters),
+// values.ts (single-value parsers), rules.ts (rate rules), safety.ts (the file's permissions and
+// settings that open the gateway), files.ts (CA files), dirs.ts ([path] directories).
 // Never reads anything but the one file (and, in loadConfig, the host name: the default
-// [site] name, and the CA files it names); never exits the process.
+// [site] name, the CA files it names, and the stat of its directories); never exits the process.
 //
 // parseConfig reads every section in one function, top to bottom, so that each cross-section
 // check sits next to the values it compares: that is why this file is over 400 lines.
@@ -17,6 +18,8 @@ import { KEYS, SECTIONS, specOf, isPatternKey, type Section } from './schema.js'
 import { UnitError, parseRate, parseSize } from './units.js';
 import { parseIp, isValidIpv4Prefix, parseCidr, prefixNetwork } from '../net/ip.js';
 import { checkCaFiles } from './files.js';
+import { checkDirs } from './dirs.js';
+import { checkFileMode, checkFirewall, checkLdapTransport } from './safety.js';
 import type {
   Config,
   DatabaseConfig,
@@ -28,7 +31,7 @@ import type {
   QosConfig,
   SharingConfig,
 } from './types.js';
-import { ConfigError, Ctx, SectionReader, indexLines } from './reader.js';
+import { ConfigError, Ctx, SectionReader, formatProblem, indexLines } from './reader.js';
 import { readRateRules } from './rules.js';
 import {
   CHAIN_PREFIX,
@@ -47,6 +50,9 @@ import {
   parseEndpoint6,
   parseLdapHost,
   parseListen,
+  passSourceList,
+  WEIGHT_MAX,
+  WEIGHT_MIN,
   systemTimezone,
 } from './values.js';
 
@@ -137,9 +143,7 @@ export function parseConfig(
     refreshMs: l.duration('refresh', 0),
   };
   if (ldap.basePeople === '') ctx.problem('ldap', 'basepeople', 'must not be empty');
-  if (ldap.password !== '' && url.startsWith('ldap:') && !starttls) {
-    ctx.warn('ldap', 'password', `is sent in plaintext: ${url} without StartTLS (use ldaps:// or starttls = 1, with caFile)`);
-  }
+  checkLdapTransport(ctx, ldap);
   if (ldap.baseHosts === '') ctx.problem('ldap', 'basehosts', 'must not be empty');
 
   // [database]
@@ -277,6 +281,7 @@ export function parseConfig(
       .filter(Boolean),
     checkBlacklist: f.bool('checkBlacklist'),
     openDestinations: f.parse('openDestinations', (raw) => cidrList(raw, null), [] as string[]),
+    passSources: f.parse('passSources', passSourceList, [] as string[]),
     refuse: f.oneOf('refuse', ['reject', 'drop'] as const),
     portal: f.parse('portal', parseEndpoint, null),
     portalBan: f.parse('portalBan', parseEndpoint, null),
@@ -302,17 +307,19 @@ export function parseConfig(
     if (value !== '' && !r.ok) ctx.problem('firewall', key, r.reason);
   }
   if (firewall.enabled && firewall.v6Enabled && user6Networks.length === 0) {
-    // The IPv6 chains would refuse nothing: every IPv6 user would be out, unfiltered.
+    // user6Networks bounds which IPv6 addresses a machine may hold: with none, any address an
+    // LDAP entry holds (a server's, another campus's) would enter the allow set unchecked.
     ctx.problem(
       'firewall',
       'user6Networks',
-      'the firewall filters IPv6 (enabled = 1, v6Enabled = 1) but no IPv6 user network is configured, so IPv6 would pass unfiltered: set net6 or user6Networks (or v6Enabled = 0 to let IPv6 through deliberately)',
+      'the firewall filters IPv6 (enabled = 1, v6Enabled = 1) but no IPv6 user network is configured, so any IPv6 address an LDAP entry holds would be let out unchecked: set net6 or user6Networks (or v6Enabled = 0 to leave IPv6 to the rest of FORWARD deliberately)',
       ctx.lineOf('firewall', f.has('user6Networks') ? 'user6Networks' : f.has('net6') ? 'net6' : 'v6Enabled'),
     );
   }
   for (const key of ['portal6', 'portalBan6'] as const) {
     if (firewall[key] && !firewall.v6Enabled) ctx.problem('firewall', key, 'IPv6 is off (v6Enabled = 0): no IPv6 portal');
   }
+  checkFirewall(ctx, firewall);
   if (firewall.ethExt !== '' && firewall.ethExt === firewall.ethInt) {
     ctx.problem('firewall', 'eth_int', `must differ from eth_ext (both "${firewall.ethExt}")`);
   }
@@ -422,7 +429,10 @@ export function parseConfig(
   const sh = R('sharing');
   const sharing: SharingConfig = {
     enabled: sh.bool('enabled'),
-    weight: sh.float('weight', (n) => (n > 0 ? null : 'expected a positive number')),
+    // the bounds every peer's row is held to (src/sharing/peers.ts): our own row must pass them too
+    weight: sh.float('weight', (n) =>
+      n >= WEIGHT_MIN && n <= WEIGHT_MAX ? null : `expected a number from ${WEIGHT_MIN} to ${WEIGHT_MAX}`,
+    ),
     stale: sh.int('stale', 1, 1000),
     db: sh.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
   };
@@ -462,6 +472,9 @@ export function parseConfig(
   }
   const pb = R('publish');
   const pbHost = pb.parse('host', (raw) => (raw === '' ? null : parseDbHost(raw)), null);
+  // TLS: a host of its own has its own tls and caFile, each empty = [database]'s; else [database]'s apply.
+  const pbTls = pbHost && pb.str('tls') !== '' ? pb.bool('tls') : database.tls;
+  const pbCaOwn = pbHost ? pb.parse('caFile', absFile, null) : null;
   const publish: PublishConfig = {
     enabled: pb.bool('enabled'),
     db: pb.ident('db', SQL_IDENT, 'an SQL identifier (letters, digits, _)'),
@@ -470,11 +483,23 @@ export function parseConfig(
     socket: pbHost ? null : database.socket,
     user: pbHost ? pb.str('user') : database.user,
     password: pbHost ? pb.str('password') : database.password,
+    tls: pbTls,
+    caFile: pbTls ? (pbCaOwn ?? database.caFile) : null,
     timeoutMs: pb.duration('timeout', 100),
   };
   if (!pbHost) {
     for (const key of ['user', 'password'])
       if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host (the [database] account is used)');
+    for (const key of ['tls', 'caFile'])
+      if (pb.has(key) && pb.str(key) !== '') ctx.warn('publish', key, 'ignored without [publish] host ([database] tls and caFile apply)');
+  } else {
+    if (pbCaOwn !== null && !pbTls) ctx.problem('publish', 'caFile', 'is only used with tls = 1 (set tls = 1, or remove caFile)');
+    if (publish.enabled && !pbTls && !LOOPBACK_HOST.test(publish.host))
+      ctx.warn(
+        'publish',
+        'host',
+        `${publish.host}:${publish.port} is written to in plaintext: the password and every published row (uids, DNs, volumes) can be read or altered on the way (set [publish] tls = 1 with caFile, or use a loopback host)`,
+      );
   }
 
   // Unknown keys (warnings), after every reader ran.
@@ -494,18 +519,9 @@ export function parseConfig(
     }
   }
 
-  // A password in a file others can read or change (a writer could point us at their server).
-  if (ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '') {
-    const bad: string[] = [];
-    if (opts.uid !== undefined && opts.uid !== 0 && opts.uid !== (opts.processUid ?? process.getuid?.() ?? 0))
-      bad.push(`owned by uid ${opts.uid}, not root`);
-    if (opts.mode !== undefined && (opts.mode & 0o022) !== 0) bad.push('writable by its group or others');
-    if (opts.mode !== undefined && (opts.mode & 0o004) !== 0) bad.push('readable by others');
-    if (bad.length > 0) {
-      const mode = opts.mode === undefined ? '' : ` (mode ${(opts.mode & 0o777).toString(8).padStart(4, '0')})`;
-      ctx.problem('', null, `holds a password but is ${bad.join(', ')}${mode}: run chown root:root ${file} && chmod 600 ${file}`, null);
-    }
-  }
+  // Who may read or rewrite qos.conf (a writer could point us at their server, or open the gateway).
+  const secret = ldap.password !== '' || database.password !== '' || publish.password !== '' || metrics.token !== '';
+  checkFileMode(ctx, file, opts, secret);
 
   if (ctx.problems.length > 0) throw new ConfigError(file, ctx.problems);
   return deepFreeze({
@@ -554,11 +570,13 @@ export async function loadConfig(file: string): Promise<Config> {
     throw new ConfigError(file, [{ file, line: null, section: '', key: null, message: `cannot read: ${why}` }]);
   }
   const config = parseConfig(text, file, { mode: st.mode, uid: st.uid, hostname: hostname() });
-  // The files it names: a CA that cannot be read is an invalid configuration, found by
-  // `check` and by a reload before anything switches.
-  const problems = await checkCaFiles(config);
+  // The files and directories it names: a CA that cannot be read, a shared directory, is an
+  // invalid configuration, found by `check`, `start`, `run` and a reload before anything switches.
+  const [ca, dirs] = await Promise.all([checkCaFiles(config), checkDirs(config)]);
+  const problems = [...ca.problems, ...dirs.problems];
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return config;
+  const warnings = [...ca.warnings, ...dirs.warnings].map(formatProblem);
+  return warnings.length === 0 ? config : deepFreeze({ ...config, warnings: [...config.warnings, ...warnings] });
 }
 
 /** Keys whose change needs a restart, between two configs. */

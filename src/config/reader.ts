@@ -59,6 +59,9 @@ export function indexLines(text: string): LineIndex {
   return { sections, keys, duplicates };
 }
 
+/** The longest delay of a node timer (setTimeout): a duration key is at most this. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Reads one section, tracking problems; every getter returns a usable value even on error. */
 export class SectionReader {
   private readonly values = new Map<string, { key: string; value: string }>();
@@ -145,6 +148,7 @@ export class SectionReader {
       (raw) => {
         if (!/^[0-9]+(\.[0-9]+)?$/.test(raw)) throw new UnitError(`expected a number, got "${raw}"`);
         const n = Number(raw);
+        if (!Number.isFinite(n)) throw new UnitError(`number too large, got ${raw.slice(0, 40)}…`);
         const bad = check(n);
         if (bad) throw new UnitError(`${bad}, got ${raw}`);
         return n;
@@ -176,6 +180,8 @@ export class SectionReader {
       (raw) => {
         const ms = parseDuration(raw);
         if (ms < minMs) throw new UnitError(`must be at least ${minMs} ms, got "${raw}"`);
+        // node's timers wait at most 2^31-1 ms: a longer delay fires after 1 ms
+        if (!(ms <= MAX_TIMER_MS)) throw new UnitError(`must be at most ${MAX_TIMER_MS} ms (24.8 days), got "${raw.slice(0, 40)}"`);
         return ms;
       },
       minMs,

@@ -104,6 +104,8 @@ export interface FirewallConfig {
   readonly banServices: readonly string[];
   readonly checkBlacklist: boolean;
   readonly openDestinations: readonly string[];
+  /** sources (CIDRs, both families) that pass on eth_int without being allowed */
+  readonly passSources: readonly string[];
   readonly refuse: 'reject' | 'drop';
   readonly portal: { readonly ip: string; readonly port: number } | null;
   readonly portalBan: { readonly ip: string; readonly port: number } | null;
@@ -154,6 +156,10 @@ export interface PublishConfig {
   readonly socket: string | null;
   readonly user: string;
   readonly password: string;
+  /** TLS to that server, certificate always verified: [publish] tls with a host of its own, else (and when empty) [database] tls */
+  readonly tls: boolean;
+  /** PEM CA bundle (with tls): [publish] caFile with a host of its own, else (and when empty) [database] caFile */
+  readonly caFile: string | null;
   readonly timeoutMs: number;
 }
 

@@ -95,6 +95,18 @@ export function cidrList(raw: string, family: 4 | 6 | null): string[] {
   return out;
 }
 
+/**
+ * `[firewall] passSources`: networks of either family, each with its prefix length and no host
+ * bits (a bare address is refused: write /32 or /128), canonical; a /0 would switch the
+ * firewall off on the users' interface and is refused (enabled = 0 says that).
+ */
+export function passSourceList(raw: string): string[] {
+  const list = cidrList(raw, null);
+  const all = list.find((c) => c.endsWith('/0'));
+  if (all) throw new UnitError(`"${all}" would let every source through the users' interface (enabled = 0 turns the firewall off)`);
+  return [...new Set(list)];
+}
+
 export function parseEndpoint(raw: string): { ip: string; port: number } | null {
   if (raw === '') return null;
   const m = /^([0-9.]+):([0-9]{1,5})$/.exec(raw);
@@ -132,3 +144,7 @@ export function checkFilter(raw: string): string {
   if (!raw.startsWith('(') || depth !== 0) throw new UnitError(`expected an LDAP filter such as (objectClass=reselMachine), got "${raw}"`);
   return raw;
 }
+
+/** The bounds of a site's [sharing] weight, ours and every peer's row alike (src/sharing/peers.ts). */
+export const WEIGHT_MIN = 0.001;
+export const WEIGHT_MAX = 1000;

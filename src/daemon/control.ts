@@ -1,5 +1,6 @@
 // The control socket: newline-delimited JSON over a unix socket under [path] run,
-// mode 0600 in a 0700 directory (root only). One request, one answer, then close.
+// mode 0600, in a directory of our own (created 0700 when missing, never chmodded: `check` refuses one
+// others can write to). One request, one answer, then close.
 // The daemon serves it; the service verbs are its clients.
 
 import { createConnection, createServer, type Server } from 'node:net';
@@ -29,8 +30,9 @@ export class NotRunningError extends Error {
 }
 
 export async function serveControl(runDir: string, handle: (req: ControlRequest) => Promise<ControlAnswer>): Promise<Server> {
+  // Created 0700 when missing; an existing directory keeps its mode (run = /tmp must not lose
+  // its sticky bit): `check` refuses a directory others can write to.
   await mkdir(runDir, { recursive: true, mode: 0o700 });
-  await chmod(runDir, 0o700);
   const path = socketPath(runDir);
   await unlink(path).catch(() => undefined);
   const server = createServer((sock) => {

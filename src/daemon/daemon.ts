@@ -243,7 +243,7 @@ export class Daemon {
       `configuration reloaded from ${this.configPath}` + (restart.length ? `; needs a restart to change: ${restart.join(', ')}` : '');
     this.log.info(message);
     const report = await this.cycle();
-    return { ok: true, message, restartNeeded: restart, summary: summaryLine(report), cycleOk: report.ok };
+    return { ok: true, message, restartNeeded: restart, summary: summaryLine(report), cycleOk: report.ok, warnings: next.warnings };
   }
 
   status(): StatusJson {

@@ -101,7 +101,12 @@ export class HttpListener {
         res.writeHead(405, { ...HEADERS, Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('405 method not allowed\n');
         return;
       }
-      const url = new URL(req.url ?? '/', 'http://x');
+      const url = URL.canParse(req.url ?? '/', 'http://x') ? new URL(req.url ?? '/', 'http://x') : null;
+      if (!url) {
+        // e.g. "//": a scheme-relative target with no host, which URL refuses
+        res.writeHead(400, { ...HEADERS, 'Content-Type': 'text/plain' }).end('400 bad request\n');
+        return;
+      }
       const path = url.pathname;
       if (path === '/metrics') {
         const text = await this.observer.metrics.text();

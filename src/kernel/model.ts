@@ -219,11 +219,27 @@ const host = (ip: string): string => (ip.includes(':') ? `${ip}/128` : `${ip}/32
 const comment = (what: string): string[] => ['-m', 'comment', '--comment', `${COMMENT_PREFIX}${what}`];
 
 /**
- * Filter: FORWARD from the users' side goes through <prefix>-fwout, towards it through
- * <prefix>-fwin. Allowed machines, the gateway's own addresses, open destinations and
- * the tunnel to the other campus pass (RETURN: the rest of FORWARD decides); anything
- * else from (to) the user networks is refused. The hooks are the first rules of FORWARD
- * and match every packet, not only new connections: a ban cuts established flows too.
+ * Sources that are never a machine's own (unspecified, loopback, multicast, reserved and
+ * broadcast; IPv4-mapped in IPv6): dropped first on the users' interface, even when listed in
+ * passSources or the allow set. The kernel drops most of them itself; this does not rely on it.
+ */
+const MARTIANS: Readonly<Record<IpFamily, readonly string[]>> = {
+  4: ['0.0.0.0/8', '127.0.0.0/8', '224.0.0.0/4', '240.0.0.0/4'],
+  6: ['::/128', '::1/128', '::ffff:0.0.0.0/96', 'ff00::/8'],
+};
+
+/**
+ * Filter: FORWARD from the users' interface (eth_int) goes through <prefix>-fwout, towards it
+ * through <prefix>-fwin. Closed by default: whatever arrives there is refused unless it is
+ * allowed, whatever its source address (userNetworks only picks who gets an answer).
+ * fwout drops martian sources and the gateway's own addresses as a source (spoofed) first;
+ * then passSources, the gateway's addresses, open destinations, the portal pages, the tunnel
+ * and allowed machines pass (RETURN: the rest of FORWARD decides); the rest is refused: with
+ * refuse = reject, a source inside userNetworks gets a TCP reset / ICMP admin-prohibited, any
+ * other source is dropped (no answer routed to an address that is not a user's). fwin passes
+ * traffic to passSources and allowed machines, from open destinations, the portal pages and
+ * the tunnel, and drops the rest. The hooks are the first rules of FORWARD and match every
+ * packet, not only new connections: a ban cuts established flows too.
  */
 function filterTable(config: Config, names: Names, family: IpFamily): TableSpec {
   const fw = config.firewall;
@@ -231,14 +247,19 @@ function filterTable(config: Config, names: Names, family: IpFamily): TableSpec 
   const allow = names.allowSet(family === 4 ? 'inet' : 'inet6');
   const ofFamily = (cidr: string): boolean => cidr.includes(':') === (family === 6);
   const nets = family === 4 ? fw.userNetworks : fw.user6Networks;
-  const gateway = Object.values(fw.gatewayIps).filter((ip) => ip.includes(':') === (family === 6));
+  const gateway = Object.values(fw.gatewayIps).filter(ofFamily);
   const pages = family === 4 ? [fw.portal, fw.portalBan] : [fw.portal6, fw.portalBan6];
   const portals = [...new Map(pages.flatMap((p) => (p ? [[`${p.ip}:${p.port}`, p] as const] : []))).values()];
-  const open = fw.openDestinations.filter(ofFamily);
   const out: RuleArgs[] = [];
   const inn: RuleArgs[] = [];
+  for (const net of MARTIANS[family]) out.push(['-s', net, ...comment('martian'), '-j', 'DROP']);
+  for (const ip of gateway) out.push(['-s', host(ip), ...comment('spoofed'), '-j', 'DROP']);
+  for (const net of fw.passSources.filter(ofFamily)) {
+    out.push(['-s', net, ...comment('pass'), '-j', 'RETURN']);
+    inn.push(['-d', net, ...comment('pass'), '-j', 'RETURN']);
+  }
   for (const ip of gateway) out.push(['-d', host(ip), ...comment('gateway'), '-j', 'RETURN']);
-  for (const net of open) {
+  for (const net of fw.openDestinations.filter(ofFamily)) {
     out.push(['-d', net, ...comment('open'), '-j', 'RETURN']);
     inn.push(['-s', net, ...comment('open'), '-j', 'RETURN']);
   }
@@ -253,23 +274,15 @@ function filterTable(config: Config, names: Names, family: IpFamily): TableSpec 
   }
   out.push(['-m', 'set', '--match-set', allow, 'src', ...comment('allowed'), '-j', 'RETURN']);
   inn.push(['-m', 'set', '--match-set', allow, 'dst', ...comment('allowed'), '-j', 'RETURN']);
-  for (const net of nets) {
-    if (fw.refuse === 'reject') {
+  if (fw.refuse === 'reject') {
+    const icmp = family === 4 ? 'icmp-admin-prohibited' : 'icmp6-adm-prohibited';
+    for (const net of nets) {
       out.push(['-s', net, '-p', 'tcp', ...comment('refused'), '-j', 'REJECT', '--reject-with', 'tcp-reset']);
-      out.push([
-        '-s',
-        net,
-        ...comment('refused'),
-        '-j',
-        'REJECT',
-        '--reject-with',
-        family === 4 ? 'icmp-admin-prohibited' : 'icmp6-adm-prohibited',
-      ]);
-    } else {
-      out.push(['-s', net, ...comment('refused'), '-j', 'DROP']);
+      out.push(['-s', net, ...comment('refused'), '-j', 'REJECT', '--reject-with', icmp]);
     }
-    inn.push(['-d', net, ...comment('refused'), '-j', 'DROP']);
   }
+  out.push([...comment('refused'), '-j', 'DROP']);
+  inn.push([...comment('refused'), '-j', 'DROP']);
   const fwout = names.fwChain('out');
   const fwin = names.fwChain('in');
   return {
@@ -284,8 +297,9 @@ function filterTable(config: Config, names: Names, family: IpFamily): TableSpec 
 }
 
 /**
- * NAT (iptables; ip6tables with portal6/portalBan6): web traffic of machines that are not allowed
- * goes to the portal, of cut/banned ones to the ban page. Same chain name in both families.
+ * NAT (iptables; ip6tables with portal6/portalBan6): web traffic arriving on the users' interface
+ * from machines that are not allowed (whatever their source address; passSources excepted) goes
+ * to the portal, of cut/banned ones to the ban page. Same chain name in both families.
  */
 function natTable(config: Config, names: Names, family: IpFamily): TableSpec {
   const fw = config.firewall;
@@ -299,9 +313,9 @@ function natTable(config: Config, names: Names, family: IpFamily): TableSpec {
   const gateway = Object.values(fw.gatewayIps).filter(ofFamily);
   for (const ip of gateway) rules.push(['-d', host(ip), ...comment('gateway'), '-j', 'RETURN']);
   for (const net of fw.openDestinations.filter(ofFamily)) rules.push(['-d', net, ...comment('open'), '-j', 'RETURN']);
+  for (const net of fw.passSources.filter(ofFamily)) rules.push(['-s', net, ...comment('pass'), '-j', 'RETURN']);
   rules.push(['-m', 'set', '--match-set', names.allowSet(setFamily), 'src', ...comment('allowed'), '-j', 'RETURN']);
   const ban = portalBan ?? portal;
-  const nets = family === 4 ? fw.userNetworks : fw.user6Networks;
   for (const port of fw.portalPorts) {
     if (ban)
       rules.push([
@@ -322,23 +336,9 @@ function natTable(config: Config, names: Names, family: IpFamily): TableSpec {
         '--to-destination',
         to(ban),
       ]);
+    // every other source on the users' interface, inside userNetworks or not
     if (portal) {
-      for (const net of nets)
-        rules.push([
-          '-s',
-          net,
-          '-p',
-          'tcp',
-          '-m',
-          'tcp',
-          '--dport',
-          String(port),
-          ...comment('portal'),
-          '-j',
-          'DNAT',
-          '--to-destination',
-          to(portal),
-        ]);
+      rules.push(['-p', 'tcp', '-m', 'tcp', '--dport', String(port), ...comment('portal'), '-j', 'DNAT', '--to-destination', to(portal)]);
     }
   }
   const chain = names.fwChain('portal');

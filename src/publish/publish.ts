@@ -2,13 +2,29 @@
 // per-user groups and volumes (`people_data`) and the classes (`classes`) of this site
 // ([site] name) in a MySQL database, in one transaction, only the rows that changed
 // since the last successful write (the first write of a process, and the first after a
-// failure, rewrites all of this site's rows). Tables are created when missing. Runs
+// failure, rewrites all of this site's rows). Tables are created when missing, and a table
+// of an older version migrated (src/publish/schema.ts); a row the table cannot hold is
+// skipped, named once in the log, and the others are written. Runs
 // beside the cycle loop, never in it: a slow or dead database costs the cycles nothing
 // (one write at a time, the newest state wins), one error line, one recovery line.
 // Owns its own connection pool (mysql2); never reads the netacct tables.
 
 import mysql from 'mysql2/promise';
 import { mysqlSsl } from '../sources/mysqltls.js';
+import {
+  COLUMNS_SQL,
+  PEOPLE_LIMITS,
+  classRowProblem,
+  columnInfos,
+  migrations,
+  peopleLimits,
+  peopleRowProblem,
+  showUid,
+  tablesSql,
+  type ClassRow,
+  type PeopleLimits,
+  type PeopleRow,
+} from './schema.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import type { Desired, UserPlan } from '../plan/desired.js';
@@ -16,36 +32,13 @@ import type { Directory } from '../sources/types.js';
 import { DIRECTIONS } from '../policy/policy.js';
 import { GROUP_MINOR_BASE } from '../kernel/names.js';
 
-export type PeopleRow = [site: string, cn: string, uid: string, way: 'down' | 'up', group: number, amount: number];
-export type ClassRow = [
-  site: string,
-  idx: number,
-  way: 'down' | 'up',
-  tcIndex: number,
-  limit: number | null,
-  rate: number,
-  ceil: number,
-  users: number,
-  activeUsers: number,
-];
+export type { PeopleRow, ClassRow } from './schema.js';
 
 export interface PublishedRows {
   /** key "uid\0way" */
   readonly people: Map<string, PeopleRow>;
   /** key "way\0idx" */
   readonly classes: Map<string, ClassRow>;
-}
-
-export function tablesSql(db: string): string[] {
-  return [
-    `CREATE TABLE IF NOT EXISTS \`${db}\`.people_data (
-      site VARCHAR(64) NOT NULL, cn VARCHAR(255) NOT NULL, uid VARCHAR(128) NOT NULL, way ENUM('down','up') NOT NULL,
-      \`group\` INT NOT NULL, amount BIGINT UNSIGNED NOT NULL, PRIMARY KEY (site, uid, way)) DEFAULT CHARSET=utf8mb4`,
-    `CREATE TABLE IF NOT EXISTS \`${db}\`.classes (
-      site VARCHAR(64) NOT NULL, idx INT NOT NULL, way ENUM('down','up') NOT NULL, tc_index INT NOT NULL,
-      \`limit\` BIGINT UNSIGNED NULL, rate BIGINT UNSIGNED NOT NULL, ceil BIGINT UNSIGNED NOT NULL,
-      users INT NOT NULL, active_users INT NOT NULL, PRIMARY KEY (site, way, idx)) DEFAULT CHARSET=utf8mb4`,
-  ];
 }
 
 /** The classes rows of this site for a plan (key "way\0idx"). Pure. */
@@ -152,6 +145,12 @@ export class Publisher {
   private pending: { d: Desired; dir: Directory } | null = null;
   private dnCache: { dir: Directory; map: Map<string, string> } | null = null;
   private failing: string | null = null;
+  /** what people_data holds (read at connection, after any migration) */
+  private limits: PeopleLimits = PEOPLE_LIMITS;
+  /** rows that cannot be stored, named once: "people\0uid" or "classes\0way\0idx" -> why */
+  private readonly skipped = new Map<string, string>();
+  /** the tables whose migration was refused, named once ('' = none) */
+  private refused = '';
   /** rows written by the last successful write (tests, logs) */
   lastWrite: { people: number; classes: number; full: boolean } | null = null;
 
@@ -164,7 +163,14 @@ export class Publisher {
     const p = this.config.publish;
     const n = config.publish;
     const moved =
-      p.host !== n.host || p.port !== n.port || p.socket !== n.socket || p.user !== n.user || p.password !== n.password || p.db !== n.db;
+      p.host !== n.host ||
+      p.port !== n.port ||
+      p.socket !== n.socket ||
+      p.user !== n.user ||
+      p.password !== n.password ||
+      p.db !== n.db ||
+      p.tls !== n.tls ||
+      p.caFile !== n.caFile;
     this.config = config;
     if (moved || !n.enabled) {
       await this.whenIdle(); // a write in flight finishes (or times out) on the old pool
@@ -230,16 +236,14 @@ export class Publisher {
   private getPool(): mysql.Pool {
     if (!this.pool) {
       const p = this.config.publish;
-      const d = this.config.database;
-      // Written to the [database] server: its TLS settings apply ([publish] host has none of its own).
-      const sameServer = p.host === d.host && p.port === d.port && p.socket === d.socket;
+      // tls/caFile: [publish]'s with a host of its own, else [database]'s (src/config/config.ts)
       this.pool = mysql.createPool({
         host: p.host,
         port: p.port,
         socketPath: p.socket ?? undefined,
         user: p.user,
         password: p.password,
-        ssl: sameServer ? mysqlSsl(d) : undefined,
+        ssl: mysqlSsl(p),
         connectTimeout: p.timeoutMs,
         connectionLimit: 1,
         maxIdle: 1,
@@ -249,6 +253,78 @@ export class Publisher {
       this.pool.on('connection', (conn) => conn.on('error', () => undefined));
     }
     return this.pool;
+  }
+
+  /**
+   * Brings the tables of an older version to the current columns. A refused ALTER (no right)
+   * is said once; the rows are then checked against the columns as they are.
+   */
+  private async migrate(q: (sql: string, values?: unknown[]) => Promise<unknown>): Promise<PeopleLimits> {
+    const p = this.config.publish;
+    const read = async (): Promise<ReturnType<typeof columnInfos>> =>
+      columnInfos(((await q(COLUMNS_SQL, [p.db])) as [Record<string, unknown>[]])[0]);
+    const todo = migrations(p.db, await read());
+    if (todo.length === 0) return PEOPLE_LIMITS;
+    const failed: { name: string; sql: string; changes: string; error: string }[] = [];
+    for (const m of todo) {
+      const name = `\`${p.db}\`.${m.table}`;
+      try {
+        await q(m.sql);
+        this.log.info(`publish: migrated ${name}: ${m.changes.join(', ')}`);
+      } catch (e) {
+        failed.push({ name, sql: m.sql, changes: m.changes.join(', '), error: (e as Error).message });
+      }
+    }
+    const key = failed.map((f) => f.name).join(' ');
+    if (key !== '' && key !== this.refused) {
+      this.log.error(
+        `publish: cannot migrate ${failed.map((f) => `${f.name} (${f.changes})`).join(', ')}: ${failed[0]!.error}; the rows are written to the columns as they are ` +
+          `(longer values skipped, keys compared as their collation does); grant ALTER on \`${p.db}\` to ${p.user} or run: ${failed.map((f) => f.sql).join('; ')}`,
+      );
+    }
+    this.refused = key;
+    return peopleLimits(await read());
+  }
+
+  /** The rows people_data can hold; each other one named once while it stays so, its stale row removed. */
+  private storablePeople(rows: PeopleRow[], remove: [string, 'down' | 'up'][]): PeopleRow[] {
+    const ok: PeopleRow[] = [];
+    const bad = new Map<string, string>();
+    for (const r of rows) {
+      const problem = peopleRowProblem(r, this.limits);
+      if (!problem) {
+        ok.push(r);
+        continue;
+      }
+      if (!bad.has(r[2])) bad.set(r[2], problem.why);
+      if (problem.keyFits) remove.push([r[2], r[3]]);
+    }
+    for (const r of ok) if (!bad.has(r[2])) this.skipped.delete(`people\0${r[2]}`);
+    for (const [uid] of remove) if (!bad.has(uid)) this.skipped.delete(`people\0${uid}`);
+    for (const [uid, why] of bad) {
+      if (this.skipped.get(`people\0${uid}`) === why) continue;
+      this.skipped.set(`people\0${uid}`, why);
+      this.log.warn(`publish: people_data rows of uid ${showUid(uid)} not written: ${why}; the other rows are written (said once)`);
+    }
+    return ok;
+  }
+
+  private storableClasses(rows: ClassRow[], remove: string[]): ClassRow[] {
+    const ok: ClassRow[] = [];
+    for (const r of rows) {
+      const key = `classes\0${r[2]}\0${r[1]}`;
+      const why = classRowProblem(r);
+      if (!why) {
+        this.skipped.delete(key);
+        ok.push(r);
+        continue;
+      }
+      remove.push(`${r[2]}\0${r[1]}`);
+      if (this.skipped.get(key) === why) continue;
+      this.skipped.set(key, why);
+      this.log.warn(`publish: classes row ${r[2]} ${r[1]} not written: ${why}; the other rows are written (said once)`);
+    }
+    return ok;
   }
 
   private async write(people: PeopleState, classRowsNow: Map<string, ClassRow>): Promise<void> {
@@ -264,11 +340,14 @@ export class Publisher {
       if (!this.ready) {
         await q(`CREATE DATABASE IF NOT EXISTS ${db}`).catch(() => undefined); // may exist without the right to create it
         for (const sql of tablesSql(p.db)) await q(sql);
+        this.limits = await this.migrate(q);
         this.ready = true;
       }
       const full = this.written === null;
       const pch = peopleChanges(site, this.written?.people ?? null, people);
+      pch.upsert = this.storablePeople(pch.upsert, pch.remove);
       const classes = rowChanges(this.written?.classes ?? null, classRowsNow);
+      classes.upsert = this.storableClasses(classes.upsert, classes.remove);
       await q('START TRANSACTION');
       try {
         if (full) {

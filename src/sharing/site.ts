@@ -16,8 +16,9 @@ import { Names, ROOT_MINOR, classid } from '../kernel/names.js';
 import { effectiveRates } from '../policy/policy.js';
 import { formatRate } from '../config/units.js';
 import { staticSplit, DIRS, type Pair } from './allocate.js';
-import { decide, fallback, type Row } from './smooth.js';
-import { SiteStore, type SiteRow, type OwnRow } from './store.js';
+import { decide, fallback } from './smooth.js';
+import { SiteStore, type OwnRow } from './store.js';
+import { FaultLog, Writers, isFresh, judge, type Judged, type SiteRow } from './peers.js';
 import type { DateTime } from 'luxon';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -48,6 +49,10 @@ export interface SharingStatus {
   allocation: Pair | null;
   peers: SharingPeer[];
   database: string;
+  /** why this site is on the static split because another gateway writes its row (same or case-different name), or null */
+  collision: string | null;
+  /** this exchange's faults: rows ignored (site, field, value), peers' differing global rates, too many rows */
+  problems: string[];
 }
 
 /** Overlimits a second of the root class that mean HTB was throttling the site. */
@@ -58,8 +63,6 @@ interface KnownSite {
   readonly weight: number;
   readonly cap: Pair;
 }
-
-const min2 = (a: Pair, b: Pair): Pair => ({ down: Math.min(a.down, b.down), up: Math.min(a.up, b.up) });
 
 export class SharingSite {
   private readonly store: SiteStore;
@@ -78,6 +81,10 @@ export class SharingSite {
   private dbDownSince: string | null = null;
   private status: SharingStatus;
   private users: Pair = { down: 0, up: 0 };
+  private readonly faults = new FaultLog();
+  private readonly writers = new Writers();
+  private collision: string | null = null;
+  private problems: string[] = [];
 
   constructor(
     private config: Config,
@@ -103,6 +110,8 @@ export class SharingSite {
       allocation: null,
       peers: [],
       database: 'unknown',
+      collision: null,
+      problems: [],
     };
   }
 
@@ -158,31 +167,24 @@ export class SharingSite {
     await this.measure(nowMs);
     const self = this.config.site.name;
     const interval = this.config.qos.intervalMs;
-    const staleMs = (other: number): number => this.config.sharing.stale * Math.max(interval, other);
     const weight = this.config.sharing.weight;
     let decided: { next: Pair; target: Pair; global: Pair; mode: SharingStatus['mode'] } | null = null;
     try {
-      const { others } = await this.store.exchange(self, (rows) => {
-        const fresh = rows.map((r) => r.ageMs <= staleMs(r.intervalMs));
-        // sites must agree on the global rate; should they not, the smallest one in force wins
-        let global = ownGlobal;
-        rows.forEach((r, i) => {
-          if (fresh[i]) global = min2(global, r.global);
+      let judged: Judged | null = null;
+      await this.store.exchange(self, (view) => {
+        const j = judge({
+          self,
+          nowMs,
+          intervalMs: interval,
+          stale: this.config.sharing.stale,
+          global: ownGlobal,
+          view,
+          writers: this.writers,
+          me: { weight, cap, demand: this.demand, allocated: this.current, applied: this.current },
         });
-        const all: Row[] = [
-          { site: self, weight, cap, demand: this.demand, allocated: this.current, applied: this.current, fresh: true },
-          ...rows.map((r, i) => ({
-            site: r.site,
-            weight: r.weight,
-            cap: r.cap,
-            demand: r.demand,
-            allocated: r.allocated,
-            applied: r.applied,
-            fresh: fresh[i]!,
-          })),
-        ];
-        const d = decide(self, global, all, this.current);
-        decided = { next: d.next, target: d.target, global, mode: d.staticSplit ? 'static' : 'sharing' };
+        judged = j;
+        const d = decide(self, ownGlobal, j.rows, this.current);
+        decided = { next: d.next, target: d.target, global: ownGlobal, mode: d.staticSplit ? 'static' : 'sharing' };
         const claim = this.current ? { down: Math.max(this.current.down, d.next.down), up: Math.max(this.current.up, d.next.up) } : d.next;
         this.pending = { next: d.next, claim };
         const own: OwnRow = {
@@ -195,12 +197,19 @@ export class SharingSite {
           users: this.users,
           allocated: this.current ?? d.next,
           applied: claim,
+          writers: j.writers,
         };
         return own;
       });
-      this.peers = others;
+      const j = judged!;
+      for (const line of this.faults.fresh([...j.errors.map((e) => `E${e}`), ...j.warnings.map((w) => `W${w}`)]))
+        if (line.startsWith('E')) this.log.error(line.slice(1));
+        else this.log.warn(line.slice(1));
+      this.peers = j.peers;
+      this.collision = j.collision;
+      this.problems = [...j.errors, ...j.warnings];
       this.lastOkMs = nowMs;
-      await this.remember(others.map((r) => ({ site: r.site, weight: r.weight, cap: r.cap })));
+      await this.remember(j.peers.map((r) => ({ site: r.site, weight: r.weight, cap: r.cap })));
       if (this.dbDownSince !== null) this.log.info(`sharing: database back after being down since ${this.dbDownSince}; sharing resumes`);
       this.dbDownSince = null;
     } catch (e) {
@@ -227,7 +236,7 @@ export class SharingSite {
       }
     }
     const d = decided!;
-    const freshOf = (r: SiteRow): boolean => d.mode !== 'db-down' && r.ageMs <= staleMs(r.intervalMs);
+    const freshOf = (r: SiteRow): boolean => d.mode !== 'db-down' && isFresh(r, interval, this.config.sharing.stale);
     this.status = {
       ...this.emptyStatus(),
       mode: d.mode,
@@ -246,6 +255,8 @@ export class SharingSite {
         allocation: r.applied,
       })),
       database: this.dbDownSince === null ? 'ok' : `down since ${this.dbDownSince}`,
+      collision: this.collision,
+      problems: this.problems,
     };
     // The policy needs at least the default class and the empty-class floors.
     const q = this.config.qos;

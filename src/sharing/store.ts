@@ -4,25 +4,34 @@
 // identifiers come from the validated config. Never decides anything itself: the decision
 // is a pure function handed in.
 //
-//   sites(site PK, updated = server NOW(3), interval_ms, weight, global_*, cap_*, demand_*,
-//         users_*, allocated_* = in force while demand_* was measured, applied_* = at least
-//         what its kernel applies now)
+//   sites(site PK (ASCII, case-insensitive), updated = server NOW(3), interval_ms, weight,
+//         global_*, cap_*, demand_*, users_*, allocated_* = in force while demand_* was
+//         measured, applied_* = at least what its kernel applies now, writer = the id of the
+//         process that wrote it, writers = gateways known to write it)
+//
+// A table made by an older version gets the missing columns (ALTER TABLE … ADD COLUMN); a
+// dropped table is made again at the next exchange. At most ROW_LIMIT other rows are read.
+// Our row is read apart: whether another process wrote it since our last write (the same
+// name on two gateways) is told by its writer id and its `updated`.
 //
 // The exchange runs in one transaction that locks every row (SELECT … FOR UPDATE), so two
 // sites never decide on the same old rows; on a Galera cluster the same statements conflict
 // at commit instead (certification), and a deadlock or conflict is retried once.
 
 import mysql from 'mysql2/promise';
+import { randomBytes } from 'node:crypto';
 import { mysqlSsl } from '../sources/mysqltls.js';
 import type { Config } from '../config/config.js';
 import type { Pair } from './allocate.js';
+import { ROW_LIMIT } from './peers.js';
+
+export type { SiteRow } from './peers.js';
 
 export const TABLE = 'sites';
 
-export interface SiteRow {
+/** Our row as written. */
+export interface OwnRow {
   readonly site: string;
-  /** age of the row by the server's clock, ms */
-  readonly ageMs: number;
   readonly intervalMs: number;
   readonly weight: number;
   readonly global: Pair;
@@ -31,14 +40,26 @@ export interface SiteRow {
   readonly users: Pair;
   readonly allocated: Pair;
   readonly applied: Pair;
+  /** gateways known to write our row (1 unless the name collides) */
+  readonly writers: number;
 }
 
-export type OwnRow = Omit<SiteRow, 'ageMs'>;
+/** What one exchange read, handed to the decision. */
+export interface ExchangeView {
+  /** every other row, raw (column → value as the driver gave it), by name, at most ROW_LIMIT */
+  readonly rows: Record<string, unknown>[];
+  /** the table had more than ROW_LIMIT other rows */
+  readonly overflow: boolean;
+  /** our row as stored (its name may differ from ours in case on a case-insensitive key) */
+  readonly own: { readonly site: string; readonly writer: string; readonly intervalMs: number } | null;
+  /** another process wrote our row since our last write: its writer id ('' = a version without writer ids) */
+  readonly foreign: string | null;
+}
 
 const q = (id: string): string => `\`${id.replace(/`/g, '')}\``;
 
 export const CREATE_SQL = `CREATE TABLE IF NOT EXISTS ${q(TABLE)} (
-  site VARCHAR(64) NOT NULL PRIMARY KEY,
+  site VARCHAR(64) CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL PRIMARY KEY,
   updated DATETIME(3) NOT NULL,
   interval_ms INT UNSIGNED NOT NULL,
   weight DOUBLE NOT NULL,
@@ -47,8 +68,16 @@ export const CREATE_SQL = `CREATE TABLE IF NOT EXISTS ${q(TABLE)} (
   demand_down BIGINT UNSIGNED NOT NULL, demand_up BIGINT UNSIGNED NOT NULL,
   users_down INT UNSIGNED NOT NULL, users_up INT UNSIGNED NOT NULL,
   allocated_down BIGINT UNSIGNED NOT NULL, allocated_up BIGINT UNSIGNED NOT NULL,
-  applied_down BIGINT UNSIGNED NOT NULL, applied_up BIGINT UNSIGNED NOT NULL
+  applied_down BIGINT UNSIGNED NOT NULL, applied_up BIGINT UNSIGNED NOT NULL,
+  writer VARCHAR(32) NOT NULL DEFAULT '',
+  writers SMALLINT UNSIGNED NOT NULL DEFAULT 1
 ) ENGINE=InnoDB`;
+
+/** Columns added since the first version, with their definitions (ALTER TABLE … ADD COLUMN). */
+export const ADDED_COLUMNS: ReadonlyArray<readonly [string, string]> = [
+  ['writer', "VARCHAR(32) NOT NULL DEFAULT ''"],
+  ['writers', 'SMALLINT UNSIGNED NOT NULL DEFAULT 1'],
+];
 
 const COLUMNS = [
   'interval_ms',
@@ -65,35 +94,22 @@ const COLUMNS = [
   'allocated_up',
   'applied_down',
   'applied_up',
+  'writers',
+  'writer',
 ] as const;
 
-const SELECT_SQL =
+const OWN_SQL = `SELECT site, writer, interval_ms, CAST(updated AS CHAR) AS updated_s FROM ${q(TABLE)} WHERE site = ? FOR UPDATE`;
+const OTHERS_SQL =
   `SELECT site, TIMESTAMPDIFF(MICROSECOND, updated, NOW(3)) DIV 1000 AS age_ms, ${COLUMNS.join(', ')} ` +
-  `FROM ${q(TABLE)} ORDER BY site FOR UPDATE`;
+  `FROM ${q(TABLE)} WHERE site <> ? ORDER BY site LIMIT ${ROW_LIMIT + 1} FOR UPDATE`;
 const UPSERT_SQL =
   `INSERT INTO ${q(TABLE)} (site, updated, ${COLUMNS.join(', ')}) VALUES (?, NOW(3), ${COLUMNS.map(() => '?').join(', ')}) ` +
-  `ON DUPLICATE KEY UPDATE updated = NOW(3), ${COLUMNS.map((c) => `${c} = VALUES(${c})`).join(', ')}`;
+  `ON DUPLICATE KEY UPDATE site = VALUES(site), updated = NOW(3), ${COLUMNS.map((c) => `${c} = VALUES(${c})`).join(', ')}`;
+const WRITTEN_SQL = `SELECT CAST(updated AS CHAR) AS updated_s FROM ${q(TABLE)} WHERE site = ?`;
 const SETTLE_SQL = `UPDATE ${q(TABLE)} SET applied_down = ?, applied_up = ? WHERE site = ?`;
+const COLUMNS_SQL = 'SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?';
 
-const n = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
-const pairOf = (r: Record<string, unknown>, c: string): Pair => ({ down: n(r[`${c}_down`]), up: n(r[`${c}_up`]) });
-
-function rowOf(r: Record<string, unknown>): SiteRow {
-  return {
-    site: String(r['site']),
-    ageMs: n(r['age_ms']),
-    intervalMs: n(r['interval_ms']),
-    weight: n(r['weight']),
-    global: pairOf(r, 'global'),
-    cap: pairOf(r, 'cap'),
-    demand: pairOf(r, 'demand'),
-    users: pairOf(r, 'users'),
-    allocated: pairOf(r, 'allocated'),
-    applied: pairOf(r, 'applied'),
-  };
-}
-
-function values(o: OwnRow): unknown[] {
+function values(o: OwnRow, writer: string): unknown[] {
   return [
     o.site,
     o.intervalMs,
@@ -110,12 +126,22 @@ function values(o: OwnRow): unknown[] {
     o.allocated.up,
     o.applied.down,
     o.applied.up,
+    o.writers,
+    writer,
   ];
 }
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');
+const errno = (e: unknown): number | undefined => (e as { errno?: number }).errno;
+const NO_SUCH_TABLE = 1146;
 
 export class SiteStore {
   private pool: mysql.Pool | null = null;
   private created = false;
+  /** this process's id, written with our row */
+  readonly writer = randomBytes(8).toString('hex');
+  /** `updated` of our row as we last wrote it */
+  private written: string | null = null;
 
   constructor(private config: Config) {}
 
@@ -144,35 +170,60 @@ export class SiteStore {
     return this.pool;
   }
 
+  /** Creates the table if missing and adds the columns of newer versions to an older one. */
+  private async prepare(pool: mysql.Pool, timeout: number): Promise<void> {
+    // An account without CREATE may still use a table the administrator made: a refused
+    // CREATE is not an error by itself (the SELECT says if the table is missing).
+    await pool.query({ sql: CREATE_SQL, timeout }).catch((e: unknown) => {
+      if (errno(e) !== 1142 && errno(e) !== 1044) throw e;
+    });
+    const [cols] = await pool.query({ sql: COLUMNS_SQL, values: [TABLE], timeout });
+    const have = new Set((cols as Array<{ c: string }>).map((r) => String(r.c).toLowerCase()));
+    const missing = have.size === 0 ? [] : ADDED_COLUMNS.filter(([c]) => !have.has(c));
+    if (missing.length > 0) {
+      const sql = `ALTER TABLE ${q(TABLE)} ${missing.map(([c, def]) => `ADD COLUMN ${c} ${def}`).join(', ')}`;
+      await pool.query({ sql, timeout }).catch((e: Error) => {
+        throw new Error(`table ${TABLE} lacks column(s) ${missing.map(([c]) => c).join(', ')} and cannot be altered (${e.message})`);
+      });
+    }
+    this.created = true;
+  }
+
   /**
-   * Reads every other site's row and writes ours in one locked transaction: `decide` gets the
-   * other rows and returns our row as it must be written (its `applied` is the claim).
+   * Reads every other site's row and ours, and writes ours, in one locked transaction:
+   * `decide` gets what was read and returns our row as it must be written (its `applied` is
+   * the claim).
    */
-  async exchange(self: string, decide: (others: SiteRow[]) => OwnRow | Promise<OwnRow>): Promise<{ others: SiteRow[]; own: OwnRow }> {
+  async exchange(self: string, decide: (view: ExchangeView) => OwnRow | Promise<OwnRow>): Promise<{ view: ExchangeView; own: OwnRow }> {
     const timeout = this.config.database.timeoutMs;
     const pool = this.getPool();
-    if (!this.created) {
-      // An account without CREATE may still use a table the administrator made: a refused
-      // CREATE is not an error by itself (the SELECT below says if the table is missing).
-      await pool.query({ sql: CREATE_SQL, timeout }).catch((e: { errno?: number }) => {
-        if (e.errno !== 1142 && e.errno !== 1044) throw e;
-      });
-      this.created = true;
-    }
     for (let attempt = 0; ; attempt++) {
+      if (!this.created) await this.prepare(pool, timeout);
       const conn = await pool.getConnection();
       try {
         await conn.query({ sql: 'START TRANSACTION', timeout });
-        const [rows] = await conn.query({ sql: SELECT_SQL, timeout });
-        const others = (rows as Record<string, unknown>[]).map(rowOf).filter((r) => r.site !== self);
-        const own = await decide(others);
-        await conn.query({ sql: UPSERT_SQL, values: values(own), timeout });
+        const [ownRows] = await conn.query({ sql: OWN_SQL, values: [self], timeout });
+        const o = (ownRows as Record<string, unknown>[])[0];
+        const own = o ? { site: String(o['site']), writer: text(o['writer']), intervalMs: Number(o['interval_ms']) } : null;
+        const foreign =
+          o && this.written !== null && (own!.writer !== this.writer || text(o['updated_s']) !== this.written) ? own!.writer : null;
+        const [rows] = await conn.query({ sql: OTHERS_SQL, values: [self], timeout });
+        const all = rows as Record<string, unknown>[];
+        const view: ExchangeView = { rows: all.slice(0, ROW_LIMIT), overflow: all.length > ROW_LIMIT, own, foreign };
+        const mine = await decide(view);
+        await conn.query({ sql: UPSERT_SQL, values: values(mine, this.writer), timeout });
+        const [back] = await conn.query({ sql: WRITTEN_SQL, values: [self], timeout });
+        const written = text((back as Record<string, unknown>[])[0]?.['updated_s']);
         await conn.query({ sql: 'COMMIT', timeout });
-        return { others, own };
+        this.written = written;
+        return { view, own: mine };
       } catch (e) {
         await conn.query('ROLLBACK').catch(() => undefined);
-        const errno = (e as { errno?: number }).errno;
-        if (attempt === 0 && (errno === 1213 || errno === 1205)) continue; // deadlock / lock wait timeout: once more
+        if (attempt === 0 && errno(e) === NO_SUCH_TABLE) {
+          this.created = false; // dropped since: made again, now
+          continue;
+        }
+        if (attempt === 0 && (errno(e) === 1213 || errno(e) === 1205)) continue; // deadlock / lock wait timeout: once more
         throw e;
       } finally {
         conn.release();

@@ -274,10 +274,11 @@ export class VolumeSource {
     if (id < 0) return; // no machine of the directory holds it: not counted, not interned
     let down = downRaw === null ? -1 : Number(downRaw);
     let up = upRaw === null ? -1 : Number(upRaw);
-    if (down < 0 || up < 0) {
+    // NULL, negative, or not a finite number ("abc" is NaN, which no comparison catches)
+    if (!(down >= 0 && down < Infinity) || !(up >= 0 && up < Infinity)) {
       into.badRows.add(ip.ip);
-      if (down < 0) down = 0;
-      if (up < 0) up = 0;
+      if (!(down >= 0 && down < Infinity)) down = 0;
+      if (!(up >= 0 && up < Infinity)) up = 0;
     }
     into.add(id, down, up);
   }

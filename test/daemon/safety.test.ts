@@ -160,10 +160,13 @@ test('finding 6: a reload with an unreadable caFile (socket, then SIGHUP) leaves
   assert.deepEqual(st.sources, { ldap: 'ok', mysql: 'ok' });
   assert.doesNotMatch(logText(), /unhandled|uncaught/i);
 
-  // A good file after that reloads whole.
-  writeConf({ down: '30Mbit' });
+  // A good file after that reloads whole; its warnings reach the operator and the log once.
+  writeConf({ down: '30Mbit', ldap: 'password = unused' });
   const ok = await c('reload');
   assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stderr, /^warning: .*\[ldap\] password: is sent in plaintext/m);
+  await waitLog(/ warn reload: .*\[ldap\] password: is sent in plaintext/);
+  assert.equal(logText().match(/ warn reload: .*\[ldap\] password: is sent in plaintext/g)?.length, 1);
   assert.equal(await rootRate(), await rateOf(30_000_000));
   assert.equal((await c('stop')).code, 0);
 });

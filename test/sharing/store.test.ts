@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
-import { SiteStore, type OwnRow, type SiteRow } from '../../src/sharing/store.js';
+import { SiteStore, type OwnRow, type ExchangeView } from '../../src/sharing/store.js';
+import { checkRow, type SiteRow } from '../../src/sharing/peers.js';
 
 let db: MariadbServer;
 const M = 1_000_000;
@@ -31,11 +32,15 @@ const row = (site: string, applied: number): OwnRow => ({
   users: { down: 1, up: 0 },
   allocated: { down: applied, up: 0 },
   applied: { down: applied, up: 0 },
+  writers: 1,
 });
 
 /** Claims `want` if the other rows leave room for it, else what they leave; decides slowly (holding the rows). */
-function greedy(site: string, want: number, holdMs: number): (others: SiteRow[]) => Promise<OwnRow> {
-  return async (others) => {
+const rowsOf = (view: ExchangeView): SiteRow[] => view.rows.map(checkRow).flatMap((c) => (c.ok ? [c.row] : []));
+
+function greedy(site: string, want: number, holdMs: number): (view: ExchangeView) => Promise<OwnRow> {
+  return async (view) => {
+    const others = rowsOf(view);
     await sleep(holdMs);
     const room = 60 * M - others.reduce((a, r) => a + r.applied.down, 0);
     return row(site, Math.min(want, room));
@@ -55,16 +60,17 @@ test('exchange creates the table, writes our row with the server time and reads 
   const b = new SiteStore(config('site-b'));
   try {
     const first = await a.exchange('site-a', () => row('site-a', 30 * M));
-    assert.deepEqual(first.others, []);
+    assert.deepEqual(first.view.rows, []);
     await sleep(300);
-    const seen = await b.exchange('site-b', (others) => {
+    const seen = await b.exchange('site-b', (view) => {
+      const others = rowsOf(view);
       assert.equal(others.length, 1);
       assert.equal(others[0]!.site, 'site-a');
       assert.deepEqual(others[0]!.applied, { down: 30 * M, up: 0 });
       assert.ok(others[0]!.ageMs >= 250 && others[0]!.ageMs < 5000, `age ${others[0]!.ageMs}`);
       return row('site-b', 20 * M);
     });
-    assert.equal(seen.others.length, 1);
+    assert.equal(seen.view.rows.length, 1);
     await a.settle('site-a', { down: 25 * M, up: 0 });
     const t0 = performance.now();
     for (let i = 0; i < 50; i++) await a.exchange('site-a', () => row('site-a', 30 * M));
@@ -106,5 +112,46 @@ test('two sites deciding at once: the lock serialises them, the claims never exc
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+test('a dropped table is made again by the next exchange, without a reload', async () => {
+  const a = new SiteStore(config('site-a'));
+  try {
+    await a.exchange('site-a', () => row('site-a', 10 * M));
+    await db.query('DROP TABLE qos.sites');
+    await a.exchange('site-a', () => row('site-a', 12 * M));
+    const rows = await db.select<{ site: string; applied_down: number }>('SELECT site, applied_down FROM qos.sites');
+    assert.deepEqual(
+      rows.map((r) => [r.site, Number(r.applied_down)]),
+      [['site-a', 12 * M]],
+    );
+  } finally {
+    await a.close();
+  }
+});
+
+test('a table made by the first version (no writer columns) gets them; the writer id is written', async () => {
+  await db.query('DROP TABLE IF EXISTS qos.sites');
+  await db.query(`CREATE TABLE qos.sites (
+  site VARCHAR(64) NOT NULL PRIMARY KEY, updated DATETIME(3) NOT NULL, interval_ms INT UNSIGNED NOT NULL, weight DOUBLE NOT NULL,
+  global_down BIGINT UNSIGNED NOT NULL, global_up BIGINT UNSIGNED NOT NULL, cap_down BIGINT UNSIGNED NOT NULL, cap_up BIGINT UNSIGNED NOT NULL,
+  demand_down BIGINT UNSIGNED NOT NULL, demand_up BIGINT UNSIGNED NOT NULL, users_down INT UNSIGNED NOT NULL, users_up INT UNSIGNED NOT NULL,
+  allocated_down BIGINT UNSIGNED NOT NULL, allocated_up BIGINT UNSIGNED NOT NULL, applied_down BIGINT UNSIGNED NOT NULL, applied_up BIGINT UNSIGNED NOT NULL
+) ENGINE=InnoDB`);
+  const a = new SiteStore(config('site-a'));
+  try {
+    await a.exchange('site-a', () => row('site-a', 10 * M));
+    const rows = await db.select<{ writer: string; writers: number }>('SELECT writer, writers FROM qos.sites');
+    assert.deepEqual(
+      rows.map((r) => [r.writer, Number(r.writers)]),
+      [[a.writer, 1]],
+    );
+    // another process writing our row since our last write is reported as foreign
+    await db.query("UPDATE qos.sites SET writer = 'someone', updated = NOW(3) + INTERVAL 1 SECOND");
+    const seen = await a.exchange('site-a', () => row('site-a', 10 * M));
+    assert.equal(seen.view.foreign, 'someone');
+  } finally {
+    await a.close();
   }
 });

@@ -123,6 +123,7 @@ test('[database] tls applies to the other pools on that server too: the sharing 
     users: { down: 0, up: 0 },
     allocated: { down: 0, up: 0 },
     applied: { down: 0, up: 0 },
+    writers: 1,
   };
   const accepts = async (): Promise<number> =>
     Number((await withTls.select<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'"))[0]?.Value);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { minimalConf } from './fixtures.js';
+import { expiredCa } from '../helpers/ca.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const cli = join(root, 'dist/cli.js');
@@ -98,6 +99,42 @@ test('check says how a group class is shared: fairness host (the default) or flo
     writeFileSync(file, minimalConf({ qos: 'leaf = pfifo\nfairness = flow' }), { mode: 0o600 });
     const flow = await run(['check', '-c', file]);
     assert.match(flow.stdout, /^leaf pfifo, fairness flow: each group class shared by flow/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('check: dangerous settings (issue 20, finding 5) are errors (exit 2) or warnings on stderr counted on stdout', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rq-check-'));
+  try {
+    const f = join(dir, 'qos.conf');
+    const own = `run = ${dir}/run\nstate = ${dir}/state\nlog = ${dir}/log`;
+    // a world-writable file, without any password
+    writeFileSync(f, minimalConf({ path: own }));
+    chmodSync(f, 0o666);
+    let r = await run(['check', '-c', f]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /qos\.conf: \[\]: is writable by everyone \(mode 0666\): anyone on this host can rewrite the gateway's policy/);
+    // warnings: IPv6 unfiltered, an anonymous directory read in clear, a very broad open destination
+    writeFileSync(f, minimalConf({ firewall: 'v6Enabled = 0\nopenDestinations = 8.0.0.0/6', path: own }));
+    chmodSync(f, 0o600);
+    r = await run(['check', '-c', f]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: .*qos\.conf:\d+: \[firewall\] v6Enabled: .*IPv6 .*unfiltered/);
+    assert.match(r.stderr, /warning: .*qos\.conf:\d+: \[ldap\] host: .*forge/);
+    assert.match(r.stderr, /warning: .*qos\.conf:\d+: \[firewall\] openDestinations: 8\.0\.0\.0\/6/);
+    assert.match(r.stdout, /qos\.conf: valid \(3 warning\(s\)\)/);
+    // an open destination covering everything: refused
+    writeFileSync(f, minimalConf({ firewall: 'openDestinations = 0.0.0.0/0', path: own }));
+    r = await run(['check', '-c', f]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /qos\.conf:\d+: \[firewall\] openDestinations: 0\.0\.0\.0\/0 /);
+    // an expired CA: refused, naming the file
+    writeFileSync(join(dir, 'ca.pem'), expiredCa());
+    writeFileSync(f, minimalConf({ ldap: `starttls = 1\ncaFile = ${dir}/ca.pem`, path: own }));
+    r = await run(['check', '-c', f]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /qos\.conf:\d+: \[ldap\] caFile: .*ca\.pem: certificate 1 \(CN=expired-ca\) expired on/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

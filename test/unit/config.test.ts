@@ -250,3 +250,9 @@ test('a reload keeps every restart-only key (from the schema) at its running val
   assert.equal(applied.rates['down'], 80_000_000);
   assert.deepEqual(restartOnlyChanges(running, applied), []);
 });
+
+test('[sharing] weight is held to the bounds every peer row is (0.001 to 1000): a weight peers would ignore is refused here', () => {
+  for (const w of ['0.0001', '1001', '5000000'])
+    one(minimalConf({ extra: `[sharing]\nweight = ${w}` }), 'sharing', 'weight', /expected a number from 0.001 to 1000/);
+  assert.equal(parseConfig(minimalConf({ extra: '[sharing]\nweight = 1000' }), 'q').sharing.weight, 1000);
+});

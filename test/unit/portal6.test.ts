@@ -46,7 +46,8 @@ test('portal6 + portalBan6: an ip6tables nat chain like the IPv4 one, DNAT to [a
   assert.deepEqual(rules, [
     '-m set --match-set v6qos_allow src -m comment --comment reselqos:allowed -j RETURN',
     '-p tcp -m set --match-set v6qos_banned src -m tcp --dport 80 -m comment --comment reselqos:ban-page -j DNAT --to-destination [2001:db8:199::6]:8081',
-    '-s 2001:db8:d000::/36 -p tcp -m tcp --dport 80 -m comment --comment reselqos:portal -j DNAT --to-destination [2001:db8:199::5]:8080',
+    // any other source on the users' interface, inside user6Networks or not (issue 20)
+    '-p tcp -m tcp --dport 80 -m comment --comment reselqos:portal -j DNAT --to-destination [2001:db8:199::5]:8080',
   ]);
   const banned6 = k.sets.find((s) => s.name === 'v6qos_banned')!;
   assert.deepEqual([banned6.family, [...banned6.members]], ['inet6', ['2001:db8:d201::1']]);

@@ -150,10 +150,17 @@ test("allocate: the issue's two-campus cases (global 60 Mbit/s, caps 50)", () =>
     allocate({ global: G60, sites: [site('a', 48 * M, 50 * M, { weight: 2 }), site('b', 9.5 * M, 10 * M)] }).map((s) => s.down),
     [40 * M, 20 * M],
   );
-  // B uses 12 of its 30 (not saturated): keeps 12 + 25 % = 15, A takes the other 45
+  // B uses 12 of its 30 (not saturated): keeps 12 + 20 % = 14.4 (KEEP), A takes the other 45.6
   assert.deepEqual(
     allocate({ global: G60, sites: [site('a', 29 * M, 30 * M), site('b', 12 * M, 30 * M)] }).map((s) => s.down),
-    [45 * M, 15 * M],
+    [45.6 * M, 14.4 * M],
+  );
+  // everybody fits (A's cap 40 + B's 12 x 1.2 <= 60): the saturated A gets its cap before B's headroom above 14.4
+  assert.deepEqual(
+    allocate({ global: G60, sites: [site('a', 29 * M, 30 * M, { cap: { down: 44 * M, up: 0 } }), site('b', 12 * M, 30 * M)] }).map(
+      (s) => s.down,
+    ),
+    [44 * M, 16 * M],
   );
   // a stale site: the static split
   assert.deepEqual(
@@ -283,7 +290,7 @@ test('smoothing: two-site steps converge in a few cycles, without oscillation, n
 test('smoothing: with ±5 % measurement noise the allocations stay put (dead band)', (t) => {
   for (const [label, b, ta, tb] of [
     ['both saturated', 1e12, 30 * M, 30 * M],
-    ['B uses 15 Mbit/s', 15 * M, 41.95 * M, 18.05 * M],
+    ['B uses 15 Mbit/s', 15 * M, 42.72 * M, 17.28 * M],
   ] as const) {
     const trace = simulate([{ at: 0, a: 1e12, b }], 200, 0.05, 7);
     const tail = trace.slice(20);
@@ -349,6 +356,7 @@ test('reselqos share --json: rows on stdin -> allocation on stdout; exit 2 with 
     sites: [
       { site: 'brest', weight: 1, cap: { down: 50 * M, up: 20 * M }, demand: { down: 0, up: 0 }, fresh: true },
       { site: 'brest', weight: -1, cap: { down: -5, up: '20' }, demand: { down: 0, up: 0 }, allocated: { down: 1.5, up: 0 }, fresh: 'yes' },
+      { site: 'bad name', weight: 1e300, cap: { down: 2 ** 64, up: 0 }, demand: { down: 0, up: 0 }, fresh: true },
     ],
   };
   const e = await share(JSON.stringify(bad));
@@ -362,9 +370,12 @@ test('reselqos share --json: rows on stdin -> allocation on stdout; exit 2 with 
     'sites[1].cap.up: expected a non-negative integer',
     'sites[1].allocated.down: expected a non-negative integer',
     'sites[1].fresh: expected true or false',
+    'sites[2].site: expected a site name',
+    'sites[2].weight: expected a positive number from 0.001 to 1000, got 1e+300',
+    'sites[2].cap.down: expected a non-negative integer (bit/s) up to 10000000000000',
   ])
     assert.ok(e.stderr.includes(want), `stderr names "${want}":\n${e.stderr}`);
-  assert.match(e.stderr, /7 error\(s\)/);
+  assert.match(e.stderr, /10 error\(s\)/);
   const notJson = await share('{"global":');
   assert.equal(notJson.code, 2);
   assert.match(notJson.stderr, /not JSON/);
@@ -395,7 +406,7 @@ test('config: [site] name defaults to the host name; [sharing] keys, defaults an
     const text = e.message;
     for (const want of [
       /\[site\] name: expected a site name/,
-      /\[sharing\] weight: expected a positive number/,
+      /\[sharing\] weight: expected a number from 0.001 to 1000/,
       /\[sharing\] stale: expected an integer from 1/,
       /\[sharing\] db: expected an SQL identifier/,
       /\[rates\] globalDown: is required with \[sharing\] enabled = 1/,
