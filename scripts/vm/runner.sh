@@ -295,7 +295,7 @@ fairness() {
 			if (mode == "host") { if (r > 1.3) { print "heavy/light above 1.3"; exit 1 } if (m > i + 20) { print "median under load above idle + 20 ms"; exit 1 } }
 			else if (r <= 1.3) { print "the control shows no imbalance"; exit 1 }
 			exit 0 }'); ok=$?
-		pass_if "fairness $leaf $dir $mode" "$ok" "light $(mbit "$light") / heavy $(mbit "$heavy") Mbit/s ($(awk -v l="$light" -v h="$heavy" 'BEGIN { printf "%.2fx", l > 0 ? h / l : 0 }')); rtt idle ${idle% *} / load ${load% *} ms (p95 ${load#* })${why:+; $why}${filters:+; int0 110: $filters}"
+		pass_if "fairness $leaf $dir $mode" "$ok" "light $(mbit "$light") / heavy $(mbit "$heavy") Mbit/s ($(awk -v l="$light" -v h="$heavy" 'BEGIN { printf "%.2fx", (l > 0 ? h / l : 0) }')); rtt idle ${idle% *} / load ${load% *} ms (p95 ${load#* })${why:+; $why}${filters:+; int0 110: $filters}"
 	done
 	# across groups: bob's group-5 class saturated with 16 flows, alice (group 0) pings
 	set -- $(rtt "$ALICE" 5); idle="$1 $2"
@@ -305,7 +305,8 @@ fairness() {
 	set -- $(rtt "$ALICE" $((SECS - 6))); load="$1 $2"
 	wait "$b"
 	set -- $(received "$ST/b.json")
-	awk -v i="${idle% *}" -v m="${load% *}" 'BEGIN { exit !(i >= 0 && m >= 0 && m <= i + 20) }'; ok=$?
+	# a load that did not run proves nothing (a failed iperf3 reads as 0)
+	awk -v i="${idle% *}" -v m="${load% *}" -v b="$1" 'BEGIN { exit !(b > 0 && i >= 0 && m >= 0 && m <= i + 20) }'; ok=$?
 	pass_if "fairness $leaf across $mode" "$ok" "g5 load $(mbit "$1") Mbit/s; g0 rtt idle ${idle% *} / load ${load% *} ms (p95 ${load#* })"
 }
 

@@ -24,7 +24,11 @@ export function fairnessText(config: Config): string {
     leaf === 'cake'
       ? 'cake dual-dsthost (down) / dual-srchost (up), nat'
       : `${leaf} behind a flow filter hashing dst (down) / nfct-src (up)`;
-  return `leaf ${leaf}, fairness host: each group class shared equally by user address, whatever their number of flows (${how})`;
+  const caveat =
+    leaf === 'sfq'
+      ? "; sfq queues a user's own flows one behind the other: their bulk transfer delays their interactive traffic (fq_codel keeps it short)"
+      : '';
+  return `leaf ${leaf}, fairness host: each group class shared equally by user address, whatever their number of flows (${how})${caveat}`;
 }
 
 export function checkReport(config: Config, at: DateTime): CheckJson {

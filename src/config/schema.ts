@@ -238,7 +238,13 @@ export const KEYS: readonly KeySpec[] = [
     'guaranteed rate of the default class (traffic of no user: servers, infrastructure), taken from the total',
   ),
   k('qos', 'classifier', 'fw', false, 'fw (MARK + tc fw filter) or classify (iptables CLASSIFY straight to the class)'),
-  k('qos', 'leaf', 'sfq', false, 'leaf qdisc of each class: sfq, fq_codel, cake (its rtt scaled to the class rate), pfifo or none'),
+  k(
+    'qos',
+    'leaf',
+    'fq_codel',
+    false,
+    "leaf qdisc of each class: fq_codel (the default: with fairness = host, shares by user and keeps each user's queue short), sfq (shares by user, but a user's own flows wait behind each other: seconds of delay under load), cake (its rtt scaled to the class rate), pfifo or none",
+  ),
   k(
     'qos',
     'fairness',

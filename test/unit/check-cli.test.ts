@@ -94,7 +94,7 @@ test('check says how a group class is shared: fairness host (the default) or flo
     assert.equal(host.code, 0, host.stderr);
     assert.match(
       host.stdout,
-      /^leaf sfq, fairness host: each group class shared equally by user address, whatever their number of flows \(sfq behind a flow filter hashing dst \(down\) \/ nfct-src \(up\)\)$/m,
+      /^leaf sfq, fairness host: each group class shared equally by user address, whatever their number of flows \(sfq behind a flow filter hashing dst \(down\) \/ nfct-src \(up\)\); sfq queues a user's own flows one behind the other/m,
     );
     writeFileSync(file, minimalConf({ qos: 'leaf = pfifo\nfairness = flow' }), { mode: 0o600 });
     const flow = await run(['check', '-c', file]);

@@ -32,7 +32,7 @@ test('a minimal file gets every default', () => {
   assert.equal(c.qos.intervalMs, 10_000);
   assert.equal(c.qos.count, 'all');
   assert.equal(c.qos.classifier, 'fw');
-  assert.equal(c.qos.leaf, 'sfq');
+  assert.equal(c.qos.leaf, 'fq_codel');
   assert.equal(c.paths.log, '/var/log/reselqos');
   assert.equal(c.paths.state, '/var/lib/reselqos');
   assert.equal(c.paths.run, '/run/reselqos');

@@ -73,7 +73,7 @@ function setup(c: Config, clock = { t: 0 }): { k: FakeKernel; r: Reconciler; log
 
 for (const [label, qos] of [
   ['classify + pfifo', 'classifier = classify\nleaf = pfifo\nfairness = flow'],
-  ['fw + sfq (production defaults)', ''],
+  ['fw + fq_codel + host (production defaults)', ''],
 ] as const) {
   test(`a first reconcile builds everything (${label}); the same plan again spawns only the cheap count check`, async () => {
     const c = config(qos);
