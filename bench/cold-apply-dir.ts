@@ -25,6 +25,7 @@ export function applyConfig(netns: string, file: string): Config {
       '[qos]',
       'classifier = classify',
       'leaf = pfifo',
+      'fairness = flow',
     ].join('\n'),
     file,
   );

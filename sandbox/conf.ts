@@ -13,6 +13,8 @@ export interface SandboxConfOptions {
   up?: string;
   classifier?: 'fw' | 'classify';
   leaf?: string;
+  /** default: flow with pfifo or none (they cannot share by host), else host */
+  fairness?: string;
   /** extra lines per section */
   ldap?: string;
   database?: string;
@@ -67,6 +69,7 @@ ${o.ratesrules ?? ''}
 timezone = ${o.timezone ?? 'Europe/Paris'}
 classifier = ${o.classifier ?? 'classify'}
 leaf = ${o.leaf ?? 'pfifo'}
+${/\bfairness\s*=/.test(o.qos ?? '') ? '' : `fairness = ${o.fairness ?? (['pfifo', 'none'].includes(o.leaf ?? 'pfifo') ? 'flow' : 'host')}`}
 interval = 2s
 ${o.qos ?? ''}
 

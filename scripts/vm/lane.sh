@@ -74,7 +74,7 @@ MEM=${RQ_VM_MEM:-2048}
 say "booting ${accel[*]} -smp $SMP -m $MEM (kernel $(cat "$img/kernel-version"))"
 : >"$OUTDIR/results.txt"
 set +e
-timeout "${RQ_VM_TIMEOUT:-1800}" qemu-system-x86_64 "${accel[@]}" -smp "$SMP" -m "$MEM" \
+timeout "${RQ_VM_TIMEOUT:-2700}" qemu-system-x86_64 "${accel[@]}" -smp "$SMP" -m "$MEM" \
   -nodefaults -display none -nic none \
   -kernel "$img/vmlinuz" -initrd "$img/initrd" \
   -append 'root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=0' \
@@ -86,6 +86,18 @@ rc=$?
 set -e
 T2=$(date +%s)
 tr -d '\r' <"$OUTDIR/results.txt"
+# the fairness checks' figures as JSON (one object per line "fairness LEAF DIR|across MODE ...")
+tr -d '\r' <"$OUTDIR/results.txt" | node -e '
+  const out = [];
+  for (const l of require("fs").readFileSync(0, "utf8").split("\n")) {
+    const m = /^fairness (\S+) (\S+) (\S+)\s+(PASS|FAIL)\s+(.*)$/.exec(l);
+    if (!m) continue;
+    const n = (re) => { const x = re.exec(m[5]); return x ? Number(x[1]) : null; };
+    out.push({ leaf: m[1], direction: m[2], fairness: m[3], result: m[4],
+      lightMbit: n(/light ([\d.]+)/), heavyMbit: n(/heavy ([\d.]+)/), ratio: n(/\(([\d.]+)x\)/),
+      rttIdleMs: n(/rtt idle ([\d.-]+)/), rttLoadMs: n(/load ([\d.-]+) ms/), rttLoadP95Ms: n(/p95 ([\d.-]+)/), text: m[5] });
+  }
+  require("fs").writeFileSync(process.argv[1], JSON.stringify(out, null, 1) + "\n");' "$OUTDIR/fairness.json"
 echo "lane: $((T2 - T0)) s in all (build + image $((T1 - T0)) s, VM $((T2 - T1)) s); console in $OUTDIR/console.log"
 if [ "$rc" -ne 0 ]; then say "qemu exit $rc$([ "$rc" = 124 ] && echo ' (timeout)'): $(tail -n 3 "$OUTDIR/qemu.log")"; exit 1; fi
 if grep -q '^SUMMARY [0-9]* passed, 0 failed' "$OUTDIR/results.txt" && ! grep -q '  FAIL  ' "$OUTDIR/results.txt"; then

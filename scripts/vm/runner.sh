@@ -27,6 +27,8 @@ UP=${RQ_UP:-4Mbit}
 SECS=${RQ_IPERF_SECONDS:-20}
 ALICE=172.22.250.3
 BOB=172.22.251.3
+CAROL=172.22.250.4
+DAVE=172.22.251.4
 WAN=198.51.100.10
 
 say() { echo "lane: $*" >/dev/console; echo "$(date +%T) $*" >>"$ST/log"; }
@@ -97,7 +99,7 @@ pair_ok() {
 }
 mbit() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 
-write_conf() { # CLASSIFIER LEAF DOWN UP
+write_conf() { # CLASSIFIER LEAF DOWN UP [FAIRNESS]
 	. "$ST/servers.env"
 	umask 077
 	cat >"$CONF" <<CONF
@@ -132,6 +134,7 @@ up = $4
 timezone = UTC
 classifier = $1
 leaf = $2
+fairness = ${5:-host}
 interval = 3s
 count = active
 verifyInterval = 5s
@@ -177,6 +180,22 @@ iperf_servers() {
 	ip netns exec rq-wan iperf3 -s -p 5201 -D -I "$ST/iperf1.pid" >/dev/null 2>&1
 	ip netns exec rq-wan iperf3 -s -p 5202 -D -I "$ST/iperf2.pid" >/dev/null 2>&1
 	sleep 1
+}
+fairness_servers() { # carol on 5203, dave on 5204
+	pkill -F "$ST/iperf3.pid" 2>/dev/null; pkill -F "$ST/iperf4.pid" 2>/dev/null
+	ip netns exec rq-wan iperf3 -s -p 5203 -D -I "$ST/iperf3.pid" >/dev/null 2>&1
+	ip netns exec rq-wan iperf3 -s -p 5204 -D -I "$ST/iperf4.pid" >/dev/null 2>&1
+	sleep 1
+}
+# rtt SRC SECONDS: ping the wan from SRC at 5 Hz; prints "median p95" in ms ("-1 -1" when none came back)
+rtt() {
+	ip netns exec rq-users ping -n -i 0.2 -w "$2" -I "$1" "$WAN" 2>/dev/null |
+		sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p' | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR == 0) { print "-1 -1"; exit } m = v[int((NR + 1) / 2)]; i = int(NR * 0.95); if (i < NR * 0.95) i++; print m, v[i] }'
+}
+# received FILE...: each iperf3 -J result's received bit/s (all its streams), 0 when it failed
+received() {
+	node -e 'const fs=require("fs");const r=[];for(const f of process.argv.slice(1)){try{r.push(Math.round(JSON.parse(fs.readFileSync(f,"utf8")).end.sum_received.bits_per_second))}catch{r.push(0)}}console.log(r.join(" "))' "$@"
 }
 # iperf_pair [-R]: alice on 5201 and bob on 5202 at once; prints "bitsA bitsB" (received).
 iperf_pair() {
@@ -239,6 +258,56 @@ shaping() { # CLASSIFIER LEAF
 		  tc -s class show dev int0; tc filter show dev int0; tc -s class show dev ext0; iptables-save -t mangle -c; cat "$ST/plan.json"; echo "----"; } >/dev/console 2>&1
 	fi
 	pass_if "$name" "$ok" "down g0 $(mbit "$d0")/$(mbit "$pd0") ($(pct "$d0" "$pd0")) g5 $(mbit "$d5")/$(mbit "$pd5") ($(pct "$d5" "$pd5")); up g0 $(mbit "$u0")/$(mbit "$pu0") ($(pct "$u0" "$pu0")) g2 $(mbit "$u2")/$(mbit "$pu2") ($(pct "$u2" "$pu2")) Mbit/s measured/policy; class drops d $dd0/$dd5 u $du0/$du2$judged; int0 qdiscs ${kinds%,}; $filt"
+}
+
+# fairness LEAF MODE ([qos] fairness): carol (1 TCP flow) and dave (16) in the same group-0 class,
+# together saturating it, each direction: their throughput ratio and carol's ping RTT idle and
+# under that load; then, down, alice's (group 0) RTT while bob (group 5) saturates his class with
+# 16 flows. host passes with heavy/light <= 1.3 and load median <= idle median + 20 ms; the
+# flow control passes when it shows the imbalance host removes (ratio > 1.3). Across groups:
+# median <= idle + 20 ms. Figures: "light / heavy Mbit/s (ratio); rtt idle / load ms (p95)".
+fairness() {
+	local leaf=$1 mode=$2
+	write_conf fw "$leaf" "$DOWN" "$UP" "$mode"
+	reselqos clear -c "$CONF" >>"$ST/log" 2>&1
+	local out rc
+	out=$(reselqos run --once -c "$CONF" 2>&1); rc=$?
+	if [ "$rc" -ne 0 ]; then check "fairness $leaf $mode" FAIL "run --once exit $rc: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; return; fi
+	local filters
+	filters=$(tc filter show dev int0 parent 110: 2>/dev/null | grep -o 'keys [^ ]*' | head -n 1)
+	fairness_servers
+	local dir R idle load light heavy ok why
+	for dir in down up; do
+		R=""; [ "$dir" = down ] && R=-R
+		set -- $(rtt "$CAROL" 5); idle="$1 $2"
+		ip netns exec rq-users iperf3 -c "$WAN" -B "$CAROL" -p 5203 -t "$SECS" -O 2 $R -J >"$ST/c.json" 2>&1 &
+		local c=$!
+		ip netns exec rq-users iperf3 -c "$WAN" -B "$DAVE" -p 5204 -t "$SECS" -O 2 -P 16 $R -J >"$ST/d.json" 2>&1 &
+		local d=$!
+		sleep 4
+		set -- $(rtt "$CAROL" $((SECS - 6))); load="$1 $2"
+		wait "$c" "$d"
+		set -- $(received "$ST/c.json" "$ST/d.json"); light=$1 heavy=$2
+		why=$(awk -v l="$light" -v h="$heavy" -v i="${idle% *}" -v m="${load% *}" -v mode="$mode" 'BEGIN {
+			if (l <= 0 || h <= 0) { print "a flow failed"; exit 1 }
+			if (i < 0 || m < 0) { print "no ping came back"; exit 1 }
+			r = h / l
+			if (mode == "host") { if (r > 1.3) { print "heavy/light above 1.3"; exit 1 } if (m > i + 20) { print "median under load above idle + 20 ms"; exit 1 } }
+			else if (r <= 1.3) { print "the control shows no imbalance"; exit 1 }
+			exit 0 }'); ok=$?
+		pass_if "fairness $leaf $dir $mode" "$ok" "light $(mbit "$light") / heavy $(mbit "$heavy") Mbit/s ($(awk -v l="$light" -v h="$heavy" 'BEGIN { printf "%.2fx", (l > 0 ? h / l : 0) }')); rtt idle ${idle% *} / load ${load% *} ms (p95 ${load#* })${why:+; $why}${filters:+; int0 110: $filters}"
+	done
+	# across groups: bob's group-5 class saturated with 16 flows, alice (group 0) pings
+	set -- $(rtt "$ALICE" 5); idle="$1 $2"
+	ip netns exec rq-users iperf3 -c "$WAN" -B "$BOB" -p 5202 -t "$SECS" -O 2 -P 16 -R -J >"$ST/b.json" 2>&1 &
+	local b=$!
+	sleep 4
+	set -- $(rtt "$ALICE" $((SECS - 6))); load="$1 $2"
+	wait "$b"
+	set -- $(received "$ST/b.json")
+	# a load that did not run proves nothing (a failed iperf3 reads as 0)
+	awk -v i="${idle% *}" -v m="${load% *}" -v b="$1" 'BEGIN { exit !(b > 0 && i >= 0 && m >= 0 && m <= i + 20) }'; ok=$?
+	pass_if "fairness $leaf across $mode" "$ok" "g5 load $(mbit "$1") Mbit/s; g0 rtt idle ${idle% *} / load ${load% *} ms (p95 ${load#* })"
 }
 
 check_install() {
@@ -457,7 +526,7 @@ UNIT
 	systemctl enable --now rq-lane-net.service >>"$ST/log" 2>&1
 	echo "VM $(uname -r), $(nproc) vCPU, systemd $(systemctl --version | head -n 1 | cut -d' ' -f2), node $(node --version), $(iptables -V)" >"$OUT"
 	start_servers || { check "sandbox servers" FAIL "$(grep -m1 -iE 'error' "$ST/servers.log" | cut -c1-200)"; summary; systemctl poweroff; exit 0; }
-	check "sandbox slapd + mariadb" PASS "campus $CAMPUS_ENTRIES entries + alice/bob; $LDAP_URL, $DB_HOST:$DB_PORT"
+	check "sandbox slapd + mariadb" PASS "campus $CAMPUS_ENTRIES entries + alice/bob/carol/dave; $LDAP_URL, $DB_HOST:$DB_PORT"
 	check_install
 	iperf_servers
 	if want shaping; then
@@ -465,6 +534,13 @@ UNIT
 		shaping fw fq_codel
 		shaping fw cake
 		shaping classify sfq
+	fi
+	if want fairness; then
+		iperf_servers
+		fairness sfq host
+		fairness fq_codel host
+		fairness cake host
+		fairness sfq flow
 	fi
 	want service && service_checks
 	if ! want reboot; then summary; cat "$ST/log" >/dev/console; systemctl poweroff; exit 0; fi

@@ -1,7 +1,7 @@
 // scripts/vm/servers.mjs — runs inside the lane's VM (copied to /opt/rq-lane with build/ and the
 // production node_modules): the sandbox's private slapd and MariaDB (sandbox/slapd.ts,
 // sandbox/mariadb.ts) on fixed loopback ports, seeded with the sandbox campus plus the lane's
-// two users (alice, bob) whose machines the shaping checks use. Writes the connection settings
+// users (alice, bob: the shaping checks; carol, dave: the fairness checks). Writes the connection settings
 // to the file named by argv[2] (shell-sourceable KEY=value lines) once both are ready, then
 // stays up until SIGTERM (stops both servers, removes their temp dirs).
 // Traffic rows are written only for alice and bob (the campus people stay idle), so with
@@ -17,9 +17,14 @@ if (!out) throw new Error('usage: node servers.mjs ENVFILE');
 // uid -> [ipHostNumber suffix, download bytes today, upload bytes today]
 // Thresholds with the defaults (1250 MB, x1.6 + 1250): group 0 < 1250 MB, group 2 in
 // [3250, 6450) MB, group 5 >= 19762 MB.
+// carol and dave (no traffic rows: group 0, and not counted by count = active, so the shaping
+// checks' per-user rates stay alice's and bob's) share alice's group-0 classes in the fairness
+// checks: carol with one flow, dave with sixteen.
 export const LANE_USERS = {
   alice: ['250.3', 1_000_000, 1_000_000], // down 0, up 0
   bob: ['251.3', 40_000_000_000, 5_000_000_000], // down 5, up 2
+  carol: ['250.4', 0, 0],
+  dave: ['251.4', 0, 0],
 };
 
 // Generous start timeouts: under TCG on a busy host the guest may get a fraction of a core.
@@ -76,5 +81,5 @@ const env = [
 ].join('\n');
 writeFileSync(`${out}.tmp`, env);
 renameSync(`${out}.tmp`, out);
-console.log(`servers: slapd ${slapd.url} (campus ${loaded.entries} entries + 2 lane users), mariadb ${db.host}:${db.port}`);
+console.log(`servers: slapd ${slapd.url} (campus ${loaded.entries} entries + ${Object.keys(LANE_USERS).length} lane users), mariadb ${db.host}:${db.port}`);
 setInterval(() => undefined, 1 << 30);

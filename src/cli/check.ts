@@ -7,11 +7,28 @@ import { formatRate, formatSize, formatTimeOfDay } from '../config/units.js';
 import { effectiveRates, thresholds } from '../policy/policy.js';
 import type { Clock } from '../clock.js';
 import { EXIT, UsageError, loadConfigOrReport, type Io } from './common.js';
+import { detectKernel, missingFeatures } from '../kernel/features.js';
+import { realExec } from '../kernel/exec.js';
 
 export interface CheckJson {
   groups: { group: number; limitBytes: number | null }[];
   rates: { down: { totalBps: number }; up: { totalBps: number } };
   rule: string | null;
+}
+
+/** One line on how a group class is shared ([qos] leaf and fairness). */
+export function fairnessText(config: Config): string {
+  const { leaf, fairness } = config.qos;
+  if (fairness === 'flow') return `leaf ${leaf}, fairness flow: each group class shared by flow (a user with more flows gets more)`;
+  const how =
+    leaf === 'cake'
+      ? 'cake dual-dsthost (down) / dual-srchost (up), nat'
+      : `${leaf} behind a flow filter hashing dst (down) / nfct-src (up)`;
+  const caveat =
+    leaf === 'sfq'
+      ? "; sfq queues a user's own flows one behind the other: their bulk transfer delays their interactive traffic (fq_codel keeps it short)"
+      : '';
+  return `leaf ${leaf}, fairness host: each group class shared equally by user address, whatever their number of flows (${how})${caveat}`;
 }
 
 export function checkReport(config: Config, at: DateTime): CheckJson {
@@ -31,6 +48,23 @@ export function parseAt(raw: string | undefined, config: Config, clock: Clock): 
   return at.setZone(config.qos.timezone);
 }
 
+/**
+ * `--kernel` (root): probe this kernel for what the configuration needs (the classifier, the
+ * leaf, fairness = host's flow filter, the IPv6 portal's nat) in a throw-away namespace, as
+ * `start` does: each missing feature on stderr, exit 1.
+ */
+async function kernelProblems(config: Config, io: Io, json: boolean): Promise<number> {
+  try {
+    const problems = missingFeatures(config, await detectKernel(realExec));
+    for (const p of problems) io.err(`kernel: ${p}`);
+    if (!problems.length && !json) io.out('kernel: every feature this configuration needs is there');
+    return problems.length ? EXIT.failed : EXIT.ok;
+  } catch (e) {
+    io.err(`kernel: could not probe (${(e as Error).message}); run as root`);
+    return EXIT.failed;
+  }
+}
+
 /** How the firewall refuses: by interface, whatever the source address; passSources listed. */
 export function firewallLine(config: Config): string {
   const fw = config.firewall;
@@ -42,14 +76,18 @@ export function firewallLine(config: Config): string {
   );
 }
 
-export async function runCheck(opts: { config?: string; at?: string; json: boolean }, io: Io, clock: Clock): Promise<number> {
+export async function runCheck(
+  opts: { config?: string; at?: string; json: boolean; kernel?: boolean },
+  io: Io,
+  clock: Clock,
+): Promise<number> {
   const config = await loadConfigOrReport(opts.config, io);
   if (!config) return EXIT.invalid;
   const at = parseAt(opts.at, config, clock);
   const report = checkReport(config, at);
   if (opts.json) {
     io.out(JSON.stringify(report));
-    return EXIT.ok;
+    return opts.kernel ? kernelProblems(config, io, true) : EXIT.ok;
   }
   const eff = effectiveRates(config, at);
   const lines: string[] = [];
@@ -83,6 +121,7 @@ export async function runCheck(opts: { config?: string; at?: string; json: boole
       `  group ${g.group}: ${g.limitBytes === null ? 'above the last limit'.padEnd(22) : ('up to ' + formatSize(g.limitBytes)).padEnd(22)} per-user rate ${share} % of group 0`,
     );
   }
+  lines.push(fairnessText(config));
   io.out(lines.join('\n'));
-  return EXIT.ok;
+  return opts.kernel ? kernelProblems(config, io, false) : EXIT.ok;
 }

@@ -23,10 +23,19 @@ const CONFIG_OPT = { config: { type: 'string' as const, short: 'c' } };
 const VERBS: Record<string, Verb> = {
   check: {
     summary: 'validate qos.conf and show thresholds, the rate rule and the rates in force',
-    usage: 'reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json]',
-    options: { ...CONFIG_OPT, at: { type: 'string' }, json: { type: 'boolean' } },
+    usage: 'reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json] [--kernel]',
+    options: { ...CONFIG_OPT, at: { type: 'string' }, json: { type: 'boolean' }, kernel: { type: 'boolean' } },
     run: (v, _p, io) =>
-      runCheck({ config: v['config'] as string | undefined, at: v['at'] as string | undefined, json: v['json'] === true }, io, systemClock),
+      runCheck(
+        {
+          config: v['config'] as string | undefined,
+          at: v['at'] as string | undefined,
+          json: v['json'] === true,
+          kernel: v['kernel'] === true,
+        },
+        io,
+        systemClock,
+      ),
   },
   plan: {
     summary: 'fetch LDAP and MySQL once and print the desired state (changes nothing)',

@@ -16,12 +16,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export function topText(t: TopJson, width = 100): string {
   const lines = [`reselqos top — ${t.at}  (q quits)`, ''];
   for (const dir of DIRECTIONS) {
-    lines.push(`${dir === 'down' ? 'download' : 'upload'}:   group   users        policy rate          now`);
+    lines.push(`${dir === 'down' ? 'download' : 'upload'}:   group   users        policy rate          now     queue  drops   delay`);
     for (const c of t.classes.filter((x) => x.direction === dir)) {
       const now = c.bps === null ? '-' : formatRate(Math.round(c.bps));
       const bar = c.bps === null || c.rateBps === 0 ? '' : '#'.repeat(Math.min(30, Math.round((c.bps / c.rateBps) * 10)));
+      const q = c.queue;
+      const queue = q
+        ? `${formatSize(q.backlogBytes).padStart(9)} ${String(q.drops).padStart(6)} ${q.avgDelayMs === null ? '      -' : `${q.avgDelayMs.toFixed(1)}ms`.padStart(7)}`
+        : '        -      -       -';
       lines.push(
-        `          ${String(c.group).padStart(5)} ${String(c.users).padStart(7)} ${formatRate(c.rateBps).padStart(18)} ${now.padStart(12)}  ${bar}`,
+        `          ${String(c.group).padStart(5)} ${String(c.users).padStart(7)} ${formatRate(c.rateBps).padStart(18)} ${now.padStart(12)} ${queue}  ${bar}`,
       );
     }
     lines.push('');

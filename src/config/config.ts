@@ -377,6 +377,7 @@ export function parseConfig(
     defaultRate: q.rate('defaultRate'),
     classifier: q.oneOf('classifier', ['fw', 'classify'] as const),
     leaf: q.oneOf('leaf', ['sfq', 'fq_codel', 'cake', 'pfifo', 'none'] as const),
+    fairness: q.oneOf('fairness', ['host', 'flow'] as const),
     setPrefix: q.ident('setPrefix', SET_PREFIX, 'letters, digits, _ or - (at most 21 characters)'),
     set6Prefix: q.ident('set6Prefix', SET_PREFIX, 'letters, digits, _ or - (at most 21 characters)'),
     chainPrefix: q.ident('chainPrefix', CHAIN_PREFIX, 'letters, digits, _ or - (at most 16 characters)'),
@@ -386,6 +387,12 @@ export function parseConfig(
     verifyIntervalMs: q.duration('verifyInterval', 0),
   };
   if (qos.ceilShare === 0) ctx.problem('qos', 'ceil', 'must be above 0%');
+  if (qos.fairness === 'host' && (qos.leaf === 'pfifo' || qos.leaf === 'none'))
+    ctx.problem(
+      'qos',
+      'fairness',
+      `host needs leaf = sfq, fq_codel or cake (leaf = ${qos.leaf} shares by arrival, never by user): change leaf, or set fairness = flow`,
+    );
   if (qos.setPrefix === qos.set6Prefix) ctx.problem('qos', 'set6Prefix', `must differ from setPrefix ("${qos.setPrefix}")`);
   if (Math.abs(qos.markDown - qos.markUp) < groups) {
     ctx.problem('qos', 'markUp', `marks ${qos.markDown}+X and ${qos.markUp}+X overlap for ${groups} groups`);

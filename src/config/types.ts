@@ -3,6 +3,8 @@
 
 export type Classifier = 'fw' | 'classify';
 export type Leaf = 'sfq' | 'fq_codel' | 'cake' | 'pfifo' | 'none';
+/** how a group class is shared among its users: by user address (host) or by flow */
+export type Fairness = 'host' | 'flow';
 export type CountMode = 'all' | 'active';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type ExcludeKind = 'peer' | 'direct' | 'local';
@@ -128,6 +130,7 @@ export interface QosConfig {
   readonly defaultRate: number; // bit/s
   readonly classifier: Classifier;
   readonly leaf: Leaf;
+  readonly fairness: Fairness;
   readonly setPrefix: string;
   readonly set6Prefix: string;
   readonly chainPrefix: string;

@@ -29,6 +29,8 @@ export interface ExplainDirection {
   perUserRateBps: number;
   /** the direction total every class shares: [rates] down/up, or this site's allocation */
   siteTotalBps: number;
+  /** how the class is shared among its users ([qos] fairness): host = equally by user address, flow = by flow */
+  fairness: 'host' | 'flow';
 }
 
 /** Finds a user by uid (case-insensitive) or by one of its IPs. */
@@ -50,6 +52,7 @@ export function explain(d: Desired, who: string): ExplainJson | null {
       usersInGroup: cls.users,
       perUserRateBps: perUserRate(cls),
       siteTotalBps: d.totals[direction],
+      fairness: d.fairness ?? 'flow',
     };
   };
   return {
@@ -76,6 +79,11 @@ export function explainText(e: ExplainJson): string {
     );
     lines.push(
       `           rate now ${formatRate(x.perUserRateBps)} per user (class ${formatRate(x.classRateBps)} shared by ${x.usersInGroup} user(s))`,
+    );
+    lines.push(
+      x.fairness === 'host'
+        ? `           the class is shared equally by address (${d === 'down' ? 'destination' : 'source'}): more flows get no more`
+        : '           the class is shared by flow: a user with more flows gets more of it',
     );
     lines.push(`           site total ${formatRate(x.siteTotalBps)}${e.site ? ` (site ${e.site}'s allocation among the sites)` : ''}`);
   }

@@ -2,10 +2,19 @@
 // Pure: never runs a tool. The plan holds only what differs; an empty plan means the
 // kernel already is as desired and nothing will be spawned to apply it.
 
-import { splitIptablesArgs, tcReportedRate, type TableState, type TcState } from './read.js';
+import { splitIptablesArgs, tcReportedRate, type TableState, type TcFilter, type TcState } from './read.js';
 import { ruleKey } from './ruleid.js';
 import type { IpFamily, SetFamily } from './names.js';
-import type { KernelDesired, RuleArgs, SetSpec, TableName, TableSpec, TcClassSpec } from './model.js';
+import {
+  HOST_FILTER,
+  type HostKey,
+  type KernelDesired,
+  type RuleArgs,
+  type SetSpec,
+  type TableName,
+  type TableSpec,
+  type TcClassSpec,
+} from './model.js';
 import type { MemberSet } from './members.js';
 
 export interface ActualSet {
@@ -63,6 +72,9 @@ export type TcOp =
       readonly qdisc: readonly string[];
     }
   | { readonly kind: 'leaf-del'; readonly dev: string; readonly parent: string }
+  /** fairness = host: the flow filter of the leaf qdisc `parent` ("10:") hashing by `key` (created or changed) */
+  | { readonly kind: 'host-filter'; readonly dev: string; readonly parent: string; readonly key: HostKey }
+  | { readonly kind: 'host-filter-del'; readonly dev: string; readonly parent: string }
   | { readonly kind: 'filter'; readonly verb: 'add' | 'replace'; readonly dev: string; readonly mark: number; readonly classid: string }
   | { readonly kind: 'filter-del'; readonly dev: string; readonly mark: number };
 
@@ -226,8 +238,19 @@ function diffTable(desired: TableSpec, actual: TableState | undefined, sweep: bo
   return [...dels, ...writes, ...adds, ...chainDels];
 }
 
-/** Every option the leaf spec expects is what the kernel reports (numbers, e.g. cake's rtt in µs). */
-function leafOptionsMatch(actual: Readonly<Record<string, unknown>>, expect: Readonly<Record<string, number>> | undefined): boolean {
+/** The key our flow filter at a leaf hashes by (`keys dst` in its text), null when there is none. */
+export function hostKeyAt(filters: readonly TcFilter[], leafHandle: string): string | null {
+  const f = filters.find(
+    (x) => x.parent === leafHandle && x.kind === 'flow' && x.handle !== undefined && Number(x.handle) === HOST_FILTER.handle,
+  );
+  return f ? (/\bkeys (\S+)/.exec(f.text)?.[1] ?? '') : null;
+}
+
+/** Every option the leaf spec expects is what the kernel reports (numbers, e.g. cake's rtt in µs; cake's flowmode, nat). */
+function leafOptionsMatch(
+  actual: Readonly<Record<string, unknown>>,
+  expect: Readonly<Record<string, number | string | boolean>> | undefined,
+): boolean {
   if (!expect) return true;
   return Object.entries(expect).every(([k, v]) => actual[k] === v);
 }
@@ -252,7 +275,8 @@ function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o
     });
   const classes = fresh ? [] : (actual?.classes ?? []);
   const qdiscs = fresh ? [] : (actual?.qdiscs ?? []);
-  const filters = fresh ? [] : (actual?.filters ?? []).filter((f) => f.kind === 'fw' && f.handle !== undefined && f.parent === '1:');
+  const allFilters = fresh ? [] : (actual?.filters ?? []);
+  const filters = allFilters.filter((f) => f.kind === 'fw' && f.handle !== undefined && f.parent === '1:');
 
   for (const c of dev.classes) {
     const a = classes.find((x) => x.classid === c.classid);
@@ -269,9 +293,15 @@ function diffTc(dev: KernelDesired['tc'][number], actual: TcState | undefined, o
     }
     const leaf = qdiscs.find((q) => q.parent === c.classid);
     if (c.leaf) {
-      if (!leaf) ops.push({ kind: 'leaf', verb: 'add', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
-      else if (leaf.kind !== c.leaf.qdisc[0] || leaf.handle !== c.leaf.handle || !leafOptionsMatch(leaf.options, c.leaf.expect))
-        ops.push({ kind: 'leaf', verb: 'replace', dev: name, parent: c.classid, handle: c.leaf.handle, qdisc: c.leaf.qdisc });
+      const l = c.leaf;
+      const kept = leaf !== undefined && leaf.kind === l.qdisc[0] && leaf.handle === l.handle;
+      if (!leaf) ops.push({ kind: 'leaf', verb: 'add', dev: name, parent: c.classid, handle: l.handle, qdisc: l.qdisc });
+      else if (!kept || !leafOptionsMatch(leaf.options, l.expect))
+        ops.push({ kind: 'leaf', verb: 'replace', dev: name, parent: c.classid, handle: l.handle, qdisc: l.qdisc });
+      // the host filter: a new qdisc (another kind) comes without it; a kept one may have lost it or hash by another key
+      const have = kept ? hostKeyAt(allFilters, l.handle) : null;
+      if (l.hostKey && have !== l.hostKey) ops.push({ kind: 'host-filter', dev: name, parent: l.handle, key: l.hostKey });
+      else if (!l.hostKey && have !== null) ops.push({ kind: 'host-filter-del', dev: name, parent: l.handle });
     } else if (leaf && c.classid !== '1:1') {
       ops.push({ kind: 'leaf-del', dev: name, parent: c.classid });
     }

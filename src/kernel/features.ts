@@ -12,6 +12,8 @@ import { ExecError, inNetns, type Exec } from './exec.js';
 
 export interface KernelFeatures {
   fwFilter: boolean;
+  /** the `flow` classifier (cls_flow): what fairness = host needs with sfq or fq_codel */
+  flowFilter: boolean;
   sfq: boolean;
   fq_codel: boolean;
   cake: boolean;
@@ -63,6 +65,7 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
   };
   const f: KernelFeatures = {
     fwFilter: false,
+    flowFilter: false,
     sfq: false,
     fq_codel: false,
     cake: false,
@@ -113,6 +116,10 @@ export async function detectKernel(exec: Exec): Promise<KernelFeatures> {
         'fw',
         'classid',
         '1:1',
+      ]);
+      f.flowFilter = await tryIt('flowFilter', 'tc', [
+        ...['filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'all', 'prio', '2', 'handle', '2'],
+        ...['flow', 'hash', 'keys', 'dst', 'divisor', '1024', 'baseclass', '1:1'],
       ]);
     } else {
       f.pfifo = await tryIt('pfifo', 'tc', ['qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'pfifo']);
@@ -189,6 +196,12 @@ export function missingFeatures(config: Config, f: KernelFeatures): string[] {
   if (leaf !== 'none' && !f[leaf]) {
     const alt = (['sfq', 'fq_codel', 'cake', 'pfifo'] as const).filter((k) => f[k]);
     out.push(`tc qdisc ${leaf} not supported by this kernel${why(leaf)}: set [qos] leaf = ${alt.length ? alt.join(' or ') : 'none'}`);
+  }
+  // never a silent flow-fair class: host fairness with sfq/fq_codel is the flow filter's
+  if (config.qos.fairness === 'host' && (leaf === 'sfq' || leaf === 'fq_codel') && !f.flowFilter) {
+    out.push(
+      `tc filter flow not supported by this kernel${why('flowFilter')}: [qos] fairness = host with leaf = ${leaf} needs it to share each class by user address; ${f.cake ? 'set leaf = cake, or ' : 'set '}fairness = flow (shared by flow: a user with many flows takes many shares)`,
+    );
   }
   return out;
 }

@@ -3,7 +3,7 @@
 // HTB classes with which rates on which interface. Pure: built from the planner's
 // Desired and the config; compared by diff.ts with what read.ts reads back.
 
-import type { Config, Leaf } from '../config/config.js';
+import type { Config, Fairness, Leaf } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import { DIRECTIONS, type Direction } from '../policy/policy.js';
 import {
@@ -88,8 +88,27 @@ export interface LeafSpec {
   readonly handle: string;
   readonly qdisc: readonly string[];
   /** options the read-back (`tc -j qdisc show`) must report, e.g. cake's rtt in µs; a difference is a change */
-  readonly expect?: Readonly<Record<string, number>>;
+  readonly expect?: Readonly<Record<string, number | string | boolean>>;
+  /**
+   * fairness = host with sfq or fq_codel: the key of the `flow` filter attached to the leaf, which
+   * hashes each packet by the user's address instead of its flow (HOST_FILTER): `dst` for
+   * download, `nfct-src` (the source before NAT) for upload.
+   */
+  readonly hostKey?: HostKey;
 }
+
+export type HostKey = 'dst' | 'nfct-src';
+
+/** The flow filter of a host-fair leaf: one per leaf, this handle and prio, hashing into this many buckets. */
+export const HOST_FILTER = { handle: 1, prio: 1, divisor: 1024 } as const;
+
+/**
+ * Which address a class's users are told apart by: download classes (egress to the users) by
+ * destination, upload classes (egress to the wan) by source as conntrack saw it before any
+ * SNAT on the way out.
+ */
+export const hostKeyOf = (dir: Direction): HostKey => (dir === 'down' ? 'dst' : 'nfct-src');
+const cakeHostMode = (dir: Direction): string => (dir === 'down' ? 'dual-dsthost' : 'dual-srchost');
 
 /** The wire time of one full-size Ethernet frame at `rateBps`, in µs. */
 const mtuTimeUs = (rateBps: number): number => (1514 * 8 * 1e6) / Math.max(8, rateBps);
@@ -110,18 +129,35 @@ export function cakeRttUs(rateBps: number): number {
   return rtt;
 }
 
-/** The leaf qdisc of a class guaranteed `rateBps`, null for `leaf = none`. */
-export function leafQdisc(leaf: Leaf, rateBps: number): Omit<LeafSpec, 'handle'> | null {
+/**
+ * The leaf qdisc of a class guaranteed `rateBps`, null for `leaf = none`. `fairness = host`: sfq
+ * and fq_codel get a flow filter hashing the user's address (hostKey), cake isolates hosts on the
+ * users' side (dual-dsthost down, dual-srchost up, `nat` so that the address is the user's even
+ * after SNAT) with flow fairness inside each host; `flow`: sfq and fq_codel hash flows, cake runs
+ * its default triple-isolate without nat (written out, so that a change of fairness reaches a
+ * running cake).
+ */
+export function leafQdisc(
+  leaf: Leaf,
+  rateBps: number,
+  fairness: Fairness = 'flow',
+  dir: Direction = 'down',
+): Omit<LeafSpec, 'handle'> | null {
+  const host = fairness === 'host';
   switch (leaf) {
     case 'pfifo':
       return { qdisc: ['pfifo', 'limit', '1000'] };
     case 'sfq':
-      return { qdisc: ['sfq', 'perturb', '10'] };
+      return { qdisc: ['sfq', 'perturb', '10'], ...(host ? { hostKey: hostKeyOf(dir) } : {}) };
     case 'fq_codel':
-      return { qdisc: ['fq_codel'] };
+      return { qdisc: ['fq_codel'], ...(host ? { hostKey: hostKeyOf(dir) } : {}) };
     case 'cake': {
       const rtt = cakeRttUs(rateBps);
-      return { qdisc: ['cake', 'besteffort', 'rtt', `${rtt / 1000}ms`], expect: { rtt } };
+      const mode = host ? cakeHostMode(dir) : 'triple-isolate';
+      return {
+        qdisc: ['cake', 'besteffort', mode, host ? 'nat' : 'nonat', 'rtt', `${rtt / 1000}ms`],
+        expect: { rtt, flowmode: mode, nat: host },
+      };
     }
     case 'none':
       return null;
@@ -347,7 +383,7 @@ export function buildKernelDesired(config: Config, desired: Desired, names: Name
       rateBps: htbRate(rate),
       ceilBps: htbRate(Math.max(ceilBps, rate)),
       quantum: quantumFor(rate),
-      leaf: withHandle(leafQdisc(q.leaf, rate), leafHandle(minor)),
+      leaf: withHandle(leafQdisc(q.leaf, rate, q.fairness, dir), leafHandle(minor)),
     });
     const classes: TcClassSpec[] = [
       { classid: classid(ROOT_MINOR), parent: '1:', rateBps: total, ceilBps: total, quantum: null, leaf: null },

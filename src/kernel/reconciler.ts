@@ -33,6 +33,7 @@ import {
   readTables,
   readTc,
   readTcStats,
+  type LeafStats,
   splitIptablesArgs,
   type TableState,
   type TcClassStats,
@@ -101,6 +102,8 @@ export interface ReadAhead {
 
 export interface ClassCounters {
   readonly stats: ReadonlyMap<string, TcClassStats>;
+  /** the leaves' own counters and queues, by the class they hang on */
+  readonly leaves: ReadonlyMap<string, LeafStats>;
   /** epoch ms of the read */
   readonly at: number;
 }
@@ -219,7 +222,9 @@ export class Reconciler {
   private async readAllTc(): Promise<Map<string, TcState>> {
     const devs = [...new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])];
     const tcs = await Promise.all(devs.map((d) => this.readTcDev(d)));
-    this.freshStats = new Map(tcs.map((t) => [t.dev, { stats: t.stats ?? new Map(), at: t.statsAt ?? Date.now() }]));
+    this.freshStats = new Map(
+      tcs.map((t) => [t.dev, { stats: t.stats ?? new Map(), leaves: t.leafStats ?? new Map(), at: t.statsAt ?? Date.now() }]),
+    );
     return new Map<string, TcState>(tcs.map((t) => [t.dev, t]));
   }
 

@@ -6,6 +6,7 @@
 // while `ipset restore` reads it (ipsetPieces), never as one string.
 
 import { TMP_SUFFIX, markHex, type IpFamily } from './names.js';
+import { HOST_FILTER } from './model.js';
 import type { IptOp, KernelPlan, SetOp, TcOp } from './diff.js';
 
 export interface Batches {
@@ -140,6 +141,10 @@ function tcLine(op: TcOp): string {
       return `qdisc ${op.verb} dev ${op.dev} parent ${op.parent} handle ${op.handle} ${op.qdisc.join(' ')}`;
     case 'leaf-del':
       return `qdisc del dev ${op.dev} parent ${op.parent}`;
+    case 'host-filter':
+      return `filter replace dev ${op.dev} parent ${op.parent} protocol all prio ${HOST_FILTER.prio} handle ${HOST_FILTER.handle} flow hash keys ${op.key} divisor ${HOST_FILTER.divisor} baseclass ${op.parent}1`;
+    case 'host-filter-del':
+      return `filter del dev ${op.dev} parent ${op.parent} protocol all prio ${HOST_FILTER.prio} handle ${HOST_FILTER.handle} flow`;
     case 'filter':
       return `filter ${op.verb} dev ${op.dev} parent 1: protocol all prio 1 handle ${markHex(op.mark)} fw classid ${op.classid}`;
     case 'filter-del':
@@ -147,7 +152,7 @@ function tcLine(op: TcOp): string {
   }
 }
 
-/** Order inside tc's batch: root, classes (parents first), leaves, filters, then deletions. */
+/** Order inside tc's batch: root, classes (parents first), leaves and their host filters, filters, then deletions. */
 export function renderTc(ops: readonly TcOp[]): string | null {
   if (ops.length === 0) return null;
   const rank = (op: TcOp): number => {
@@ -156,16 +161,20 @@ export function renderTc(ops: readonly TcOp[]): string | null {
         return 0;
       case 'class':
         return op.spec.parent === '1:' ? 1 : 2;
-      case 'leaf':
+      case 'host-filter-del':
         return 3;
-      case 'leaf-del':
+      case 'leaf':
         return 4;
-      case 'filter':
+      case 'host-filter':
         return 5;
-      case 'filter-del':
+      case 'leaf-del':
         return 6;
-      case 'class-del':
+      case 'filter':
         return 7;
+      case 'filter-del':
+        return 8;
+      case 'class-del':
+        return 9;
     }
   };
   const sorted = ops

@@ -63,6 +63,8 @@ export interface TcState {
   filters: TcFilter[];
   /** the HTB classes' counters (`tc -s`), by classid, and when they were read (epoch ms) */
   stats?: ReadonlyMap<string, TcClassStats>;
+  /** the leaves' counters and queues (`tc -s -j qdisc show`), by the class they hang on */
+  leafStats?: ReadonlyMap<string, LeafStats>;
   statsAt?: number;
 }
 
@@ -114,14 +116,59 @@ export function parseTcClassStats(text: string): Map<string, TcClassStats> {
   return out;
 }
 
-/** The counters of the HTB classes of `dev`: one `tc -s class show`. */
+/** What a class's leaf qdisc says of its queue (`tc -s -j qdisc show`): the drops and marks of its own AQM included. */
+export interface LeafStats {
+  readonly kind: string;
+  /** bytes and packets waiting now */
+  readonly backlogBytes: number;
+  readonly qlen: number;
+  /** packets the leaf dropped since it was created (cake's and fq_codel's AQM drops included, which the HTB class does not count) */
+  readonly drops: number;
+  /** packets ECN-marked instead of dropped (fq_codel, cake); null when the leaf does not mark */
+  readonly ecnMarks: number | null;
+  /** cake: the average and peak queueing delay of its busiest tin, µs; null for other leaves */
+  readonly avgDelayUs: number | null;
+  readonly peakDelayUs: number | null;
+}
+
+/**
+ * `tc -s -j qdisc show dev X` (iproute2 6.1 and later print JSON for qdiscs): each leaf by the
+ * HTB class it hangs on. Counters at the top level ("drops", "backlog", "qlen"); fq_codel's
+ * xstats "ecn_mark" there too; cake's per-tin "tins": [{avg_delay_us, peak_delay_us, drops, ecn_mark}].
+ */
+export function parseLeafStats(text: string): Map<string, LeafStats> {
+  const out = new Map<string, LeafStats>();
+  if (!text.trimStart().startsWith('[')) return out;
+  const num = (o: Record<string, unknown>, k: string): number | null => (typeof o[k] === 'number' ? o[k] : null);
+  for (const o of JSON.parse(text) as Array<Record<string, unknown>>) {
+    if (typeof o.parent !== 'string' || typeof o.kind !== 'string') continue;
+    const tins = Array.isArray(o.tins) ? (o.tins as Array<Record<string, unknown>>) : [];
+    const tinMax = (k: string): number | null => (tins.length ? Math.max(...tins.map((t) => num(t, k) ?? 0)) : null);
+    const tinSum = (k: string): number | null => (tins.length ? tins.reduce((a, t) => a + (num(t, k) ?? 0), 0) : null);
+    out.set(o.parent, {
+      kind: o.kind,
+      backlogBytes: num(o, 'backlog') ?? 0,
+      qlen: num(o, 'qlen') ?? 0,
+      drops: num(o, 'drops') ?? 0,
+      ecnMarks: num(o, 'ecn_mark') ?? tinSum('ecn_mark'),
+      avgDelayUs: tinMax('avg_delay_us'),
+      peakDelayUs: tinMax('peak_delay_us'),
+    });
+  }
+  return out;
+}
+
+/** The counters of the HTB classes of `dev` and of their leaves: one `tc -s class show`, one `tc -s -j qdisc show`. */
 export async function readTcStats(
   exec: Exec,
   dev: string,
   now: () => number = Date.now,
-): Promise<{ stats: Map<string, TcClassStats>; at: number }> {
-  const c = await exec('tc', ['-s', 'class', 'show', 'dev', dev]);
-  return { stats: parseTcClassStats(c.stdout), at: now() };
+): Promise<{ stats: Map<string, TcClassStats>; leaves: Map<string, LeafStats>; at: number }> {
+  const [c, q] = await Promise.all([
+    exec('tc', ['-s', 'class', 'show', 'dev', dev]),
+    exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev]),
+  ]);
+  return { stats: parseTcClassStats(c.stdout), leaves: parseLeafStats(q.stdout), at: now() };
 }
 
 /*
@@ -352,19 +399,36 @@ export function parseTcFilterText(text: string): TcFilter[] {
   return out;
 }
 
+/** A leaf's flow filter as `filter show … parent X:` prints it (no parent): its parent from `baseclass X:1`. */
+function withBaseclassParent(f: TcFilter): TcFilter {
+  if (f.parent !== '') return f;
+  const m = /\bbaseclass ([0-9a-f]+):/.exec(f.text);
+  return m ? { ...f, parent: `${m[1]}:` } : f;
+}
+
 /** Qdiscs, HTB classes and filters of `dev`. */
 export async function readTc(exec: Exec, dev: string): Promise<TcState> {
-  const q = await exec('tc', ['-j', 'qdisc', 'show', 'dev', dev]);
+  // -s: the leaves' counters come with the same read (metrics)
+  const q = await exec('tc', ['-s', '-j', 'qdisc', 'show', 'dev', dev]);
   // -s: the classes' counters come with the same read (metrics), at no extra spawn
   const c = await exec('tc', ['-j', '-s', '-d', 'class', 'show', 'dev', dev]);
   const statsAt = Date.now();
   const f = await exec('tc', ['filter', 'show', 'dev', dev]);
+  const qdiscs = parseTcQdiscJson(q.stdout);
+  // `filter show` lists the root qdisc's filters only: the host filters (fairness = host) hang on
+  // the leaves, read in one batch of `show`s, only where a leaf can have one. A show given a parent
+  // does not print it: a flow filter's baseclass (ours: <leaf>:1) names its qdisc instead.
+  const hashing = qdiscs.filter((x) => x.parent !== null && (x.kind === 'sfq' || x.kind === 'fq_codel')).map((x) => x.handle);
+  const leafFilters = hashing.length
+    ? (await exec('tc', ['-batch', '-'], { input: hashing.map((h) => `filter show dev ${dev} parent ${h}\n`).join('') })).stdout
+    : '';
   return {
     dev,
-    qdiscs: parseTcQdiscJson(q.stdout),
+    qdiscs,
     classes: parseTcClasses(c.stdout),
-    filters: parseTcFilterText(f.stdout),
+    filters: [...parseTcFilterText(f.stdout), ...parseTcFilterText(leafFilters).map(withBaseclassParent)],
     stats: parseTcClassStats(c.stdout),
+    leafStats: parseLeafStats(q.stdout),
     statsAt,
   };
 }

@@ -3,6 +3,7 @@
 // re-created (counters back near zero) continues the total instead of going down.
 
 import type { Direction } from '../policy/policy.js';
+import type { LeafStats } from '../kernel/tc.js';
 
 export interface ClassSample {
   readonly direction: Direction;
@@ -11,6 +12,8 @@ export interface ClassSample {
   readonly packets: number;
   readonly drops: number;
   readonly overlimits: number;
+  /** the class's leaf qdisc, when it has one */
+  readonly leaf?: LeafStats;
 }
 
 export interface CounterDelta {
@@ -22,6 +25,9 @@ export interface CounterDelta {
   readonly overlimits: number;
   /** measured throughput since the previous read, bit/s; null at the first read */
   readonly bps: number | null;
+  /** increases of the leaf's own drops and ECN marks (its AQM), 0 without a leaf or marks */
+  readonly leafDrops: number;
+  readonly ecnMarks: number;
 }
 
 /** Per class, the last raw kernel values and when they were read. */
@@ -45,6 +51,9 @@ export class MonotonicCounters {
         drops: inc(s.drops, reset ? undefined : prev?.s.drops),
         overlimits: inc(s.overlimits, reset ? undefined : prev?.s.overlimits),
         bps: prev && dt > 0 && !reset ? (bytes * 8) / dt : null,
+        // a leaf replaced (fairness or leaf changed) starts again from 0: inc() takes its value as the increase
+        leafDrops: s.leaf ? inc(s.leaf.drops, reset ? undefined : prev?.s.leaf?.drops) : 0,
+        ecnMarks: s.leaf?.ecnMarks != null ? inc(s.leaf.ecnMarks, reset ? undefined : (prev?.s.leaf?.ecnMarks ?? undefined)) : 0,
       });
       this.last.set(key, { s, at });
     }

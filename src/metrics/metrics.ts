@@ -43,6 +43,36 @@ export class Metrics {
     labelNames: this.dg,
     registers: [this.registry],
   });
+  readonly backlog = new Gauge({
+    name: 'reselqos_class_backlog_bytes',
+    help: "bytes waiting in the group class's leaf queue at the last cycle",
+    labelNames: this.dg,
+    registers: [this.registry],
+  });
+  readonly queued = new Gauge({
+    name: 'reselqos_class_backlog_packets',
+    help: "packets waiting in the group class's leaf queue at the last cycle",
+    labelNames: this.dg,
+    registers: [this.registry],
+  });
+  readonly leafDrops = new Counter({
+    name: 'reselqos_class_leaf_dropped_packets_total',
+    help: "packets dropped by the group class's leaf qdisc, its AQM included (cake and fq_codel drop inside the leaf, which the class counter misses)",
+    labelNames: this.dg,
+    registers: [this.registry],
+  });
+  readonly ecnMarks = new Counter({
+    name: 'reselqos_class_ecn_marked_packets_total',
+    help: "packets ECN-marked by the group class's leaf (fq_codel, cake) instead of dropped",
+    labelNames: this.dg,
+    registers: [this.registry],
+  });
+  readonly queueDelay = new Gauge({
+    name: 'reselqos_class_queue_delay_seconds',
+    help: "queueing delay in the group class's leaf as cake reports it (stat: avg, peak of its busiest tin)",
+    labelNames: [...this.dg, 'stat'],
+    registers: [this.registry],
+  });
   readonly duration = new Histogram({
     name: 'reselqos_cycle_duration_seconds',
     help: 'duration of each phase of a cycle (apply = kernel read-back, diff and apply)',

@@ -13,6 +13,7 @@ import type { Desired, UserPlan } from '../plan/desired.js';
 import type { Directory } from '../sources/types.js';
 import type { Sources } from '../sources/index.js';
 import type { Reconciler } from '../kernel/reconciler.js';
+import type { LeafStats } from '../kernel/tc.js';
 import { classid, GROUP_MINOR_BASE } from '../kernel/names.js';
 import { DIRECTIONS, nextRule, type Direction } from '../policy/policy.js';
 import { explain, type ExplainJson } from '../daemon/explain.js';
@@ -39,7 +40,15 @@ export interface DashboardState {
   rule: { current: string | null; next: { rule: string; startsAt: string } | null };
   totals: { down: number; up: number } | null;
   limits: number[];
-  classes: { direction: Direction; group: number; users: number; rateBps: number; ceilBps: number; bps: number | null }[];
+  classes: {
+    direction: Direction;
+    group: number;
+    users: number;
+    rateBps: number;
+    ceilBps: number;
+    bps: number | null;
+    queue: QueueJson | null;
+  }[];
   history: HistoryPoint[];
   moves: MoveJson[];
   firewall: { allowed: Record<'inet' | 'inet6', number>; refused: Record<Refusal, number> } | null;
@@ -49,9 +58,33 @@ export interface DashboardState {
 
 const MAX_MOVES = 50;
 
+/** A group class's leaf queue as the kernel reported it (null delays: the leaf does not measure them; cake does). */
+export interface QueueJson {
+  kind: string;
+  backlogBytes: number;
+  packets: number;
+  drops: number;
+  ecnMarks: number | null;
+  avgDelayMs: number | null;
+  peakDelayMs: number | null;
+}
+
+const queueJson = (q: LeafStats | undefined): QueueJson | null =>
+  q
+    ? {
+        kind: q.kind,
+        backlogBytes: q.backlogBytes,
+        packets: q.qlen,
+        drops: q.drops,
+        ecnMarks: q.ecnMarks,
+        avgDelayMs: q.avgDelayUs === null ? null : q.avgDelayUs / 1000,
+        peakDelayMs: q.peakDelayUs === null ? null : q.peakDelayUs / 1000,
+      }
+    : null;
+
 export interface TopJson {
   at: string;
-  classes: { direction: Direction; group: number; users: number; rateBps: number; bps: number | null }[];
+  classes: { direction: Direction; group: number; users: number; rateBps: number; bps: number | null; queue: QueueJson | null }[];
   /** per direction, the users with the largest volume since the reset */
   users: { direction: Direction; uid: string; bytes: number; group: number }[];
 }
@@ -69,6 +102,8 @@ export class Observer {
   private desired: Desired | null = null;
   private last: CycleReport | null = null;
   private lastBps = new Map<string, number | null>();
+  /** each group class's leaf queue at the last cycle, by "direction:group" */
+  private lastQueues = new Map<string, LeafStats>();
   private fwCache: { dir: Directory; fw: FirewallPlan; counts: NonNullable<DashboardState['firewall']> } | null = null;
 
   constructor(
@@ -175,8 +210,10 @@ export class Observer {
       if (!dev) continue;
       at = dev.at;
       for (let group = 0; group < this.config.qos.groups; group++) {
-        const st = dev.stats.get(classid(GROUP_MINOR_BASE + group));
-        if (st) samples.push({ direction, group, ...st });
+        const id = classid(GROUP_MINOR_BASE + group);
+        const st = dev.stats.get(id);
+        const leaf = dev.leaves.get(id);
+        if (st) samples.push({ direction, group, ...st, ...(leaf ? { leaf } : {}) });
       }
     }
     return { samples, at };
@@ -191,7 +228,19 @@ export class Observer {
       this.metrics.sent.inc(labels, x.bytes);
       this.metrics.dropped.inc(labels, x.drops);
       this.metrics.overlimits.inc(labels, x.overlimits);
+      this.metrics.leafDrops.inc(labels, x.leafDrops);
+      this.metrics.ecnMarks.inc(labels, x.ecnMarks);
       this.lastBps.set(`${x.direction}:${x.group}`, x.bps);
+    }
+    this.lastQueues = new Map();
+    for (const s of samples) {
+      const labels = { direction: s.direction, group: String(s.group) };
+      const q = s.leaf;
+      this.metrics.backlog.set(labels, q?.backlogBytes ?? 0);
+      this.metrics.queued.set(labels, q?.qlen ?? 0);
+      if (q?.avgDelayUs != null) this.metrics.queueDelay.set({ ...labels, stat: 'avg' }, q.avgDelayUs / 1e6);
+      if (q?.peakDelayUs != null) this.metrics.queueDelay.set({ ...labels, stat: 'peak' }, q.peakDelayUs / 1e6);
+      if (q) this.lastQueues.set(`${s.direction}:${s.group}`, q);
     }
     const per = (dir: Direction): (number | null)[] =>
       Array.from({ length: this.config.qos.groups }, (_, g) => {
@@ -260,6 +309,7 @@ export class Observer {
     const d = this.desired;
     const { samples, at } = await this.groupSamples(true);
     const bps = new Map(this.topCounters.update(samples, at).map((x) => [`${x.direction}:${x.group}`, x.bps]));
+    const queues = new Map(samples.map((s) => [`${s.direction}:${s.group}`, s.leaf]));
     return {
       at: new Date(at).toISOString(),
       classes: (d?.classes ?? []).map((c) => ({
@@ -268,6 +318,7 @@ export class Observer {
         users: c.users,
         rateBps: c.rateBps,
         bps: bps.get(`${c.direction}:${c.group}`) ?? null,
+        queue: queueJson(queues.get(`${c.direction}:${c.group}`)),
       })),
       users: this.largest(d, limit),
     };
@@ -323,6 +374,7 @@ export class Observer {
         rateBps: c.rateBps,
         ceilBps: c.ceilBps,
         bps: this.lastBps.get(`${c.direction}:${c.group}`) ?? null,
+        queue: queueJson(this.lastQueues.get(`${c.direction}:${c.group}`)),
       })),
       history: [...this.history.all()],
       moves: [...this.moves],

@@ -3,7 +3,7 @@
 // what it reads back; `reselqos plan` prints it.
 
 import type { DateTime } from 'luxon';
-import type { Config } from '../config/config.js';
+import type { Config, Fairness } from '../config/config.js';
 import { classRates, effectiveRates, groupOf, thresholds, type Direction, DIRECTIONS } from '../policy/policy.js';
 import type { Directory, Skipped, Usage } from '../sources/types.js';
 import { planFirewall, type FirewallPlan } from './firewall.js';
@@ -58,6 +58,8 @@ export interface Desired {
   readonly delta: PlanDelta | null;
   /** the site whose allocation among the sites `totals` are ([sharing] enabled); absent = [rates] down/up */
   readonly sharedBy?: string;
+  /** how each group class is shared among its users ([qos] fairness); absent in hand-made plans = flow */
+  readonly fairness?: Fairness;
 }
 
 /** The site's totals when they come from the allocation between sites rather than [rates] down/up. */
@@ -204,6 +206,7 @@ export function planDesired(
   return {
     at: instant.toISO() ?? '',
     rule: eff.rule,
+    fairness: q.fairness,
     resetAt: resetAt.toISO() ?? '',
     totals,
     limits,

@@ -128,6 +128,10 @@ test('/metrics: every metric with its labels; users per group equal plan --json;
     'reselqos_class_sent_bytes_total',
     'reselqos_class_dropped_packets_total',
     'reselqos_class_overlimits_total',
+    'reselqos_class_backlog_bytes',
+    'reselqos_class_backlog_packets',
+    'reselqos_class_leaf_dropped_packets_total',
+    'reselqos_class_ecn_marked_packets_total',
   ])
     dg(n);
   for (const phase of ['ldap', 'mysql', 'plan', 'apply', 'total']) {

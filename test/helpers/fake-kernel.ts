@@ -35,8 +35,8 @@ interface FakeClass {
 interface FakeDev {
   root: { kind: string; handle: string; defaultMinor: string } | null;
   classes: Map<string, FakeClass>;
-  /** parent classid -> leaf qdisc */
-  leaves: Map<string, { handle: string; kind: string; args: string[] }>;
+  /** parent classid -> leaf qdisc; `flowKeys`: the keys of the flow filter attached to it (fairness = host) */
+  leaves: Map<string, { handle: string; kind: string; args: string[]; flowKeys?: string }>;
   /** mark (hex) -> classid */
   filters: Map<string, string>;
 }
@@ -236,8 +236,15 @@ export class FakeKernel {
   }
 
   /** Runs a line-by-line batch (ipset restore, tc -batch): lines before a failure stay applied. */
-  private batch(tool: 'ipset' | 'tc', cmd: string, args: string[], input: string, each: (line: string, n: number) => void): string {
+  private batch(
+    tool: 'ipset' | 'tc',
+    cmd: string,
+    args: string[],
+    input: string,
+    each: (line: string, n: number) => string | void,
+  ): string {
     const lines = input.split('\n');
+    let out = '';
     try {
       lines.forEach((l, i) => {
         if (l.trim() === '' || l.startsWith('#')) return;
@@ -246,7 +253,7 @@ export class FakeKernel {
           this.failNext = null;
           throw new LineError(i + 1, reason);
         }
-        each(l, i + 1);
+        out += each(l, i + 1) ?? '';
       });
     } catch (e) {
       if (!(e instanceof LineError)) throw e;
@@ -256,7 +263,7 @@ export class FakeKernel {
         tool === 'ipset' ? `ipset v7.17: Error in line ${e.line}: ${e.message}\n` : `Error: ${e.message}\nCommand failed -:${e.line}\n`,
       );
     }
-    return '';
+    return out;
   }
 
   // ------------------------------------------------------------------ iptables
@@ -444,7 +451,7 @@ export class FakeKernel {
     fail(cmd, a, `fake kernel: unknown tc command ${a.join(' ')}`);
   }
 
-  private tcLine(line: string, n: number): void {
+  private tcLine(line: string, n: number): string | void {
     const w = line.trim().split(/\s+/);
     const [obj, verb] = w;
     const opt = (k: string): string | undefined => (w.includes(k) ? w[w.indexOf(k) + 1] : undefined);
@@ -484,7 +491,11 @@ export class FakeKernel {
       const handle = opt('handle') ?? '';
       const kindIdx = w.indexOf('handle') + 2;
       if (verb === 'add' && d.leaves.has(parent)) throw new LineError(n, 'Exclusivity flag on, cannot modify.');
-      d.leaves.set(parent, { handle, kind: w[kindIdx] ?? '', args: w.slice(kindIdx + 1) });
+      const kind = w[kindIdx] ?? '';
+      // a replace by the same kind and handle changes the qdisc in place (its filters stay); another is a new qdisc
+      const old = d.leaves.get(parent);
+      const keep = old && old.kind === kind && old.handle === handle ? old.flowKeys : undefined;
+      d.leaves.set(parent, { handle, kind, args: w.slice(kindIdx + 1), ...(keep !== undefined ? { flowKeys: keep } : {}) });
       return;
     }
     if (obj === 'class') {
@@ -511,6 +522,28 @@ export class FakeKernel {
       });
       return;
     }
+    if (obj === 'filter' && opt('parent') !== '1:') {
+      // a leaf's flow filter (fairness = host); `show` prints no parent line when given one, as tc does
+      const h = opt('parent') ?? '';
+      const leaf = [...d.leaves.values()].find((l) => l.handle === h);
+      if (!leaf) throw new LineError(n, "Parent Qdisc doesn't exists.");
+      if (verb === 'show') {
+        if (leaf.flowKeys === undefined) return '';
+        return (
+          `filter protocol all pref 1 flow chain 0 \n` +
+          `filter protocol all pref 1 flow chain 0 handle 0x1 hash keys ${leaf.flowKeys} divisor 1024 baseclass ${h}1 \n`
+        );
+      }
+      if (verb === 'del') {
+        if (leaf.flowKeys === undefined) throw new LineError(n, 'Filter with specified priority/protocol not found.');
+        delete leaf.flowKeys;
+        return;
+      }
+      if (!w.includes('flow')) throw new LineError(n, `fake kernel: only flow filters on a leaf`);
+      if (!['sfq', 'fq_codel'].includes(leaf.kind)) throw new LineError(n, `Class doesn't support filters (${leaf.kind})`);
+      leaf.flowKeys = opt('keys') ?? '';
+      return;
+    }
     if (obj === 'filter') {
       const mark = opt('handle') ?? '';
       if (verb === 'del') {
@@ -532,5 +565,10 @@ function leafOptions(l: { kind: string; args: string[] }): Record<string, unknow
   const i = l.args.indexOf('rtt');
   const m = i >= 0 ? /^(\d+(?:\.\d+)?)(ms|us|s)$/.exec(l.args[i + 1] ?? '') : null;
   const unit = m ? ({ s: 1e6, ms: 1e3, us: 1 } as const)[m[2] as 's' | 'ms' | 'us'] : 0;
-  return { rtt: m ? Math.round(Number(m[1]) * unit) : 100_000 };
+  const modes = ['flowblind', 'srchost', 'dsthost', 'hosts', 'flows', 'dual-srchost', 'dual-dsthost', 'triple-isolate'];
+  return {
+    flowmode: l.args.find((a) => modes.includes(a)) ?? 'triple-isolate',
+    nat: l.args.includes('nat'),
+    rtt: m ? Math.round(Number(m[1]) * unit) : 100_000,
+  };
 }

@@ -105,7 +105,10 @@ test('the helper killed while ipset restore runs: that reconcile fails naming th
   const gw: Gateway = await createGateway({ userIps: ['172.22.200.1'] });
   cleanups.push(() => gw.destroy());
   const config = parseConfig(
-    minimalConf({ qos: 'classifier = classify\nleaf = pfifo', firewall: `netns = ${gw.names.gw}\nnet6 = 2001:db8:d200::/48` }),
+    minimalConf({
+      qos: 'classifier = classify\nleaf = pfifo\nfairness = flow',
+      firewall: `netns = ${gw.names.gw}\nnet6 = 2001:db8:d200::/48`,
+    }),
     'q',
   );
   const h = helperExec({ netns: gw.names.gw, restartDelayMs: 0 });
@@ -142,7 +145,10 @@ test('a cold fill over 100 000 lines is streamed to ipset restore: exact sets, a
   const gw: Gateway = await createGateway({ userIps: ['172.22.200.1'] });
   cleanups.push(() => gw.destroy());
   const config = parseConfig(
-    minimalConf({ qos: 'classifier = classify\nleaf = pfifo', firewall: `netns = ${gw.names.gw}\nnet6 = 2001:db8:d200::/48` }),
+    minimalConf({
+      qos: 'classifier = classify\nleaf = pfifo\nfairness = flow',
+      firewall: `netns = ${gw.names.gw}\nnet6 = 2001:db8:d200::/48`,
+    }),
     'q',
   );
   const h = helperExec({ netns: gw.names.gw });

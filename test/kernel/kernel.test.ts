@@ -259,7 +259,7 @@ test('detectKernel probes in a temporary namespace and deletes it', async (t) =>
   assert.equal(f.classifyTarget, true);
   assert.equal(f.nat6, true, 'ip6tables nat (the IPv6 portal)');
   assert.ok(f.iptablesBackend === 'nf_tables' || f.iptablesBackend === 'legacy');
-  for (const k of ['fwFilter', 'sfq', 'fq_codel', 'cake'] as const) {
+  for (const k of ['fwFilter', 'flowFilter', 'sfq', 'fq_codel', 'cake'] as const) {
     if (!f[k]) assert.ok((f.errors[k] ?? '') !== '', `${k} has an error text`);
   }
   const { stdout } = await realExec('ip', ['netns', 'list']);
@@ -268,4 +268,32 @@ test('detectKernel probes in a temporary namespace and deletes it', async (t) =>
     .map((l) => l.split(' ')[0] ?? '')
     .filter((n) => n.startsWith(`rq-p${process.pid}-`) && n.endsWith('-probe'));
   assert.deepEqual(left, [], 'probe namespace deleted');
+});
+
+test('check --kernel names what this kernel lacks for the configuration (fairness = host with sfq: the qdisc and the flow filter), exit 1; a configuration it can run: exit 0', async () => {
+  const { runCli } = await import('../helpers/kernel.js');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { minimalConf } = await import('../unit/fixtures.js');
+  const f = await detectKernel(realExec);
+  const dir = mkdtempSync(join(tmpdir(), 'rq-check-kernel-'));
+  try {
+    const file = join(dir, 'q.conf');
+    writeFileSync(file, minimalConf({ qos: 'classifier = classify\nleaf = sfq\nfairness = host' }), { mode: 0o600 });
+    const r = await runCli(['check', '-c', file, '--kernel']);
+    if (!f.sfq) assert.match(r.stderr, /^kernel: tc qdisc sfq not supported by this kernel/m);
+    if (!f.flowFilter)
+      assert.match(
+        r.stderr,
+        /^kernel: tc filter flow not supported by this kernel \(.+\): \[qos\] fairness = host with leaf = sfq needs it/m,
+      );
+    assert.equal(r.code, f.sfq && f.flowFilter ? 0 : 1, r.stderr);
+    writeFileSync(file, minimalConf({ qos: 'classifier = classify\nleaf = pfifo\nfairness = flow' }), { mode: 0o600 });
+    const ok = await runCli(['check', '-c', file, '--kernel']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^kernel: every feature this configuration needs is there$/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -85,6 +85,25 @@ test('help lists check; an unknown verb is a usage error', async () => {
   assert.equal(bad.code, 64);
 });
 
+test('check says how a group class is shared: fairness host (the default) or flow', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rq-check-'));
+  try {
+    const file = join(dir, 'q.conf');
+    writeFileSync(file, minimalConf({ qos: 'leaf = sfq' }), { mode: 0o600 });
+    const host = await run(['check', '-c', file]);
+    assert.equal(host.code, 0, host.stderr);
+    assert.match(
+      host.stdout,
+      /^leaf sfq, fairness host: each group class shared equally by user address, whatever their number of flows \(sfq behind a flow filter hashing dst \(down\) \/ nfct-src \(up\)\); sfq queues a user's own flows one behind the other/m,
+    );
+    writeFileSync(file, minimalConf({ qos: 'leaf = pfifo\nfairness = flow' }), { mode: 0o600 });
+    const flow = await run(['check', '-c', file]);
+    assert.match(flow.stdout, /^leaf pfifo, fairness flow: each group class shared by flow/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('check: dangerous settings (issue 20, finding 5) are errors (exit 2) or warnings on stderr counted on stdout', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rq-check-'));
   try {

@@ -32,7 +32,7 @@ test('a minimal file gets every default', () => {
   assert.equal(c.qos.intervalMs, 10_000);
   assert.equal(c.qos.count, 'all');
   assert.equal(c.qos.classifier, 'fw');
-  assert.equal(c.qos.leaf, 'sfq');
+  assert.equal(c.qos.leaf, 'fq_codel');
   assert.equal(c.paths.log, '/var/log/reselqos');
   assert.equal(c.paths.state, '/var/lib/reselqos');
   assert.equal(c.paths.run, '/run/reselqos');
@@ -211,9 +211,13 @@ test('portal6 / portalBan6: [IPv6]:port, canonical; anything else is an error na
 test('a reload keeps every restart-only key (from the schema) at its running value and applies the live ones', async () => {
   const { withRunningRestartKeys, restartOnlyChanges } = await import('../../src/config/config.js');
   const { KEYS } = await import('../../src/config/schema.js');
-  const running = parseConfig(minimalConf({ qos: 'groups = 6\nclassifier = classify\nleaf = pfifo', path: 'log = /var/log/a' }), 'q', {
-    hostname: 'gw1',
-  });
+  const running = parseConfig(
+    minimalConf({ qos: 'groups = 6\nclassifier = classify\nleaf = pfifo\nfairness = flow', path: 'log = /var/log/a' }),
+    'q',
+    {
+      hostname: 'gw1',
+    },
+  );
   const next = parseConfig(
     minimalConf({
       qos: 'groups = 4\nclassifier = fw\nleaf = sfq\nsetPrefix = zz_\nmarkDown = 3000\nclassRateFactor = 0.5',

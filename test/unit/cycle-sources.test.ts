@@ -44,7 +44,7 @@ for (const [label, fail, want] of [
   ],
 ] as const) {
   test(`a cycle whose source fetch fails outright names that source, not the other (${label})`, async () => {
-    const c = parseConfig(minimalConf({ qos: 'classifier = classify\nleaf = pfifo' }), 'q');
+    const c = parseConfig(minimalConf({ qos: 'classifier = classify\nleaf = pfifo\nfairness = flow' }), 'q');
     const k = new FakeKernel([c.firewall.ethInt, c.firewall.ethExt]);
     const r = new CycleRunner(c, fakeSources(fail), new Reconciler(c, k.exec, new MemoryLogger(), () => 0), new MemoryLogger(), () => at);
     const report = await r.run();

@@ -51,7 +51,10 @@ function denseUsageOf(m: Map<string, Volume>): Usage {
   return { ...usageOf(m), dense: { down, up, generation: ipIndex.generation } };
 }
 const config = (qos = ''): Config =>
-  parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${qos}`, firewall: 'area6Prefix = 2001:db8::' }), 'q');
+  parseConfig(
+    minimalConf({ qos: `classifier = classify\nleaf = pfifo\nfairness = flow\n${qos}`, firewall: 'area6Prefix = 2001:db8::' }),
+    'q',
+  );
 
 /** Everything a plan decides, as plain data (member sets sorted). */
 function view(d: Desired): unknown {

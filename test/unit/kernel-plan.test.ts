@@ -45,7 +45,10 @@ const usage = (bobDown: number): Usage => ({
   fetchedAt: at.toISO()!,
 });
 const config = (extra: { qos?: string; firewall?: string } = {}): Config =>
-  parseConfig(minimalConf({ qos: `classifier = classify\nleaf = pfifo\n${extra.qos ?? ''}`, firewall: extra.firewall ?? '' }), 'q');
+  parseConfig(
+    minimalConf({ qos: `classifier = classify\nleaf = pfifo\nfairness = flow\n${extra.qos ?? ''}`, firewall: extra.firewall ?? '' }),
+    'q',
+  );
 
 const empty: KernelActual = { sets: new Map(), tables: new Map(), tc: new Map() };
 

@@ -87,6 +87,7 @@ test('without portal6 / portalBan6 the IPv6 nat spec is empty (a chain left from
 test('a kernel without ip6tables nat is refused at start naming the keys, only when an IPv6 portal is configured', () => {
   const f: KernelFeatures = {
     fwFilter: true,
+    flowFilter: true,
     sfq: true,
     fq_codel: true,
     cake: true,

@@ -337,7 +337,7 @@ test('tc rate parsing and the HTB rounding rule (measured values)', () => {
   assert.equal(tcReportedRate(9, true), 8);
 });
 
-test('readTc runs the three commands', async () => {
+test('readTc runs the three commands (a fourth, one batch of filter shows, only with sfq or fq_codel leaves)', async () => {
   const calls: string[] = [];
   const fake: Exec = async (cmd, args) => {
     calls.push([cmd, ...args].join(' '));
@@ -346,7 +346,7 @@ test('readTc runs the three commands', async () => {
     return { stdout: TC_FILTER_TEXT, stderr: '', code: 0 };
   };
   const s = await readTc(fake, 'int0');
-  assert.deepEqual(calls, ['tc -j qdisc show dev int0', 'tc -j -s -d class show dev int0', 'tc filter show dev int0']);
+  assert.deepEqual(calls, ['tc -s -j qdisc show dev int0', 'tc -j -s -d class show dev int0', 'tc filter show dev int0']);
   assert.equal(s.dev, 'int0');
   assert.equal(s.qdiscs.length, 2);
   assert.equal(s.classes.length, 3);

@@ -51,7 +51,7 @@ function campus(n: number): Directory {
 
 const usageOf = (m: Map<string, Volume>): Usage => ({ byIp: m, resetAt: at.toISO()!, fetchedAt: at.toISO()! });
 
-function config(qos = 'classifier = classify\nleaf = pfifo', extra = ''): Config {
+function config(qos = 'classifier = classify\nleaf = pfifo\nfairness = flow', extra = ''): Config {
   return parseConfig(minimalConf({ qos: `${qos}\n${extra}`, firewall: 'area6Prefix = 2001:db8:d200::\nnet6 = 2001:db8:d200::/48' }), 'q');
 }
 
@@ -72,8 +72,8 @@ function setup(c: Config, clock = { t: 0 }): { k: FakeKernel; r: Reconciler; log
 }
 
 for (const [label, qos] of [
-  ['classify + pfifo', 'classifier = classify\nleaf = pfifo'],
-  ['fw + sfq (production defaults)', ''],
+  ['classify + pfifo', 'classifier = classify\nleaf = pfifo\nfairness = flow'],
+  ['fw + fq_codel + host (production defaults)', ''],
 ] as const) {
   test(`a first reconcile builds everything (${label}); the same plan again spawns only the cheap count check`, async () => {
     const c = config(qos);
@@ -154,7 +154,7 @@ test('a refused iptables batch changes nothing (all or nothing) and is retried w
 });
 
 test("a rate change smaller than tc's Kbit read-back is still applied (the reconciler remembers what it applied)", async () => {
-  const k0 = config('classifier = classify\nleaf = pfifo');
+  const k0 = config('classifier = classify\nleaf = pfifo\nfairness = flow');
   const { k, r } = setup(k0);
   const d = planDesired(k0, campus(10), usageOf(new Map()), at, at);
   await r.reconcile(d);
@@ -162,7 +162,7 @@ test("a rate change smaller than tc's Kbit read-back is still applied (the recon
   // read-back alone cannot see the change.
   const c2 = parseConfig(
     minimalConf({
-      qos: 'classifier = classify\nleaf = pfifo',
+      qos: 'classifier = classify\nleaf = pfifo\nfairness = flow',
       firewall: 'area6Prefix = 2001:db8:d200::\nnet6 = 2001:db8:d200::/48',
       rates: 'down = 100000104bit',
     }).replace('down = 100Mbit\n', ''),
@@ -238,7 +238,7 @@ test('cakeRttUs: 100 ms at high rates, >= 30 frame times below, in doublings, ca
 });
 
 test('drift from outside: a flushed set is caught by the count check at once; a deleted chain at the next verify read-back', async () => {
-  const c = config('classifier = classify\nleaf = pfifo', 'verifyInterval = 30s');
+  const c = config('classifier = classify\nleaf = pfifo\nfairness = flow', 'verifyInterval = 30s');
   const { k, r, clock, log } = setup(c);
   const d = planDesired(c, campus(30), usageOf(new Map()), at, at);
   await r.reconcile(d);
