@@ -21,6 +21,7 @@ export interface CounterDelta {
   readonly group: number;
   /** increase since the previous read (the kernel value itself at the first read or after a re-creation) */
   readonly bytes: number;
+  readonly packets: number;
   readonly drops: number;
   readonly overlimits: number;
   /** measured throughput since the previous read, bit/s; null at the first read */
@@ -48,6 +49,7 @@ export class MonotonicCounters {
         direction: s.direction,
         group: s.group,
         bytes,
+        packets: inc(s.packets, reset ? undefined : prev?.s.packets),
         drops: inc(s.drops, reset ? undefined : prev?.s.drops),
         overlimits: inc(s.overlimits, reset ? undefined : prev?.s.overlimits),
         bps: prev && dt > 0 && !reset ? (bytes * 8) / dt : null,

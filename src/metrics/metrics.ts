@@ -31,6 +31,12 @@ export class Metrics {
     labelNames: this.dg,
     registers: [this.registry],
   });
+  readonly sentPackets = new Counter({
+    name: 'reselqos_class_sent_packets_total',
+    help: 'packets sent by the group class (tc -s class show)',
+    labelNames: this.dg,
+    registers: [this.registry],
+  });
   readonly dropped = new Counter({
     name: 'reselqos_class_dropped_packets_total',
     help: 'packets dropped in the group class',
@@ -98,6 +104,12 @@ export class Metrics {
     labelNames: ['source'],
     registers: [this.registry],
   });
+  readonly sourceRefused = new Gauge({
+    name: 'reselqos_source_refused',
+    help: "1 while the source's answer is refused as unsafe (the LDAP directory: maxShrink, the entitlement guard) and the last good snapshot stays in force",
+    labelNames: ['source'],
+    registers: [this.registry],
+  });
   readonly allowed = new Gauge({
     name: 'reselqos_allowed_machines',
     help: 'active machines the firewall lets out, with an address of that family (inet, inet6)',
@@ -119,6 +131,11 @@ export class Metrics {
   readonly lastCycle = new Gauge({
     name: 'reselqos_last_cycle_timestamp_seconds',
     help: 'end of the last successful cycle, Unix time',
+    registers: [this.registry],
+  });
+  readonly interval = new Gauge({
+    name: 'reselqos_cycle_interval_seconds',
+    help: 'the configured time between two cycles ([qos] interval), seconds',
     registers: [this.registry],
   });
   // Sites sharing a global link ([sharing] enabled = 1 only; docs/DESIGN.md, "Sites").

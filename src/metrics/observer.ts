@@ -167,6 +167,9 @@ export class Observer {
     m.duration.observe({ phase: 'total' }, t.totalMs / 1000);
     m.sourceUp.set({ source: 'ldap' }, this.sources.health.ldap.current.state === 'ok' ? 1 : 0);
     m.sourceUp.set({ source: 'mysql' }, this.sources.health.mysql.current.state === 'ok' ? 1 : 0);
+    m.sourceRefused.set({ source: 'ldap' }, this.sources.health.ldap.refusal ? 1 : 0);
+    m.sourceRefused.set({ source: 'mysql' }, this.sources.health.mysql.refusal ? 1 : 0);
+    m.interval.set(this.config.qos.intervalMs / 1000);
     this.observeSharing();
     // Policy gauges show the plan the kernel was last brought to: only successful cycles count.
     const d = r.desired;
@@ -226,6 +229,7 @@ export class Observer {
     for (const x of deltas) {
       const labels = { direction: x.direction, group: String(x.group) };
       this.metrics.sent.inc(labels, x.bytes);
+      this.metrics.sentPackets.inc(labels, x.packets);
       this.metrics.dropped.inc(labels, x.drops);
       this.metrics.overlimits.inc(labels, x.overlimits);
       this.metrics.leafDrops.inc(labels, x.leafDrops);

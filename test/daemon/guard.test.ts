@@ -15,12 +15,14 @@ import { isAlive, readPid } from '../../src/daemon/pidfile.js';
 import { ourSets, runCli } from '../helpers/kernel.js';
 import { person, machine } from '../helpers/ldif.js';
 import { waitLogLine } from '../helpers/log.js';
+import { freePort, get, parseExposition, value } from '../helpers/metrics.js';
 
 let slapd: SlapdServer;
 let db: MariadbServer;
 let gw: Gateway;
 let dir: string;
 let conf: string;
+let port: number;
 
 const P = (uid: string): string => `uid=${uid},${PEOPLE_BASE}`;
 const M = (host: string): string => `host=${host},${MACHINES_BASE}`;
@@ -36,6 +38,17 @@ async function allowSet(): Promise<string[]> {
   const sets = await readIpsets(gw.execIn('gw'), (n) => n === 'qos_allow');
   return [...(sets.get('qos_allow')?.entries ?? [])].sort();
 }
+/** reselqos_source_refused{source="ldap"} once it equals `want` (set after each cycle), within 10 s. */
+async function ldapRefusedGauge(want: number): Promise<number | undefined> {
+  let v: number | undefined;
+  for (let i = 0; i < 50; i++) {
+    const r = await get(`http://127.0.0.1:${port}/metrics`);
+    v = value(parseExposition(r.text), 'reselqos_source_refused', { source: 'ldap' });
+    if (v === want) break;
+    await sleep(200);
+  }
+  return v;
+}
 async function statusJson(): Promise<{ sources: { ldap: string; mysql: string }; lastCycle: { ok: boolean } | null }> {
   const r = await c('status', '--json');
   return JSON.parse(r.stdout);
@@ -44,6 +57,7 @@ async function statusJson(): Promise<{ sources: { ldap: string; mysql: string };
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-guardd-'));
   conf = join(dir, 'qos.conf');
+  port = await freePort();
   [slapd, db, gw] = await Promise.all([
     startSlapd(),
     startMariadb({ timezone: '+00:00' }),
@@ -56,6 +70,7 @@ before(async () => {
       { slapd, db, gw },
       {
         dir,
+        metrics: `listen = 127.0.0.1:${port}`,
       },
     ),
   );
@@ -74,6 +89,7 @@ test('a directory without IPs is refused: kernel untouched, status says why, one
   assert.equal(start.code, 0, start.stdout + start.stderr);
   assert.deepEqual(await allowSet(), ['172.22.200.3', '172.22.201.1']);
   const qosBefore = (await ourSets(gw.execIn('gw'))).setOf;
+  assert.equal(await ldapRefusedGauge(0), 0, 'reselqos_source_refused{source="ldap"} before any refusal');
 
   await slapd.modify(USERS.map(([u]) => `dn: ${M(`pc-${u}`)}\nchangetype: modify\ndelete: ipHostNumber\n\n`).join(''));
   const u = await c('update');
@@ -86,6 +102,7 @@ test('a directory without IPs is refused: kernel untouched, status says why, one
   );
   assert.equal(s.sources.mysql, 'ok');
   assert.equal(s.lastCycle?.ok, true, 'the cycle ran on the directory in force');
+  assert.equal(await ldapRefusedGauge(1), 1, 'reselqos_source_refused{source="ldap"} while refused');
   assert.deepEqual(await allowSet(), ['172.22.200.3', '172.22.201.1'], 'qos_allow as it was');
   assert.deepEqual((await ourSets(gw.execIn('gw'))).setOf, qosBefore, 'QoS sets as they were');
 
@@ -117,6 +134,7 @@ test('no owner entitled: refused, then taken deliberately with update --accept',
   assert.equal(a.code, 0, a.stdout + a.stderr);
   assert.deepEqual(await allowSet(), [], 'the operator took it');
   assert.equal((await statusJson()).sources.ldap, 'ok');
+  assert.equal(await ldapRefusedGauge(0), 0, 'reselqos_source_refused{source="ldap"} once a directory is accepted');
   await waitLogLine(dir, /warn ldap: directory of \S+ accepted by the operator \(--accept\)/);
   const help = await runCli(['help']);
   assert.match(help.stdout, /reselqos update \[-c FILE\] \[--force\] \[--accept\]/);

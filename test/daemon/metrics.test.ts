@@ -126,6 +126,7 @@ test('/metrics: every metric with its labels; users per group equal plan --json;
     'reselqos_class_rate_bps',
     'reselqos_class_ceil_bps',
     'reselqos_class_sent_bytes_total',
+    'reselqos_class_sent_packets_total',
     'reselqos_class_dropped_packets_total',
     'reselqos_class_overlimits_total',
     'reselqos_class_backlog_bytes',
@@ -143,6 +144,8 @@ test('/metrics: every metric with its labels; users per group equal plan --json;
   for (const direction of ['down', 'up']) assert.notEqual(value(s, 'reselqos_moves_total', { direction }), undefined);
   assert.equal(value(s, 'reselqos_source_up', { source: 'ldap' }), 1);
   assert.equal(value(s, 'reselqos_source_up', { source: 'mysql' }), 1);
+  for (const source of ['ldap', 'mysql']) assert.equal(value(s, 'reselqos_source_refused', { source }), 0, source);
+  assert.equal(value(s, 'reselqos_cycle_interval_seconds', {}), 2, 'sandbox [qos] interval = 2s');
   assert.equal(value(s, 'reselqos_allowed_machines', { family: 'inet' }), 2);
   assert.equal(value(s, 'reselqos_allowed_machines', { family: 'inet6' }), 0);
   assert.equal(value(s, 'reselqos_refused_machines', { reason: 'unpaid' }), 1);

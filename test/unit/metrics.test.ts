@@ -36,17 +36,19 @@ test('tc -s class show: counters per HTB class (6.1 text and >= 6.2 JSON)', () =
 
 test('monotonic counters: increases between reads, a re-created class continues from its new value', () => {
   const m = new MonotonicCounters();
-  const s = (bytes: number, drops = 0) => [{ direction: 'down' as const, group: 0, bytes, packets: 0, drops, overlimits: 0 }];
+  const s = (bytes: number, drops = 0) => [{ direction: 'down' as const, group: 0, bytes, packets: bytes / 100, drops, overlimits: 0 }];
   assert.equal(m.update(s(1000), 0)[0]!.bytes, 1000);
   assert.equal(m.update(s(1000), 0)[0]!.bps, null, 'no time elapsed');
   const d = m.update(s(3500, 2), 2000)[0]!;
   assert.equal(d.bytes, 2500);
+  assert.equal(d.packets, 25);
   assert.equal(d.drops, 2);
   assert.equal(d.bps, (2500 * 8) / 2);
   // the class was deleted and added again: the kernel starts from 0
   const r = m.update(s(400, 0), 3000)[0]!;
   assert.equal(r.bytes, 400, 'counts what the new class sent, never a negative step');
   assert.equal(r.drops, 0);
+  assert.equal(r.packets, 4);
   assert.equal(r.bps, null);
   assert.equal(m.update(s(1400), 4000)[0]!.bytes, 1000);
 });
