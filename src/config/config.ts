@@ -505,11 +505,13 @@ export function parseConfig(
 
   // Unknown keys (warnings), after every reader ran.
   const raw: Record<string, string> = {};
+  const keyNames: Record<string, string> = {};
   const keyLines: Record<string, number> = {};
   for (const s of SECTIONS) {
     const r = R(s);
     for (const { key, value } of r.entries()) {
       raw[`${s}.${key.toLowerCase()}`] = value;
+      keyNames[`${s}.${key.toLowerCase()}`] = key;
       const line = ctx.lineOf(s, key);
       if (line !== null) keyLines[`${s}.${key.toLowerCase()}`] = line;
       if (!r.used.has(key.toLowerCase()) && !specOf(s, key) && !isPatternKey(s, key)) {
@@ -541,6 +543,7 @@ export function parseConfig(
     publish,
     warnings: ctx.warnings,
     raw,
+    keyNames,
     lines: keyLines,
   });
 }
@@ -611,7 +614,8 @@ export function withRunningRestartKeys(running: Config, next: Config): Config {
       `[${s}]`,
       ...Object.entries(raw)
         .filter(([id]) => id.startsWith(`${s}.`))
-        .map(([id, v]) => `${id.slice(s.length + 1)} = ${JSON.stringify(v)}`),
+        // each key as the file spelt it: a rate named tunnelDown stays tunnelDown (found by fuzz-config)
+        .map(([id, v]) => `${next.keyNames[id] ?? running.keyNames[id] ?? id.slice(s.length + 1)} = ${JSON.stringify(v)}`),
     ].join('\n'),
   ).join('\n\n');
   const applied = parseConfig(text, next.file, { hostname: running.site.name });

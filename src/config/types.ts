@@ -190,6 +190,8 @@ export interface Config {
   readonly warnings: readonly string[];
   /** raw values as written, per "section.key" (lowercased key), to tell what a reload changes */
   readonly raw: Readonly<Record<string, string>>;
+  /** each key of `raw` as the file spells it ("rates.tunneldown" → "tunnelDown"), so a rebuilt config keeps the names */
+  readonly keyNames: Readonly<Record<string, string>>;
   /** line of each key, per "section.key" (lowercased key): later checks of files name it */
   readonly lines: Readonly<Record<string, number>>;
 }
