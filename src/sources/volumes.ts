@@ -274,11 +274,13 @@ export class VolumeSource {
     if (id < 0) return; // no machine of the directory holds it: not counted, not interned
     let down = downRaw === null ? -1 : Number(downRaw);
     let up = upRaw === null ? -1 : Number(upRaw);
-    // NULL, negative, or not a finite number ("abc" is NaN, which no comparison catches)
-    if (!(down >= 0 && down < Infinity) || !(up >= 0 && up < Infinity)) {
+    // NULL, negative, not a number ("abc" is NaN, which no comparison catches), or beyond any
+    // hour's traffic (above 2^53 bytes: 1e308 twice summed to Infinity, found by fuzz-volumes)
+    const fine = (v: number): boolean => v >= 0 && v <= Number.MAX_SAFE_INTEGER;
+    if (!fine(down) || !fine(up)) {
       into.badRows.add(ip.ip);
-      if (!(down >= 0 && down < Infinity)) down = 0;
-      if (!(up >= 0 && up < Infinity)) up = 0;
+      if (!fine(down)) down = 0;
+      if (!fine(up)) up = 0;
     }
     into.add(id, down, up);
   }

@@ -38,7 +38,10 @@ function send(port: number, bytes: string): Promise<{ code: number; text: string
     s.setEncoding('latin1');
     s.on('data', (c: string) => (text += c));
     s.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ECONNRESET' || e.code === 'EPIPE' ? undefined : reject(e)));
-    s.on('close', () => resolve({ code: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text }));
+    // the final answer: an interim 1xx (node answers "Expect: 100-continue" with 100 Continue first,
+    // as HTTP says; found by the long run) is followed by the real one
+    const final = (): number => [...text.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1])).find((c) => c >= 200) ?? 0;
+    s.on('close', () => resolve({ code: final(), text }));
     s.end(Buffer.from(bytes, 'latin1'));
   });
 }

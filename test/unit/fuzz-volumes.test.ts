@@ -133,3 +133,15 @@ test('a byte count that is not a number ("abc", "Infinity") is a bad row counted
   const usage = await source.fetch(new Date(Date.UTC(2026, 0, 1, 4)), new Date(Date.UTC(2026, 0, 1, 12)));
   assert.deepEqual(usage.byIp.get('172.22.9.1'), { down: 12, up: 11 });
 });
+
+test('a byte count beyond any hour (above 2^53) is a bad row counted as 0: two rows of 1e308 no longer sum to Infinity', async () => {
+  // Found by the long fuzz run (100 000 cases): [["2001:db8::1",0,1e+308],["2001:db8::1",null,1e+308]] gave up = Infinity.
+  const source = new VolumeSource(config, quiet);
+  (source as unknown as { pool: unknown }).pool = fakePool([
+    ['172.22.9.1', '3', '1e308'],
+    ['172.22.9.1', '4', '1e308'],
+    ['172.22.9.1', String(Number.MAX_SAFE_INTEGER), '2'],
+  ]);
+  const usage = await source.fetch(new Date(Date.UTC(2026, 0, 1, 4)), new Date(Date.UTC(2026, 0, 1, 12)));
+  assert.deepEqual(usage.byIp.get('172.22.9.1'), { down: 7 + Number.MAX_SAFE_INTEGER, up: 2 });
+});
