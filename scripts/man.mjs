@@ -82,7 +82,7 @@ const VERB_MORE = {
     "Input: one JSON object, the global rates (`global`: `down`, `up` in bit/s) and each site's `site`, `weight`, `cap`, `demand`, `allocated` and `fresh`; output: each site's `down` and `up`. See `DESIGN.md`, \"Sites\".",
 };
 const EXIT_DOC = {
-  [EXIT.ok]: 'success; `stop` and `explain --complete` also when the daemon is not running.',
+  [EXIT.ok]: 'success (`stop` also when the daemon was not running).',
   [EXIT.failed]:
     'failed: a cycle that could not apply, a refused directory (`update`), a daemon that did not come up (`start`), `run --once` or `clear` while the daemon runs, a user not found (`explain`).',
   [EXIT.invalid]: 'invalid configuration (`check`, `start`, `run`, `reload`: the running configuration stays) or invalid input (`share`).',
