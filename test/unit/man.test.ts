@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VERBS } from '../../src/cli/main.js';
 import { KEYS } from '../../src/config/schema.js';
+import { COMPLETE_MAX, completeCandidates } from '../../src/daemon/complete.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const PAGES = ['reselqos.8', 'qos.conf.5'] as const;
@@ -34,16 +35,13 @@ const need = (r: Run, what: string): void =>
 
 /** The page as a reader sees it: `man -l` at 80 columns, no formatting characters. */
 async function render(page: string): Promise<string> {
-  const r = await run('man', ['--warnings', '-l', join(repo, 'man', page)], { MANWIDTH: '80', MAN_KEEP_FORMATTING: '', LC_ALL: 'C.UTF-8' });
+  const r = await run('man', ['--warnings', '-l', join(repo, 'man', page)], { MANWIDTH: '80', LC_ALL: 'C.UTF-8' });
   need(r, 'man');
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '', `man -l ${page}: no warning`);
-  // man hyphenates at the right margin: join "foo‐\nbar" back, then drop overstrikes
-  // (bold, underline) and runs of blanks.
-  return r.stdout
-    .replace(/.\x08/g, '')
-    .replace(/\u2010\n\s*/g, '')
-    .replace(/\s+/g, ' ');
+  // Not a terminal: man leaves out bold and underline. It hyphenates at the right margin:
+  // join "foo‐\nbar" back, then runs of blanks.
+  return r.stdout.replace(/\u2010\n\s*/g, '').replace(/\s+/g, ' ');
 }
 
 test('man/ holds what scripts/man.mjs generates now (npm run build && node scripts/man.mjs)', async () => {
@@ -58,7 +56,7 @@ test('man/ holds what scripts/man.mjs generates now (npm run build && node scrip
 test('groff -ww finds no warning in either page, and the pages are pure ASCII', async () => {
   for (const page of PAGES) {
     const text = readFileSync(join(repo, 'man', page), 'utf8');
-    assert.doesNotMatch(text, /[^\x00-\x7f]/, `${page}: non-ASCII input (groff without preconv warns)`);
+    assert.doesNotMatch(text, /[^\t\n -~]/, `${page}: non-ASCII input (groff without preconv warns)`);
     const r = await run('groff', ['-man', '-Tutf8', '-ww', '-z', join(repo, 'man', page)]);
     need(r, 'groff');
     assert.equal(r.code, 0, r.stderr);
@@ -81,7 +79,14 @@ test('reselqos(8) renders every verb with its usage line, every option, the exit
     }
   }
   assert.ok(text.includes('reselqos help'));
-  for (const s of ['EXIT STATUS 0 ', ' 1 failed', ' 2 invalid configuration', ' 3 not running (status)', ' 7 not running (update, reload)', ' 64 usage error'])
+  for (const s of [
+    'EXIT STATUS 0 ',
+    ' 1 failed',
+    ' 2 invalid configuration',
+    ' 3 not running (status)',
+    ' 7 not running (update, reload)',
+    ' 64 usage error',
+  ])
     assert.ok(text.includes(s), s);
   for (const s of ['SIGHUP reload qos.conf', 'SIGTERM, SIGINT stop', 'SIGUSR2 reopen the log file', 'RESELQOS_CONF the configuration file'])
     assert.ok(text.includes(s), s);
@@ -182,4 +187,21 @@ test("completion: explain asks the command given for candidates (with -c), first
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('completeCandidates: uids (case-insensitive prefix) and IPs, sorted, each once, at most 50', () => {
+  const users = [
+    { uid: 'Alice', ips: ['172.22.200.3', '2001:db8:d::3'] },
+    { uid: 'alan', ips: ['172.22.200.4'] },
+    { uid: 'bob', ips: ['172.22.201.1'] },
+  ];
+  assert.deepEqual(completeCandidates({ users } as never, 'al'), ['Alice', 'alan']);
+  assert.deepEqual(completeCandidates({ users } as never, '172.22.20'), ['172.22.200.3', '172.22.200.4', '172.22.201.1']);
+  assert.deepEqual(completeCandidates({ users } as never, '2001:'), ['2001:db8:d::3']);
+  assert.deepEqual(completeCandidates({ users } as never, 'zz'), []);
+  const many = Array.from({ length: 120 }, (_, i) => ({ uid: `u${String(i).padStart(3, '0')}`, ips: [`10.0.${i}.1`] }));
+  const got = completeCandidates({ users: many } as never, 'u');
+  assert.equal(got.length, COMPLETE_MAX);
+  assert.equal(COMPLETE_MAX, 50);
+  assert.deepEqual(got.slice(0, 2), ['u000', 'u001']);
 });
