@@ -6,21 +6,23 @@ import { systemClock } from '../clock.js';
 import { runCheck } from './check.js';
 import { runPlan } from './plan.js';
 import { runOnce, runClear } from './kernel.js';
-import { runForeground, runStart, runStop, runUpdate, runReload, runStatus, runExplain } from './service.js';
+import { runForeground, runStart, runStop, runUpdate, runReload, runStatus, runExplain, runExplainComplete } from './service.js';
 import { runTop } from './top.js';
 import { runShare, readStdin } from './share.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
-interface Verb {
+export interface Verb {
   summary: string;
   usage: string;
   options: Record<string, { type: 'string' | 'boolean'; short?: string }>;
+  /** options for scripts, not in the usage line nor the man page (bash completion's helpers) */
+  hidden?: readonly string[];
   run(values: Record<string, string | boolean | undefined>, positionals: string[], io: Io): Promise<number>;
 }
 
 const CONFIG_OPT = { config: { type: 'string' as const, short: 'c' } };
 
-const VERBS: Record<string, Verb> = {
+export const VERBS: Readonly<Record<string, Verb>> = {
   check: {
     summary: 'validate qos.conf and show thresholds, the rate rule and the rates in force',
     usage: 'reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json] [--kernel]',
@@ -97,8 +99,14 @@ const VERBS: Record<string, Verb> = {
   explain: {
     summary: "why is my connection slow: a user's volumes, groups, next threshold and rate",
     usage: 'reselqos explain <uid|ip> [-c FILE] [--json]',
-    options: { ...CONFIG_OPT, json: { type: 'boolean' } },
-    run: (v, p, io) => runExplain(v['config'] as string | undefined, p[0], v['json'] === true, io, systemClock),
+    options: { ...CONFIG_OPT, json: { type: 'boolean' }, complete: { type: 'string' } },
+    // --complete PREFIX: the uids and IPs of the running daemon's last plan starting with PREFIX,
+    // one a line, for bash completion; nothing (exit 0) when the daemon does not answer.
+    hidden: ['complete'],
+    run: (v, p, io) =>
+      typeof v['complete'] === 'string'
+        ? runExplainComplete(v['config'] as string | undefined, v['complete'], io)
+        : runExplain(v['config'] as string | undefined, p[0], v['json'] === true, io, systemClock),
   },
   top: {
     summary: "live view: each group's throughput now against its rate, the largest users; q quits",

@@ -321,6 +321,23 @@ export async function runStatus(configFlag: string | undefined, json: boolean, i
   return EXIT.ok;
 }
 
+/**
+ * `explain --complete PREFIX` (bash completion): the running daemon's uids and IPs starting
+ * with PREFIX, one a line. Prints nothing and succeeds when the daemon does not answer (not
+ * running, socket not ours, slow): completion must never print errors into a command line.
+ */
+export async function runExplainComplete(configFlag: string | undefined, prefix: string, io: Io): Promise<number> {
+  try {
+    const a = await askDaemon(await runDirOf(configFlag), { cmd: 'complete', prefix }, 2_000);
+    const list = a.ok && Array.isArray(a['candidates']) ? (a['candidates'] as unknown[]) : [];
+    const lines = list.filter((c): c is string => typeof c === 'string' && !/\s/.test(c));
+    if (lines.length) io.out(lines.join('\n'));
+  } catch {
+    // not running, or no answer: no candidates
+  }
+  return EXIT.ok;
+}
+
 export async function runExplain(
   configFlag: string | undefined,
   who: string | undefined,

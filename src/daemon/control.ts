@@ -13,6 +13,7 @@ export type ControlRequest =
   | { cmd: 'reload' }
   | { cmd: 'stop' }
   | { cmd: 'explain'; who: string }
+  | { cmd: 'complete'; prefix: string }
   | { cmd: 'top' };
 
 export type ControlAnswer = { ok: boolean; [k: string]: unknown };

@@ -17,6 +17,7 @@ import { openClients, type SourceClients } from '../sources/index.js';
 import { describeError, guardProcess } from './faults.js';
 import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';
+import { completeCandidates } from './complete.js';
 import { serveControl, pidPath, lockPath, type ControlAnswer, type ControlRequest } from './control.js';
 import { takeLock, writePidFile, removePidFile, type HeldLock } from './pidfile.js';
 import { Observability } from './observe.js';
@@ -293,6 +294,11 @@ export class Daemon {
         if (!d) return { ok: false, error: 'no cycle has completed yet' };
         const e = explain(d, req.who);
         return e ? { ok: true, explain: e } : { ok: false, error: `no user or IP "${req.who}" in the directory` };
+      }
+      case 'complete': {
+        // bash completion of `explain`: uids and IPs of the last plan (none before the first).
+        const d = this.last?.desired;
+        return { ok: true, candidates: d && typeof req.prefix === 'string' ? completeCandidates(d, req.prefix) : [] };
       }
       case 'top':
         return { ok: true, top: await this.watch.observer.top() };
