@@ -7,7 +7,9 @@
 #   - /var/log/reselqos and /var/lib/reselqos are created by the postinst, not shipped;
 #   - the unit and the tmpfiles.d file move under /usr/lib (Debian 13's merged /usr);
 #   - every file under /etc is a conffile; qos.conf keeps its mode 0600;
-#   - debian/ holds the maintainer scripts (postinst, prerm, postrm) and the copyright file.
+#   - debian/ holds the maintainer scripts (postinst, prerm, postrm) and the copyright file;
+#   - node_modules/ is pruned to what runs (the list below, "prune node_modules"); the sizes
+#     before and after are printed, and the build fails if a required file went.
 # Installs dpkg-dev and lintian from Debian when missing (root; idempotent).
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
