@@ -58,6 +58,12 @@ export interface Desired {
   readonly delta: PlanDelta | null;
   /** the site whose allocation among the sites `totals` are ([sharing] enabled); absent = [rates] down/up */
   readonly sharedBy?: string;
+  /**
+   * With an off-peak window: the raw volumes of the usage planned from (users' `bytes` are the
+   * counted ones, which decide the groups); explain and plan --json sum a user's raw bytes from
+   * it. Absent: raw = counted.
+   */
+  readonly rawVolumes?: Usage['raw'];
 }
 
 /** The site's totals when they come from the allocation between sites rather than [rates] down/up. */
@@ -120,6 +126,13 @@ export function classPlans(
     for (const r of rates) classes.push({ direction: dir, group: r.group, users: r.users, rateBps: r.rateBps, ceilBps: r.ceilBps });
   }
   return classes;
+}
+
+/** A user's raw bytes (before the off-peak weight): the counted ones when the plan has no raw volumes. */
+export function rawBytesOf(d: Pick<Desired, 'rawVolumes'>, u: UserPlan): { down: number; up: number } {
+  if (!d.rawVolumes) return { down: u.down.bytes, up: u.up.bytes };
+  const [down, up] = sumBytes(u.ips, d.rawVolumes.byIp);
+  return { down, up };
 }
 
 export function planDesired(
@@ -216,5 +229,6 @@ export function planDesired(
     version: {},
     delta: null,
     ...(shared ? { sharedBy: shared.site } : {}),
+    ...(usage?.raw ? { rawVolumes: usage.raw } : {}),
   };
 }
