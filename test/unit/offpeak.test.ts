@@ -148,7 +148,7 @@ test('timeline: group changes with time and counted volume, caught up after a re
   assert.deepEqual(j.events, [{ at: big.at, direction: 'down', from: 0, to: big.users[0]!.down.group, bytes: 2000 * MB }]);
   assert.deepEqual(j.limits, [...big.limits]);
   assert.equal(j.now.down, 2000 * MB);
-  assert.match(explainText(explain(big, 'nightowl', t)!), /15:00  download group 0 -> 1 at 2\.00 GB/);
+  assert.match(explainText(explain(big, 'nightowl', t)!), /15:00 {2}download group 0 -> 1 at 2\.00 GB/);
   // saved and restored (volumes.json's `timeline`)
   const back = Timeline.fromJSON(JSON.parse(JSON.stringify(t.toJSON())))!;
   assert.deepEqual(back.of(big, big.users[0]!), j);
