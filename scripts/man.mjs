@@ -57,6 +57,8 @@ const OPTION_DOC = {
   config:
     'the configuration file; without it, `$RESELQOS_CONF`, else `/etc/reselqos/qos.conf`. The client verbs (`stop`, `update`, `reload`, `status`, `explain`) read only its `[path] run` to find the control socket.',
   json: 'print one JSON object (the shape is part of the public interface) instead of text.',
+  kernel:
+    'with `check` (root): probe this kernel, in a throw-away network namespace, for every feature the file needs (the classifier, the leaf, the `flow` filter of `[qos] fairness = host`, the IPv6 portal): each missing one on stderr, exit 1.',
   at: 'with `check`: show the rate rule and the rates in force at this local time (`2025-01-15T21:30`, on the wall clock of `[qos] timezone`) instead of now.',
   force:
     'with `plan`, `run --once`, `update`: take a directory smaller than the last one by more than `[ldap] maxShrink` of its entries.',

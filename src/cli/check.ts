@@ -1,6 +1,7 @@
 // `reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json]`: validate qos.conf and
 // show what is in force at an instant: thresholds, the active rate rule, the rates.
 
+import { describeWindow } from '../sources/volumes-window.js';
 import { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
 import { formatRate, formatSize, formatTimeOfDay } from '../config/units.js';
@@ -112,6 +113,12 @@ export async function runCheck(
     );
   }
   lines.push(firewallLine(config));
+  const op = config.qos.offPeak;
+  lines.push(
+    op
+      ? `off-peak window ${describeWindow(op)} (${config.qos.timezone}): traffic of those hours counts at that weight toward the groups`
+      : 'off-peak window: none (every byte counts)',
+  );
   lines.push(
     `groups (${config.qos.enabled ? 'QoS enabled' : 'QoS disabled: everyone in group 0'}), daily reset at ${config.qos.resetHour}:00:`,
   );

@@ -5,7 +5,7 @@ import type { Config } from '../config/config.js';
 import { formatRate, formatSize } from '../config/units.js';
 import type { Clock } from '../clock.js';
 import { MemoryLogger } from '../log.js';
-import { planDesired, type Desired } from '../plan/desired.js';
+import { planDesired, rawBytesOf, type Desired } from '../plan/desired.js';
 import { perUserRate, resetInstant } from '../policy/policy.js';
 import { Sources } from '../sources/index.js';
 import { sortIps } from '../net/ip.js';
@@ -54,7 +54,13 @@ export function changesJson(r: ReconcileResult): ChangesJson {
 }
 
 export interface PlanJson {
-  users: { uid: string; ips: string[]; down: { bytes: number; group: number }; up: { bytes: number; group: number } }[];
+  /** `bytes`: the counted volume (decides the group); `rawBytes`: before the off-peak weight (= bytes without a window) */
+  users: {
+    uid: string;
+    ips: string[];
+    down: { bytes: number; group: number; rawBytes: number };
+    up: { bytes: number; group: number; rawBytes: number };
+  }[];
   classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
   skipped: { dn: string; reason: string }[];
   changes?: ChangesJson | null;
@@ -63,12 +69,15 @@ export interface PlanJson {
 export function planJson(d: Desired, changes?: ReconcileResult | null): PlanJson {
   return {
     ...(changes === undefined ? {} : { changes: changes ? changesJson(changes) : null }),
-    users: d.users.map((u) => ({
-      uid: u.uid,
-      ips: sortIps([...u.ips]),
-      down: { bytes: u.down.bytes, group: u.down.group },
-      up: { bytes: u.up.bytes, group: u.up.group },
-    })),
+    users: d.users.map((u) => {
+      const raw = rawBytesOf(d, u);
+      return {
+        uid: u.uid,
+        ips: sortIps([...u.ips]),
+        down: { bytes: u.down.bytes, group: u.down.group, rawBytes: raw.down },
+        up: { bytes: u.up.bytes, group: u.up.group, rawBytes: raw.up },
+      };
+    }),
     classes: d.classes.map((c) => ({ direction: c.direction, group: c.group, users: c.users, rateBps: c.rateBps, ceilBps: c.ceilBps })),
     skipped: d.skipped.map((s) => ({ dn: s.dn, reason: s.reason })),
   };

@@ -32,7 +32,7 @@ import type {
   SharingConfig,
 } from './types.js';
 import { ConfigError, Ctx, SectionReader, formatProblem, indexLines } from './reader.js';
-import { readRateRules } from './rules.js';
+import { readOffPeak, readRateRules } from './rules.js';
 import {
   CHAIN_PREFIX,
   LDAP_ATTR,
@@ -370,6 +370,7 @@ export function parseConfig(
     factor: q.float('classRateFactor', (n) => (n > 0 && n <= 1 ? null : 'expected a number with 0 < f <= 1')),
     resetHour: q.int('resetHour', 0, 23),
     timezone,
+    offPeak: readOffPeak(q, ctx),
     intervalMs: q.duration('interval', 1000),
     count: q.oneOf('count', ['all', 'active'] as const),
     emptyClassRate: q.rate('emptyClassRate'),

@@ -1,7 +1,8 @@
 // [ratesrules]: the rate rules (ruleNFrom/To/GlobalUp/GlobalDown/Up/Down), their time windows on
-// the wall clock (crossing midnight allowed) and the check that no two windows overlap.
+// the wall clock (crossing midnight allowed) and the check that no two windows overlap; and the
+// [qos] off-peak window (offPeakFrom/To/Weight), read the same way.
 
-import type { RateRule } from './types.js';
+import type { OffPeakWindow, RateRule } from './types.js';
 import type { Ctx, SectionReader } from './reader.js';
 import { parseRate, parseTimeOfDay } from './units.js';
 
@@ -77,6 +78,30 @@ export function readRateRules(r: SectionReader, ctx: Ctx): RateRule[] {
     }
   }
   return rules;
+}
+
+/**
+ * [qos] offPeakFrom, offPeakTo, offPeakWeight: null (off) when the weight is 1 or no window is
+ * set. Both ends or neither; From = To is refused (an empty window); a weight below 1 needs a window.
+ */
+export function readOffPeak(q: SectionReader, ctx: Ctx): OffPeakWindow | null {
+  const weight = q.float('offPeakWeight', (n) => (n >= 0 && n <= 1 ? null : 'expected a number with 0 <= w <= 1'));
+  const end = (key: 'offPeakFrom' | 'offPeakTo'): number | null => (q.str(key).trim() === '' ? null : q.parse(key, parseTimeOfDay, 0));
+  const from = end('offPeakFrom');
+  const to = end('offPeakTo');
+  if ((from === null) !== (to === null)) {
+    ctx.problem('qos', from === null ? 'offPeakFrom' : 'offPeakTo', 'offPeakFrom and offPeakTo go together (both set, or both empty)');
+    return null;
+  }
+  if (from === null || to === null) {
+    if (weight < 1) ctx.problem('qos', 'offPeakWeight', `a weight of ${weight} needs a window (offPeakFrom and offPeakTo)`);
+    return null;
+  }
+  if (from === to) {
+    ctx.problem('qos', 'offPeakTo', 'the off-peak window is empty (From = To); a window crossing midnight is written e.g. 23:00 to 7:00');
+    return null;
+  }
+  return weight < 1 ? { from, to, weight } : null;
 }
 
 export function inWindow(rule: { from: number; to: number }, minute: number): boolean {

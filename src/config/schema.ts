@@ -220,6 +220,21 @@ export const KEYS: readonly KeySpec[] = [
   k('qos', 'classRateFactor', '0.8', true, 'per-user rate of group n+1 / group n (0 < f <= 1)'),
   k('qos', 'resetHour', '5', true, 'hour (local, 0-23) at which daily volumes restart from zero'),
   k('qos', 'timezone', '', true, "IANA time zone for rate rules and the reset; empty = the system's"),
+  k(
+    'qos',
+    'offPeakFrom',
+    '',
+    true,
+    'start (local HH:MM in [qos] timezone) of the off-peak window whose traffic counts at offPeakWeight toward the daily volume that decides the groups; the window may cross midnight (e.g. 23:00 to 7:00); empty = no window',
+  ),
+  k('qos', 'offPeakTo', '', true, 'end (local HH:MM, excluded) of the off-peak window; set with offPeakFrom'),
+  k(
+    'qos',
+    'offPeakWeight',
+    '1',
+    true,
+    'weight (0 <= w <= 1) of the bytes of the off-peak window in the counted volume: 0 = night traffic does not count, 1 = off (the raw volume decides). An hour row straddling an edge counts pro rata by its minutes inside the window (docs/DESIGN.md, "Off-peak hours")',
+  ),
   k('qos', 'interval', '10s', true, 'time between cycles'),
   k(
     'qos',

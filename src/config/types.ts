@@ -115,6 +115,13 @@ export interface FirewallConfig {
   readonly portalPorts: readonly number[];
 }
 
+/** [qos] offPeakFrom/To/Weight: traffic of these local minutes counts at `weight` (0 <= weight < 1). */
+export interface OffPeakWindow {
+  readonly from: number;
+  readonly to: number;
+  readonly weight: number;
+}
+
 export interface QosConfig {
   readonly enabled: boolean;
   readonly groups: number;
@@ -123,6 +130,8 @@ export interface QosConfig {
   readonly factor: number;
   readonly resetHour: number;
   readonly timezone: string;
+  /** the off-peak window (minutes of the local day, `to` excluded) and its weight; null = off (weight 1 or no window) */
+  readonly offPeak: OffPeakWindow | null;
   readonly intervalMs: number;
   readonly count: CountMode;
   readonly emptyClassRate: number; // bit/s

@@ -292,7 +292,7 @@ export class Daemon {
       case 'explain': {
         const d = this.last?.desired;
         if (!d) return { ok: false, error: 'no cycle has completed yet' };
-        const e = explain(d, req.who);
+        const e = explain(d, req.who, this.watch.observer.timeline);
         return e ? { ok: true, explain: e } : { ok: false, error: `no user or IP "${req.who}" in the directory` };
       }
       case 'complete': {

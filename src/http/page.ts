@@ -150,9 +150,19 @@ $('search').addEventListener('submit', async (ev) => {
     const x = e[d];
     lines.push((d === 'down' ? 'download ' : 'upload   ') + fmtSize(x.bytes).padStart(10) + '  group ' + x.group + '/' + (x.groups - 1) + '  ' +
       (x.nextThresholdBytes === null ? 'last group' : 'next group above ' + fmtSize(x.nextThresholdBytes) + ' (' + fmtSize(x.bytesToNextGroup) + ' to go)'));
+    if (x.rawBytes !== undefined && x.rawBytes !== x.bytes) lines.push('          counted ' + fmtSize(x.bytes) + ' of ' + fmtSize(x.rawBytes) + ' raw (off-peak hours count less)');
     lines.push('          rate now ' + fmtRate(x.perUserRateBps) + ' per user (class ' + fmtRate(x.classRateBps) + ' shared by ' + x.usersInGroup + ')');
   }
+  const t = e.timeline;
+  if (t) {
+    const hm = (iso) => new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    lines.push('the day since ' + hm(t.since) + ' (thresholds ' + t.limits.map(fmtSize).join(', ') + '):');
+    for (const ev of t.events) lines.push('  ' + hm(ev.at) + '  ' + (ev.direction === 'down' ? 'download' : 'upload') + ' group ' + ev.from + ' -> ' + ev.to + ' at ' + fmtSize(ev.bytes));
+    if (t.events.length === 0) lines.push('  no group change');
+    lines.push('  ' + hm(t.now.at) + '  now: download ' + fmtSize(t.now.down) + ', upload ' + fmtSize(t.now.up));
+  }
   text(out, lines.join('\\n'));
+  out.dataset.timeline = t ? String(t.events.length) : '';
   out.dataset.uid = e.uid;
   out.dataset.groupDown = String(e.down.group);
   out.dataset.groupUp = String(e.up.group);

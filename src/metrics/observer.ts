@@ -17,6 +17,7 @@ import type { LeafStats } from '../kernel/tc.js';
 import { classid, GROUP_MINOR_BASE } from '../kernel/names.js';
 import { DIRECTIONS, nextRule, type Direction } from '../policy/policy.js';
 import { explain, type ExplainJson } from '../daemon/explain.js';
+import { Timeline } from './timeline.js';
 import type { FirewallPlan, Refusal } from '../plan/firewall.js';
 import { Metrics } from './metrics.js';
 import { History, MonotonicCounters, type ClassSample, type HistoryPoint } from './counters.js';
@@ -99,6 +100,9 @@ export class Observer {
   private readonly history = new History(3600);
   private readonly moves: MoveJson[] = [];
   private prevUsers: readonly UserPlan[] | null = null;
+  /** every user's group changes since the reset (explain, the dashboard's search); saved with the volumes */
+  timeline = new Timeline();
+  private timelineLoaded = false;
   private desired: Desired | null = null;
   private last: CycleReport | null = null;
   private lastBps = new Map<string, number | null>();
@@ -192,7 +196,8 @@ export class Observer {
     this.desired = d;
     m.moves.inc({ direction: 'down' }, r.moves.down);
     m.moves.inc({ direction: 'up' }, r.moves.up);
-    if (r.moves.down + r.moves.up > 0) this.recordMoves(r.at, d.users);
+    const caughtUp = this.recordDay(d);
+    if (r.moves.down + r.moves.up > 0) this.recordMoves(r.at, d.users, !caughtUp);
     this.prevUsers = d.users;
     m.lastCycle.set(Date.parse(r.at) / 1000 + t.totalMs / 1000);
     await this.readCounters(d);
@@ -255,15 +260,37 @@ export class Observer {
     this.history.push({ t: Math.round(at / 1000), down: per('down'), up: per('up'), rateDown: rates('down'), rateUp: rates('up') });
   }
 
+  /**
+   * The timeline's day: the one a previous process saved when of the same reset; after a reset
+   * or a restart every user is compared with the group the timeline last saw (0 at the reset).
+   */
+  private recordDay(d: Desired): boolean {
+    const store = this.sources.store;
+    if (!this.timelineLoaded) {
+      this.timelineLoaded = true;
+      const saved = Timeline.fromJSON(store.savedTimeline);
+      if (saved && saved.day(d.resetAt) === false) this.timeline = saved;
+      store.timeline = this.timeline;
+    }
+    // the first plan or a new day: the moves against the previous plan are not the day's
+    if (this.prevUsers === null || this.timeline.day(d.resetAt)) {
+      this.timeline.catchUp(d);
+      return true;
+    }
+    return false;
+  }
+
   /** Users whose group changed since the previous plan (cheap when the users line up, as between incremental plans). */
-  private recordMoves(at: string, users: readonly UserPlan[]): void {
+  private recordMoves(at: string, users: readonly UserPlan[], toTimeline: boolean): void {
     const prev = this.prevUsers;
     if (!prev || prev === users) return;
     const found: MoveJson[] = [];
     const cmp = (a: UserPlan, b: UserPlan): void => {
       for (const direction of DIRECTIONS) {
-        if (a[direction].group !== b[direction].group)
+        if (a[direction].group !== b[direction].group) {
           found.push({ at, uid: b.uid, direction, from: a[direction].group, to: b[direction].group });
+          if (toTimeline) this.timeline.move(at, a, b, direction);
+        }
       }
     };
     const aligned = prev.length === users.length && prev.every((u, i) => u.uid === users[i]!.uid);
@@ -352,7 +379,7 @@ export class Observer {
   }
 
   explain(who: string): ExplainJson | null {
-    return this.desired ? explain(this.desired, who) : null;
+    return this.desired ? explain(this.desired, who, this.timeline) : null;
   }
 
   state(): DashboardState {

@@ -60,6 +60,12 @@ export interface Desired {
   readonly sharedBy?: string;
   /** how each group class is shared among its users ([qos] fairness); absent in hand-made plans = flow */
   readonly fairness?: Fairness;
+  /**
+   * With an off-peak window: the raw volumes of the usage planned from (users' `bytes` are the
+   * counted ones, which decide the groups); explain and plan --json sum a user's raw bytes from
+   * it. Absent: raw = counted.
+   */
+  readonly rawVolumes?: Usage['raw'];
 }
 
 /** The site's totals when they come from the allocation between sites rather than [rates] down/up. */
@@ -122,6 +128,13 @@ export function classPlans(
     for (const r of rates) classes.push({ direction: dir, group: r.group, users: r.users, rateBps: r.rateBps, ceilBps: r.ceilBps });
   }
   return classes;
+}
+
+/** A user's raw bytes (before the off-peak weight): the counted ones when the plan has no raw volumes. */
+export function rawBytesOf(d: Pick<Desired, 'rawVolumes'>, u: UserPlan): { down: number; up: number } {
+  if (!d.rawVolumes) return { down: u.down.bytes, up: u.up.bytes };
+  const [down, up] = sumBytes(u.ips, d.rawVolumes.byIp);
+  return { down, up };
 }
 
 export function planDesired(
@@ -219,5 +232,6 @@ export function planDesired(
     version: {},
     delta: null,
     ...(shared ? { sharedBy: shared.site } : {}),
+    ...(usage?.raw ? { rawVolumes: usage.raw } : {}),
   };
 }

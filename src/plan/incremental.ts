@@ -148,7 +148,9 @@ export class Planner {
 
 function step(last: Last, config: Config, usage: Usage | null, instant: DateTime, resetAt: DateTime, shared?: TotalsOverride): Desired {
   const q = config.qos;
-  const { sharedBy: _was, ...prev } = last.desired;
+  const { sharedBy: _was, rawVolumes: _raw, ...prev } = last.desired;
+  // the raw volumes of the usage planned from (off-peak window), never the previous plan's
+  const rawVolumes = usage?.raw ? { rawVolumes: usage.raw } : {};
   const sharedBy = shared ? { sharedBy: shared.site } : {};
   const eff = effectiveRates(config, instant);
   const totals = shared ? { ...shared.totals } : { down: eff.rates['down']!, up: eff.rates['up']! };
@@ -159,6 +161,7 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
     return {
       ...prev,
       ...sharedBy,
+      ...rawVolumes,
       at: instant.toISO() ?? '',
       rule: eff.rule,
       fairness: config.qos.fairness,
@@ -275,6 +278,7 @@ function step(last: Last, config: Config, usage: Usage | null, instant: DateTime
   return {
     ...prev,
     ...sharedBy,
+    ...rawVolumes,
     at: instant.toISO() ?? '',
     rule: eff.rule,
     fairness: config.qos.fairness,

@@ -210,7 +210,9 @@ export class SnapshotStore {
         resetAt: string;
         fetchedAt: string;
         volumes: [string, number, number][];
+        timeline?: unknown;
       };
+      this.savedTimeline = j.format === FORMAT ? (j.timeline ?? null) : null;
       if (j.format === FORMAT && Array.isArray(j.volumes)) {
         this.usage = { resetAt: j.resetAt, fetchedAt: j.fetchedAt, byIp: new Map(j.volumes.map(([ip, down, up]) => [ip, { down, up }])) };
       }
@@ -254,6 +256,11 @@ export class SnapshotStore {
     return this.holdersCache.map;
   }
 
+  /** the users' day (src/metrics/timeline.ts) saved in volumes.json beside the volumes; set by the observer */
+  timeline: { toJSON(): unknown } | null = null;
+  /** the timeline a previous process saved (raw JSON: the observer checks it), null when none */
+  savedTimeline: unknown = null;
+
   acceptUsage(next: Usage): void {
     this.usage = next;
   }
@@ -280,11 +287,13 @@ export class SnapshotStore {
       this.savedGuardVersion = version;
     }
     const u = this.usage;
+    const t = this.timeline;
     if (u && (opts.forceUsage || now - this.savedUsageAtMs >= this.usageSaveEveryMs)) {
+      // volumes: the counted bytes (what the groups use); timeline: the users' day (added field)
       const volumes = [...u.byIp].map(([ip, v]) => [ip, v.down, v.up]);
       await atomicWrite(
         join(this.dir, VOLUMES_FILE),
-        JSON.stringify({ format: FORMAT, resetAt: u.resetAt, fetchedAt: u.fetchedAt, volumes }),
+        JSON.stringify({ format: FORMAT, resetAt: u.resetAt, fetchedAt: u.fetchedAt, volumes, ...(t ? { timeline: t.toJSON() } : {}) }),
       );
       this.savedUsageAtMs = now;
     }

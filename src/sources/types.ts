@@ -55,6 +55,12 @@ export interface Usage {
    * `generation` is the index's (a rebuild at the daily reset makes older ids meaningless).
    */
   readonly dense?: { readonly down: Float64Array; readonly up: Float64Array; readonly generation: number };
+  /**
+   * With an off-peak window ([qos] offPeakWeight < 1): the raw bytes (every row whole); byIp and
+   * dense are then the counted bytes (each hour at its weight), which decide the groups. Absent:
+   * raw = counted.
+   */
+  readonly raw?: { readonly byIp: ReadonlyMap<string, Volume> };
   /** ISO instant of the daily reset these volumes count from */
   readonly resetAt: string;
   readonly fetchedAt: string;

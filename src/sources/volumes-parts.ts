@@ -2,28 +2,41 @@
 // in typed arrays (Dense), a part = the sums of one set of rows of one table with their
 // signature and largest row id, and the builder that fills one, from scratch or from a copy of
 // an earlier part. Pure data: no I/O, no parsing of rows, never the Map view unless asked.
+// With an off-peak window ([qos] offPeakWeight < 1) a Dense holds the counted bytes (each row at
+// its hour's weight: what decides the groups) in down/up and the raw bytes in rawDown/rawUp;
+// without one, raw = counted and no second pair of arrays exists.
 
 import { ipIndex } from '../net/ipindex.js';
 import type { Volume } from './types.js';
+import { weighted } from './volumes-window.js';
 
 /** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
 export class Dense {
   down: Float64Array;
   up: Float64Array;
   seen: Uint8Array;
+  /** the raw bytes (before the off-peak weight); null = the same as down/up (no window) */
+  rawDown: Float64Array | null;
+  rawUp: Float64Array | null;
   /** the ipIndex generation (and its id -> IP table) these ids belong to */
   readonly generation = ipIndex.generation;
   readonly table = ipIndex.table();
 
-  constructor(base?: Dense) {
+  constructor(base?: Dense, weighted = base ? base.rawDown !== null : false) {
     const n = Math.max(1024, base?.down.length ?? 0, ipIndex.size);
     this.down = new Float64Array(n);
     this.up = new Float64Array(n);
     this.seen = new Uint8Array(n);
+    this.rawDown = weighted ? new Float64Array(n) : null;
+    this.rawUp = weighted ? new Float64Array(n) : null;
     if (base) {
       this.down.set(base.down);
       this.up.set(base.up);
       this.seen.set(base.seen);
+      if (base.rawDown && this.rawDown) {
+        this.rawDown.set(base.rawDown);
+        this.rawUp!.set(base.rawUp!);
+      }
     }
   }
 
@@ -38,12 +51,28 @@ export class Dense {
     this.down = d;
     this.up = u;
     this.seen = s;
+    if (this.rawDown && this.rawUp) {
+      const rd = new Float64Array(n);
+      const ru = new Float64Array(n);
+      rd.set(this.rawDown);
+      ru.set(this.rawUp);
+      this.rawDown = rd;
+      this.rawUp = ru;
+    }
   }
 
-  add(id: number, down: number, up: number): void {
+  /** Adds a row's bytes; `w` (the off-peak weight of its hour) only in a weighted Dense. */
+  add(id: number, down: number, up: number, w = 1): void {
     if (id >= this.down.length) this.grow(id);
-    this.down[id]! += down;
-    this.up[id]! += up;
+    if (this.rawDown) {
+      this.rawDown[id]! += down;
+      this.rawUp![id]! += up;
+      this.down[id]! += weighted(down, w);
+      this.up[id]! += weighted(up, w);
+    } else {
+      this.down[id]! += down;
+      this.up[id]! += up;
+    }
     this.seen[id] = 1;
   }
 
@@ -52,18 +81,26 @@ export class Dense {
     if (id >= this.down.length) this.grow(id);
     let down = 0;
     let up = 0;
+    let rawDown = 0;
+    let rawUp = 0;
     let seen = 0;
     for (const p of parts) {
       const o = p.dense;
       if (id < o.seen.length && o.seen[id] === 1) {
         down += o.down[id]!;
         up += o.up[id]!;
+        rawDown += o.rawDown ? o.rawDown[id]! : o.down[id]!;
+        rawUp += o.rawUp ? o.rawUp[id]! : o.up[id]!;
         seen = 1;
       }
     }
     this.down[id] = down;
     this.up[id] = up;
     this.seen[id] = seen;
+    if (this.rawDown) {
+      this.rawDown[id] = rawDown;
+      this.rawUp![id] = rawUp;
+    }
   }
 
   /** The ids whose bytes (or seen flag) differ in `o`; null when `o` holds ids of another index generation. */
@@ -75,6 +112,8 @@ export class Dense {
       const a = i < this.seen.length ? this.seen[i]! : 0;
       const b = i < o.seen.length ? o.seen[i]! : 0;
       if (a !== b || (a === 1 && (this.down[i] !== o.down[i] || this.up[i] !== o.up[i]))) ids.push(i);
+      // the counted bytes can stay while the raw ones grow (an hour at weight 0)
+      else if (a === 1 && this.rawDown && o.rawDown && (this.rawDown[i] !== o.rawDown[i] || this.rawUp![i] !== o.rawUp![i])) ids.push(i);
     }
     return ids;
   }
@@ -92,13 +131,26 @@ export class Dense {
       up[i]! += ou[i]!;
       seen[i] = 1;
     }
+    const rd = this.rawDown;
+    const ru = this.rawUp;
+    if (rd && ru) {
+      const ord = o.rawDown ?? od;
+      const oru = o.rawUp ?? ou;
+      for (let i = 0; i < od.length; i++) {
+        if (os[i] === 0) continue;
+        rd[i]! += ord[i]!;
+        ru[i]! += oru[i]!;
+      }
+    }
   }
 }
 
 /** The Map view of dense volumes (canonical IP -> bytes), built when first asked for. */
-export function mapOf(d: Dense): Map<string, Volume> {
+export function mapOf(d: Dense, raw = false): Map<string, Volume> {
   const m = new Map<string, Volume>();
-  const { down, up, seen, table } = d;
+  const { seen, table } = d;
+  const down = raw ? (d.rawDown ?? d.down) : d.down;
+  const up = raw ? (d.rawUp ?? d.up) : d.up;
   for (let i = 0; i < seen.length; i++) if (seen[i] === 1) m.set(table[i]!, { down: down[i]!, up: up[i]! });
   return m;
 }
@@ -136,8 +188,9 @@ export class PartBuilder {
   rows = 0;
 
   /** Starts from a copy of `base` (its rows, sums and max id too): a built part is never written to. */
-  constructor(base?: Part, track = false) {
-    this.dense = new Dense(base?.dense);
+  /** `weighted`: the rows go in at their hour's off-peak weight, raw bytes kept beside (a base says it itself). */
+  constructor(base?: Part, track = false, weighted = false) {
+    this.dense = new Dense(base?.dense, base ? base.dense.rawDown !== null : weighted);
     this.badRows = new Set(base?.badRows);
     this.badIps = new Map(base?.badIps);
     this.rows = base?.rows ?? 0;
@@ -146,8 +199,8 @@ export class PartBuilder {
     this.touched = track ? [] : null;
   }
 
-  add(id: number, down: number, up: number): void {
-    this.dense.add(id, down, up);
+  add(id: number, down: number, up: number, w = 1): void {
+    this.dense.add(id, down, up, w);
     this.touched?.push(id);
   }
 
@@ -165,4 +218,4 @@ export class PartBuilder {
 
 export const partOf = (b: PartBuilder): Part => b.part();
 
-export const emptyPart = (): Part => new PartBuilder().part();
+export const emptyPart = (weighted = false): Part => new PartBuilder(undefined, false, weighted).part();

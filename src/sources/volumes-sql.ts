@@ -17,10 +17,17 @@ function rowExpr(d: DatabaseConfig, dir: 'down' | 'up'): string {
   return `CASE WHEN ${bad} THEN NULL ELSE GREATEST(${[main, ...excluded.map((c) => `- ${c}`)].join(' ')}, 0) END`;
 }
 
-/** Every counted row at or after the reset. Parameter: reset (Unix time). */
-export function rowsSelect(d: DatabaseConfig, table: string): string {
+/**
+ * With an off-peak window ([qos] offPeakWeight < 1): a last column, the Unix time of the row's
+ * hour bucket (the server's local time read in the server's zone), for its weight
+ * (volumes-window.ts). Without one: nothing, the queries are those of before the window existed.
+ */
+const hourCol = (d: DatabaseConfig, hour: boolean): string => (hour ? `, UNIX_TIMESTAMP(${q(d.columns.time)})` : '');
+
+/** Every counted row at or after the reset. Parameter: reset (Unix time). `hour`: with the bucket's Unix time last. */
+export function rowsSelect(d: DatabaseConfig, table: string, hour = false): string {
   return (
-    `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')} FROM ${q(table)} ` +
+    `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')}${hourCol(d, hour)} FROM ${q(table)} ` +
     `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?)`
   );
 }
@@ -30,8 +37,8 @@ export function rowsSelect(d: DatabaseConfig, table: string): string {
  * reset (Unix time) and B ('YYYY-MM-DD HH:00:00', server local). Columns: ip, down, up (NULL = a
  * NULL or negative counted column: the row is ignored).
  */
-export function recentVolumesQuery(d: DatabaseConfig, table: string): string {
-  return `${rowsSelect(d, table)} AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
+export function recentVolumesQuery(d: DatabaseConfig, table: string, hour = false): string {
+  return `${rowsSelect(d, table, hour)} AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
 }
 
 /** WHERE of the open hours: at or after the reset (Unix time) and B (both parameters). */
@@ -39,8 +46,8 @@ const openWhere = (d: DatabaseConfig): string =>
   `WHERE ${q(d.columns.time)} >= FROM_UNIXTIME(?) AND ${q(d.columns.time)} >= CAST(? AS DATETIME)`;
 
 /** The open hours' rows (recentVolumesQuery) with their id as a fourth column: what the open part holds, by row. */
-export function recentRowsQuery(d: DatabaseConfig, table: string, id: string): string {
-  return `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')}, ${q(id)} FROM ${q(table)} ${openWhere(d)}`;
+export function recentRowsQuery(d: DatabaseConfig, table: string, id: string, hour = false): string {
+  return `SELECT ${q(d.columns.ip)}, ${rowExpr(d, 'down')}, ${rowExpr(d, 'up')}, ${q(id)}${hourCol(d, hour)} FROM ${q(table)} ${openWhere(d)}`;
 }
 
 /**
@@ -53,12 +60,13 @@ export function recentRowsQuery(d: DatabaseConfig, table: string, id: string): s
  * table up to M, all days of history): `id + 0` leaves it to the hour index, read alone with
  * InnoDB (every secondary index carries the primary key).
  */
-export function appendQuery(d: DatabaseConfig, table: string, id: string): string {
+export function appendQuery(d: DatabaseConfig, table: string, id: string, hour = false): string {
   const down = rowExpr(d, 'down');
   const up = rowExpr(d, 'up');
+  // `hour`: the rows carry the bucket's Unix time last; the signature row a NULL there
   return (
-    `SELECT 0, ${q(d.columns.ip)}, ${down}, ${up}, ${q(id)}, NULL FROM ${q(table)} ${openWhere(d)} AND ${q(id)} > ? ` +
-    `UNION ALL SELECT 1, COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up}) ` +
+    `SELECT 0, ${q(d.columns.ip)}, ${down}, ${up}, ${q(id)}, NULL${hourCol(d, hour)} FROM ${q(table)} ${openWhere(d)} AND ${q(id)} > ? ` +
+    `UNION ALL SELECT 1, COUNT(*), COALESCE(SUM(${down}), 0), COUNT(${down}), COALESCE(SUM(${up}), 0), COUNT(${up})${hour ? ', NULL' : ''} ` +
     `FROM ${q(table)} ${openWhere(d)} AND ${q(id)} + 0 <= ?`
   );
 }
@@ -78,9 +86,9 @@ export function signatureQuery(d: DatabaseConfig, table: string): string {
 }
 
 /** The closed-part query: rows of the buckets in [lo, hi) at or after the reset. Parameters: reset (Unix time), lo, hi. */
-export function closedVolumesQuery(d: DatabaseConfig, table: string): string {
+export function closedVolumesQuery(d: DatabaseConfig, table: string, hour = false): string {
   const t = q(d.columns.time);
-  return `${rowsSelect(d, table)} AND ${t} >= CAST(? AS DATETIME) AND ${t} < CAST(? AS DATETIME)`;
+  return `${rowsSelect(d, table, hour)} AND ${t} >= CAST(? AS DATETIME) AND ${t} < CAST(? AS DATETIME)`;
 }
 
 /**

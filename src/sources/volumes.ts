@@ -31,6 +31,11 @@
 // cache keyed by id is dropped with it. Without a filter (bench, tools) every valid IP is
 // counted, as before.
 //
+// Off-peak window ([qos] offPeakWeight < 1, volumes-window.ts): every query also returns the Unix
+// time of the row's hour bucket, and each row goes into the sums at its hour's weight (the
+// counted bytes, what the groups use), its raw bytes kept beside (Usage.raw). The signatures stay
+// on raw bytes (the server computes them). Without a window nothing here changes.
+//
 // Over 400 lines: the streamed reading, the closed-hours cache, the reads by id, the signature
 // and the directory filter all work on the same per-table state of one VolumeSource; the SQL
 // text is in volumes-sql.ts, the sums (typed arrays, parts) in volumes-parts.ts.
@@ -53,6 +58,8 @@ import {
   signatureQuery,
 } from './volumes-sql.js';
 import { Dense, PartBuilder, emptyPart, mapOf, partOf, signatureOf, type Part } from './volumes-parts.js';
+import { HourWeights } from './volumes-window.js';
+import type { QosConfig } from '../config/types.js';
 
 /** A raw IP string once parsed, with its ipIndex id when valid and counted (-1 otherwise). */
 interface Parsed {
@@ -103,17 +110,26 @@ export class VolumeSource {
 
   /** [database] tls: mysql2's ssl options, the CA read now (a reload fails before switching) */
   private readonly ssl: MysqlSsl | undefined;
+  /** the off-peak weights of hour buckets; null = no window (rows count whole, no hour column) */
+  private readonly weights: HourWeights | null;
 
   /**
    * `serverBoundary`: B as the server computes it (BOUNDARY_SQL) unless given; tests inject a
    * stepped one to walk B through hours the real clock would take hours to reach.
    */
   constructor(
-    private readonly config: Pick<Config, 'database'>,
+    private readonly config: Pick<Config, 'database'> & { readonly qos?: Pick<QosConfig, 'offPeak' | 'timezone'> },
     private readonly log: Logger,
     private readonly serverBoundary: (() => Promise<string>) | null = null,
   ) {
     this.ssl = mysqlSsl(config.database);
+    const q = config.qos;
+    this.weights = q?.offPeak ? new HourWeights(q.offPeak, q.timezone) : null;
+  }
+
+  /** A new builder: weighted (raw bytes kept beside) when a window is on. */
+  private builder(): PartBuilder {
+    return new PartBuilder(undefined, false, this.weights !== null);
   }
 
   private getPool(): mysql.Pool {
@@ -227,7 +243,7 @@ export class VolumeSource {
           if (Number(r[0]) === 1) {
             opts.onSignature!(
               r
-                .slice(1)
+                .slice(1, 6)
                 .map((x) => Number(x))
                 .join(' '),
             );
@@ -235,7 +251,8 @@ export class VolumeSource {
           }
           r = r.slice(1);
         }
-        this.row((b ??= builder()), r[0], r[1], r[2]);
+        // with a window, the hour bucket's Unix time is the last column
+        this.row((b ??= builder()), r[0], r[1], r[2], this.weights ? this.weights.of(Number(r[r.length - 1])) : 1);
         if (opts.withId || tagged) {
           const id = Number(r[3]);
           // an id beyond 2^53 cannot be compared exactly: no incremental read then (maxId NaN)
@@ -254,7 +271,7 @@ export class VolumeSource {
   }
 
   /** One row (ip, down, up as the driver gave them) into `into`: signature, sanitation, bytes. */
-  private row(into: PartBuilder, ipRaw: unknown, downRaw: unknown, upRaw: unknown): void {
+  private row(into: PartBuilder, ipRaw: unknown, downRaw: unknown, upRaw: unknown, w: number): void {
     into.rows++;
     if (downRaw !== null) {
       into.sumDown += Number(downRaw);
@@ -282,7 +299,7 @@ export class VolumeSource {
       if (!fine(down)) down = 0;
       if (!fine(up)) up = 0;
     }
-    into.add(id, down, up);
+    into.add(id, down, up, w);
   }
 
   private async query<T>(table: string, run: () => Promise<T>): Promise<T> {
@@ -325,9 +342,9 @@ export class VolumeSource {
     if (d.closedRefreshMs === 0) {
       this.closed.clear();
       for (const table of tables) {
-        const b = new PartBuilder();
-        await this.query(table, () => this.scan(rowsSelect(d, table), [resetUnix], b));
-        parts.push(partOf(b), emptyPart());
+        const b = this.builder();
+        await this.query(table, () => this.scan(rowsSelect(d, table, this.weights !== null), [resetUnix], b));
+        parts.push(partOf(b), emptyPart(this.weights !== null));
         rows += b.rows;
       }
     } else {
@@ -394,7 +411,7 @@ export class VolumeSource {
       let server: string | null = null;
       await this.query(table, () =>
         this.scan(
-          appendQuery(d, table, idCol),
+          appendQuery(d, table, idCol, this.weights !== null),
           [resetUnix, boundary, held.maxId, resetUnix, boundary, held.maxId],
           () => (added = new PartBuilder(held, true)),
           {
@@ -417,11 +434,12 @@ export class VolumeSource {
       const sig = ((res as unknown[][])[0] ?? []).map((x) => Number(x)).join(' ');
       if (sig === prev.sig) return prev.part;
     }
-    const b = new PartBuilder();
+    const b = this.builder();
+    const hour = this.weights !== null;
     await this.query(table, () =>
       idCol !== null
-        ? this.scan(recentRowsQuery(d, table, idCol), [resetUnix, boundary], b, { withId: true })
-        : this.scan(recentVolumesQuery(d, table), [resetUnix, boundary], b),
+        ? this.scan(recentRowsQuery(d, table, idCol, hour), [resetUnix, boundary], b, { withId: true })
+        : this.scan(recentVolumesQuery(d, table, hour), [resetUnix, boundary], b),
     );
     const sig = signatureOf(b);
     const part = partOf(b);
@@ -439,7 +457,7 @@ export class VolumeSource {
   /** The closed part of `table` for this reset and boundary: cached, advanced by the hours that closed, or read whole. */
   private async closedPart(table: string, resetUnix: number, boundary: string, nowMs: number): Promise<Closed> {
     const d = this.config.database;
-    const sql = closedVolumesQuery(d, table);
+    const sql = closedVolumesQuery(d, table, this.weights !== null);
     const c = this.closed.get(table);
     const fresh = c !== undefined && c.resetUnix === resetUnix && nowMs >= c.readAt && nowMs - c.readAt < d.closedRefreshMs;
     if (fresh && c.boundary === boundary) return c;
@@ -452,7 +470,7 @@ export class VolumeSource {
       this.derived.set(next, { from: c, ids: b.touched! });
     } else {
       this.closed.delete(table);
-      const b = new PartBuilder();
+      const b = this.builder();
       await this.query(table, () => this.scan(sql, [resetUnix, MIN_BUCKET, boundary], b));
       next = { ...partOf(b), resetUnix, boundary, readAt: nowMs };
       if (c) this.derive(next, c);
@@ -495,14 +513,24 @@ export class VolumeSource {
       total = new Dense(changed.last.total);
       for (const id of changed.ids) total.sumAt(id, parts);
     } else {
-      total = new Dense();
+      total = new Dense(undefined, this.weights !== null);
       for (const p of parts) total.addAll(p.dense);
     }
     let byIp: Map<string, Volume> | null = null;
+    let rawByIp: Map<string, Volume> | null = null;
     const usage: Usage = {
       get byIp(): Map<string, Volume> {
         return (byIp ??= mapOf(total));
       },
+      ...(this.weights
+        ? {
+            raw: {
+              get byIp(): Map<string, Volume> {
+                return (rawByIp ??= mapOf(total, true));
+              },
+            },
+          }
+        : {}),
       dense: { down: total.down, up: total.up, generation: total.generation },
       resetAt: resetAt.toISOString(),
       fetchedAt: now.toISOString(),

@@ -355,8 +355,8 @@ test('reselqos plan --json against the real servers', async () => {
   assert.deepEqual(jd, {
     uid: 'jdupont',
     ips: ['172.22.200.3', '172.22.200.4'],
-    down: { bytes: 4_000_000_000, group: 2 },
-    up: { bytes: 2000, group: 0 },
+    down: { bytes: 4_000_000_000, group: 2, rawBytes: 4_000_000_000 },
+    up: { bytes: 2000, group: 0, rawBytes: 2000 },
   });
   assert.ok(!j.users.some((u: { uid: string }) => u.uid === 'nobody'));
   assert.equal(j.classes.length, 12);

@@ -146,7 +146,7 @@ test("completion: each verb's options exactly as VERBS has them (hidden ones lef
     }
     assert.deepEqual((await complete(['reselqos', name, '-'])).sort(), expected.sort(), name);
   }
-  assert.deepEqual(await complete(['reselqos', 'check', '--']), ['--config', '--at', '--json']);
+  assert.deepEqual(await complete(['reselqos', 'check', '--']), ['--config', '--at', '--json', '--kernel']);
   assert.deepEqual(await complete(['reselqos', 'update', '--f']), ['--force']);
 });
 
