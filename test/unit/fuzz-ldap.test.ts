@@ -132,6 +132,7 @@ class Reference {
         if (a === null) {
           this.failures++;
           this.worker = null;
+          w.on('error', () => undefined); // its out-of-heap error may still come: nobody waits for it
           void w.terminate();
         }
         resolve(a);
@@ -169,8 +170,11 @@ test('fuzz: mutated LDAP search responses: entries or parser errors, never a thr
             assert.ok(v === undefined || (Array.isArray(v) && v.every((x) => typeof x === 'string')), `${name}: strings`);
           }
         }
-        // compared with ldapts only for what the decoder read without error
-        if (got.errors > 0) return;
+        // Compared with ldapts on the responses as encoded (the campus-scale equivalence is
+        // test/unit/ldap-decode.test.ts): on mutated ones ldapts' own entry parser misreads (the long
+        // run: a value length running past its set made it lose the next attribute's values, which
+        // the decoder read by the declared lengths) or loops until out of heap.
+        if (got.errors > 0 || ops.length > 0) return;
         const ref = await reference.parse(bytes, split);
         if (ref && ref.errors === 0 && got.entries.length === ref.entries.length) {
           got.entries.forEach((g, i) => {
@@ -323,7 +327,12 @@ test('fuzz: random directory entries: bad values skipped and named by DN, the ot
             if (!joined.some((r) => r.ok && r.ip === ip) || h.ip4.length + h.ip6.length > 4) return false;
             const m = d.machines.find((x) => x.dn === `cn=m${i},ou=machines,dc=x`);
             if (!m) return false;
-            const same = people.filter((p) => p.uid.toLowerCase() === m.owner.toLowerCase());
+            // one DN, one entry: LDAP cannot hold two entries of one DN, and the build takes the first
+            const same = people.filter(
+              (p, j) =>
+                p.uid.toLowerCase() === m.owner.toLowerCase() &&
+                people.findIndex((q) => pdn(people.indexOf(q)).toLowerCase() === pdn(j).toLowerCase()) === j,
+            );
             return same.length > 0 && same.every(entitled);
           });
           assert.ok(carriers.length > 0, `allowed IP ${ip} is carried by an active machine of an entitled owner`);
