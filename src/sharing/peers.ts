@@ -13,7 +13,7 @@ import { SITE_NAME, WEIGHT_MAX, WEIGHT_MIN } from '../config/values.js';
 export { WEIGHT_MAX, WEIGHT_MIN };
 import type { Pair } from './allocate.js';
 import type { Row } from './smooth.js';
-import type { ExchangeView } from './store.js';
+import type { ExchangeView, OwnRow } from './store.js';
 
 /** At most this many rows are read (and locked) per exchange. */
 export const ROW_LIMIT = 256;
@@ -27,20 +27,10 @@ export const WRITERS_MAX = 64;
 /** a row this far in the future by the server's clock is still fresh (clock steps, replication) */
 export const SKEW_MS = 2000;
 
-export interface SiteRow {
-  readonly site: string;
+/** A row of `sites` as read back (ours or a peer's): what was written, and its age. */
+export interface SiteRow extends OwnRow {
   /** age of the row by the server's clock, ms (negative: written in the future) */
   readonly ageMs: number;
-  readonly intervalMs: number;
-  readonly weight: number;
-  readonly global: Pair;
-  readonly cap: Pair;
-  readonly demand: Pair;
-  readonly users: Pair;
-  readonly allocated: Pair;
-  readonly applied: Pair;
-  /** gateways known to write this row (1; more when several gateways share one name) */
-  readonly writers: number;
 }
 
 export interface Fault {
