@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { BerWriter, Client, MessageParser, SearchEntry } from 'ldapts';
+import { Client, MessageParser, SearchEntry } from 'ldapts';
+import { encodeEntry, type Attr } from '../helpers/ber.js';
 import { decodeEntriesOf, type DecodedEntry } from '../../src/sources/ldapdecode.js';
 import { buildDirectoryState, type BuildOptions, type RawEntry } from '../../src/sources/directory.js';
 import { planFirewall } from '../../src/plan/firewall.js';
@@ -23,34 +24,6 @@ const a = config.ldap.attrs;
 const ATTRS = [a.uid, a.endInternet, a.coupure, a.ban, a.cotiz, a.host, a.owner, a.ip, a.ip6, a.zone];
 
 // ---- the decoder
-
-type Attr = { type: string; values: (string | Buffer)[] | null };
-
-function encodeEntry(messageId: number, dn: string, attrs: readonly Attr[]): Buffer {
-  const w = new BerWriter();
-  w.startSequence();
-  w.writeInt(messageId);
-  w.startSequence(0x64);
-  w.writeString(dn);
-  w.startSequence();
-  for (const at of attrs) {
-    w.startSequence();
-    w.writeString(at.type);
-    if (at.values !== null) {
-      w.startSequence(0x31);
-      for (const v of at.values) {
-        if (Buffer.isBuffer(v)) w.writeBuffer(v, 0x04);
-        else w.writeString(v);
-      }
-      w.endSequence();
-    }
-    w.endSequence();
-  }
-  w.endSequence();
-  w.endSequence();
-  w.endSequence();
-  return w.buffer;
-}
 
 const attrArb: fc.Arbitrary<Attr> = fc.record({
   type: fc.constantFrom(...ATTRS, 'objectClass', 'UID', `${a.cotiz};binary`, 'description'),

@@ -7,7 +7,8 @@
 // built from each side, must be the same.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BerWriter, Client, MessageParser, SearchEntry } from 'ldapts';
+import { Client, MessageParser, SearchEntry } from 'ldapts';
+import { encodeEntry, type Attr, type Value } from '../helpers/ber.js';
 import { generateCampus, prng } from '../../sandbox/campus.js';
 import { decodeEntriesOf, type DecodedEntry } from '../../src/sources/ldapdecode.js';
 import { buildDirectoryState, type BuildOptions, type RawEntry } from '../../src/sources/directory.js';
@@ -18,39 +19,6 @@ import { entryView } from '../helpers/ldap-reference.js';
 // ---- the reference: the entry view before issue 16 (test/helpers/ldap-reference.ts)
 
 // ---- BER of search result entries
-type Value = string | Buffer;
-interface Attr {
-  type: string;
-  /** null: no SET at all */
-  values: Value[] | null;
-}
-
-function encodeEntry(messageId: number, dn: Value, attrs: readonly Attr[]): Buffer {
-  const w = new BerWriter();
-  w.startSequence();
-  w.writeInt(messageId);
-  w.startSequence(0x64);
-  if (Buffer.isBuffer(dn)) w.writeBuffer(dn, 0x04);
-  else w.writeString(dn);
-  w.startSequence();
-  for (const a of attrs) {
-    w.startSequence();
-    w.writeString(a.type);
-    if (a.values !== null) {
-      w.startSequence(0x31);
-      for (const v of a.values) {
-        if (Buffer.isBuffer(v)) w.writeBuffer(v, 0x04);
-        else w.writeString(v);
-      }
-      w.endSequence();
-    }
-    w.endSequence();
-  }
-  w.endSequence();
-  w.endSequence();
-  w.endSequence();
-  return w.buffer;
-}
 
 const config = parseConfig(minimalConf({ firewall: 'area6Prefix = 2001:db8:\nuserNetworks = 172.22.0.0/16, 10.0.0.0/8' }), 'x.conf');
 const a = config.ldap.attrs;
