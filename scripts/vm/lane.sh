@@ -90,7 +90,7 @@ tr -d '\r' <"$OUTDIR/results.txt"
 tr -d '\r' <"$OUTDIR/results.txt" | node -e '
   const out = [];
   for (const l of require("fs").readFileSync(0, "utf8").split("\n")) {
-    const m = /^fairness (\S+) (\S+) (\S+)\s+(PASS|FAIL)\s+(.*)$/.exec(l);
+    const m = /^fairness (\S+) (down|up|across) (\S+)\s+(PASS|FAIL)\s+(.*)$/.exec(l);
     if (!m) continue;
     const n = (re) => { const x = re.exec(m[5]); return x ? Number(x[1]) : null; };
     out.push({ leaf: m[1], direction: m[2], fairness: m[3], result: m[4],

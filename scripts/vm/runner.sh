@@ -102,6 +102,7 @@ mbit() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 write_conf() { # CLASSIFIER LEAF DOWN UP [FAIRNESS]
 	. "$ST/servers.env"
 	umask 077
+	local FAIR_DEFAULT=host; [ "$2" = sfq ] && FAIR_DEFAULT=flow
 	cat >"$CONF" <<CONF
 ; written by the reselqos VM lane (scripts/vm/runner.sh)
 [ldap]
@@ -134,7 +135,7 @@ up = $4
 timezone = UTC
 classifier = $1
 leaf = $2
-fairness = ${5:-host}
+fairness = ${5:-$FAIR_DEFAULT}
 interval = 3s
 count = active
 verifyInterval = 5s
@@ -308,6 +309,19 @@ fairness() {
 	# a load that did not run proves nothing (a failed iperf3 reads as 0)
 	awk -v i="${idle% *}" -v m="${load% *}" -v b="$1" 'BEGIN { exit !(b > 0 && i >= 0 && m >= 0 && m <= i + 20) }'; ok=$?
 	pass_if "fairness $leaf across $mode" "$ok" "g5 load $(mbit "$1") Mbit/s; g0 rtt idle ${idle% *} / load ${load% *} ms (p95 ${load#* })"
+}
+
+# leaf = sfq with fairness = host is refused (one FIFO per user: seconds of delay, measured in
+# an earlier run) by start, naming the key, before anything is touched
+refused_sfq_host() {
+	write_conf fw sfq "$DOWN" "$UP" host
+	reselqos clear -c "$CONF" >>"$ST/log" 2>&1
+	local out rc ok=0
+	out=$(reselqos run --once -c "$CONF" 2>&1); rc=$?
+	[ "$rc" -ne 0 ] || ok=1
+	echo "$out" | grep -q 'fairness: host needs leaf = fq_codel or cake' || ok=1
+	tc qdisc show dev int0 | grep -q 'qdisc htb' && ok=1
+	pass_if "fairness sfq host refused" "$ok" "run --once exit $rc: $(echo "$out" | grep -m1 -o 'fairness: host needs[^:]*')"
 }
 
 check_install() {
@@ -537,7 +551,7 @@ UNIT
 	fi
 	if want fairness; then
 		iperf_servers
-		fairness sfq host
+		refused_sfq_host
 		fairness fq_codel host
 		fairness cake host
 		fairness sfq flow

@@ -20,16 +20,15 @@ export interface CheckJson {
 /** One line on how a group class is shared ([qos] leaf and fairness). */
 export function fairnessText(config: Config): string {
   const { leaf, fairness } = config.qos;
-  if (fairness === 'flow') return `leaf ${leaf}, fairness flow: each group class shared by flow (a user with more flows gets more)`;
+  if (fairness === 'flow')
+    return `leaf ${leaf}, fairness flow: each group class shared by flow (a user with more flows gets more)${
+      leaf === 'sfq' ? "; sfq shares by flow only (by host, one user's download would delay their own interactive traffic by seconds): fairness host needs leaf = fq_codel or cake" : ''
+    }`;
   const how =
     leaf === 'cake'
       ? 'cake dual-dsthost (down) / dual-srchost (up), nat'
       : `${leaf} behind a flow filter hashing dst (down) / nfct-src (up)`;
-  const caveat =
-    leaf === 'sfq'
-      ? "; sfq queues a user's own flows one behind the other: their bulk transfer delays their interactive traffic (fq_codel keeps it short)"
-      : '';
-  return `leaf ${leaf}, fairness host: each group class shared equally by user address, whatever their number of flows (${how})${caveat}`;
+  return `leaf ${leaf}, fairness host: each group class shared equally by user address, whatever their number of flows (${how})`;
 }
 
 export function checkReport(config: Config, at: DateTime): CheckJson {

@@ -354,6 +354,7 @@ export function parseConfig(
   const timezone = tzRaw === '' ? systemTimezone() : tzRaw;
   if (!IANAZone.isValidZone(timezone))
     ctx.problem('qos', 'timezone', `unknown time zone "${timezone}" (expected an IANA name such as Europe/Paris)`);
+  const leaf = q.oneOf('leaf', ['sfq', 'fq_codel', 'cake', 'pfifo', 'none'] as const);
   const qos: QosConfig = {
     enabled: q.bool('enabled'),
     groups,
@@ -377,8 +378,10 @@ export function parseConfig(
     ceilShare: q.share('ceil'),
     defaultRate: q.rate('defaultRate'),
     classifier: q.oneOf('classifier', ['fw', 'classify'] as const),
-    leaf: q.oneOf('leaf', ['sfq', 'fq_codel', 'cake', 'pfifo', 'none'] as const),
-    fairness: q.oneOf('fairness', ['host', 'flow'] as const),
+    leaf,
+    // sfq cannot share by host without seconds of delay (one FIFO per user, counted in GSO
+    // packets): its default is flow, as before the key existed; host with it is refused below
+    fairness: q.has('fairness') || leaf !== 'sfq' ? q.oneOf('fairness', ['host', 'flow'] as const) : 'flow',
     setPrefix: q.ident('setPrefix', SET_PREFIX, 'letters, digits, _ or - (at most 21 characters)'),
     set6Prefix: q.ident('set6Prefix', SET_PREFIX, 'letters, digits, _ or - (at most 21 characters)'),
     chainPrefix: q.ident('chainPrefix', CHAIN_PREFIX, 'letters, digits, _ or - (at most 16 characters)'),
@@ -392,7 +395,13 @@ export function parseConfig(
     ctx.problem(
       'qos',
       'fairness',
-      `host needs leaf = sfq, fq_codel or cake (leaf = ${qos.leaf} shares by arrival, never by user): change leaf, or set fairness = flow`,
+      `host needs leaf = fq_codel or cake (leaf = ${qos.leaf} shares by arrival, never by user): change leaf, or set fairness = flow`,
+    );
+  if (qos.fairness === 'host' && qos.leaf === 'sfq')
+    ctx.problem(
+      'qos',
+      'fairness',
+      "host needs leaf = fq_codel or cake: sfq keeps each user's packets in one FIFO (their own download delays their interactive traffic by seconds, measured), so it shares by flow only: change leaf, or set fairness = flow",
     );
   if (qos.setPrefix === qos.set6Prefix) ctx.problem('qos', 'set6Prefix', `must differ from setPrefix ("${qos.setPrefix}")`);
   if (Math.abs(qos.markDown - qos.markUp) < groups) {

@@ -121,6 +121,10 @@ const mtuTimeUs = (rateBps: number): number => (1514 * 8 * 1e6) / Math.max(8, ra
  * 1.45 Mbit/s). So rtt ≥ 30 frame times, in doublings of the default 100 ms so that rate
  * changes during the day rarely touch it. At most 1.6 s (target 80 ms, enough down to
  * 230 kbit/s): an empty class's token rate says nothing of what it will carry by borrowing.
+ * With fairness = host a user's queue drains at that user's share, not at the class rate: the
+ * rule is applied at half the rate (two users competing, the least contention there is). At the class
+ * rate, one user's single download flow got 2.31 of their 2.84 Mbit/s beside a 16-flow
+ * neighbour (Debian 13, 5.7 Mbit/s class).
  */
 export function cakeRttUs(rateBps: number): number {
   let rtt = 100_000;
@@ -152,7 +156,7 @@ export function leafQdisc(
     case 'fq_codel':
       return { qdisc: ['fq_codel'], ...(host ? { hostKey: hostKeyOf(dir) } : {}) };
     case 'cake': {
-      const rtt = cakeRttUs(rateBps);
+      const rtt = cakeRttUs(host ? rateBps / 2 : rateBps);
       const mode = host ? cakeHostMode(dir) : 'triple-isolate';
       return {
         qdisc: ['cake', 'besteffort', mode, host ? 'nat' : 'nonat', 'rtt', `${rtt / 1000}ms`],

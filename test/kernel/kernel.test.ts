@@ -280,15 +280,15 @@ test('check --kernel names what this kernel lacks for the configuration (fairnes
   const dir = mkdtempSync(join(tmpdir(), 'rq-check-kernel-'));
   try {
     const file = join(dir, 'q.conf');
-    writeFileSync(file, minimalConf({ qos: 'classifier = classify\nleaf = sfq\nfairness = host' }), { mode: 0o600 });
+    writeFileSync(file, minimalConf({ qos: 'classifier = classify\nleaf = fq_codel\nfairness = host' }), { mode: 0o600 });
     const r = await runCli(['check', '-c', file, '--kernel']);
-    if (!f.sfq) assert.match(r.stderr, /^kernel: tc qdisc sfq not supported by this kernel/m);
+    if (!f.fq_codel) assert.match(r.stderr, /^kernel: tc qdisc fq_codel not supported by this kernel/m);
     if (!f.flowFilter)
       assert.match(
         r.stderr,
-        /^kernel: tc filter flow not supported by this kernel \(.+\): \[qos\] fairness = host with leaf = sfq needs it/m,
+        /^kernel: tc filter flow not supported by this kernel \(.+\): \[qos\] fairness = host with leaf = fq_codel needs it/m,
       );
-    assert.equal(r.code, f.sfq && f.flowFilter ? 0 : 1, r.stderr);
+    assert.equal(r.code, f.fq_codel && f.flowFilter ? 0 : 1, r.stderr);
     writeFileSync(file, minimalConf({ qos: 'classifier = classify\nleaf = pfifo\nfairness = flow' }), { mode: 0o600 });
     const ok = await runCli(['check', '-c', file, '--kernel']);
     assert.equal(ok.code, 0, ok.stderr);

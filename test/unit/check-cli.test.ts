@@ -85,17 +85,25 @@ test('help lists check; an unknown verb is a usage error', async () => {
   assert.equal(bad.code, 64);
 });
 
-test('check says how a group class is shared: fairness host (the default) or flow', async () => {
+test('check says how a group class is shared: fairness host (the default) or flow; sfq defaults to flow, host with it refused', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rq-check-'));
   try {
     const file = join(dir, 'q.conf');
-    writeFileSync(file, minimalConf({ qos: 'leaf = sfq' }), { mode: 0o600 });
+    writeFileSync(file, minimalConf({ qos: '' }), { mode: 0o600 });
     const host = await run(['check', '-c', file]);
     assert.equal(host.code, 0, host.stderr);
     assert.match(
       host.stdout,
-      /^leaf sfq, fairness host: each group class shared equally by user address, whatever their number of flows \(sfq behind a flow filter hashing dst \(down\) \/ nfct-src \(up\)\); sfq queues a user's own flows one behind the other/m,
+      /^leaf fq_codel, fairness host: each group class shared equally by user address, whatever their number of flows \(fq_codel behind a flow filter hashing dst \(down\) \/ nfct-src \(up\)\)$/m,
     );
+    writeFileSync(file, minimalConf({ qos: 'leaf = sfq' }), { mode: 0o600 });
+    const sfq = await run(['check', '-c', file]);
+    assert.equal(sfq.code, 0, sfq.stderr);
+    assert.match(sfq.stdout, /^leaf sfq, fairness flow: each group class shared by flow .*fairness host needs leaf = fq_codel or cake$/m);
+    writeFileSync(file, minimalConf({ qos: 'leaf = sfq\nfairness = host' }), { mode: 0o600 });
+    const refused = await run(['check', '-c', file]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /\[qos\] fairness.*host needs leaf = fq_codel or cake: sfq keeps each user's packets in one FIFO/);
     writeFileSync(file, minimalConf({ qos: 'leaf = pfifo\nfairness = flow' }), { mode: 0o600 });
     const flow = await run(['check', '-c', file]);
     assert.match(flow.stdout, /^leaf pfifo, fairness flow: each group class shared by flow/m);

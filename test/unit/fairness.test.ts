@@ -44,22 +44,27 @@ function hostFilters(k: FakeKernel, dev: string): Map<string, string | undefined
   return new Map([...k.devs.get(dev)!.leaves].map(([parent, l]) => [parent, l.flowKeys]));
 }
 
-test('fairness: host is the default; host with leaf = pfifo or none is refused naming the key (never a silent flow-fair class)', () => {
+test('fairness: host is the default; host with leaf = pfifo, none or sfq is refused naming the key (never a silent flow-fair class, never seconds of delay); sfq defaults to flow', () => {
   assert.equal(config('').qos.fairness, 'host');
   assert.equal(config('fairness = flow').qos.fairness, 'flow');
-  for (const leaf of ['pfifo', 'none']) {
+  assert.equal(config('leaf = cake').qos.fairness, 'host');
+  // sfq: one FIFO per bucket; with a bucket per user, their own download delays their ping by
+  // seconds (measured on Debian 13): flow by default (as before the key), host refused
+  assert.equal(config('leaf = sfq').qos.fairness, 'flow');
+  for (const leaf of ['pfifo', 'none', 'sfq']) {
     assert.throws(
-      () => config(`leaf = ${leaf}`),
+      () => config(`leaf = ${leaf}\nfairness = host`),
       (e: unknown) =>
         e instanceof ConfigError &&
-        /\[qos\] fairness: host needs leaf = sfq, fq_codel or cake/.test(e.message) &&
-        e.message.includes(`leaf = ${leaf}`),
+        /\[qos\] fairness: host needs leaf = fq_codel or cake/.test(e.message) &&
+        e.message.includes(`leaf = ${leaf}`) === (leaf !== 'sfq'),
     );
   }
+  assert.throws(() => config('leaf = pfifo'), /\[qos\] fairness: host needs/);
   assert.throws(() => config('fairness = user'), /\[qos\] fairness.*one of host, flow/);
 });
 
-for (const leaf of ['sfq', 'fq_codel'] as const) {
+for (const leaf of ['fq_codel'] as const) {
   test(`fairness = host, leaf = ${leaf}: every leaf gets a flow filter hashing the user's address (dst down, nfct-src up); steady; a deleted filter is repaired; fairness = flow removes them`, async () => {
     const c = config(`leaf = ${leaf}\nverifyInterval = 10s`);
     const k = new FakeKernel([c.firewall.ethInt, c.firewall.ethExt]);
@@ -155,7 +160,7 @@ test("readTc: a leaf's flow filter as tc prints it under `show … parent X:` (n
   assert.equal(hostKeyAt(st.filters, '11:'), null);
 });
 
-test('a kernel without the flow filter: fairness = host with sfq or fq_codel is refused naming the feature and what to set; cake or flow pass', () => {
+test('a kernel without the flow filter: fairness = host with fq_codel is refused naming the feature and what to set; cake or flow pass', () => {
   const f: KernelFeatures = {
     fwFilter: true,
     flowFilter: false,
@@ -171,13 +176,12 @@ test('a kernel without the flow filter: fairness = host with sfq or fq_codel is 
     iptablesBackend: 'nf_tables',
     errors: { flowFilter: 'Error: TC classifier not found.' },
   };
-  const sfq = missingFeatures(config('leaf = sfq'), f);
-  assert.equal(sfq.length, 1);
+  const fq = missingFeatures(config('leaf = fq_codel'), f);
+  assert.equal(fq.length, 1);
   assert.match(
-    sfq[0]!,
-    /^tc filter flow not supported by this kernel \(Error: TC classifier not found\.\): \[qos\] fairness = host with leaf = sfq needs it.*set leaf = cake, or fairness = flow/,
+    fq[0]!,
+    /^tc filter flow not supported by this kernel \(Error: TC classifier not found\.\): \[qos\] fairness = host with leaf = fq_codel needs it.*set leaf = cake, or fairness = flow/,
   );
-  assert.equal(missingFeatures(config('leaf = fq_codel'), f).length, 1);
   assert.deepEqual(missingFeatures(config('leaf = cake'), f), []);
   assert.deepEqual(missingFeatures(config('leaf = sfq\nfairness = flow'), f), []);
 });
@@ -185,7 +189,7 @@ test('a kernel without the flow filter: fairness = host with sfq or fq_codel is 
 test("explain says how the user's class is shared", async () => {
   const { explain, explainText } = await import('../../src/daemon/explain.js');
   for (const [qos, want, line] of [
-    ['leaf = sfq', 'host', /shared equally by address \(destination\): more flows get no more/],
+    ['leaf = fq_codel', 'host', /shared equally by address \(destination\): more flows get no more/],
     ['leaf = sfq\nfairness = flow', 'flow', /shared by flow: a user with more flows gets more of it/],
   ] as const) {
     const c = config(qos);
