@@ -22,7 +22,9 @@ export function fairnessText(config: Config): string {
   const { leaf, fairness } = config.qos;
   if (fairness === 'flow')
     return `leaf ${leaf}, fairness flow: each group class shared by flow (a user with more flows gets more)${
-      leaf === 'sfq' ? "; sfq shares by flow only (by host, one user's download would delay their own interactive traffic by seconds): fairness host needs leaf = fq_codel or cake" : ''
+      leaf === 'sfq'
+        ? "; sfq shares by flow only (by host, one user's download would delay their own interactive traffic by seconds): fairness host needs leaf = fq_codel or cake"
+        : ''
     }`;
   const how =
     leaf === 'cake'

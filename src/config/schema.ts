@@ -265,7 +265,7 @@ export const KEYS: readonly KeySpec[] = [
     'fairness',
     'host',
     false,
-    "how a group class is shared: host (equally by user address whatever their number of flows; download by destination, upload by source: fq_codel behind a flow filter hashing the address, cake dual-dsthost/dual-srchost nat) or flow (by flow: a user with many flows takes many shares). host needs leaf = fq_codel or cake; with leaf = sfq the default is flow and host is refused (one FIFO per user: their own download would delay their interactive traffic by seconds)",
+    'how a group class is shared: host (equally by user address whatever their number of flows; download by destination, upload by source: fq_codel behind a flow filter hashing the address, cake dual-dsthost/dual-srchost nat) or flow (by flow: a user with many flows takes many shares). host needs leaf = fq_codel or cake; with leaf = sfq the default is flow and host is refused (one FIFO per user: their own download would delay their interactive traffic by seconds)',
   ),
   k('qos', 'setPrefix', 'qos_', false, 'prefix of IPv4 ipsets (qos_d0, qos_u0, ...)'),
   k('qos', 'set6Prefix', 'v6qos_', false, 'prefix of IPv6 ipsets'),

@@ -192,7 +192,9 @@ test("leaf = cake: each class's rtt is scaled to its rate (AQM target >= 1.5 fra
   const rttOf = (c: Config): Map<string, number> => {
     const d = planDesired(c, dir, usageOf(new Map()), at, at);
     const dev = buildKernelDesired(c, d).tc.find((t) => t.dev === c.firewall.ethInt)!;
-    return new Map(dev.classes.filter((x) => x.leaf).map((x) => [x.classid, cakeRttUs(c.qos.fairness === "host" ? x.rateBps / 2 : x.rateBps)]));
+    return new Map(
+      dev.classes.filter((x) => x.leaf).map((x) => [x.classid, cakeRttUs(c.qos.fairness === 'host' ? x.rateBps / 2 : x.rateBps)]),
+    );
   };
   const kernelRtt = (): Map<string, number> => {
     const out = new Map<string, number>();
