@@ -264,7 +264,7 @@ shaping() { # CLASSIFIER LEAF
 # fairness LEAF MODE ([qos] fairness): carol (1 TCP flow) and dave (16) in the same group-0 class,
 # together saturating it, each direction: their throughput ratio and carol's ping RTT idle and
 # under that load; then, down, alice's (group 0) RTT while bob (group 5) saturates his class with
-# 16 flows. host passes with heavy/light <= 1.3 and load median <= idle median + 20 ms; the
+# 16 flows. host passes with 1/1.3 <= heavy/light <= 1.3 and load median <= idle median + 20 ms; the
 # flow control passes when it shows the imbalance host removes (ratio > 1.3). Across groups:
 # median <= idle + 20 ms. Figures: "light / heavy Mbit/s (ratio); rtt idle / load ms (p95)".
 fairness() {
@@ -293,7 +293,7 @@ fairness() {
 			if (l <= 0 || h <= 0) { print "a flow failed"; exit 1 }
 			if (i < 0 || m < 0) { print "no ping came back"; exit 1 }
 			r = h / l
-			if (mode == "host") { if (r > 1.3) { print "heavy/light above 1.3"; exit 1 } if (m > i + 20) { print "median under load above idle + 20 ms"; exit 1 } }
+			if (mode == "host") { if (r > 1.3) { print "heavy/light above 1.3"; exit 1 } if (r < 1 / 1.3) { print "heavy/light below 1/1.3"; exit 1 } if (m > i + 20) { print "median under load above idle + 20 ms"; exit 1 } }
 			else if (r <= 1.3) { print "the control shows no imbalance"; exit 1 }
 			exit 0 }'); ok=$?
 		pass_if "fairness $leaf $dir $mode" "$ok" "light $(mbit "$light") / heavy $(mbit "$heavy") Mbit/s ($(awk -v l="$light" -v h="$heavy" 'BEGIN { printf "%.2fx", (l > 0 ? h / l : 0) }')); rtt idle ${idle% *} / load ${load% *} ms (p95 ${load#* })${why:+; $why}${filters:+; int0 110: $filters}"
