@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # scripts/install-deps.sh — install the system tools the tests, the benchmark and the demo need
-# (slapd, ldap-utils, mariadb server + client, ipset, iptables, iproute2, iperf3; chromium for the
+# (slapd, ldap-utils, mariadb server + client, ipset, iptables, nftables, iproute2, iperf3; chromium for the
 # dashboard's browser test; man-db and groff-base for rendering the man pages) on Debian/Ubuntu.
 # Idempotent: does nothing when every command is already there. Never leaves the system slapd or
 # mariadb services running: the test suite starts its own private servers (sandbox/).
 set -euo pipefail
 
-PACKAGES=(slapd ldap-utils mariadb-server mariadb-client ipset iptables iproute2 iperf3 logrotate openssl chromium man-db groff-base)
-COMMANDS=(slapd ldapsearch mariadbd mariadb-install-db mariadb ipset iptables ip6tables ip tc iperf3 logrotate openssl chromium man groff)
+PACKAGES=(slapd ldap-utils mariadb-server mariadb-client ipset iptables nftables iproute2 iperf3 logrotate openssl chromium man-db groff-base)
+COMMANDS=(slapd ldapsearch mariadbd mariadb-install-db mariadb ipset iptables nft ip6tables ip tc iperf3 logrotate openssl chromium man groff)
 
 # sbin dirs are not always on root's PATH (sudo, containers)
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

@@ -1,0 +1,170 @@
+// The nftables table on a real kernel (a scratch rq-* namespace, `nft` from Debian's nftables):
+// the full script applies as one transaction and reads back with nothing to change; drift (an
+// element, a rule, a verdict, the whole table) is planned and repaired in one `nft -f`; a
+// transaction that fails leaves the kernel as it was; an operator's own table survives every
+// apply and the clear.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { DateTime } from 'luxon';
+import { parseConfig, type Config } from '../../src/config/config.js';
+import { planDesired } from '../../src/plan/desired.js';
+import { buildNftDesired, planNft, renderNftClear, NFT_TABLE, type NftDesired } from '../../src/kernel/nft.js';
+import { parseNftTable } from '../../src/kernel/nft-read.js';
+import type { Exec } from '../../src/kernel/exec.js';
+import { createScratchNetns, type ScratchNetns } from '../../sandbox/netns.js';
+import type { Directory } from '../../src/sources/types.js';
+import { minimalConf } from '../unit/fixtures.js';
+
+const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
+let ns: ScratchNetns;
+let exec: Exec;
+
+function campus(n: number, paid = (i: number): boolean => i % 3 !== 0): Directory {
+  const owners: Directory['owners'][number][] = [];
+  const machines: Directory['machines'][number][] = [];
+  for (let i = 0; i < n; i++) {
+    const uid = `u${i}`;
+    owners.push({
+      uid,
+      dn: `uid=${uid}`,
+      kind: 'person',
+      endInternet: paid(i) ? Date.UTC(2030, 0, 1) : Date.UTC(2020, 0, 1),
+      coupure: false,
+      ban: [],
+      cotiz: [],
+    });
+    machines.push({
+      dn: `host=${uid}`,
+      host: uid,
+      owner: uid,
+      active: true,
+      ips4: [`172.22.${200 + Math.floor(i / 250)}.${(i % 250) + 1}`],
+      ips6: [`2001:db8:d200::${(i + 1).toString(16)}`],
+    });
+  }
+  return { owners, machines, skipped: [], fetchedAt: at.toISO()! };
+}
+
+const config: Config = parseConfig(
+  minimalConf({
+    qos: 'classifier = fw\nleaf = pfifo\nfairness = flow\ngroups = 6',
+    firewall:
+      'area6Prefix = 2001:db8:d200::\nnet6 = 2001:db8:d200::/48\nuserNetworks = 172.22.192.0/19\nip_int = 172.22.0.1\n' +
+      'portal = 10.0.0.9:8080\nportal6 = [2001:db8::9]:8080\nportalBan = 10.0.0.9:8081\npassSources = 10.9.0.0/24\nopenDestinations = 10.53.0.0/24',
+  }),
+  'q',
+);
+const usage = { byIp: new Map(), resetAt: at.toISO()!, fetchedAt: at.toISO()! };
+const desiredOf = (dir: Directory): NftDesired => buildNftDesired(config, planDesired(config, dir, usage, at, at));
+
+async function readBack(): Promise<ReturnType<typeof parseNftTable>> {
+  try {
+    const r = await exec('nft', ['-j', 'list', 'table', 'inet', NFT_TABLE]);
+    return parseNftTable(r.stdout);
+  } catch (e) {
+    if (/No such file or directory/.test(String((e as Error).message))) return null;
+    throw e;
+  }
+}
+const nftApply = (script: string): Promise<unknown> => exec('nft', ['-f', '-'], { input: script });
+
+before(async () => {
+  ns = await createScratchNetns('nft');
+  exec = ns.exec;
+  await nftApply(
+    'add table inet filter\nadd chain inet filter forward { type filter hook forward priority 0; policy accept; }\n' +
+      'add rule inet filter forward counter comment "the operator\'s"\n',
+  );
+});
+after(async () => {
+  await ns?.destroy();
+});
+
+test('nftables: the whole table in one transaction, read back with nothing to change; an operator table untouched', async () => {
+  const d = desiredOf(campus(300));
+  const plan = planNft(d, await readBack());
+  assert.equal(plan.counts.full, true);
+  await nftApply(plan.script);
+  const back = await readBack();
+  assert.ok(back);
+  assert.equal(back.sets.get('qos_allow')!.members.size, 200, 'paid machines allowed');
+  assert.equal(back.sets.get('v6qos_d0')!.members.size, 300);
+  assert.equal(planNft(d, back).script, '', 'idempotent');
+  // applied again whole: same result (delete + add in one transaction)
+  await nftApply(planNft(d, null).script);
+  assert.equal(planNft(d, await readBack()).script, '');
+  const other = await exec('nft', ['-j', 'list', 'table', 'inet', 'filter']);
+  assert.match(other.stdout, /the operator's/);
+});
+
+test('nftables drift: an element deleted, a rule deleted, a verdict replaced, the table deleted: each planned and repaired in one nft -f', async () => {
+  const d = desiredOf(campus(300));
+  await nftApply(planNft(d, await readBack()).script);
+  assert.equal(planNft(d, await readBack()).script, '');
+  // an element
+  await exec('nft', ['delete', 'element', 'inet', NFT_TABLE, 'qos_allow', '{ 172.22.200.2 }']);
+  let p = planNft(d, await readBack());
+  assert.deepEqual(p.counts, { elementsAdded: 1, elementsDeleted: 0, chainsRewritten: 0, full: false });
+  await nftApply(p.script);
+  assert.equal(planNft(d, await readBack()).script, '');
+  // a rule (the last drop of fwout), then a verdict replaced under our comment
+  const rules = JSON.parse((await exec('nft', ['-a', '-j', 'list', 'chain', 'inet', NFT_TABLE, 'RESELQOS-fwout'])).stdout).nftables.filter(
+    (x: { rule?: unknown }) => x.rule,
+  );
+  const last = rules[rules.length - 1].rule as { handle: number; comment: string };
+  await exec('nft', ['delete', 'rule', 'inet', NFT_TABLE, 'RESELQOS-fwout', 'handle', String(last.handle)]);
+  p = planNft(d, await readBack());
+  assert.equal(p.counts.chainsRewritten, 1);
+  await nftApply(p.script);
+  const rules2 = JSON.parse((await exec('nft', ['-a', '-j', 'list', 'chain', 'inet', NFT_TABLE, 'RESELQOS-fwout'])).stdout).nftables.filter(
+    (x: { rule?: unknown }) => x.rule,
+  );
+  const last2 = rules2[rules2.length - 1].rule as { handle: number; comment: string };
+  await exec('nft', [
+    'replace',
+    'rule',
+    'inet',
+    NFT_TABLE,
+    'RESELQOS-fwout',
+    'handle',
+    String(last2.handle),
+    'accept',
+    'comment',
+    JSON.stringify(last2.comment),
+  ]);
+  p = planNft(d, await readBack());
+  assert.equal(p.counts.chainsRewritten, 1, 'an accept under our comment is seen');
+  await nftApply(p.script);
+  assert.equal(planNft(d, await readBack()).script, '');
+  // the whole table
+  await exec('nft', ['delete', 'table', 'inet', NFT_TABLE]);
+  p = planNft(d, await readBack());
+  assert.equal(p.counts.full, true);
+  await nftApply(p.script);
+  assert.equal(planNft(d, await readBack()).script, '');
+});
+
+test('nftables moves: users paying, groups changing, machines leaving; a failing transaction changes nothing', async () => {
+  const d1 = desiredOf(campus(300));
+  await nftApply(planNft(d1, await readBack()).script);
+  const d2 = desiredOf(campus(250, () => true));
+  const p = planNft(d2, await readBack());
+  assert.equal(p.counts.full, false);
+  assert.ok(p.counts.elementsAdded > 0 && p.counts.elementsDeleted > 0, JSON.stringify(p.counts));
+  // the same script with one bad line at the end: nft refuses it whole
+  await assert.rejects(nftApply(`${p.script}add element inet ${NFT_TABLE} qos_allow { 172.22.999.1 }\n`));
+  assert.equal(planNft(d1, await readBack()).script, '', 'the kernel still holds the first state');
+  await nftApply(p.script);
+  const back = await readBack();
+  assert.equal(planNft(d2, back).script, '');
+  assert.equal(back!.sets.get('qos_allow')!.members.size, 250);
+});
+
+test('nftables clear removes our table and nothing else; clearing twice is fine', async () => {
+  await nftApply(planNft(desiredOf(campus(10)), await readBack()).script);
+  await nftApply(renderNftClear());
+  assert.equal(await readBack(), null);
+  await nftApply(renderNftClear());
+  const other = await exec('nft', ['-j', 'list', 'table', 'inet', 'filter']);
+  assert.match(other.stdout, /the operator's/);
+});
