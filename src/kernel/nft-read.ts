@@ -62,9 +62,10 @@ export function parseNftTable(text: string | null): NftActual | null {
     if (isObj(c) && c['table'] === NFT_TABLE) {
       const name = String(c['name']);
       const hook = c['hook'];
-      const base =
-        typeof hook === 'string' && HOOKS.has(hook) && (c['type'] === 'filter' || c['type'] === 'nat') && typeof c['prio'] === 'number'
-          ? { type: c['type'] as NftBase['type'], hook: hook as NftBase['hook'], prio: c['prio'] }
+      const type: NftBase['type'] | null = c['type'] === 'filter' ? 'filter' : c['type'] === 'nat' ? 'nat' : null;
+      const base: NftBase | undefined =
+        typeof hook === 'string' && HOOKS.has(hook) && type !== null && typeof c['prio'] === 'number'
+          ? { type, hook: hook as NftBase['hook'], prio: c['prio'] }
           : undefined;
       chains.set(name, base ? { base, comments: [] } : { comments: [] });
     }

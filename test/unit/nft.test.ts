@@ -123,7 +123,7 @@ test('nft plan: nothing when the read-back matches; elements added and deleted i
   // a verdict edited under our comment (drop -> accept): the chain is rewritten
   const b = actualOf(d) as { sets: NftActual['sets']; chains: Map<string, { base?: unknown; comments: (string | null)[] }> };
   const fwout = b.chains.get('RESELQOS-fwout')!;
-  fwout.comments[fwout.comments.length - 1] = fwout.comments[fwout.comments.length - 1]!.replace(/\u0001drop$/, '\u0001accept');
+  fwout.comments[fwout.comments.length - 1] = fwout.comments[fwout.comments.length - 1]!.replace('\u0001drop', '\u0001accept');
   const q = planNft(d, b as NftActual);
   assert.equal(q.counts.chainsRewritten, 1);
   assert.match(q.script, /^flush chain inet reselqos RESELQOS-fwout\n/);
