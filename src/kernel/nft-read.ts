@@ -44,6 +44,7 @@ export function parseNftTable(text: string | null): NftActual | null {
   }
   if (!isObj(doc) || !Array.isArray(doc['nftables'])) throw new NftReadError('no "nftables" array');
   const sets = new Map<string, { type: string; members: Set<string> }>();
+  const maps = new Map<string, { type: string; entries: Map<string, string> }>();
   const chains = new Map<string, { base?: NftBase; comments: (string | null)[] }>();
   let table = false;
   const pendingRules: { chain: string; comment: string | null }[] = [];
@@ -51,12 +52,23 @@ export function parseNftTable(text: string | null): NftActual | null {
     if (!isObj(item)) continue;
     const t = item['table'];
     if (isObj(t) && t['family'] === 'inet' && t['name'] === NFT_TABLE) table = true;
-    const s = item['set'] ?? item['map'];
+    const s = item['set'];
     if (isObj(s) && s['table'] === NFT_TABLE) {
       const name = String(s['name']);
-      const type = isObj(item['map']) ? `map:${String(s['type'])}` : String(s['type']);
       const elem = Array.isArray(s['elem']) ? s['elem'] : [];
-      sets.set(name, { type, members: new Set(elem.map((e) => elementOf(name, e))) });
+      sets.set(name, { type: String(s['type']), members: new Set(elem.map((e) => elementOf(name, e))) });
+    }
+    const m = item['map'];
+    if (isObj(m) && m['table'] === NFT_TABLE) {
+      const name = String(m['name']);
+      const elem = Array.isArray(m['elem']) ? m['elem'] : [];
+      const entries = new Map<string, string>();
+      for (const e of elem) {
+        if (!Array.isArray(e) || e.length !== 2 || (typeof e[1] !== 'string' && typeof e[1] !== 'number'))
+          throw new NftReadError(`map ${name}: an element that is not address : value: ${JSON.stringify(e).slice(0, 80)}`);
+        entries.set(elementOf(name, e[0]), String(e[1]));
+      }
+      maps.set(name, { type: `${String(m['type'])} : ${String(m['map'])}`, entries });
     }
     const c = item['chain'];
     if (isObj(c) && c['table'] === NFT_TABLE) {
@@ -86,5 +98,5 @@ export function parseNftTable(text: string | null): NftActual | null {
     if (!c) throw new NftReadError(`a rule in chain ${r.chain}, which the listing does not declare`);
     c.comments.push(r.comment);
   }
-  return { sets, chains };
+  return { sets, maps, chains };
 }

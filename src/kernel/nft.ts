@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
-import { DIRECTIONS } from '../policy/policy.js';
+import { DIRECTIONS, type Direction } from '../policy/policy.js';
 import { COMMENT_PREFIX, Names, classid, type IpFamily, type SetFamily } from './names.js';
 
 export const NFT_TABLE = 'reselqos';
@@ -42,8 +42,23 @@ export interface NftChainSpec {
   readonly rules: readonly NftRuleSpec[];
 }
 
+/**
+ * The one-lookup form (`lookup = map`): address → mark (classifier fw) or class id (classify),
+ * one map per family and direction, replacing the per-group sets in the marking chains.
+ */
+export interface NftMapSpec {
+  readonly name: string;
+  readonly type: 'ipv4_addr' | 'ipv6_addr';
+  readonly data: 'mark' | 'classid';
+  /** address -> value as nft prints it back (a mark as a decimal number, a class id as "1:10") */
+  readonly entries: ReadonlyMap<string, string>;
+}
+
+export type NftLookup = 'sets' | 'map';
+
 export interface NftDesired {
   readonly sets: readonly NftSetSpec[];
+  readonly maps: readonly NftMapSpec[];
   /** base chains first, in the order they are written */
   readonly chains: readonly NftChainSpec[];
 }
@@ -71,18 +86,38 @@ const familyOf = (cidr: string): IpFamily => (cidr.includes(':') ? 6 : 4);
 const anon = (items: readonly string[]): string => (items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`);
 
 /** The nftables objects for (config, desired): the same behaviour as buildKernelDesired's tables. */
-export function buildNftDesired(config: Config, desired: Desired, names: Names = new Names(config)): NftDesired {
+export function buildNftDesired(
+  config: Config,
+  desired: Desired,
+  names: Names = new Names(config),
+  lookup: NftLookup = 'sets',
+): NftDesired {
   const fw = config.firewall;
   const qc = config.qos;
   const v6 = fw.v6Enabled;
   const families: IpFamily[] = v6 ? [4, 6] : [4];
-  const sets: NftSetSpec[] = desired.sets.map((s) => ({
-    name: s.name,
-    type: s.family === 'inet' ? 'ipv4_addr' : 'ipv6_addr',
-    members: s.members,
-  }));
-  const chains: NftChainSpec[] = [];
   const setFamily = (f: IpFamily): SetFamily => (f === 4 ? 'inet' : 'inet6');
+  const sets: NftSetSpec[] = desired.sets
+    .filter((s) => lookup === 'sets' || s.role !== 'qos')
+    .map((s) => ({ name: s.name, type: s.family === 'inet' ? 'ipv4_addr' : 'ipv6_addr', members: s.members }));
+  const maps: NftMapSpec[] = [];
+  const valueOf = (dir: Direction, g: number): string =>
+    qc.classifier === 'fw' ? String(names.mark(dir, g)) : classid(names.groupMinor(g));
+  if (lookup === 'map')
+    for (const f of families)
+      for (const dir of DIRECTIONS) {
+        const entries = new Map<string, string>();
+        for (const s of desired.sets)
+          if (s.role === 'qos' && s.direction === dir && s.family === setFamily(f))
+            for (const ip of s.members) entries.set(ip, valueOf(dir, s.group!));
+        maps.push({
+          name: mapName(names, setFamily(f), dir),
+          type: f === 4 ? 'ipv4_addr' : 'ipv6_addr',
+          data: qc.classifier === 'fw' ? 'mark' : 'classid',
+          entries,
+        });
+      }
+  const chains: NftChainSpec[] = [];
 
   // Marking / classifying: POSTROUTING at mangle priority, one chain per direction
   const post: NftRuleSpec[] = [];
@@ -91,12 +126,19 @@ export function buildNftDesired(config: Config, desired: Desired, names: Names =
     const chain = names.chain(dir);
     const addr = dir === 'down' ? 'daddr' : 'saddr';
     const rules: NftRuleSpec[] = [];
+    const key = qc.classifier === 'fw' ? 'mark' : 'priority';
     for (const f of families)
-      for (let g = 0; g < qc.groups; g++) {
-        const verdict =
-          qc.classifier === 'fw' ? `meta mark set ${names.mark(dir, g)}` : `meta priority set ${classid(names.groupMinor(g))}`;
-        rules.push(nftRule(chain, `${dir}:${g}`, `${proto(f)} ${addr} @${names.set(setFamily(f), dir, g)} counter ${verdict}`));
-      }
+      if (lookup === 'map')
+        rules.push(nftRule(chain, `${dir}:map`, `meta ${key} set ${proto(f)} ${addr} map @${mapName(names, setFamily(f), dir)} counter`));
+      else
+        for (let g = 0; g < qc.groups; g++)
+          rules.push(
+            nftRule(
+              chain,
+              `${dir}:${g}`,
+              `${proto(f)} ${addr} @${names.set(setFamily(f), dir, g)} counter meta ${key} set ${valueOf(dir, g)}`,
+            ),
+          );
     dirChains.push({ name: chain, rules });
     post.push(nftRule('postrouting', 'hook', `oifname ${q(names.dev(dir))} jump ${chain}`));
   }
@@ -186,7 +228,12 @@ export function buildNftDesired(config: Config, desired: Desired, names: Names =
       });
     }
   }
-  return { sets, chains: [...chains, ...regular] };
+  return { sets, maps, chains: [...chains, ...regular] };
+}
+
+/** The one-lookup map of a family and direction: <setPrefix>dmap, <set6Prefix>umap, ... */
+export function mapName(names: Names, family: SetFamily, dir: Direction): string {
+  return names.set(family, dir, 0).replace(/0$/, 'map');
 }
 
 const elements = (members: Iterable<string>): string => [...members].join(', ');
@@ -198,6 +245,16 @@ function elementLines(verb: 'add' | 'delete', set: string, members: readonly str
   const out: string[] = [];
   for (let i = 0; i < members.length; i += ELEMENTS_PER_LINE)
     out.push(`${verb} element inet ${NFT_TABLE} ${set} { ${elements(members.slice(i, i + ELEMENTS_PER_LINE))} }`);
+  return out;
+}
+
+function mapLines(verb: 'add' | 'delete', map: string, entries: readonly (readonly [string, string])[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < entries.length; i += ELEMENTS_PER_LINE) {
+    const part = entries.slice(i, i + ELEMENTS_PER_LINE);
+    const items = verb === 'add' ? part.map(([k, v]) => `${k} : ${v}`) : part.map(([k]) => k);
+    out.push(`${verb} element inet ${NFT_TABLE} ${map} { ${items.join(', ')} }`);
+  }
   return out;
 }
 
@@ -221,6 +278,10 @@ export function renderNftFull(d: NftDesired): string {
     lines.push(`add set inet ${NFT_TABLE} ${s.name} { type ${s.type}; }`);
     lines.push(...elementLines('add', s.name, [...s.members]));
   }
+  for (const m of d.maps) {
+    lines.push(`add map inet ${NFT_TABLE} ${m.name} { type ${m.type} : ${m.data}; }`);
+    lines.push(...mapLines('add', m.name, [...m.entries]));
+  }
   const ordered = [...d.chains.filter((c) => !c.base), ...d.chains.filter((c) => c.base)];
   for (const c of ordered) lines.push(...chainLines(c));
   for (const c of ordered) for (const r of c.rules) lines.push(ruleLine(c.name, r));
@@ -230,6 +291,8 @@ export function renderNftFull(d: NftDesired): string {
 /** What the read-back found: set members and each chain's rule comments in order (nft-read.ts). */
 export interface NftActual {
   readonly sets: ReadonlyMap<string, { readonly type: string; readonly members: ReadonlySet<string> }>;
+  /** maps: type "ipv4_addr : mark", entries address -> value as printed */
+  readonly maps: ReadonlyMap<string, { readonly type: string; readonly entries: ReadonlyMap<string, string> }>;
   /** per chain: its hook, and each rule's comment and verdict kind (ruleIdentity), in order */
   readonly chains: ReadonlyMap<string, { readonly base?: NftBase; readonly comments: readonly (string | null)[] }>;
 }
@@ -238,7 +301,7 @@ export interface NftActual {
 export function verdictOf(text: string): string {
   const w = text.trim().split(/\s+/);
   const last = w[w.length - 1]!;
-  if (last === 'drop' || last === 'return' || last === 'accept') return last;
+  if (last === 'drop' || last === 'return' || last === 'accept' || last === 'counter') return last;
   if (w[w.length - 2] === 'jump') return 'jump';
   if (w.includes('dnat')) return 'dnat';
   if (w.includes('reject')) return 'reject';
@@ -273,11 +336,14 @@ export function planNft(desired: NftDesired, actual: NftActual | null): NftPlan 
     const script = renderNftFull(desired);
     let n = 0;
     for (const s of desired.sets) n += s.members.size;
+    for (const m of desired.maps) n += m.entries.size;
     return { script, counts: { elementsAdded: n, elementsDeleted: 0, chainsRewritten: desired.chains.length, full: true } };
   };
   if (actual === null) return full();
-  if (actual.sets.size !== desired.sets.length || actual.chains.size !== desired.chains.length) return full();
+  if (actual.sets.size !== desired.sets.length || actual.maps.size !== desired.maps.length || actual.chains.size !== desired.chains.length)
+    return full();
   for (const s of desired.sets) if (actual.sets.get(s.name)?.type !== s.type) return full();
+  for (const m of desired.maps) if (actual.maps.get(m.name)?.type !== `${m.type} : ${m.data}`) return full();
   for (const c of desired.chains) {
     const a = actual.chains.get(c.name);
     if (!a || !sameBase(a.base, c.base)) return full();
@@ -291,6 +357,15 @@ export function planNft(desired: NftDesired, actual: NftActual | null): NftPlan 
     const add = [...s.members].filter((m) => !have.has(m));
     const del = [...have].filter((m) => !s.members.has(m));
     lines.push(...elementLines('delete', s.name, del), ...elementLines('add', s.name, add));
+    added += add.length;
+    deleted += del.length;
+  }
+  for (const m of desired.maps) {
+    const have = actual.maps.get(m.name)!.entries;
+    // a changed value is a delete and an add of the same key, in the same transaction
+    const del = [...have].filter(([k, v]) => m.entries.get(k) !== v);
+    const add = [...m.entries].filter(([k, v]) => have.get(k) !== v);
+    lines.push(...mapLines('delete', m.name, del), ...mapLines('add', m.name, add));
     added += add.length;
     deleted += del.length;
   }

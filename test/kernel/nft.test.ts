@@ -168,3 +168,28 @@ test('nftables clear removes our table and nothing else; clearing twice is fine'
   const other = await exec('nft', ['-j', 'list', 'table', 'inet', 'filter']);
   assert.match(other.stdout, /the operator's/);
 });
+
+test('nftables one-lookup maps (address -> mark): applied, read back with nothing to change, a user moving is one key changed', async () => {
+  const mapOf = (dir: Directory, up = 0): NftDesired =>
+    buildNftDesired(
+      config,
+      planDesired(config, dir, { ...usage, byIp: new Map(up ? [['172.22.200.2', { down: 0, up }]] : []) }, at, at),
+      undefined,
+      'map',
+    );
+  const d = mapOf(campus(300));
+  const p0 = planNft(d, await readBack());
+  assert.equal(p0.counts.full, true, 'the sets form is replaced whole by the maps form');
+  await nftApply(p0.script);
+  const back = await readBack();
+  assert.equal(back!.maps.get('qos_umap')!.entries.size, 300);
+  assert.equal(back!.maps.get('qos_umap')!.entries.get('172.22.200.2'), '2000');
+  assert.equal(planNft(d, back).script, '');
+  const d2 = mapOf(campus(300), 1e15);
+  const p = planNft(d2, await readBack());
+  assert.deepEqual(p.counts, { elementsAdded: 2, elementsDeleted: 2, chainsRewritten: 0, full: false });
+  await nftApply(p.script);
+  const back2 = await readBack();
+  assert.equal(back2!.maps.get('qos_umap')!.entries.get('172.22.200.2'), '2005');
+  assert.equal(planNft(d2, back2).script, '');
+});

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { planDesired } from '../../src/plan/desired.js';
-import { buildNftDesired, planNft, ruleIdentity, verdictOf, type NftActual, type NftDesired } from '../../src/kernel/nft.js';
+import { buildNftDesired, planNft, ruleIdentity, verdictOf, type NftBase, type NftDesired } from '../../src/kernel/nft.js';
 import { parseNftTable, NftReadError } from '../../src/kernel/nft-read.js';
 import type { Directory } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
@@ -43,10 +43,17 @@ const config = (fw = '', qos = ''): Config =>
 
 const usage = { byIp: new Map(), resetAt: at.toISO()!, fetchedAt: at.toISO()! };
 
+interface MutableActual {
+  sets: Map<string, { type: string; members: Set<string> }>;
+  maps: Map<string, { type: string; entries: Map<string, string> }>;
+  chains: Map<string, { base?: NftBase; comments: (string | null)[] }>;
+}
+
 /** What the read-back of a faithfully applied desired state gives. */
-function actualOf(d: NftDesired): NftActual {
+function actualOf(d: NftDesired): MutableActual {
   return {
     sets: new Map(d.sets.map((s) => [s.name, { type: s.type, members: new Set(s.members) }])),
+    maps: new Map(d.maps.map((m) => [m.name, { type: `${m.type} : ${m.data}`, entries: new Map(m.entries) }])),
     chains: new Map(d.chains.map((c) => [c.name, { ...(c.base ? { base: c.base } : {}), comments: c.rules.map(ruleIdentity) }])),
   };
 }
@@ -106,7 +113,7 @@ test('nft plan: nothing when the read-back matches; elements added and deleted i
   assert.equal(full.counts.full, true);
   assert.match(full.script, /^add table inet reselqos\ndelete table inet reselqos\nadd table inet reselqos\n/);
   // an element lost, an extra one
-  const a = actualOf(d) as { sets: Map<string, { type: string; members: Set<string> }>; chains: NftActual['chains'] };
+  const a = actualOf(d);
   const allow = a.sets.get('qos_allow')!;
   const lost = [...allow.members][0]!;
   allow.members.delete(lost);
@@ -121,16 +128,16 @@ test('nft plan: nothing when the read-back matches; elements added and deleted i
     ),
   );
   // a verdict edited under our comment (drop -> accept): the chain is rewritten
-  const b = actualOf(d) as { sets: NftActual['sets']; chains: Map<string, { base?: unknown; comments: (string | null)[] }> };
+  const b = actualOf(d);
   const fwout = b.chains.get('RESELQOS-fwout')!;
   fwout.comments[fwout.comments.length - 1] = fwout.comments[fwout.comments.length - 1]!.replace('\u0001drop', '\u0001accept');
-  const q = planNft(d, b as NftActual);
+  const q = planNft(d, b);
   assert.equal(q.counts.chainsRewritten, 1);
   assert.match(q.script, /^flush chain inet reselqos RESELQOS-fwout\n/);
   // a chain missing, or its hook moved: the whole table
-  const e = actualOf(d) as { sets: NftActual['sets']; chains: Map<string, unknown> };
+  const e = actualOf(d);
   e.chains.delete('RESELQOS-fwin');
-  assert.equal(planNft(d, e as NftActual).counts.full, true);
+  assert.equal(planNft(d, e).counts.full, true);
 });
 
 test('verdictOf names the last statement as nft -j does', () => {
@@ -198,5 +205,29 @@ test('nft read-back: sets, hooks and rules from `nft -j` JSON; our table only; a
         }),
       ),
     /set qos_d0: an element that is not one address: "010\.0\.0\.1"/,
+  );
+});
+
+test('nft one-lookup form (lookup = map): one map per family and direction, address -> mark or class id; one rule per family; a group change is a delete + add of that key', () => {
+  const c = config('', 'classifier = fw');
+  const dir = campus(4);
+  const usageOf = (up: number): typeof usage => ({ ...usage, byIp: new Map([['172.22.200.2', { down: 0, up }]]) });
+  const d = buildNftDesired(c, planDesired(c, dir, usage, at, at), undefined, 'map');
+  assert.ok(!d.sets.some((s) => /^v?6?qos_[du]\d/.test(s.name)), 'no per-group sets');
+  assert.deepEqual(
+    d.maps.map((m) => `${m.name} ${m.type} ${m.data} ${m.entries.size}`),
+    ['qos_dmap ipv4_addr mark 4', 'qos_umap ipv4_addr mark 4', 'v6qos_dmap ipv6_addr mark 4', 'v6qos_umap ipv6_addr mark 4'],
+  );
+  const up = d.chains.find((x) => x.name === 'RESELQOS-up')!.rules.map((r) => r.text);
+  assert.deepEqual(up, ['meta mark set ip saddr map @qos_umap counter', 'meta mark set ip6 saddr map @v6qos_umap counter']);
+  assert.equal(planNft(d, actualOf(d)).script, '');
+  // u1 uploads a lot: the user moves to the last group, both their addresses' keys change value
+  const d2 = buildNftDesired(c, planDesired(c, dir, usageOf(1e15), at, at), undefined, 'map');
+  const p = planNft(d2, actualOf(d));
+  assert.deepEqual(p.counts, { elementsAdded: 2, elementsDeleted: 2, chainsRewritten: 0, full: false });
+  assert.equal(
+    p.script,
+    'delete element inet reselqos qos_umap { 172.22.200.2 }\nadd element inet reselqos qos_umap { 172.22.200.2 : 2002 }\n' +
+      'delete element inet reselqos v6qos_umap { 2001:db8:d200::2 }\nadd element inet reselqos v6qos_umap { 2001:db8:d200::2 : 2002 }\n',
   );
 });
