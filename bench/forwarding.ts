@@ -97,7 +97,7 @@ for (const groups of [6, 12]) {
   modes.push({ name: `iptables ${groups}`, setup: byIptables(groups, false), groups });
   for (const lookup of ['sets', 'map'] as NftLookup[]) {
     const c = config(groups);
-    const script = planNft(buildNftDesired(c, planDesired(c, dir, usage, at, at), undefined, lookup), null).script;
+    const script = planNft(buildNftDesired(c, planDesired(c, dir, usage, at, at), undefined, { lookup }), null).script;
     const tc = byIptables(groups, true);
     modes.push({
       groups,

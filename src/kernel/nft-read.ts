@@ -25,13 +25,25 @@ const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !
 const HOOKS = new Set(['postrouting', 'prerouting', 'forward']);
 
 /** One set element as nft prints it: a canonical address (a string), anything else is not ours. */
-function elementOf(set: string, e: unknown): string {
+function elementOf(set: string, e: unknown, counters?: Map<string, { bytes: number; packets: number }>): string {
+  // with per-element counters: {"elem": {"val": "10.0.0.1", "counter": {"packets": 3, "bytes": 252}}}
+  if (isObj(e) && isObj(e['elem'])) {
+    const inner = e['elem'];
+    const ip = elementOf(set, inner['val']);
+    const c = inner['counter'];
+    if (counters && isObj(c) && typeof c['bytes'] === 'number' && typeof c['packets'] === 'number')
+      counters.set(ip, { bytes: c['bytes'], packets: c['packets'] });
+    return ip;
+  }
   if (typeof e === 'string') {
     const ip = parseIp(e);
     if (ip.ok) return ip.ip;
   }
   throw new NftReadError(`set ${set}: an element that is not one address: ${JSON.stringify(e).slice(0, 80)}`);
 }
+
+/** A set or map declared with `counter`: its elements carry packet and byte counters. */
+const countsOf = (o: Obj): boolean => Array.isArray(o['stmt']) && o['stmt'].some((x) => isObj(x) && 'counter' in x);
 
 /** The parsed JSON of `nft -j list table inet reselqos`; `text` empty or null means no table. */
 export function parseNftTable(text: string | null): NftActual | null {
@@ -45,6 +57,7 @@ export function parseNftTable(text: string | null): NftActual | null {
   if (!isObj(doc) || !Array.isArray(doc['nftables'])) throw new NftReadError('no "nftables" array');
   const sets = new Map<string, { type: string; members: Set<string> }>();
   const maps = new Map<string, { type: string; entries: Map<string, string> }>();
+  const counters = new Map<string, Map<string, { bytes: number; packets: number }>>();
   const chains = new Map<string, { base?: NftBase; comments: (string | null)[] }>();
   let table = false;
   const pendingRules: { chain: string; comment: string | null }[] = [];
@@ -56,19 +69,23 @@ export function parseNftTable(text: string | null): NftActual | null {
     if (isObj(s) && s['table'] === NFT_TABLE) {
       const name = String(s['name']);
       const elem = Array.isArray(s['elem']) ? s['elem'] : [];
-      sets.set(name, { type: String(s['type']), members: new Set(elem.map((e) => elementOf(name, e))) });
+      const c = countsOf(s) ? new Map<string, { bytes: number; packets: number }>() : undefined;
+      sets.set(name, { type: `${String(s['type'])}${c ? ' counter' : ''}`, members: new Set(elem.map((e) => elementOf(name, e, c))) });
+      if (c) counters.set(name, c);
     }
     const m = item['map'];
     if (isObj(m) && m['table'] === NFT_TABLE) {
       const name = String(m['name']);
       const elem = Array.isArray(m['elem']) ? m['elem'] : [];
       const entries = new Map<string, string>();
+      const c = countsOf(m) ? new Map<string, { bytes: number; packets: number }>() : undefined;
       for (const e of elem) {
         if (!Array.isArray(e) || e.length !== 2 || (typeof e[1] !== 'string' && typeof e[1] !== 'number'))
           throw new NftReadError(`map ${name}: an element that is not address : value: ${JSON.stringify(e).slice(0, 80)}`);
-        entries.set(elementOf(name, e[0]), String(e[1]));
+        entries.set(elementOf(name, e[0], c), String(e[1]));
       }
-      maps.set(name, { type: `${String(m['type'])} : ${String(m['map'])}`, entries });
+      maps.set(name, { type: `${String(m['type'])} : ${String(m['map'])}${c ? ' counter' : ''}`, entries });
+      if (c) counters.set(name, c);
     }
     const c = item['chain'];
     if (isObj(c) && c['table'] === NFT_TABLE) {
@@ -98,5 +115,5 @@ export function parseNftTable(text: string | null): NftActual | null {
     if (!c) throw new NftReadError(`a rule in chain ${r.chain}, which the listing does not declare`);
     c.comments.push(r.comment);
   }
-  return { sets, maps, chains };
+  return { sets, maps, chains, ...(counters.size ? { counters } : {}) };
 }

@@ -19,6 +19,8 @@ export interface NftSetSpec {
   readonly name: string;
   readonly type: 'ipv4_addr' | 'ipv6_addr';
   readonly members: ReadonlySet<string>;
+  /** per-element packet and byte counters (the QoS sets or maps with `counters`: top talkers) */
+  readonly counters?: boolean;
 }
 
 export interface NftBase {
@@ -52,6 +54,13 @@ export interface NftMapSpec {
   readonly data: 'mark' | 'classid';
   /** address -> value as nft prints it back (a mark as a decimal number, a class id as "1:10") */
   readonly entries: ReadonlyMap<string, string>;
+  readonly counters?: boolean;
+}
+
+export interface NftOptions {
+  readonly lookup?: NftLookup;
+  /** per-element counters on the QoS sets or maps: each address's bytes, read back with the table */
+  readonly counters?: boolean;
 }
 
 export type NftLookup = 'sets' | 'map';
@@ -86,12 +95,9 @@ const familyOf = (cidr: string): IpFamily => (cidr.includes(':') ? 6 : 4);
 const anon = (items: readonly string[]): string => (items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`);
 
 /** The nftables objects for (config, desired): the same behaviour as buildKernelDesired's tables. */
-export function buildNftDesired(
-  config: Config,
-  desired: Desired,
-  names: Names = new Names(config),
-  lookup: NftLookup = 'sets',
-): NftDesired {
+export function buildNftDesired(config: Config, desired: Desired, names: Names = new Names(config), opts: NftOptions = {}): NftDesired {
+  const lookup = opts.lookup ?? 'sets';
+  const counters = opts.counters === true;
   const fw = config.firewall;
   const qc = config.qos;
   const v6 = fw.v6Enabled;
@@ -99,7 +105,12 @@ export function buildNftDesired(
   const setFamily = (f: IpFamily): SetFamily => (f === 4 ? 'inet' : 'inet6');
   const sets: NftSetSpec[] = desired.sets
     .filter((s) => lookup === 'sets' || s.role !== 'qos')
-    .map((s) => ({ name: s.name, type: s.family === 'inet' ? 'ipv4_addr' : 'ipv6_addr', members: s.members }));
+    .map((s) => ({
+      name: s.name,
+      type: s.family === 'inet' ? 'ipv4_addr' : 'ipv6_addr',
+      members: s.members,
+      ...(counters && s.role === 'qos' ? { counters: true } : {}),
+    }));
   const maps: NftMapSpec[] = [];
   const valueOf = (dir: Direction, g: number): string =>
     qc.classifier === 'fw' ? String(names.mark(dir, g)) : classid(names.groupMinor(g));
@@ -115,6 +126,7 @@ export function buildNftDesired(
           type: f === 4 ? 'ipv4_addr' : 'ipv6_addr',
           data: qc.classifier === 'fw' ? 'mark' : 'classid',
           entries,
+          ...(counters ? { counters: true } : {}),
         });
       }
   const chains: NftChainSpec[] = [];
@@ -275,11 +287,11 @@ const ruleLine = (chain: string, r: NftRuleSpec): string => `add rule inet ${NFT
 export function renderNftFull(d: NftDesired): string {
   const lines = [`add table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`, `add table inet ${NFT_TABLE}`];
   for (const s of d.sets) {
-    lines.push(`add set inet ${NFT_TABLE} ${s.name} { type ${s.type}; }`);
+    lines.push(`add set inet ${NFT_TABLE} ${s.name} { type ${s.type};${s.counters ? ' counter;' : ''} }`);
     lines.push(...elementLines('add', s.name, [...s.members]));
   }
   for (const m of d.maps) {
-    lines.push(`add map inet ${NFT_TABLE} ${m.name} { type ${m.type} : ${m.data}; }`);
+    lines.push(`add map inet ${NFT_TABLE} ${m.name} { type ${m.type} : ${m.data};${m.counters ? ' counter;' : ''} }`);
     lines.push(...mapLines('add', m.name, [...m.entries]));
   }
   const ordered = [...d.chains.filter((c) => !c.base), ...d.chains.filter((c) => c.base)];
@@ -290,9 +302,12 @@ export function renderNftFull(d: NftDesired): string {
 
 /** What the read-back found: set members and each chain's rule comments in order (nft-read.ts). */
 export interface NftActual {
+  /** sets: type as printed, " counter" appended when its elements count */
   readonly sets: ReadonlyMap<string, { readonly type: string; readonly members: ReadonlySet<string> }>;
-  /** maps: type "ipv4_addr : mark", entries address -> value as printed */
+  /** maps: type "ipv4_addr : mark" (" counter" appended when its elements count), entries address -> value as printed */
   readonly maps: ReadonlyMap<string, { readonly type: string; readonly entries: ReadonlyMap<string, string> }>;
+  /** per-element counters of the sets and maps that have them: address -> bytes and packets, per set or map */
+  readonly counters?: ReadonlyMap<string, ReadonlyMap<string, { readonly bytes: number; readonly packets: number }>>;
   /** per chain: its hook, and each rule's comment and verdict kind (ruleIdentity), in order */
   readonly chains: ReadonlyMap<string, { readonly base?: NftBase; readonly comments: readonly (string | null)[] }>;
 }
@@ -342,8 +357,9 @@ export function planNft(desired: NftDesired, actual: NftActual | null): NftPlan 
   if (actual === null) return full();
   if (actual.sets.size !== desired.sets.length || actual.maps.size !== desired.maps.length || actual.chains.size !== desired.chains.length)
     return full();
-  for (const s of desired.sets) if (actual.sets.get(s.name)?.type !== s.type) return full();
-  for (const m of desired.maps) if (actual.maps.get(m.name)?.type !== `${m.type} : ${m.data}`) return full();
+  const withCounter = (t: string, c: boolean | undefined): string => (c ? `${t} counter` : t);
+  for (const s of desired.sets) if (actual.sets.get(s.name)?.type !== withCounter(s.type, s.counters)) return full();
+  for (const m of desired.maps) if (actual.maps.get(m.name)?.type !== withCounter(`${m.type} : ${m.data}`, m.counters)) return full();
   for (const c of desired.chains) {
     const a = actual.chains.get(c.name);
     if (!a || !sameBase(a.base, c.base)) return full();

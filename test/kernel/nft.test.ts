@@ -175,7 +175,7 @@ test('nftables one-lookup maps (address -> mark): applied, read back with nothin
       config,
       planDesired(config, dir, { ...usage, byIp: new Map(up ? [['172.22.200.2', { down: 0, up }]] : []) }, at, at),
       undefined,
-      'map',
+      { lookup: 'map' },
     );
   const d = mapOf(campus(300));
   const p0 = planNft(d, await readBack());
@@ -192,4 +192,33 @@ test('nftables one-lookup maps (address -> mark): applied, read back with nothin
   const back2 = await readBack();
   assert.equal(back2!.maps.get('qos_umap')!.entries.get('172.22.200.2'), '2005');
   assert.equal(planNft(d2, back2).script, '');
+});
+
+test('nftables per-element counters (top talkers): a user sending 10 datagrams is counted in their map entry and their group set, nobody else', async () => {
+  // a veth ext0 the namespace routes to; the user's address on lo; datagrams sent from it go
+  // out through POSTROUTING on ext0, as a user's upload through the gateway would
+  await exec('ip', ['link', 'add', 'ext0', 'type', 'veth', 'peer', 'name', 'ext0p']).catch(() => undefined);
+  await exec('ip', ['link', 'set', 'ext0p', 'up']);
+  await exec('ip', ['link', 'set', 'ext0', 'up']);
+  await exec('ip', ['route', 'replace', '10.99.0.0/24', 'dev', 'ext0']);
+  await exec('ip', ['addr', 'replace', '172.22.200.2/32', 'dev', 'lo']);
+  const send = (): Promise<unknown> =>
+    exec(process.execPath, [
+      '-e',
+      `const s=require('dgram').createSocket('udp4');s.bind({address:'172.22.200.2'},async()=>{for(let i=0;i<10;i++)await new Promise(r=>s.send(Buffer.alloc(100),9,'10.99.0.1',r));s.close()})`,
+    ]);
+  for (const lookup of ['map', 'sets'] as const) {
+    const d = buildNftDesired(config, planDesired(config, campus(50), usage, at, at), undefined, { lookup, counters: true });
+    const p = planNft(d, await readBack());
+    assert.equal(p.counts.full, true, 'counters on: the sets are declared anew');
+    await nftApply(p.script);
+    assert.equal(planNft(d, await readBack()).script, '', 'read back with counters: nothing to change');
+    await send();
+    const back = await readBack();
+    const where = lookup === 'map' ? 'qos_umap' : 'qos_u0';
+    const c = back!.counters!.get(where)!;
+    assert.equal(c.get('172.22.200.2')!.packets, 10, `${lookup}: 10 packets`);
+    assert.equal(c.get('172.22.200.2')!.bytes, 10 * 128, `${lookup}: 10 x (100 + 8 UDP + 20 IP) bytes`);
+    assert.equal(c.get('172.22.200.3')!.packets, 0, `${lookup}: a neighbour counts nothing`);
+  }
 });

@@ -212,7 +212,7 @@ test('nft one-lookup form (lookup = map): one map per family and direction, addr
   const c = config('', 'classifier = fw');
   const dir = campus(4);
   const usageOf = (up: number): typeof usage => ({ ...usage, byIp: new Map([['172.22.200.2', { down: 0, up }]]) });
-  const d = buildNftDesired(c, planDesired(c, dir, usage, at, at), undefined, 'map');
+  const d = buildNftDesired(c, planDesired(c, dir, usage, at, at), undefined, { lookup: 'map' });
   assert.ok(!d.sets.some((s) => /^v?6?qos_[du]\d/.test(s.name)), 'no per-group sets');
   assert.deepEqual(
     d.maps.map((m) => `${m.name} ${m.type} ${m.data} ${m.entries.size}`),
@@ -222,7 +222,7 @@ test('nft one-lookup form (lookup = map): one map per family and direction, addr
   assert.deepEqual(up, ['meta mark set ip saddr map @qos_umap counter', 'meta mark set ip6 saddr map @v6qos_umap counter']);
   assert.equal(planNft(d, actualOf(d)).script, '');
   // u1 uploads a lot: the user moves to the last group, both their addresses' keys change value
-  const d2 = buildNftDesired(c, planDesired(c, dir, usageOf(1e15), at, at), undefined, 'map');
+  const d2 = buildNftDesired(c, planDesired(c, dir, usageOf(1e15), at, at), undefined, { lookup: 'map' });
   const p = planNft(d2, actualOf(d));
   assert.deepEqual(p.counts, { elementsAdded: 2, elementsDeleted: 2, chainsRewritten: 0, full: false });
   assert.equal(
