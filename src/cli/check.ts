@@ -9,7 +9,7 @@ import { effectiveRates, thresholds } from '../policy/policy.js';
 import type { Clock } from '../clock.js';
 import { EXIT, UsageError, loadConfigOrReport, type Io } from './common.js';
 import { detectKernel, missingFeatures } from '../kernel/features.js';
-import { realExec } from '../kernel/exec.js';
+import { realExec } from '../exec/exec.js';
 
 export interface CheckJson {
   groups: { group: number; limitBytes: number | null }[];

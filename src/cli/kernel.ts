@@ -1,7 +1,7 @@
 // `reselqos run --once` (one full cycle: sources -> plan -> apply) and `reselqos clear`
 // (remove every kernel object reselqos owns, nothing else).
 
-import { realExec } from '../kernel/exec.js';
+import { realExec } from '../exec/exec.js';
 import { checkKernel, KernelFeatureError } from '../kernel/features.js';
 import { Reconciler } from '../kernel/reconciler.js';
 import { summaryLine } from '../daemon/cycle.js';

@@ -15,7 +15,7 @@ import { takeLock, AlreadyRunningError, isAlive, type HeldLock } from '../daemon
 import { fileLogger, openRuntime } from '../daemon/runtime.js';
 import { explain, explainText, type ExplainJson } from '../daemon/explain.js';
 import { KernelFeatureError, checkKernel } from '../kernel/features.js';
-import { realExec } from '../kernel/exec.js';
+import { realExec } from '../exec/exec.js';
 import { planDesired } from '../plan/desired.js';
 import { resetInstant } from '../policy/policy.js';
 import { formatRate } from '../config/units.js';

@@ -10,7 +10,7 @@ import type { Server } from 'node:net';
 import { ConfigError, formatProblem, loadConfig, restartOnlyChanges, withRunningRestartKeys, type Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { registerSecret, type FileLogger } from '../log.js';
-import { realExec, type Exec } from '../kernel/exec.js';
+import { realExec, type Exec } from '../exec/exec.js';
 import { checkKernel } from '../kernel/features.js';
 import { openRuntime, type Runtime } from './runtime.js';
 import { openClients, type SourceClients } from '../sources/index.js';

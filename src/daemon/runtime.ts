@@ -5,8 +5,8 @@
 import type { Config } from '../config/config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createLogger, registerSecret, type FileLogger, type Logger } from '../log.js';
-import { inNetns, realExec, type Exec } from '../kernel/exec.js';
-import { helperExec, type HelperExec } from '../kernel/exec-via-helper.js';
+import { inNetns, realExec, type Exec } from '../exec/exec.js';
+import { helperExec, type HelperExec } from '../exec/exec-via-helper.js';
 import { Reconciler } from '../kernel/reconciler.js';
 import { Sources } from '../sources/index.js';
 import { CycleRunner } from './cycle.js';
@@ -39,7 +39,7 @@ export function kernelExec(config: Config, base: Exec = realExec): Exec {
 
 /**
  * The exec seam of a long-lived process (the daemon, `run --once`): the same commands as
- * kernelExec, run through the spawn helper (src/kernel/exec.ts), which `close()` stops.
+ * kernelExec, run through the spawn helper (src/exec/exec.ts), which `close()` stops.
  */
 export function daemonExec(config: Config, log: Logger): HelperExec {
   return helperExec({ ...(config.firewall.netns ? { netns: config.firewall.netns } : {}), onEvent: (m) => log.warn(`kernel: ${m}`) });

@@ -26,7 +26,7 @@
 import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
-import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
+import { ExecError, batchErrorLine, type BatchTool, type Exec } from '../exec/exec.js';
 import {
   readIpsetHeaders,
   readIpsets,

@@ -4,7 +4,7 @@
 // Owns: pure parsers (exported for unit tests on captured text) and the reader.
 // Never: changes kernel state.
 
-import type { Exec } from './exec.js';
+import type { Exec } from '../exec/exec.js';
 
 export interface TcQdisc {
   kind: string;

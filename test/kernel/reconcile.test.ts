@@ -17,7 +17,7 @@ import { readIpsets, readMangle, readTc, tcReportedRate } from '../../src/kernel
 import { openRuntime } from '../../src/daemon/runtime.js';
 import { summaryLine } from '../../src/daemon/cycle.js';
 import { MemoryLogger } from '../../src/log.js';
-import type { Exec } from '../../src/kernel/exec.js';
+import type { Exec } from '../../src/exec/exec.js';
 import { ourSets, assertRulesOnce as assertRulesOnceIn, runCli } from '../helpers/kernel.js';
 
 let slapd: SlapdServer;

@@ -14,7 +14,7 @@ import { buildKernelDesired, cakeRttUs } from '../../src/kernel/model.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Directory, Owner, Usage, Volume } from '../../src/sources/types.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
-import { ExecError } from '../../src/kernel/exec-errors.js';
+import { ExecError } from '../../src/exec/exec-errors.js';
 import { minimalConf } from './fixtures.js';
 
 const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });
