@@ -1,7 +1,7 @@
 // `reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json]`: validate qos.conf and
 // show what is in force at an instant: thresholds, the active rate rule, the rates.
 
-import { describeWindow } from '../sources/volumes-window.js';
+import { describeWindow } from '../netacct/volumes-window.js';
 import { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
 import { formatRate, formatSize, formatTimeOfDay } from '../config/units.js';

@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js';
 import { MemoryLogger } from '../log.js';
 import { planDesired, rawBytesOf, type Desired } from '../plan/desired.js';
 import { perUserRate, resetInstant } from '../policy/policy.js';
-import { Sources } from '../sources/index.js';
+import { Sources } from '../state/sources.js';
 import { sortIps } from '../net/ip.js';
 import { Reconciler, type ReconcileResult } from '../kernel/reconciler.js';
 import { kernelExec } from '../daemon/runtime.js';

@@ -19,7 +19,7 @@ import { realExec } from '../exec/exec.js';
 import { planDesired } from '../plan/desired.js';
 import { resetInstant } from '../policy/policy.js';
 import { formatRate } from '../config/units.js';
-import { NoDirectoryError } from '../sources/index.js';
+import { NoDirectoryError } from '../sources/types.js';
 import { fetchAndPlan } from './plan.js';
 import { savedVolumesAge, seconds, snapshotAge } from '../daemon/startup.js';
 import { EXIT, UsageError, loadConfigOrReport, runDirOf, type Io } from './common.js';

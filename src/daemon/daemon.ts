@@ -13,7 +13,7 @@ import { registerSecret, type FileLogger } from '../log.js';
 import { realExec, type Exec } from '../exec/exec.js';
 import { checkKernel } from '../kernel/features.js';
 import { openRuntime, type Runtime } from './runtime.js';
-import { openClients, type SourceClients } from '../sources/index.js';
+import { openClients, type SourceClients } from '../state/sources.js';
 import { describeError, guardProcess } from './faults.js';
 import { summaryLine, type CycleReport } from './cycle.js';
 import { explain } from './explain.js';

@@ -8,7 +8,7 @@ import { createLogger, registerSecret, type FileLogger, type Logger } from '../l
 import { inNetns, realExec, type Exec } from '../exec/exec.js';
 import { helperExec, type HelperExec } from '../exec/exec-via-helper.js';
 import { Reconciler } from '../kernel/reconciler.js';
-import { Sources } from '../sources/index.js';
+import { Sources } from '../state/sources.js';
 import { CycleRunner } from './cycle.js';
 import { SharingSite } from '../sharing/site.js';
 
@@ -53,7 +53,7 @@ export async function openRuntime(config: Config, opts: { log: Logger; exec?: Ex
   const exec = opts.exec ?? helper!.exec;
   const reconciler = new Reconciler(config, exec, opts.log);
   const sharing = new SharingSite(config, exec, opts.log, clock().toMillis());
-  const cycles = new CycleRunner(config, sources, reconciler, opts.log, clock, sharing);
+  const cycles = new CycleRunner(config, { directory: sources, usage: sources }, reconciler, opts.log, clock, sharing);
   return {
     config,
     log: opts.log,

@@ -11,7 +11,7 @@ import { redact, type Logger } from '../log.js';
 import type { CycleReport } from '../daemon/cycle.js';
 import type { Desired, UserPlan } from '../plan/desired.js';
 import type { Directory } from '../sources/types.js';
-import type { Sources } from '../sources/index.js';
+import type { Sources } from '../state/sources.js';
 import type { Reconciler } from '../kernel/reconciler.js';
 import type { LeafStats } from '../kernel/tc.js';
 import { classid, GROUP_MINOR_BASE } from '../kernel/names.js';

@@ -1,4 +1,4 @@
-// The sums a volume read builds (src/sources/volumes.ts reads, these hold): bytes by ipIndex id
+// The sums a volume read builds (src/netacct/volumes.ts reads, these hold): bytes by ipIndex id
 // in typed arrays (Dense), a part = the sums of one set of rows of one table with their
 // signature and largest row id, and the builder that fills one, from scratch or from a copy of
 // an earlier part. Pure data: no I/O, no parsing of rows, never the Map view unless asked.
@@ -7,7 +7,7 @@
 // without one, raw = counted and no second pair of arrays exists.
 
 import { ipIndex } from '../net/ipindex.js';
-import type { Volume } from './types.js';
+import type { Volume } from '../sources/types.js';
 import { weighted } from './volumes-window.js';
 
 /** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */

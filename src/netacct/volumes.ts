@@ -46,7 +46,7 @@ import type { Config } from '../config/config.js';
 import { parseIp, type IpParse } from '../net/ip.js';
 import { escapeControl as esc, type Logger } from '../log.js';
 import { ipIndex } from '../net/ipindex.js';
-import { SourceUnavailableError, type Directory, type Usage, type Volume } from './types.js';
+import { SourceUnavailableError, type Directory, type Usage, type Volume } from '../sources/types.js';
 import { DirectoryIpFilter } from './ipfilter.js';
 import {
   BOUNDARY_SQL,

@@ -10,7 +10,7 @@
 // Owns its own connection pool (mysql2); never reads the netacct tables.
 
 import mysql from 'mysql2/promise';
-import { mysqlSsl } from '../sources/mysqltls.js';
+import { mysqlSsl } from '../netacct/mysqltls.js';
 import {
   COLUMNS_SQL,
   PEOPLE_LIMITS,

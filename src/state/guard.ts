@@ -11,7 +11,7 @@
 
 import type { FirewallConfig } from '../config/config.js';
 import { refusalOf } from '../plan/firewall.js';
-import type { Directory } from './types.js';
+import type { Directory } from '../sources/types.js';
 
 export type GuardFirewall = Pick<
   FirewallConfig,
