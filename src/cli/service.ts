@@ -13,7 +13,7 @@ import { Daemon, type StatusJson } from '../daemon/daemon.js';
 import { askDaemon, NotRunningError, lockPath } from '../daemon/control.js';
 import { takeLock, AlreadyRunningError, isAlive, type HeldLock } from '../daemon/pidfile.js';
 import { fileLogger, openRuntime } from '../daemon/runtime.js';
-import { explain, explainText, type ExplainJson } from '../daemon/explain.js';
+import { explain, explainText, type ExplainJson } from '../metrics/explain.js';
 import { KernelFeatureError, checkKernel } from '../kernel/features.js';
 import { realExec } from '../exec/exec.js';
 import { planDesired } from '../plan/desired.js';

@@ -9,7 +9,7 @@ import { inNetns, realExec, type Exec } from '../exec/exec.js';
 import { helperExec, type HelperExec } from '../exec/exec-via-helper.js';
 import { Reconciler } from '../kernel/reconciler.js';
 import { Sources } from '../state/sources.js';
-import { CycleRunner } from './cycle.js';
+import { CycleRunner } from '../cycle/cycle.js';
 import { SharingSite } from '../sharing/site.js';
 
 export interface Runtime {

@@ -10,7 +10,7 @@
 // mistyped ipAttr / endInternetAttr, every machine Inactive) are refused.
 
 import type { FirewallConfig } from '../config/config.js';
-import { refusalOf } from '../plan/firewall.js';
+import { refusalOf } from '../policy/entitlement.js';
 import type { Directory } from '../sources/types.js';
 
 export type GuardFirewall = Pick<

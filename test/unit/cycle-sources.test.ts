@@ -1,11 +1,11 @@
-// CycleRunner alone (src/daemon/cycle.ts), pure: in-memory sources (test/helpers/fake-sources.ts:
+// CycleRunner alone (src/cycle/cycle.ts), pure: in-memory sources (test/helpers/fake-sources.ts:
 // an upstream that answers, fails, answers empty or is slow, the real snapshot rules between it
 // and the cycle) and the fake kernel. What each cycle applies, keeps, and says in its line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../../src/config/config.js';
-import { CycleRunner, summaryLine } from '../../src/daemon/cycle.js';
+import { CycleRunner, summaryLine } from '../../src/cycle/cycle.js';
 import { Reconciler } from '../../src/kernel/reconciler.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Directory, Volume } from '../../src/sources/types.js';

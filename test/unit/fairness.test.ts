@@ -187,7 +187,7 @@ test('a kernel without the flow filter: fairness = host with fq_codel is refused
 });
 
 test("explain says how the user's class is shared", async () => {
-  const { explain, explainText } = await import('../../src/daemon/explain.js');
+  const { explain, explainText } = await import('../../src/metrics/explain.js');
   for (const [qos, want, line] of [
     ['leaf = fq_codel', 'host', /shared equally by address \(destination\): more flows get no more/],
     ['leaf = sfq\nfairness = flow', 'flow', /shared by flow: a user with more flows gets more of it/],

@@ -10,7 +10,7 @@ import { PartBuilder, mapOf } from '../../src/netacct/volumes-parts.js';
 import { closedVolumesQuery, recentRowsQuery, rowsSelect } from '../../src/netacct/volumes-sql.js';
 import { ipIndex } from '../../src/net/ipindex.js';
 import { planDesired } from '../../src/plan/desired.js';
-import { explain, explainText } from '../../src/daemon/explain.js';
+import { explain, explainText } from '../../src/metrics/explain.js';
 import { planJson } from '../../src/cli/plan.js';
 import { Timeline } from '../../src/metrics/timeline.js';
 import type { Directory, Usage } from '../../src/sources/types.js';
