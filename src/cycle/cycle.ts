@@ -106,9 +106,18 @@ export class CycleRunner {
    * `force`: past the entry-count rule; `accept`: past the entitlement guard too (update --accept).
    * `snapshot`: the last good directory as it is, LDAP not asked (the daemon's first cycle from a
    * young snapshot on disk; it starts the full fetch after it) — a fetch as usual when there is none.
+   * `freshOnly`: a source answering with its last good data fails the cycle, naming why (`plan`).
    */
   async run(
-    opts: { force?: boolean; accept?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean; snapshot?: boolean } = {},
+    opts: {
+      force?: boolean;
+      accept?: boolean;
+      dryRun?: boolean;
+      ldapWaitMs?: number;
+      fullLdap?: boolean;
+      snapshot?: boolean;
+      freshOnly?: boolean;
+    } = {},
   ): Promise<CycleReport> {
     const t0 = performance.now();
     const at = this.clock().setZone(this.config.qos.timezone);
@@ -206,6 +215,17 @@ export class CycleRunner {
       };
     }
     const sources = { ldap: ldapFrom(dir.value), mysql: mysqlFrom(usage.value) };
+    if (opts.freshOnly && (!dir.value.fresh || !usage.value.fresh)) {
+      const error = !dir.value.fresh ? (dir.value.error ?? 'ldap failed') : (usage.value.error ?? 'mysql failed');
+      return {
+        ...base,
+        share: await done(false, null),
+        ok: false,
+        error,
+        sources,
+        timings: { ...timings, totalMs: performance.now() - t0 },
+      };
+    }
     base.ldapChange = dir.value.change;
     const totals = await shareP;
     const shared = totals ? { site: this.config.site.name, totals } : undefined;

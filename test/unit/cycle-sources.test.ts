@@ -199,3 +199,16 @@ test('the snapshot option runs from the last good directory without asking LDAP'
   assert.equal(r.dir.fetches, fetches);
   assert.equal(report.sources.ldap, 'refreshing');
 });
+
+test('freshOnly (plan): a source answering with its last good data fails the cycle, naming its error; nothing planned or applied', async () => {
+  const r = rig();
+  assert.equal((await r.runner.run()).ok, true);
+  const from = r.kernel.calls.length;
+  r.dir.upstream = new Error('ldap: connect ECONNREFUSED ldap.example.org:389');
+  const report = await r.runner.run({ dryRun: true, freshOnly: true });
+  assert.equal(report.ok, false);
+  assert.equal(report.desired, null);
+  assert.equal(report.error, 'ldap: connect ECONNREFUSED ldap.example.org:389');
+  assert.deepEqual(report.sources, { ldap: 'snapshot', mysql: 'fresh' });
+  assert.deepEqual(batchesSince(r.kernel, from), []);
+});
