@@ -12,7 +12,8 @@ import { createGateway, createScratchNetns, type Gateway } from '../../sandbox/n
 import { parseConfig } from '../../src/config/config.js';
 import { planDesired } from '../../src/plan/desired.js';
 import { buildKernelDesired } from '../../src/kernel/model.js';
-import { Reconciler, KernelApplyError } from '../../src/kernel/reconciler.js';
+import { Reconciler } from '../../src/kernel/reconciler.js';
+import { KernelApplyError } from '../../src/kernel/batch.js';
 import { readIpsets } from '../../src/kernel/read.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Directory } from '../../src/sources/types.js';

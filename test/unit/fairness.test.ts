@@ -201,7 +201,7 @@ test("explain says how the user's class is shared", async () => {
 });
 
 test("queue visibility: each leaf's backlog, drops and marks (fq_codel), cake's per-tin delays, from `tc -s -j qdisc show`; counted monotonic", async () => {
-  const { parseLeafStats } = await import('../../src/kernel/tc.js');
+  const { parseLeafStats } = await import('../../src/kernel/tc-stats.js');
   const { MonotonicCounters } = await import('../../src/metrics/counters.js');
   // pfifo as this machine's iproute2 6.1 prints it; fq_codel and cake with the keys of iproute2's q_fq_codel.c / q_cake.c
   const text = JSON.stringify([
