@@ -33,8 +33,8 @@ import { fileURLToPath } from 'node:url';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../src/config/config.js';
 import { resetInstant } from '../src/policy/policy.js';
-import { BOUNDARY_SQL, recentVolumesQuery } from '../src/sources/volumes-sql.js';
-import { CHANGE_MARGIN_MS } from '../src/sources/index.js';
+import { BOUNDARY_SQL, recentVolumesQuery } from '../src/netacct/volumes-sql.js';
+import { CHANGE_MARGIN_MS } from '../src/state/ldapsync.js';
 import { startSlapd } from '../sandbox/slapd.js';
 import { startMariadb, type MariadbServer, type TrafficRow } from '../sandbox/mariadb.js';
 import { createGateway, type Gateway } from '../sandbox/netns.js';
@@ -570,7 +570,7 @@ async function runSize(n: number, o: Options, gw: Gateway, clockIso: string, bas
     const last = cold[cold.length - 1]!;
 
     // ---- settle: the daemon's next timer cycle comes an interval later; by then its LDAP change
-    // search can confirm the watermark (src/sources/index.ts), so that entries of the bulk load
+    // search can confirm the watermark (src/state/sources.ts), so that entries of the bulk load
     // near the newest modifyTimestamp stop coming back. One untimed cycle after that wait.
     await new Promise((r) => setTimeout(r, CHANGE_MARGIN_MS + 500));
     const settle = await w.call<CycleSummary>({ cmd: 'cycle', withSets: false });

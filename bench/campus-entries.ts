@@ -5,7 +5,7 @@
 import { generateCampus } from '../sandbox/campus.js';
 import { sandboxConf } from '../sandbox/conf.js';
 import { parseConfig, type Config } from '../src/config/config.js';
-import type { RawDirectory, RawEntry } from '../src/sources/directory.js';
+import type { RawDirectory, RawEntry } from '../src/ldap/directory.js';
 
 export function benchConfig(): Config {
   return parseConfig(

@@ -7,8 +7,8 @@
 // Benchmark-only code; never used by the daemon.
 
 import { DateTime } from 'luxon';
-import { inNetns, realExec } from '../src/kernel/exec.js';
-import { helperExec } from '../src/kernel/exec-via-helper.js';
+import { inNetns, realExec } from '../src/exec/exec.js';
+import { helperExec } from '../src/exec/exec-via-helper.js';
 import { Reconciler } from '../src/kernel/reconciler.js';
 import { buildKernelDesired } from '../src/kernel/model.js';
 import { maxelemFor } from '../src/kernel/diff.js';

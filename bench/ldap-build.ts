@@ -4,7 +4,7 @@
 //   node --expose-gc build/bench/ldap-build.js 100000 [reps]
 
 import { benchConfig, campusEntries } from './campus-entries.js';
-import { buildOwner, draftHost, finishBuild, OwnerCollector, type HostDraft } from '../src/sources/directory.js';
+import { buildOwner, draftHost, finishBuild, OwnerCollector, type HostDraft } from '../src/ldap/directory.js';
 import type { Owner, Skipped } from '../src/sources/types.js';
 
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();

@@ -11,7 +11,7 @@ import { execFile, fork, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/config/config.js';
-import { LdapSource, type FullFetch } from '../src/sources/ldap.js';
+import { LdapSource, type FullFetch } from '../src/ldap/ldap.js';
 import type { Directory } from '../src/sources/types.js';
 import { generateCampus, loadCampus } from '../sandbox/campus.js';
 import { startSlapd } from '../sandbox/slapd.js';

@@ -1,6 +1,6 @@
 // bench/offpeak.ts — what the off-peak window ([qos] offPeakFrom/To/Weight) costs the volume
 // source: with a window every netacct query also returns UNIX_TIMESTAMP(time) and each row is
-// weighted by its hour (src/sources/volumes-window.ts). On a private MariaDB holding one row per
+// weighted by its hour (src/netacct/volumes-window.ts). On a private MariaDB holding one row per
 // user (one IPv4 each) per hour for the 8 hours since the reset, the same VolumeSource is built
 // without a window and with 23:00-07:00 at 0.25, each with the directory of those IPs (as the
 // daemon does), and timed interleaved: the cold fetch (a fresh source, everything since the
@@ -19,8 +19,8 @@ import { startMariadb, type TrafficRow } from '../sandbox/mariadb.js';
 import { sandboxConf } from '../sandbox/conf.js';
 import { parseConfig, type Config } from '../src/config/config.js';
 import { MemoryLogger } from '../src/log.js';
-import { VolumeSource } from '../src/sources/volumes.js';
-import { BOUNDARY_SQL } from '../src/sources/volumes-sql.js';
+import { VolumeSource } from '../src/netacct/volumes.js';
+import { BOUNDARY_SQL } from '../src/netacct/volumes-sql.js';
 import type { Directory, Machine, Owner, Usage } from '../src/sources/types.js';
 
 const MB = 1024 * 1024;

@@ -3,9 +3,9 @@
 // directory built in memory (no LDAP server). Benchmark-only code.
 //   node --expose-gc build/bench/patcher-index.js [users]
 
-import { buildDirectoryState } from '../src/sources/directory.js';
+import { buildDirectoryState } from '../src/ldap/directory.js';
 import { benchConfig, campusEntries } from './campus-entries.js';
-import { DirectoryPatcher } from '../src/sources/patch.js';
+import { DirectoryPatcher } from '../src/ldap/patch.js';
 
 const MB = 1024 * 1024;
 const gc = (): void => (globalThis as { gc?: () => void }).gc?.();

@@ -6,7 +6,7 @@ import { startMariadb } from '../sandbox/mariadb.js';
 import { generateCampus, loadTraffic, hourBucket } from '../sandbox/campus.js';
 import { sandboxConf } from '../sandbox/conf.js';
 import { parseConfig } from '../src/config/config.js';
-import { appendQuery } from '../src/sources/volumes-sql.js';
+import { appendQuery } from '../src/netacct/volumes-sql.js';
 
 const n = Number(process.argv[2] ?? 1000);
 const now = new Date();

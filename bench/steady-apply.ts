@@ -10,8 +10,8 @@
 // Benchmark-only code; never used by the daemon.
 
 import { DateTime } from 'luxon';
-import { inNetns, realExec, type Exec } from '../src/kernel/exec.js';
-import { helperExec } from '../src/kernel/exec-via-helper.js';
+import { inNetns, realExec, type Exec } from '../src/exec/exec.js';
+import { helperExec } from '../src/exec/exec-via-helper.js';
 import { Reconciler } from '../src/kernel/reconciler.js';
 import { buildKernelDesired } from '../src/kernel/model.js';
 import { planDesired } from '../src/plan/desired.js';

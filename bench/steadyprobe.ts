@@ -10,7 +10,7 @@ import { sandboxConf } from '../sandbox/conf.js';
 import { parseConfig } from '../src/config/config.js';
 import { MemoryLogger } from '../src/log.js';
 import { parseIp } from '../src/net/ip.js';
-import { VolumeSource } from '../src/sources/volumes.js';
+import { VolumeSource } from '../src/netacct/volumes.js';
 import { Planner } from '../src/plan/incremental.js';
 import type { Directory, Machine, Owner, Usage } from '../src/sources/types.js';
 

@@ -15,7 +15,7 @@ import { freePort } from './proc.js';
 import { readIpsets } from '../src/kernel/read.js';
 import { askDaemon } from '../src/daemon/control.js';
 import type { StatusJson } from '../src/daemon/daemon.js';
-import type { ExplainJson } from '../src/daemon/explain.js';
+import type { ExplainJson } from '../src/metrics/explain.js';
 import { formatRate, formatSize } from '../src/config/units.js';
 import { bringUp, cli, guardStage, newStage, reselqos, sampleCampus, say, sleep, trafficFeeder } from './stage.js';
 

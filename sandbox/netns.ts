@@ -15,7 +15,7 @@
 //   gw: a /32 (/128) route per user IP on int0; wan: default routes via the gw. No NAT.
 
 import { randomBytes } from 'node:crypto';
-import { realExec, inNetns, ExecError, type Exec, type ExecOptions, type ExecResult } from '../src/kernel/exec.js';
+import { realExec, inNetns, ExecError, type Exec, type ExecOptions, type ExecResult } from '../src/exec/exec.js';
 import { spawnBackground, type BackgroundProcess } from './spawn.js';
 import { isAlive } from '../src/daemon/pidfile.js';
 

@@ -10,7 +10,7 @@
 
 import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Exec } from '../src/kernel/exec.js';
+import type { Exec } from '../src/exec/exec.js';
 import { readIpsets, ruleTarget } from '../src/kernel/read.js';
 import { isAlive } from '../src/daemon/pidfile.js';
 

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Campus } from './campus.js';
 import type { Checker, KernelKind } from './soak-check.js';
-import type { Exec } from '../src/kernel/exec.js';
+import type { Exec } from '../src/exec/exec.js';
 import { splitIptablesArgs, ruleTarget } from '../src/kernel/read.js';
 import { askDaemon, type ControlAnswer } from '../src/daemon/control.js';
 import { isAlive } from '../src/daemon/pidfile.js';

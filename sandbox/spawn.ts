@@ -1,8 +1,8 @@
 // Long-running helper processes of the sandbox and the tests (iperf3 -s, TCP servers, sleepers).
 // Owns: starting one without a shell, bounded capture of its output, stopping it.
-// Never: used by the daemon (the daemon spawns only through src/kernel/exec.ts).
+// Never: used by the daemon (the daemon spawns only through src/exec/exec.ts).
 import { spawn } from 'node:child_process';
-import { ExecError } from '../src/kernel/exec.js';
+import { ExecError } from '../src/exec/exec.js';
 
 export interface BackgroundProcess {
   readonly pid: number;

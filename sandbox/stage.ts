@@ -14,7 +14,7 @@ import { startMariadb, type MariadbServer, type TrafficRow } from './mariadb.js'
 import { generateCampus, loadCampus, prng, type Campus } from './campus.js';
 import { createGateway, cleanupStale, type Gateway, type IperfServer } from './netns.js';
 import { gatewayConf, type SandboxConfOptions } from './conf.js';
-import { realExec } from '../src/kernel/exec.js';
+import { realExec } from '../src/exec/exec.js';
 import type { BackgroundProcess } from './spawn.js';
 
 /** The daemon the sandbox runs is the built product (dist/), not a copy under build/. */

@@ -2,7 +2,7 @@
 // echo) and clients bound to a user's IP, run with node itself inside the namespaces.
 // For the firewall tests and the demo; nothing here reaches beyond our namespaces.
 
-import { realExec } from '../src/kernel/exec.js';
+import { realExec } from '../src/exec/exec.js';
 import { spawnBackground, type BackgroundProcess } from './spawn.js';
 
 const SERVER = `

@@ -1,7 +1,7 @@
 // The original whole-day volumes query (GROUP BY ip in SQL), kept as the reference the cached,
-// row-by-row reading of src/sources/volumes.ts is tested against. Test-only: not in the product.
+// row-by-row reading of src/netacct/volumes.ts is tested against. Test-only: not in the product.
 import type { DatabaseConfig } from '../src/config/config.js';
-import { q } from '../src/sources/volumes-sql.js';
+import { q } from '../src/netacct/volumes-sql.js';
 
 /** SQL expression of the counted bytes of one direction, negative and NULL rows counted apart. */
 function bytesExpr(d: DatabaseConfig, dir: 'down' | 'up'): { sum: string; bad: string } {

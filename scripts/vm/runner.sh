@@ -314,8 +314,10 @@ fairness() {
 # leaf = sfq with fairness = host is refused (one FIFO per user: seconds of delay, measured in
 # an earlier run) by start, naming the key, before anything is touched
 refused_sfq_host() {
-	write_conf fw sfq "$DOWN" "$UP" host
+	# cleared with a valid file first: clear refuses the invalid one like every verb
+	write_conf fw sfq "$DOWN" "$UP" flow
 	reselqos clear -c "$CONF" >>"$ST/log" 2>&1
+	write_conf fw sfq "$DOWN" "$UP" host
 	local out rc ok=0
 	out=$(reselqos run --once -c "$CONF" 2>&1); rc=$?
 	[ "$rc" -ne 0 ] || ok=1

@@ -1,7 +1,7 @@
 // `reselqos check [-c FILE] [--at ISO_LOCAL_TIME] [--json]`: validate qos.conf and
 // show what is in force at an instant: thresholds, the active rate rule, the rates.
 
-import { describeWindow } from '../sources/volumes-window.js';
+import { describeWindow } from '../netacct/volumes-window.js';
 import { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
 import { formatRate, formatSize, formatTimeOfDay } from '../config/units.js';
@@ -9,7 +9,7 @@ import { effectiveRates, thresholds } from '../policy/policy.js';
 import type { Clock } from '../clock.js';
 import { EXIT, UsageError, loadConfigOrReport, type Io } from './common.js';
 import { detectKernel, missingFeatures } from '../kernel/features.js';
-import { realExec } from '../kernel/exec.js';
+import { realExec } from '../exec/exec.js';
 
 export interface CheckJson {
   groups: { group: number; limitBytes: number | null }[];

@@ -1,10 +1,10 @@
 // `reselqos run --once` (one full cycle: sources -> plan -> apply) and `reselqos clear`
 // (remove every kernel object reselqos owns, nothing else).
 
-import { realExec } from '../kernel/exec.js';
+import { realExec } from '../exec/exec.js';
 import { checkKernel, KernelFeatureError } from '../kernel/features.js';
 import { Reconciler } from '../kernel/reconciler.js';
-import { summaryLine } from '../daemon/cycle.js';
+import { summaryLine } from '../cycle/cycle.js';
 import { fileLogger, kernelExec, openRuntime } from '../daemon/runtime.js';
 import { lockPath } from '../daemon/control.js';
 import { AlreadyRunningError, takeLock, type HeldLock } from '../daemon/pidfile.js';

@@ -1,16 +1,18 @@
-// `reselqos plan [-c FILE] [--json] [--force]`: fetch both sources once, compute the
-// desired state and print it. Changes nothing anywhere (no kernel, no state files).
+// `reselqos plan [-c FILE] [--json] [--force]`: one cycle in dry run (fetch both sources once,
+// compute the desired state, compare with the kernel) and print it. Changes nothing anywhere
+// (no kernel, no state files).
 
 import type { Config } from '../config/config.js';
 import { formatRate, formatSize } from '../config/units.js';
 import type { Clock } from '../clock.js';
 import { MemoryLogger } from '../log.js';
-import { planDesired, rawBytesOf, type Desired } from '../plan/desired.js';
-import { perUserRate, resetInstant } from '../policy/policy.js';
-import { Sources } from '../sources/index.js';
+import { rawBytesOf, type Desired } from '../plan/desired.js';
+import { perUserRate } from '../policy/policy.js';
+import { Sources } from '../state/sources.js';
 import { sortIps } from '../net/ip.js';
 import { Reconciler, type ReconcileResult } from '../kernel/reconciler.js';
 import { kernelExec } from '../daemon/runtime.js';
+import { CycleRunner } from '../cycle/cycle.js';
 import { EXIT, loadConfigOrReport, type Io } from './common.js';
 
 export interface ChangesJson {
@@ -106,7 +108,11 @@ export function planText(d: Desired): string {
   return lines.join('\n');
 }
 
-/** Fetches both sources once (no fallback: a failure is reported) and plans. */
+/**
+ * One dry-run cycle (src/cycle/cycle.ts: both sources fetched once, no fallback: a source that
+ * fails or answers with its last snapshot is the error; planned from scratch; compared with the
+ * live kernel, nothing applied). A kernel that cannot be read is a warning: the plan stands.
+ */
 export async function fetchAndPlan(
   config: Config,
   clock: Clock,
@@ -116,27 +122,13 @@ export async function fetchAndPlan(
   const sources = new Sources(config, log, { persist: false });
   try {
     await sources.init();
-    const now = clock().setZone(config.qos.timezone);
-    const reset = resetInstant(config.qos, now);
-    const [dir, usage] = await Promise.allSettled([
-      sources.fetchDirectory(now.toJSDate(), { force }),
-      sources.fetchUsage(now.toJSDate(), reset),
-    ]);
-    if (dir.status === 'rejected') return { error: (dir.reason as Error).message };
-    if (!dir.value.fresh) return { error: dir.value.error ?? 'ldap failed' };
-    if (usage.status === 'rejected') return { error: (usage.reason as Error).message };
-    if (!usage.value.fresh) return { error: usage.value.error ?? 'mysql failed' };
-    // read concurrently, the volumes counted the IPs of no directory yet: again for this one
-    const counted = await sources.completeUsage(usage.value, dir.value.directory, now.toJSDate(), reset);
-    const desired = planDesired(config, dir.value.directory, counted.usage, now, reset);
-    // The changes against the live kernel (read only; nothing is applied).
-    let changes: ReconcileResult | null = null;
-    try {
-      changes = await new Reconciler(config, kernelExec(config), log).reconcile(desired, { dryRun: true });
-    } catch (e) {
-      log.warn(`kernel: cannot compare with the live kernel: ${(e as Error).message}`);
-    }
-    return { desired, changes, warnings: log.of('warn') };
+    const reconciler = new Reconciler(config, kernelExec(config), log);
+    const cycle = new CycleRunner(config, { directory: sources, usage: sources }, reconciler, log, clock);
+    const r = await cycle.run({ dryRun: true, force, freshOnly: true });
+    // no plan: a source failed; a plan but no success: the kernel's read-back failed
+    if (!r.desired) return { error: r.error ?? 'the sources failed' };
+    if (!r.ok) log.warn(`kernel: cannot compare with the live kernel: ${r.error}`);
+    return { desired: r.desired, changes: r.ok ? r.result : null, warnings: log.of('warn') };
   } finally {
     await sources.close();
   }

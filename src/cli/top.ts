@@ -5,7 +5,7 @@
 // measurement) and exits. Reads only; changes nothing.
 
 import { askDaemon, NotRunningError } from '../daemon/control.js';
-import type { TopJson } from '../metrics/observer.js';
+import type { TopJson } from '../metrics/views.js';
 import { formatRate, formatSize } from '../config/units.js';
 import { DIRECTIONS } from '../policy/policy.js';
 import { EXIT, runDirOf, type Io } from './common.js';

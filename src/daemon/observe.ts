@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Runtime } from './runtime.js';
-import type { CycleReport } from './cycle.js';
+import type { CycleReport } from '../cycle/cycle.js';
 import { Observer } from '../metrics/observer.js';
 import { HttpListener } from '../http/server.js';
 import { Publisher } from '../publish/publish.js';

@@ -5,11 +5,11 @@
 import type { Config } from '../config/config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { createLogger, registerSecret, type FileLogger, type Logger } from '../log.js';
-import { inNetns, realExec, type Exec } from '../kernel/exec.js';
-import { helperExec, type HelperExec } from '../kernel/exec-via-helper.js';
+import { inNetns, realExec, type Exec } from '../exec/exec.js';
+import { helperExec, type HelperExec } from '../exec/exec-via-helper.js';
 import { Reconciler } from '../kernel/reconciler.js';
-import { Sources } from '../sources/index.js';
-import { CycleRunner } from './cycle.js';
+import { Sources } from '../state/sources.js';
+import { CycleRunner } from '../cycle/cycle.js';
 import { SharingSite } from '../sharing/site.js';
 
 export interface Runtime {
@@ -39,7 +39,7 @@ export function kernelExec(config: Config, base: Exec = realExec): Exec {
 
 /**
  * The exec seam of a long-lived process (the daemon, `run --once`): the same commands as
- * kernelExec, run through the spawn helper (src/kernel/exec.ts), which `close()` stops.
+ * kernelExec, run through the spawn helper (src/exec/exec.ts), which `close()` stops.
  */
 export function daemonExec(config: Config, log: Logger): HelperExec {
   return helperExec({ ...(config.firewall.netns ? { netns: config.firewall.netns } : {}), onEvent: (m) => log.warn(`kernel: ${m}`) });
@@ -53,7 +53,7 @@ export async function openRuntime(config: Config, opts: { log: Logger; exec?: Ex
   const exec = opts.exec ?? helper!.exec;
   const reconciler = new Reconciler(config, exec, opts.log);
   const sharing = new SharingSite(config, exec, opts.log, clock().toMillis());
-  const cycles = new CycleRunner(config, sources, reconciler, opts.log, clock, sharing);
+  const cycles = new CycleRunner(config, { directory: sources, usage: sources }, reconciler, opts.log, clock, sharing);
   return {
     config,
     log: opts.log,

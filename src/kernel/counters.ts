@@ -3,7 +3,7 @@
 // every cycle when sites share the global rates, to measure the site's throughput (its
 // demand); two `tc -s class show dev X classid 1:1` spawns. Never changes anything.
 
-import type { Exec } from './exec.js';
+import type { Exec } from '../exec/exec.js';
 
 export interface ClassCounters {
   /** bytes sent since the class was created */

@@ -5,16 +5,8 @@
 import { splitIptablesArgs, tcReportedRate, type TableState, type TcFilter, type TcState } from './read.js';
 import { ruleKey } from './ruleid.js';
 import type { IpFamily, SetFamily } from './names.js';
-import {
-  HOST_FILTER,
-  type HostKey,
-  type KernelDesired,
-  type RuleArgs,
-  type SetSpec,
-  type TableName,
-  type TableSpec,
-  type TcClassSpec,
-} from './model.js';
+import { type KernelDesired, type RuleArgs, type SetSpec, type TableName, type TableSpec, type TcClassSpec } from './model.js';
+import { HOST_FILTER, type HostKey } from './leaf.js';
 import type { MemberSet } from './members.js';
 
 export interface ActualSet {

@@ -8,7 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/config.js';
-import { ExecError, inNetns, type Exec } from './exec.js';
+import { ExecError, inNetns, type Exec } from '../exec/exec.js';
 
 export interface KernelFeatures {
   fwFilter: boolean;

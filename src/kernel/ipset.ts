@@ -4,7 +4,7 @@
 // async readers that run the tool through an injected Exec.
 // Never: changes kernel state; decides what is ours (callers pass isOurs).
 
-import type { Exec } from './exec.js';
+import type { Exec } from '../exec/exec.js';
 
 export interface IpsetInfo {
   name: string;

@@ -4,7 +4,7 @@
 // restore quoting), and the readers that run the tool through an injected Exec.
 // Never: changes kernel state; decides what is ours (callers pass isOurChain).
 
-import type { Exec } from './exec.js';
+import type { Exec } from '../exec/exec.js';
 
 export const BUILTIN_CHAINS: ReadonlySet<string> = new Set(['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING']);
 

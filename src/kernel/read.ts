@@ -3,3 +3,4 @@
 export * from './ipset.js';
 export * from './iptables.js';
 export * from './tc.js';
+export * from './tc-stats.js';

@@ -20,13 +20,15 @@
 // applied, never shared with the planner's.
 //
 // Over 400 lines: the cycle's read -> diff -> apply, `start`'s rebuild and `clear` share the
-// batch runner (errors named by tool, line and object) and the memory; the memory itself is in
-// memory.ts, rule identity in ruleid.ts, the read-back in ipset.ts / iptables.ts / tc.ts.
+// read-back and the memory of one object; the batch runner is in batch.ts, the batches of the
+// rebuild and of clear in rebuild.ts, the memory in memory.ts, rule identity in ruleid.ts, the
+// read-back in ipset.ts / iptables.ts / tc.ts.
 
 import type { Config } from '../config/config.js';
 import type { Desired } from '../plan/desired.js';
 import type { Logger } from '../log.js';
-import { ExecError, batchErrorLine, type BatchTool, type Exec } from './exec.js';
+import { ExecError, type BatchTool, type Exec } from '../exec/exec.js';
+import { runBatch, type BatchInput } from './batch.js';
 import {
   readIpsetHeaders,
   readIpsets,
@@ -34,54 +36,31 @@ import {
   readTc,
   readTcStats,
   type LeafStats,
-  splitIptablesArgs,
   type TableState,
   type TcClassStats,
   type TcState,
 } from './read.js';
-import { Names, TMP_SUFFIX, type IpFamily } from './names.js';
+import { Names } from './names.js';
 import { KernelMemory } from './memory.js';
-import { buildKernelDesired, TABLES, type SetSpec, type TableName } from './model.js';
+import { buildKernelDesired, TABLES, type TableName } from './model.js';
 import {
   countPlan,
   deltaSetOps,
   diffKernel,
   isEmptyPlan,
-  maxelemFor,
   tableKey,
   type ActualSet,
   type KernelActual,
   type KernelPlan,
   type PlanCounts,
-  type IptOp,
   type SetOp,
   type TcOp,
 } from './diff.js';
-import { createLine, ipsetLineCount, ipsetPieces, renderPlan, renderIptables, type Batches } from './render.js';
+import { ipsetLineCount, ipsetPieces, renderPlan, type Batches } from './render.js';
+import { clearIptables, rebuildBatches } from './rebuild.js';
 
 /** Above this many lines the ipset part is rendered piece by piece while `ipset restore` reads it (the cold fill). */
 const STREAM_IPSET_LINES = 100_000;
-
-/** A batch's input: its text, or its pieces rendered on demand (again, only to name a failing line). */
-type BatchInput = string | (() => Iterable<string>);
-
-/** A batch the kernel refused; names the tool, the line and the object. */
-export class KernelApplyError extends Error {
-  constructor(
-    readonly tool: string,
-    readonly line: number | null,
-    readonly text: string | null,
-    readonly object: string | null,
-    readonly reason: string,
-    options?: { cause?: unknown },
-  ) {
-    super(
-      `${tool} failed${line !== null ? ` at line ${line}` : ''}${object ? ` (${object})` : ''}: ${reason}${text ? ` [${text}]` : ''}`,
-      options,
-    );
-    this.name = 'KernelApplyError';
-  }
-}
 
 /** A configured interface does not exist or cannot be read. */
 export class KernelReadError extends Error {
@@ -117,22 +96,6 @@ export interface ReconcileResult {
   /** the set operations came from the plan's delta (no set was diffed) */
   readonly incremental: boolean;
   readonly timings: { readMs: number; diffMs: number; applyMs: number };
-}
-
-function objectOf(tool: string, text: string | undefined): string | null {
-  if (!text) return null;
-  const t = text.trim().split(/\s+/);
-  if (tool.startsWith('ipset')) {
-    if (t[0] === 'add' || t[0] === 'del') return `set ${t[1]}, IP ${t[2]}`;
-    return t[1] ? `set ${t[1]}` : null;
-  }
-  if (tool.startsWith('tc')) {
-    const dev = t[t.indexOf('dev') + 1];
-    const cls = t.includes('classid') ? t[t.indexOf('classid') + 1] : t.includes('parent') ? t[t.indexOf('parent') + 1] : null;
-    return `${t[0]} ${cls ?? ''} on ${dev}`.replace(/\s+/g, ' ');
-  }
-  if (t[0] === '-A' || t[0] === '-I' || t[0] === '-D' || t[0] === '-X') return `chain ${t[1]}`;
-  return null;
 }
 
 const now = (): number => performance.now();
@@ -333,18 +296,8 @@ export class Reconciler {
     };
   }
 
-  private async run(tool: BatchTool, cmd: string, args: string[], input: BatchInput): Promise<void> {
-    try {
-      await this.exec(cmd, args, { input: typeof input === 'string' ? input : input(), timeoutMs: 120_000 });
-    } catch (e) {
-      if (!(e instanceof ExecError)) throw e;
-      const text = typeof input === 'string' ? input : [...input()].join('');
-      const where = batchErrorLine(e.stderr, text, tool);
-      const label = `${cmd} ${args.join(' ')}`;
-      throw new KernelApplyError(label, where?.line ?? null, where?.text ?? null, objectOf(cmd, where?.text), where?.reason ?? e.message, {
-        cause: e,
-      });
-    }
+  private run(tool: BatchTool, cmd: string, args: string[], input: BatchInput): Promise<void> {
+    return runBatch(this.exec, tool, cmd, args, input);
   }
 
   /**
@@ -384,82 +337,20 @@ export class Reconciler {
       this.forget();
       throw e;
     }
-    // 1. Fill temporary sets (no user-visible change).
-    const maxelemOf = (s: SetSpec): number => {
-      const a = actual.sets.get(s.name);
-      return Math.max(a?.family === s.family ? a.maxelem : 0, maxelemFor(Math.max(s.capacity, s.members.size)));
-    };
-    const swap: string[] = [];
-    // Rendered piece by piece while ipset reads it: no single text of every member.
-    function* fill(): Generator<string> {
-      let out: string[] = [];
-      for (const s of kd.sets) {
-        const tmp = `${s.name}${TMP_SUFFIX}`;
-        out.push(createLine(tmp, { family: s.family, maxelem: maxelemOf(s) }, s.members.size), `flush ${tmp}`);
-        for (const ip of s.members) {
-          out.push(`add ${tmp} ${ip} -exist`);
-          if (out.length >= 8192) {
-            yield out.join('\n') + '\n';
-            out = [];
-          }
-        }
-      }
-      if (out.length > 0) yield out.join('\n') + '\n';
-    }
-    for (const s of kd.sets) {
-      const tmp = `${s.name}${TMP_SUFFIX}`;
-      const m = maxelemOf(s);
-      const a = actual.sets.get(s.name);
-      if (a && a.family !== s.family)
-        throw new KernelApplyError(
-          'ipset',
-          null,
-          null,
-          `set ${s.name}`,
-          `exists with family ${a.family}, ${s.family} wanted: run reselqos clear first`,
-        );
-      // An existing set is swapped as it is: `create -exist` with another maxelem is refused
-      // by the kernel, and the swap brings the temporary set's (larger) maxelem along.
-      if (!a) swap.push(createLine(s.name, { family: s.family, maxelem: m }));
-      swap.push(`swap ${tmp} ${s.name}`, `destroy ${tmp}`);
-    }
+    // 1. Fill temporary sets (no user-visible change), then 2. the switch: sets, rules, the tc tree.
+    const b = rebuildBatches(kd, actual);
     try {
-      await this.run('ipset', 'ipset', ['restore'], fill);
+      await this.run('ipset', 'ipset', ['restore'], b.fill);
       const t1 = now();
-      // 2. The switch: sets, rules, then the whole tc tree.
-      await this.run('ipset', 'ipset', ['restore'], swap.join('\n') + '\n');
+      await this.run('ipset', 'ipset', ['restore'], b.swap);
       // Every table of a family in one iptables-restore: hooks replaced, chains rewritten.
-      const byFamily: Record<IpFamily, IptOp[]> = { 4: [], 6: [] };
-      for (const t of kd.tables) {
-        const have = actual.tables.get(tableKey(t.family, t.table));
-        const table = t.table;
-        for (const line of have?.hooks ?? []) {
-          const r = splitRule(line);
-          byFamily[t.family].push({ table, kind: 'hook-del', builtin: r.chain, args: r.args });
-        }
-        for (const c of t.chains) byFamily[t.family].push({ table, kind: 'chain', chain: c.name, rules: c.rules });
-        for (const h of t.hooks) byFamily[t.family].push({ table, kind: 'hook-add', builtin: h.builtin, args: h.args });
-        const wanted = new Set(t.chains.map((c) => c.name));
-        for (const name of have?.chains.keys() ?? [])
-          if (!wanted.has(name)) byFamily[t.family].push({ table, kind: 'chain-del', chain: name });
-      }
-      for (const family of [4, 6] as const) {
-        const text = renderIptables(byFamily[family]);
-        if (text) await this.run('iptables-restore', family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], text);
-      }
-      const tcPlan = diffKernel(
-        { sets: [], tables: [], tc: kd.tc },
-        { sets: new Map(), tables: new Map(), tc: actual.tc },
-        { sweep: false, rebuild: true },
-      );
-      const tcText = renderPlan(tcPlan).tc;
-      if (tcText) await this.run('tc', 'tc', ['-batch', '-'], tcText);
+      if (b.iptables[4]) await this.run('iptables-restore', 'iptables-restore', ['--noflush', '-w'], b.iptables[4]);
+      if (b.iptables[6]) await this.run('iptables-restore', 'ip6tables-restore', ['--noflush', '-w'], b.iptables[6]);
+      if (b.tc) await this.run('tc', 'tc', ['-batch', '-'], b.tc);
       const t2 = now();
       // 3. Sets nothing uses any more.
-      const wantedSets = new Set(kd.sets.map((s) => s.name));
-      const stale = [...actual.sets.keys()].filter((n) => !wantedSets.has(n));
-      if (stale.length) await this.run('ipset', 'ipset', ['restore'], stale.map((n) => `destroy ${n}`).join('\n') + '\n');
-      this.memory.rebuilt(kd, maxelemOf, desired.version, this.clock());
+      if (b.destroy) await this.run('ipset', 'ipset', ['restore'], b.destroy);
+      this.memory.rebuilt(kd, b.maxelemOf, desired.version, this.clock());
       return { fillMs: t1 - t0, gapMs: t2 - t1, sets: kd.sets.length, ips: desired.users.reduce((a, u) => a + u.ips.length, 0) };
     } catch (e) {
       this.forget();
@@ -472,20 +363,10 @@ export class Reconciler {
     const out = { chains: 0, hooks: 0, qdiscs: 0, sets: 0 };
     const tables = await this.readAllTables();
     for (const family of [4, 6] as const) {
-      const ops: IptOp[] = [];
-      for (const table of TABLES) {
-        const m = tables.get(tableKey(family, table));
-        if (!m) continue;
-        for (const line of m.hooks) {
-          const t = splitRule(line);
-          ops.push({ table, kind: 'hook-del', builtin: t.chain, args: t.args });
-        }
-        for (const chain of m.chains.keys()) ops.push({ table, kind: 'chain-del', chain });
-        out.hooks += m.hooks.length;
-        out.chains += m.chains.size;
-      }
-      const text = renderIptables(ops);
-      if (text) await this.run('iptables-restore', family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], text);
+      const c = clearIptables(tables, family);
+      out.hooks += c.hooks;
+      out.chains += c.chains;
+      if (c.text) await this.run('iptables-restore', family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w'], c.text);
     }
     const lines: string[] = [];
     for (const dev of new Set([this.config.firewall.ethInt, this.config.firewall.ethExt])) {
@@ -509,12 +390,6 @@ export class Reconciler {
     this.memory.cleared();
     return out;
   }
-}
-
-function splitRule(line: string): { chain: string; args: string[] } {
-  // "-A POSTROUTING -o int0 ... -j RESELQOS-down"
-  const t = splitIptablesArgs(line);
-  return { chain: t[1] ?? '', args: t.slice(2) };
 }
 
 /** The plan only changes set members and class rates: tc may run alongside ipset. */

@@ -6,7 +6,7 @@
 // while `ipset restore` reads it (ipsetPieces), never as one string.
 
 import { TMP_SUFFIX, markHex, type IpFamily } from './names.js';
-import { HOST_FILTER } from './model.js';
+import { HOST_FILTER } from './leaf.js';
 import type { IptOp, KernelPlan, SetOp, TcOp } from './diff.js';
 
 export interface Batches {

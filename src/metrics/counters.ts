@@ -3,7 +3,7 @@
 // re-created (counters back near zero) continues the total instead of going down.
 
 import type { Direction } from '../policy/policy.js';
-import type { LeafStats } from '../kernel/tc.js';
+import type { LeafStats } from '../kernel/tc-stats.js';
 
 export interface ClassSample {
   readonly direction: Direction;

@@ -8,87 +8,22 @@ import type { SharingStatus } from '../sharing/site.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../clock.js';
 import { redact, type Logger } from '../log.js';
-import type { CycleReport } from '../daemon/cycle.js';
+import type { CycleReport } from '../cycle/cycle.js';
 import type { Desired, UserPlan } from '../plan/desired.js';
 import type { Directory } from '../sources/types.js';
-import type { Sources } from '../sources/index.js';
+import type { Sources } from '../state/sources.js';
 import type { Reconciler } from '../kernel/reconciler.js';
-import type { LeafStats } from '../kernel/tc.js';
+import type { LeafStats } from '../kernel/tc-stats.js';
 import { classid, GROUP_MINOR_BASE } from '../kernel/names.js';
 import { DIRECTIONS, nextRule, type Direction } from '../policy/policy.js';
-import { explain, type ExplainJson } from '../daemon/explain.js';
+import { explain, type ExplainJson } from './explain.js';
 import { Timeline } from './timeline.js';
-import type { FirewallPlan, Refusal } from '../plan/firewall.js';
+import type { FirewallPlan } from '../plan/firewall.js';
 import { Metrics } from './metrics.js';
-import { History, MonotonicCounters, type ClassSample, type HistoryPoint } from './counters.js';
-
-export interface MoveJson {
-  at: string;
-  uid: string;
-  direction: Direction;
-  from: number;
-  to: number;
-}
-
-/** What GET /api/state answers: everything the dashboard shows. No secret in it. */
-export interface DashboardState {
-  site: string;
-  at: string | null;
-  ok: boolean | null;
-  error: string | null;
-  intervalS: number;
-  sources: { ldap: string; mysql: string };
-  rule: { current: string | null; next: { rule: string; startsAt: string } | null };
-  totals: { down: number; up: number } | null;
-  limits: number[];
-  classes: {
-    direction: Direction;
-    group: number;
-    users: number;
-    rateBps: number;
-    ceilBps: number;
-    bps: number | null;
-    queue: QueueJson | null;
-  }[];
-  history: HistoryPoint[];
-  moves: MoveJson[];
-  firewall: { allowed: Record<'inet' | 'inet6', number>; refused: Record<Refusal, number> } | null;
-  /** with [sharing] enabled = 1: this site's demand, allocation and the peers (status --json's `sharing`) */
-  sharing: SharingStatus | null;
-}
+import { History, MonotonicCounters, type ClassSample } from './counters.js';
+import { queueJson, type DashboardState, type MoveJson, type TopJson } from './views.js';
 
 const MAX_MOVES = 50;
-
-/** A group class's leaf queue as the kernel reported it (null delays: the leaf does not measure them; cake does). */
-export interface QueueJson {
-  kind: string;
-  backlogBytes: number;
-  packets: number;
-  drops: number;
-  ecnMarks: number | null;
-  avgDelayMs: number | null;
-  peakDelayMs: number | null;
-}
-
-const queueJson = (q: LeafStats | undefined): QueueJson | null =>
-  q
-    ? {
-        kind: q.kind,
-        backlogBytes: q.backlogBytes,
-        packets: q.qlen,
-        drops: q.drops,
-        ecnMarks: q.ecnMarks,
-        avgDelayMs: q.avgDelayUs === null ? null : q.avgDelayUs / 1000,
-        peakDelayMs: q.peakDelayUs === null ? null : q.peakDelayUs / 1000,
-      }
-    : null;
-
-export interface TopJson {
-  at: string;
-  classes: { direction: Direction; group: number; users: number; rateBps: number; bps: number | null; queue: QueueJson | null }[];
-  /** per direction, the users with the largest volume since the reset */
-  users: { direction: Direction; uid: string; bytes: number; group: number }[];
-}
 
 export interface Publish {
   publish(desired: Desired, directory: Directory): void;

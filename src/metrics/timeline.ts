@@ -1,6 +1,6 @@
 // The users' day: every group change of every user since the daily reset, with its time and the
 // counted volume that caused it, kept by the observer (src/metrics/observer.ts) and saved with
-// the volumes (src/sources/snapshot.ts, volumes.json) so a restart keeps it. `explain` and the
+// the volumes (src/state/snapshot.ts, volumes.json) so a restart keeps it. `explain` and the
 // dashboard's search show one user's as a timeline against the thresholds. Pure data.
 //
 // Bounded: a user changes group at most `groups - 1` times per direction on a day whose volumes

@@ -4,21 +4,8 @@
 // cut, not banned from the internet, not blacklisted; each rule switchable).
 
 import type { FirewallConfig } from '../config/config.js';
-import type { Directory, Owner } from '../sources/types.js';
-
-export type Refusal = 'unpaid' | 'cut' | 'banned' | 'blacklisted';
-
-export function refusalOf(
-  o: Owner,
-  fw: Pick<FirewallConfig, 'checkPayment' | 'checkCoupure' | 'checkBan' | 'banServices' | 'checkBlacklist'>,
-  nowMs: number,
-): Refusal | null {
-  if (fw.checkCoupure && o.coupure) return 'cut';
-  if (fw.checkBan && o.ban.some((b) => fw.banServices.includes(b.trim().toLowerCase()))) return 'banned';
-  if (fw.checkBlacklist && o.cotiz.some((c) => /^BLACKLIST[0-9]{4}$/i.test(c.trim()))) return 'blacklisted';
-  if (fw.checkPayment && (o.endInternet === null || o.endInternet <= nowMs)) return 'unpaid';
-  return null;
-}
+import type { Directory } from '../sources/types.js';
+import { refusalOf, type EntitlementChecks, type Refusal } from '../policy/entitlement.js';
 
 export interface FirewallPlan {
   /** IPs of active machines whose owner is entitled */
@@ -40,11 +27,7 @@ const SEVERITY: readonly (Refusal | null)[] = ['cut', 'banned', 'blacklisted', '
  * refusal of them all: a banned club never lets out the machines of a paid person of the
  * same uid, nor the other way round.
  */
-export function refusalsByUid(
-  d: Directory,
-  fw: Pick<FirewallConfig, 'checkPayment' | 'checkCoupure' | 'checkBan' | 'banServices' | 'checkBlacklist'>,
-  nowMs: number,
-): Map<string, Refusal | null> {
+export function refusalsByUid(d: Directory, fw: EntitlementChecks, nowMs: number): Map<string, Refusal | null> {
   const byLower = new Map<string, Refusal | null>();
   for (const o of d.owners) {
     const key = o.uid.toLowerCase();

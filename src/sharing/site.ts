@@ -10,7 +10,7 @@
 
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
-import type { Exec } from '../kernel/exec.js';
+import type { Exec } from '../exec/exec.js';
 import { readClassCounters, type ClassCounters } from '../kernel/counters.js';
 import { Names, ROOT_MINOR, classid } from '../kernel/names.js';
 import { effectiveRates } from '../policy/policy.js';

@@ -20,7 +20,7 @@
 
 import mysql from 'mysql2/promise';
 import { randomBytes } from 'node:crypto';
-import { mysqlSsl } from '../sources/mysqltls.js';
+import { mysqlSsl } from '../netacct/mysqltls.js';
 import type { Config } from '../config/config.js';
 import type { Pair } from './allocate.js';
 import { ROW_LIMIT } from './peers.js';

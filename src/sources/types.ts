@@ -95,3 +95,11 @@ export class SnapshotRefusedError extends Error {
     this.name = 'SnapshotRefusedError';
   }
 }
+
+/** No directory at all: neither a fresh fetch nor any snapshot. Nothing may be applied. */
+export class NoDirectoryError extends Error {
+  constructor(readonly reason: string) {
+    super(`no directory: ${reason}, and no last good snapshot in memory or on disk`);
+    this.name = 'NoDirectoryError';
+  }
+}

@@ -3,7 +3,7 @@
 // (node has no ICMP sockets; python3 is on the project's machines). All bound to a user's
 // address inside the sandbox namespaces; nothing reaches beyond them.
 
-import { realExec } from '../../src/kernel/exec.js';
+import { realExec } from '../../src/exec/exec.js';
 import { spawnBackground, type BackgroundProcess } from '../../sandbox/spawn.js';
 
 const UDP_SERVER = `

@@ -9,7 +9,7 @@
 // a set or chain that does not exist, a set in use cannot be destroyed, a class needs its
 // parent, a chain in use cannot be deleted. It is a model, not a proof: the real-kernel tests
 // in test/kernel stay the proof.
-import { ExecError, type Exec, type ExecOptions, type ExecResult } from '../../src/kernel/exec.js';
+import { ExecError, type Exec, type ExecOptions, type ExecResult } from '../../src/exec/exec.js';
 import { formatTcRate, splitIptablesArgs } from '../../src/kernel/read.js';
 
 export interface FakeSet {

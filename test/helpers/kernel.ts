@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readIpsets, readMangle } from '../../src/kernel/read.js';
-import type { Exec } from '../../src/kernel/exec.js';
+import type { Exec } from '../../src/exec/exec.js';
 
 export const cli = fileURLToPath(new URL('../../../dist/cli.js', import.meta.url));
 

@@ -1,8 +1,8 @@
 // The reference for the LDAP decoder's equivalence tests (test/unit/ldapdecode.test.ts,
-// test/sources/ldap-decode.test.ts): the entry view of src/sources/ldap.ts before issue 16,
+// test/sources/ldap-decode.test.ts): the entry view of src/ldap/ldap.ts before issue 16,
 // verbatim, reading ldapts' own entry objects. Test-only code.
 import type { Entry } from 'ldapts';
-import type { AttrReader, RawEntry } from '../../src/sources/directory.js';
+import type { AttrReader, RawEntry } from '../../src/ldap/directory.js';
 
 const lowerNames = new Map<string, string>();
 const lowerName = (k: string): string => {

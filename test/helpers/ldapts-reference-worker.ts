@@ -1,6 +1,6 @@
 // A worker thread that parses bytes with ldapts' own message and entry parsers (the reference of
 // fuzz-ldap), so that a case on which ldapts loops forever or exhausts its heap (it does on some
-// malformed entries, which reselqos never hands it: src/sources/ldapdecode.ts replaces its entry
+// malformed entries, which reselqos never hands it: src/ldap/ldapdecode.ts replaces its entry
 // parser) costs the worker, not the test: the caller bounds it by time and memory and replaces it.
 import { parentPort } from 'node:worker_threads';
 import { MessageParser, SearchEntry } from 'ldapts';

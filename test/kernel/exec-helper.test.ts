@@ -6,13 +6,14 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { DateTime } from 'luxon';
-import { inNetns, realExec, ExecError, type Exec } from '../../src/kernel/exec.js';
-import { helperExec } from '../../src/kernel/exec-via-helper.js';
+import { inNetns, realExec, ExecError, type Exec } from '../../src/exec/exec.js';
+import { helperExec } from '../../src/exec/exec-via-helper.js';
 import { createGateway, createScratchNetns, type Gateway } from '../../sandbox/netns.js';
 import { parseConfig } from '../../src/config/config.js';
 import { planDesired } from '../../src/plan/desired.js';
 import { buildKernelDesired } from '../../src/kernel/model.js';
-import { Reconciler, KernelApplyError } from '../../src/kernel/reconciler.js';
+import { Reconciler } from '../../src/kernel/reconciler.js';
+import { KernelApplyError } from '../../src/kernel/batch.js';
 import { readIpsets } from '../../src/kernel/read.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Directory } from '../../src/sources/types.js';

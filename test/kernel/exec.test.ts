@@ -1,8 +1,8 @@
-// Tests of src/kernel/exec.ts: realExec, ExecError, timeouts, inNetns, batch error lines
+// Tests of src/exec/exec.ts: realExec, ExecError, timeouts, inNetns, batch error lines
 // (on captured stderr and on errors provoked in a throw-away namespace).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { realExec, ExecError, inNetns, firstErrorLine, batchErrorLine, batchErrorLines, type Exec } from '../../src/kernel/exec.js';
+import { realExec, ExecError, inNetns, firstErrorLine, batchErrorLine, batchErrorLines, type Exec } from '../../src/exec/exec.js';
 import { createScratchNetns } from '../../sandbox/netns.js';
 import { spawnBackground } from '../../sandbox/spawn.js';
 

@@ -2,7 +2,7 @@
 // rq-p<pid>-…, which each test deletes again (t.after), never in the root namespace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { realExec } from '../../src/kernel/exec.js';
+import { realExec } from '../../src/exec/exec.js';
 import {
   readIpsets,
   readIpsetCounts,

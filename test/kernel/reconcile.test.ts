@@ -15,9 +15,9 @@ import { gatewayConf } from '../../sandbox/conf.js';
 import { parseConfig } from '../../src/config/config.js';
 import { readIpsets, readMangle, readTc, tcReportedRate } from '../../src/kernel/read.js';
 import { openRuntime } from '../../src/daemon/runtime.js';
-import { summaryLine } from '../../src/daemon/cycle.js';
+import { summaryLine } from '../../src/cycle/cycle.js';
 import { MemoryLogger } from '../../src/log.js';
-import type { Exec } from '../../src/kernel/exec.js';
+import type { Exec } from '../../src/exec/exec.js';
 import { ourSets, assertRulesOnce as assertRulesOnceIn, runCli } from '../helpers/kernel.js';
 
 let slapd: SlapdServer;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createGateway, startIperfServer, runIperf, cleanupStale, type Gateway } from '../../sandbox/netns.js';
 import { readTc, readMangle, readIpsets } from '../../src/kernel/read.js';
-import { realExec } from '../../src/kernel/exec.js';
+import { realExec } from '../../src/exec/exec.js';
 
 const SECONDS = 5;
 const OMIT = 1;

@@ -13,7 +13,7 @@ import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { createLogger, MemoryLogger } from '../../src/log.js';
 import { planFirewall } from '../../src/plan/firewall.js';
-import { Sources } from '../../src/sources/index.js';
+import { Sources } from '../../src/state/sources.js';
 import { person, machine } from '../helpers/ldif.js';
 
 const N = 60;

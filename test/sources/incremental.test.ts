@@ -9,9 +9,10 @@ import { startSlapd, type SlapdServer, PEOPLE_BASE, ORGS_BASE, MACHINES_BASE } f
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
-import { Sources, type DirectoryResult } from '../../src/sources/index.js';
-import { LdapSource, escapeFilterValue, toGeneralizedTime } from '../../src/sources/ldap.js';
-import { buildDirectory, holdersOf } from '../../src/sources/directory.js';
+import { Sources } from '../../src/state/sources.js';
+import type { DirectoryResult } from '../../src/sources/source.js';
+import { LdapSource, escapeFilterValue, toGeneralizedTime } from '../../src/ldap/ldap.js';
+import { buildDirectory, holdersOf } from '../../src/ldap/directory.js';
 import type { Directory } from '../../src/sources/types.js';
 import { planFirewall } from '../../src/plan/firewall.js';
 import { person, machine } from '../helpers/ldif.js';

@@ -1,4 +1,4 @@
-// The full fetch (LdapSource.fetchFull: entries decoded from the BER bytes, src/sources/ldapdecode.ts,
+// The full fetch (LdapSource.fetchFull: entries decoded from the BER bytes, src/ldap/ldapdecode.ts,
 // and the issue-16 build) against the path it replaced, on a real slapd holding random campuses
 // (several seeds): the same three searches through ldapts' own entry objects, read through the
 // entry view the full fetch used before (copied below), built with buildDirectoryState. The
@@ -11,8 +11,8 @@ import { startSlapd } from '../../sandbox/slapd.js';
 import { generateCampus, loadCampus } from '../../sandbox/campus.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig } from '../../src/config/config.js';
-import { LdapSource, MODIFY_TIMESTAMP, newestModify } from '../../src/sources/ldap.js';
-import { buildDirectoryState, type RawEntry } from '../../src/sources/directory.js';
+import { LdapSource, MODIFY_TIMESTAMP, newestModify } from '../../src/ldap/ldap.js';
+import { buildDirectoryState, type RawEntry } from '../../src/ldap/directory.js';
 import { entryView } from '../helpers/ldap-reference.js';
 
 // ---- the reference: the entry view before issue 16 (test/helpers/ldap-reference.ts)

@@ -10,7 +10,7 @@ import { makeTlsFiles, type TlsFiles } from '../../sandbox/slapd.js';
 import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig } from '../../src/config/config.js';
-import { VolumeSource } from '../../src/sources/volumes.js';
+import { VolumeSource } from '../../src/netacct/volumes.js';
 import { SourceUnavailableError } from '../../src/sources/types.js';
 import { createLogger } from '../../src/log.js';
 import { SiteStore, type OwnRow } from '../../src/sharing/store.js';

@@ -11,7 +11,7 @@ import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
-import { VolumeSource } from '../../src/sources/volumes.js';
+import { VolumeSource } from '../../src/netacct/volumes.js';
 import { groupOf, thresholds } from '../../src/policy/policy.js';
 
 let db: MariadbServer;

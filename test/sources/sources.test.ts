@@ -13,10 +13,10 @@ import { generateCampus, loadCampus } from '../../sandbox/campus.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
-import { Sources, NoDirectoryError } from '../../src/sources/index.js';
-import { LdapSource } from '../../src/sources/ldap.js';
-import { VolumeSource } from '../../src/sources/volumes.js';
-import { SourceUnavailableError } from '../../src/sources/types.js';
+import { Sources } from '../../src/state/sources.js';
+import { LdapSource } from '../../src/ldap/ldap.js';
+import { VolumeSource } from '../../src/netacct/volumes.js';
+import { NoDirectoryError, SourceUnavailableError } from '../../src/sources/types.js';
 import { person, machine as ldifMachine } from '../helpers/ldif.js';
 
 let slapd: SlapdServer;

@@ -10,7 +10,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { startSlapd, type SlapdServer, PEOPLE_BASE, MACHINES_BASE } from '../../sandbox/slapd.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
-import { LdapSource } from '../../src/sources/ldap.js';
+import { LdapSource } from '../../src/ldap/ldap.js';
 import { SourceUnavailableError } from '../../src/sources/types.js';
 
 let tls: SlapdServer; // TLS configured: ldap:// (StartTLS) + ldaps://

@@ -15,7 +15,7 @@ import { startMariadb, type MariadbServer } from '../../sandbox/mariadb.js';
 import { sandboxConf } from '../../sandbox/conf.js';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { MemoryLogger } from '../../src/log.js';
-import { VolumeSource } from '../../src/sources/volumes.js';
+import { VolumeSource } from '../../src/netacct/volumes.js';
 import { volumesQuery } from '../../sandbox/volumes-reference.js';
 import type { Directory, Machine, Owner, Volume } from '../../src/sources/types.js';
 import { ipIndex } from '../../src/net/ipindex.js';

@@ -19,14 +19,14 @@ import {
   type Draft,
   type RawDirectory,
   type RawEntry,
-} from '../../src/sources/directory.js';
+} from '../../src/ldap/directory.js';
 import { escapeControl as esc } from '../../src/log.js';
 import { sortIps } from '../../src/net/ip.js';
 import type { Machine, Skipped } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 import { prng } from '../../sandbox/campus.js';
 
-// ---- the reference: src/sources/directory.ts before issue 16 (settleDuplicates, toMachine, finishBuild)
+// ---- the reference: src/ldap/directory.ts before issue 16 (settleDuplicates, toMachine, finishBuild)
 function settleDuplicatesV0(drafts: Draft[], skipped: Skipped[], lost: BuildState['lost'], holders?: ReadonlyMap<string, string>): void {
   drafts.sort((x, y) => (x.owner < y.owner ? -1 : x.owner > y.owner ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
   const claimed = new Map<string, Draft>();

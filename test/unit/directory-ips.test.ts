@@ -3,7 +3,7 @@
 // keeps no IP: fail safe, it cannot claim other machines' addresses).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildDirectory, DEFAULT_MAX_IPS_PER_MACHINE, type BuildOptions, type RawEntry } from '../../src/sources/directory.js';
+import { buildDirectory, DEFAULT_MAX_IPS_PER_MACHINE, type BuildOptions, type RawEntry } from '../../src/ldap/directory.js';
 import { parseConfig } from '../../src/config/config.js';
 import { minimalConf } from './fixtures.js';
 

@@ -1,4 +1,4 @@
-// The spawn helper (src/kernel/exec.ts helperExec, src/kernel/exec-helper.ts) without root:
+// The spawn helper (src/exec/exec.ts helperExec, src/exec/exec-helper.ts) without root:
 // commands run through it give what realExec gives; it takes only argvs; every failure of the
 // helper falls back to a direct spawn (not started, refused, too large) or fails that one
 // command cleanly (died while running it), and the next command gets a new helper; it dies
@@ -10,12 +10,12 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ExecError, realExec } from '../../src/kernel/exec.js';
-import { helperExec } from '../../src/kernel/exec-via-helper.js';
-import { checkRequest } from '../../src/kernel/exec-helper.js';
+import { ExecError, realExec } from '../../src/exec/exec.js';
+import { helperExec } from '../../src/exec/exec-via-helper.js';
+import { checkRequest } from '../../src/exec/exec-helper.js';
 
-const execModule = fileURLToPath(new URL('../../src/kernel/exec-via-helper.js', import.meta.url));
-const helperScript = fileURLToPath(new URL('../../src/kernel/exec-helper.js', import.meta.url));
+const execModule = fileURLToPath(new URL('../../src/exec/exec-via-helper.js', import.meta.url));
+const helperScript = fileURLToPath(new URL('../../src/exec/exec-helper.js', import.meta.url));
 
 const alive = (pid: number): boolean => {
   try {

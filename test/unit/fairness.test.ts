@@ -187,7 +187,7 @@ test('a kernel without the flow filter: fairness = host with fq_codel is refused
 });
 
 test("explain says how the user's class is shared", async () => {
-  const { explain, explainText } = await import('../../src/daemon/explain.js');
+  const { explain, explainText } = await import('../../src/metrics/explain.js');
   for (const [qos, want, line] of [
     ['leaf = fq_codel', 'host', /shared equally by address \(destination\): more flows get no more/],
     ['leaf = sfq\nfairness = flow', 'flow', /shared by flow: a user with more flows gets more of it/],
@@ -201,7 +201,7 @@ test("explain says how the user's class is shared", async () => {
 });
 
 test("queue visibility: each leaf's backlog, drops and marks (fq_codel), cake's per-tin delays, from `tc -s -j qdisc show`; counted monotonic", async () => {
-  const { parseLeafStats } = await import('../../src/kernel/tc.js');
+  const { parseLeafStats } = await import('../../src/kernel/tc-stats.js');
   const { MonotonicCounters } = await import('../../src/metrics/counters.js');
   // pfifo as this machine's iproute2 6.1 prints it; fq_codel and cake with the keys of iproute2's q_fq_codel.c / q_cake.c
   const text = JSON.stringify([

@@ -1,6 +1,6 @@
-// Fuzzing what LDAP sends: the BER decoder of search entries (src/sources/ldapdecode.ts) on real
+// Fuzzing what LDAP sends: the BER decoder of search entries (src/ldap/ldapdecode.ts) on real
 // encoded responses with bytes flipped, inserted, deleted and cut, against ldapts' own parser;
-// and the directory build (src/sources/directory.ts) with random attribute values: a bad IP or
+// and the directory build (src/ldap/directory.ts) with random attribute values: a bad IP or
 // attribute skips its entry and names its DN, the other entries survive, and the allow set
 // (src/plan/firewall.ts) never holds an IP that no valid, entitled machine entry carries.
 import { test } from 'node:test';
@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Client, MessageParser, SearchEntry } from 'ldapts';
 import { encodeEntry, type Attr } from '../helpers/ber.js';
-import { decodeEntriesOf, type DecodedEntry } from '../../src/sources/ldapdecode.js';
-import { buildDirectoryState, type BuildOptions, type RawEntry } from '../../src/sources/directory.js';
+import { decodeEntriesOf, type DecodedEntry } from '../../src/ldap/ldapdecode.js';
+import { buildDirectoryState, type BuildOptions, type RawEntry } from '../../src/ldap/directory.js';
 import { planFirewall } from '../../src/plan/firewall.js';
 import { parseConfig } from '../../src/config/config.js';
 import { joinIpv4, joinIpv6 } from '../../src/net/ip.js';

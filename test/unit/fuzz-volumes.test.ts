@@ -1,4 +1,4 @@
-// Fuzzing netacct rows (src/sources/volumes.ts, the row sanitation and the sums of volumes-parts.ts):
+// Fuzzing netacct rows (src/netacct/volumes.ts, the row sanitation and the sums of volumes-parts.ts):
 // random rows (IPs valid, mis-spelled, of other families, Buffers, numbers, NULL; byte counts
 // negative, huge, NaN-like strings, NULL) streamed by a fake mysql2 pool into VolumeSource.fetch.
 // It never throws, credits bytes only to the canonical IPs of the rows (and of the directory when
@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import fc from 'fast-check';
-import { VolumeSource } from '../../src/sources/volumes.js';
+import { VolumeSource } from '../../src/netacct/volumes.js';
 import { parseConfig } from '../../src/config/config.js';
 import { parseIp } from '../../src/net/ip.js';
 import type { Logger } from '../../src/log.js';

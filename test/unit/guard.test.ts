@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { parseConfig } from '../../src/config/config.js';
 import { createLogger, escapeControl, MemoryLogger } from '../../src/log.js';
 import { planFirewall } from '../../src/plan/firewall.js';
-import { buildDirectory, type RawEntry } from '../../src/sources/directory.js';
-import { allowanceOf, EntitlementGuard, GUARD_FLOOR } from '../../src/sources/guard.js';
-import { SnapshotStore } from '../../src/sources/snapshot.js';
+import { buildDirectory, type RawEntry } from '../../src/ldap/directory.js';
+import { allowanceOf, EntitlementGuard, GUARD_FLOOR } from '../../src/state/guard.js';
+import { SnapshotStore } from '../../src/state/snapshot.js';
 import type { Directory, Machine, Owner } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 

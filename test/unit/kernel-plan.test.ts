@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { planDesired } from '../../src/plan/desired.js';
-import { refusalOf } from '../../src/plan/firewall.js';
+import { refusalOf } from '../../src/policy/entitlement.js';
 import { buildKernelDesired } from '../../src/kernel/model.js';
 import { diffKernel, isEmptyPlan, countPlan, tableKey, type KernelActual, type ActualSet, type SetOp } from '../../src/kernel/diff.js';
 import { createLine, ipsetLineCount, ipsetPieces, renderIpset, renderPlan } from '../../src/kernel/render.js';

@@ -1,4 +1,4 @@
-// The full fetch's entry decoder (src/sources/ldapdecode.ts) against what it replaced: ldapts'
+// The full fetch's entry decoder (src/ldap/ldapdecode.ts) against what it replaced: ldapts'
 // own SearchEntry parse + toObject, read through the entry view the full fetch used before
 // (copied below as it was). Random campuses (several seeds) become BER search entries with
 // random faults of form (type case, non-ASCII, invalid UTF-8, BOM, empty or absent value sets,
@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { Client, MessageParser, SearchEntry } from 'ldapts';
 import { encodeEntry, type Attr, type Value } from '../helpers/ber.js';
 import { generateCampus, prng } from '../../sandbox/campus.js';
-import { decodeEntriesOf, type DecodedEntry } from '../../src/sources/ldapdecode.js';
-import { buildDirectoryState, type BuildOptions, type RawEntry } from '../../src/sources/directory.js';
+import { decodeEntriesOf, type DecodedEntry } from '../../src/ldap/ldapdecode.js';
+import { buildDirectoryState, type BuildOptions, type RawEntry } from '../../src/ldap/directory.js';
 import { parseConfig } from '../../src/config/config.js';
 import { minimalConf } from './fixtures.js';
 import { entryView } from '../helpers/ldap-reference.js';

@@ -7,7 +7,7 @@ import { DateTime } from 'luxon';
 import { parseConfig, ConfigError } from '../../src/config/config.js';
 import { parseTcClassStats } from '../../src/kernel/read.js';
 import { MonotonicCounters, History } from '../../src/metrics/counters.js';
-import { publishedRows, rowChanges, peopleChanges } from '../../src/publish/publish.js';
+import { publishedRows, rowChanges, peopleChanges } from '../../src/publish/rows.js';
 import { nextRule } from '../../src/policy/policy.js';
 import type { Desired } from '../../src/plan/desired.js';
 import { minimalConf } from './fixtures.js';

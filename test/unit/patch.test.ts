@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config/config.js';
-import { buildDirectory, buildDirectoryState, type BuildOptions, type RawDirectory, type RawEntry } from '../../src/sources/directory.js';
-import { DirectoryPatcher, sameMachine, sameOwner } from '../../src/sources/patch.js';
+import { buildDirectory, buildDirectoryState, type BuildOptions, type RawDirectory, type RawEntry } from '../../src/ldap/directory.js';
+import { DirectoryPatcher, sameMachine, sameOwner } from '../../src/ldap/patch.js';
 import type { Machine, Owner } from '../../src/sources/types.js';
 import { minimalConf } from './fixtures.js';
 import { prng } from '../../sandbox/campus.js';

@@ -22,7 +22,7 @@ import {
   tcReportedRate,
   readTc,
 } from '../../src/kernel/read.js';
-import type { Exec } from '../../src/kernel/exec.js';
+import type { Exec } from '../../src/exec/exec.js';
 
 const IPSET_SAVE = `create qos_d0 hash:ip family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0xda48aad4
 add qos_d0 10.0.0.1

@@ -9,12 +9,14 @@ import { DateTime } from 'luxon';
 import { parseConfig, type Config } from '../../src/config/config.js';
 import { Planner } from '../../src/plan/incremental.js';
 import { planDesired, type Desired } from '../../src/plan/desired.js';
-import { Reconciler, KernelApplyError } from '../../src/kernel/reconciler.js';
-import { buildKernelDesired, cakeRttUs } from '../../src/kernel/model.js';
+import { Reconciler } from '../../src/kernel/reconciler.js';
+import { KernelApplyError } from '../../src/kernel/batch.js';
+import { buildKernelDesired } from '../../src/kernel/model.js';
+import { cakeRttUs } from '../../src/kernel/leaf.js';
 import { MemoryLogger } from '../../src/log.js';
 import type { Directory, Owner, Usage, Volume } from '../../src/sources/types.js';
 import { FakeKernel } from '../helpers/fake-kernel.js';
-import { ExecError } from '../../src/kernel/exec-errors.js';
+import { ExecError } from '../../src/exec/exec-errors.js';
 import { minimalConf } from './fixtures.js';
 
 const at = DateTime.fromISO('2026-11-22T12:00', { zone: 'UTC' });

@@ -1,7 +1,7 @@
 // The one info line per cycle: what it says about the sources must be true.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { summaryLine, type CycleReport } from '../../src/daemon/cycle.js';
+import { summaryLine, type CycleReport } from '../../src/cycle/cycle.js';
 
 const base: CycleReport = {
   ok: true,

@@ -1,26 +1,18 @@
 // The Sources facade: one object the daemon and the CLI use to get a directory and volumes for
-// a cycle. Owns the fallback policy: a failed or refused fetch keeps the last good snapshot
+// a cycle (it is the cycle's DirectorySource and UsageSource, src/sources/source.ts). Owns the fallback policy: a failed or refused fetch keeps the last good snapshot
 // (memory, else disk) and marks the source down or refused, logged once. The LDAP side's state
 // (change searches, background full fetches) lives in LdapSync (ldapsync.ts).
 
 import type { DateTime } from 'luxon';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
-import { LdapSource } from './ldap.js';
-import { LdapSync, type DirectoryResult } from './ldapsync.js';
-import { VolumeSource } from './volumes.js';
+import { LdapSource } from '../ldap/ldap.js';
+import { LdapSync } from './ldapsync.js';
+import { VolumeSource } from '../netacct/volumes.js';
 import { SnapshotStore } from './snapshot.js';
 import { SourceHealth } from './health.js';
-import { SourceUnavailableError, type Directory, type Usage } from './types.js';
-
-export * from './types.js';
-export { CHANGE_MARGIN_MS, NoDirectoryError, type DirectoryResult } from './ldapsync.js';
-
-export interface UsageResult {
-  readonly usage: Usage;
-  readonly fresh: boolean;
-  readonly error: string | null;
-}
+import { SourceUnavailableError, type Directory, type Usage } from '../sources/types.js';
+import type { DirectoryFetchOptions, DirectoryResult, DirectorySource, UsageResult, UsageSource } from '../sources/source.js';
 
 const NO_DIRECTORY: Directory = Object.freeze({ owners: [], machines: [], skipped: [], fetchedAt: new Date(0).toISOString() });
 
@@ -35,7 +27,7 @@ export function openClients(config: Config, log: Logger): SourceClients {
   return { ldap: new LdapSource(config), volumes: new VolumeSource(config, log) };
 }
 
-export class Sources {
+export class Sources implements DirectorySource, UsageSource {
   private volumes: VolumeSource;
   private readonly ldap: LdapSync;
   private readonly persistEnabled: boolean;
@@ -82,15 +74,20 @@ export class Sources {
     return this.ldap.stats;
   }
 
+  /** The last good directory (memory, else disk). */
+  get lastDirectory(): Directory | null {
+    return this.store.lastDirectory;
+  }
+
   /** The directory for a cycle (LdapSync.fetchDirectory). */
-  fetchDirectory(now: Date, opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean } = {}): Promise<DirectoryResult> {
+  fetchDirectory(now: Date, opts: DirectoryFetchOptions = {}): Promise<DirectoryResult> {
     return this.ldap.fetchDirectory(now, opts);
   }
 
   /**
    * The volumes since `resetAt`, counting only the IPs of `directory` (default: the last good
    * directory; none yet = nothing counted): netacct rows of other addresses are ignored before
-   * they cost memory (src/sources/volumes.ts).
+   * they cost memory (src/netacct/volumes.ts).
    */
   async fetchUsage(now: Date, resetAt: DateTime, directory?: Directory): Promise<UsageResult> {
     const reset = resetAt.toJSDate();

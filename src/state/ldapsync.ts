@@ -1,35 +1,17 @@
 // LDAP kept in step with the server (the LdapSync half of the sources): full fetches (awaited
 // or in the background every [ldap] refresh), change searches since a watermark between them,
 // the patcher that applies their answers, and the checks of the snapshot store before anything
-// is accepted. Owns all of that state; the Sources facade (index.ts) owns the fallback policy
+// is accepted. Owns all of that state; the Sources facade (sources.ts) owns the fallback policy
 // towards the daemon and the volumes. Never touches the kernel.
 
 import type { Config } from '../config/config.js';
 import { escapeControl as esc, type Logger } from '../log.js';
-import type { LdapSource, FullFetch } from './ldap.js';
-import { DirectoryPatcher } from './patch.js';
+import type { LdapSource, FullFetch } from '../ldap/ldap.js';
+import { DirectoryPatcher } from '../ldap/patch.js';
 import type { SnapshotStore } from './snapshot.js';
 import type { SourceHealth } from './health.js';
-import { SnapshotRefusedError, SourceUnavailableError, type Directory } from './types.js';
-
-export interface DirectoryResult {
-  readonly directory: Directory;
-  /** false when the fetch failed or was refused and the last good snapshot is used */
-  readonly fresh: boolean;
-  readonly error: string | null;
-  /** a fetch is still running (a large directory): the last good one is used meanwhile */
-  readonly refreshing?: boolean;
-  /**
-   * What happened to the directory since the previous call: 'none' = `directory` is the very
-   * object the previous call returned (===); 'patch' = a new object, the previous one with the
-   * owners and machines below changed; 'full' = a new object from a full fetch (anything may differ).
-   */
-  readonly change: 'none' | 'patch' | 'full';
-  /** with change 'patch': uids of the owners added or changed */
-  readonly changedOwners?: readonly string[];
-  /** with change 'patch': DNs of the machines added, changed or gone from the machine list */
-  readonly changedMachines?: readonly string[];
-}
+import { NoDirectoryError, SnapshotRefusedError, SourceUnavailableError, type Directory } from '../sources/types.js';
+import type { DirectoryFetchOptions, DirectoryResult } from '../sources/source.js';
 
 /**
  * Change searches ask from this long before the newest modifyTimestamp seen (writes in flight,
@@ -39,14 +21,6 @@ export interface DirectoryResult {
 export const CHANGE_MARGIN_MS = 5_000;
 /** A background full fetch that failed is retried after at most this long (or [ldap] refresh if shorter). */
 const FULL_RETRY_MS = 60_000;
-
-/** No directory at all: neither a fresh fetch nor any snapshot. Nothing may be applied. */
-export class NoDirectoryError extends Error {
-  constructor(readonly reason: string) {
-    super(`no directory: ${reason}, and no last good snapshot in memory or on disk`);
-    this.name = 'NoDirectoryError';
-  }
-}
 
 /** `p`'s value, or null once `ms` have passed first (p goes on; its result is not lost to it). */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
@@ -136,10 +110,7 @@ export class LdapSync {
    * `waitMs`, a fetch that takes longer goes on in the background and the cycle uses the last
    * good directory; without it, or with no directory yet, it is awaited. One fetch at a time.
    */
-  async fetchDirectory(
-    now: Date,
-    opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean } = {},
-  ): Promise<DirectoryResult> {
+  async fetchDirectory(now: Date, opts: DirectoryFetchOptions = {}): Promise<DirectoryResult> {
     const run = this.serial.then(() => this.fetchDirectorySerial(now, opts));
     this.serial = run.catch(() => undefined);
     let r: DirectoryResult | null;
@@ -159,10 +130,7 @@ export class LdapSync {
     return r;
   }
 
-  private async fetchDirectorySerial(
-    now: Date,
-    opts: { force?: boolean; accept?: boolean; waitMs?: number; full?: boolean },
-  ): Promise<DirectoryResult> {
+  private async fetchDirectorySerial(now: Date, opts: DirectoryFetchOptions): Promise<DirectoryResult> {
     const incremental =
       this.config.ldap.refreshMs > 0 &&
       !opts.force &&

@@ -1,13 +1,15 @@
-// The sums a volume read builds (src/sources/volumes.ts reads, these hold): bytes by ipIndex id
+// The sums a volume read builds (src/netacct/volumes.ts reads, these hold): bytes by ipIndex id
 // in typed arrays (Dense), a part = the sums of one set of rows of one table with their
 // signature and largest row id, and the builder that fills one, from scratch or from a copy of
-// an earlier part. Pure data: no I/O, no parsing of rows, never the Map view unless asked.
+// an earlier part; the Usage of a fetch's parts (usageOfParts, which warns once of the rows
+// ignored). Pure data: no I/O, no parsing of rows, never the Map view unless asked.
 // With an off-peak window ([qos] offPeakWeight < 1) a Dense holds the counted bytes (each row at
 // its hour's weight: what decides the groups) in down/up and the raw bytes in rawDown/rawUp;
 // without one, raw = counted and no second pair of arrays exists.
 
 import { ipIndex } from '../net/ipindex.js';
-import type { Volume } from './types.js';
+import type { Usage, Volume } from '../sources/types.js';
+import { escapeControl as esc, type Logger } from '../log.js';
 import { weighted } from './volumes-window.js';
 
 /** Bytes by ipIndex id (grown as ids appear), and which ids had a row at all. */
@@ -219,3 +221,62 @@ export class PartBuilder {
 export const partOf = (b: PartBuilder): Part => b.part();
 
 export const emptyPart = (weighted = false): Part => new PartBuilder(undefined, false, weighted).part();
+
+/** The Usage from the summed map; the warnings of the parts (pairs per table: closed, recent) once per fetch. */
+export function usageOfParts(
+  parts: readonly Part[],
+  tables: number,
+  resetAt: Date,
+  now: Date,
+  changed: { last: { readonly usage: Usage; readonly total: Dense }; ids: readonly number[] } | null,
+  withRaw: boolean,
+  log: Logger,
+): { usage: Usage; total: Dense } {
+  const per = parts.length / tables;
+  const badRows: string[] = [];
+  const badIps: string[] = [];
+  for (let t = 0; t < tables; t++) {
+    const mine = parts.slice(t * per, (t + 1) * per);
+    badRows.push(...new Set(mine.flatMap((p) => [...p.badRows])));
+    const ips = new Map(mine.flatMap((p) => [...p.badIps]));
+    for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? esc(`${JSON.stringify(raw)} (${reason})`) : '');
+  }
+  if (badRows.length > 0) {
+    log.warn(`mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`);
+  }
+  if (badIps.length > 0) {
+    log.warn(`mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`);
+  }
+  // The parts' bytes added by IP id (sequential, no lookup); the Map view only if someone asks.
+  // Derived from the last total when only some ids can differ: those are summed again.
+  let total: Dense;
+  if (changed) {
+    total = new Dense(changed.last.total);
+    for (const id of changed.ids) total.sumAt(id, parts);
+  } else {
+    total = new Dense(undefined, withRaw);
+    for (const p of parts) total.addAll(p.dense);
+  }
+  let byIp: Map<string, Volume> | null = null;
+  let rawByIp: Map<string, Volume> | null = null;
+  const usage: Usage = {
+    get byIp(): Map<string, Volume> {
+      return (byIp ??= mapOf(total));
+    },
+    ...(withRaw
+      ? {
+          raw: {
+            get byIp(): Map<string, Volume> {
+              return (rawByIp ??= mapOf(total, true));
+            },
+          },
+        }
+      : {}),
+    dense: { down: total.down, up: total.up, generation: total.generation },
+    resetAt: resetAt.toISOString(),
+    fetchedAt: now.toISOString(),
+    version: {},
+    ...(changed && changed.last.usage.version ? { changes: { from: changed.last.usage.version, ids: changed.ids } } : {}),
+  };
+  return { usage, total };
+}

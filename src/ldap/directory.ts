@@ -12,7 +12,7 @@ import { escapeControl as esc } from '../log.js';
 import { joinIpv4, joinIpv6, networkMatcher, sortIps } from '../net/ip.js';
 import { settleDuplicates } from './duplicates.js';
 import { EMPTY, flat, lowerName, sharedList } from './intern.js';
-import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
+import type { Directory, Machine, Owner, OwnerKind, Skipped } from '../sources/types.js';
 
 /** Values of an attribute by its lowercased name (a Map, or a view over an ldapts entry). */
 export interface AttrReader {
@@ -288,7 +288,7 @@ export function tieHost(h: HostDraft, index: OwnerIndex, o: BuildOptions, skippe
 export const byDnOrder = (x: { dn: string }, y: { dn: string }): number => (x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0);
 export const ownerOrder = (x: Owner, y: Owner): number => (x.uid < y.uid ? -1 : x.uid > y.uid ? 1 : x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0);
 
-/** What a build knows beyond the Directory, for patching it later (src/sources/patch.ts). */
+/** What a build knows beyond the Directory, for patching it later (src/ldap/patch.ts). */
 export interface BuildState {
   /** machines skipped because their owner does not exist: DN -> owner attribute as written */
   readonly orphans: Map<string, string>;

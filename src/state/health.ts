@@ -1,7 +1,7 @@
 // State of one upstream source (ok / down since ... / refused since ...), logging once
 // per change of state: the first failure is an error line, the recovery an info line,
 // nothing in between however many cycles fail. A refusal (an answer not safe to apply,
-// src/sources/snapshot.ts) is kept apart from up/down: the server may answer change searches
+// src/state/snapshot.ts) is kept apart from up/down: the server may answer change searches
 // while its full answer stays refused; only an accepted full answer ends it.
 
 import type { Logger } from '../log.js';

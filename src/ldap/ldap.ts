@@ -21,7 +21,7 @@ import {
 } from './directory.js';
 import { decodeEntriesOf, type DecodedEntry } from './ldapdecode.js';
 import type { Changes } from './patch.js';
-import { SourceUnavailableError, type Directory, type Owner, type Skipped } from './types.js';
+import { SourceUnavailableError, type Directory, type Owner, type Skipped } from '../sources/types.js';
 
 /** Operational attribute: only returned when asked for by name. */
 export const MODIFY_TIMESTAMP = 'modifyTimestamp';

@@ -1,5 +1,5 @@
-// src/kernel/exec-helper.ts — the spawn helper: a small long-lived Node process that the daemon
-// starts once (src/kernel/exec.ts, `helperExec`) so that running a kernel tool forks this small
+// src/exec/exec-helper.ts — the spawn helper: a small long-lived Node process that the daemon
+// starts once (src/exec/exec.ts, `helperExec`) so that running a kernel tool forks this small
 // process instead of the daemon. libuv forks (plain fork(), not vfork, on Linux): each spawn
 // copies the page tables of the process that spawns, so its cost grows with the daemon's heap
 // (docs/PERFORMANCE.md, issue 16). With `[firewall] netns` it is started through

@@ -4,7 +4,7 @@
 
 import { escapeControl as esc } from '../log.js';
 import type { BuildState, Draft } from './directory.js';
-import type { Skipped } from './types.js';
+import type { Skipped } from '../sources/types.js';
 
 /** (owner uid, DN): the order in which machines claim an IP nobody held */
 const claimOrder = (x: Draft, y: Draft): number =>

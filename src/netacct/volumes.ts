@@ -38,15 +38,15 @@
 //
 // Over 400 lines: the streamed reading, the closed-hours cache, the reads by id, the signature
 // and the directory filter all work on the same per-table state of one VolumeSource; the SQL
-// text is in volumes-sql.ts, the sums (typed arrays, parts) in volumes-parts.ts.
+// text is in volumes-sql.ts, the sums (typed arrays, parts, their Usage) in volumes-parts.ts,
+// a row's IP and byte counts in volumes-rows.ts.
 
 import mysql from 'mysql2/promise';
 import { mysqlSsl, type MysqlSsl } from './mysqltls.js';
 import type { Config } from '../config/config.js';
-import { parseIp, type IpParse } from '../net/ip.js';
-import { escapeControl as esc, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import { ipIndex } from '../net/ipindex.js';
-import { SourceUnavailableError, type Directory, type Usage, type Volume } from './types.js';
+import { SourceUnavailableError, type Directory, type Usage } from '../sources/types.js';
 import { DirectoryIpFilter } from './ipfilter.js';
 import {
   BOUNDARY_SQL,
@@ -57,18 +57,10 @@ import {
   rowsSelect,
   signatureQuery,
 } from './volumes-sql.js';
-import { Dense, PartBuilder, emptyPart, mapOf, partOf, signatureOf, type Part } from './volumes-parts.js';
+import { Dense, PartBuilder, emptyPart, partOf, signatureOf, usageOfParts, type Part } from './volumes-parts.js';
+import { RowParser } from './volumes-rows.js';
 import { HourWeights } from './volumes-window.js';
 import type { QosConfig } from '../config/types.js';
-
-/** A raw IP string once parsed, with its ipIndex id when valid and counted (-1 otherwise). */
-interface Parsed {
-  readonly p: IpParse;
-  readonly id: number;
-}
-
-/** The parse of a valid address that no directory machine holds (one shared object). */
-const NOT_COUNTED: Parsed = Object.freeze({ p: Object.freeze({ ok: true, ip: '', family: 4 }), id: -1 });
 
 /** Lower bound of a closed part read from the reset on (below any DATETIME the reset can be). */
 const MIN_BUCKET = '1000-01-01 00:00:00';
@@ -99,8 +91,8 @@ export class VolumeSource {
    * went to (the Usage then says which ids changed). Cleared by every fetch: never a chain of parts.
    */
   private readonly derived = new Map<Part, { from: Part; ids: readonly number[] }>();
-  /** raw IP string -> parse result, across fetches */
-  private readonly ips = new Map<string, Parsed>();
+  /** the rows' IPs parsed and the rows sanitised, across fetches (volumes-rows.ts) */
+  private readonly rows = new RowParser(() => this.filter);
   private lastRows = 0;
   /** the IPs counted (those of the directory given); null = every valid IP (no directory given) */
   private filter: DirectoryIpFilter | null = null;
@@ -158,19 +150,6 @@ export class VolumeSource {
     return this.pool;
   }
 
-  private parse(raw: string): Parsed {
-    let e = this.ips.get(raw);
-    if (e === undefined) {
-      const p = parseIp(raw);
-      // With a directory: never intern an address no machine holds (peek, not idOf).
-      const id = !p.ok ? -1 : this.filter ? this.filter.idOf(p.ip) : ipIndex.idOf(p.ip);
-      // An address not counted keeps only its raw string here (bounded: cleared with the caches).
-      e = p.ok && id < 0 ? NOT_COUNTED : { p, id };
-      this.ips.set(raw, e);
-    }
-    return e;
-  }
-
   /**
    * Counts the IPs of the machines of `directory` from now on (interning them; those of earlier
    * directories stay counted until the reset). Returns true when it holds an IP the cached sums
@@ -194,7 +173,7 @@ export class VolumeSource {
     this.closed.clear();
     this.recent.clear();
     this.last = null;
-    this.ips.clear();
+    this.rows.clear();
   }
 
   /** The index was rebuilt (by this source or another): ids held here mean nothing now. */
@@ -252,7 +231,7 @@ export class VolumeSource {
           r = r.slice(1);
         }
         // with a window, the hour bucket's Unix time is the last column
-        this.row((b ??= builder()), r[0], r[1], r[2], this.weights ? this.weights.of(Number(r[r.length - 1])) : 1);
+        this.rows.row((b ??= builder()), r[0], r[1], r[2], this.weights ? this.weights.of(Number(r[r.length - 1])) : 1);
         if (opts.withId || tagged) {
           const id = Number(r[3]);
           // an id beyond 2^53 cannot be compared exactly: no incremental read then (maxId NaN)
@@ -268,38 +247,6 @@ export class VolumeSource {
         if (!failed) resolve();
       });
     });
-  }
-
-  /** One row (ip, down, up as the driver gave them) into `into`: signature, sanitation, bytes. */
-  private row(into: PartBuilder, ipRaw: unknown, downRaw: unknown, upRaw: unknown, w: number): void {
-    into.rows++;
-    if (downRaw !== null) {
-      into.sumDown += Number(downRaw);
-      into.nDown++;
-    }
-    if (upRaw !== null) {
-      into.sumUp += Number(upRaw);
-      into.nUp++;
-    }
-    const raw =
-      typeof ipRaw === 'string' ? ipRaw : Buffer.isBuffer(ipRaw) ? ipRaw.toString('latin1') : ipRaw === null ? '' : JSON.stringify(ipRaw);
-    const { p: ip, id } = this.parse(raw);
-    if (!ip.ok) {
-      if (!into.badIps.has(raw)) into.badIps.set(raw, ip.reason);
-      return;
-    }
-    if (id < 0) return; // no machine of the directory holds it: not counted, not interned
-    let down = downRaw === null ? -1 : Number(downRaw);
-    let up = upRaw === null ? -1 : Number(upRaw);
-    // NULL, negative, not a number ("abc" is NaN, which no comparison catches), or beyond any
-    // hour's traffic (above 2^53 bytes: 1e308 twice summed to Infinity, found by fuzz-volumes)
-    const fine = (v: number): boolean => v >= 0 && v <= Number.MAX_SAFE_INTEGER;
-    if (!fine(down) || !fine(up)) {
-      into.badRows.add(ip.ip);
-      if (!fine(down)) down = 0;
-      if (!fine(up)) up = 0;
-    }
-    into.add(id, down, up, w);
   }
 
   private async query<T>(table: string, run: () => Promise<T>): Promise<T> {
@@ -367,9 +314,17 @@ export class VolumeSource {
       }
     }
     // bounded: IPs that left the table do not stay forever
-    if (this.ips.size > 4 * Math.max(this.lastRows, rows, 1000)) this.ips.clear();
+    if (this.rows.size > 4 * Math.max(this.lastRows, rows, 1000)) this.rows.clear();
     this.lastRows = rows;
-    const { usage, total } = this.report(parts, tables.length, resetAt, now, this.changedSinceLast(parts, resetAt));
+    const { usage, total } = usageOfParts(
+      parts,
+      tables.length,
+      resetAt,
+      now,
+      this.changedSinceLast(parts, resetAt),
+      this.weights !== null,
+      this.log,
+    );
     this.last = d.closedRefreshMs === 0 ? null : { parts, usage, total };
     return usage;
   }
@@ -477,67 +432,6 @@ export class VolumeSource {
     }
     this.closed.set(table, next);
     return next;
-  }
-
-  /** The Usage from the summed map; the warnings of the parts (pairs per table: closed, recent) once per fetch. */
-  private report(
-    parts: readonly Part[],
-    tables: number,
-    resetAt: Date,
-    now: Date,
-    changed: { last: NonNullable<VolumeSource['last']>; ids: number[] } | null,
-  ): { usage: Usage; total: Dense } {
-    const per = parts.length / tables;
-    const badRows: string[] = [];
-    const badIps: string[] = [];
-    for (let t = 0; t < tables; t++) {
-      const mine = parts.slice(t * per, (t + 1) * per);
-      badRows.push(...new Set(mine.flatMap((p) => [...p.badRows])));
-      const ips = new Map(mine.flatMap((p) => [...p.badIps]));
-      for (const [raw, reason] of ips) badIps.push(badIps.length < 5 ? esc(`${JSON.stringify(raw)} (${reason})`) : '');
-    }
-    if (badRows.length > 0) {
-      this.log.warn(
-        `mysql: ignored rows with NULL or negative byte counts for ${badRows.length} IP(s), e.g. ${badRows.slice(0, 5).join(', ')}`,
-      );
-    }
-    if (badIps.length > 0) {
-      this.log.warn(
-        `mysql: ignored ${badIps.length} row group(s) whose IP is not a valid address, e.g. ${badIps.filter(Boolean).join(', ')}`,
-      );
-    }
-    // The parts' bytes added by IP id (sequential, no lookup); the Map view only if someone asks.
-    // Derived from the last total when only some ids can differ: those are summed again.
-    let total: Dense;
-    if (changed) {
-      total = new Dense(changed.last.total);
-      for (const id of changed.ids) total.sumAt(id, parts);
-    } else {
-      total = new Dense(undefined, this.weights !== null);
-      for (const p of parts) total.addAll(p.dense);
-    }
-    let byIp: Map<string, Volume> | null = null;
-    let rawByIp: Map<string, Volume> | null = null;
-    const usage: Usage = {
-      get byIp(): Map<string, Volume> {
-        return (byIp ??= mapOf(total));
-      },
-      ...(this.weights
-        ? {
-            raw: {
-              get byIp(): Map<string, Volume> {
-                return (rawByIp ??= mapOf(total, true));
-              },
-            },
-          }
-        : {}),
-      dense: { down: total.down, up: total.up, generation: total.generation },
-      resetAt: resetAt.toISOString(),
-      fetchedAt: now.toISOString(),
-      version: {},
-      ...(changed && changed.last.usage.version ? { changes: { from: changed.last.usage.version, ids: changed.ids } } : {}),
-    };
-    return { usage, total };
   }
 
   async close(): Promise<void> {

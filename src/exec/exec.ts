@@ -1,4 +1,4 @@
-// src/kernel/exec.ts — the one module of the product that runs the kernel tools.
+// src/exec/exec.ts — the one module of the product that runs the kernel tools.
 //
 // The rule: every command the daemon runs (ipset, iptables-restore, tc, ip, the *-save
 // read-backs) goes through the `Exec` seam defined here (and, from the daemon, through the spawn

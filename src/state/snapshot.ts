@@ -9,10 +9,10 @@ import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { escapeControl as esc, type Logger } from '../log.js';
 import { parseIp } from '../net/ip.js';
-import { holdersOf, outsideNetworks, type BuildOptions } from './directory.js';
-import { EMPTY, sharedList } from './intern.js';
+import { holdersOf, outsideNetworks, type BuildOptions } from '../ldap/directory.js';
+import { EMPTY, sharedList } from '../ldap/intern.js';
 import { EntitlementGuard, parseBuckets, WINDOW_MS, type GuardFirewall } from './guard.js';
-import { SnapshotRefusedError, type Directory, type Machine, type Owner, type Skipped, type Usage } from './types.js';
+import { SnapshotRefusedError, type Directory, type Machine, type Owner, type Skipped, type Usage } from '../sources/types.js';
 
 const DIRECTORY_FILE = 'directory.json';
 const VOLUMES_FILE = 'volumes.json';

@@ -6,7 +6,7 @@
 
 import { formatRate, formatSize } from '../config/units.js';
 import { rawBytesOf, type Desired } from '../plan/desired.js';
-import { Timeline, timelineText, type TimelineJson } from '../metrics/timeline.js';
+import { Timeline, timelineText, type TimelineJson } from './timeline.js';
 import { sortIps } from '../net/ip.js';
 import { DIRECTIONS, nextThreshold, perUserRate } from '../policy/policy.js';
 

@@ -1,4 +1,4 @@
-// src/kernel/exec-via-helper.ts — the Exec of a long-lived runtime: commands handed to the spawn
+// src/exec/exec-via-helper.ts — the Exec of a long-lived runtime: commands handed to the spawn
 // helper (exec-helper.ts), a small Node child started once, so that each spawn forks it and not
 // the daemon's large heap (libuv forks: page tables copied; docs/DESIGN.md, "The spawn helper").
 //

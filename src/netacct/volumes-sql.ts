@@ -1,4 +1,4 @@
-// The SQL text of the netacct volume queries (src/sources/volumes.ts runs them). Identifiers come
+// The SQL text of the netacct volume queries (src/netacct/volumes.ts runs them). Identifiers come
 // from the validated config only and are quoted here; values are always parameters (?). Pure.
 
 import type { DatabaseConfig } from '../config/config.js';
@@ -51,7 +51,7 @@ export function recentRowsQuery(d: DatabaseConfig, table: string, id: string, ho
 }
 
 /**
- * The per-cycle read once the open hours' rows are held (src/sources/volumes.ts): ONE statement,
+ * The per-cycle read once the open hours' rows are held (src/netacct/volumes.ts): ONE statement,
  * so both halves see the same snapshot (one read view in InnoDB, one table lock in MyISAM):
  * the rows with id > M (rows added since), tagged 0: (0, ip, down, up, id, NULL); and the signature of
  * the rows with id <= M (those held), tagged 1: (1, COUNT(*), SUM(down), COUNT(down), SUM(up),

@@ -5,7 +5,7 @@
 // the volume source decides what an added IP means for its cached sums.
 
 import { ipIndex } from '../net/ipindex.js';
-import type { Directory, Machine } from './types.js';
+import type { Directory, Machine } from '../sources/types.js';
 
 export class DirectoryIpFilter {
   /** the directory last added */

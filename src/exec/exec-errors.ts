@@ -1,7 +1,7 @@
-// src/kernel/exec-errors.ts — what a failed command says: ExecError (the command, its exit code
+// src/exec/exec-errors.ts — what a failed command says: ExecError (the command, its exit code
 // or signal, its output), the first meaningful error line of any tool's stderr, and the failing
 // input line(s) of a batch tool (`ipset restore`, `tc -batch`, `iptables-restore`). Pure: never
-// runs anything (src/kernel/exec.ts runs the tools and re-exports all of this).
+// runs anything (src/exec/exec.ts runs the tools and re-exports all of this).
 
 /** A process failed: spawn error, timeout, signal, or an exit code outside okCodes. */
 export class ExecError extends Error {

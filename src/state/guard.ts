@@ -10,8 +10,8 @@
 // mistyped ipAttr / endInternetAttr, every machine Inactive) are refused.
 
 import type { FirewallConfig } from '../config/config.js';
-import { refusalOf } from '../plan/firewall.js';
-import type { Directory } from './types.js';
+import { refusalOf } from '../policy/entitlement.js';
+import type { Directory } from '../sources/types.js';
 
 export type GuardFirewall = Pick<
   FirewallConfig,

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { planDesired, type Desired } from '../plan/desired.js';
 import { Planner } from '../plan/incremental.js';
 import { resetInstant } from '../policy/policy.js';
-import type { DirectoryResult, Sources, UsageResult } from '../sources/index.js';
+import type { DirectoryResult, DirectorySource, UsageResult, UsageSource } from '../sources/source.js';
 import type { Reconciler, ReconcileResult } from '../kernel/reconciler.js';
 import type { PlanCounts } from '../kernel/diff.js';
 import type { SharingSite, SharingStatus } from '../sharing/site.js';
@@ -89,7 +89,7 @@ export class CycleRunner {
 
   constructor(
     private config: Config,
-    private readonly sources: Sources,
+    private readonly sources: { readonly directory: DirectorySource; readonly usage: UsageSource },
     private readonly reconciler: Reconciler,
     private readonly log: Logger,
     private readonly clock: Clock,
@@ -106,9 +106,18 @@ export class CycleRunner {
    * `force`: past the entry-count rule; `accept`: past the entitlement guard too (update --accept).
    * `snapshot`: the last good directory as it is, LDAP not asked (the daemon's first cycle from a
    * young snapshot on disk; it starts the full fetch after it) — a fetch as usual when there is none.
+   * `freshOnly`: a source answering with its last good data fails the cycle, naming why (`plan`).
    */
   async run(
-    opts: { force?: boolean; accept?: boolean; dryRun?: boolean; ldapWaitMs?: number; fullLdap?: boolean; snapshot?: boolean } = {},
+    opts: {
+      force?: boolean;
+      accept?: boolean;
+      dryRun?: boolean;
+      ldapWaitMs?: number;
+      fullLdap?: boolean;
+      snapshot?: boolean;
+      freshOnly?: boolean;
+    } = {},
   ): Promise<CycleReport> {
     const t0 = performance.now();
     const at = this.clock().setZone(this.config.qos.timezone);
@@ -159,13 +168,13 @@ export class CycleRunner {
     };
     // The kernel's read-back depends on neither source: it runs while they are fetched.
     const readAhead = this.reconciler.readAhead();
-    const snapshot = opts.snapshot ? this.sources.store.lastDirectory : null;
+    const snapshot = opts.snapshot ? this.sources.directory.lastDirectory : null;
     const [dir, usage] = await Promise.allSettled([
       timed(
         async (): Promise<DirectoryResult> =>
           snapshot
             ? { directory: snapshot, fresh: false, error: null, refreshing: true, change: 'full' }
-            : this.sources.fetchDirectory(nowDate, {
+            : this.sources.directory.fetchDirectory(nowDate, {
                 force: opts.force,
                 accept: opts.accept,
                 waitMs: opts.ldapWaitMs,
@@ -174,7 +183,7 @@ export class CycleRunner {
         (x) => (ldapMs = x),
       ),
       timed(
-        () => this.sources.fetchUsage(nowDate, reset),
+        () => this.sources.usage.fetchUsage(nowDate, reset),
         (x) => (mysqlMs = x),
       ),
     ]);
@@ -183,7 +192,7 @@ export class CycleRunner {
     if (dir.status === 'fulfilled' && usage.status === 'fulfilled') {
       const first = usage.value;
       usage.value = await timed(
-        () => this.sources.completeUsage(first, dir.value.directory, nowDate, reset),
+        () => this.sources.usage.completeUsage(first, dir.value.directory, nowDate, reset),
         (x) => (mysqlMs += x),
       );
     }
@@ -206,6 +215,17 @@ export class CycleRunner {
       };
     }
     const sources = { ldap: ldapFrom(dir.value), mysql: mysqlFrom(usage.value) };
+    if (opts.freshOnly && (!dir.value.fresh || !usage.value.fresh)) {
+      const error = !dir.value.fresh ? (dir.value.error ?? 'ldap failed') : (usage.value.error ?? 'mysql failed');
+      return {
+        ...base,
+        share: await done(false, null),
+        ok: false,
+        error,
+        sources,
+        timings: { ...timings, totalMs: performance.now() - t0 },
+      };
+    }
     base.ldapChange = dir.value.change;
     const totals = await shareP;
     const shared = totals ? { site: this.config.site.name, totals } : undefined;

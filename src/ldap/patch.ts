@@ -1,5 +1,5 @@
 // Patches a Directory with the entries an LDAP change search returned (modifyTimestamp
-// >= a watermark), with the rules of buildDirectory (src/sources/directory.ts), so that the
+// >= a watermark), with the rules of buildDirectory (src/ldap/directory.ts), so that the
 // result is what a full build of the same LDAP content gives. Owns the cases a patch cannot
 // decide alone (an IP another machine also claims, a uid that changed or is shared, an
 // owner that stopped being one...): those entries are left as they were and named, and the
@@ -22,7 +22,7 @@ import {
   type RawEntry,
 } from './directory.js';
 import { escapeControl as esc } from '../log.js';
-import type { Directory, Machine, Owner, OwnerKind, Skipped } from './types.js';
+import type { Directory, Machine, Owner, OwnerKind, Skipped } from '../sources/types.js';
 
 export interface Changes {
   readonly people: readonly RawEntry[];
