@@ -10,7 +10,8 @@
 import { DateTime } from 'luxon';
 import { parseConfig } from '../src/config/config.js';
 import { planDesired } from '../src/plan/desired.js';
-import { buildNftDesired, planNft, NFT_TABLE, type NftLookup } from '../src/kernel/nft.js';
+import { buildNftDesired, NFT_TABLE, type NftLookup } from '../src/kernel/nft.js';
+import { planNft } from '../src/kernel/nft-plan.js';
 import { parseNftTable } from '../src/kernel/nft-read.js';
 import { createScratchNetns } from '../sandbox/netns.js';
 import { directory } from './cold-apply-dir.js';
@@ -78,7 +79,7 @@ try {
   console.log('variant              apply ms   list ms   nft RSS MB   JSON MB   parse ms   heap MB');
   const out: Record<string, Record<string, number>> = {};
   for (const [name, row] of rows) {
-    const m = Object.fromEntries(Object.entries(row).map(([k, xs]) => [k, r1(median(xs as number[]))]));
+    const m = Object.fromEntries(Object.entries(row).map(([k, xs]) => [k, r1(median(xs))]));
     out[name] = m;
     console.log(
       `${name.padEnd(18)} ${String(m['apply']).padStart(9)} ${String(m['list']).padStart(9)} ${String(m['rssMB']).padStart(12)} ${String(m['jsonMB']).padStart(9)} ${String(m['parse']).padStart(10)} ${String(m['heapMB']).padStart(9)}`,
