@@ -33,6 +33,7 @@ import type {
 } from './types.js';
 import { ConfigError, Ctx, SectionReader, formatProblem, indexLines } from './reader.js';
 import { readOffPeak, readRateRules } from './rules.js';
+import { readHa } from './ha.js';
 import {
   CHAIN_PREFIX,
   LDAP_ATTR,
@@ -513,6 +514,8 @@ export function parseConfig(
       );
   }
 
+  const ha = readHa(R('ha'), ctx, qos.intervalMs);
+
   // Unknown keys (warnings), after every reader ran.
   const raw: Record<string, string> = {};
   const keyNames: Record<string, string> = {};
@@ -551,6 +554,7 @@ export function parseConfig(
     log,
     metrics,
     publish,
+    ha,
     warnings: ctx.warnings,
     raw,
     keyNames,

@@ -23,6 +23,8 @@ import { takeLock, writePidFile, removePidFile, type HeldLock } from './pidfile.
 import { Observability } from './observe.js';
 import { seconds, snapshotAge } from './startup.js';
 import type { SharingStatus } from '../sharing/site.js';
+import { parseRole, writeRoleFile, ROLES, type Role } from '../ha/role.js';
+import { HealthTracker, judgeHealth } from '../ha/health.js';
 
 export interface StatusJson {
   running: true;
@@ -34,6 +36,9 @@ export interface StatusJson {
   classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
   /** this site among the sites sharing the global rates (docs/DESIGN.md, "Sites") */
   sharing: SharingStatus;
+  /** this gateway's role in an HA pair (src/ha/role.ts; a single gateway is master) and since when */
+  role: Role;
+  roleSince: string;
 }
 
 export class Daemon {
@@ -51,6 +56,8 @@ export class Daemon {
   private last: CycleReport | null = null;
   private failing: string | null = null;
   private readonly startedAt = Date.now();
+  /** what `status --health` judges (src/ha/health.ts) */
+  private readonly health = new HealthTracker(this.startedAt);
   private stopped!: Promise<void>;
   private resolveStopped!: () => void;
 
@@ -176,6 +183,7 @@ export class Daemon {
   }): Promise<CycleReport> {
     const report = await this.rt.cycles.run(opts);
     this.last = report;
+    this.health.cycleEnded(report, Date.now());
     const line = summaryLine(report);
     if (report.ok) {
       if (this.failing !== null) this.log.info(`cycles recovered (failing since ${this.failing})`);
@@ -266,7 +274,28 @@ export class Daemon {
         ceilBps: c.ceilBps,
       })),
       sharing: this.rt.sharing.view,
+      role: this.rt.role.current,
+      roleSince: this.rt.role.since,
     };
+  }
+
+  /**
+   * `reselqos role` (keepalived's notify script): the role in force, kept in [path] run/ha-role
+   * for a restart of the daemon. Only who writes the shared database changes: a new master
+   * writes at its next cycle; the kernel is not touched.
+   */
+  private async setRole(raw: unknown): Promise<ControlAnswer> {
+    const role = typeof raw === 'string' ? parseRole(raw) : null;
+    if (!role) return { ok: false, error: `expected a role (${ROLES.join(', ')}), got ${JSON.stringify(raw)}` };
+    const c = this.rt.role.set(role, this.clock().toISO() ?? '');
+    if (c.changed)
+      this.log.info(`ha: role ${c.from} -> ${c.to}${c.to === 'master' ? ' (writes the shared tables from the next cycle)' : ''}`);
+    let kept = true;
+    await writeRoleFile(this.config.paths.run, role).catch((e: Error) => {
+      kept = false;
+      this.log.warn(`ha: cannot keep the role in ${this.config.paths.run}: ${e.message} (a restart takes [ha] role)`);
+    });
+    return { ok: true, role, from: c.from, changed: c.changed, kept };
   }
 
   private async handle(req: ControlRequest): Promise<ControlAnswer> {
@@ -302,6 +331,12 @@ export class Daemon {
       }
       case 'top':
         return { ok: true, top: await this.watch.observer.top() };
+      case 'role':
+        return this.setRole(req.role);
+      case 'health': {
+        const h = judgeHealth(this.health, this.config.ha, Date.now());
+        return { ok: true, healthy: h.healthy, reason: h.reason, role: this.rt.role.current };
+      }
       default:
         return { ok: false, error: 'unknown command' };
     }

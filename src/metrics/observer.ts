@@ -55,6 +55,8 @@ export interface DashboardState {
   firewall: { allowed: Record<'inet' | 'inet6', number>; refused: Record<Refusal, number> } | null;
   /** with [sharing] enabled = 1: this site's demand, allocation and the peers (status --json's `sharing`) */
   sharing: SharingStatus | null;
+  /** this gateway's role in an HA pair and since when (null: not wired) */
+  ha: { role: string; since: string } | null;
 }
 
 const MAX_MOVES = 50;
@@ -109,6 +111,8 @@ export class Observer {
   /** each group class's leaf queue at the last cycle, by "direction:group" */
   private lastQueues = new Map<string, LeafStats>();
   private fwCache: { dir: Directory; fw: FirewallPlan; counts: NonNullable<DashboardState['firewall']> } | null = null;
+  /** the HA role for the dashboard (set by the daemon's wiring, src/daemon/observe.ts) */
+  haView: (() => { role: string; since: string }) | null = null;
 
   constructor(
     private config: Config,
@@ -411,6 +415,7 @@ export class Observer {
       moves: [...this.moves],
       firewall: d ? (this.fwCache?.counts ?? null) : null,
       sharing: this.sharing(),
+      ha: this.haView?.() ?? null,
     };
   }
 }
