@@ -227,3 +227,61 @@ test('reselqos status --health: the daemon judges (exit 0 / 1, one line); not ru
     },
   );
 });
+
+test('docs/ha/notify.sh: conntrackd first on MASTER, reselqos role for every state, in the order of Debian primary-backup.sh', async () => {
+  const { execFile } = await import('node:child_process');
+  const { writeFile, chmod } = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const script = fileURLToPath(new URL('../../../docs/ha/notify.sh', import.meta.url));
+  const dir = await mkdtemp(join(tmpdir(), 'rq-notify-'));
+  try {
+    const calls = join(dir, 'calls');
+    // stand-ins that record their argv; `conntrackd -s` fails so that BACKUP starts the daemon (-d)
+    const stand = async (name: string, failOn = ''): Promise<string> => {
+      const f = join(dir, name);
+      await writeFile(f, `#!/bin/sh\necho "${name} $*" >> ${calls}\n${failOn ? `case "$*" in *"${failOn}") exit 1;; esac\n` : ''}exit 0\n`);
+      await chmod(f, 0o755);
+      return f;
+    };
+    const env = {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      CONNTRACKD_BIN: await stand('conntrackd', ' -s'),
+      CONNTRACKD_CONFIG: '/etc/ct.conf',
+      CONNTRACKD_LOCK: join(dir, 'lock'),
+      RESELQOS_BIN: await stand('reselqos'),
+      RESELQOS_CONF: '/etc/q.conf',
+    };
+    const run = (...args: string[]): Promise<{ code: number; lines: string[] }> =>
+      new Promise((resolve) => {
+        execFile('sh', [script, ...args], { env }, async (e) => {
+          const text = await readFile(calls, 'utf8').catch(() => '');
+          await rm(calls, { force: true });
+          resolve({ code: e ? Number(e.code) : 0, lines: text.trim().split('\n').filter(Boolean) });
+        });
+      });
+    assert.deepEqual((await run('GROUP', 'RESELQOS', 'MASTER', '150')).lines, [
+      'conntrackd -C /etc/ct.conf -c',
+      'conntrackd -C /etc/ct.conf -f',
+      'conntrackd -C /etc/ct.conf -R',
+      'conntrackd -C /etc/ct.conf -B',
+      'reselqos role master -c /etc/q.conf',
+    ]);
+    assert.deepEqual((await run('GROUP', 'RESELQOS', 'BACKUP', '100')).lines, [
+      'reselqos role backup -c /etc/q.conf',
+      'conntrackd -C /etc/ct.conf -s',
+      'conntrackd -C /etc/ct.conf -d',
+      'conntrackd -C /etc/ct.conf -t',
+      'conntrackd -C /etc/ct.conf -n',
+    ]);
+    assert.deepEqual((await run('GROUP', 'RESELQOS', 'FAULT', '0')).lines, [
+      'reselqos role fault -c /etc/q.conf',
+      'conntrackd -C /etc/ct.conf -t',
+    ]);
+    assert.deepEqual((await run('GROUP', 'RESELQOS', 'STOP', '0')).lines, ['reselqos role backup -c /etc/q.conf']);
+    const bad = await run('GROUP', 'RESELQOS', 'PRIMARY');
+    assert.equal(bad.code, 1);
+    assert.deepEqual(bad.lines, []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
