@@ -253,10 +253,13 @@ test('docs/ha/notify.sh: conntrackd first on MASTER, reselqos role for every sta
     };
     const run = (...args: string[]): Promise<{ code: number; lines: string[] }> =>
       new Promise((resolve) => {
-        execFile('sh', [script, ...args], { env }, async (e) => {
-          const text = await readFile(calls, 'utf8').catch(() => '');
-          await rm(calls, { force: true });
-          resolve({ code: e ? Number(e.code) : 0, lines: text.trim().split('\n').filter(Boolean) });
+        execFile('sh', [script, ...args], { env }, (e) => {
+          void readFile(calls, 'utf8')
+            .catch(() => '')
+            .then(async (text) => {
+              await rm(calls, { force: true });
+              resolve({ code: e ? Number(e.code) : 0, lines: text.trim().split('\n').filter(Boolean) });
+            });
         });
       });
     assert.deepEqual((await run('GROUP', 'RESELQOS', 'MASTER', '150')).lines, [
