@@ -11,6 +11,7 @@ export function readHa(r: SectionReader, ctx: Ctx, intervalMs: number): HaConfig
     failures: r.int('failures', 1, 1000),
     // unset: 2 minutes, or 3 intervals when that is longer
     maxAgeMs: r.has('maxAge') ? r.duration('maxAge', 1000) : Math.max(r.duration('maxAge', 1000), 3 * intervalMs),
+    trackTimeoutMs: r.duration('trackTimeout', 0),
   };
   if (ha.maxAgeMs <= intervalMs)
     ctx.problem('ha', 'maxAge', `must be more than [qos] interval (${intervalMs / 1000}s): every cycle would look stuck`);

@@ -386,6 +386,13 @@ export const KEYS: readonly KeySpec[] = [
     true,
     '`reselqos status --health` fails when no cycle has ended for this long (a daemon stuck in a cycle); more than [qos] interval; unset = 2m or 3 intervals, the longer',
   ),
+  k(
+    'ha',
+    'trackTimeout',
+    '10s',
+    true,
+    "a master whose health was asked (keepalived's track_script) and is then not asked for this long takes itself for orphaned (keepalived killed) and stops writing (role backup) until keepalived speaks again; 0 = never",
+  ),
 ];
 
 export const SECTIONS: readonly Section[] = [

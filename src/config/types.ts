@@ -187,6 +187,8 @@ export interface HaConfig {
   readonly failures: number;
   /** `status --health` fails when no cycle has ended for this long */
   readonly maxAgeMs: number;
+  /** a master whose health is no longer asked for this long stops writing (0 = never) */
+  readonly trackTimeoutMs: number;
 }
 
 export interface Config {

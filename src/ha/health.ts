@@ -68,3 +68,45 @@ export class HealthTracker implements HealthTrack {
     }
   }
 }
+
+/**
+ * keepalived's track_script asks `status --health` every few seconds. A master that was asked
+ * and is then not asked for `timeoutMs` has lost its keepalived (killed: no notify came): the
+ * other gateway has taken the addresses, so this one stops writing (backup) rather than write
+ * beside the new master. When the asks come back while nothing else set the role meanwhile,
+ * it is master again (keepalived was only slow); a keepalived that restarts says BACKUP itself.
+ */
+export class TrackWatch {
+  private lastAskMs: number | null = null;
+  /** the role was set to backup by this watch, and by nothing since */
+  private orphaned = false;
+
+  constructor(private timeoutMs: number) {}
+
+  reconfigure(timeoutMs: number): void {
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** A health ask; returns 'master' when an orphaned master's keepalived is back. */
+  asked(nowMs: number): 'master' | null {
+    this.lastAskMs = nowMs;
+    if (!this.orphaned) return null;
+    this.orphaned = false;
+    return 'master';
+  }
+
+  /** The role was set from outside (`reselqos role`): the watch lets go. */
+  roleSet(): void {
+    this.orphaned = false;
+  }
+
+  /** Called before each cycle: 'backup' when a master's asks stopped for longer than the timeout. */
+  check(role: string, nowMs: number): { demote: boolean; silentMs: number } {
+    if (this.timeoutMs <= 0 || role !== 'master' || this.lastAskMs === null) return { demote: false, silentMs: 0 };
+    const silentMs = nowMs - this.lastAskMs;
+    if (silentMs <= this.timeoutMs) return { demote: false, silentMs };
+    this.orphaned = true;
+    this.lastAskMs = null;
+    return { demote: true, silentMs };
+  }
+}

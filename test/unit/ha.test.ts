@@ -22,7 +22,7 @@ const conf = (ha: string, qos = ''): ReturnType<typeof parseConfig> => parseConf
 
 test('[ha]: defaults keep a single gateway as it was (master); a bad role, failures or maxAge names the key', () => {
   const c = parseConfig(minimalConf(), 'q');
-  assert.deepEqual(c.ha, { role: 'master', failures: 3, maxAgeMs: 120_000 });
+  assert.deepEqual(c.ha, { role: 'master', failures: 3, maxAgeMs: 120_000, trackTimeoutMs: 10_000 });
   assert.equal(conf('role = Backup').ha.role, 'backup');
   // unset maxAge follows a long interval (3 intervals), so that every cycle does not look stuck
   assert.equal(conf('', 'interval = 5m').ha.maxAgeMs, 900_000);
@@ -287,4 +287,27 @@ test('docs/ha/notify.sh: conntrackd first on MASTER, reselqos role for every sta
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('track watch: a master whose health asks stop for trackTimeout steps down once; asks coming back make it master again; a role set from outside lets go', async () => {
+  const { TrackWatch } = await import('../../src/ha/health.js');
+  const w = new TrackWatch(3000);
+  // never asked (a single gateway without keepalived): never demoted
+  assert.equal(w.check('master', 1_000_000).demote, false);
+  assert.equal(w.asked(0), null);
+  assert.equal(w.check('master', 2000).demote, false);
+  assert.equal(w.check('backup', 10_000).demote, false, 'only a master steps down');
+  const d = w.check('master', 3500);
+  assert.deepEqual(d, { demote: true, silentMs: 3500 });
+  assert.equal(w.check('master', 9000).demote, false, 'once');
+  assert.equal(w.asked(9500), 'master', 'keepalived asks again');
+  assert.equal(w.asked(9600), null);
+  // demoted, then `reselqos role backup` (keepalived restarted): the asks do not make it master
+  assert.equal(w.check('master', 13_000).demote, true);
+  w.roleSet();
+  assert.equal(w.asked(13_500), null);
+  // 0 = off
+  const off = new TrackWatch(0);
+  off.asked(0);
+  assert.equal(off.check('master', 1e9).demote, false);
 });
