@@ -68,7 +68,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Kill every process in namespace `ns` (by pid, from `ip netns pids`), then delete it. */
-async function killAndDelete(exec: Exec, ns: string): Promise<void> {
+export async function killAndDelete(exec: Exec, ns: string): Promise<void> {
   for (let round = 0; round < 3; round++) {
     let pids: number[] = [];
     try {

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/install-deps.sh — install the system tools the tests, the benchmark and the demo need
 # (slapd, ldap-utils, mariadb server + client, ipset, iptables, nftables, iproute2, iperf3; chromium for the
-# dashboard's browser test; man-db and groff-base for rendering the man pages) on Debian/Ubuntu.
+# dashboard's browser test; man-db and groff-base for rendering the man pages; keepalived and
+# conntrackd for the HA pair's failover test, test/ha/) on Debian/Ubuntu.
 # Idempotent: does nothing when every command is already there. Never leaves the system slapd or
 # mariadb services running: the test suite starts its own private servers (sandbox/).
 set -euo pipefail
 
-PACKAGES=(slapd ldap-utils mariadb-server mariadb-client ipset iptables nftables iproute2 iperf3 logrotate openssl chromium man-db groff-base)
-COMMANDS=(slapd ldapsearch mariadbd mariadb-install-db mariadb ipset iptables nft ip6tables ip tc iperf3 logrotate openssl chromium man groff)
+PACKAGES=(slapd ldap-utils mariadb-server mariadb-client ipset iptables nftables iproute2 iperf3 logrotate openssl chromium man-db groff-base keepalived conntrackd)
+COMMANDS=(slapd ldapsearch mariadbd mariadb-install-db mariadb ipset iptables nft ip6tables ip tc iperf3 logrotate openssl chromium man groff keepalived conntrackd)
 
 # sbin dirs are not always on root's PATH (sudo, containers)
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -50,6 +51,9 @@ was_running() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 slapd_before=0; mariadb_before=0
 was_running /run/slapd/slapd.pid && slapd_before=1
 was_running /run/mysqld/mysqld.pid && mariadb_before=1
+keepalived_before=0; conntrackd_before=0
+was_running /run/keepalived.pid && keepalived_before=1
+if [ -d /run/systemd/system ] && systemctl is-active --quiet conntrackd 2>/dev/null; then conntrackd_before=1; fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
@@ -74,6 +78,12 @@ stop_service() { # name pidfile
 }
 if [ "$slapd_before" -eq 0 ] && was_running /run/slapd/slapd.pid; then stop_service slapd /run/slapd/slapd.pid; fi
 if [ "$mariadb_before" -eq 0 ] && was_running /run/mysqld/mysqld.pid; then stop_service mariadb /run/mysqld/mysqld.pid; fi
+# keepalived and conntrackd: the HA test runs its own in namespaces; a system instance would
+# take addresses or sync connections of the host
+if [ "$keepalived_before" -eq 0 ] && was_running /run/keepalived.pid; then stop_service keepalived /run/keepalived.pid; fi
+if [ "$conntrackd_before" -eq 0 ] && [ -d /run/systemd/system ] && systemctl is-active --quiet conntrackd 2>/dev/null; then
+  stop_service conntrackd /nonexistent
+fi
 
 still=()
 for c in "${COMMANDS[@]}"; do

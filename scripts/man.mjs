@@ -64,6 +64,8 @@ const OPTION_DOC = {
     'with `plan`, `run --once`, `update`: take a directory smaller than the last one by more than `[ldap] maxShrink` of its entries.',
   accept:
     "with `update`: take a directory the entitlement guard refuses, deliberately; the guard's baseline then starts again from it. Never a directory in which no machine has an IP.",
+  health:
+    "with `status`: one line and exit 0 when this gateway can shape, 1 when it cannot (not running, no answer within 5 s, no cycle ended yet or for `[ha] maxAge`, the last `[ha] failures` cycles failed on the kernel); an LDAP or MySQL outage does not count. For keepalived's `track_script`.",
   once: 'with `run`: one full cycle (sources, plan, kernel), print the cycle line, exit; refused while the daemon runs. With `top`: print one view and exit.',
 };
 /** More than the one-line summary of VERBS, for some verbs. */
@@ -80,13 +82,15 @@ const VERB_MORE = {
   status: 'Each source is `ok`, `down since …` or `refused since …: reason, using snapshot of …`.',
   explain: 'Answered by the running daemon from its last cycle, else from a fresh fetch of LDAP and MySQL.',
   clear: 'Refused (exit 1, naming its pid) while the daemon runs.',
+  role:
+    'Run by keepalived\'s notify script. Only the master writes the `[publish]` tables and the `[sharing]` row; both gateways keep the same kernel state. Kept in `[path] run/ha-role` for a restart of the daemon; when the daemon is not running, only kept there (exit 0).',
   share:
     "Input: one JSON object, the global rates (`global`: `down`, `up` in bit/s) and each site's `site`, `weight`, `cap`, `demand`, `allocated` and `fresh`; output: each site's `down` and `up`. See `DESIGN.md`, \"Sites\".",
 };
 const EXIT_DOC = {
   [EXIT.ok]: 'success (`stop` also when the daemon was not running).',
   [EXIT.failed]:
-    'failed: a cycle that could not apply, a refused directory (`update`), a daemon that did not come up (`start`), `run --once` or `clear` while the daemon runs, a user not found (`explain`).',
+    'failed: a cycle that could not apply, not healthy (`status --health`), a refused directory (`update`), a daemon that did not come up (`start`), `run --once` or `clear` while the daemon runs, a user not found (`explain`).',
   [EXIT.invalid]: 'invalid configuration (`check`, `start`, `run`, `reload`: the running configuration stays) or invalid input (`share`).',
   [NOT_RUNNING_STATUS]: 'not running (`status`).',
   [NOT_RUNNING]: 'not running (`update`, `reload`).',
@@ -208,6 +212,7 @@ const SECTION_DOC = {
   log: 'Logging: `reselqos.log` under `[path] log`, and stderr when `run` is in the foreground.',
   metrics: 'The HTTP listener: Prometheus metrics at `/metrics` and a read-only dashboard at `/`.',
   publish: 'The tables `people_data` and `classes` written after each applied cycle, for the campus site.',
+  ha: 'Two gateways of one site with keepalived: the role at start and the limits of `status --health`.',
 };
 
 function qosconf5() {

@@ -142,6 +142,7 @@ Architecture: all
 Maintainer: $maint
 Installed-Size: $size
 Depends: nodejs (>= 20), ipset, iptables, iproute2, logrotate
+Suggests: keepalived, conntrackd
 Section: net
 Priority: optional
 Description: dynamic firewall and fair-share QoS daemon for a Linux gateway

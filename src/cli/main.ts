@@ -8,6 +8,7 @@ import { runPlan } from './plan.js';
 import { runOnce, runClear } from './kernel.js';
 import { runForeground, runStart, runStop, runUpdate, runReload, runStatus, runExplain, runExplainComplete } from './service.js';
 import { runTop } from './top.js';
+import { runHealth, runRole } from './ha.js';
 import { runShare, readStdin } from './share.js';
 import { EXIT, UsageError, processIo, type Io } from './common.js';
 
@@ -91,10 +92,21 @@ export const VERBS: Readonly<Record<string, Verb>> = {
     run: (v, _p, io) => runReload(v['config'] as string | undefined, io),
   },
   status: {
-    summary: 'running or not, last cycle, sources, users and rate per group',
-    usage: 'reselqos status [-c FILE] [--json]',
-    options: { ...CONFIG_OPT, json: { type: 'boolean' } },
-    run: (v, _p, io) => runStatus(v['config'] as string | undefined, v['json'] === true, io),
+    summary:
+      'running or not, role, last cycle, sources, users and rate per group;\n' +
+      "           --health: one line, exit 0 if this gateway can shape, 1 if not (keepalived's track_script)",
+    usage: 'reselqos status [-c FILE] [--json | --health]',
+    options: { ...CONFIG_OPT, json: { type: 'boolean' }, health: { type: 'boolean' } },
+    run: (v, _p, io) =>
+      v['health'] === true
+        ? runHealth(v['config'] as string | undefined, io)
+        : runStatus(v['config'] as string | undefined, v['json'] === true, io),
+  },
+  role: {
+    summary: "set this gateway's role in an HA pair (keepalived's notify script): only the master writes the shared tables",
+    usage: 'reselqos role master|backup|fault [-c FILE]',
+    options: { ...CONFIG_OPT },
+    run: (v, p, io) => runRole(v['config'] as string | undefined, p[0], io),
   },
   explain: {
     summary: "why is my connection slow: a user's volumes, groups, next threshold and rate",

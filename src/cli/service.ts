@@ -279,6 +279,7 @@ export async function runReload(configFlag: string | undefined, io: Io): Promise
 export function statusText(s: StatusJson): string {
   const lines = [
     `reselqos running (pid ${s.pid}, up ${s.uptimeS}s, config ${s.config})`,
+    `role: ${s.role} (since ${s.roleSince})`,
     `sources: ldap ${s.sources.ldap}; mysql ${s.sources.mysql}`,
     s.lastCycle
       ? `last cycle: ${s.lastCycle.at} ${s.lastCycle.ok ? 'ok' : 'FAILED'} in ${s.lastCycle.ms} ms, moves d${s.lastCycle.moves.down}/u${s.lastCycle.moves.up}${s.lastCycle.error ? `: ${s.lastCycle.error}` : ''}`

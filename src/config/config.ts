@@ -24,6 +24,7 @@ import { readDatabase, readPublish } from './section-database.js';
 import { readFirewall } from './section-firewall.js';
 import { readQos, readRates } from './section-qos.js';
 import { readMetrics, readPaths, readSharing, readSiteName } from './section-site.js';
+import { readHa } from './ha.js';
 
 export * from './types.js';
 export { ConfigError, formatProblem, type ConfigProblem } from './reader.js';
@@ -88,6 +89,8 @@ export function parseConfig(
   const metrics = readMetrics(R('metrics'), ctx);
   const publish = readPublish(R('publish'), ctx, database);
 
+  const ha = readHa(R('ha'), ctx, qos.intervalMs);
+
   // Unknown keys (warnings), after every reader ran.
   const raw: Record<string, string> = {};
   const keyNames: Record<string, string> = {};
@@ -126,6 +129,7 @@ export function parseConfig(
     log,
     metrics,
     publish,
+    ha,
     warnings: ctx.warnings,
     raw,
     keyNames,

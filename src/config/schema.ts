@@ -4,7 +4,7 @@
 // checked against it by a test. Pure data: no I/O here.
 
 export type Section =
-  'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'site' | 'sharing' | 'path' | 'log' | 'metrics' | 'publish';
+  'ldap' | 'database' | 'firewall' | 'rates' | 'ratesrules' | 'qos' | 'site' | 'sharing' | 'path' | 'log' | 'metrics' | 'publish' | 'ha';
 
 export interface KeySpec {
   readonly section: Section;
@@ -364,6 +364,35 @@ export const KEYS: readonly KeySpec[] = [
     true,
     'time allowed for one write (connect and transaction); past it the cycle goes on and the next success writes everything',
   ),
+  // [ha]
+  k(
+    'ha',
+    'role',
+    'master',
+    false,
+    'the role at start when keepalived has not told one yet ([path] run/ha-role, written by `reselqos role`): master writes the [publish] tables and the [sharing] row; backup and fault only read them. The kernel state is the same whatever the role (docs/INSTALL.md, "HA pair")',
+  ),
+  k(
+    'ha',
+    'failures',
+    '3',
+    true,
+    '`reselqos status --health` fails (keepalived then hands over) after this many cycles in a row failed on the kernel (read-back or apply); a source outage never counts',
+  ),
+  k(
+    'ha',
+    'maxAge',
+    '2m',
+    true,
+    '`reselqos status --health` fails when no cycle has ended for this long (a daemon stuck in a cycle); more than [qos] interval; unset = 2m or 3 intervals, the longer',
+  ),
+  k(
+    'ha',
+    'trackTimeout',
+    '10s',
+    true,
+    "a master whose health was asked (keepalived's track_script) and is then not asked for this long takes itself for orphaned (keepalived killed) and stops writing (role backup) until keepalived speaks again; 0 = never",
+  ),
 ];
 
 export const SECTIONS: readonly Section[] = [
@@ -379,6 +408,7 @@ export const SECTIONS: readonly Section[] = [
   'log',
   'metrics',
   'publish',
+  'ha',
 ];
 
 export function specOf(section: Section, key: string): KeySpec | undefined {

@@ -180,6 +180,17 @@ export interface SharingConfig {
   readonly db: string;
 }
 
+export interface HaConfig {
+  /** the role at start when [path] run/ha-role does not say one (src/ha/role.ts) */
+  readonly role: 'master' | 'backup' | 'fault';
+  /** `status --health` fails after this many cycles in a row failed on the kernel */
+  readonly failures: number;
+  /** `status --health` fails when no cycle has ended for this long */
+  readonly maxAgeMs: number;
+  /** a master whose health is no longer asked for this long stops writing (0 = never) */
+  readonly trackTimeoutMs: number;
+}
+
 export interface Config {
   readonly file: string;
   /** [site] name: this gateway among the sites (default: the host name) */
@@ -196,6 +207,8 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
   readonly metrics: MetricsConfig;
   readonly publish: PublishConfig;
+  /** the HA pair: role at start, the health check's limits */
+  readonly ha: HaConfig;
   readonly warnings: readonly string[];
   /** raw values as written, per "section.key" (lowercased key), to tell what a reload changes */
   readonly raw: Readonly<Record<string, string>>;

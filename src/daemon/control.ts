@@ -14,7 +14,9 @@ export type ControlRequest =
   | { cmd: 'stop' }
   | { cmd: 'explain'; who: string }
   | { cmd: 'complete'; prefix: string }
-  | { cmd: 'top' };
+  | { cmd: 'top' }
+  | { cmd: 'role'; role: string }
+  | { cmd: 'health' };
 
 export type ControlAnswer = { ok: boolean; [k: string]: unknown };
 

@@ -23,6 +23,8 @@ import { takeLock, writePidFile, removePidFile, type HeldLock } from './pidfile.
 import { Observability } from './observe.js';
 import { seconds, snapshotAge } from './startup.js';
 import type { SharingStatus } from '../sharing/site.js';
+import { parseRole, writeRoleFile, ROLES, type Role } from '../ha/role.js';
+import { HealthTracker, TrackWatch, judgeHealth } from '../ha/health.js';
 
 export interface StatusJson {
   running: true;
@@ -34,6 +36,9 @@ export interface StatusJson {
   classes: { direction: 'down' | 'up'; group: number; users: number; rateBps: number; ceilBps: number }[];
   /** this site among the sites sharing the global rates (docs/DESIGN.md, "Sites") */
   sharing: SharingStatus;
+  /** this gateway's role in an HA pair (src/ha/role.ts; a single gateway is master) and since when */
+  role: Role;
+  roleSince: string;
 }
 
 export class Daemon {
@@ -51,6 +56,10 @@ export class Daemon {
   private last: CycleReport | null = null;
   private failing: string | null = null;
   private readonly startedAt = Date.now();
+  /** what `status --health` judges (src/ha/health.ts) */
+  private readonly health = new HealthTracker(this.startedAt);
+  /** keepalived's track_script asks, to tell a master orphaned by a killed keepalived */
+  private readonly track: TrackWatch;
   private stopped!: Promise<void>;
   private resolveStopped!: () => void;
 
@@ -60,7 +69,9 @@ export class Daemon {
     private readonly log: FileLogger,
     private readonly clock: Clock,
     private readonly exec?: Exec,
-  ) {}
+  ) {
+    this.track = new TrackWatch(config.ha.trackTimeoutMs);
+  }
 
   /** Takes the pid file, checks the kernel, opens the sources and the socket, starts the loop. */
   async start(): Promise<void> {
@@ -174,8 +185,16 @@ export class Daemon {
     fullLdap?: boolean;
     snapshot?: boolean;
   }): Promise<CycleReport> {
+    const orphan = this.track.check(this.rt.role.current, Date.now());
+    if (orphan.demote) {
+      this.rt.role.set('backup', this.clock().toISO() ?? '');
+      this.log.warn(
+        `ha: no health check from keepalived for ${(orphan.silentMs / 1000).toFixed(1)}s (more than [ha] trackTimeout): keepalived is gone, this gateway stops writing the shared tables (role backup) until it speaks again`,
+      );
+    }
     const report = await this.rt.cycles.run(opts);
     this.last = report;
+    this.health.cycleEnded(report, Date.now());
     const line = summaryLine(report);
     if (report.ok) {
       if (this.failing !== null) this.log.info(`cycles recovered (failing since ${this.failing})`);
@@ -233,6 +252,7 @@ export class Daemon {
       this.rt.reconciler.reconfigure(applied);
       this.rt.cycles.reconfigure(applied);
       this.rt.sharing.reconfigure(applied);
+      this.track.reconfigure(applied.ha.trackTimeoutMs);
       this.log.setLevel(applied.log.level);
       await this.rt.sources.reconfigure(applied, clients);
       await this.watch.reconfigure(applied); // never throws: a listen error is logged
@@ -266,7 +286,29 @@ export class Daemon {
         ceilBps: c.ceilBps,
       })),
       sharing: this.rt.sharing.view,
+      role: this.rt.role.current,
+      roleSince: this.rt.role.since,
     };
+  }
+
+  /**
+   * `reselqos role` (keepalived's notify script): the role in force, kept in [path] run/ha-role
+   * for a restart of the daemon. Only who writes the shared database changes: a new master
+   * writes at its next cycle; the kernel is not touched.
+   */
+  private async setRole(raw: unknown): Promise<ControlAnswer> {
+    const role = typeof raw === 'string' ? parseRole(raw) : null;
+    if (!role) return { ok: false, error: `expected a role (${ROLES.join(', ')}), got ${JSON.stringify(raw)}` };
+    this.track.roleSet();
+    const c = this.rt.role.set(role, this.clock().toISO() ?? '');
+    if (c.changed)
+      this.log.info(`ha: role ${c.from} -> ${c.to}${c.to === 'master' ? ' (writes the shared tables from the next cycle)' : ''}`);
+    let kept = true;
+    await writeRoleFile(this.config.paths.run, role).catch((e: Error) => {
+      kept = false;
+      this.log.warn(`ha: cannot keep the role in ${this.config.paths.run}: ${e.message} (a restart takes [ha] role)`);
+    });
+    return { ok: true, role, from: c.from, changed: c.changed, kept };
   }
 
   private async handle(req: ControlRequest): Promise<ControlAnswer> {
@@ -302,6 +344,16 @@ export class Daemon {
       }
       case 'top':
         return { ok: true, top: await this.watch.observer.top() };
+      case 'role':
+        return this.setRole(req.role);
+      case 'health': {
+        if (this.track.asked(Date.now()) === 'master' && this.rt.role.current === 'backup') {
+          this.rt.role.set('master', this.clock().toISO() ?? '');
+          this.log.info('ha: keepalived asks again: master again (role master)');
+        }
+        const h = judgeHealth(this.health, this.config.ha, Date.now());
+        return { ok: true, healthy: h.healthy, reason: h.reason, role: this.rt.role.current };
+      }
       default:
         return { ok: false, error: 'unknown command' };
     }

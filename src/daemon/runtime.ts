@@ -11,6 +11,7 @@ import { Reconciler } from '../kernel/reconciler.js';
 import { Sources } from '../state/sources.js';
 import { CycleRunner } from '../cycle/cycle.js';
 import { SharingSite } from '../sharing/site.js';
+import { HaRole, readRoleFile } from '../ha/role.js';
 
 export interface Runtime {
   readonly config: Config;
@@ -21,6 +22,8 @@ export interface Runtime {
   readonly cycles: CycleRunner;
   /** this gateway among the sites sharing the global rates (used while [sharing] enabled = 1) */
   readonly sharing: SharingSite;
+  /** this gateway's role in an HA pair: only the master writes to the shared database */
+  readonly role: HaRole;
   close(): Promise<void>;
 }
 
@@ -52,7 +55,9 @@ export async function openRuntime(config: Config, opts: { log: Logger; exec?: Ex
   const helper = opts.exec ? null : daemonExec(config, opts.log);
   const exec = opts.exec ?? helper!.exec;
   const reconciler = new Reconciler(config, exec, opts.log);
-  const sharing = new SharingSite(config, exec, opts.log, clock().toMillis());
+  // The role keepalived last told (a tmpfs file: kept across a restart of the daemon), else [ha] role.
+  const role = new HaRole((await readRoleFile(config.paths.run)) ?? config.ha.role, clock().toISO() ?? '');
+  const sharing = new SharingSite(config, exec, opts.log, clock().toMillis(), () => role.writes);
   const cycles = new CycleRunner(config, { directory: sources, usage: sources }, reconciler, opts.log, clock, sharing);
   return {
     config,
@@ -62,6 +67,7 @@ export async function openRuntime(config: Config, opts: { log: Logger; exec?: Ex
     reconciler,
     cycles,
     sharing,
+    role,
     close: async () => {
       await sources.close();
       await sharing.close();

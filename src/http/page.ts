@@ -32,6 +32,7 @@ const DASHBOARD_HTML = `<!doctype html>
 <body>
 <header>
   <h1>reselqos <span id="site"></span></h1>
+  <span id="ha-box" hidden>role: <span id="ha">-</span></span>
   <span>last cycle: <span id="cycle">-</span></span>
   <span>LDAP: <span id="ldap">-</span></span>
   <span>MySQL: <span id="mysql">-</span></span>
@@ -87,6 +88,8 @@ function chart(dir, state) {
 }
 function render(s) {
   text($('site'), s.site);
+  $('ha-box').hidden = !s.ha;
+  if (s.ha) { const h = $('ha'); text(h, s.ha.role + ' since ' + new Date(s.ha.since).toLocaleTimeString()); h.className = s.ha.role === 'fault' ? 'bad' : 'ok'; }
   const c = $('cycle');
   text(c, s.at ? new Date(s.at).toLocaleTimeString() + (s.ok ? ' ok' : ' failed' + (s.error ? ': ' + s.error : '')) : 'none yet');
   c.className = s.ok ? 'ok' : 'bad';

@@ -176,6 +176,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // The HA pair (src/ha/role.ts): set at start and at every `reselqos role`.
+  readonly haRole = new Gauge({
+    name: 'reselqos_ha_role',
+    help: "1 for this gateway's role in an HA pair (master, backup, fault), 0 for the others; a single gateway is master",
+    labelNames: ['role'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: '' });
     for (const result of ['ok', 'failed']) this.cycles.inc({ result }, 0);

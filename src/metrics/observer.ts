@@ -44,6 +44,8 @@ export class Observer {
   /** each group class's leaf queue at the last cycle, by "direction:group" */
   private lastQueues = new Map<string, LeafStats>();
   private fwCache: { dir: Directory; fw: FirewallPlan; counts: NonNullable<DashboardState['firewall']> } | null = null;
+  /** the HA role for the dashboard (set by the daemon's wiring, src/daemon/observe.ts) */
+  haView: (() => { role: string; since: string }) | null = null;
 
   constructor(
     private config: Config,
@@ -346,6 +348,7 @@ export class Observer {
       moves: [...this.moves],
       firewall: d ? (this.fwCache?.counts ?? null) : null,
       sharing: this.sharing(),
+      ha: this.haView?.() ?? null,
     };
   }
 }

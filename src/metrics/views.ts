@@ -41,6 +41,8 @@ export interface DashboardState {
   firewall: { allowed: Record<'inet' | 'inet6', number>; refused: Record<Refusal, number> } | null;
   /** with [sharing] enabled = 1: this site's demand, allocation and the peers (status --json's `sharing`) */
   sharing: SharingStatus | null;
+  /** this gateway's role in an HA pair and since when (null: not wired) */
+  ha: { role: string; since: string } | null;
 }
 
 /** A group class's leaf queue as the kernel reported it (null delays: the leaf does not measure them; cake does). */

@@ -7,7 +7,8 @@
 // skipped, named once in the log, and the others are written. Runs
 // beside the cycle loop, never in it: a slow or dead database costs the cycles nothing
 // (one write at a time, the newest state wins), one error line, one recovery line.
-// Owns its own connection pool (mysql2); never reads the netacct tables.
+// The backup of an HA pair writes nothing (setWriting). Owns its own connection pool (mysql2);
+// never reads the netacct tables.
 
 import mysql from 'mysql2/promise';
 import { mysqlSsl } from '../netacct/mysqltls.js';
@@ -47,6 +48,8 @@ export class Publisher {
   private readonly skipped = new Map<string, string>();
   /** the tables whose migration was refused, named once ('' = none) */
   private refused = '';
+  /** false on the backup of an HA pair: nothing is written */
+  private writing = true;
   /** rows written by the last successful write (tests, logs) */
   lastWrite: { people: number; classes: number; full: boolean } | null = null;
 
@@ -74,9 +77,21 @@ export class Publisher {
     }
   }
 
+  /**
+   * The HA role (src/ha/role.ts): the backup of a pair queues nothing (the master writes the
+   * site's rows); a gateway that becomes master rewrites every row of the site at its next
+   * write (the other gateway wrote them meanwhile).
+   */
+  setWriting(on: boolean): void {
+    if (on === this.writing) return;
+    this.writing = on;
+    this.pending = null;
+    if (on) this.written = null;
+  }
+
   /** Queues a write of this state; returns at once. */
   publish(d: Desired, dir: Directory): void {
-    if (!this.config.publish.enabled) return;
+    if (!this.config.publish.enabled || !this.writing) return;
     this.pending = { d, dir };
     if (!this.running) this.running = this.drain().finally(() => (this.running = null));
   }

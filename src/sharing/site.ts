@@ -6,7 +6,8 @@
 // when the allocation went down. Database down: one error line, the conservative fallback,
 // the cycle goes on. Owns the sharing state shown by status and the file of the sites last
 // seen ([path] state/sharing-sites.json: weights and caps, for a start while the database is
-// down); never touches the kernel (the policy and the reconciler do) and never fails a cycle.
+// down). The backup of an HA pair (src/ha/role.ts) reads the rows and writes none: it follows
+// the master's row of our site while that is fresh. Never touches the kernel (the policy and the reconciler do) and never fails a cycle.
 
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
@@ -17,8 +18,8 @@ import { effectiveRates } from '../policy/policy.js';
 import { formatRate } from '../config/units.js';
 import { staticSplit, DIRS, type Pair } from './allocate.js';
 import { decide, fallback } from './smooth.js';
-import { SiteStore, type OwnRow } from './store.js';
-import { FaultLog, Writers, isFresh, judge, type Judged, type SiteRow } from './peers.js';
+import { SiteStore, type ExchangeView, type OwnRow } from './store.js';
+import { FaultLog, Writers, checkRow, isFresh, judge, type Judged, type SiteRow } from './peers.js';
 import type { DateTime } from 'luxon';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -91,6 +92,8 @@ export class SharingSite {
     private readonly exec: Exec,
     private readonly log: Logger,
     nowMs: number,
+    /** false: the backup of an HA pair (src/ha/role.ts), which reads the rows and writes none */
+    private readonly writes: () => boolean = () => true,
   ) {
     this.store = new SiteStore(config);
     this.startedMs = nowMs;
@@ -171,7 +174,7 @@ export class SharingSite {
     let decided: { next: Pair; target: Pair; global: Pair; mode: SharingStatus['mode'] } | null = null;
     try {
       let judged: Judged | null = null;
-      await this.store.exchange(self, (view) => {
+      const decideRow = (view: ExchangeView): OwnRow => {
         const j = judge({
           self,
           nowMs,
@@ -200,7 +203,18 @@ export class SharingSite {
           writers: j.writers,
         };
         return own;
-      });
+      };
+      if (this.writes()) await this.store.exchange(self, decideRow);
+      else {
+        // Backup of an HA pair: read, write nothing; follow the master's allocation (our row,
+        // as it writes it) while it is fresh, so that a takeover starts from the same rates.
+        const r = await this.store.read(self);
+        decideRow(r.view);
+        const master = r.ownRow ? checkRow(r.ownRow) : null;
+        const d0 = decided as unknown as { next: Pair; target: Pair; global: Pair; mode: SharingStatus['mode'] };
+        if (master?.ok && isFresh(master.row, interval, this.config.sharing.stale)) decided = { ...d0, next: master.row.applied };
+        this.pending = { next: (decided as unknown as typeof d0).next, claim: null };
+      }
       const j = judged!;
       for (const line of this.faults.fresh([...j.errors.map((e) => `E${e}`), ...j.warnings.map((w) => `W${w}`)]))
         if (line.startsWith('E')) this.log.error(line.slice(1));

@@ -105,6 +105,10 @@ const OTHERS_SQL =
 const UPSERT_SQL =
   `INSERT INTO ${q(TABLE)} (site, updated, ${COLUMNS.join(', ')}) VALUES (?, NOW(3), ${COLUMNS.map(() => '?').join(', ')}) ` +
   `ON DUPLICATE KEY UPDATE site = VALUES(site), updated = NOW(3), ${COLUMNS.map((c) => `${c} = VALUES(${c})`).join(', ')}`;
+// A gateway that does not write (the backup of an HA pair): the same rows, no lock, and our
+// row whole (the master's, for the backup to follow its allocation).
+const READ_OTHERS_SQL = OTHERS_SQL.replace(/ FOR UPDATE$/, '');
+const READ_OWN_SQL = `SELECT site, TIMESTAMPDIFF(MICROSECOND, updated, NOW(3)) DIV 1000 AS age_ms, ${COLUMNS.join(', ')} FROM ${q(TABLE)} WHERE site = ?`;
 const WRITTEN_SQL = `SELECT CAST(updated AS CHAR) AS updated_s FROM ${q(TABLE)} WHERE site = ?`;
 const SETTLE_SQL = `UPDATE ${q(TABLE)} SET applied_down = ?, applied_up = ? WHERE site = ?`;
 const COLUMNS_SQL = 'SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?';
@@ -229,6 +233,24 @@ export class SiteStore {
         conn.release();
       }
     }
+  }
+
+  /**
+   * Reads the other sites' rows and our row (as written by the master of an HA pair), writes
+   * nothing and locks nothing: a backup. The next exchange after it starts afresh (no write of
+   * ours to compare our row with: the row written meanwhile by the other gateway is not a collision).
+   */
+  async read(self: string): Promise<{ view: ExchangeView; ownRow: Record<string, unknown> | null }> {
+    const timeout = this.config.database.timeoutMs;
+    const pool = this.getPool();
+    if (!this.created) await this.prepare(pool, timeout);
+    this.written = null;
+    const [ownRows] = await pool.query({ sql: READ_OWN_SQL, values: [self], timeout });
+    const o = (ownRows as Record<string, unknown>[])[0] ?? null;
+    const [rows] = await pool.query({ sql: READ_OTHERS_SQL, values: [self], timeout });
+    const all = rows as Record<string, unknown>[];
+    const own = o ? { site: String(o['site']), writer: text(o['writer']), intervalMs: Number(o['interval_ms']) } : null;
+    return { view: { rows: all.slice(0, ROW_LIMIT), overflow: all.length > ROW_LIMIT, own, foreign: null }, ownRow: o };
   }
 
   /** After a decrease was applied: our row's `applied` comes down to it. */
