@@ -31,6 +31,7 @@ const G = ['a', 'b'] as const;
 type Gw = (typeof G)[number];
 const ALICE = '172.22.200.3';
 const BOB = '172.22.201.1'; // banned
+const CAROL = '172.22.202.1'; // unpaid until she pays while A is down
 const SITE = 'gw-pair';
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -311,11 +312,16 @@ async function check(name: string, run: Run, master: Gw, o: { writersMayAlternat
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rq-ha-failover-'));
-  [slapd, db, pair] = await Promise.all([startSlapd(), startMariadb({ timezone: '+00:00' }), createHaPair([ALICE, BOB])]);
+  [slapd, db, pair] = await Promise.all([startSlapd(), startMariadb({ timezone: '+00:00' }), createHaPair([ALICE, BOB, CAROL])]);
   // ICMP echo through ping sockets, for root in the users' namespace
   await pair.exec('users', 'sysctl', ['-q', '-w', 'net.ipv4.ping_group_range=0 2147483647']);
   await slapd.add(
-    person('alice') + machine('pc-alice', 'alice', '200.3') + person('bob', 'ban: internet') + machine('pc-bob', 'bob', '201.1'),
+    person('alice') +
+      machine('pc-alice', 'alice', '200.3') +
+      person('bob', 'ban: internet') +
+      machine('pc-bob', 'bob', '201.1') +
+      person('carol').replace('endInternet: 20300101000000Z', 'endInternet: 20200101000000Z') +
+      machine('pc-carol', 'carol', '202.1'),
   );
   await db.insertTraffic([{ ip: ALICE, time: hourBucket(new Date()), input: 1_000_000, output: 1000 }]);
   procs.push(await spawnBackground('ip', ['netns', 'exec', pair.ns.wan, 'iperf3', '-s', '-p', '5201']));
@@ -393,7 +399,7 @@ test('(a) A keepalived killed, then back: B takes over within 3 s and back, same
   await check('(a) failback', back, 'a');
 });
 
-test('(b) A links down, then up: B takes over within 3 s and back', async () => {
+test('(b) A links down, then up: B takes over within 3 s and back; a user who pays meanwhile gets out through B, then A', async () => {
   const run = await measured(async () => {
     await pair.exec('a', 'ip', ['link', 'set', 'int0', 'down']);
     await pair.exec('a', 'ip', ['link', 'set', 'ext0', 'down']);
@@ -401,12 +407,24 @@ test('(b) A links down, then up: B takes over within 3 s and back', async () => 
   await waitMaster('b');
   await check('(b) links of A down', run, 'b');
   assert.equal(await roleOf('a'), 'fault');
+  // carol pays while A is down: B lets her out (its kernel follows LDAP as A's did)
+  assert.doesNotMatch(await probe(pair.ns.users, PAIR.server, 80, CAROL, 1000), /^banner/, 'carol (unpaid) is refused');
+  await slapd.modify(`dn: uid=carol,${PEOPLE_BASE}\nchangetype: modify\nreplace: endInternet\nendInternet: 20300101000000Z\n\n`);
+  const paidAt = Date.now();
+  let out = '';
+  while (Date.now() - paidAt < 30_000 && !/^banner/.test(out)) {
+    out = await probe(pair.ns.users, PAIR.server, 80, CAROL, 1000);
+    if (!/^banner/.test(out)) await sleep(500);
+  }
+  assert.match(out, /^banner/, `carol paid while A was down and is still refused through B: ${out}`);
+  results.push(`carol paid while A was down: out through B after ${((Date.now() - paidAt) / 1000).toFixed(1)} s`);
   const back = await measured(async () => {
     await pair.exec('a', 'ip', ['link', 'set', 'int0', 'up']);
     await pair.exec('a', 'ip', ['link', 'set', 'ext0', 'up']);
   });
   await waitMaster('a');
   await check('(b) failback', back, 'a');
+  assert.match(await probe(pair.ns.users, PAIR.server, 80, CAROL, 1000), /^banner/, 'carol, who paid while A was down, gets out through A');
 });
 
 test('(c) A reselqos killed: the track script hands over to B within 3 s; A back when its daemon is', async () => {
