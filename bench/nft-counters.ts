@@ -57,10 +57,10 @@ try {
       const row = rows.get(v.name)!;
       const script = planNft(buildNftDesired(config, desired, undefined, { lookup: v.lookup, counters: v.counters }), null).script;
       let t0 = performance.now();
-      await ns.exec('nft', ['-f', '-'], { input: script });
+      await ns.exec('nft', ['-f', '-'], { input: script, timeoutMs: 600_000 });
       row.apply.push(performance.now() - t0);
       t0 = performance.now();
-      const out = await ns.exec('/usr/bin/time', ['-f', '%M', 'nft', '-j', 'list', 'table', 'inet', NFT_TABLE]);
+      const out = await ns.exec('/usr/bin/time', ['-f', '%M', 'nft', '-j', 'list', 'table', 'inet', NFT_TABLE], { timeoutMs: 600_000 });
       row.list.push(performance.now() - t0);
       row.rssMB.push(Number(out.stderr.trim().split('\n').pop()) / 1024);
       row.jsonMB.push(out.stdout.length / 1e6);
