@@ -9,7 +9,7 @@ guest_files() {
   # Console login as root without a password (serial console debugging only; no network).
   chroot "$root" passwd -d root >/dev/null
   # The system slapd and mariadb stay off: the lane runs the sandbox's private servers.
-  chroot "$root" systemctl disable slapd.service mariadb.service >/dev/null 2>&1 || true
+  chroot "$root" systemctl disable slapd.service mariadb.service keepalived.service conntrackd.service >/dev/null 2>&1 || true
   chroot "$root" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
     e2scrub_reap.service fstrim.timer man-db.timer logrotate.timer >/dev/null 2>&1 || true
   # The lane's bootstrap: mount the lane disk and run its runner, at every boot.

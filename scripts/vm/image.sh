@@ -14,7 +14,7 @@ SUITE=trixie
 # modprobe), procps (pgrep/ps), udev (device nodes, initramfs), e2fsprogs (mount of vdb is ext4),
 # iputils-ping (the fairness checks: the light user's latency under load).
 PACKAGES=(linux-image-amd64 systemd-sysv udev kmod procps nodejs slapd ldap-utils mariadb-server
-  mariadb-client ipset iptables iproute2 iperf3 logrotate e2fsprogs iputils-ping)
+  mariadb-client ipset iptables iproute2 iperf3 logrotate e2fsprogs iputils-ping keepalived conntrackd)
 SIZE=4G
 
 here=$(cd "$(dirname "$0")" && pwd -P)

@@ -326,6 +326,55 @@ refused_sfq_host() {
 	pass_if "fairness sfq host refused" "$ok" "run --once exit $rc: $(echo "$out" | grep -m1 -o 'fairness: host needs[^:]*')"
 }
 
+# ha: the example notify script (installed by the .deb) drives `reselqos role` under systemd: the
+# daemon starts as [ha] role = backup, keepalived alone on int0 becomes MASTER and runs
+# notify.sh, which runs `reselqos role master`; status --health answers 0 for track_script
+ha_check() {
+	write_conf fw fq_codel "$DOWN" "$UP"
+	printf '\n[ha]\nrole = backup\n' >>"$CONF"
+	install -m 0600 "$CONF" /etc/reselqos/qos.conf
+	reselqos clear -c /etc/reselqos/qos.conf >>"$ST/log" 2>&1
+	rm -f /run/reselqos/ha-role
+	systemctl restart reselqos >>"$ST/log" 2>&1
+	local ok=0 before after health ex=/usr/share/doc/reselqos/examples/ha/notify.sh
+	wait_for 120 bash -c "reselqos status --json 2>/dev/null | grep -q '\"role\": *\"backup\"'" || ok=1
+	before=$(reselqos status --json 2>/dev/null | grep -o '"role": *"[a-z]*"' | head -n 1)
+	[ -f "$ex" ] || ok=1
+	install -d /etc/keepalived
+	install -m 0755 "$ex" /etc/keepalived/reselqos-notify.sh
+	cat >/etc/keepalived/keepalived.conf <<KA
+global_defs {
+	script_user root
+	enable_script_security
+}
+vrrp_sync_group RESELQOS {
+	group {
+		USERS
+	}
+	notify /etc/keepalived/reselqos-notify.sh
+}
+vrrp_instance USERS {
+	state BACKUP
+	interface int0
+	virtual_router_id 51
+	priority 100
+	advert_int 1
+	virtual_ipaddress {
+		10.250.0.254/32
+	}
+}
+KA
+	systemctl restart keepalived >>"$ST/log" 2>&1
+	wait_for 60 bash -c "reselqos status --json 2>/dev/null | grep -q '\"role\": *\"master\"'" || ok=1
+	after=$(reselqos status --json 2>/dev/null | grep -o '"role": *"[a-z]*"' | head -n 1)
+	health=$(reselqos status --health 2>&1); local hrc=$?
+	[ "$hrc" -eq 0 ] || ok=1
+	local said
+	said=$(journalctl -t reselqos-notify --no-pager -o cat 2>/dev/null | tail -n 2 | tr '\n' ' ')
+	systemctl stop keepalived >>"$ST/log" 2>&1
+	pass_if "ha: notify.sh drives reselqos role" "$ok" "before ${before:-none}, after keepalived MASTER ${after:-none}; status --health exit $hrc: $health; notify: ${said:-nothing logged}"
+}
+
 check_install() {
 	local deb
 	deb=$(ls "$LANE"/reselqos_*_all.deb | head -n 1)
@@ -559,6 +608,7 @@ UNIT
 		fairness sfq flow
 	fi
 	want service && service_checks
+	want ha && ha_check
 	if ! want reboot; then summary; cat "$ST/log" >/dev/console; systemctl poweroff; exit 0; fi
 	# reboot with the unit enabled and the sources stopped
 	systemctl is-enabled -q reselqos || systemctl enable reselqos >>"$ST/log" 2>&1
