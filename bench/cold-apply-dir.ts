@@ -6,8 +6,12 @@
 import { parseConfig, type Config } from '../src/config/config.js';
 import type { Directory } from '../src/sources/types.js';
 
-/** The configuration both apply benches use: the gateway namespace `netns`, 1 Gbit/s, classify + pfifo. */
-export function applyConfig(netns: string, file: string): Config {
+/**
+ * The benches' configuration: classify + pfifo, fairness flow, eth_int int0 / eth_ext ext0;
+ * `firewall` lines (e.g. netns, userNetworks), the rates and `qos` lines as given.
+ */
+export function benchConfig(file: string, o: { firewall?: string[]; rate?: string; qos?: string[] } = {}): Config {
+  const rate = o.rate ?? '1Gbit';
   return parseConfig(
     [
       '[ldap]',
@@ -17,18 +21,24 @@ export function applyConfig(netns: string, file: string): Config {
       '[firewall]',
       'eth_ext = ext0',
       'eth_int = int0',
-      `netns = ${netns}`,
+      ...(o.firewall ?? []),
       'net6 = 2001:db8:d200::/48',
       '[rates]',
-      'down = 1Gbit',
-      'up = 1Gbit',
+      `down = ${rate}`,
+      `up = ${rate}`,
       '[qos]',
+      ...(o.qos ?? []),
       'classifier = classify',
       'leaf = pfifo',
       'fairness = flow',
     ].join('\n'),
     file,
   );
+}
+
+/** The configuration both apply benches use: the gateway namespace `netns`, 1 Gbit/s, classify + pfifo. */
+export function applyConfig(netns: string, file: string): Config {
+  return benchConfig(file, { firewall: [`netns = ${netns}`] });
 }
 
 export function directory(n: number): Directory {

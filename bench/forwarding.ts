@@ -15,14 +15,14 @@
 // Benchmark-only code; never used by the daemon.
 
 import { DateTime } from 'luxon';
-import { parseConfig, type Config } from '../src/config/config.js';
+import type { Config } from '../src/config/config.js';
 import { planDesired } from '../src/plan/desired.js';
 import { Reconciler } from '../src/kernel/reconciler.js';
 import { buildNftDesired, type NftLookup } from '../src/kernel/nft.js';
 import { planNft } from '../src/kernel/nft-plan.js';
 import { MemoryLogger } from '../src/log.js';
 import { createGateway, startIperfServer } from '../sandbox/netns.js';
-import { directory } from './cold-apply-dir.js';
+import { benchConfig, directory } from './cold-apply-dir.js';
 
 const users = Number(process.argv[2] ?? 100_000);
 const secs = Number(process.argv[3] ?? 5);
@@ -35,29 +35,11 @@ const gwExec = gw.execIn('gw');
 const log = new MemoryLogger();
 
 function config(groups: number): Config {
-  return parseConfig(
-    [
-      '[ldap]',
-      'host = ldap.example.org',
-      '[database]',
-      'host = db.example.org',
-      '[firewall]',
-      'eth_ext = ext0',
-      'eth_int = int0',
-      'userNetworks = 10.0.0.0/8',
-      'net6 = 2001:db8:d200::/48',
-      'ip_int = 10.253.0.1',
-      '[rates]',
-      'down = 40Gbit',
-      'up = 40Gbit',
-      '[qos]',
-      `groups = ${groups}`,
-      'classifier = classify',
-      'leaf = pfifo',
-      'fairness = flow',
-    ].join('\n'),
-    `forwarding-${groups}.conf`,
-  );
+  return benchConfig(`forwarding-${groups}.conf`, {
+    firewall: ['userNetworks = 10.0.0.0/8', 'ip_int = 10.253.0.1'],
+    rate: '40Gbit',
+    qos: [`groups = ${groups}`],
+  });
 }
 
 const campus = directory(users);

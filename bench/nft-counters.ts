@@ -8,40 +8,19 @@
 // Benchmark-only code; never used by the daemon.
 
 import { DateTime } from 'luxon';
-import { parseConfig } from '../src/config/config.js';
 import { planDesired } from '../src/plan/desired.js';
 import { buildNftDesired, NFT_TABLE, type NftLookup } from '../src/kernel/nft.js';
 import { planNft } from '../src/kernel/nft-plan.js';
 import { parseNftTable } from '../src/kernel/nft-read.js';
 import { createScratchNetns } from '../sandbox/netns.js';
-import { directory } from './cold-apply-dir.js';
+import { benchConfig, directory } from './cold-apply-dir.js';
 
 const users = Number(process.argv[2] ?? 100_000);
 const reps = Number(process.argv[3] ?? 5);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? NaN;
 const r1 = (x: number): number => Math.round(x * 10) / 10;
 
-const config = parseConfig(
-  [
-    '[ldap]',
-    'host = ldap.example.org',
-    '[database]',
-    'host = db.example.org',
-    '[firewall]',
-    'eth_ext = ext0',
-    'eth_int = int0',
-    'userNetworks = 10.0.0.0/8',
-    'net6 = 2001:db8:d200::/48',
-    '[rates]',
-    'down = 1Gbit',
-    'up = 1Gbit',
-    '[qos]',
-    'classifier = classify',
-    'leaf = pfifo',
-    'fairness = flow',
-  ].join('\n'),
-  'nft-counters.conf',
-);
+const config = benchConfig('nft-counters.conf', { firewall: ['userNetworks = 10.0.0.0/8'] });
 const at = DateTime.utc();
 const desired = planDesired(config, directory(users), null, at, at);
 const ns = await createScratchNetns('nftcount');

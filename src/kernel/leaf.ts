@@ -73,7 +73,8 @@ export function leafQdisc(
     case 'pfifo':
       return { qdisc: ['pfifo', 'limit', '1000'] };
     case 'sfq':
-      return { qdisc: ['sfq', 'perturb', '10'], ...(host ? { hostKey: hostKeyOf(dir) } : {}) };
+      // flow only: host with sfq is refused by the config ([qos] fairness)
+      return { qdisc: ['sfq', 'perturb', '10'] };
     case 'fq_codel':
       return { qdisc: ['fq_codel'], ...(host ? { hostKey: hostKeyOf(dir) } : {}) };
     case 'cake': {

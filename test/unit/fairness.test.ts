@@ -10,6 +10,7 @@ import { parseConfig, ConfigError, type Config } from '../../src/config/config.j
 import { planDesired } from '../../src/plan/desired.js';
 import { Reconciler } from '../../src/kernel/reconciler.js';
 import { buildKernelDesired } from '../../src/kernel/model.js';
+import { leafQdisc } from '../../src/kernel/leaf.js';
 import { missingFeatures, type KernelFeatures } from '../../src/kernel/features.js';
 import { readTc } from '../../src/kernel/read.js';
 import { hostKeyAt } from '../../src/kernel/diff.js';
@@ -299,4 +300,13 @@ test("queue visibility: each leaf's backlog, drops and marks (fq_codel), cake's 
     mc.update([sample(1, 0)], 2000).map((x) => [x.leafDrops, x.ecnMarks]),
     [[1, 0]],
   );
+});
+
+test("cake under fairness = host: its rtt is sized for one user's share (half the class rate), not the whole class", () => {
+  // 4 Mbit/s: 30 frame times at the class rate are 91 ms (rtt 100 ms); at half, 182 ms (rtt 200 ms)
+  assert.deepEqual(leafQdisc('cake', 4e6, 'flow', 'down')!.expect, { rtt: 100_000, flowmode: 'triple-isolate', nat: false });
+  assert.deepEqual(leafQdisc('cake', 4e6, 'host', 'down')!.expect, { rtt: 200_000, flowmode: 'dual-dsthost', nat: true });
+  assert.deepEqual(leafQdisc('cake', 4e6, 'host', 'up')!.qdisc, ['cake', 'besteffort', 'dual-srchost', 'nat', 'rtt', '200ms']);
+  // high rates: the default 100 ms either way
+  assert.equal(leafQdisc('cake', 1e9, 'host', 'down')!.expect!['rtt'], 100_000);
 });
